@@ -1,0 +1,194 @@
+"""
+The one exception tree of slotengine.
+
+Every error the library raises on purpose is a `SlotEngineError`. Each class carries a stable ``code`` for
+programs (log it, switch on it, translate it) and a message written for people. Errors that resemble a
+built-in also subclass it, so ``except ValueError`` keeps working for input errors and ``except LookupError``
+for missing things.
+
+A rule the whole library keeps: when one of these is raised, nothing was changed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = [
+    "AmbiguousLocalTimeError",
+    "ConcurrencyError",
+    "ConflictError",
+    "CurrencyMismatchError",
+    "IllegalTransitionError",
+    "InvalidInputError",
+    "InvalidIntervalError",
+    "InvalidMoneyError",
+    "NaiveDatetimeError",
+    "NonexistentLocalTimeError",
+    "NotFoundError",
+    "OutOfRangeError",
+    "PermissionDeniedError",
+    "PolicyViolationError",
+    "SlotEngineError",
+    "StorageError",
+    "UnknownTimeZoneError",
+]
+
+
+class SlotEngineError(Exception):
+    """
+    The root of every error slotengine raises on purpose.
+
+    It is abstract: only its subclasses are ever raised, so that a caller can always tell *what kind* of
+    failure happened from the class and its ``code``.
+    """
+
+    code: ClassVar[str] = "slotengine_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        if type(self) is SlotEngineError:
+            msg = "SlotEngineError is abstract: raise one of its subclasses"
+            raise TypeError(msg)
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+
+class InvalidInputError(SlotEngineError, ValueError):
+    """A value given to slotengine is not acceptable; nothing was built or changed."""
+
+    code: ClassVar[str] = "invalid_input"
+
+
+class NaiveDatetimeError(InvalidInputError):
+    """A datetime without a time zone reached the public API, where only aware datetimes are accepted."""
+
+    code: ClassVar[str] = "naive_datetime"
+
+
+class InvalidIntervalError(InvalidInputError):
+    """An interval whose end is not after its start, or whose bounds are of the wrong kind."""
+
+    code: ClassVar[str] = "invalid_interval"
+
+
+class NonexistentLocalTimeError(InvalidInputError):
+    """A local wall time that the clocks skip (a DST gap) was given where an exact time was required."""
+
+    code: ClassVar[str] = "nonexistent_local_time"
+
+
+class AmbiguousLocalTimeError(InvalidInputError):
+    """A local wall time that happens twice (a DST fold) was given where an exact time was required."""
+
+    code: ClassVar[str] = "ambiguous_local_time"
+
+
+class OutOfRangeError(InvalidInputError):
+    """An instant or a duration lies outside the range slotengine accepts (years 1970 to 2200 by default)."""
+
+    code: ClassVar[str] = "out_of_range"
+
+
+class UnknownTimeZoneError(InvalidInputError):
+    """A time zone name that is not an IANA zone key known to ``zoneinfo``."""
+
+    code: ClassVar[str] = "unknown_time_zone"
+
+
+class InvalidMoneyError(InvalidInputError):
+    """An amount of money that is a float, not a number, infinite, or too precise for its currency."""
+
+    code: ClassVar[str] = "invalid_money"
+
+
+class CurrencyMismatchError(InvalidInputError):
+    """Two amounts in different currencies were combined; slotengine never converts currencies."""
+
+    code: ClassVar[str] = "currency_mismatch"
+
+
+# --- missing things --------------------------------------------------------------------------------------
+
+
+class NotFoundError(SlotEngineError, LookupError):
+    """
+    A resource, service, booking or other record does not exist (for this tenant).
+
+    A record of another tenant is reported exactly like one that does not exist.
+    """
+
+    code: ClassVar[str] = "not_found"
+
+
+# --- refusals --------------------------------------------------------------------------------------------
+
+
+class ConflictError(SlotEngineError):
+    """
+    The requested time cannot be booked: it is taken, held, full, or otherwise unavailable.
+
+    ``details`` carries what is known: ``resource_id``, ``start``, ``end`` and ``reasons``.
+    """
+
+    code: ClassVar[str] = "conflict"
+
+
+class IllegalTransitionError(SlotEngineError):
+    """An action that the booking lifecycle does not allow from the booking's current status."""
+
+    code: ClassVar[str] = "illegal_transition"
+
+    def __init__(self, message: str, *, status: object, action: object, **details: Any) -> None:
+        super().__init__(message, status=status, action=action, **details)
+        self.status = status
+        self.action = action
+
+
+class PolicyViolationError(SlotEngineError):
+    """
+    An allowed action that the business's policy refuses now (a deadline passed, a limit reached).
+
+    ``details`` names the rule, and the deadline where there is one.
+    """
+
+    code: ClassVar[str] = "policy_violation"
+
+    def __init__(self, message: str, *, rule: str, deadline: datetime | None = None, **details: Any) -> None:
+        super().__init__(message, rule=rule, deadline=deadline, **details)
+        self.rule = rule
+        self.deadline = deadline
+
+
+class PermissionDeniedError(SlotEngineError):
+    """The actor is not allowed to do this; nothing was changed."""
+
+    code: ClassVar[str] = "permission_denied"
+
+
+# --- storage ---------------------------------------------------------------------------------------------
+
+
+class StorageError(SlotEngineError):
+    """The storage failed in a way that is not the caller's fault; the transaction was rolled back."""
+
+    code: ClassVar[str] = "storage_error"
+
+
+class ConcurrencyError(StorageError):
+    """
+    A concurrent writer got in the way (a serialization failure, a deadlock, a lock timeout).
+
+    Retrying the same call is safe and usually succeeds; the engine retries a bounded number of times.
+    """
+
+    code: ClassVar[str] = "concurrency"
+    retryable: ClassVar[bool] = True

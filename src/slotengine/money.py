@@ -1,0 +1,168 @@
+"""
+Money: an exact `Decimal` amount in one ISO 4217 currency.
+
+Amounts are always quantized to the currency's minor unit (2 decimals for EUR, 0 for JPY, 3 for KWD), so two
+equal amounts are equal values. Floats are refused outright (``0.1 + 0.2 != 0.3``), and so is any amount more
+precise than its currency: slotengine never rounds what a person typed. Only results that need rounding (a
+percentage of a price, a split) are rounded, half to even ("banker's rounding"), and the methods that do it
+say so.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Final
+
+import attrs
+
+from slotengine.errors import CurrencyMismatchError, InvalidMoneyError
+
+__all__ = ["CURRENCY_MINOR_UNITS", "Money"]
+
+_TWO_DECIMALS = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF "
+    "CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ "
+    "GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK "
+    "MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB "
+    "SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD "
+    "USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG ZWL"
+)
+
+CURRENCY_MINOR_UNITS: Final[dict[str, int]] = {
+    **dict.fromkeys(_TWO_DECIMALS.split(), 2),
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+"""ISO 4217 currency codes and the number of decimals of their minor unit."""
+
+
+def _check_currency(value: object) -> str:
+    if not isinstance(value, str) or value not in CURRENCY_MINOR_UNITS:
+        msg = f"unknown currency {value!r}: use an ISO 4217 code in capitals such as 'EUR', 'USD' or 'JPY'"
+        raise InvalidMoneyError(msg, currency=value)
+    return value
+
+
+def _to_decimal(value: object, currency: str) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        msg = (
+            f"money amounts must be exact: pass Decimal({str(value)!r}) or the string {str(value)!r}, "
+            f"not the {type(value).__name__} {value!r}"
+        )
+        raise InvalidMoneyError(msg, amount=value)
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int | str):
+        try:
+            amount = Decimal(value.strip() if isinstance(value, str) else value)
+        except InvalidOperation:
+            msg = f"{value!r} is not an amount of money"
+            raise InvalidMoneyError(msg, amount=value) from None
+    else:
+        msg = f"money amounts must be Decimal, int or str, not {type(value).__name__}"
+        raise InvalidMoneyError(msg, amount=value)
+    if not amount.is_finite():
+        msg = f"{value!r} is not a finite amount of money"
+        raise InvalidMoneyError(msg, amount=value)
+    places = CURRENCY_MINOR_UNITS[currency]
+    quantum = Decimal(1).scaleb(-places)
+    quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    if quantized != amount:
+        msg = (
+            f"{amount} {currency} has more decimals than {currency} allows ({places}); "
+            "round it yourself so that nobody's money is rounded silently"
+        )
+        raise InvalidMoneyError(msg, amount=value, currency=currency)
+    return quantized
+
+
+@attrs.frozen(repr=False, init=False)
+class Money:
+    """
+    An exact amount in one currency, such as ``Money("49.90", "EUR")``.
+
+    Money adds and subtracts only with money of the same currency, multiplies by whole or decimal factors
+    (rounding half to even), and compares only within a currency.
+
+    Raises:
+        InvalidMoneyError: the amount is a float, NaN, infinite, not a number, or more precise than the
+            currency's minor unit; or the currency is not an ISO 4217 code.
+    """
+
+    amount: Decimal
+    currency: str
+
+    def __init__(self, amount: Decimal | int | str, currency: str) -> None:
+        code = _check_currency(currency)
+        self.__attrs_init__(_to_decimal(amount, code), code)  # type: ignore[attr-defined]
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Return nothing, in *currency*."""
+        return cls(0, currency)
+
+    def __repr__(self) -> str:
+        return f"Money('{self.amount}', '{self.currency}')"
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    def _same(self, other: object, verb: str) -> Money:
+        if not isinstance(other, Money):
+            msg = f"cannot {verb} Money and {type(other).__name__}"
+            raise InvalidMoneyError(msg)
+        if other.currency != self.currency:
+            msg = f"cannot {verb} {self} and {other}: currencies differ and slotengine never converts them"
+            raise CurrencyMismatchError(msg, currencies=(self.currency, other.currency))
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.amount + self._same(other, "add").amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.amount - self._same(other, "subtract").amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        if isinstance(factor, bool) or not isinstance(factor, Decimal | int):
+            msg = f"money can be multiplied by an int or a Decimal, not {type(factor).__name__} {factor!r}"
+            raise InvalidMoneyError(msg)
+        return self._rounded(self.amount * factor)
+
+    __rmul__ = __mul__
+
+    def percent(self, percent: Decimal | int) -> Money:
+        """Return *percent* % of this amount, rounded half to even to the currency's minor unit."""
+        if isinstance(percent, bool) or not isinstance(percent, Decimal | int):
+            msg = f"a percentage must be an int or a Decimal, not {type(percent).__name__} {percent!r}"
+            raise InvalidMoneyError(msg)
+        return self * (Decimal(percent) / 100)
+
+    def _rounded(self, amount: Decimal) -> Money:
+        quantum = Decimal(1).scaleb(-CURRENCY_MINOR_UNITS[self.currency])
+        return Money(amount.quantize(quantum, rounding=ROUND_HALF_EVEN), self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        return self.amount < self._same(other, "compare").amount
+
+    def __le__(self, other: Money) -> bool:
+        return self.amount <= self._same(other, "compare").amount
+
+    def __gt__(self, other: Money) -> bool:
+        return self.amount > self._same(other, "compare").amount
+
+    def __ge__(self, other: Money) -> bool:
+        return self.amount >= self._same(other, "compare").amount
+
+    def __bool__(self) -> bool:
+        return bool(self.amount)
+
+    @property
+    def is_negative(self) -> bool:
+        """Whether this amount is below zero (a refund or a debt)."""
+        return self.amount < 0
