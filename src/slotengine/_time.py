@@ -123,7 +123,7 @@ def get_zone(name: object) -> ZoneInfo:
         UnknownTimeZoneError: *name* is not a string naming a known zone.
     """
     if not isinstance(name, str) or name not in _known_zones():
-        msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'America/New_York'"
+        msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
         raise UnknownTimeZoneError(msg, zone=name)
     return ZoneInfo(name)
 

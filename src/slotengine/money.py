@@ -47,7 +47,7 @@ def _check_currency(value: object) -> str:
 
 
 def _to_decimal(value: object, currency: str) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         msg = (
             f"money amounts must be exact: pass Decimal({str(value)!r}) or the string {str(value)!r}, "
             f"not the {type(value).__name__} {value!r}"
@@ -97,7 +97,7 @@ class Money:
 
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         code = _check_currency(currency)
-        self.__attrs_init__(_to_decimal(amount, code), code)  # type: ignore[attr-defined]
+        self.__attrs_init__(_to_decimal(amount, code), code)
 
     @classmethod
     def zero(cls, currency: str) -> Money:

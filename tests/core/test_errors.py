@@ -41,7 +41,7 @@ class TestTree:
         assert {cls.__name__ for cls in ALL_ERRORS} | {"SlotEngineError"} == set(errors.__all__)
 
     def test_builtins(self):
-        """Input errors are ValueErrors, missing things LookupErrors, concurrency errors are retryable storage errors."""
+        """Input errors are ValueErrors, missing things LookupErrors, concurrency errors retryable storage errors."""
         assert issubclass(InvalidInputError, ValueError)
         assert issubclass(NotFoundError, LookupError)
         assert issubclass(ConcurrencyError, StorageError)

@@ -31,7 +31,9 @@ class TestConstruction:
         assert expected == money.amount
         assert CURRENCY_MINOR_UNITS[currency] == -money.amount.as_tuple().exponent
 
-    @pytest.mark.parametrize("amount", [0.1, 1.0, True, Decimal("NaN"), Decimal("Infinity"), "-inf", "ten", None, [1]])
+    @pytest.mark.parametrize(
+        "amount", [0.1, 1.0, True, Decimal("NaN"), Decimal("Infinity"), "-inf", "ten", None, [1]]
+    )
     def test_refuses_inexact_or_non_numbers(self, amount):
         """Floats, bools, NaN, infinities and non-numbers raise InvalidMoneyError."""
         with pytest.raises(InvalidMoneyError):
@@ -56,7 +58,7 @@ class TestConstruction:
 
     def test_errors_are_value_errors(self):
         """Money errors are input errors and also ValueErrors."""
-        with pytest.raises(ValueError):  # noqa: PT011
+        with pytest.raises(ValueError):
             Money(0.5, "EUR")
         assert issubclass(InvalidMoneyError, InvalidInputError)
 
