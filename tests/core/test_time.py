@@ -44,7 +44,7 @@ class TestRequireAware:
 
     def test_rejects_naive(self):
         """A naive datetime raises NaiveDatetimeError naming the field and showing the fix."""
-        with pytest.raises(NaiveDatetimeError, match="start .* has no time zone") as info:
+        with pytest.raises(NaiveDatetimeError, match=r"start .* has no time zone") as info:
             require_aware(datetime(2026, 3, 1, 9), "start")
 
         assert "naive_datetime" == info.value.code
