@@ -202,9 +202,11 @@ def _to_enum(cls: type[_E], value: object, field: str) -> _E:
 
 
 def _schedule(value: object) -> Schedule | None:
+    if value is None:
+        return None
     from slotengine.schedule import Schedule
 
-    if value is None or isinstance(value, Schedule):
+    if isinstance(value, Schedule):
         return value
     msg = f"schedule must be a Schedule or None (inherit the business hours), not {type(value).__name__}"
     raise InvalidInputError(msg, field="schedule")
@@ -292,6 +294,13 @@ def _check_in(value: object) -> time | None:
 
 def _check_out(value: object) -> time | None:
     return _optional_time(value, "check_out")
+
+
+def _buffers_outside_hours(value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"buffers_outside_hours must be True or False, not {value!r}"
+        raise InvalidInputError(msg, field="buffers_outside_hours")
+    return value
 
 
 def _customer_id(value: object) -> str:
@@ -518,7 +527,7 @@ class Service:
     slot_step: timedelta | None = attrs.field(default=None, converter=_slot_step)
     buffer_before: timedelta = attrs.field(default=timedelta(0), converter=_buffer_before)
     buffer_after: timedelta = attrs.field(default=timedelta(0), converter=_buffer_after)
-    buffers_outside_hours: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    buffers_outside_hours: bool = attrs.field(default=False, converter=_buffers_outside_hours)
     price: Money | None = attrs.field(default=None, converter=_price)
     min_notice: timedelta = attrs.field(default=timedelta(0), converter=_min_notice)
     horizon: timedelta | None = attrs.field(default=None, converter=_horizon)
