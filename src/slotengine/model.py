@@ -470,8 +470,6 @@ def _needs(value: object) -> tuple[Need, ...]:
     return needs
 
 
-
-
 def _price(value: object) -> Money | None:
     if value is None or isinstance(value, Money):
         return value
