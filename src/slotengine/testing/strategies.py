@@ -13,10 +13,20 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
+# `Name as Name` marks a re-export for type checkers (STYLE habit 1); ruff's PLC0414 expects it in __init__.
+from slotengine.testing._interval_strategies import INTERVAL_WINDOW as INTERVAL_WINDOW  # noqa: PLC0414
+from slotengine.testing._interval_strategies import interval_sets as interval_sets  # noqa: PLC0414
+from slotengine.testing._interval_strategies import intervals as intervals  # noqa: PLC0414
+from slotengine.testing._interval_strategies import weighted_loads as weighted_loads  # noqa: PLC0414
+
 __all__ = [
     "DST_ZONES",
+    "INTERVAL_WINDOW",
     "aware_datetimes",
     "dst_transitions",
+    "interval_sets",
+    "intervals",
+    "weighted_loads",
     "zone_names",
 ]
 
