@@ -1,0 +1,526 @@
+"""
+Recurrence rules (RFC 5545 RRULE, EXDATE, RDATE) in a zone's local wall time.
+
+`Recurrence` is a frozen value over `dateutil.rrule`: dateutil expands the rule in *naive local wall time*
+(so a weekly 10:00 rule stays at 10:00 on the clock across DST changes, the behaviour calendar users expect),
+and slotengine turns each occurrence into an instant with `slotengine._time.localize`, the library's one
+wall-time rule.
+
+dateutil is untyped in places, calls ``datetime.now()`` when no ``dtstart`` is given, and loops forever on
+some inputs (``INTERVAL=0``); all of that stays inside this module: ``dtstart`` is always explicit, the rule
+text is checked here before dateutil sees it, and dateutil is imported only when a rule is built, so that
+``import slotengine`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Final, cast
+
+import attrs
+
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, localize, to_utc
+from slotengine.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from zoneinfo import ZoneInfo
+
+    from dateutil.rrule import rruleset
+
+__all__ = ["FREQUENCIES", "Recurrence", "occurrence_days"]
+
+FREQUENCIES: Final = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+"""The RRULE ``FREQ`` values, from the coarsest to the finest."""
+
+# Occurrences are found in wall time and then localized; a gap can move a wall time forward by its length
+# (one hour, half an hour, once a whole day: Pacific/Apia skipped 2011-12-30), so queries look this far
+# beyond their bounds in wall time and then filter on the exact instants.
+_MARGIN: Final = timedelta(days=2)
+_MIN_YEAR: Final = MIN_INSTANT.year
+_MAX_YEAR: Final = MAX_INSTANT.year
+_ICAL_DATETIME: Final = "%Y%m%dT%H%M%S"
+_DAYS_IN_MONTH: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_INT_RANGES: Final = {
+    "BYMONTH": (1, 12),
+    "BYMONTHDAY": (1, 31),
+    "BYYEARDAY": (1, 366),
+    "BYWEEKNO": (1, 53),
+}
+_UNTIL_RE: Final = re.compile(r"^(\d{8})(T\d{6})?(Z)?$")
+
+
+def _rule_error(rule: str, why: str) -> InvalidInputError:
+    return InvalidInputError(f"invalid RRULE {rule!r}: {why}", field="rule", rule=rule)
+
+
+def _split_rule(rule: str) -> list[tuple[str, str]]:
+    """Split RRULE text into ``(KEY, VALUE)`` pairs, upper-cased, refusing anything that is not one rule."""
+    body = rule.strip()
+    if body[:6].upper() == "RRULE:":
+        body = body[6:]
+    if "\n" in body or "\r" in body:
+        raise _rule_error(rule, "give one RRULE value; use Recurrence.from_ical() for iCalendar text")
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in body.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip().upper(), value.strip().upper()
+        if not sep or not key or not value:
+            raise _rule_error(rule, f"{item!r} is not a KEY=VALUE part (for example FREQ=WEEKLY)")
+        if key in seen:
+            raise _rule_error(rule, f"{key} is given twice")
+        seen.add(key)
+        pairs.append((key, value))
+    return pairs
+
+
+def _positive_int(rule: str, key: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise _rule_error(rule, f"{key} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _check_int_list(rule: str, key: str, value: str) -> list[int]:
+    low, high = _INT_RANGES[key]
+    numbers: list[int] = []
+    for text in value.split(","):
+        try:
+            number = int(text)
+        except ValueError:
+            raise _rule_error(rule, f"{key} takes whole numbers, got {text!r}") from None
+        allowed = low <= number <= high or (key != "BYMONTH" and -high <= number <= -low)
+        if not allowed:
+            span = f"{low}..{high}" if key == "BYMONTH" else f"{low}..{high} or -{high}..-{low}"
+            raise _rule_error(rule, f"{key} values must be in {span}, got {number}")
+        numbers.append(number)
+    return numbers
+
+
+def _canonical_until(rule: str, value: str) -> str:
+    match = _UNTIL_RE.match(value)
+    if match is None:
+        raise _rule_error(rule, f"UNTIL must look like 20251231 or 20251231T235959, got {value!r}")
+    day, clock, utc = match.groups()
+    if utc:
+        raise _rule_error(
+            rule,
+            "UNTIL must be a local wall time like dtstart, without 'Z' (for example UNTIL=20251231T235959); "
+            "Recurrence.from_ical() converts a UTC UNTIL for you",
+        )
+    try:
+        parsed = datetime.strptime(day + (clock or "T235959"), _ICAL_DATETIME)  # noqa: DTZ007 - a wall time
+    except ValueError:
+        raise _rule_error(rule, f"UNTIL {value!r} is not a real date and time") from None
+    # A date-only UNTIL means "up to and including that day", which is what people mean by it; dateutil would
+    # read it as midnight and silently drop the last day's occurrence.
+    return parsed.strftime(_ICAL_DATETIME)
+
+
+def _canonical_rule(value: object) -> str:
+    """
+    Check RRULE text and return it in a canonical spelling (upper case, no ``RRULE:`` prefix).
+
+    The checks are the ones dateutil does not make, or makes by hanging or by warning: ``FREQ`` is present and
+    known, ``INTERVAL`` and ``COUNT`` are positive, ``COUNT`` and ``UNTIL`` are not mixed (RFC 5545 forbids
+    it), numeric ``BY*`` lists are in range, and ``BYMONTHDAY`` can happen in at least one ``BYMONTH`` month
+    (``FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30`` would make dateutil search until the year 9999).
+    """
+    if not isinstance(value, str):
+        msg = f"a recurrence rule is RRULE text such as 'FREQ=WEEKLY;BYDAY=MO', not {type(value).__name__}"
+        raise InvalidInputError(msg, field="rule")
+    pairs = _split_rule(value)
+    parts = dict(pairs)
+    if "FREQ" not in parts:
+        raise _rule_error(value, "FREQ is missing (for example FREQ=WEEKLY)")
+    if parts["FREQ"] not in FREQUENCIES:
+        raise _rule_error(value, f"FREQ must be one of {', '.join(FREQUENCIES)}, got {parts['FREQ']!r}")
+    if "DTSTART" in parts:
+        raise _rule_error(value, "DTSTART is not part of an RRULE; pass dtstart= to Recurrence")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise _rule_error(value, "COUNT and UNTIL cannot be combined (RFC 5545); keep one of them")
+    for key in ("INTERVAL", "COUNT"):
+        if key in parts:
+            _positive_int(value, key, parts[key])
+    numbers = {key: _check_int_list(value, key, parts[key]) for key in _INT_RANGES if key in parts}
+    if "BYMONTH" in numbers and "BYMONTHDAY" in numbers:
+        longest = max(_DAYS_IN_MONTH[month - 1] for month in numbers["BYMONTH"])
+        if all(abs(day) > longest for day in numbers["BYMONTHDAY"]):
+            raise _rule_error(value, "no BYMONTHDAY exists in any BYMONTH month, so the rule never happens")
+    if "UNTIL" in parts:
+        pairs = [(k, _canonical_until(value, v) if k == "UNTIL" else v) for k, v in pairs]
+    return ";".join(f"{k}={v}" for k, v in pairs)
+
+
+def _check_wall(value: object, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        msg = (
+            f"{name} must be a naive datetime in local wall time (for example datetime(2025, 1, 4, 10, 0)), "
+            f"not {type(value).__name__} {value!r}"
+        )
+        raise InvalidInputError(msg, field=name)
+    if value.tzinfo is not None:
+        msg = (
+            f"{name} {value.isoformat()} must be a naive local wall time: the recurrence's zone says where "
+            "it is read, and an aware datetime would pin it to one UTC offset across DST changes"
+        )
+        raise InvalidInputError(msg, field=name)
+    if not _MIN_YEAR <= value.year < _MAX_YEAR:
+        msg = f"{name} {value.isoformat()} is outside the accepted years {_MIN_YEAR} to {_MAX_YEAR - 1}"
+        raise InvalidInputError(msg, field=name)
+    return value.replace(fold=0)
+
+
+def _dtstart(value: object) -> datetime:
+    if value is None:
+        msg = (
+            "a recurrence needs an explicit dtstart (its first local wall time); "
+            "dateutil would silently use the current time"
+        )
+        raise InvalidInputError(msg, field="dtstart")
+    return _check_wall(value, "dtstart")
+
+
+def _walls(values: Iterable[datetime], name: str) -> tuple[datetime, ...]:
+    if isinstance(values, (str, bytes, datetime)):
+        values = (values,)
+    try:
+        items = list(values)
+    except TypeError:
+        msg = f"{name} must be a collection of naive datetimes, not {type(values).__name__}"
+        raise InvalidInputError(msg, field=name) from None
+    return tuple(sorted({_check_wall(item, name) for item in items}))
+
+
+def _exdates(values: Iterable[datetime]) -> tuple[datetime, ...]:
+    return _walls(values, "exdates")
+
+
+def _rdates(values: Iterable[datetime]) -> tuple[datetime, ...]:
+    return _walls(values, "rdates")
+
+
+def _zone_name(value: object) -> str:
+    return get_zone(value).key
+
+
+def _fmt_wall(wall: datetime) -> str:
+    text = wall.strftime("%Y-%m-%d %H:%M")
+    return text + wall.strftime(":%S") if wall.second or wall.microsecond else text
+
+
+@attrs.frozen(repr=False)
+class Recurrence:
+    """
+    An RFC 5545 recurrence (RRULE with optional EXDATEs and RDATEs) read in one zone's local wall time.
+
+    Occurrences are generated by dateutil in **naive local wall time** from ``dtstart``, so they keep their
+    clock time across DST changes (a weekly 10:00 rule is at 10:00 in winter and in summer). Each one then
+    becomes an instant by the wall-time rule of `slotengine._time.localize` (RFC 5545):
+
+    * a wall time in a DST **gap** is read with the UTC offset before the gap, so it moves forward by the
+      gap's length (02:30 on the night Paris springs forward is 03:30 CEST);
+    * a wall time in a DST **fold** means its **first** occurrence (02:30 on the night Paris falls back is
+      02:30 CEST, the earlier of the two).
+
+    Two wall times that land on the same instant (02:30 moved to 03:30, and 03:30 itself) are one occurrence.
+
+    **Invalid dates are skipped, never clamped** (dateutil and RFC 5545): a monthly rule on the 31st
+    (``FREQ=MONTHLY;BYMONTHDAY=31``, or ``FREQ=MONTHLY`` from a dtstart on the 31st) happens only in months
+    that have a 31st, and a yearly rule from February 29 only in leap years. For "the last day of every
+    month" use ``BYMONTHDAY=-1``. ``dtstart`` counts as an occurrence only when it matches the rule
+    (dateutil's reading; ``COUNT`` counts the occurrences actually produced).
+
+    Args:
+        rule: the RRULE value, such as ``"FREQ=WEEKLY;INTERVAL=2;BYDAY=SA"`` (``RRULE:`` may prefix it).
+            ``UNTIL`` is a local wall time; a date-only ``UNTIL`` includes that whole day.
+        dtstart: the first local wall time, a naive `datetime`. Always required.
+        zone: the IANA zone the wall times are read in.
+        exdates: naive wall times removed from the occurrences (they must match an occurrence exactly).
+        rdates: naive wall times added to the occurrences.
+
+    Raises:
+        InvalidInputError: the rule text is not a valid RRULE (unknown FREQ, ``INTERVAL=0``, COUNT mixed with
+            UNTIL, out-of-range ``BY*`` values, ...), ``dtstart`` is missing, aware or not a datetime, or an
+            exdate/rdate is not a naive datetime.
+        UnknownTimeZoneError: *zone* is not a known IANA zone.
+    """
+
+    rule: str = attrs.field(converter=_canonical_rule)
+    dtstart: datetime = attrs.field(converter=_dtstart)
+    zone: str = attrs.field(converter=_zone_name)
+    exdates: tuple[datetime, ...] = attrs.field(default=(), converter=_exdates)
+    rdates: tuple[datetime, ...] = attrs.field(default=(), converter=_rdates)
+    _rset: rruleset = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_rset", _build(self.rule, self.dtstart, self.exdates, self.rdates))
+
+    # --- construction from iCalendar text ---------------------------------------------------------------
+
+    @classmethod
+    def from_ical(cls, text: str, zone: str | None = None) -> Recurrence:
+        """
+        Build a recurrence from iCalendar lines: ``DTSTART``, one ``RRULE``, and any ``EXDATE``/``RDATE``.
+
+        ``DTSTART`` is required (a rule without one has no first occurrence, and dateutil would use the
+        current time). Its ``TZID`` gives the zone when *zone* is not passed; when both are given they must
+        agree. Values in UTC (ending in ``Z``), as calendar exports write ``UNTIL``, are converted to local
+        wall time in the zone.
+
+        Raises:
+            InvalidInputError: a line is not one of those properties, DTSTART is missing or date-only, the
+                zone is missing or contradicts TZID, or a value is malformed.
+            UnknownTimeZoneError: the zone is not a known IANA zone.
+        """
+        if not isinstance(cast("object", text), str):
+            msg = f"iCalendar text must be a string, not {type(text).__name__}"
+            raise InvalidInputError(msg)
+        lines = _unfold(text)
+        props: dict[str, list[tuple[dict[str, str], str]]] = {}
+        for line in lines:
+            name, params, value = _content_line(line)
+            if name not in {"DTSTART", "RRULE", "EXDATE", "RDATE"}:
+                msg = f"unsupported iCalendar line {line!r}: a Recurrence reads DTSTART, RRULE, EXDATE, RDATE"
+                raise InvalidInputError(msg)
+            props.setdefault(name, []).append((params, value))
+        if "DTSTART" not in props:
+            msg = "an RRULE needs a DTSTART line (for example DTSTART;TZID=Europe/Paris:20250104T100000)"
+            raise InvalidInputError(msg, field="dtstart")
+        if len(props["DTSTART"]) > 1 or len(props.get("RRULE", ())) != 1:
+            msg = "iCalendar text for a Recurrence needs exactly one DTSTART and one RRULE line"
+            raise InvalidInputError(msg)
+        start_params, start_value = props["DTSTART"][0]
+        zone_name = _agree_zone(zone, start_params.get("TZID"))
+        tz = get_zone(zone_name)
+        dtstart = _ical_wall(start_value, start_params, tz, "DTSTART")
+        rule = _rule_with_local_until(props["RRULE"][0][1], tz)
+        exdates = [_ical_wall(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
+        rdates = [_ical_wall(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
+        return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
+
+    def to_ical(self) -> str:
+        """Return the recurrence as iCalendar lines (DTSTART with TZID, RRULE, EXDATE, RDATE)."""
+        lines = [f"DTSTART;TZID={self.zone}:{self.dtstart.strftime(_ICAL_DATETIME)}", f"RRULE:{self.rule}"]
+        if self.exdates:
+            values = ",".join(d.strftime(_ICAL_DATETIME) for d in self.exdates)
+            lines.append(f"EXDATE;TZID={self.zone}:{values}")
+        if self.rdates:
+            values = ",".join(d.strftime(_ICAL_DATETIME) for d in self.rdates)
+            lines.append(f"RDATE;TZID={self.zone}:{values}")
+        return "\n".join(lines)
+
+    # --- queries -----------------------------------------------------------------------------------------
+
+    @property
+    def freq(self) -> str:
+        """The rule's ``FREQ`` value, such as ``"WEEKLY"``."""
+        return dict(_split_rule(self.rule))["FREQ"]
+
+    @property
+    def parts(self) -> dict[str, str]:
+        """The rule's parts as a new ``{KEY: VALUE}`` dictionary, such as ``{"FREQ": "WEEKLY"}``."""
+        return dict(_split_rule(self.rule))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The `ZoneInfo` of `zone`."""
+        return get_zone(self.zone)
+
+    def between_walls(self, after: datetime, before: datetime, inc: bool = False) -> tuple[datetime, ...]:
+        """
+        Return the occurrences, as naive local wall times, between two wall times (on them too with *inc*).
+
+        This is the raw dateutil answer, before the wall-time rule: schedules use it to find the local days a
+        rule touches.
+
+        Raises:
+            InvalidInputError: a bound is not a naive datetime.
+        """
+        lo = _check_wall(after, "after")
+        hi = _check_wall(before, "before")
+        return tuple(self._rset.between(lo, hi, inc=inc))
+
+    def between(self, after: datetime, before: datetime, inc: bool = False) -> tuple[datetime, ...]:
+        """
+        Return the occurrences that fall strictly between two instants (or on them, with *inc*), in order.
+
+        Occurrences are aware datetimes in the recurrence's zone, found by the wall-time rule of the class
+        docstring; equal instants are reported once.
+
+        Raises:
+            NaiveDatetimeError: a bound has no time zone.
+        """
+        lo = to_utc(after, "after")
+        hi = to_utc(before, "before")
+        if hi < lo:
+            return ()
+        tz = self.tz
+        walls = self._rset.between(_wall_of(lo, tz) - _MARGIN, _wall_of(hi, tz) + _MARGIN, inc=True)
+        found = {localize(w, tz) for w in walls}
+        chosen = (i for i in found if lo <= i <= hi) if inc else (i for i in found if lo < i < hi)
+        return tuple(i.astimezone(tz) for i in sorted(chosen))
+
+    def after(self, instant: datetime, inc: bool = False) -> datetime | None:
+        """
+        Return the first occurrence after *instant* (or at it, with *inc*), or None when there is none.
+
+        Raises:
+            NaiveDatetimeError: *instant* has no time zone.
+        """
+        at = to_utc(instant, "instant")
+        tz = self.tz
+        best: datetime | None = None
+        stop: datetime | None = None
+        limit = _wall_of(MAX_INSTANT, tz) + _MARGIN
+        for wall in self._rset.xafter(_wall_of(at, tz) - _MARGIN, inc=True):
+            if wall > limit or (stop is not None and wall > stop):
+                break
+            moment = localize(wall, tz)
+            if (moment > at or (inc and moment == at)) and (best is None or moment < best):
+                best = moment
+                # Wall order and instant order differ only inside a gap, by less than the margin.
+                stop = wall + _MARGIN
+        return None if best is None else best.astimezone(tz)
+
+    def before(self, instant: datetime, inc: bool = False) -> datetime | None:
+        """
+        Return the last occurrence before *instant* (or at it, with *inc*), or None when there is none.
+
+        Like dateutil's ``before``, this walks the rule from ``dtstart``.
+
+        Raises:
+            NaiveDatetimeError: *instant* has no time zone.
+        """
+        at = to_utc(instant, "instant")
+        tz = self.tz
+        best: datetime | None = None
+        stop = _wall_of(at, tz) + _MARGIN
+        for wall in self._rset:
+            if wall > stop:
+                break
+            moment = localize(wall, tz)
+            if (moment < at or (inc and moment == at)) and (best is None or moment > best):
+                best = moment
+        return None if best is None else best.astimezone(tz)
+
+    def __repr__(self) -> str:
+        text = f"Recurrence({self.rule!r}, dtstart={_fmt_wall(self.dtstart)}, zone={self.zone!r}"
+        if self.exdates:
+            text += f", exdates=[{', '.join(_fmt_wall(d) for d in self.exdates)}]"
+        if self.rdates:
+            text += f", rdates=[{', '.join(_fmt_wall(d) for d in self.rdates)}]"
+        return text + ")"
+
+
+def _wall_of(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None, fold=0)
+
+
+def _build(rule: str, dtstart: datetime, exdates: Iterable[datetime], rdates: Iterable[datetime]) -> rruleset:
+    """Build dateutil's rruleset (imported here, so that importing slotengine does not import dateutil)."""
+    import warnings
+
+    from dateutil.rrule import rrulestr
+
+    try:
+        with warnings.catch_warnings():
+            # dateutil warns (and may later raise) on some inputs; we refuse those ourselves before this.
+            warnings.simplefilter("error")
+            rset = rrulestr(f"RRULE:{rule}", dtstart=dtstart, forceset=True)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, Warning) as exc:
+        raise _rule_error(rule, str(exc) or type(exc).__name__) from None
+    for wall in exdates:
+        rset.exdate(wall)
+    for wall in rdates:
+        rset.rdate(wall)
+    return rset
+
+
+# --- iCalendar text ---------------------------------------------------------------------------------------
+
+
+def _unfold(text: str) -> list[str]:
+    lines: list[str] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        if raw[:1] in {" ", "\t"} and lines:
+            lines[-1] += raw[1:]
+        elif raw.strip():
+            lines.append(raw.strip())
+    return lines
+
+
+def _content_line(line: str) -> tuple[str, dict[str, str], str]:
+    head, sep, value = line.partition(":")
+    if not sep or not value:
+        msg = f"{line!r} is not an iCalendar line of the form NAME;PARAM=VALUE:VALUE"
+        raise InvalidInputError(msg)
+    name, *raw_params = head.split(";")
+    params: dict[str, str] = {}
+    for raw in raw_params:
+        key, eq, val = raw.partition("=")
+        if not eq:
+            msg = f"malformed parameter {raw!r} in {line!r}"
+            raise InvalidInputError(msg)
+        params[key.strip().upper()] = val.strip()
+    return name.strip().upper(), params, value.strip()
+
+
+def _agree_zone(zone: str | None, tzid: str | None) -> str:
+    if zone is None and tzid is None:
+        msg = "say which zone the recurrence is in: pass zone= or write DTSTART;TZID=<zone>:..."
+        raise InvalidInputError(msg, field="zone")
+    if zone is not None and tzid is not None and zone != tzid:
+        msg = f"DTSTART says TZID={tzid} but zone={zone!r} was passed; they must agree"
+        raise InvalidInputError(msg, field="zone")
+    name = zone if zone is not None else tzid
+    return get_zone(name).key
+
+
+def _ical_wall(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> datetime:
+    if params.get("VALUE", "DATE-TIME").upper() != "DATE-TIME" or "T" not in value.upper():
+        msg = f"{prop} {value!r} is a date without a time; schedules recur at a time of day"
+        raise InvalidInputError(msg, field=prop.lower())
+    tzid = params.get("TZID")
+    if tzid is not None and tzid != tz.key:
+        msg = f"{prop} is in TZID={tzid} but the recurrence is in {tz.key}; they must agree"
+        raise InvalidInputError(msg, field=prop.lower())
+    text = value.strip().upper()
+    utc = text.endswith("Z")
+    try:
+        parsed = datetime.strptime(text.rstrip("Z"), _ICAL_DATETIME)  # noqa: DTZ007 - a wall time, or UTC below
+    except ValueError:
+        msg = f"{prop} value {value!r} is not a date-time like 20250104T100000"
+        raise InvalidInputError(msg, field=prop.lower()) from None
+    if utc:
+        return parsed.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None, fold=0)
+    return parsed
+
+
+def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
+    pairs = _split_rule(rule)
+    out: list[str] = []
+    for key, value in pairs:
+        if key == "UNTIL" and value.endswith("Z"):
+            wall = _ical_wall(value, {}, tz, "UNTIL")
+            out.append(f"UNTIL={wall.strftime(_ICAL_DATETIME)}")
+        else:
+            out.append(f"{key}={value}")
+    return ";".join(out)
+
+
+def occurrence_days(recurrence: Recurrence, first: date, last: date) -> frozenset[date]:
+    """
+    Return the local dates from *first* to *last* (inclusive) on which *recurrence* has an occurrence.
+
+    This reads the rule in wall time, before the wall-time rule is applied: it answers "which local days does
+    the rule name", which is what schedules need.
+    """
+    if last < first:
+        return frozenset()
+    lo = datetime.combine(first, time())
+    hi = datetime.combine(last, time.max)
+    return frozenset(w.date() for w in recurrence.between_walls(lo, hi, inc=True))
