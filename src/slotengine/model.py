@@ -564,8 +564,15 @@ class Service:
 
     @property
     def step(self) -> timedelta:
-        """The distance between offered starts (the slot step, or the duration when none is set)."""
-        return self.slot_step or self.duration
+        """
+        The distance between offered starts.
+
+        The slot step when one is set; otherwise the duration for services in minutes (back-to-back fixed
+        slots) and one day for whole-day services (a stay may start any day).
+        """
+        if self.slot_step is not None:
+            return self.slot_step
+        return self.duration if self.unit is ServiceUnit.MINUTES else _ONE_DAY
 
     def allows_duration(self, duration: timedelta) -> bool:
         """Return whether a client may book this service for *duration*."""

@@ -1,0 +1,439 @@
+"""The availability solver, by example: one business case per test."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from slotengine.availability import Availability, Load, ReasonCode, Strategy
+from slotengine.errors import ConflictError, InvalidInputError, NaiveDatetimeError, NotFoundError
+from slotengine.intervals import Interval, IntervalSet
+from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit
+
+MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def at(hour, minute=0, day=2):
+    """An instant on 2026-03-<day> in UTC."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+def hours_for(*resources, start=9, end=17, days=(2,)):
+    return {r.id: IntervalSet([(at(start, day=d), at(end, day=d)) for d in days]) for r in resources}
+
+
+def starts(slots):
+    return [s.start for s in slots]
+
+
+WHOLE_DAY = Interval(at(0), at(23, 59))
+ANN = Resource("ann", "Dr Ann", kind="user", type="dentist")
+BOB = Resource("bob", "Dr Bob", kind="user", type="dentist")
+CHECKUP = Service("checkup", "Check-up", needs=[Need(type="dentist")], duration=30 * MIN)
+
+
+class TestSlots:
+    def test_grid_steps_differ_from_duration(self):
+        """A 90-minute service on a 30-minute grid offers every half hour that fits before closing."""
+        service = Service(
+            "s", "Long", needs=[Need(resource_ids=["ann"])], duration=90 * MIN, slot_step=30 * MIN
+        )
+        availability = Availability([ANN], hours_for(ANN, start=9, end=12), now=at(0))
+
+        assert [at(9), at(9, 30), at(10), at(10, 30)] == starts(availability.slots(service, WHOLE_DAY))
+
+    def test_booking_blocks_every_overlapping_start(self):
+        """With a 30-minute grid and a 3-hour booking at 9:30, no start overlapping it is offered."""
+        service = Service(
+            "s", "Long", needs=[Need(resource_ids=["ann"])], duration=3 * HOUR, slot_step=30 * MIN
+        )
+        load = Load("b1", "ann", Interval(at(9, 30), at(12, 30)))
+        availability = Availability([ANN], hours_for(ANN, start=9, end=17), [load], now=at(0))
+
+        assert [at(12, 30), at(13), at(13, 30), at(14)] == starts(availability.slots(service, WHOLE_DAY))
+
+    def test_back_to_back_bookings_do_not_overlap(self):
+        """A booking ending at 10:00 leaves 10:00 free: intervals are half-open."""
+        availability = Availability(
+            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0)
+        )
+
+        assert at(10) == availability.slots(CHECKUP, WHOLE_DAY, pin=["ann"])[0].start
+
+    def test_pool_takes_any_free_member(self):
+        """'Any free dentist': when Ann is booked, Bob serves."""
+        load = Load("b1", "ann", Interval(at(9), at(10)))
+        availability = Availability([ANN, BOB], hours_for(ANN, BOB), [load], now=at(0))
+        first = availability.slots(CHECKUP, WHOLE_DAY)[0]
+
+        assert (at(9), ("bob",)) == (first.start, first.resource_ids)
+
+    def test_sorted_and_deterministic(self):
+        """Slots come sorted by start and the same inputs give the same answer."""
+        availability = Availability([BOB, ANN], hours_for(ANN, BOB), now=at(0))
+        first, second = availability.slots(CHECKUP, WHOLE_DAY), availability.slots(CHECKUP, WHOLE_DAY)
+
+        assert first == second
+        assert starts(first) == sorted(starts(first))
+        assert ("bob",) == first[0].resource_ids  # the order resources were given decides first-available
+
+    def test_client_zone_changes_presentation_only(self):
+        """A client in Tokyo sees the same instants, written in Tokyo time."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+        slot = availability.slots(CHECKUP, WHOLE_DAY)[0]
+        start, end = slot.in_zone("Asia/Tokyo")
+
+        assert (slot.start, slot.end) == (start, end)
+        assert (18, "Asia/Tokyo") == (start.hour, start.tzinfo.key)
+
+    def test_raw_mode_gives_integer_starts(self):
+        """slot_starts returns the same starts as integer microseconds."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+        raw = availability.slot_starts(CHECKUP, WHOLE_DAY)
+
+        assert [
+            int((s.start - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+            for s in availability.slots(CHECKUP, WHOLE_DAY)
+        ] == raw
+
+
+class TestCapacity:
+    def test_capacity_counts_overlaps(self):
+        """A room of capacity 2 takes two overlapping bookings and refuses the third."""
+        room = Resource("room", "Room", capacity=2)
+        service = Service("s", "Class", needs=[Need(resource_ids=["room"])], duration=HOUR)
+        loads = [
+            Load("b1", "room", Interval(at(9), at(10))),
+            Load("b2", "room", Interval(at(9, 30), at(10, 30))),
+        ]
+        availability = Availability([room], hours_for(room), loads, now=at(0))
+
+        assert [at(10), at(11)] == starts(availability.slots(service, WHOLE_DAY))[:2]
+        explanation = availability.explain(service, at(9))
+        assert [ReasonCode.CAPACITY_FULL, ReasonCode.NO_MEMBER_FREE] == [r.code for r in explanation.reasons]
+
+    def test_units(self):
+        """Three seats fit where 17 of 20 are taken, four do not."""
+        hall = Resource("hall", "Hall", capacity=20)
+        loads = [Load("b1", "hall", Interval(at(9), at(10)), units=17)]
+        availability = Availability([hall], hours_for(hall), loads, now=at(0))
+
+        def seats(n):
+            return Service("s", "Seats", needs=[Need(resource_ids=["hall"], units=n)], duration=HOUR)
+
+        assert availability.explain(seats(3), at(9)).bookable
+        assert not availability.explain(seats(4), at(9)).bookable
+
+    def test_unlimited_never_refuses_on_load(self):
+        """A conference hall with unlimited capacity accepts any overlap, but not outside its hours."""
+        hall = Resource("hall", "Hall", capacity=UNLIMITED)
+        service = Service("s", "Talk", needs=[Need(resource_ids=["hall"], units=500)], duration=HOUR)
+        loads = [Load(f"b{i}", "hall", Interval(at(9), at(17)), units=1000) for i in range(5)]
+        availability = Availability([hall], hours_for(hall), loads, now=at(0))
+
+        assert 8 == len(availability.slots(service, WHOLE_DAY))
+
+
+class TestCombinedNeeds:
+    def test_two_of_five(self):
+        """A class needing 2 of 5 instructors is offered while two are free, and assigns two distinct ones."""
+        staff = [Resource(f"i{k}", f"I{k}", kind="user", type="instructor") for k in range(5)]
+        service = Service("s", "Class", needs=[Need(type="instructor", count=2)], duration=HOUR)
+        loads = [Load(f"b{k}", f"i{k}", Interval(at(9), at(10))) for k in range(3)]
+        availability = Availability(staff, hours_for(*staff), loads, now=at(0))
+        first = availability.slots(service, WHOLE_DAY)[0]
+
+        assert (at(9), ("i3", "i4")) == (first.start, first.resource_ids)
+        loads.append(Load("b9", "i3", Interval(at(9), at(10))))
+        assert (
+            at(10)
+            == Availability(staff, hours_for(*staff), loads, now=at(0)).slots(service, WHOLE_DAY)[0].start
+        )
+
+    def test_car_and_driver(self):
+        """A car with driver needs one of each, both free for the whole interval."""
+        car = Resource("car", "Car", type="car")
+        driver = Resource("dan", "Dan", kind="user", type="driver")
+        service = Service(
+            "ride",
+            "Ride",
+            needs=[Need(type="car", label="car"), Need(type="driver", label="driver")],
+            duration=2 * HOUR,
+            slot_step=HOUR,
+        )
+        loads = [Load("b1", "car", Interval(at(9), at(10))), Load("b2", "dan", Interval(at(12), at(13)))]
+        availability = Availability([car, driver], hours_for(car, driver), loads, now=at(0))
+        slots = availability.slots(service, WHOLE_DAY)
+
+        assert [at(10), at(13), at(14), at(15)] == starts(slots)
+        assert ("car", "driver") == tuple(a.label for a in slots[0].assignments)
+
+    def test_overlapping_pools_never_share_a_resource(self):
+        """Two needs whose pools share Ann cannot both take her; the matching finds Ann + Bob."""
+        service = Service(
+            "s", "Duo", needs=[Need(resource_ids=["ann"]), Need(resource_ids=["ann", "bob"])], duration=HOUR
+        )
+        availability = Availability([ANN, BOB], hours_for(ANN, BOB), now=at(0))
+        slot = availability.slots(service, WHOLE_DAY)[0]
+
+        assert (("ann",), ("bob",)) == tuple(a.resource_ids for a in slot.assignments)
+
+    def test_auxiliary_only_with_primary(self):
+        """A service that can take only auxiliary resources is refused; with a primary one it is served."""
+        chair = Resource("chair", "Chair", role=ResourceRole.AUXILIARY, type="chair")
+        alone = Service("s", "Chair only", needs=[Need(type="chair")], duration=HOUR)
+        both = Service("t", "Cut", needs=[Need(type="dentist"), Need(type="chair")], duration=HOUR)
+        availability = Availability([ANN, chair], hours_for(ANN, chair), now=at(0))
+
+        with pytest.raises(InvalidInputError, match="only take auxiliary"):
+            availability.slots(alone, WHOLE_DAY)
+        assert ("ann", "chair") == availability.slots(both, WHOLE_DAY)[0].resource_ids
+
+
+class TestStrategies:
+    def setup_method(self):
+        self.loads = [Load("b1", "ann", Interval(at(14), at(16)))]
+        self.availability = Availability([ANN, BOB], hours_for(ANN, BOB), self.loads, now=at(0))
+
+    def test_first_available(self):
+        """First available takes resources in the given order."""
+        assert ("ann",) == self.availability.slots(CHECKUP, WHOLE_DAY)[0].resource_ids
+
+    def test_least_loaded(self):
+        """Least loaded takes the resource with the least booked time that local day."""
+        slot = self.availability.slots(CHECKUP, WHOLE_DAY, strategy=Strategy.LEAST_LOADED)[0]
+
+        assert ("bob",) == slot.resource_ids
+
+    def test_preferred(self):
+        """Preferred resources are tried first."""
+        slot = self.availability.slots(CHECKUP, WHOLE_DAY, strategy=Strategy.PREFERRED, preferred=["bob"])[0]
+
+        assert ("bob",) == slot.resource_ids
+
+    def test_pin(self):
+        """A pinned resource is always the one assigned, and its busy times are not offered."""
+        slots = self.availability.slots(CHECKUP, WHOLE_DAY, pin=["ann"])
+
+        assert all(s.resource_ids == ("ann",) for s in slots)
+        assert at(14) not in starts(slots)
+
+    @pytest.mark.parametrize("pin", [["zoe"], ["ann", "bob"]])
+    def test_bad_pin(self, pin):
+        """Pinning an unknown resource, or more than a need takes, is an input error."""
+        with pytest.raises(InvalidInputError, match="pinned"):
+            self.availability.slots(CHECKUP, WHOLE_DAY, pin=pin)
+
+
+class TestBuffers:
+    def test_existing_and_new_buffers_both_keep_time_free(self):
+        """A 15-minute after-buffer on the booking and a 15-minute before-buffer on the service add up."""
+        service = Service(
+            "s",
+            "Cut",
+            needs=[Need(resource_ids=["ann"])],
+            duration=30 * MIN,
+            slot_step=15 * MIN,
+            buffer_before=15 * MIN,
+        )
+        load = Load("b1", "ann", Interval(at(9, 15), at(10)), buffer_after=15 * MIN)
+        availability = Availability([ANN], hours_for(ANN, start=9, end=12), [load], now=at(0))
+
+        assert at(10, 30) == availability.slots(service, WHOLE_DAY)[0].start
+        reasons = availability.explain(service, at(10, 15)).reasons
+        assert ReasonCode.BUFFER in [r.code for r in reasons]
+        assert "b1" in [r.booking_id for r in reasons]
+
+    def test_buffers_stay_inside_hours_unless_allowed(self):
+        """Cleaning after closing is allowed only if the service says so."""
+        inside = Service(
+            "s", "Wash", needs=[Need(resource_ids=["ann"])], duration=HOUR, buffer_after=30 * MIN
+        )
+        outside = Service(
+            "s",
+            "Wash",
+            needs=[Need(resource_ids=["ann"])],
+            duration=HOUR,
+            buffer_after=30 * MIN,
+            buffers_outside_hours=True,
+        )
+        availability = Availability([ANN], hours_for(ANN, start=9, end=12), now=at(0))
+
+        assert [at(9), at(10)] == starts(availability.slots(inside, WHOLE_DAY))
+        assert [at(9), at(10), at(11)] == starts(availability.slots(outside, WHOLE_DAY))
+
+
+class TestNoticeHorizonAndHolds:
+    def test_min_notice_and_horizon(self):
+        """Starts earlier than now + notice, or later than now + horizon, are not offered and are explained."""
+        service = Service(
+            "s", "S", needs=[Need(type="dentist")], duration=HOUR, min_notice=2 * HOUR, horizon=5 * HOUR
+        )
+        availability = Availability([ANN], hours_for(ANN), now=at(8))
+
+        assert [at(10), at(11), at(12), at(13)] == starts(availability.slots(service, WHOLE_DAY))
+        assert [ReasonCode.MIN_NOTICE] == [r.code for r in availability.explain(service, at(9)).reasons]
+        assert [ReasonCode.BEYOND_HORIZON] == [r.code for r in availability.explain(service, at(14)).reasons]
+
+    @pytest.mark.parametrize(
+        ("now", "blocked"),
+        [
+            (at(9) - timedelta(microseconds=1), True),
+            (at(9), False),
+            (at(9) + timedelta(microseconds=1), False),
+        ],
+    )
+    def test_hold_frees_at_expiry(self, now, blocked):
+        """A hold blocks strictly before its expiry and frees at it, with no sweeper (test H1)."""
+        hold = Load("h1", "ann", Interval(at(10), at(11)), hold_until=at(9))
+        availability = Availability([ANN], hours_for(ANN), [hold], now=now)
+        explanation = availability.explain(CHECKUP, at(10), pin=["ann"])
+
+        assert blocked == (not explanation.bookable)
+        if blocked:
+            assert [(ReasonCode.HELD, at(9))] == [
+                (r.code, r.until) for r in explanation.reasons if r.code is ReasonCode.HELD
+            ]
+
+
+class TestWholeDays:
+    def test_nights_across_dst(self):
+        """An apartment rented by the night checks in at 15:00 and out at 11:00 local, across the spring change."""
+        apartment = Resource("apt", "Apartment", zone="Europe/Paris")
+        stay = Service(
+            "stay",
+            "Stay",
+            needs=[Need(resource_ids=["apt"])],
+            duration=timedelta(days=2),
+            max_duration=timedelta(days=7),
+            unit=ServiceUnit.NIGHTS,
+            check_in=time(15),
+            check_out=time(11),
+        )
+        open_all = {
+            "apt": IntervalSet([(datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC))])
+        }
+        loads = [
+            Load(
+                "b1",
+                "apt",
+                Interval(datetime(2026, 3, 30, 13, tzinfo=UTC), datetime(2026, 4, 1, 9, tzinfo=UTC)),
+            )
+        ]
+        availability = Availability([apartment], open_all, loads, now=datetime(2026, 3, 1, tzinfo=UTC))
+        window = Interval(datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC))
+        slots = availability.slots(stay, window)
+        local = [s.in_zone(PARIS) for s in slots]
+
+        assert [date(2026, 3, 27), date(2026, 3, 28), date(2026, 4, 1), date(2026, 4, 2)] == [
+            s.date() for s, _ in local
+        ]
+        assert all((s.time(), e.time()) == (time(15), time(11)) for s, e in local)
+        # The stay over the night of the change is one hour shorter in elapsed time.
+        assert timedelta(hours=43) == slots[1].end - slots[1].start
+
+    def test_days_are_whole_local_days(self):
+        """A daily rental starts at local midnight and lasts 23 hours on the spring-forward day."""
+        spot = Resource("p1", "Parking 1", zone="Europe/Paris")
+        rent = Service(
+            "day", "Day", needs=[Need(resource_ids=["p1"])], duration=timedelta(days=1), unit=ServiceUnit.DAYS
+        )
+        open_all = {
+            "p1": IntervalSet([(datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC))])
+        }
+        availability = Availability([spot], open_all, now=datetime(2026, 3, 1, tzinfo=UTC))
+        slot = availability.check(rent, datetime(2026, 3, 29, tzinfo=PARIS))
+
+        assert timedelta(hours=23) == slot.end - slot.start
+        assert [ReasonCode.OFF_GRID] == [
+            r.code for r in availability.explain(rent, datetime(2026, 3, 29, 10, tzinfo=PARIS)).reasons
+        ][:1]
+
+
+class TestExplainAndCheck:
+    def test_outside_hours_and_time_off(self):
+        """explain tells closed hours from time off when time off is given."""
+        off = {"ann": IntervalSet([(at(12), at(13))])}
+        hours = {"ann": IntervalSet([(at(9), at(17))]) - off["ann"]}
+        availability = Availability([ANN], hours, now=at(0), time_off=off)
+
+        assert ReasonCode.TIME_OFF in [r.code for r in availability.explain(CHECKUP, at(12)).reasons]
+        assert ReasonCode.OUTSIDE_HOURS in [r.code for r in availability.explain(CHECKUP, at(18)).reasons]
+
+    def test_check_raises_conflict_with_reasons(self):
+        """check() refuses a taken start with ConflictError carrying structured reasons."""
+        availability = Availability(
+            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0)
+        )
+
+        with pytest.raises(ConflictError, match="ann is booked") as info:
+            availability.check(CHECKUP, at(9))
+        assert "b1" in [r.booking_id for r in info.value.details["reasons"]]
+        assert at(10) == availability.check(CHECKUP, at(10)).start
+
+    def test_naive_start_refused(self):
+        """explain refuses a naive start."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+
+        with pytest.raises(NaiveDatetimeError):
+            availability.explain(CHECKUP, datetime(2026, 3, 2, 9))
+
+
+class TestQueries:
+    def test_next_available(self):
+        """next_available finds the first free start at or after an instant, across days."""
+        loads = [Load("b1", "ann", Interval(at(9), at(17)))]
+        availability = Availability([ANN], hours_for(ANN, days=(2, 3)), loads, now=at(0))
+
+        assert at(9, day=3) == availability.next_available(CHECKUP, at(8)).start
+        assert availability.next_available(CHECKUP, at(17, day=3)) is None
+
+    def test_days_with_slots(self):
+        """A calendar widget gets the local days of a month that have a slot."""
+        availability = Availability([ANN], hours_for(ANN, days=(2, 4, 31)), now=at(0))
+
+        assert [date(2026, 3, 2), date(2026, 3, 4), date(2026, 3, 31)] == availability.days_with_slots(
+            CHECKUP, 2026, 3, "Europe/Paris"
+        )
+
+    def test_free_time(self):
+        """A day view gets a resource's free time."""
+        availability = Availability(
+            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(10), at(11)))], now=at(0)
+        )
+
+        assert IntervalSet([(at(9), at(10)), (at(11), at(17))]) == availability.free_time("ann", WHOLE_DAY)
+        with pytest.raises(NotFoundError):
+            availability.free_time("zoe", WHOLE_DAY)
+
+
+class TestBadInput:
+    def test_duration_must_be_allowed(self):
+        """A duration the service does not allow is an input error."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+
+        with pytest.raises(InvalidInputError, match="cannot be booked for"):
+            availability.slots(CHECKUP, WHOLE_DAY, duration=HOUR)
+
+    def test_repeated_resource_and_missing_hours(self):
+        """Resources must be unique and each needs hours."""
+        with pytest.raises(InvalidInputError, match="twice"):
+            Availability([ANN, ANN], hours_for(ANN), now=at(0))
+        with pytest.raises(InvalidInputError, match="no open hours"):
+            Availability([ANN, BOB], hours_for(ANN), now=at(0))
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"units": 0},
+            {"units": 1.5},
+            {"buffer_after": timedelta(minutes=-1)},
+            {"hold_until": datetime(2026, 3, 2, 9)},
+        ],
+    )
+    def test_bad_loads(self, kwargs):
+        """Loads are validated like every other value."""
+        with pytest.raises(InvalidInputError):
+            Load("b1", "ann", Interval(at(9), at(10)), **kwargs)
