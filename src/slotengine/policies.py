@@ -1,0 +1,392 @@
+"""
+The rules a business sets, as frozen values evaluated in the core.
+
+Policies never add a transition to the lifecycle table; they decide whether an allowed one may be taken now
+(a deadline passed?), and which action a request becomes (does this payment confirm the booking?). They
+also compute money: the refund and penalty of a cancellation are *quoted* by `CancellationPolicy.quote`
+before the action and recorded after it, from the same function.
+
+A booking keeps a copy of the `Policies` in force when it was made, so a later change of the business's
+rules never changes what an existing customer was promised.
+
+Deadlines are measured back from the booking's start on the wall clock of the resource's zone: "48 hours
+before a 10:00 start" is 10:00 two days earlier, local time, even across a DST change (local wall times are
+resolved by the rule in `slotengine._time`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Final, TypeVar
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from slotengine._time import localize, to_utc
+from slotengine.errors import InvalidInputError, PolicyViolationError
+from slotengine.lifecycle import Action, BookingStatus
+from slotengine.money import Money
+
+__all__ = [
+    "CancellationPolicy",
+    "CancellationQuote",
+    "ConfirmationMode",
+    "ConfirmationPolicy",
+    "HoldPolicy",
+    "NoShowPolicy",
+    "Policies",
+    "RefundTier",
+    "ReschedulePolicy",
+    "wall_clock_before",
+]
+
+_HUNDRED: Final = Decimal(100)
+_T = TypeVar("_T")
+
+
+def wall_clock_before(start: datetime, before: timedelta, zone: ZoneInfo) -> datetime:
+    """Return the instant *before* ahead of *start* on the wall clock of *zone* (see the module docstring)."""
+    local = to_utc(start, "start").astimezone(zone).replace(tzinfo=None)
+    return localize(local - before, zone)
+
+
+def _timedelta(value: object, field: str, *, allow_zero: bool = True) -> timedelta:
+    if not isinstance(value, timedelta) or value < timedelta(0) or (not allow_zero and not value):
+        rule = "a non-negative" if allow_zero else "a positive"
+        msg = f"{field} must be {rule} timedelta, got {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _percent(value: object, field: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        msg = f"{field} must be an int or a Decimal percentage, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=field)
+    percent = Decimal(value)
+    if not percent.is_finite() or not Decimal(0) <= percent <= _HUNDRED:
+        msg = f"{field} must be between 0 and 100, got {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return percent
+
+
+# --- holds ---------------------------------------------------------------------------------------------------
+
+
+def _ttl(value: object) -> timedelta:
+    return _timedelta(value, "ttl", allow_zero=False)
+
+
+def _bool(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"{field} must be True or False, not {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _late_payment(value: object) -> bool:
+    return _bool("accept_late_payment", value)
+
+
+@attrs.frozen
+class HoldPolicy:
+    """
+    How long a pre-booking holds its time, and whether a payment that arrives after it expired is accepted.
+
+    A hold's expiry is fixed when it is made; nothing refreshes it. A late payment is accepted only if the
+    time is still free, checked like a new booking (pretix's rule).
+    """
+
+    ttl: timedelta = attrs.field(default=timedelta(minutes=30), converter=_ttl)
+    accept_late_payment: bool = attrs.field(default=True, converter=_late_payment)
+
+
+# --- confirmation and payment --------------------------------------------------------------------------------
+
+
+class ConfirmationMode(enum.StrEnum):
+    """Which comes first, the seeds ask: payment or the manager's confirmation?"""
+
+    PAYMENT_CONFIRMS = "payment_confirms"
+    """A payment of at least the deposit confirms the booking by itself; a manager may also confirm."""
+    MANAGER_FIRST = "manager_first"
+    """A manager must confirm before any payment is accepted."""
+    ANY_ORDER = "any_order"
+    """Both are needed, in either order: a payment on a pre-booking waits for the manager's confirmation."""
+
+
+def _mode(value: object) -> ConfirmationMode:
+    try:
+        return ConfirmationMode(str(value))
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in ConfirmationMode)
+        msg = f"confirmation mode must be one of {allowed}, got {value!r}"
+        raise InvalidInputError(msg, field="mode") from None
+
+
+def _deposit(value: object) -> Decimal:
+    return _percent(value, "deposit_percent")
+
+
+@attrs.frozen
+class ConfirmationPolicy:
+    """
+    Who confirms a booking, and what payment does.
+
+    ``deposit_percent`` is the share of the price that, paid on a pre-booking, confirms it under
+    `ConfirmationMode.PAYMENT_CONFIRMS` (100 means only full payment confirms).
+    """
+
+    mode: ConfirmationMode = attrs.field(default=ConfirmationMode.PAYMENT_CONFIRMS, converter=_mode)
+    deposit_percent: Decimal = attrs.field(default=Decimal(100), converter=_deposit)
+
+    def payment_action(self, status: BookingStatus, paid: Money, amount: Money, due: Money) -> Action:
+        """
+        Return the action a payment of *amount* becomes, for a booking in *status* that has *paid* of *due*.
+
+        Raises:
+            InvalidInputError: the amount is not positive.
+            CurrencyMismatchError: the amount is not in the booking's currency.
+            PolicyViolationError: the payment would exceed the amount due (overpayment), or a manager must
+                confirm first.
+        """
+        if amount.amount <= 0:
+            msg = f"a payment must be a positive amount, got {amount}"
+            raise InvalidInputError(msg, field="amount")
+        total = paid + amount
+        if total > due:
+            msg = f"a payment of {amount} would bring the total paid to {total}, more than the {due} due"
+            raise PolicyViolationError(msg, rule="overpayment", due=due, paid=paid)
+        full = total == due
+        if status is BookingStatus.PRE_BOOKING:
+            if self.mode is ConfirmationMode.MANAGER_FIRST:
+                msg = "this business accepts payment only after a manager has confirmed the booking"
+                raise PolicyViolationError(msg, rule="manager_first")
+            if self.mode is ConfirmationMode.ANY_ORDER:
+                return Action.PREPAY
+            if full:
+                return Action.PAY_FULL
+            deposit = due.percent(self.deposit_percent)
+            return Action.DEPOSIT if total >= deposit else Action.PREPAY
+        if status is BookingStatus.NO_SHOW:
+            return Action.PAY_PARTIAL
+        return Action.PAY_FULL if full else Action.PAY_PARTIAL
+
+    @staticmethod
+    def confirm_action(paid: Money, due: Money) -> Action:
+        """Return the action a manager's confirmation becomes: paid in full already, or not."""
+        return Action.CONFIRM_PAID if paid >= due and due.amount > 0 else Action.CONFIRM
+
+
+# --- cancellation --------------------------------------------------------------------------------------------
+
+
+def _before(value: object) -> timedelta:
+    return _timedelta(value, "before")
+
+
+def _refund_percent(value: object) -> Decimal:
+    return _percent(value, "refund_percent")
+
+
+@attrs.frozen
+class RefundTier:
+    """Cancelled at least *before* ahead of the start (wall clock), the client gets *refund_percent* back."""
+
+    before: timedelta = attrs.field(converter=_before)
+    refund_percent: Decimal = attrs.field(converter=_refund_percent)
+
+
+def _tiers(value: object) -> tuple[RefundTier, ...]:
+    if not isinstance(value, Iterable) or not all(isinstance(t, RefundTier) for t in value):
+        msg = "refund tiers must be a sequence of RefundTier values"
+        raise InvalidInputError(msg, field="tiers")
+    tiers = tuple(sorted(value, key=lambda t: t.before, reverse=True))
+    if len({t.before for t in tiers}) != len(tiers):
+        msg = "two refund tiers start at the same time before the start"
+        raise InvalidInputError(msg, field="tiers")
+    return tiers
+
+
+def _otherwise(value: object) -> Decimal:
+    return _percent(value, "otherwise_percent")
+
+
+def _fee(value: object) -> Decimal:
+    return _percent(value, "no_show_fee_percent")
+
+
+def _deadline(value: object) -> timedelta | None:
+    return None if value is None else _timedelta(value, "deadline")
+
+
+def _charge(value: object) -> bool:
+    return _bool("charge_unpaid_penalty", value)
+
+
+@attrs.frozen
+class CancellationQuote:
+    """
+    What a cancellation costs, computed before it happens and recorded after it.
+
+    ``penalty`` is what the cancellation costs the client (price × (100 − refund %)); ``refund`` is what
+    goes back from what was paid; ``owed`` is the part of the penalty not covered by payments.
+    """
+
+    refund_percent: Decimal
+    penalty: Money
+    refund: Money
+    owed: Money
+    tier: RefundTier | None
+
+
+@attrs.frozen
+class CancellationPolicy:
+    """
+    Tiered refunds by how long before the start a client cancels, a client deadline, and a no-show fee.
+
+    Example: ``CancellationPolicy(tiers=[RefundTier(48h, 100), RefundTier(24h, 50)])`` gives a full refund
+    more than 48 hours ahead, half between 24 and 48 hours, nothing later (``otherwise_percent``).
+    Cancellations by the business always refund everything.
+    """
+
+    tiers: tuple[RefundTier, ...] = attrs.field(default=(), converter=_tiers)
+    otherwise_percent: Decimal = attrs.field(default=Decimal(100), converter=_otherwise)
+    deadline: timedelta | None = attrs.field(default=None, converter=_deadline)
+    no_show_fee_percent: Decimal = attrs.field(default=Decimal(0), converter=_fee)
+    charge_unpaid_penalty: bool = attrs.field(default=False, converter=_charge)
+
+    def quote(
+        self, *, price: Money, paid: Money, start: datetime, now: datetime, zone: ZoneInfo, by_business: bool
+    ) -> CancellationQuote:
+        """
+        Return what cancelling now would cost, without changing anything.
+
+        Raises:
+            PolicyViolationError: a client cancels after the deadline.
+        """
+        now = to_utc(now, "now")
+        if by_business:
+            return CancellationQuote(
+                _HUNDRED, Money.zero(price.currency), paid, Money.zero(price.currency), None
+            )
+        if self.deadline is not None:
+            deadline = wall_clock_before(start, self.deadline, zone)
+            if now > deadline:
+                msg = (
+                    f"cancellations are accepted until {deadline.astimezone(zone).isoformat()} "
+                    f"({self.deadline} before the start)"
+                )
+                raise PolicyViolationError(msg, rule="cancellation_deadline", deadline=deadline)
+        tier = next((t for t in self.tiers if now <= wall_clock_before(start, t.before, zone)), None)
+        percent = tier.refund_percent if tier is not None else self.otherwise_percent
+        penalty = price - price.percent(percent)
+        refund = paid - penalty if paid > penalty else Money.zero(price.currency)
+        owed = penalty - paid if penalty > paid else Money.zero(price.currency)
+        return CancellationQuote(percent, penalty, refund, owed, tier)
+
+    def no_show_fee(self, price: Money) -> Money:
+        """Return the fee a no-show owes."""
+        return price.percent(self.no_show_fee_percent)
+
+
+# --- rescheduling and attendance -----------------------------------------------------------------------------
+
+
+def _max_times(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"max_times must be a whole number of at least 0, or None for no limit, got {value!r}"
+        raise InvalidInputError(msg, field="max_times")
+    return value
+
+
+@attrs.frozen
+class ReschedulePolicy:
+    """Rescheduling is allowed until *deadline* before the start (wall clock), at most *max_times* times."""
+
+    deadline: timedelta | None = attrs.field(default=None, converter=_deadline)
+    max_times: int | None = attrs.field(default=None, converter=_max_times)
+
+    def check(self, *, start: datetime, now: datetime, zone: ZoneInfo, times_so_far: int) -> None:
+        """
+        Raise if a reschedule is not allowed now.
+
+        Raises:
+            PolicyViolationError: the deadline passed or the limit is reached.
+        """
+        if self.max_times is not None and times_so_far >= self.max_times:
+            msg = f"this booking was already moved {times_so_far} times; at most {self.max_times} are allowed"
+            raise PolicyViolationError(msg, rule="reschedule_limit")
+        if self.deadline is not None:
+            deadline = wall_clock_before(start, self.deadline, zone)
+            if to_utc(now, "now") > deadline:
+                msg = f"bookings can be moved until {deadline.astimezone(zone).isoformat()}"
+                raise PolicyViolationError(msg, rule="reschedule_deadline", deadline=deadline)
+
+
+def _grace(value: object) -> timedelta:
+    return _timedelta(value, "grace")
+
+
+@attrs.frozen
+class NoShowPolicy:
+    """A booking not checked in by *grace* after its start may be marked a no-show."""
+
+    grace: timedelta = attrs.field(default=timedelta(minutes=15), converter=_grace)
+
+    def check(self, *, start: datetime, now: datetime, checked_in: bool) -> None:
+        """
+        Raise unless the booking may be marked a no-show now.
+
+        Raises:
+            PolicyViolationError: the client checked in, or the grace period has not passed.
+        """
+        if checked_in:
+            msg = "the client checked in, so this is not a no-show"
+            raise PolicyViolationError(msg, rule="checked_in")
+        deadline = start + self.grace
+        if to_utc(now, "now") < deadline:
+            msg = f"a no-show can be marked from {deadline.isoformat()} ({self.grace} after the start)"
+            raise PolicyViolationError(msg, rule="no_show_grace", deadline=deadline)
+
+
+def _hold_policy(value: object) -> HoldPolicy:
+    return _instance(value, HoldPolicy, "hold")
+
+
+def _confirmation_policy(value: object) -> ConfirmationPolicy:
+    return _instance(value, ConfirmationPolicy, "confirmation")
+
+
+def _cancellation_policy(value: object) -> CancellationPolicy:
+    return _instance(value, CancellationPolicy, "cancellation")
+
+
+def _reschedule_policy(value: object) -> ReschedulePolicy:
+    return _instance(value, ReschedulePolicy, "reschedule")
+
+
+def _no_show_policy(value: object) -> NoShowPolicy:
+    return _instance(value, NoShowPolicy, "no_show")
+
+
+def _instance(value: object, cls: type[_T], field: str) -> _T:
+    if not isinstance(value, cls):
+        msg = f"{field} must be a {cls.__name__}, not {type(value).__name__}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+@attrs.frozen
+class Policies:
+    """All the rules of a business in one value; a booking keeps the copy in force when it was made."""
+
+    hold: HoldPolicy = attrs.field(factory=HoldPolicy, converter=_hold_policy)
+    confirmation: ConfirmationPolicy = attrs.field(factory=ConfirmationPolicy, converter=_confirmation_policy)
+    cancellation: CancellationPolicy = attrs.field(factory=CancellationPolicy, converter=_cancellation_policy)
+    reschedule: ReschedulePolicy = attrs.field(factory=ReschedulePolicy, converter=_reschedule_policy)
+    no_show: NoShowPolicy = attrs.field(factory=NoShowPolicy, converter=_no_show_policy)

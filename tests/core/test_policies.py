@@ -1,0 +1,207 @@
+"""Policies: which action a request becomes, deadlines on the local wall clock, and quoted money."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from slotengine.errors import CurrencyMismatchError, InvalidInputError, PolicyViolationError
+from slotengine.lifecycle import Action, BookingStatus
+from slotengine.money import Money
+from slotengine.policies import (
+    CancellationPolicy,
+    ConfirmationMode,
+    ConfirmationPolicy,
+    HoldPolicy,
+    NoShowPolicy,
+    Policies,
+    RefundTier,
+    ReschedulePolicy,
+    wall_clock_before,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+H = timedelta(hours=1)
+EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
+TIERED = CancellationPolicy(tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)], otherwise_percent=0)
+# Monday 30 March 2026, 10:00 in Paris; the clocks sprang forward on Sunday 29 March.
+START = datetime(2026, 3, 30, 10, tzinfo=PARIS)
+
+
+class TestWallClock:
+    def test_before_across_dst(self):
+        """48 hours before Monday 10:00 is Saturday 10:00 local, 47 hours of elapsed time across the change."""
+        deadline = wall_clock_before(START, 48 * H, PARIS)
+
+        assert datetime(2026, 3, 28, 10, tzinfo=PARIS) == deadline
+        assert 47 * H == START - deadline
+
+
+class TestConfirmation:
+    @pytest.mark.parametrize(
+        ("mode", "status", "paid", "amount", "expected"),
+        [
+            (ConfirmationMode.PAYMENT_CONFIRMS, BookingStatus.PRE_BOOKING, "0", "100", Action.PAY_FULL),
+            (ConfirmationMode.PAYMENT_CONFIRMS, BookingStatus.PRE_BOOKING, "0", "30", Action.PREPAY),
+            (ConfirmationMode.ANY_ORDER, BookingStatus.PRE_BOOKING, "0", "100", Action.PREPAY),
+            (ConfirmationMode.MANAGER_FIRST, BookingStatus.CONFIRMED, "0", "40", Action.PAY_PARTIAL),
+            (ConfirmationMode.MANAGER_FIRST, BookingStatus.CONFIRMED, "60", "40", Action.PAY_FULL),
+        ],
+    )
+    def test_payment_action(self, mode, status, paid, amount, expected):
+        """A payment becomes the action its policy and the amounts say."""
+        policy = ConfirmationPolicy(mode=mode)
+
+        assert expected == policy.payment_action(status, EUR(paid), EUR(amount), EUR("100"))
+
+    def test_deposit_confirms(self):
+        """With a 30 % deposit, paying 30 of 100 confirms a pre-booking."""
+        policy = ConfirmationPolicy(deposit_percent=30)
+
+        assert Action.DEPOSIT == policy.payment_action(BookingStatus.PRE_BOOKING, EUR(0), EUR(30), EUR(100))
+        assert Action.PREPAY == policy.payment_action(BookingStatus.PRE_BOOKING, EUR(0), EUR("29.99"), EUR(100))
+
+    def test_manager_first_refuses_payment(self):
+        """Under manager-first, paying a pre-booking is a policy violation."""
+        with pytest.raises(PolicyViolationError, match="only after a manager") as info:
+            ConfirmationPolicy(mode="manager_first").payment_action(BookingStatus.PRE_BOOKING, EUR(0), EUR(10), EUR(100))
+        assert "manager_first" == info.value.rule
+
+    def test_overpayment_and_currency(self):
+        """Overpayment is refused; a payment in another currency is a mismatch; zero is no payment."""
+        policy = ConfirmationPolicy()
+
+        with pytest.raises(PolicyViolationError, match="more than"):
+            policy.payment_action(BookingStatus.CONFIRMED, EUR(90), EUR(20), EUR(100))
+        with pytest.raises(CurrencyMismatchError):
+            policy.payment_action(BookingStatus.CONFIRMED, EUR(0), Money(10, "USD"), EUR(100))
+        with pytest.raises(InvalidInputError):
+            policy.payment_action(BookingStatus.CONFIRMED, EUR(0), EUR(0), EUR(100))
+
+    def test_confirm_action(self):
+        """Confirming a booking already paid in full makes it paid."""
+        assert Action.CONFIRM_PAID == ConfirmationPolicy.confirm_action(EUR(100), EUR(100))
+        assert Action.CONFIRM == ConfirmationPolicy.confirm_action(EUR(50), EUR(100))
+        assert Action.CONFIRM == ConfirmationPolicy.confirm_action(EUR(0), EUR(0))
+
+    @pytest.mark.parametrize("kwargs", [{"mode": "first"}, {"deposit_percent": 101}, {"deposit_percent": 0.5}])
+    def test_bad_policy(self, kwargs):
+        """Invalid policies are refused at construction."""
+        with pytest.raises(InvalidInputError):
+            ConfirmationPolicy(**kwargs)
+
+
+class TestCancellation:
+    @pytest.mark.parametrize(
+        ("now", "refund", "penalty"),
+        [
+            (datetime(2026, 3, 28, 9, tzinfo=PARIS), "100.00", "0.00"),
+            (datetime(2026, 3, 28, 10, tzinfo=PARIS), "100.00", "0.00"),  # exactly at the tier boundary
+            (datetime(2026, 3, 28, 11, tzinfo=PARIS), "50.00", "50.00"),
+            (datetime(2026, 3, 29, 10, tzinfo=PARIS), "50.00", "50.00"),
+            (datetime(2026, 3, 29, 10, 1, tzinfo=PARIS), "0.00", "100.00"),
+        ],
+    )
+    def test_tiers(self, now, refund, penalty):
+        """> 48 h: everything back; 24-48 h: half; < 24 h: nothing (boundaries on the local wall clock)."""
+        quote = TIERED.quote(price=EUR(100), paid=EUR(100), start=START, now=now, zone=PARIS, by_business=False)
+
+        assert (EUR(refund), EUR(penalty), EUR(0)) == (quote.refund, quote.penalty, quote.owed)
+
+    def test_business_cancellation_refunds_everything(self):
+        """When the business cancels, the client gets everything back."""
+        quote = TIERED.quote(price=EUR(100), paid=EUR(60), start=START, now=START, zone=PARIS, by_business=True)
+
+        assert (EUR(60), EUR(0)) == (quote.refund, quote.penalty)
+
+    def test_deposit_smaller_than_penalty(self):
+        """With 30 paid and a 50 penalty, nothing is refunded and 20 is owed."""
+        quote = TIERED.quote(
+            price=EUR(100), paid=EUR(30), start=START, now=datetime(2026, 3, 29, 9, tzinfo=PARIS), zone=PARIS, by_business=False
+        )
+
+        assert (EUR(0), EUR(50), EUR(20)) == (quote.refund, quote.penalty, quote.owed)
+
+    def test_deadline(self):
+        """After the client deadline, cancelling is refused with the deadline in the error."""
+        policy = CancellationPolicy(deadline=2 * H)
+
+        with pytest.raises(PolicyViolationError, match="accepted until") as info:
+            policy.quote(price=EUR(10), paid=EUR(0), start=START, now=START - H, zone=PARIS, by_business=False)
+        assert START - 2 * H == info.value.deadline
+
+    @given(
+        st.integers(0, 10**6), st.integers(0, 100), st.integers(0, 100), st.integers(-200, 200)
+    )
+    def test_money_balances(self, cents, paid_share, percent, hours_before):
+        """Refund + kept = paid, penalty = kept + owed, and nothing is negative, for any amounts."""
+        price = Money(Decimal(cents).scaleb(-2), "EUR")
+        paid = Money((Decimal(cents) * paid_share // 100).scaleb(-2), "EUR")
+        policy = CancellationPolicy(tiers=[RefundTier(24 * H, percent)], otherwise_percent=0)
+        quote = policy.quote(price=price, paid=paid, start=START, now=START - hours_before * H, zone=PARIS, by_business=False)
+        kept = paid - quote.refund
+
+        assert not (quote.refund.is_negative or quote.owed.is_negative or kept.is_negative)
+        assert quote.penalty == kept + quote.owed
+
+    def test_no_show_fee(self):
+        """The no-show fee is a share of the price."""
+        assert EUR(25) == CancellationPolicy(no_show_fee_percent=25).no_show_fee(EUR(100))
+
+    def test_bad_tiers(self):
+        """Two tiers at the same point, or a non-tier, are refused."""
+        with pytest.raises(InvalidInputError):
+            CancellationPolicy(tiers=[RefundTier(H, 10), RefundTier(H, 20)])
+        with pytest.raises(InvalidInputError):
+            CancellationPolicy(tiers=[(H, 10)])
+
+
+class TestRescheduleAndNoShow:
+    def test_reschedule_limit_and_deadline(self):
+        """Moving is refused after N times or past the deadline."""
+        policy = ReschedulePolicy(deadline=24 * H, max_times=1)
+
+        policy.check(start=START, now=START - 25 * H, zone=PARIS, times_so_far=0)
+        with pytest.raises(PolicyViolationError, match="at most 1"):
+            policy.check(start=START, now=START - 25 * H, zone=PARIS, times_so_far=1)
+        with pytest.raises(PolicyViolationError, match="can be moved until"):
+            policy.check(start=START, now=START - 23 * H, zone=PARIS, times_so_far=0)
+
+    def test_no_show_after_grace(self):
+        """A no-show may be marked only after the grace period and only if not checked in."""
+        policy = NoShowPolicy(grace=timedelta(minutes=10))
+
+        policy.check(start=START, now=START + timedelta(minutes=10), checked_in=False)
+        with pytest.raises(PolicyViolationError, match="from"):
+            policy.check(start=START, now=START + timedelta(minutes=9), checked_in=False)
+        with pytest.raises(PolicyViolationError, match="checked in"):
+            policy.check(start=START, now=START + H, checked_in=True)
+
+
+class TestPolicies:
+    def test_defaults(self):
+        """The defaults: 30-minute holds, payment confirms, free cancellation, 15-minute grace."""
+        policies = Policies()
+
+        assert timedelta(minutes=30) == policies.hold.ttl
+        assert ConfirmationMode.PAYMENT_CONFIRMS == policies.confirmation.mode
+        assert Decimal(100) == policies.cancellation.otherwise_percent
+
+    @pytest.mark.parametrize(
+        "build",
+        [
+            lambda: HoldPolicy(ttl=timedelta(0)),
+            lambda: HoldPolicy(accept_late_payment="yes"),
+            lambda: Policies(hold="30m"),
+            lambda: ReschedulePolicy(max_times=-1),
+            lambda: NoShowPolicy(grace=-H),
+            lambda: RefundTier(-H, 10),
+        ],
+    )
+    def test_bad_values(self, build):
+        """Each bad policy value raises InvalidInputError."""
+        with pytest.raises(InvalidInputError):
+            build()
