@@ -144,7 +144,9 @@ class TestCancellation:
         quote = policy.quote(price=price, paid=paid, start=START, now=START - hours_before * H, zone=PARIS, by_business=False)
         kept = paid - quote.refund
 
-        assert not (quote.refund.is_negative or quote.owed.is_negative or kept.is_negative)
+        assert not quote.refund.is_negative
+        assert not quote.owed.is_negative
+        assert not kept.is_negative
         assert quote.penalty == kept + quote.owed
 
     def test_no_show_fee(self):
