@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from slotengine.intervals import Interval, IntervalSet
 
-__all__ = ["INTERVAL_WINDOW", "interval_sets", "intervals", "weighted_loads"]
+__all__ = ["INTERVAL_WINDOW", "interval_lists", "interval_sets", "intervals", "weighted_loads"]
 
 INTERVAL_WINDOW = Interval(datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC))
 """Three days around Europe's 2026 change to summer time (29 March, 01:00 UTC): 4,320 minutes."""
@@ -29,6 +29,39 @@ def _whole_minutes(window: Interval) -> tuple[datetime, int]:
         msg = f"a strategy window must start and end on whole minutes, got {window!r}"
         raise ValueError(msg)
     return window.start, window.duration // _MINUTE
+
+
+def _zones(zones: st.SearchStrategy[str] | None) -> st.SearchStrategy[str]:
+    if zones is not None:
+        return zones
+    # Imported here, not at the top: `strategies` re-exports this module, so a top-level import would be
+    # circular whichever of the two is imported first.
+    from slotengine.testing.strategies import zone_names
+
+    return zone_names()
+
+
+def _offsets(length: int, max_minutes: int | None) -> st.SearchStrategy[tuple[int, int]]:
+    """
+    Draw ``(first minute, duration)``: often booking-sized (up to 2 h), sometimes up to *max_minutes*.
+
+    Starts and durations are often whole hours, so that pieces of different sets often touch exactly (the
+    half-open rule's edge), which uniformly drawn minutes would rarely do.
+    """
+    cap = length if max_minutes is None else max(1, min(max_minutes, length))
+    hours = st.integers(1, max(1, min(cap, 240) // 60)).map(lambda h: h * 60)
+    durations = st.one_of(st.integers(1, min(cap, 120)), st.integers(1, cap), hours)
+    starts = st.one_of(st.integers(0, length - 1), st.integers(0, (length - 1) // 60).map(lambda h: h * 60))
+    return st.tuples(starts, durations)
+
+
+def _build(origin: datetime, length: int, offset: tuple[int, int], zone: ZoneInfo) -> Interval:
+    # A duration that would run past the window is cut at its end: intervals that end exactly there are
+    # an edge case worth drawing often.
+    first, duration = offset
+    start = origin + first * _MINUTE
+    end = origin + min(first + duration, length) * _MINUTE
+    return Interval(start.astimezone(zone), end.astimezone(zone))
 
 
 @st.composite
@@ -47,19 +80,39 @@ def intervals(
     `DST_ZONES`).
     """
     origin, length = _whole_minutes(within)
-    cap = length if max_minutes is None else max(1, min(max_minutes, length))
-    first = draw(st.integers(0, length - 1))
-    room = min(cap, length - first)
-    duration = draw(st.one_of(st.integers(1, min(room, 120)), st.integers(1, room)))
-    if zones is None:
-        # Imported here, not at the top: `strategies` re-exports this module, so a top-level import would be
-        # circular whichever of the two is imported first.
-        from slotengine.testing.strategies import zone_names
+    zone = ZoneInfo(draw(_zones(zones)))
+    return _build(origin, length, draw(_offsets(length, max_minutes)), zone)
 
-        zones = zone_names()
-    zone = ZoneInfo(draw(zones))
-    start = origin + first * _MINUTE
-    return Interval(start.astimezone(zone), (start + duration * _MINUTE).astimezone(zone))
+
+@st.composite
+def _interval_lists(
+    draw: st.DrawFn,
+    within: Interval,
+    *,
+    max_size: int,
+    max_minutes: int | None,
+    zones: st.SearchStrategy[str] | None,
+) -> list[Interval]:
+    # One zone per list keeps drawing cheap (hypothesis runs this hundreds of times per test).
+    origin, length = _whole_minutes(within)
+    zone = ZoneInfo(draw(_zones(zones)))
+    offsets = draw(st.lists(_offsets(length, max_minutes), max_size=max_size))
+    return [_build(origin, length, offset, zone) for offset in offsets]
+
+
+def interval_lists(
+    within: Interval = INTERVAL_WINDOW,
+    *,
+    max_size: int = 12,
+    max_minutes: int | None = None,
+    zones: st.SearchStrategy[str] | None = None,
+) -> st.SearchStrategy[list[Interval]]:
+    """
+    Draw a list of up to *max_size* intervals like `intervals`, all given in one drawn zone.
+
+    The intervals often overlap or touch: this is raw input for building an `IntervalSet`.
+    """
+    return _interval_lists(within, max_size=max_size, max_minutes=max_minutes, zones=zones)
 
 
 def interval_sets(
@@ -69,20 +122,25 @@ def interval_sets(
     max_minutes: int | None = None,
 ) -> st.SearchStrategy[IntervalSet]:
     """
-    Draw an `IntervalSet` built from up to *max_size* intervals of `intervals` (it may be empty).
+    Draw an `IntervalSet` built from an `interval_lists` list (it may be empty).
 
     The pieces often overlap or touch, so the set's normalization merges some of them.
     """
-    return st.lists(intervals(within, max_minutes=max_minutes), max_size=max_size).map(IntervalSet)
+    return interval_lists(within, max_size=max_size, max_minutes=max_minutes).map(IntervalSet)
 
 
+@st.composite
 def weighted_loads(
+    draw: st.DrawFn,
     within: Interval = INTERVAL_WINDOW,
     *,
     max_size: int = 10,
     max_units: int = 4,
     max_minutes: int | None = None,
-) -> st.SearchStrategy[list[tuple[Interval, int]]]:
+) -> list[tuple[Interval, int]]:
     """Draw up to *max_size* ``(interval, units)`` loads for a `CapacityProfile`, each of 1 to *max_units*."""
-    load = st.tuples(intervals(within, max_minutes=max_minutes), st.integers(1, max_units))
-    return st.lists(load, max_size=max_size)
+    origin, length = _whole_minutes(within)
+    zone = ZoneInfo(draw(_zones(None)))
+    weighted = st.tuples(_offsets(length, max_minutes), st.integers(1, max_units))
+    loads = draw(st.lists(weighted, max_size=max_size))
+    return [(_build(origin, length, offset, zone), units) for offset, units in loads]

@@ -194,18 +194,19 @@ def total_duration(interval_set: IntervalSet) -> timedelta:
 
 def widen(interval_set: IntervalSet, before: timedelta, after: timedelta) -> frozenset[int]:
     """
-    Return the minutes within *before* of the start or *after* of the end of some minute of the set.
+    Return the minutes of every run of the set's minutes, stretched by *before* and *after*.
 
-    Stretching each covered minute ``m`` to ``[m - before, m + 1 + after)`` and taking the union stretches
-    every run of minutes by exactly that much. The result is cut to 1970–2200, as slotengine's is.
+    A run ``[a, b)`` of consecutive minutes becomes ``[a - before, b + after)``; runs that come to overlap
+    simply share minutes. The result is cut to 1970–2200, as slotengine's is.
 
     Raises:
         ValueError: *before* or *after* is not a whole number of minutes.
     """
     lead, trail = _exact_minutes(before), _exact_minutes(after)
     out: set[int] = set()
-    for minute in minute_set(interval_set):
-        out.update(range(max(minute - lead, _FIRST_MINUTE), min(minute + 1 + trail, _LAST_MINUTE)))
+    for run in intervals_from_minutes(minute_set(interval_set)):
+        first, end = minutes_of(run).start - lead, minutes_of(run).stop + trail
+        out.update(range(max(first, _FIRST_MINUTE), min(end, _LAST_MINUTE)))
     return frozenset(out)
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 # `Name as Name` marks a re-export for type checkers (STYLE habit 1); ruff's PLC0414 expects it in __init__.
 from slotengine.testing._interval_strategies import INTERVAL_WINDOW as INTERVAL_WINDOW  # noqa: PLC0414
+from slotengine.testing._interval_strategies import interval_lists as interval_lists  # noqa: PLC0414
 from slotengine.testing._interval_strategies import interval_sets as interval_sets  # noqa: PLC0414
 from slotengine.testing._interval_strategies import intervals as intervals  # noqa: PLC0414
 from slotengine.testing._interval_strategies import weighted_loads as weighted_loads  # noqa: PLC0414
@@ -24,6 +25,7 @@ __all__ = [
     "INTERVAL_WINDOW",
     "aware_datetimes",
     "dst_transitions",
+    "interval_lists",
     "interval_sets",
     "intervals",
     "weighted_loads",
