@@ -49,6 +49,7 @@ _INT_RANGES: Final = {
     "BYWEEKNO": (1, 53),
 }
 _UNTIL_RE: Final = re.compile(r"^(\d{8})(T\d{6})?(Z)?$")
+_ICAL_VALUE_RE: Final = re.compile(r"^\d{8}T\d{6}Z?$")
 
 
 def _rule_error(rule: str, why: str) -> InvalidInputError:
@@ -348,8 +349,9 @@ class Recurrence:
         """
         Return the occurrences that fall strictly between two instants (or on them, with *inc*), in order.
 
-        Occurrences are aware datetimes in the recurrence's zone, found by the wall-time rule of the class
-        docstring; equal instants are reported once.
+        Occurrences are found by the wall-time rule of the class docstring and returned as aware UTC
+        datetimes, like every instant slotengine returns (a local datetime inside a fold compares unequal to
+        every datetime of another zone, PEP 495); equal instants are reported once.
 
         Raises:
             NaiveDatetimeError: a bound has no time zone.
@@ -362,11 +364,11 @@ class Recurrence:
         walls = self._rset.between(_wall_of(lo, tz) - _MARGIN, _wall_of(hi, tz) + _MARGIN, inc=True)
         found = {localize(w, tz) for w in walls}
         chosen = (i for i in found if lo <= i <= hi) if inc else (i for i in found if lo < i < hi)
-        return tuple(i.astimezone(tz) for i in sorted(chosen))
+        return tuple(sorted(chosen))
 
     def after(self, instant: datetime, inc: bool = False) -> datetime | None:
         """
-        Return the first occurrence after *instant* (or at it, with *inc*), or None when there is none.
+        Return the first occurrence after *instant* (or at it, with *inc*) in UTC, or None when there is none.
 
         Raises:
             NaiveDatetimeError: *instant* has no time zone.
@@ -384,11 +386,11 @@ class Recurrence:
                 best = moment
                 # Wall order and instant order differ only inside a gap, by less than the margin.
                 stop = wall + _MARGIN
-        return None if best is None else best.astimezone(tz)
+        return best
 
     def before(self, instant: datetime, inc: bool = False) -> datetime | None:
         """
-        Return the last occurrence before *instant* (or at it, with *inc*), or None when there is none.
+        Return the last occurrence before *instant* (or at it, with *inc*) in UTC, or None when there is none.
 
         Like dateutil's ``before``, this walks the rule from ``dtstart``.
 
@@ -405,7 +407,7 @@ class Recurrence:
             moment = localize(wall, tz)
             if (moment < at or (inc and moment == at)) and (best is None or moment > best):
                 best = moment
-        return None if best is None else best.astimezone(tz)
+        return best
 
     def __repr__(self) -> str:
         text = f"Recurrence({self.rule!r}, dtstart={_fmt_wall(self.dtstart)}, zone={self.zone!r}"
@@ -490,6 +492,9 @@ def _ical_wall(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> d
         raise InvalidInputError(msg, field=prop.lower())
     text = value.strip().upper()
     utc = text.endswith("Z")
+    if _ICAL_VALUE_RE.match(text) is None:
+        msg = f"{prop} value {value!r} is not a date-time like 20250104T100000"
+        raise InvalidInputError(msg, field=prop.lower())
     try:
         parsed = datetime.strptime(text.rstrip("Z"), _ICAL_DATETIME)  # noqa: DTZ007 - a wall time, or UTC below
     except ValueError:

@@ -1,0 +1,368 @@
+"""Recurrence: RFC 5545 rules expanded in local wall time, each occurrence made an instant by the wall-time rule."""
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from slotengine._time import is_nonexistent
+from slotengine.errors import InvalidInputError, NaiveDatetimeError, UnknownTimeZoneError
+from slotengine.recurrence import Recurrence, occurrence_days
+from slotengine.testing.strategies import DST_ZONES, dst_transitions
+
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+class TestConstruction:
+    def test_canonical_rule_text(self):
+        """The rule is stored upper-cased and without its RRULE: prefix, so equal rules compare equal."""
+        a = Recurrence("rrule:freq=weekly;byday=sa", datetime(2025, 1, 4, 10), "Europe/Paris")
+        b = Recurrence("FREQ=WEEKLY;BYDAY=SA", datetime(2025, 1, 4, 10), "Europe/Paris")
+
+        assert "FREQ=WEEKLY;BYDAY=SA" == a.rule
+        assert b == a
+        assert hash(b) == hash(a)
+
+    def test_repr_is_readable(self):
+        """The repr shows the rule, the wall dtstart, the zone and any exdates."""
+        rec = Recurrence(
+            "FREQ=WEEKLY;BYDAY=SA", datetime(2025, 1, 4, 10), "Europe/Paris", exdates=[datetime(2025, 1, 11, 10)]
+        )
+
+        assert (
+            "Recurrence('FREQ=WEEKLY;BYDAY=SA', dtstart=2025-01-04 10:00, zone='Europe/Paris', "
+            "exdates=[2025-01-11 10:00])"
+        ) == repr(rec)
+
+    def test_exdates_are_sorted_and_deduplicated(self):
+        """Exdates and rdates become sorted tuples without duplicates."""
+        rec = Recurrence(
+            "FREQ=DAILY",
+            datetime(2025, 1, 1, 9),
+            "UTC",
+            exdates=[datetime(2025, 1, 3, 9), datetime(2025, 1, 2, 9), datetime(2025, 1, 3, 9)],
+        )
+
+        assert (datetime(2025, 1, 2, 9), datetime(2025, 1, 3, 9)) == rec.exdates
+
+    def test_date_only_until_includes_that_day(self):
+        """A date-only UNTIL keeps the occurrence on that day, instead of cutting at its midnight."""
+        rec = Recurrence("FREQ=DAILY;UNTIL=20250103", datetime(2025, 1, 1, 10), "UTC")
+
+        assert "FREQ=DAILY;UNTIL=20250103T235959" == rec.rule
+        assert 3 == len(rec.between(utc(2025, 1, 1), utc(2025, 2, 1)))
+
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ("", "FREQ is missing"),
+            ("garbage", "not a KEY=VALUE part"),
+            ("FREQ=FORTNIGHTLY", "FREQ must be one of"),
+            ("FREQ=WEEKLY;BYDAY=XX", "invalid 'BYDAY'"),
+            ("FREQ=WEEKLY;FOO=1", "unknown parameter"),
+            ("FREQ=WEEKLY;COUNT=3;UNTIL=20250301T000000", "COUNT and UNTIL cannot be combined"),
+            ("FREQ=WEEKLY;INTERVAL=0", "INTERVAL must be a whole number of at least 1"),
+            ("FREQ=WEEKLY;COUNT=-1", "COUNT must be a whole number of at least 1"),
+            ("FREQ=WEEKLY;FREQ=DAILY", "FREQ is given twice"),
+            ("FREQ=MONTHLY;BYMONTHDAY=32", "BYMONTHDAY values must be in"),
+            ("FREQ=YEARLY;BYMONTH=13", "BYMONTH values must be in 1..12"),
+            ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never happens"),
+            ("FREQ=WEEKLY;UNTIL=20250301T000000Z", "without 'Z'"),
+            ("FREQ=WEEKLY;UNTIL=20250231", "not a real date"),
+            ("FREQ=DAILY;BYHOUR=25", "hour must be in 0..23"),
+            ("DTSTART=20250101T000000;FREQ=DAILY", "DTSTART is not part of an RRULE"),
+            ("FREQ=DAILY\nRRULE:FREQ=WEEKLY", "from_ical"),
+        ],
+    )
+    def test_bad_rule_text(self, rule, message):
+        """Rule text that is not a valid RRULE raises InvalidInputError saying what is wrong."""
+        with pytest.raises(InvalidInputError, match=message):
+            Recurrence(rule, datetime(2025, 1, 1, 10), "Europe/Paris")
+
+    def test_rule_must_be_text(self):
+        """A rule that is not a string is refused."""
+        with pytest.raises(InvalidInputError, match="RRULE text"):
+            Recurrence(7, datetime(2025, 1, 1, 10), "Europe/Paris")
+
+    def test_dtstart_is_required(self):
+        """A missing dtstart is refused, because dateutil would quietly use the current time."""
+        with pytest.raises(InvalidInputError, match="explicit dtstart"):
+            Recurrence("FREQ=DAILY", None, "Europe/Paris")
+
+    @pytest.mark.parametrize(
+        ("dtstart", "message"),
+        [
+            (datetime(2025, 1, 1, 10, tzinfo=PARIS), "naive local wall time"),
+            (date(2025, 1, 1), "naive datetime"),
+            ("2025-01-01T10:00", "naive datetime"),
+            (datetime(1969, 12, 31, 10), "outside the accepted years"),
+        ],
+    )
+    def test_bad_dtstart(self, dtstart, message):
+        """A dtstart that is aware, a date, text or out of range raises InvalidInputError."""
+        with pytest.raises(InvalidInputError, match=message):
+            Recurrence("FREQ=DAILY", dtstart, "Europe/Paris")
+
+    def test_unknown_zone(self):
+        """An unknown zone raises UnknownTimeZoneError."""
+        with pytest.raises(UnknownTimeZoneError):
+            Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "Mars/Olympus")
+
+    def test_aware_exdate(self):
+        """An aware exdate is refused: exdates are local wall times like dtstart."""
+        with pytest.raises(InvalidInputError, match="exdates"):
+            Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "UTC", exdates=[utc(2025, 1, 2, 10)])
+
+    def test_exdates_not_a_collection(self):
+        """Exdates given as something that is not a collection are refused."""
+        with pytest.raises(InvalidInputError, match="collection of naive datetimes"):
+            Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "UTC", exdates=5)
+
+
+class TestIcal:
+    def test_round_trip(self):
+        """to_ical writes DTSTART with TZID, RRULE, EXDATE and RDATE, and from_ical reads them back."""
+        rec = Recurrence(
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=SA",
+            datetime(2025, 1, 4, 10),
+            "Europe/Paris",
+            exdates=[datetime(2025, 2, 1, 10)],
+            rdates=[datetime(2025, 2, 9, 10)],
+        )
+
+        text = rec.to_ical()
+
+        assert (
+            "DTSTART;TZID=Europe/Paris:20250104T100000\n"
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA\n"
+            "EXDATE;TZID=Europe/Paris:20250201T100000\n"
+            "RDATE;TZID=Europe/Paris:20250209T100000"
+        ) == text
+        assert rec == Recurrence.from_ical(text)
+
+    def test_utc_until_becomes_local(self):
+        """A UTC UNTIL, as calendar exports write it, is converted to local wall time in the zone."""
+        rec = Recurrence.from_ical(
+            "DTSTART;TZID=America/New_York:20250104T100000\nRRULE:FREQ=WEEKLY;UNTIL=20250301T150000Z"
+        )
+
+        assert "FREQ=WEEKLY;UNTIL=20250301T100000" == rec.rule
+
+    def test_folded_lines_and_zone_argument(self):
+        """Folded lines are unfolded, and a DTSTART without TZID takes the zone argument."""
+        rec = Recurrence.from_ical("DTSTART:20250104T100000\nRRULE:FREQ=WEEKLY;\n BYDAY=SA", zone="UTC")
+
+        assert Recurrence("FREQ=WEEKLY;BYDAY=SA", datetime(2025, 1, 4, 10), "UTC") == rec
+
+    @pytest.mark.parametrize(
+        ("text", "zone", "message"),
+        [
+            ("RRULE:FREQ=DAILY", "UTC", "needs a DTSTART"),
+            ("DTSTART:20250104T100000\nRRULE:FREQ=DAILY", None, "say which zone"),
+            ("DTSTART;TZID=Europe/Paris:20250104T100000\nRRULE:FREQ=DAILY", "UTC", "must agree"),
+            ("DTSTART;VALUE=DATE:20250104\nRRULE:FREQ=DAILY", "UTC", "without a time"),
+            ("DTSTART:20250104T100000", "UTC", "exactly one DTSTART and one RRULE"),
+            ("DTSTART:20250104T100000\nRRULE:FREQ=DAILY\nBEGIN:VEVENT", "UTC", "unsupported iCalendar line"),
+            ("DTSTART:20250104T100000\nRRULE:FREQ=DAILY\nSUMMARY:x", "UTC", "unsupported iCalendar line"),
+            ("DTSTART:2025-01-04\nRRULE:FREQ=DAILY", "UTC", "without a time"),
+            ("DTSTART:20250104T1000\nRRULE:FREQ=DAILY", "UTC", "not a date-time"),
+            ("DTSTART;TZID:20250104T100000\nRRULE:FREQ=DAILY", "UTC", "malformed parameter"),
+            ("DTSTART:20250104T100000\nRRULE:FREQ=DAILY\nEXDATE;TZID=Asia/Tokyo:20250105T100000", "UTC", "agree"),
+        ],
+    )
+    def test_bad_ical(self, text, zone, message):
+        """iCalendar text without DTSTART, with a contradicting zone or other lines raises InvalidInputError."""
+        with pytest.raises(InvalidInputError, match=message):
+            Recurrence.from_ical(text, zone)
+
+    def test_ical_must_be_text(self):
+        """from_ical refuses a value that is not a string."""
+        with pytest.raises(InvalidInputError, match="must be a string"):
+            Recurrence.from_ical(b"DTSTART:20250104T100000", "UTC")
+
+
+class TestWallTimeRule:
+    def test_weekly_ten_oclock_stays_at_ten_across_both_changes(self):
+        """A weekly 10:00 rule is at 10:00 local in winter and in summer, across both DST changes."""
+        rec = Recurrence("FREQ=WEEKLY;BYDAY=SU", datetime(2025, 1, 5, 10), "Europe/Paris")
+
+        found = rec.between(utc(2025, 1, 1), utc(2026, 1, 1))
+
+        assert 52 == len(found)
+        assert {10} == {o.astimezone(PARIS).hour for o in found}
+        assert {timedelta(hours=1), timedelta(hours=2)} == {o.astimezone(PARIS).utcoffset() for o in found}
+        assert utc(2025, 3, 23, 9) in found  # last Sunday of winter time
+        assert utc(2025, 3, 30, 8) in found  # the spring-forward Sunday
+        assert utc(2025, 10, 26, 9) in found  # the fall-back Sunday
+
+    def test_gap_time_moves_forward(self):
+        """An occurrence at 02:30 on the spring-forward night is read with the winter offset: 03:30 CEST."""
+        rec = Recurrence("FREQ=DAILY", datetime(2025, 3, 29, 2, 30), "Europe/Paris")
+
+        found = rec.between(utc(2025, 3, 29), utc(2025, 4, 1))
+
+        assert [
+            datetime(2025, 3, 29, 2, 30, tzinfo=PARIS),
+            datetime(2025, 3, 30, 3, 30, tzinfo=PARIS),
+            datetime(2025, 3, 31, 2, 30, tzinfo=PARIS),
+        ] == list(found)
+        assert utc(2025, 3, 30, 1, 30) == found[1]
+
+    def test_fold_time_is_the_first(self):
+        """An occurrence at 02:30 on the fall-back night is the first 02:30 (CEST, 00:30 UTC)."""
+        rec = Recurrence("FREQ=DAILY", datetime(2025, 10, 25, 2, 30), "Europe/Paris")
+
+        found = rec.between(utc(2025, 10, 26), utc(2025, 10, 27))
+
+        assert (utc(2025, 10, 26, 0, 30),) == found
+
+    def test_instants_are_reported_once(self):
+        """Two wall times that land on one instant (02:30 moved to 03:30, and 03:30) are one occurrence."""
+        rec = Recurrence(
+            "FREQ=DAILY;COUNT=1", datetime(2025, 3, 30, 2, 30), "Europe/Paris", rdates=[datetime(2025, 3, 30, 3, 30)]
+        )
+
+        assert (utc(2025, 3, 30, 1, 30),) == rec.between(utc(2025, 3, 29), utc(2025, 3, 31))
+
+    @given(
+        zone=st.sampled_from(DST_ZONES),
+        clock=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+        data=st.data(),
+    )
+    def test_daily_occurrences_follow_the_rule_near_transitions(self, zone, clock, data):
+        """Near real transitions, each daily occurrence is its wall time read with fold=0 (the documented rule)."""
+        tz = ZoneInfo(zone)
+        transitions = dst_transitions(zone)
+        around = data.draw(st.sampled_from(transitions)) if transitions else datetime(2020, 6, 1, tzinfo=UTC)
+        first_day = around.astimezone(tz).date() - timedelta(days=3)
+        rec = Recurrence("FREQ=DAILY", datetime.combine(first_day, clock), zone)
+        lo, hi = around - timedelta(days=2), around + timedelta(days=2)
+
+        found = rec.between(lo, hi, inc=True)
+
+        walls = [datetime.combine(first_day + timedelta(days=k), clock) for k in range(8)]
+        instants = {w.replace(tzinfo=tz, fold=0).astimezone(UTC) for w in walls}
+        assert sorted(i for i in instants if lo <= i <= hi) == list(found)
+        for occurrence in found:
+            local = occurrence.astimezone(tz)
+            written = datetime.combine(local.date(), clock)
+            moved = is_nonexistent(written, tz) or is_nonexistent(written - timedelta(days=1), tz)
+            assert clock == local.time() or moved
+
+
+class TestSkipRule:
+    def test_monthly_on_the_31st_skips_short_months(self):
+        """A monthly rule on the 31st happens only in months that have a 31st (never clamped to the 30th)."""
+        rec = Recurrence("FREQ=MONTHLY;BYMONTHDAY=31", datetime(2025, 1, 31, 9), "Europe/Paris")
+
+        found = rec.between(utc(2025, 1, 1), utc(2026, 1, 1))
+
+        assert [1, 3, 5, 7, 8, 10, 12] == [o.month for o in found]
+        assert {31} == {o.day for o in found}
+
+    def test_monthly_from_the_31st_skips_short_months(self):
+        """FREQ=MONTHLY from a dtstart on the 31st takes its day from dtstart and skips the same months."""
+        rec = Recurrence("FREQ=MONTHLY;COUNT=4", datetime(2025, 1, 31, 9), "UTC")
+
+        assert [utc(2025, 1, 31, 9), utc(2025, 3, 31, 9), utc(2025, 5, 31, 9), utc(2025, 7, 31, 9)] == list(
+            rec.between(utc(2025, 1, 1), utc(2026, 1, 1))
+        )
+
+    def test_last_day_of_month(self):
+        """BYMONTHDAY=-1 is the way to say "the last day of every month"."""
+        rec = Recurrence("FREQ=MONTHLY;BYMONTHDAY=-1", datetime(2025, 1, 31, 9), "UTC")
+
+        found = rec.between(utc(2025, 1, 1), utc(2025, 5, 1))
+
+        assert [date(2025, 1, 31), date(2025, 2, 28), date(2025, 3, 31), date(2025, 4, 30)] == [o.date() for o in found]
+
+    def test_yearly_on_february_29_only_in_leap_years(self):
+        """A yearly rule from 29 February happens only in leap years."""
+        rec = Recurrence("FREQ=YEARLY", datetime(2024, 2, 29, 12), "America/New_York")
+
+        found = rec.between(utc(2024, 1, 1), utc(2033, 1, 1))
+
+        assert [2024, 2028, 2032] == [o.year for o in found]
+        assert {(2, 29)} == {(o.month, o.day) for o in found}
+
+
+class TestQueries:
+    REC = Recurrence("FREQ=WEEKLY;INTERVAL=2;BYDAY=SA", datetime(2025, 1, 4, 10), "Europe/Paris")
+
+    def test_between_excludes_bounds_unless_inc(self):
+        """between() leaves out occurrences on its bounds, and keeps them with inc=True."""
+        first = datetime(2025, 1, 4, 10, tzinfo=PARIS)
+        third = datetime(2025, 2, 1, 10, tzinfo=PARIS)
+
+        assert (datetime(2025, 1, 18, 10, tzinfo=PARIS),) == self.REC.between(first, third)
+        assert 3 == len(self.REC.between(first, third, inc=True))
+
+    def test_between_reversed_bounds_is_empty(self):
+        """A window whose end is before its start holds no occurrence."""
+        assert () == self.REC.between(utc(2025, 3, 1), utc(2025, 1, 1))
+
+    def test_after_and_before(self):
+        """after() and before() return the neighbouring occurrences, and honour inc."""
+        at = datetime(2025, 1, 18, 10, tzinfo=PARIS)
+
+        assert datetime(2025, 2, 1, 10, tzinfo=PARIS) == self.REC.after(at)
+        assert at == self.REC.after(at, inc=True)
+        assert datetime(2025, 1, 4, 10, tzinfo=PARIS) == self.REC.before(at)
+        assert at == self.REC.before(at, inc=True)
+
+    def test_none_beyond_the_ends(self):
+        """before() the first occurrence and after() the last one are None."""
+        rec = Recurrence("FREQ=DAILY;COUNT=2", datetime(2025, 1, 1, 9), "UTC")
+
+        assert rec.before(utc(2025, 1, 1, 9)) is None
+        assert rec.after(utc(2025, 1, 2, 9)) is None
+
+    def test_after_crossing_a_gap(self):
+        """after() finds the gap-shifted occurrence by its instant, not by its wall time."""
+        rec = Recurrence("FREQ=DAILY", datetime(2025, 3, 28, 2, 30), "Europe/Paris")
+
+        assert datetime(2025, 3, 30, 3, 30, tzinfo=PARIS) == rec.after(utc(2025, 3, 29, 2))
+
+    def test_queries_need_aware_datetimes(self):
+        """Naive bounds raise NaiveDatetimeError."""
+        with pytest.raises(NaiveDatetimeError):
+            self.REC.between(datetime(2025, 1, 1), datetime(2025, 2, 1))
+        with pytest.raises(NaiveDatetimeError):
+            self.REC.after(datetime(2025, 1, 1))
+
+    def test_between_walls_is_the_raw_wall_answer(self):
+        """between_walls() returns dateutil's naive wall times, before the wall-time rule."""
+        rec = Recurrence("FREQ=DAILY", datetime(2025, 3, 29, 2, 30), "Europe/Paris")
+
+        assert (datetime(2025, 3, 30, 2, 30),) == rec.between_walls(datetime(2025, 3, 30), datetime(2025, 3, 31))
+
+    def test_between_walls_refuses_aware_bounds(self):
+        """between_walls() takes naive wall times only."""
+        with pytest.raises(InvalidInputError):
+            self.REC.between_walls(utc(2025, 1, 1), utc(2025, 2, 1))
+
+    def test_occurrence_days(self):
+        """occurrence_days() names the local dates on which the rule happens, both ends included."""
+        assert frozenset({date(2025, 1, 4), date(2025, 1, 18)}) == occurrence_days(
+            self.REC, date(2025, 1, 4), date(2025, 1, 18)
+        )
+        assert frozenset() == occurrence_days(self.REC, date(2025, 1, 18), date(2025, 1, 4))
+
+    def test_properties(self):
+        """freq, parts and tz expose the rule's pieces."""
+        assert "WEEKLY" == self.REC.freq
+        assert {"FREQ": "WEEKLY", "INTERVAL": "2", "BYDAY": "SA"} == self.REC.parts
+        assert PARIS == self.REC.tz
+
+    def test_dtstart_counts_only_when_it_matches(self):
+        """A dtstart that does not match the rule is not an occurrence (dateutil's reading)."""
+        rec = Recurrence("FREQ=WEEKLY;BYDAY=SA;COUNT=2", datetime(2025, 1, 1, 10), "UTC")  # a Wednesday
+
+        assert (utc(2025, 1, 4, 10), utc(2025, 1, 11, 10)) == rec.between(utc(2025, 1, 1), utc(2025, 2, 1))
