@@ -244,6 +244,19 @@ class TestIntervalSetConstruction:
 
         assert ((0, 1_000_000),) == pieces.to_micros()
 
+    def test_many_pieces(self):
+        """Sets of hundreds of pieces, some touching, build and combine exactly as the oracle says."""
+        start = WINDOW.start
+        raw = [Interval(start + i * 5 * MINUTE, start + (i * 5 + 2 + 3 * (i % 3 == 0)) * MINUTE) for i in range(400)]
+        other_raw = [Interval(start + i * 7 * MINUTE, start + (i * 7 + 3) * MINUTE) for i in range(300)]
+        one, other = IntervalSet(reversed(raw)), IntervalSet(other_raw)
+
+        assert oracle.intervals_from_minutes(oracle.minute_set(raw)) == list(one)
+        assert oracle.interval_set_from_minutes(oracle.union(one, other)) == one | other
+        assert oracle.interval_set_from_minutes(oracle.difference(one, other)) == one - other
+        assert oracle.interval_set_from_minutes(oracle.intersection(one, other)) == one & other
+        assert 267 == len(one)
+
     @given(raw_interval_lists, st.randoms(use_true_random=False))
     def test_normalizes(self, raw, random):
         """
