@@ -1,0 +1,248 @@
+"""
+`MemoryStorage`: the reference storage, in a Python process's memory.
+
+It is what the other adapters are compared against, so it is written to be obviously right rather than
+fast: one lock serializes every transaction of the process, a transaction reads through its own pending
+changes, and `commit` applies them at once. It keeps nothing across processes or restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+import attrs
+
+from slotengine.availability import Load
+from slotengine.booking import Booking
+from slotengine.business import Business
+from slotengine.capacity import check_capacity
+from slotengine.errors import ConcurrencyError, InvalidInputError, NotFoundError, StorageError
+from slotengine.intervals import Interval
+from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
+from slotengine.model import Resource, Service, check_id
+from slotengine.outbox import OutboxMessage
+from slotengine.ports import BookingQuery, IdempotencyRecord
+
+__all__ = ["MemoryStorage"]
+
+
+@attrs.define
+class _Tenant:
+    business: Business | None = None
+    resources: dict[str, Resource] = attrs.Factory(dict)
+    services: dict[str, Service] = attrs.Factory(dict)
+    bookings: dict[str, Booking] = attrs.Factory(dict)
+    transitions: list[TransitionRecord] = attrs.Factory(list)
+    outbox: dict[str, OutboxMessage] = attrs.Factory(dict)
+    idempotency: dict[str, IdempotencyRecord] = attrs.Factory(dict)
+
+    def copy(self) -> _Tenant:
+        return _Tenant(
+            self.business,
+            dict(self.resources),
+            dict(self.services),
+            dict(self.bookings),
+            list(self.transitions),
+            dict(self.outbox),
+            dict(self.idempotency),
+        )
+
+
+class _Transaction:
+    """A unit of work on a private copy of one tenant's data, applied whole on commit."""
+
+    def __init__(self, tenant: str, data: _Tenant) -> None:
+        self._tenant = tenant
+        self._data = data
+        self.committed = False
+
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
+    def _writable(self) -> _Tenant:
+        if self.committed:
+            msg = "this transaction was already committed; open a new one"
+            raise StorageError(msg)
+        return self._data
+
+    def commit(self) -> None:
+        self._writable()
+        self.committed = True
+
+    # --- business and catalogue ---------------------------------------------------------------------------
+
+    def get_business(self) -> Business:
+        if self._data.business is None:
+            msg = f"business {self._tenant!r} is not set up"
+            raise NotFoundError(msg, tenant=self._tenant)
+        return self._data.business
+
+    def put_business(self, business: Business) -> None:
+        self._writable().business = business
+
+    def get_resource(self, resource_id: str) -> Resource:
+        try:
+            return self._data.resources[resource_id]
+        except KeyError:
+            msg = f"no resource {resource_id!r}"
+            raise NotFoundError(msg, resource_id=resource_id) from None
+
+    def list_resources(self) -> list[Resource]:
+        return list(self._data.resources.values())
+
+    def put_resource(self, resource: Resource) -> None:
+        self._writable().resources[resource.id] = resource
+
+    def get_service(self, service_id: str) -> Service:
+        try:
+            return self._data.services[service_id]
+        except KeyError:
+            msg = f"no service {service_id!r}"
+            raise NotFoundError(msg, service_id=service_id) from None
+
+    def list_services(self) -> list[Service]:
+        return list(self._data.services.values())
+
+    def put_service(self, service: Service) -> None:
+        self._writable().services[service.id] = service
+
+    # --- bookings --------------------------------------------------------------------------------------------
+
+    def lock_resources(self, resource_ids: Collection[str]) -> None:
+        # The storage-wide lock is already held for the whole transaction.
+        for rid in resource_ids:
+            self.get_resource(rid)
+
+    def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
+        wanted = set(resource_ids)
+        return [
+            load
+            for booking in self._data.bookings.values()
+            if booking.status in LIVE_STATUSES
+            for load in booking.loads()
+            if load.resource_id in wanted and load.blocked.overlaps(window)
+        ]
+
+    def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
+        data = self._writable()
+        resources = {rid: self.get_resource(rid) for rid in booking.resource_ids}
+        skip = {booking.id, *exclude}
+        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
+        check_capacity(booking, resources, nearby, now=now)
+        data.bookings[booking.id] = booking
+
+    def get_booking(self, booking_id: str) -> Booking:
+        try:
+            return self._data.bookings[booking_id]
+        except KeyError:
+            msg = f"no booking {booking_id!r}"
+            raise NotFoundError(msg, booking_id=booking_id) from None
+
+    def find_bookings(self, query: BookingQuery) -> list[Booking]:
+        found = [b for b in self._data.bookings.values() if query.matches(b)]
+        return sorted(found, key=lambda b: (b.start, b.id))
+
+    def update_booking(self, booking: Booking, *, expected_version: int) -> None:
+        data = self._writable()
+        stored = self.get_booking(booking.id)
+        if stored.version != expected_version:
+            msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
+            raise ConcurrencyError(msg, booking_id=booking.id)
+        if (stored.start, stored.end, stored.assignments, stored.units) != (
+            booking.start,
+            booking.end,
+            booking.assignments,
+            booking.units,
+        ):
+            msg = "update_booking cannot move a booking or change its resources; use reserve"
+            raise InvalidInputError(msg, booking_id=booking.id)
+        data.bookings[booking.id] = booking
+
+    def due_holds(self, now: datetime) -> list[Booking]:
+        due = [
+            b
+            for b in self._data.bookings.values()
+            if b.status is BookingStatus.PRE_BOOKING and b.hold_until is not None and b.hold_until <= now
+        ]
+        return sorted(due, key=lambda b: (b.hold_until, b.id))
+
+    # --- log, outbox, idempotency --------------------------------------------------------------------------
+
+    def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
+        self._writable().transitions.extend(records)
+
+    def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        return [r for r in self._data.transitions if booking_id is None or r.booking_id == booking_id]
+
+    def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        data = self._writable()
+        for message in messages:
+            if message.id in data.outbox:
+                msg = f"outbox message {message.id!r} exists already"
+                raise StorageError(msg)
+            data.outbox[message.id] = message
+
+    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
+        messages = list(self._data.outbox.values())
+        if pending_only:
+            messages = [m for m in messages if m.sent_at is None and m.failed_at is None]
+        return messages
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        data = self._writable()
+        if message.id not in data.outbox:
+            msg = f"no outbox message {message.id!r}"
+            raise NotFoundError(msg)
+        data.outbox[message.id] = message
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        return self._data.idempotency.get(key)
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        data = self._writable()
+        if record.key in data.idempotency:
+            msg = f"idempotency key {record.key!r} was used meanwhile"
+            raise ConcurrencyError(msg)
+        data.idempotency[record.key] = record
+
+
+class MemoryStorage:
+    """
+    Storage in this process's memory: the reference implementation of the `Storage` port.
+
+    Every transaction holds one process-wide lock from start to end, so transactions run one at a time;
+    a transaction works on a private copy of its tenant's data and replaces it on commit. Correct under any
+    number of threads; nothing survives the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tenants: dict[str, _Tenant] = {}
+        self._closed = False
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[_Transaction]:
+        """Open a unit of work in *tenant*'s data (see `slotengine.ports.Storage.transaction`)."""
+        check_id(tenant, "tenant")
+        with self._lock:
+            if self._closed:
+                msg = "this storage is closed"
+                raise StorageError(msg)
+            tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy())
+            yield tx
+            if tx.committed:
+                self._tenants[tenant] = tx._data
+
+    def close(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._closed = True
+            self._tenants.clear()
+
+    def __repr__(self) -> str:
+        return f"<MemoryStorage(tenants={len(self._tenants)})>"

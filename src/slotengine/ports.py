@@ -1,0 +1,269 @@
+"""
+The ports: what the engine needs from the outside world, as `typing.Protocol` contracts.
+
+Adapters implement them without importing or subclassing anything from here. Each method's docstring is a
+contract: what it returns, what it raises, and what is true about storage when it raises. The engine is the
+only caller; it opens one transaction per use case and commits it explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from slotengine.availability import Load
+from slotengine.booking import Booking
+from slotengine.business import Business
+from slotengine.intervals import Interval
+from slotengine.lifecycle import BookingStatus, TransitionRecord
+from slotengine.model import Resource, Service
+from slotengine.outbox import OutboxMessage
+
+__all__ = ["BookingQuery", "Clock", "IdempotencyRecord", "Notifier", "Storage", "StorageTransaction"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where the engine gets the time; the core never reads a clock itself."""
+
+    def now(self) -> datetime:
+        """
+        Return the current instant as an aware datetime.
+
+        The engine reads it once per use case and passes it down, so one call sees one instant.
+        """
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Where outbox messages go: e-mail, a webhook, a log, a test recorder."""
+
+    def send(self, message: OutboxMessage) -> None:
+        """
+        Deliver *message*, or raise.
+
+        Any exception means "not delivered, try again later"; the relay records the attempt and retries
+        with backoff. A notifier may be called twice with the same ``dedupe_key`` (a crash between sending
+        and recording); a channel that can deduplicate should use that key.
+        """
+        ...
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """The first result of a call made with an idempotency key, and a hash of the request it answered."""
+
+    key: str
+    request_hash: str
+    booking_id: str
+    result: str
+    created_at: datetime
+
+
+@attrs.frozen
+class BookingQuery:
+    """
+    Which bookings to list: every given field must match (None means any).
+
+    ``period`` keeps bookings whose interval overlaps it.
+    """
+
+    resource_id: str | None = None
+    customer_id: str | None = None
+    statuses: frozenset[BookingStatus] | None = None
+    period: Interval | None = None
+    source: str | None = None
+    external_ref: str | None = None
+    service_id: str | None = None
+
+    def matches(self, booking: Booking) -> bool:  # noqa: PLR0911 - one early exit per criterion
+        """Return whether *booking* satisfies this query (the reference semantics every adapter follows)."""
+        if self.resource_id is not None and self.resource_id not in booking.resource_ids:
+            return False
+        if self.customer_id is not None and booking.customer_id != self.customer_id:
+            return False
+        if self.statuses is not None and booking.status not in self.statuses:
+            return False
+        if self.period is not None and not booking.interval.overlaps(self.period):
+            return False
+        if self.source is not None and booking.source != self.source:
+            return False
+        if self.external_ref is not None and booking.external_ref != self.external_ref:
+            return False
+        return self.service_id is None or booking.service_id == self.service_id
+
+
+class StorageTransaction(Protocol):
+    """
+    One unit of work in one tenant's data. Nothing is visible to others until `commit`.
+
+    Every read and write is scoped to the transaction's tenant: ids of another tenant behave exactly like
+    ids that do not exist. Leaving the transaction's ``with`` block without calling `commit` rolls back.
+    """
+
+    @property
+    def tenant(self) -> str:
+        """The tenant (business) this transaction reads and writes."""
+        ...
+
+    def commit(self) -> None:
+        """
+        Make every write of this transaction durable and visible, atomically.
+
+        Raises:
+            ConcurrencyError: a concurrent writer got in the way; nothing was written.
+            StorageError: the storage failed; nothing was written.
+        """
+        ...
+
+    # --- the business and its catalogue ---------------------------------------------------------------
+
+    def get_business(self) -> Business:
+        """Return the tenant's business. Raises `NotFoundError` if it was never set up."""
+        ...
+
+    def put_business(self, business: Business) -> None:
+        """Create or replace the tenant's business."""
+        ...
+
+    def get_resource(self, resource_id: str) -> Resource:
+        """Return one resource. Raises `NotFoundError`."""
+        ...
+
+    def list_resources(self) -> list[Resource]:
+        """Return every resource of the tenant, in the order they were first created."""
+        ...
+
+    def put_resource(self, resource: Resource) -> None:
+        """Create or replace a resource (keeping its place in the order)."""
+        ...
+
+    def get_service(self, service_id: str) -> Service:
+        """Return one service. Raises `NotFoundError`."""
+        ...
+
+    def list_services(self) -> list[Service]:
+        """Return every service of the tenant, in the order they were first created."""
+        ...
+
+    def put_service(self, service: Service) -> None:
+        """Create or replace a service."""
+        ...
+
+    # --- bookings ---------------------------------------------------------------------------------------
+
+    def lock_resources(self, resource_ids: Collection[str]) -> None:
+        """
+        Take the write lock of every given resource, in sorted order, until the transaction ends.
+
+        Two transactions that lock a common resource run one after the other from this call on, so the
+        availability they then read stays true until they commit. Locking a resource twice is harmless.
+
+        Raises:
+            ConcurrencyError: the lock could not be had in time (retry the whole use case).
+        """
+        ...
+
+    def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
+        """
+        Return the load of live bookings (pre-booking, confirmed, paid) on *resource_ids* near *window*.
+
+        Every live booking whose interval, widened by its buffers, overlaps *window* is included, holds
+        whatever their expiry (the caller filters by its ``now``).
+        """
+        ...
+
+    def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
+        """
+        Check capacity and write *booking* atomically: the storage's guarantee against double booking.
+
+        Under the locks of the booking's resources (taken here if not held yet), count the live load on
+        each of them over the booking's interval widened by its buffers (holds only while ``now <
+        hold_until``; bookings in *exclude*, such as the booking's own earlier version, not at all), and
+        write the booking (insert, or replace the stored one with the same id) only if every resource stays
+        within its capacity at every instant.
+
+        Raises:
+            ConflictError: some resource would be over capacity; nothing was written.
+            NotFoundError: a resource of the booking does not exist.
+        """
+        ...
+
+    def get_booking(self, booking_id: str) -> Booking:
+        """Return one booking. Raises `NotFoundError`."""
+        ...
+
+    def find_bookings(self, query: BookingQuery) -> list[Booking]:
+        """Return the bookings matching *query*, ordered by start, then id."""
+        ...
+
+    def update_booking(self, booking: Booking, *, expected_version: int) -> None:
+        """
+        Replace a stored booking whose time and resources do not change (a status, money or notes change).
+
+        Raises:
+            NotFoundError: there is no such booking.
+            ConcurrencyError: the stored version is not *expected_version*; nothing was written.
+        """
+        ...
+
+    def due_holds(self, now: datetime) -> list[Booking]:
+        """Return the pre-bookings whose hold has expired at *now* (``hold_until <= now``), oldest first."""
+        ...
+
+    # --- the log, the outbox and idempotency -------------------------------------------------------------
+
+    def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
+        """Append to the transition log (never rewritten)."""
+        ...
+
+    def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        """Return the transition log, of one booking or of all, in the order it was written."""
+        ...
+
+    def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Add messages to the outbox."""
+        ...
+
+    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
+        """Return outbox messages in the order they were written (only unsent, not given up, if asked)."""
+        ...
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        """Replace one outbox message (attempts, sent or failed). Raises `NotFoundError`."""
+        ...
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """Return the record saved under *key*, if any."""
+        ...
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        """
+        Save the first result of a keyed call.
+
+        Raises:
+            ConcurrencyError: another transaction saved the same key first (retry: it will now be found).
+        """
+        ...
+
+
+class Storage(Protocol):
+    """A place to keep businesses, their catalogues and bookings, one tenant at a time."""
+
+    def transaction(self, tenant: str) -> AbstractContextManager[StorageTransaction]:
+        """
+        Open a unit of work in *tenant*'s data, serialized with other writers as the adapter documents.
+
+        Use it as ``with storage.transaction("acme") as tx: ...; tx.commit()``; an exception or a missing
+        `commit` rolls everything back.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. The storage cannot be used afterwards."""
+        ...
