@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import enum
 import functools
+import heapq
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Final
+from typing import Final, cast
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -53,7 +54,14 @@ from slotengine._time import (
     to_utc,
 )
 from slotengine.errors import ConflictError, InvalidInputError
-from slotengine.intervals import CapacityProfile, Interval, IntervalSet, _intersect
+from slotengine.intervals import (
+    CapacityProfile,
+    Interval,
+    IntervalSet,
+    _intersect,
+    _merge,
+    _subtract,
+)
 from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit, check_id
 
 __all__ = [
@@ -175,6 +183,18 @@ class Load:
     buffer_before: timedelta = attrs.field(default=timedelta(0), converter=_buffer_before)
     buffer_after: timedelta = attrs.field(default=timedelta(0), converter=_buffer_after)
     hold_until: datetime | None = attrs.field(default=None, converter=_optional_instant)
+    _span: tuple[int, int] = attrs.field(init=False, repr=False, eq=False)
+    """The blocked interval in integer microseconds, converted once when the load is made (not part of it)."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_span",
+            (
+                to_micros(self.interval.start) - self.buffer_before // _US,
+                to_micros(self.interval.end) + self.buffer_after // _US,
+            ),
+        )
 
     def is_live(self, now: datetime) -> bool:
         """Return whether this load takes time at *now* (a firm booking, or a hold that has not expired)."""
@@ -243,22 +263,29 @@ def _contained(bounds: tuple[int, ...], start: int, end: int) -> bool:
     return i % 2 == 1 and end <= bounds[i]
 
 
-_EVERYTHING: Final = (_MIN_US, _MAX_US)
+_EVERYTHING: Final[tuple[int, ...]] = (_MIN_US, _MAX_US)
 
 
 class _Index:
-    """What the solver knows about one resource, with lazily built per-units lookups."""
+    """
+    What the solver knows about one resource, with lazily built per-units lookups.
+
+    Nothing is computed for a resource until a query asks about it: its loads are sorted, its capacity
+    profile built and its free bounds derived on first use, then kept for every later query.
+    """
 
     __slots__ = (
         "_fits",
+        "_live",
+        "_loads",
         "_ok",
+        "_profile",
+        "_starts",
         "capacity",
         "day_load",
         "hours",
-        "loads",
         "off",
         "order",
-        "profile",
         "resource",
         "zone",
     )
@@ -277,19 +304,28 @@ class _Index:
         self.capacity: int | None = None if resource.capacity is UNLIMITED else resource.capacity
         self.hours = hours
         self.off = off
-        self.loads = loads
         self.zone = zone
-        self.profile = CapacityProfile._from_micros(
-            (
-                to_micros(ld.interval.start - ld.buffer_before),
-                to_micros(ld.interval.end + ld.buffer_after),
-                ld.units,
-            )
-            for ld in loads
-        )
+        self._live = loads
+        self._loads: list[Load] | None = None
+        self._profile: CapacityProfile | None = None
         self._fits: dict[int, tuple[int, ...]] = {}
         self._ok: dict[int, tuple[int, ...]] = {}
+        self._starts: dict[tuple[int, int, int, int, bool], tuple[int, ...]] = {}
         self.day_load: dict[int, int] = {}
+
+    @property
+    def loads(self) -> list[Load]:
+        """The live loads on this resource, by start."""
+        if self._loads is None:
+            self._loads = sorted(self._live, key=lambda ld: ld.interval.start)
+        return self._loads
+
+    @property
+    def profile(self) -> CapacityProfile:
+        """The load of this resource over time, buffers included."""
+        if self._profile is None:
+            self._profile = CapacityProfile._from_micros((*ld._span, ld.units) for ld in self._live)
+        return self._profile
 
     def fits(self, units: int) -> tuple[int, ...]:
         """Where ``load + units <= capacity`` (everything, for an unlimited resource)."""
@@ -297,6 +333,14 @@ class _Index:
         if found is None:
             if self.capacity is None:
                 found = _EVERYTHING
+            elif units > self.capacity:
+                found = ()
+            elif self.capacity == units:
+                # Room for all the capacity only where nothing is loaded at all: the complement of the union
+                # of the blocked intervals, which `_merge` computes in C without building the profile.
+                spans = [ld._span for ld in self._live]
+                busy = _merge([s for s, _ in spans], [e for _, e in spans])
+                found = _subtract(_EVERYTHING, busy)
             else:
                 found = self.profile._where_at_most_us(self.capacity - units, _MIN_US, _MAX_US)
             self._fits[units] = found
@@ -310,15 +354,87 @@ class _Index:
             self._ok[units] = found
         return found
 
-    def serves(
-        self, start: int, end: int, before: int, after: int, units: int, buffers_in_hours: bool
-    ) -> bool:
+    def serves(self, start: int, end: int, before: int, after: int, units: int, buffers_in_hours: bool) -> bool:
         """The one per-resource test that listing and validation share (see the module docstring)."""
         if buffers_in_hours:
             return _contained(self.ok(units), start - before, end + after)
-        return _contained(self.hours, start, end) and _contained(
-            self.fits(units), start - before, end + after
-        )
+        return _contained(self.hours, start, end) and _contained(self.fits(units), start - before, end + after)
+
+    def starts(self, key: tuple[int, int, int, int, bool]) -> tuple[int, ...]:
+        """
+        Every start *t* that `serves` accepts for a booking in minutes, as normalized half-open bounds of *t*.
+
+        *key* is ``(units, before, length, after, buffers_in_hours)``. `serves` asks that one interval lies
+        inside one piece of a set; the starts for which it does form, piece by piece, a range of *t*, so the
+        answer for every start at once is the set shrunk by the booking's extent.
+        """
+        found = self._starts.get(key)
+        if found is None:
+            units, before, length, after, in_hours = key
+            if in_hours:
+                found = _shrink(self.ok(units), before, length + after)
+            else:
+                found = _intersect(_shrink(self.hours, 0, length), _shrink(self.fits(units), before, length + after))
+            self._starts[key] = found
+        return found
+
+
+def _shrink(bounds: tuple[int, ...], before: int, after: int) -> tuple[int, ...]:
+    """
+    Return the *t* for which ``[t - before, t + after)`` lies inside one piece of *bounds* (``after >= 1``).
+
+    A piece ``[a, b)`` takes ``a + before <= t <= b - after``. The result stays normalized: two pieces of
+    *bounds* are at least 1 µs apart, and shrinking by ``before + after >= 1`` keeps them apart.
+    """
+    out: list[int] = []
+    for a, b in zip(bounds[0::2], bounds[1::2], strict=True):
+        u, v = a + before, b - after + 1
+        if u < v:
+            out.append(u)
+            out.append(v)
+    return tuple(out)
+
+
+def _at_least(sets: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
+    """Return, as normalized bounds, where at least *k* of the normalized *sets* hold."""
+    if k <= 0:
+        return _EVERYTHING
+    if len(sets) < k:
+        return ()
+    if len(sets) == 1:
+        return sets[0]
+    starts: list[int] = []
+    ends: list[int] = []
+    for bounds in sets:
+        starts.extend(bounds[0::2])
+        ends.extend(bounds[1::2])
+    if k == 1:
+        return _merge(starts, ends)
+    events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends])
+    out: list[int] = []
+    level = 0
+    opened: int | None = None
+    i, n = 0, len(events)
+    while i < n:
+        t = events[i][0]
+        while i < n and events[i][0] == t:
+            level += events[i][1]
+            i += 1
+        if level >= k:
+            if opened is None:
+                opened = t
+        elif opened is not None:
+            out.append(opened)
+            out.append(t)
+            opened = None
+    return tuple(out)
+
+
+def _intersect_all(sets: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    found = _EVERYTHING
+    for bounds in sets:
+        found = _intersect(found, bounds)
+    return found
 
 
 @attrs.frozen
@@ -331,6 +447,268 @@ class _Shape:
     after: int
     step: int
     in_hours: bool
+
+
+_EAGER: Final = 8
+"""Pools of up to this many resources have their bookable starts computed for the whole horizon at once."""
+_PLANS: Final = 256
+"""How many query plans (service, duration, pins) an `Availability` keeps before it starts over."""
+
+
+class _Base:
+    """What every query for one service and duration shares, whatever is pinned: shape, pools and grid."""
+
+    __slots__ = ("_grid", "holders", "length", "members", "minutes", "overlapping", "pools", "service", "shape")
+
+    def __init__(self, shape: _Shape, pools: list[list[_Index]]) -> None:
+        self.service = shape.service
+        self.shape = shape
+        self.pools = pools
+        members: dict[str, _Index] = {}
+        self.holders: dict[str, list[int]] = {}
+        for i, pool in enumerate(pools):
+            for ix in pool:
+                members.setdefault(ix.resource.id, ix)
+                self.holders.setdefault(ix.resource.id, []).append(i)
+        self.members = list(members.values())
+        self.overlapping = _pools_overlap(pools)
+        self.minutes = shape.service.unit is ServiceUnit.MINUTES
+        self.length = shape.duration // _US
+        self._grid: dict[int, tuple[int, ...]] | None = None
+
+    def grid(self) -> dict[int, tuple[int, ...]]:
+        """
+        The union of the members' grids (services in minutes), as spans of starts by phase (``t % step``).
+
+        A stretch ``[p, q)`` of open hours offers ``p + lead, p + lead + step, ...`` up to ``q - length -
+        tail``: every start of one phase within a span. Spans of one phase merge into normalized bounds, so the
+        union of all grids is a few bounds per phase, and stretches shared by many resources count once.
+        """
+        if self._grid is None:
+            shape = self.shape
+            lead = shape.before if shape.in_hours else 0
+            cut = self.length + (shape.after if shape.in_hours else 0) - 1
+            step = shape.step
+            spans: dict[int, tuple[list[int], list[int]]] = {}
+            seen: set[tuple[int, ...]] = set()
+            for ix in self.members:
+                if ix.hours in seen:
+                    continue
+                seen.add(ix.hours)
+                b = ix.hours
+                for p, q in zip(b[0::2], b[1::2], strict=True):
+                    u, v = p + lead, q - cut
+                    if u < v:
+                        starts, ends = spans.setdefault(u % step, ([], []))
+                        starts.append(u)
+                        ends.append(v)
+            self._grid = {phase: _merge(starts, ends) for phase, (starts, ends) in spans.items()}
+        return self._grid
+
+
+class _NeedPlan:
+    """One need of a plan: the pinned resources that must serve it, and the others it is filled from."""
+
+    __slots__ = ("index", "key", "label", "mine", "msets", "osets", "others", "want")
+
+    def __init__(
+        self,
+        index: int,
+        need: Need,
+        pool: list[_Index],
+        pin: frozenset[str],
+        key_base: tuple[int, int, int, bool],
+    ) -> None:
+        before, length, after, in_hours = key_base
+        self.index = index
+        self.label = need.label
+        self.key = (need.units, before, length, after, in_hours)
+        self.mine = [ix for ix in pool if ix.resource.id in pin] if pin else []
+        self.want = need.count - len(self.mine)
+        if not self.want:
+            self.others: list[_Index] = []
+        elif self.mine:
+            self.others = [ix for ix in pool if ix.resource.id not in pin]
+        else:
+            self.others = pool
+        self.msets = [ix.starts(self.key) for ix in self.mine]
+        self.osets: list[tuple[int, ...] | None] = [None] * len(self.others)
+
+    def allowed(self) -> tuple[int, ...]:
+        """The starts at which this need can be served."""
+        parts = list(self.msets)
+        if self.want:
+            osets = self.osets
+            for j, ix in enumerate(self.others):
+                if osets[j] is None:
+                    osets[j] = ix.starts(self.key)
+            parts.append(_at_least(cast("list[tuple[int, ...]]", osets), self.want))
+        return _intersect_all(parts)
+
+
+class _Plan:
+    """
+    A query plan for one service, duration and set of pins, cached by `Availability` across queries.
+
+    It is *fast* when the service is booked in minutes and no resource sits in two needs' pools: then no
+    matching is needed, every need is served independently, and the bookable starts are set algebra on each
+    resource's `_Index.starts` intersected with the grid, instead of one test per candidate.
+    """
+
+    __slots__ = ("_assignments", "_bookable", "base", "fast", "needs", "pin", "pools")
+
+    def __init__(self, base: _Base, pin: frozenset[str], pools: list[list[_Index]]) -> None:
+        self.base = base
+        self.pin = pin
+        self.pools = pools
+        overlapping = base.overlapping and _pools_overlap(pools)
+        self.fast = base.minutes and not overlapping
+        shape = base.shape
+        key_base = (shape.before, base.length, shape.after, shape.in_hours)
+        self.needs = (
+            [
+                _NeedPlan(i, need, pool, pin, key_base)
+                for i, (need, pool) in enumerate(zip(shape.service.needs, pools, strict=True))
+            ]
+            if self.fast
+            else []
+        )
+        self._bookable: dict[int, tuple[int, ...]] | None = None
+        self._assignments: dict[tuple[int, ...], tuple[Assignment, ...]] = {}
+
+    @property
+    def eager(self) -> bool:
+        """Whether listing should start from the bookable starts (known, or cheap to know) of the plan."""
+        return self._bookable is not None or len(self.base.members) <= _EAGER
+
+    def bookable(self) -> dict[int, tuple[int, ...]]:
+        """Every bookable start of the horizon (before notice and horizon), as spans by phase of the grid."""
+        if self._bookable is None:
+            allowed = _intersect_all([np.allowed() for np in self.needs])
+            found: dict[int, tuple[int, ...]] = {}
+            for phase, spans in self.base.grid().items():
+                bounds = _intersect(spans, allowed)
+                if bounds:
+                    found[phase] = bounds
+            self._bookable = found
+        return self._bookable
+
+    def orders(self, strategy: Strategy, preferred: Sequence[str]) -> list[Sequence[int]] | None:
+        """The order each need's free resources are tried in, or None when it depends on the start."""
+        if strategy is Strategy.LEAST_LOADED:
+            return None
+        if strategy is Strategy.PREFERRED and preferred:
+            rank = {rid: i for i, rid in enumerate(preferred)}
+            return [
+                sorted(
+                    range(len(np.others)),
+                    key=lambda j, o=np.others: (rank.get(o[j].resource.id, len(rank)), o[j].order),  # type: ignore[misc]
+                )
+                for np in self.needs
+            ]
+        return [range(len(np.others)) for np in self.needs]
+
+    def pick(self, t: int, orders: list[Sequence[int]]) -> tuple[Assignment, ...] | None:
+        """The resources that serve start *t* (as `Availability._assign` chooses them), or None."""
+        chosen: list[int] = []
+        for np, order in zip(self.needs, orders, strict=True):
+            for bounds in np.msets:
+                if not bisect_right(bounds, t) & 1:
+                    return None
+            want = np.want
+            if want:
+                osets = np.osets
+                for j in order:
+                    found = osets[j]
+                    if found is None:
+                        found = osets[j] = np.others[j].starts(np.key)
+                    if bisect_right(found, t) & 1:
+                        chosen.append(j)
+                        want -= 1
+                        if not want:
+                            break
+                else:
+                    return None
+        key = tuple(chosen)
+        assignments = self._assignments.get(key)
+        if assignments is None:
+            out: list[Assignment] = []
+            k = 0
+            for np in self.needs:
+                ids = [ix.resource.id for ix in np.mine]
+                ids.extend(np.others[j].resource.id for j in chosen[k : k + np.want])
+                k += np.want
+                out.append(Assignment(np.index, np.label, tuple(ids)))
+            assignments = self._assignments[key] = tuple(out)
+        return assignments
+
+
+def _ranges(bounds: tuple[int, ...], phase: int, step: int, lo: int, hi: int) -> Iterator[int]:
+    """The starts of one phase of the grid within *bounds* and ``[lo, hi)``, in order."""
+    i = bisect_right(bounds, lo)
+    i -= i & 1
+    for k in range(i, len(bounds), 2):
+        u = bounds[k]
+        if u >= hi:
+            return
+        u = max(u, lo)
+        yield from range(u + (phase - u) % step, min(bounds[k + 1], hi), step)
+
+
+def _progression(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> Iterator[int]:
+    """The starts of every phase within their bounds and ``[lo, hi)``, in order (phases never collide)."""
+    runs = [_ranges(bounds, phase, step, lo, hi) for phase, bounds in groups.items()]
+    if len(runs) == 1:
+        return runs[0]
+    return heapq.merge(*runs)
+
+
+def _collect(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> list[int]:
+    """`_progression` as a list, built with C-level ``range`` extends."""
+    out: list[int] = []
+    for phase, bounds in groups.items():
+        i = bisect_right(bounds, lo)
+        i -= i & 1
+        for k in range(i, len(bounds), 2):
+            u = bounds[k]
+            if u >= hi:
+                break
+            u = max(u, lo)
+            out.extend(range(u + (phase - u) % step, min(bounds[k + 1], hi), step))
+    if len(groups) > 1:
+        out.sort()
+    return out
+
+
+def _first(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> int | None:
+    """The first start of `_progression`, or None."""
+    best: int | None = None
+    for phase, bounds in groups.items():
+        i = bisect_right(bounds, lo)
+        i -= i & 1
+        n = len(bounds)
+        while i < n and bounds[i] < hi:
+            u = max(bounds[i], lo)
+            t = u + (phase - u) % step
+            if t < bounds[i + 1]:
+                if t < hi and (best is None or t < best):
+                    best = t
+                break
+            i += 2
+    return best
+
+
+def _micros(value: object, name: str) -> int:
+    """An aware datetime as µs since the epoch, checked like `to_utc` (one subtraction when all is well)."""
+    if type(value) is datetime and value.tzinfo is not None:
+        try:
+            micros: int = (value - EPOCH) // _US
+        except TypeError:  # the tzinfo gives no offset: naive after all, and to_utc says so
+            pass
+        else:
+            if _MIN_US <= micros <= _MAX_US:
+                return micros
+    return to_micros(to_utc(value, name))
 
 
 class Availability:
@@ -366,11 +744,20 @@ class Availability:
         self.now = to_utc(now, "now")
         self._now_us = to_micros(self.now)
         default_zone = get_zone(zone)
+        now_utc = self.now
         by_resource: dict[str, list[Load]] = {}
         for load in loads:
-            if load.is_live(self.now):
-                by_resource.setdefault(load.resource_id, []).append(load)
+            until = load.hold_until
+            if until is None or now_utc < until:  # Load.is_live, inlined: this loop sees every load
+                found = by_resource.get(load.resource_id)
+                if found is None:
+                    by_resource[load.resource_id] = [load]
+                else:
+                    found.append(load)
         self._index: dict[str, _Index] = {}
+        self._bases: dict[tuple[int, timedelta | None], _Base] = {}
+        self._plans: dict[tuple[int, timedelta | None, frozenset[str]], _Plan] = {}
+        self._fast = True  # False forces the general path everywhere (tests compare the two)
         off = time_off or {}
         for order, resource in enumerate(resources):
             if resource.id in self._index:
@@ -384,9 +771,11 @@ class Availability:
                 order,
                 hours[resource.id]._bounds,
                 off[resource.id]._bounds if resource.id in off else (),
-                sorted(by_resource.get(resource.id, ()), key=lambda ld: ld.interval.start),
+                by_resource.get(resource.id, []),
                 get_zone(resource.zone) if resource.zone else default_zone,
             )
+        ends = [ix.hours[-1] for ix in self._index.values() if ix.hours]
+        self._hours_end: int | None = max(ends) if ends else None
 
     # --- the service's shape and its pools ------------------------------------------------------------
 
@@ -407,7 +796,12 @@ class Availability:
             not service.buffers_outside_hours,
         )
 
-    def _pools(self, service: Service, pin: Collection[str]) -> list[list[_Index]]:
+    def _base(self, service: Service, duration: timedelta | None) -> _Base:
+        key = (id(service), duration)
+        base = self._bases.get(key)
+        if base is not None and base.service is service:
+            return base
+        shape = self._shape(service, duration)
         pools = [[ix for ix in self._index.values() if need.matches(ix.resource)] for need in service.needs]
         if not any(ix.resource.role is ResourceRole.PRIMARY for pool in pools for ix in pool):
             msg = (
@@ -415,12 +809,40 @@ class Availability:
                 "booked only together with a primary one"
             )
             raise InvalidInputError(msg, service_id=service.id)
+        base = _Base(shape, pools)
+        if len(self._bases) >= _PLANS:
+            self._bases.clear()
+        self._bases[key] = base
+        return base
+
+    def _plan(self, service: Service, duration: timedelta | None, pin: Collection[str]) -> _Plan:
+        """The cached plan for a query: shape and pools checked once, pins applied (see `_Plan`)."""
+        pins = pin if type(pin) is frozenset else frozenset(pin)
+        if not isinstance(duration, timedelta | None):
+            self._shape(service, duration)  # type: ignore[unreachable]  # raises the precise error
+        key = (id(service), duration, pins)
+        plan = self._plans.get(key)
+        if plan is not None and plan.base.service is service:
+            return plan
+        base = self._base(service, duration)
+        plan = _Plan(base, pins, self._pin(base, pins))
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _pin(self, base: _Base, pin: frozenset[str]) -> list[list[_Index]]:
+        """The pools with *pin* applied: a pinned resource serves the first need whose pool holds it only."""
+        service = base.service
+        pools = base.pools
+        if not pin:
+            return pools
         owned: list[int] = [0] * len(pools)
         for rid in sorted(pin):
             if rid not in self._index:
                 msg = f"pinned resource {rid!r} is not one of the resources given"
                 raise InvalidInputError(msg, resource_id=rid)
-            holders = [i for i, pool in enumerate(pools) if any(ix.resource.id == rid for ix in pool)]
+            holders = base.holders.get(rid)
             if not holders:
                 msg = f"pinned resource {rid!r} does not match any need of service {service.id!r}"
                 raise InvalidInputError(msg, resource_id=rid)
@@ -428,16 +850,23 @@ class Availability:
         for i, need in enumerate(service.needs):
             if owned[i] > need.count:
                 msg = (
-                    f"{owned[i]} resources are pinned to a need of service {service.id!r} "
-                    f"that takes only {need.count}"
+                    f"{owned[i]} resources are pinned to a need of service {service.id!r} that takes only {need.count}"
                 )
                 raise InvalidInputError(msg, service_id=service.id)
         # A pinned resource serves the first need whose pool holds it, and no other need.
-        for i, pool in enumerate(pools):
-            pools[i] = [
-                ix for ix in pool if ix.resource.id not in pin or i == _first_holder(pools, ix.resource.id)
-            ]
-        return pools
+        dropped: dict[int, set[str]] = {}
+        for rid in pin:
+            for i in base.holders[rid][1:]:
+                dropped.setdefault(i, set()).add(rid)
+        if not dropped:
+            return pools
+        return [
+            [ix for ix in pool if ix.resource.id not in dropped[i]] if i in dropped else pool
+            for i, pool in enumerate(pools)
+        ]
+
+    def _pools(self, service: Service, pin: Collection[str]) -> list[list[_Index]]:
+        return self._plan(service, None, pin).pools
 
     # --- the booked interval of one start --------------------------------------------------------------
 
@@ -523,9 +952,7 @@ class Availability:
             ix.day_load[day_start] = cached
         return cached
 
-    def _order(
-        self, pool: list[_Index], strategy: Strategy, preferred: Sequence[str], start: int
-    ) -> list[_Index]:
+    def _order(self, pool: list[_Index], strategy: Strategy, preferred: Sequence[str], start: int) -> list[_Index]:
         if strategy is Strategy.PREFERRED and preferred:
             rank = {rid: i for i, rid in enumerate(preferred)}
             return sorted(pool, key=lambda ix: (rank.get(ix.resource.id, len(rank)), ix.order))
@@ -622,7 +1049,14 @@ class Availability:
             InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, or
                 the service can only take auxiliary resources.
         """
-        for start, end, assignments in self._raw(service, window, duration, pin, strategy, preferred):
+        plan = self._plan(service, duration, pin)
+        lo, hi = self._limits(service, window)
+        if lo >= hi:
+            return
+        if self._fast and plan.fast:
+            yield from self._fast_slots(plan, lo, hi, strategy, preferred)
+            return
+        for start, end, assignments in self._raw(plan, lo, hi, strategy, preferred):
             yield Slot(EPOCH + start * _US, EPOCH + end * _US, assignments)
 
     def slots(
@@ -647,40 +1081,67 @@ class Availability:
         return out
 
     def slot_starts(
-        self, service: Service, window: Interval, *, duration: timedelta | None = None
-    ) -> list[int]:
-        """Return only the bookable starts, as integer microseconds since the epoch (the raw mode)."""
-        return [
-            start for start, _, _ in self._raw(service, window, duration, (), Strategy.FIRST_AVAILABLE, ())
-        ]
-
-    def _raw(
         self,
         service: Service,
         window: Interval,
-        duration: timedelta | None,
-        pin: Collection[str],
-        strategy: Strategy,
-        preferred: Sequence[str],
-    ) -> Iterator[tuple[int, int, tuple[Assignment, ...]]]:
-        shape = self._shape(service, duration)
-        pin = frozenset(pin)
-        pools = self._pools(service, pin)
+        *,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+    ) -> list[int]:
+        """
+        Return only the bookable starts, as integer microseconds since the epoch (the raw mode).
+
+        The same starts as `iter_slots` (with the same *pin*), without building a datetime or a `Slot`.
+        """
+        plan = self._plan(service, duration, pin)
         lo, hi = self._limits(service, window)
         if lo >= hi:
+            return []
+        if self._fast and plan.fast:
+            return _collect(plan.bookable(), plan.base.shape.step, lo, hi)
+        return [start for start, _, _ in self._raw(plan, lo, hi, Strategy.FIRST_AVAILABLE, ())]
+
+    def _fast_slots(
+        self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]
+    ) -> Iterator[Slot]:
+        """
+        `iter_slots` for a fast plan: each candidate start tested by bisection in each resource's starts.
+
+        Small pools, or a plan that already knows its bookable starts, walk only the bookable starts; large
+        pools walk the grid and try resources in order, so that the first slots cost only the resources
+        tried, not the whole pool.
+        """
+        length = plan.base.length
+        step = plan.base.shape.step
+        starts = _progression(plan.bookable() if plan.eager else plan.base.grid(), step, lo, hi)
+        orders = plan.orders(strategy, preferred)
+        if orders is None:
+            shape = plan.base.shape
+            for t in starts:
+                found = self._assign(shape, plan.pools, t, plan.pin, strategy, preferred, overlapping=False)
+                if found is not None:
+                    yield Slot(EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + length), found[1])
             return
-        members: dict[str, _Index] = {}
-        for pool in pools:
-            for ix in pool:
-                members.setdefault(ix.resource.id, ix)
-        grids = [self._grid(shape, ix, lo, hi) for ix in members.values()]
+        pick = plan.pick
+        for t in starts:
+            assignments = pick(t, orders)
+            if assignments is not None:
+                yield Slot(EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + length), assignments)
+
+    def _raw(
+        self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]
+    ) -> Iterator[tuple[int, int, tuple[Assignment, ...]]]:
+        """The general path: every candidate of the grids in [lo, hi), each decided by `_assign`."""
+        shape = plan.base.shape
+        pools = plan.pools
+        grids = [self._grid(shape, ix, lo, hi) for ix in plan.base.members]
         if len(grids) == 1:
             candidates: Iterable[int] = grids[0]
         else:
             candidates = sorted({t for grid in grids for t in grid})
         overlapping = _pools_overlap(pools)
         for start in candidates:
-            found = self._assign(shape, pools, start, pin, strategy, preferred, overlapping)
+            found = self._assign(shape, pools, start, plan.pin, strategy, preferred, overlapping)
             if found is not None:
                 yield start, found[0], found[1]
 
@@ -711,9 +1172,10 @@ class Availability:
         """
         start_dt = to_utc(start, "start")
         s = to_micros(start_dt)
-        shape = self._shape(service, duration)
-        pin = frozenset(pin)
-        pools = self._pools(service, pin)
+        plan = self._plan(service, duration, pin)
+        shape = plan.base.shape
+        pin = plan.pin
+        pools = plan.pools
         reasons: list[Reason] = []
         if s < self._now_us + service.min_notice // _US:
             reasons.append(
@@ -723,9 +1185,7 @@ class Availability:
                 )
             )
         if service.horizon is not None and s > self._now_us + service.horizon // _US:
-            reasons.append(
-                Reason(ReasonCode.BEYOND_HORIZON, f"bookings are taken at most {service.horizon} ahead")
-            )
+            reasons.append(Reason(ReasonCode.BEYOND_HORIZON, f"bookings are taken at most {service.horizon} ahead"))
         if not self._on_grid(shape, pools, s):
             reasons.append(Reason(ReasonCode.OFF_GRID, "this is not one of the offered start times"))
         found = self._assign(shape, pools, s, pin, strategy, preferred, _pools_overlap(pools))
@@ -754,18 +1214,14 @@ class Availability:
             ConflictError: *start* is not bookable; ``details["reasons"]`` holds the `Reason` values.
             InvalidInputError: as `iter_slots`.
         """
-        explanation = self.explain(
-            service, start, duration=duration, pin=pin, strategy=strategy, preferred=preferred
-        )
+        explanation = self.explain(service, start, duration=duration, pin=pin, strategy=strategy, preferred=preferred)
         if explanation.slot is None:
             words = "; ".join(r.message for r in explanation.reasons) or "it is not available"
             msg = f"{service.name} cannot be booked at {explanation.start.isoformat()}: {words}"
             raise ConflictError(msg, start=explanation.start, reasons=explanation.reasons)
         return explanation.slot
 
-    def _need_reasons(
-        self, shape: _Shape, pools: list[list[_Index]], start: int, pin: Collection[str]
-    ) -> list[Reason]:
+    def _need_reasons(self, shape: _Shape, pools: list[list[_Index]], start: int, pin: Collection[str]) -> list[Reason]:
         reasons: list[Reason] = []
         service = shape.service
         for i, (need, pool) in enumerate(zip(service.needs, pools, strict=True)):
@@ -793,9 +1249,7 @@ class Availability:
             )
         return reasons
 
-    def _resource_reasons(
-        self, shape: _Shape, ix: _Index, need: Need, start: int, need_index: int
-    ) -> list[Reason]:
+    def _resource_reasons(self, shape: _Shape, ix: _Index, need: Need, start: int, need_index: int) -> list[Reason]:
         rid = ix.resource.id
         end = self._booked(shape, start, ix.zone)
         if end is None:
@@ -809,11 +1263,7 @@ class Availability:
             if _overlaps(ix.off, h_start, h_end):
                 out.append(Reason(ReasonCode.TIME_OFF, f"{rid} is off at that time", rid, need=need_index))
             else:
-                out.append(
-                    Reason(
-                        ReasonCode.OUTSIDE_HOURS, f"{rid} is not working at that time", rid, need=need_index
-                    )
-                )
+                out.append(Reason(ReasonCode.OUTSIDE_HOURS, f"{rid} is not working at that time", rid, need=need_index))
         if not _contained(ix.fits(need.units), x_start, x_end):
             out.extend(self._load_reasons(ix, start, end, x_start, x_end, need.units, need_index))
         return out
@@ -835,8 +1285,7 @@ class Availability:
             return [
                 Reason(
                     ReasonCode.CAPACITY_FULL,
-                    f"{rid} has {max(cap - peak, 0)} of {cap} units free at its busiest, "
-                    f"{units} needed ({ids})",
+                    f"{rid} has {max(cap - peak, 0)} of {cap} units free at its busiest, {units} needed ({ids})",
                     rid,
                     need=need_index,
                 )
@@ -896,21 +1345,108 @@ class Availability:
 
         Without *until* the search runs to the service's horizon, or to the end of the open hours given.
         """
-        start = to_utc(after, "after")
+        start = _micros(after, "after")
         if until is not None:
-            end = to_utc(until, "until")
+            end = _micros(until, "until")
         else:
-            ends = [from_micros(ix.hours[-1]) for ix in self._index.values() if ix.hours]
-            end = max(ends, default=start)
+            end = start if self._hours_end is None else max(self._hours_end, start)
             if service.horizon is not None:
-                end = min(end, self.now + service.horizon + _US)
+                end = min(end, self._now_us + service.horizon // _US + 1)
         if end <= start:
             return None
-        for slot in self.iter_slots(
-            service, Interval(start, end), duration=duration, pin=pin, strategy=strategy, preferred=preferred
-        ):
-            return slot
+        plan = self._plan(service, duration, pin)
+        lo = max(start, self._now_us + service.min_notice // _US)
+        hi = end if service.horizon is None else min(end, self._now_us + service.horizon // _US + 1)
+        if lo >= hi:
+            return None
+        if self._fast and plan.fast:
+            return self._fast_first(plan, lo, hi, strategy, preferred)
+        for t, t_end, assignments in self._raw(plan, lo, hi, strategy, preferred):
+            return Slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
         return None
+
+    def _fast_first(self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]) -> Slot | None:
+        """`next_available` for a fast plan: a bisection into the bookable starts when they are known."""
+        orders = plan.orders(strategy, preferred)
+        if not plan.eager or orders is None:
+            return next(self._fast_slots(plan, lo, hi, strategy, preferred), None)
+        t = _first(plan.bookable(), plan.base.shape.step, lo, hi)
+        if t is None:
+            return None
+        assignments = plan.pick(t, orders)
+        assert assignments is not None  # noqa: S101 - every bookable start is served
+        return Slot(
+            EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + plan.base.length), assignments
+        )
+
+    def is_bookable(
+        self,
+        service: Service,
+        start: datetime,
+        *,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+    ) -> bool:
+        """
+        Return whether *start* is bookable: ``explain(...).bookable``, without building any reason or slot.
+
+        The cheap test for many point queries (a form that validates a typed time, an API that checks a
+        start before it books it).
+
+        Raises:
+            NaiveDatetimeError: *start* is naive.
+            InvalidInputError: as `iter_slots`.
+        """
+        t = _micros(start, "start")
+        plan = self._plan(service, duration, pin)
+        if t < self._now_us + service.min_notice // _US:
+            return False
+        if service.horizon is not None and t > self._now_us + service.horizon // _US:
+            return False
+        if self._fast and plan.fast:
+            step = plan.base.shape.step
+            bounds = plan.bookable().get(t % step)
+            return bounds is not None and bool(bisect_right(bounds, t) & 1)
+        shape = plan.base.shape
+        return (
+            self._on_grid(shape, plan.pools, t)
+            and self._assign(
+                shape,
+                plan.pools,
+                t,
+                plan.pin,
+                Strategy.FIRST_AVAILABLE,
+                (),
+                _pools_overlap(plan.pools),
+            )
+            is not None
+        )
+
+    def remaining(self, resource_id: str, interval: Interval) -> int | None:
+        """
+        Return how many units of *resource_id* are free throughout *interval*, or None if it is unlimited.
+
+        That is its capacity minus the highest load at any instant of *interval* (bookings and live holds,
+        with their buffers), never below 0 even where the loads overbook it: the seats left in a room, the
+        places left in a class. Open hours play no part: ask `free_time` or `slots` for those.
+
+        Raises:
+            NotFoundError: no such resource was given.
+            InvalidInputError: *interval* is not an `Interval`.
+        """
+        from slotengine.errors import NotFoundError
+
+        ix = self._index.get(resource_id)
+        if ix is None:
+            msg = f"no resource {resource_id!r}"
+            raise NotFoundError(msg, resource_id=resource_id)
+        if not isinstance(interval, Interval):
+            msg = f"remaining() takes an Interval, not {type(interval).__name__}"  # type: ignore[unreachable]
+            raise InvalidInputError(msg, field="interval")
+        if ix.capacity is None:
+            return None
+        peak = ix.profile._max_load_us((interval.start - EPOCH) // _US, (interval.end - EPOCH) // _US)
+        return max(ix.capacity - peak, 0)
 
     def days_with_slots(
         self,
@@ -970,10 +1506,6 @@ def _local_day_us(instant: int, zone: ZoneInfo) -> tuple[int, int]:
     start = localize(datetime.combine(day, time()), zone)
     end = localize(datetime.combine(day + _ONE_DAY, time()), zone)
     return to_micros(start), to_micros(end)
-
-
-def _first_holder(pools: list[list[_Index]], rid: str) -> int:
-    return next(i for i, pool in enumerate(pools) if any(ix.resource.id == rid for ix in pool))
 
 
 def _pools_overlap(pools: list[list[_Index]]) -> bool:
