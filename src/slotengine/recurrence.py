@@ -524,6 +524,9 @@ def occurrence_days(recurrence: Recurrence, first: date, last: date) -> frozense
     This reads the rule in wall time, before the wall-time rule is applied: it answers "which local days does
     the rule name", which is what schedules need.
     """
+    # Callers look a day or two beyond their window; stay inside the years a wall time may have.
+    first = max(first, date(_MIN_YEAR, 1, 1))
+    last = min(last, date(_MAX_YEAR - 1, 12, 31))
     if last < first:
         return frozenset()
     lo = datetime.combine(first, time())

@@ -713,3 +713,25 @@ class TestScheduleProperties:
     def test_time_range_wall_duration(self, hours):
         """Every range lasts more than nothing and at most 24 hours of wall time."""
         assert timedelta(0) < hours.wall_duration <= timedelta(hours=24)
+
+
+class TestScheduleRangeEdges:
+    def test_windows_at_the_ends_of_the_accepted_range(self):
+        """Windows at 1970 and at 2200 expand, recurring rules included, without looking outside the range."""
+        rule = RecurringHours.every("FREQ=DAILY", date(1970, 1, 1), TimeRange("10:00", "14:00"), "Europe/Paris")
+        schedule = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange("22:00", "06:00")), recurring=[rule])
+
+        first = schedule.expand(Interval(utc(1970, 1, 1), utc(1970, 1, 2)))
+        last = schedule.expand(Interval(utc(2199, 12, 31), utc(2200, 1, 1)))
+
+        assert (
+            IntervalSet(
+                [
+                    (utc(1970, 1, 1), utc(1970, 1, 1, 5)),
+                    (utc(1970, 1, 1, 9), utc(1970, 1, 1, 13)),
+                    (utc(1970, 1, 1, 21), utc(1970, 1, 2)),
+                ]
+            )
+            == first
+        )
+        assert utc(2200, 1, 1) == last.end
