@@ -307,6 +307,19 @@ class Booking:
         base = self.price if self.price is not None else Money.zero(self.currency or "EUR")
         return base + self.fees
 
+    @property
+    def outstanding_fees(self) -> Money:
+        """Fees not yet paid: every fee, less the payments recorded after the first fee was charged."""
+        total = Money.zero(self.currency or "EUR")
+        charging = False
+        for entry in self.payments:
+            if entry.kind is PaymentKind.FEE:
+                charging = True
+                total += entry.amount
+            elif charging and entry.kind is PaymentKind.PAYMENT:
+                total -= entry.amount
+        return total if total.amount > 0 else Money.zero(total.currency)
+
     def has_payment(self, payment_id: str) -> bool:
         """Whether a ledger entry with this provider id exists (a replayed webhook)."""
         return any(p.id == payment_id for p in self.payments)

@@ -1,0 +1,866 @@
+"""
+`BookingEngine`: the one façade that takes a booking from pre-booking to completed.
+
+Every public method is one use case run inside one storage transaction: read what it needs, let the pure
+core decide (the solver, the lifecycle table, the policies), then write the booking, its transition records
+and its outbox messages together and commit. If anything raises, the transaction rolls back and nothing has
+changed. The solver advises; the storage's atomic `reserve` decides, under the resources' locks.
+
+A call may carry an ``idempotency_key``: the first result is saved in the same transaction, a retry with the
+same key and the same request returns it, and the same key with a different request is refused.
+Concurrency failures (a serialization conflict, a deadlock, a lock timeout) are retried a bounded number of
+times before `ConcurrencyError` reaches the caller.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from slotengine._time import get_zone, to_utc
+from slotengine.availability import Availability, Explanation, Slot, Strategy
+from slotengine.booking import Booking, Payment, PaymentKind, Source
+from slotengine.business import Business
+from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
+from slotengine.errors import (
+    ConcurrencyError,
+    ConflictError,
+    InvalidInputError,
+    PolicyViolationError,
+)
+from slotengine.intervals import Interval, IntervalSet
+from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
+from slotengine.model import Resource, Service, ServiceUnit, check_id, check_text
+from slotengine.money import Money
+from slotengine.outbox import OutboxMessage
+from slotengine.policies import CancellationQuote
+from slotengine.ports import BookingQuery, Clock, IdempotencyRecord, Storage, StorageTransaction
+from slotengine.schedule import effective_hours
+
+__all__ = ["BookingEngine", "IdempotencyKeyMismatchError"]
+
+_T = TypeVar("_T")
+_MARGIN: Final = timedelta(days=2)
+_ONE_DAY: Final = timedelta(days=1)
+_US: Final = timedelta(microseconds=1)
+
+
+class IdempotencyKeyMismatchError(InvalidInputError):
+    """An idempotency key was reused for a different request; nothing was done."""
+
+    code = "idempotency_key_mismatch"
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class BookingEngine:
+    """
+    The booking engine for one business (tenant) on one storage.
+
+    Args:
+        storage: Where everything is kept (`slotengine.ports.Storage`).
+        clock: Where the time comes from (`slotengine.ports.Clock`).
+        tenant: The business this engine works for; every read and write is scoped to it.
+        max_retries: How many times a use case is retried after a `ConcurrencyError`.
+        new_id: Makes booking and message ids (random UUIDs by default).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Clock,
+        tenant: str = "default",
+        max_retries: int = 5,
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.tenant = check_id(tenant, "tenant")
+        self.max_retries = max_retries
+        self._new_id = new_id
+
+    def __repr__(self) -> str:
+        return f"<BookingEngine(tenant={self.tenant!r}, storage={self.storage!r})>"
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return to_utc(self.clock.now(), "clock.now()")
+
+    @contextmanager
+    def _tx(self) -> Iterator[StorageTransaction]:
+        with self.storage.transaction(self.tenant) as tx:
+            yield tx
+
+    def _run(self, use_case: Callable[[StorageTransaction, datetime], _T]) -> _T:
+        """Run *use_case* in one transaction that it commits, retrying on concurrency failures."""
+        attempt = 0
+        while True:
+            now = self._now()
+            try:
+                with self._tx() as tx:
+                    result = use_case(tx, now)
+                    tx.commit()
+                    return result
+            except ConcurrencyError:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise
+
+    def _keyed(
+        self,
+        key: str | None,
+        request: dict[str, Any],
+        use_case: Callable[[StorageTransaction, datetime], Booking],
+    ) -> Booking:
+        """Run a booking-returning use case, saving or replaying its first result under *key*."""
+        if key is None:
+            return self._run(use_case)
+        check_id(key, "idempotency key")
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+        def keyed(tx: StorageTransaction, now: datetime) -> Booking:
+            saved = tx.get_idempotency(key)
+            if saved is not None:
+                if saved.request_hash != digest:
+                    msg = f"idempotency key {key!r} was already used for a different request"
+                    raise IdempotencyKeyMismatchError(msg, key=key)
+                return booking_from_dict(loads(saved.result))
+            booking = use_case(tx, now)
+            tx.put_idempotency(IdempotencyRecord(key, digest, booking.id, dumps(booking_to_dict(booking)), now))
+            return booking
+
+        return self._run(keyed)
+
+    def _record(
+        self,
+        tx: StorageTransaction,
+        now: datetime,
+        booking: Booking,
+        before: BookingStatus | None,
+        action: Action,
+        actor: str,
+        reason: str = "",
+    ) -> TransitionRecord:
+        """Append the transition record and its outbox event for one effective step."""
+        record = TransitionRecord(booking.id, before, booking.status, action, now, actor, reason)
+        tx.append_transitions([record])
+        payload = {
+            "booking_id": booking.id,
+            "action": action.value,
+            "from": None if before is None else before.value,
+            "to": booking.status.value,
+            "start": booking.start.isoformat(),
+            "end": booking.end.isoformat(),
+            "resource_ids": list(booking.resource_ids),
+            "service_id": booking.service_id,
+        }
+        message_id = self._new_id()
+        tx.append_outbox(
+            [
+                OutboxMessage(
+                    message_id,
+                    f"booking.{action.value}",
+                    booking.id,
+                    now,
+                    now,
+                    message_id,
+                    dumps(payload),
+                )
+            ]
+        )
+        return record
+
+    def _step(
+        self,
+        tx: StorageTransaction,
+        now: datetime,
+        booking: Booking,
+        action: Action,
+        actor: str,
+        reason: str = "",
+        **changes: Any,
+    ) -> Booking:
+        """Take one table edge on a stored booking whose time does not change, and record it."""
+        after = next_status(booking.status, action)
+        if after is not BookingStatus.PRE_BOOKING and "hold_until" not in changes:
+            changes["hold_until"] = None
+        new = attrs.evolve(booking, status=after, version=booking.version + 1, **changes)
+        tx.update_booking(new, expected_version=booking.version)
+        self._record(tx, now, new, booking.status, action, actor, reason)
+        return new
+
+    # --- the catalogue -------------------------------------------------------------------------------------
+
+    def setup(self, business: Business) -> None:
+        """Create or replace the business (its zone, hours and policies)."""
+        checked = _require(business, Business)
+        self._run(lambda tx, _now: tx.put_business(checked))
+
+    def add_resource(self, resource: Resource) -> None:
+        """Create or replace a resource."""
+        checked = _require(resource, Resource)
+        self._run(lambda tx, _now: tx.put_resource(checked))
+
+    def add_service(self, service: Service) -> None:
+        """Create or replace a service."""
+        checked = _require(service, Service)
+        self._run(lambda tx, _now: tx.put_service(checked))
+
+    def business(self) -> Business:
+        """Return the business. Raises `NotFoundError` before `setup`."""
+        return self._run(lambda tx, _now: tx.get_business())
+
+    def resources(self) -> list[Resource]:
+        """Return every resource."""
+        return self._run(lambda tx, _now: tx.list_resources())
+
+    def services(self) -> list[Service]:
+        """Return every service."""
+        return self._run(lambda tx, _now: tx.list_services())
+
+    # --- availability ----------------------------------------------------------------------------------------
+
+    def _availability(
+        self,
+        tx: StorageTransaction,
+        now: datetime,
+        service: Service,
+        window: Interval,
+        *,
+        ignore: Collection[str] = (),
+    ) -> Availability:
+        """Build the solver's view of *service*'s pools around *window*, from storage."""
+        business = tx.get_business()
+        pool = [r for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+        longest = service.max_duration or service.duration
+        if service.unit is not ServiceUnit.MINUTES:
+            longest += _ONE_DAY
+        margin = service.buffer_before + service.buffer_after + _MARGIN
+        span = Interval(window.start - margin, window.end + longest + margin)
+        hours: dict[str, IntervalSet] = {}
+        time_off: dict[str, IntervalSet] = {}
+        for resource in pool:
+            hours[resource.id] = effective_hours(resource.schedule, business.hours, span)
+            own = resource.schedule.time_off if resource.schedule is not None else ()
+            zone = resource.zone or business.zone
+            entries = (*own, *business.hours.time_off)
+            time_off[resource.id] = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(
+                span.start, span.end
+            )
+        found = [ld for ld in tx.loads([r.id for r in pool], span) if ld.booking_id not in ignore]
+        return Availability(pool, hours, found, now=now, time_off=time_off, zone=business.zone)
+
+    def find_slots(
+        self,
+        service_id: str,
+        window: Interval,
+        *,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+        strategy: Strategy = Strategy.FIRST_AVAILABLE,
+        preferred: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Slot]:
+        """
+        Return the bookable slots of a service in *window* (see `Availability.slots`).
+
+        Raises:
+            NotFoundError: no such service.
+            InvalidInputError: a bad duration, pin or window.
+        """
+        _check_window(window)
+
+        def query(tx: StorageTransaction, now: datetime) -> list[Slot]:
+            service = tx.get_service(service_id)
+            availability = self._availability(tx, now, service, window)
+            return availability.slots(
+                service, window, duration=duration, pin=pin, strategy=strategy, preferred=preferred, limit=limit
+            )
+
+        return self._run(query)
+
+    def explain(
+        self,
+        service_id: str,
+        start: datetime,
+        *,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+    ) -> Explanation:
+        """Say whether *start* is bookable for a service, and every reason it is not."""
+        start = to_utc(start, "start")
+
+        def query(tx: StorageTransaction, now: datetime) -> Explanation:
+            service = tx.get_service(service_id)
+            window = Interval(start, start + (duration or service.duration))
+            return self._availability(tx, now, service, window).explain(service, start, duration=duration, pin=pin)
+
+        return self._run(query)
+
+    # --- creating bookings -------------------------------------------------------------------------------------
+
+    def hold(
+        self,
+        service_id: str,
+        start: datetime,
+        *,
+        customer_id: str | None = None,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+        source: str = Source.SITE,
+        notes: str = "",
+        external_ref: str | None = None,
+        actor: str = "system",
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """
+        Pre-book *start*: the booking holds its time until its hold expires (`HoldPolicy.ttl`).
+
+        Raises:
+            ConflictError: the time is not bookable; ``details["reasons"]`` says why. Nothing was written.
+            NotFoundError: no such service.
+            InvalidInputError: a bad value (naive start, disallowed duration, unknown pin, ...).
+        """
+        return self._create(
+            Action.HOLD,
+            service_id,
+            start,
+            customer_id,
+            duration,
+            pin,
+            source,
+            notes,
+            external_ref,
+            actor,
+            idempotency_key,
+        )
+
+    def book(
+        self,
+        service_id: str,
+        start: datetime,
+        *,
+        customer_id: str | None = None,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+        source: str = Source.MANAGER,
+        notes: str = "",
+        external_ref: str | None = None,
+        actor: str = "system",
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """Book *start* confirmed at once (back office: a hold and its confirmation in one step)."""
+        return self._create(
+            Action.BOOK,
+            service_id,
+            start,
+            customer_id,
+            duration,
+            pin,
+            source,
+            notes,
+            external_ref,
+            actor,
+            idempotency_key,
+        )
+
+    def _create(
+        self,
+        action: Action,
+        service_id: str,
+        start: datetime,
+        customer_id: str | None,
+        duration: timedelta | None,
+        pin: Collection[str],
+        source: str,
+        notes: str,
+        external_ref: str | None,
+        actor: str,
+        idempotency_key: str | None,
+    ) -> Booking:
+        start = to_utc(start, "start")
+        check_id(actor, "actor")
+        check_text(notes, "notes", max_length=10_000, allow_empty=True)
+        pins = tuple(sorted(pin))
+        request = {
+            "call": action.value,
+            "service_id": service_id,
+            "start": start.isoformat(),
+            "customer_id": customer_id,
+            "duration": None if duration is None else duration.total_seconds(),
+            "pin": pins,
+            "source": str(source),
+            "notes": notes,
+            "external_ref": external_ref,
+        }
+
+        def create(tx: StorageTransaction, now: datetime) -> Booking:
+            service = tx.get_service(service_id)
+            business = tx.get_business()
+            chosen = service.duration if duration is None else duration
+            window = Interval(start, start + chosen)
+            pool_ids = [r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+            tx.lock_resources(pool_ids)
+            slot = self._availability(tx, now, service, window).check(service, start, duration=duration, pin=pins)
+            status = next_status(None, action)
+            booking = Booking(
+                self._new_id(),
+                service.id,
+                slot.start,
+                slot.end,
+                slot.assignments,
+                tuple(service.needs[a.need].units for a in slot.assignments),
+                status,
+                now,
+                policies=business.policies,
+                hold_until=now + business.policies.hold.ttl if status is BookingStatus.PRE_BOOKING else None,
+                buffer_before=service.buffer_before,
+                buffer_after=service.buffer_after,
+                customer_id=customer_id,
+                source=source,
+                notes=notes,
+                external_ref=external_ref,
+                price=_price(service, chosen),
+            )
+            tx.reserve(booking, now=now)
+            self._record(tx, now, booking, None, action, actor)
+            return booking
+
+        return self._keyed(idempotency_key, request, create)
+
+    # --- moving through the lifecycle ----------------------------------------------------------------------
+
+    def confirm(self, booking_id: str, *, actor: str = "system", idempotency_key: str | None = None) -> Booking:
+        """
+        Confirm a pre-booking (a manager's confirmation). Fully prepaid pre-bookings become paid.
+
+        A pre-booking whose hold has lapsed (not yet swept) is confirmed only if its time is still free.
+
+        Raises:
+            IllegalTransitionError: the booking is not a pre-booking.
+            ConflictError: its hold lapsed and its time was taken meanwhile.
+        """
+
+        def confirm(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            action = booking.policies.confirmation.confirm_action(booking.net_paid, booking.due)
+            next_status(booking.status, action)
+            if booking.hold_until is not None and booking.hold_until <= now:
+                return self._retake(tx, now, booking, action, actor)
+            return self._step(tx, now, booking, action, actor)
+
+        return self._keyed(idempotency_key, {"call": "confirm", "booking_id": booking_id}, confirm)
+
+    def _retake(
+        self, tx: StorageTransaction, now: datetime, booking: Booking, action: Action, actor: str, **changes: Any
+    ) -> Booking:
+        """Take a lapsed pre-booking's time again, re-checked under lock like a new booking, then step."""
+        tx.lock_resources(booking.resource_ids)
+        after = next_status(booking.status, action)
+        hold = changes.pop("hold_until", None)
+        new = attrs.evolve(booking, status=after, version=booking.version + 1, hold_until=hold, **changes)
+        tx.reserve(new, now=now)
+        self._record(tx, now, new, booking.status, action, actor)
+        return new
+
+    def pay(
+        self,
+        booking_id: str,
+        amount: Money,
+        *,
+        payment_id: str,
+        actor: str = "system",
+    ) -> Booking:
+        """
+        Record a payment. It confirms, completes payment, or waits, as the booking's `ConfirmationPolicy` says.
+
+        *payment_id* is the payment provider's id: the same payment delivered again (a replayed webhook)
+        changes nothing and returns the booking. A payment on an expired pre-booking revives it if the
+        business accepts late payments and its time is still free.
+
+        Raises:
+            PolicyViolationError: overpayment, manager-first, or late payments refused.
+            CurrencyMismatchError: the payment is in another currency than the price.
+            ConflictError: a late payment whose time was taken meanwhile (nothing recorded; refund it).
+            IllegalTransitionError: the booking takes no payment in its status.
+        """
+        check_id(payment_id, "payment id")
+        amount = _require(amount, Money)
+
+        def pay(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            for entry in booking.payments:
+                if entry.id == payment_id:
+                    if entry.kind is not PaymentKind.PAYMENT or entry.amount != amount:
+                        msg = f"payment {payment_id!r} was already recorded with another amount"
+                        raise InvalidInputError(msg, payment_id=payment_id)
+                    return booking
+            lapsed = booking.status is BookingStatus.EXPIRED or (
+                booking.status is BookingStatus.PRE_BOOKING
+                and booking.hold_until is not None
+                and booking.hold_until <= now
+            )
+            if lapsed:
+                booking = self._revive(tx, now, booking, actor)
+            due = booking.price if booking.price is not None else Money.zero(amount.currency)
+            if booking.status is BookingStatus.NO_SHOW:
+                due = booking.net_paid + booking.outstanding_fees
+            action = booking.policies.confirmation.payment_action(booking.status, booking.net_paid, amount, due)
+            entry = Payment(payment_id, PaymentKind.PAYMENT, amount, now, actor)
+            return self._step(tx, now, booking, action, actor, payments=(*booking.payments, entry))
+
+        return self._run(pay)
+
+    def _revive(self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str) -> Booking:
+        if not booking.policies.hold.accept_late_payment:
+            msg = "this pre-booking expired and the business does not accept late payments"
+            raise PolicyViolationError(msg, rule="late_payment", deadline=booking.hold_until)
+        if booking.status is BookingStatus.PRE_BOOKING:
+            # Lapsed but not yet swept: record the expiry first, so the log tells what happened.
+            booking = self._step(tx, now, booking, Action.EXPIRE, "system", "hold lapsed", hold_until=None)
+        hold = now + booking.policies.hold.ttl
+        return self._retake(tx, now, booking, Action.REVIVE, actor, hold_until=hold)
+
+    def refund(
+        self,
+        booking_id: str,
+        amount: Money,
+        *,
+        payment_id: str,
+        actor: str = "system",
+        reason: str = "",
+    ) -> Booking:
+        """
+        Record money given back. A replayed *payment_id* changes nothing.
+
+        Raises:
+            PolicyViolationError: more than the client has paid, net.
+            IllegalTransitionError: the booking's status takes no refund.
+        """
+        check_id(payment_id, "payment id")
+        if not isinstance(amount, Money) or amount.amount <= 0:
+            msg = f"a refund must be a positive amount of Money, got {amount!r}"
+            raise InvalidInputError(msg, field="amount")
+
+        def refund(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            if booking.has_payment(payment_id):
+                return booking
+            next_status(booking.status, Action.REFUND)
+            if amount > booking.net_paid:
+                msg = f"cannot refund {amount}: the client has paid {booking.net_paid} net"
+                raise PolicyViolationError(msg, rule="refund_exceeds_paid")
+            entry = Payment(payment_id, PaymentKind.REFUND, amount, now, actor)
+            return self._step(tx, now, booking, Action.REFUND, actor, reason, payments=(*booking.payments, entry))
+
+        return self._run(refund)
+
+    def cancellation_quote(self, booking_id: str, *, by_business: bool = False) -> CancellationQuote:
+        """
+        Return what cancelling the booking now would refund and cost, without changing anything.
+
+        Raises:
+            PolicyViolationError: a client may no longer cancel (the deadline passed).
+            IllegalTransitionError: the booking cannot be cancelled in its status.
+        """
+
+        def quote(tx: StorageTransaction, now: datetime) -> CancellationQuote:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.CANCEL)
+            return self._quote(tx, booking, now, by_business)
+
+        return self._run(quote)
+
+    def _quote(self, tx: StorageTransaction, booking: Booking, now: datetime, by_business: bool) -> CancellationQuote:
+        price = booking.price if booking.price is not None else Money.zero(booking.currency or "EUR")
+        return booking.policies.cancellation.quote(
+            price=price,
+            paid=booking.net_paid,
+            start=booking.start,
+            now=now,
+            zone=self._zone_of(tx, booking),
+            by_business=by_business,
+        )
+
+    def _zone_of(self, tx: StorageTransaction, booking: Booking) -> ZoneInfo:
+        business = tx.get_business()
+        first = booking.resource_ids[0]
+        try:
+            zone = tx.get_resource(first).zone
+        except LookupError:
+            zone = None
+        return get_zone(zone or business.zone)
+
+    def cancel(
+        self,
+        booking_id: str,
+        *,
+        actor: str = "system",
+        by_business: bool = False,
+        reason: str = "",
+        expected_quote: CancellationQuote | None = None,
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """
+        Cancel a live booking: its time is freed and the quoted refund (and fee) is recorded.
+
+        The fee is recorded only if the policy charges unpaid penalties.
+
+        Pass the quote shown to the client as *expected_quote*: if the money changed since (a tier boundary
+        passed), the cancellation is refused rather than surprising anyone.
+
+        Raises:
+            IllegalTransitionError: the booking is not live.
+            PolicyViolationError: the client's cancellation deadline passed.
+            ConflictError: the quote changed since *expected_quote*.
+        """
+
+        def cancel(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.CANCEL)
+            quote = self._quote(tx, booking, now, by_business)
+            if expected_quote is not None and quote != expected_quote:
+                msg = f"the cancellation terms changed since they were quoted: now {quote.refund} back"
+                raise ConflictError(msg, quote=quote)
+            cancelled = self._step(tx, now, booking, Action.CANCEL, actor, reason)
+            if quote.refund.amount > 0:
+                entry = Payment(f"refund:{booking.id}:cancel", PaymentKind.REFUND, quote.refund, now, actor)
+                cancelled = self._step(
+                    tx,
+                    now,
+                    cancelled,
+                    Action.REFUND,
+                    actor,
+                    "cancellation refund",
+                    payments=(*cancelled.payments, entry),
+                )
+            if quote.owed.amount > 0 and booking.policies.cancellation.charge_unpaid_penalty:
+                entry = Payment(f"fee:{booking.id}:cancel", PaymentKind.FEE, quote.owed, now, actor)
+                cancelled = self._step(
+                    tx,
+                    now,
+                    cancelled,
+                    Action.CHARGE_FEE,
+                    actor,
+                    "cancellation fee",
+                    payments=(*cancelled.payments, entry),
+                )
+            return cancelled
+
+        request = {"call": "cancel", "booking_id": booking_id, "by_business": by_business, "reason": reason}
+        return self._keyed(idempotency_key, request, cancel)
+
+    def reschedule(
+        self,
+        booking_id: str,
+        new_start: datetime,
+        *,
+        duration: timedelta | None = None,
+        actor: str = "system",
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """
+        Move a live booking to *new_start*, keeping its status and payments, atomically.
+
+        The new time is checked like a new booking (on the same resources if they are free, otherwise on
+        any that serve it); the old time is released only if the new one is taken.
+
+        Raises:
+            PolicyViolationError: past the reschedule deadline, or moved too many times already.
+            ConflictError: the new time is not bookable; the booking stays where it was.
+            IllegalTransitionError: the booking is not live.
+        """
+        new_start = to_utc(new_start, "new_start")
+
+        def move(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.RESCHEDULE)
+            booking.policies.reschedule.check(
+                start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
+            )
+            service = tx.get_service(booking.service_id)
+            pool_ids = [r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+            tx.lock_resources(pool_ids)
+            chosen = duration if duration is not None else booking.end - booking.start
+            if service.unit is not ServiceUnit.MINUTES:
+                chosen = duration if duration is not None else service.duration
+            window = Interval(new_start, new_start + chosen)
+            availability = self._availability(tx, now, service, window, ignore={booking.id})
+            try:
+                slot = availability.check(service, new_start, duration=chosen, pin=booking.resource_ids)
+            except (ConflictError, InvalidInputError):
+                slot = availability.check(service, new_start, duration=chosen)
+            moved = attrs.evolve(
+                booking,
+                start=slot.start,
+                end=slot.end,
+                assignments=slot.assignments,
+                reschedules=booking.reschedules + 1,
+                version=booking.version + 1,
+                price=booking.price if duration is None else _price(service, chosen),
+            )
+            tx.reserve(moved, now=now)
+            self._record(tx, now, moved, booking.status, Action.RESCHEDULE, actor, f"from {booking.start.isoformat()}")
+            return moved
+
+        request = {"call": "reschedule", "booking_id": booking_id, "start": new_start.isoformat()}
+        return self._keyed(idempotency_key, request, move)
+
+    def check_in(self, booking_id: str, *, actor: str = "system") -> Booking:
+        """
+        Record that the client arrived (before the booking ends).
+
+        Raises:
+            IllegalTransitionError: the booking is not confirmed or paid.
+            PolicyViolationError: the booking is over.
+        """
+
+        def check_in(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.CHECK_IN)
+            if booking.checked_in_at is not None:
+                return booking
+            if now >= booking.end:
+                msg = "the booking is over; it can no longer be checked in"
+                raise PolicyViolationError(msg, rule="check_in_after_end", deadline=booking.end)
+            return self._step(tx, now, booking, Action.CHECK_IN, actor, checked_in_at=now)
+
+        return self._run(check_in)
+
+    def mark_no_show(self, booking_id: str, *, actor: str = "system") -> Booking:
+        """
+        Mark a confirmed or paid booking a no-show, after its grace period, and charge the no-show fee.
+
+        The fee (a share of the price, `CancellationPolicy.no_show_fee_percent`) is recorded as owed only
+        for the part not already covered by payments.
+
+        Raises:
+            PolicyViolationError: too early, or the client checked in.
+            IllegalTransitionError: the booking is not confirmed or paid.
+        """
+
+        def no_show(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.MARK_NO_SHOW)
+            booking.policies.no_show.check(start=booking.start, now=now, checked_in=booking.checked_in_at is not None)
+            marked = self._step(tx, now, booking, Action.MARK_NO_SHOW, actor)
+            if booking.price is not None:
+                fee = booking.policies.cancellation.no_show_fee(booking.price)
+                owed = fee - booking.net_paid if fee > booking.net_paid else Money.zero(fee.currency)
+                if owed.amount > 0:
+                    entry = Payment(f"fee:{booking.id}:no_show", PaymentKind.FEE, owed, now, actor)
+                    marked = self._step(
+                        tx, now, marked, Action.CHARGE_FEE, actor, "no-show fee", payments=(*marked.payments, entry)
+                    )
+            return marked
+
+        return self._run(no_show)
+
+    def complete(self, booking_id: str, *, actor: str = "system") -> Booking:
+        """
+        Mark a confirmed or paid booking completed, once it has ended.
+
+        Raises:
+            PolicyViolationError: it has not ended yet.
+            IllegalTransitionError: the booking is not confirmed or paid.
+        """
+
+        def complete(tx: StorageTransaction, now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            next_status(booking.status, Action.COMPLETE)
+            if now < booking.end:
+                msg = f"a booking can be completed once it has ended, at {booking.end.isoformat()}"
+                raise PolicyViolationError(msg, rule="complete_before_end", deadline=booking.end)
+            return self._step(tx, now, booking, Action.COMPLETE, actor)
+
+        return self._run(complete)
+
+    def expire_due(self, *, actor: str = "system") -> list[Booking]:
+        """
+        Mark every pre-booking whose hold has lapsed EXPIRED (a sweep), and return them.
+
+        Their time was already free from the expiry instant on; this only records it.
+        """
+
+        def sweep(tx: StorageTransaction, now: datetime) -> list[Booking]:
+            return [self._step(tx, now, booking, Action.EXPIRE, actor, "hold lapsed") for booking in tx.due_holds(now)]
+
+        return self._run(sweep)
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def get(self, booking_id: str) -> Booking:
+        """Return one booking. Raises `NotFoundError`."""
+        return self._run(lambda tx, _now: tx.get_booking(booking_id))
+
+    def list(
+        self,
+        *,
+        resource_id: str | None = None,
+        customer_id: str | None = None,
+        status: BookingStatus | Collection[BookingStatus] | None = None,
+        period: Interval | None = None,
+        source: str | None = None,
+        external_ref: str | None = None,
+        service_id: str | None = None,
+    ) -> builtins.list[Booking]:
+        """Return the bookings that match every given filter, ordered by start."""
+        statuses: frozenset[BookingStatus] | None
+        if status is None:
+            statuses = None
+        elif isinstance(status, BookingStatus):
+            statuses = frozenset({status})
+        else:
+            statuses = frozenset(BookingStatus(str(s)) for s in status)
+        query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id)
+        return self._run(lambda tx, _now: tx.find_bookings(query))
+
+    def agenda(self, period: Interval) -> builtins.list[Booking]:
+        """Return the live bookings overlapping *period* (what is on the board), ordered by start."""
+        return self.list(status=LIVE_STATUSES | {BookingStatus.COMPLETED, BookingStatus.NO_SHOW}, period=period)
+
+    def transitions(self, booking_id: str | None = None) -> builtins.list[TransitionRecord]:
+        """Return the transition log of one booking, or of all, in order."""
+        return self._run(lambda tx, _now: tx.list_transitions(booking_id))
+
+    def outbox(self, *, pending_only: bool = False) -> builtins.list[OutboxMessage]:
+        """Return the outbox, in order."""
+        return self._run(lambda tx, _now: tx.list_outbox(pending_only=pending_only))
+
+
+def _require(value: object, cls: type[_T]) -> _T:
+    if not isinstance(value, cls):
+        msg = f"expected {cls.__name__}, got {type(value).__name__}"
+        raise InvalidInputError(msg)
+    return value
+
+
+def _check_window(window: object) -> Interval:
+    if not isinstance(window, Interval):
+        msg = f"a window is an Interval, not {type(window).__name__}"
+        raise InvalidInputError(msg, field="window")
+    return window
+
+
+def _price(service: Service, duration: timedelta) -> Money | None:
+    """The price of *service* for *duration*: its price, scaled when the client chose another length."""
+    if service.price is None:
+        return None
+    if duration == service.duration:
+        return service.price
+    share = Decimal(duration // _US) / Decimal(service.duration // _US)
+    return service.price * share
