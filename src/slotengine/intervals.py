@@ -106,8 +106,19 @@ class Interval:
 
     @classmethod
     def starting(cls, start: datetime, duration: timedelta) -> Interval:
-        """Return the interval of *duration* that begins at *start*."""
-        return cls(start, start + duration)
+        """
+        Return the interval that begins at *start* and lasts *duration* of elapsed time.
+
+        The duration is added in UTC. Adding it to a local time instead would add wall-clock time (Python's
+        rule for two datetimes in one zone), and a two-hour booking that starts before a DST change would
+        last one hour or three.
+
+        Raises:
+            NaiveDatetimeError: *start* has no time zone.
+            InvalidIntervalError: *duration* is not positive.
+        """
+        utc_start = to_utc(start, "start")
+        return cls(utc_start, utc_start + duration)
 
     @property
     def duration(self) -> timedelta:

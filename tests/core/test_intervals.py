@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import portion as P  # noqa: N812
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from slotengine import CapacityProfile, Interval, IntervalSet
@@ -21,6 +21,7 @@ from slotengine.errors import InvalidInputError, InvalidIntervalError, NaiveDate
 from slotengine.testing import oracle
 from slotengine.testing.strategies import (
     INTERVAL_WINDOW,
+    aware_datetimes,
     interval_lists,
     interval_sets,
     intervals,
@@ -102,13 +103,36 @@ class TestInterval:
         with pytest.raises(InvalidIntervalError, match="must end after it starts"):
             Interval(at(9), end)
 
-    def test_starting_and_duration(self):
-        """`starting` builds the interval of a duration; `duration` gives it back, across a DST change."""
-        start = datetime(2026, 3, 29, 1, 30, tzinfo=PARIS)  # Paris springs forward at 02:00
-        interval = Interval.starting(start, HOUR)
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [
+            # Paris springs forward at 02:00 CET (01:00 UTC): 01:30 CET is 00:30 UTC.
+            (datetime(2026, 3, 29, 1, 30, tzinfo=PARIS), datetime(2026, 3, 29, 2, 30, tzinfo=UTC)),
+            # Paris falls back at 03:00 CEST (01:00 UTC): 01:30 CEST is 23:30 UTC the day before.
+            (datetime(2026, 10, 25, 1, 30, tzinfo=PARIS), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)),
+        ],
+        ids=["spring-forward", "fall-back"],
+    )
+    def test_starting_adds_elapsed_time_across_a_dst_change(self, start, end):
+        """
+        `starting` adds elapsed time: a two-hour booking across a DST change lasts two hours.
 
-        assert datetime(2026, 3, 29, 1, 30, tzinfo=UTC) == interval.end
-        assert HOUR == interval.duration
+        Regression: the duration was added to the local start as wall-clock time, so these lasted one hour
+        and three hours.
+        """
+        interval = Interval.starting(start, 2 * HOUR)
+
+        assert end == interval.end
+        assert 2 * HOUR == interval.duration
+
+    @given(aware_datetimes(), st.integers(1, 3 * 24 * 60))
+    def test_starting_lasts_its_duration(self, start, minutes):
+        """An interval built with `starting` in any zone, near any DST change, lasts exactly its duration."""
+        interval = Interval.starting(start, minutes * MINUTE)
+
+        assert minutes * MINUTE == interval.duration
+        # Not ``start == interval.start``: PEP 495 makes == between zones False for a time in a DST fold.
+        assert start.astimezone(UTC) == interval.start
 
     def test_contains_interval(self):
         """An interval contains another that lies within it, bounds included."""
@@ -169,6 +193,17 @@ class TestIntervalSetConstruction:
         """Bounds outside 1970–2200 UTC raise OutOfRangeError, even by one microsecond."""
         with pytest.raises(OutOfRangeError):
             IntervalSet([pair])
+
+    @given(aware_datetimes(), aware_datetimes(minute_resolution=False))
+    def test_reads_bounds_in_any_zone_as_instants(self, one, other):
+        """Bounds in any zone, also in DST gaps and folds, mean the instants that ``astimezone(UTC)`` gives."""
+        first, last = sorted([one, other], key=lambda t: t.astimezone(UTC))
+        assume(first.astimezone(UTC) != last.astimezone(UTC))
+        built = IntervalSet([(first, last)])
+
+        assert (first.astimezone(UTC), last.astimezone(UTC)) == (built.start, built.end)
+        assert first in built
+        assert last not in built
 
     def test_refuses_naive_pairs(self):
         """A naive bound in a pair raises NaiveDatetimeError."""
