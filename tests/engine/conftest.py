@@ -1,0 +1,93 @@
+"""A small business for engine tests, on every storage adapter available."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.business import Business
+from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
+from slotengine.engine import BookingEngine
+from slotengine.model import Need, Resource, Service
+from slotengine.money import Money
+from slotengine.policies import CancellationPolicy, Policies, RefundTier
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
+
+PARIS = ZoneInfo("Europe/Paris")
+MONDAY = datetime(2026, 3, 2, tzinfo=PARIS)  # a Monday
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant on day *day* of March 2026, Paris time."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=PARIS)
+
+
+def business(**policies: object) -> Business:
+    hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(time(9), time(18))))
+    defaults = {
+        "cancellation": CancellationPolicy(
+            tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)], otherwise_percent=0, no_show_fee_percent=50
+        )
+    }
+    return Business("Car wash", "Europe/Paris", hours, Policies(**{**defaults, **policies}))
+
+
+WASH = Service(
+    "wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M, price=Money("20", "EUR")
+)
+
+
+def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    factories: dict[str, object] = {"memory": MemoryStorage}
+    try:
+        from slotengine.adapters.sqlite import SQLiteStorage
+    except ImportError:  # the adapter lands separately
+        return factories
+    factories["sqlite"] = lambda: SQLiteStorage(tmp_path_factory.mktemp("db") / "slotengine.db")
+    return factories
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    factories = storage_factories(tmp_path_factory)
+    if request.param not in factories:
+        pytest.skip(f"the {request.param} adapter is not in this tree yet")
+    made = factories[request.param]()  # type: ignore[operator]
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(at(2, 8))
+
+
+@pytest.fixture
+def engine(storage, clock) -> BookingEngine:
+    counter = iter(range(1, 1_000_000))
+    made = BookingEngine(storage, clock=clock, tenant="wash", new_id=lambda: f"id{next(counter)}")
+    made.setup(business())
+    made.add_resource(Resource("box1", "Box 1", type="box"))
+    made.add_resource(Resource("box2", "Box 2", type="box"))
+    made.add_service(WASH)
+    return made
+
+
+def state_hash(engine: BookingEngine) -> str:
+    """A hash of everything the engine stores for its tenant: bookings, log, outbox, catalogue."""
+    parts = [
+        [dumps(booking_to_dict(b)) for b in engine.list()],
+        [dumps(transition_to_dict(t)) for t in engine.transitions()],
+        [dumps(outbox_to_dict(m)) for m in engine.outbox()],
+        [repr(r) for r in engine.resources()],
+        [repr(s) for s in engine.services()],
+        repr(engine.business()),
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()

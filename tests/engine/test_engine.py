@@ -1,0 +1,478 @@
+"""The booking engine, use case by use case, on every storage adapter."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from conftest import WASH, H, M, at, business, state_hash
+from slotengine.business import Business
+from slotengine.engine import BookingEngine, IdempotencyKeyMismatchError
+from slotengine.errors import (
+    ConflictError,
+    CurrencyMismatchError,
+    IllegalTransitionError,
+    InvalidInputError,
+    InvalidMoneyError,
+    NaiveDatetimeError,
+    NonexistentLocalTimeError,
+    NotFoundError,
+    OutOfRangeError,
+    PolicyViolationError,
+    SlotEngineError,
+)
+from slotengine.intervals import Interval
+from slotengine.lifecycle import Action, BookingStatus
+from slotengine.model import Need, Resource, Service
+from slotengine.money import Money
+from slotengine.policies import ConfirmationMode, ConfirmationPolicy, HoldPolicy
+from slotengine.schedule import Schedule
+
+EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
+DAY3 = Interval(at(3, 0), at(4, 0))
+
+
+class TestFindAndHold:
+    def test_slots_are_in_business_hours(self, engine):
+        """The first slot is 09:00 Paris on a weekday, on the first box."""
+        slots = engine.find_slots("wash", DAY3)
+
+        assert (at(3, 9), ("box1",)) == (slots[0].start, slots[0].resource_ids)
+        assert at(3, 17) == slots[-1].start  # 17:30 would put the after-buffer past closing
+
+    def test_hold_takes_the_slot(self, engine):
+        """Two holds fill both boxes; the third is refused with its reasons and nothing is written."""
+        first = engine.hold("wash", at(3, 9), customer_id="c1")
+        second = engine.hold("wash", at(3, 9), customer_id="c2")
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError) as info:
+            engine.hold("wash", at(3, 9), customer_id="c3")
+
+        assert {("box1",), ("box2",)} == {first.resource_ids, second.resource_ids}
+        assert BookingStatus.PRE_BOOKING == first.status
+        assert at(2, 8, 30) == first.hold_until
+        assert {"held", "no_member_free"} <= {r.code.value for r in info.value.details["reasons"]}
+        assert before == state_hash(engine)
+
+    def test_buffer_keeps_time_free(self, engine):
+        """The 10-minute after-buffer of a 9:00 wash makes 9:30 unavailable on that box."""
+        engine.book("wash", at(3, 9), pin=["box1"])
+
+        assert not engine.explain("wash", at(3, 9, 30), pin=["box1"]).bookable
+        assert engine.explain("wash", at(3, 10), pin=["box1"]).bookable
+
+    def test_every_transition_is_recorded_with_an_outbox_event(self, engine):
+        """Creating a booking writes one transition record and one outbox message."""
+        booking = engine.hold("wash", at(3, 9), actor="site")
+
+        [record] = engine.transitions(booking.id)
+        [message] = engine.outbox()
+        assert (None, BookingStatus.PRE_BOOKING, Action.HOLD, "site") == (
+            record.from_status,
+            record.to_status,
+            record.action,
+            record.actor,
+        )
+        assert ("booking.hold", booking.id) == (message.topic, message.booking_id)
+
+    def test_carries_source_customer_notes_and_external_ref(self, engine):
+        """A booking keeps where it came from and the CRM deal it belongs to."""
+        booking = engine.book("wash", at(3, 9), customer_id="c1", source="partner", notes="black SUV", external_ref="deal-42")
+
+        assert ("c1", "partner", "black SUV", "deal-42") == (
+            booking.customer_id,
+            booking.source,
+            booking.notes,
+            booking.external_ref,
+        )
+        assert [booking] == engine.list(source="partner")
+        assert [booking] == engine.list(external_ref="deal-42")
+
+
+class TestHoldExpiry:
+    def test_expired_hold_frees_its_time_before_any_sweep(self, engine, clock):
+        """At its expiry instant a hold stops taking time even though it is still a pre-booking."""
+        engine.hold("wash", at(3, 9), pin=["box1"])
+        clock.advance(30 * M)
+
+        assert engine.explain("wash", at(3, 9), pin=["box1"]).bookable
+        assert engine.book("wash", at(3, 9), pin=["box1"]).status is BookingStatus.CONFIRMED
+
+    def test_sweep_marks_expired(self, engine, clock):
+        """expire_due marks lapsed holds expired and records it."""
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(31 * M)
+        [expired] = engine.expire_due()
+
+        assert (held.id, BookingStatus.EXPIRED, None) == (expired.id, expired.status, expired.hold_until)
+        assert Action.EXPIRE == engine.transitions(held.id)[-1].action
+        assert [] == engine.expire_due()
+
+    def test_late_payment_revives_when_free(self, engine, clock):
+        """A payment after expiry revives the booking if its time is still free, then counts."""
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(H)
+        engine.expire_due()
+        paid = engine.pay(held.id, EUR(20), payment_id="p1")
+
+        assert BookingStatus.PAID == paid.status
+        assert [Action.HOLD, Action.EXPIRE, Action.REVIVE, Action.PAY_FULL] == [t.action for t in engine.transitions(held.id)]
+
+    def test_late_payment_refused_when_taken(self, engine, clock):
+        """A late payment whose time was taken meanwhile is refused and changes nothing."""
+        held = engine.hold("wash", at(3, 9), pin=["box1"])
+        clock.advance(H)
+        engine.book("wash", at(3, 9), pin=["box1"])
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError):
+            engine.pay(held.id, EUR(20), payment_id="p1")
+        assert before == state_hash(engine)
+
+    def test_late_payment_refused_by_policy(self, storage, clock):
+        """A business that refuses late payments refuses them with a policy error."""
+        engine = BookingEngine(storage, clock=clock, tenant="strict")
+        engine.setup(business(hold=HoldPolicy(accept_late_payment=False)))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(H)
+
+        with pytest.raises(PolicyViolationError, match="late payments"):
+            engine.pay(held.id, EUR(20), payment_id="p1")
+
+
+class TestConfirmationOrder:
+    def make(self, storage, clock, mode):
+        engine = BookingEngine(storage, clock=clock, tenant=f"t-{mode}")
+        engine.setup(business(confirmation=ConfirmationPolicy(mode=mode, deposit_percent=30)))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        return engine, engine.hold("wash", at(3, 9))
+
+    def test_payment_confirms(self, storage, clock):
+        """Under payment-confirms a deposit confirms and the rest makes it paid."""
+        engine, held = self.make(storage, clock, ConfirmationMode.PAYMENT_CONFIRMS)
+
+        assert BookingStatus.CONFIRMED == engine.pay(held.id, EUR(6), payment_id="p1").status
+        assert BookingStatus.PAID == engine.pay(held.id, EUR(14), payment_id="p2").status
+
+    def test_manager_first(self, storage, clock):
+        """Under manager-first a payment before confirmation is refused; after it, accepted."""
+        engine, held = self.make(storage, clock, ConfirmationMode.MANAGER_FIRST)
+
+        with pytest.raises(PolicyViolationError):
+            engine.pay(held.id, EUR(20), payment_id="p1")
+        engine.confirm(held.id, actor="manager:ann")
+        assert BookingStatus.PAID == engine.pay(held.id, EUR(20), payment_id="p1").status
+
+    def test_any_order(self, storage, clock):
+        """Under any-order a prepaid pre-booking waits, and the manager's confirmation makes it paid."""
+        engine, held = self.make(storage, clock, ConfirmationMode.ANY_ORDER)
+
+        assert BookingStatus.PRE_BOOKING == engine.pay(held.id, EUR(20), payment_id="p1").status
+        assert BookingStatus.PAID == engine.confirm(held.id).status
+
+
+class TestPayments:
+    def test_replayed_payment_changes_nothing(self, engine):
+        """The same provider payment delivered twice is recorded once (I4)."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(10), payment_id="p1")
+        before = state_hash(engine)
+        again = engine.pay(booking.id, EUR(10), payment_id="p1")
+
+        assert EUR(10) == again.net_paid
+        assert before == state_hash(engine)
+
+    def test_overpayment_and_currency_mismatch(self, engine):
+        """Overpayment and a foreign currency are refused and change nothing."""
+        booking = engine.book("wash", at(3, 9))
+        before = state_hash(engine)
+
+        with pytest.raises(PolicyViolationError, match="more than"):
+            engine.pay(booking.id, EUR(25), payment_id="p1")
+        with pytest.raises(CurrencyMismatchError):
+            engine.pay(booking.id, Money(20, "USD"), payment_id="p2")
+        assert before == state_hash(engine)
+
+    def test_refund(self, engine):
+        """A refund is recorded and cannot exceed what was paid."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+        refunded = engine.refund(booking.id, EUR(5), payment_id="r1", reason="goodwill")
+
+        assert (EUR(20), EUR(5), EUR(15)) == (refunded.paid, refunded.refunded, refunded.net_paid)
+        with pytest.raises(PolicyViolationError):
+            engine.refund(booking.id, EUR(16), payment_id="r2")
+
+
+class TestCancellation:
+    def test_quote_then_cancel_records_the_quoted_refund(self, engine):
+        """Cancelled 25 hours ahead, half is refunded: quoted first, recorded the same."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+        quote = engine.cancellation_quote(booking.id)
+        cancelled = engine.cancel(booking.id, expected_quote=quote, actor="c1")
+
+        assert (EUR(10), EUR(10)) == (quote.refund, quote.penalty)
+        assert (BookingStatus.CANCELLED, EUR(10), EUR(10)) == (cancelled.status, cancelled.refunded, cancelled.net_paid)
+        assert engine.explain("wash", at(3, 9), pin=cancelled.resource_ids).bookable
+
+    def test_changed_quote_is_refused(self, engine, clock):
+        """If a tier boundary passes between quote and cancel, the cancel is refused."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+        quote = engine.cancellation_quote(booking.id)
+        clock.advance(2 * H)
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError, match="changed"):
+            engine.cancel(booking.id, expected_quote=quote)
+        assert before == state_hash(engine)
+
+    def test_business_cancellation_refunds_all(self, engine):
+        """A cancellation by the business refunds everything."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+
+        assert EUR(0) == engine.cancel(booking.id, by_business=True).net_paid
+
+
+class TestReschedule:
+    def test_moves_keeping_status_and_money(self, engine):
+        """A paid booking moves to a free time with its status and payments."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+        moved = engine.reschedule(booking.id, at(4, 11))
+
+        assert (at(4, 11), BookingStatus.PAID, EUR(20), 1) == (moved.start, moved.status, moved.net_paid, moved.reschedules)
+        assert engine.explain("wash", at(3, 9), pin=booking.resource_ids).bookable
+
+    def test_refused_move_keeps_the_old_time(self, engine):
+        """When the new time is taken on every box, the booking stays and nothing changes."""
+        booking = engine.book("wash", at(3, 9))
+        engine.book("wash", at(4, 11))
+        engine.book("wash", at(4, 11))
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError):
+            engine.reschedule(booking.id, at(4, 11))
+        assert before == state_hash(engine)
+        assert at(3, 9) == engine.get(booking.id).start
+
+    def test_move_onto_its_own_time(self, engine):
+        """A booking can move by less than its own length (its old time does not block it)."""
+        booking = engine.book("wash", at(3, 9), pin=["box1"])
+
+        moved = engine.reschedule(booking.id, at(3, 9, 30))
+
+        assert (at(3, 9, 30), ("box1",)) == (moved.start, moved.resource_ids)
+
+
+class TestAttendance:
+    def test_complete_after_end(self, engine, clock):
+        """Completion is refused before the end and accepted after."""
+        booking = engine.book("wash", at(2, 9))
+        with pytest.raises(PolicyViolationError):
+            engine.complete(booking.id)
+        clock.set(at(2, 9, 30))
+
+        assert BookingStatus.COMPLETED == engine.complete(booking.id).status
+
+    def test_no_show_after_grace_with_fee(self, engine, clock):
+        """Not checked in 15 minutes after the start, the booking is a no-show and owes half the price."""
+        booking = engine.book("wash", at(2, 9))
+        clock.set(at(2, 9, 14))
+        with pytest.raises(PolicyViolationError):
+            engine.mark_no_show(booking.id)
+        clock.set(at(2, 9, 15))
+        marked = engine.mark_no_show(booking.id)
+
+        assert (BookingStatus.NO_SHOW, EUR(10)) == (marked.status, marked.outstanding_fees)
+        assert BookingStatus.NO_SHOW == engine.pay(booking.id, EUR(10), payment_id="fee").status
+
+    def test_checked_in_is_not_a_no_show(self, engine, clock):
+        """A client who checked in cannot be marked a no-show."""
+        booking = engine.book("wash", at(2, 9))
+        clock.set(at(2, 9, 1))
+        engine.check_in(booking.id)
+        clock.set(at(2, 9, 20))
+
+        with pytest.raises(PolicyViolationError, match="checked in"):
+            engine.mark_no_show(booking.id)
+
+
+class TestIdempotency:
+    def test_retry_returns_the_first_result(self, engine):
+        """The same key and request return the first booking and book nothing more (I1)."""
+        first = engine.hold("wash", at(3, 9), customer_id="c1", idempotency_key="k1")
+        again = engine.hold("wash", at(3, 9), customer_id="c1", idempotency_key="k1")
+
+        assert first == again
+        assert 1 == len(engine.list())
+
+    def test_same_key_other_request_is_refused(self, engine):
+        """The same key with a different request is refused and changes nothing (I2)."""
+        engine.hold("wash", at(3, 9), customer_id="c1", idempotency_key="k1")
+        before = state_hash(engine)
+
+        with pytest.raises(IdempotencyKeyMismatchError):
+            engine.hold("wash", at(3, 10), customer_id="c1", idempotency_key="k1")
+        assert before == state_hash(engine)
+
+
+class TestTenants:
+    def test_tenants_do_not_see_each_other(self, storage, clock):
+        """Two businesses on one storage with the same ids never see each other's bookings."""
+        engines = []
+        for tenant in ("a", "b"):
+            engine = BookingEngine(storage, clock=clock, tenant=tenant, new_id=lambda: "same-id")
+            engine.setup(business())
+            engine.add_resource(Resource("box1", "Box 1", type="box"))
+            engine.add_service(WASH)
+            engines.append(engine)
+        a, b = engines
+        booking = a.book("wash", at(3, 9))
+        before = state_hash(b)
+
+        assert [] == b.list()
+        assert b.explain("wash", at(3, 9)).bookable
+        with pytest.raises(NotFoundError):
+            b.get("other")
+        b.book("wash", at(3, 9))
+        assert [booking] == a.list()
+        assert before != state_hash(b)
+
+
+ILLEGAL = {
+    "confirm": lambda e, b: e.confirm(b.id),
+    "pay": lambda e, b: e.pay(b.id, EUR(1), payment_id="x"),
+    "refund": lambda e, b: e.refund(b.id, EUR(1), payment_id="y"),
+    "cancel": lambda e, b: e.cancel(b.id),
+    "reschedule": lambda e, b: e.reschedule(b.id, at(5, 9)),
+    "check_in": lambda e, b: e.check_in(b.id),
+    "mark_no_show": lambda e, b: e.mark_no_show(b.id),
+    "complete": lambda e, b: e.complete(b.id),
+}
+
+
+def in_status(engine, clock, status):
+    """Make a booking in *status* (and pay 1 EUR where money must exist for refunds)."""
+    if status is BookingStatus.PRE_BOOKING:
+        return engine.hold("wash", at(3, 9))
+    if status is BookingStatus.EXPIRED:
+        booking = engine.hold("wash", at(3, 9))
+        clock.advance(H)
+        return engine.expire_due()[0]
+    booking = engine.book("wash", at(2, 9))
+    if status is BookingStatus.CONFIRMED:
+        return booking
+    if status is BookingStatus.PAID:
+        return engine.pay(booking.id, EUR(20), payment_id="p0")
+    if status is BookingStatus.CANCELLED:
+        return engine.cancel(booking.id, by_business=True)
+    clock.set(at(2, 10))
+    if status is BookingStatus.COMPLETED:
+        return engine.complete(booking.id)
+    return engine.mark_no_show(booking.id)
+
+
+class TestForbiddenTransitions:
+    @pytest.mark.parametrize("status", list(BookingStatus))
+    @pytest.mark.parametrize("action", sorted(ILLEGAL))
+    def test_every_status_and_action(self, engine, clock, status, action):
+        """Every engine action either works, or raises a typed error and changes nothing (M2)."""
+        booking = in_status(engine, clock, status)
+        before = state_hash(engine)
+
+        allowed = {
+            "confirm": {BookingStatus.PRE_BOOKING},
+            "pay": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.NO_SHOW, BookingStatus.EXPIRED},
+            "refund": set(BookingStatus),
+            "cancel": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID},
+            "reschedule": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID},
+            "check_in": {BookingStatus.CONFIRMED, BookingStatus.PAID},
+            "mark_no_show": {BookingStatus.CONFIRMED, BookingStatus.PAID},
+            "complete": {BookingStatus.CONFIRMED, BookingStatus.PAID},
+        }[action]
+
+        if status not in allowed:
+            with pytest.raises(IllegalTransitionError):
+                ILLEGAL[action](engine, booking)
+            assert before == state_hash(engine)
+            return
+        try:
+            ILLEGAL[action](engine, booking)
+        except SlotEngineError as error:  # allowed by the table, refused by a policy or the money
+            assert not isinstance(error, IllegalTransitionError), (status, action)
+            assert before == state_hash(engine), (status, action, error)
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("call", "error"),
+        [
+            (lambda e: e.hold("wash", datetime(2026, 3, 3, 9)), NaiveDatetimeError),  # B1
+            (lambda e: e.hold("wash", datetime(1969, 1, 1, tzinfo=UTC)), OutOfRangeError),  # B5
+            (lambda e: e.hold("wash", datetime(9999, 1, 1, tzinfo=UTC)), OutOfRangeError),  # B5
+            (lambda e: e.hold("nope", at(3, 9)), NotFoundError),  # B7
+            (lambda e: e.get("nope"), NotFoundError),  # B7
+            (lambda e: e.hold("wash", at(3, 9), duration=H), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), duration=-H), InvalidInputError),  # B4
+            (lambda e: e.hold("wash", at(3, 9), pin=["zz"]), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), notes="x\x00y"), InvalidInputError),  # B17
+            (lambda e: e.hold("wash", at(3, 9), notes="x" * 1_000_001), InvalidInputError),  # B17
+            (lambda e: e.hold("wash", at(3, 9), customer_id=""), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), actor=""), InvalidInputError),
+            (lambda e: e.find_slots("wash", (at(3, 0), at(4, 0))), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 20)), ConflictError),  # S6: outside hours
+            (lambda e: e.hold("wash", at(3, 9, 7)), ConflictError),  # off the grid
+            (lambda e: e.hold("wash", at(1, 9)), ConflictError),  # a Sunday
+            (lambda e: e.add_resource(Resource("b", "B", capacity=0)), InvalidInputError),  # B8
+            (lambda e: e.add_service("wash"), InvalidInputError),
+            (lambda e: e.pay(e.list()[0].id, 20.0, payment_id="p"), InvalidInputError),  # B12
+            (lambda e: e.pay(e.list()[0].id, Money(20, "USD"), payment_id="p"), CurrencyMismatchError),  # B13
+        ],
+    )
+    def test_typed_error_and_nothing_changes(self, engine, call, error):
+        """Bad input raises its typed error and leaves storage exactly as it was."""
+        engine.book("wash", at(3, 10))
+        before = state_hash(engine)
+
+        with pytest.raises(error):
+            call(engine)
+        assert before == state_hash(engine)
+
+    def test_dst_gap_start(self, engine):
+        """A start in a DST gap cannot even be written as an instant (B2): strict localize refuses it."""
+        from datetime import datetime as dt
+
+        from slotengine import localize
+
+        with pytest.raises(NonexistentLocalTimeError):
+            localize(dt(2026, 3, 29, 2, 30), at(3, 9).tzinfo, strict=True)
+
+    def test_money_floats_never_reach_the_engine(self):
+        """A float amount fails at Money construction (B12)."""
+        with pytest.raises(InvalidMoneyError):
+            Money(19.99, "EUR")
+
+    def test_unknown_business(self, storage, clock):
+        """Before setup, queries raise NotFoundError."""
+        engine = BookingEngine(storage, clock=clock, tenant="empty")
+
+        with pytest.raises(NotFoundError):
+            engine.find_slots("wash", DAY3)
+
+    def test_business_zone_must_match_hours(self):
+        """A business whose hours are kept in another zone is refused."""
+        with pytest.raises(InvalidInputError):
+            Business("X", "Europe/Paris", Schedule("UTC"))
+
+    def test_service_with_unknown_pool_has_no_slots(self, engine):
+        """A service whose pool is empty offers nothing (its only primary need matches nobody)."""
+        engine.add_service(Service("x", "X", needs=[Need(type="robot")], duration=H))
+
+        with pytest.raises(InvalidInputError, match="auxiliary"):
+            engine.find_slots("x", DAY3)
