@@ -151,11 +151,13 @@ def _merge(starts: list[int], ends: list[int]) -> tuple[int, ...]:
     """
     Merge intervals given as parallel lists of starts and ends (each start before its end) into bounds.
 
-    Both lists are sorted in place, *independently*. That is enough: the k-th smallest end always comes after
-    the k-th smallest start, so just after the k smallest ends and before the (k+1)-th start no interval is
-    open. The merged pieces therefore break exactly where ``starts[k] > ends[k - 1]``, and ``>`` rather
-    than ``>=`` makes touching pieces merge. Sorting plain ints and finding the breaks with `map` and
-    `compress` runs in C; sorted input (a database's ``ORDER BY start``) sorts in linear time.
+    Both lists are sorted in place, *independently*. That is enough: at any instant t, the number of open
+    intervals is the number of starts <= t minus the number of ends <= t. It is zero between the k-th
+    smallest end and the (k+1)-th smallest start when ``ends[k - 1] < starts[k]`` (k have started and k
+    have ended), and a gap can occur nowhere else, because the k-th smallest end always comes after the k-th
+    smallest start. So the merged pieces break exactly where ``starts[k] > ends[k - 1]``; ``>`` rather than
+    ``>=`` makes touching pieces merge. Sorting plain ints and finding the breaks with `map` and `compress`
+    runs in C; sorted input (a database's ``ORDER BY start``) sorts in linear time.
     """
     n = len(starts)
     if not n:
@@ -309,6 +311,9 @@ class IntervalSet:
     _bounds: tuple[int, ...]
 
     def __init__(self, intervals: Iterable[Interval | tuple[datetime, datetime]] = ()) -> None:
+        if isinstance(intervals, IntervalSet):
+            self._bounds = intervals._bounds
+            return
         starts: list[int] = []
         ends: list[int] = []
         for item in intervals:
@@ -695,7 +700,7 @@ class CapacityProfile:
         times, levels = self._times, self._levels
         for i in range(len(times) - 1):
             if levels[i]:
-                yield Interval(from_micros(times[i]), from_micros(times[i + 1])), levels[i]
+                yield _interval_us(times[i], times[i + 1]), levels[i]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CapacityProfile):

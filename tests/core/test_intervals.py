@@ -222,6 +222,13 @@ class TestIntervalSetConstruction:
         with pytest.raises(InvalidInputError):
             IntervalSet([item])
 
+    def test_copies_another_set(self):
+        """A set built from another set equals it."""
+        pieces = IntervalSet([span(9, 10), span(13, 14)])
+
+        assert pieces == IntervalSet(pieces)
+        assert [span(9, 10), span(13, 14)] == list(IntervalSet(pieces))
+
     def test_empty(self):
         """The empty set is falsy, has no start or end, lasts nothing, and equals IntervalSet()."""
         empty = IntervalSet.empty()
