@@ -10,13 +10,19 @@ OPTIONAL = {"psycopg", "psycopg_pool", "click", "rich", "icalendar", "apprise", 
 
 class TestAll:
     def test_sorted(self):
-        """__all__ is sorted, so a reader finds names and a diff shows additions."""
-        assert sorted(slotengine.__all__) == slotengine.__all__
+        """__all__ is sorted (constants, then classes, then functions, as ruff's RUF022 keeps it)."""
+
+        def kind(name):
+            return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+        assert sorted(slotengine.__all__, key=kind) == slotengine.__all__
 
     def test_every_name_resolves_and_is_documented(self):
-        """Every public name exists and has a docstring of its own."""
+        """Every public class, function and module exists and has a docstring (constants are documented in place)."""
         for name in slotengine.__all__:
             obj = getattr(slotengine, name)
+            if name.isupper():
+                continue
 
             assert obj.__doc__, name
 

@@ -3,17 +3,66 @@ slotengine: a booking engine for Python.
 
 It models resources, staff, services and schedules, answers "when can this be booked, and with whom or
 what", and takes bookings through their lifecycle without ever double-booking. slotengine's core contains
-no I/O: storage, clocks and notifications come in through ports (see `slotengine.ports`).
+no I/O: storage, clocks and notifications come in through ports (`slotengine.ports`), and adapters
+(`slotengine.adapters`) live at the edge.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from slotengine import errors as errors
 from slotengine._time import localize as localize
+from slotengine.availability import Assignment as Assignment
+from slotengine.availability import Availability as Availability
+from slotengine.availability import Explanation as Explanation
+from slotengine.availability import Load as Load
+from slotengine.availability import Reason as Reason
+from slotengine.availability import ReasonCode as ReasonCode
+from slotengine.availability import Slot as Slot
+from slotengine.availability import Strategy as Strategy
+from slotengine.booking import Booking as Booking
+from slotengine.booking import Payment as Payment
+from slotengine.booking import PaymentKind as PaymentKind
+from slotengine.booking import Source as Source
+from slotengine.business import Business as Business
+from slotengine.engine import BookingEngine as BookingEngine
 from slotengine.intervals import CapacityProfile as CapacityProfile
 from slotengine.intervals import Interval as Interval
 from slotengine.intervals import IntervalSet as IntervalSet
+from slotengine.lifecycle import TRANSITIONS as TRANSITIONS
+from slotengine.lifecycle import Action as Action
+from slotengine.lifecycle import BookingStatus as BookingStatus
+from slotengine.lifecycle import TransitionRecord as TransitionRecord
+from slotengine.model import UNLIMITED as UNLIMITED
+from slotengine.model import Customer as Customer
+from slotengine.model import Need as Need
+from slotengine.model import Resource as Resource
+from slotengine.model import ResourceKind as ResourceKind
+from slotengine.model import ResourceRole as ResourceRole
+from slotengine.model import Service as Service
+from slotengine.model import ServiceUnit as ServiceUnit
 from slotengine.money import Money as Money
+from slotengine.outbox import OutboxMessage as OutboxMessage
+from slotengine.policies import CancellationPolicy as CancellationPolicy
+from slotengine.policies import CancellationQuote as CancellationQuote
+from slotengine.policies import ConfirmationMode as ConfirmationMode
+from slotengine.policies import ConfirmationPolicy as ConfirmationPolicy
+from slotengine.policies import HoldPolicy as HoldPolicy
+from slotengine.policies import NoShowPolicy as NoShowPolicy
+from slotengine.policies import Policies as Policies
+from slotengine.policies import RefundTier as RefundTier
+from slotengine.policies import ReschedulePolicy as ReschedulePolicy
+from slotengine.ports import Clock as Clock
+from slotengine.ports import Notifier as Notifier
+from slotengine.ports import Storage as Storage
+from slotengine.ports import StorageTransaction as StorageTransaction
+from slotengine.recurrence import Recurrence as Recurrence
+from slotengine.schedule import DateOverride as DateOverride
+from slotengine.schedule import RecurringHours as RecurringHours
+from slotengine.schedule import Schedule as Schedule
+from slotengine.schedule import TimeOff as TimeOff
+from slotengine.schedule import TimeRange as TimeRange
+from slotengine.schedule import WeeklyHours as WeeklyHours
+from slotengine.schedule import effective_hours as effective_hours
 
 try:
     __version__ = version("slotengine")
@@ -21,10 +70,58 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
     __version__ = "0.0.0"
 
 __all__ = [
+    "TRANSITIONS",
+    "UNLIMITED",
+    "Action",
+    "Assignment",
+    "Availability",
+    "Booking",
+    "BookingEngine",
+    "BookingStatus",
+    "Business",
+    "CancellationPolicy",
+    "CancellationQuote",
     "CapacityProfile",
+    "Clock",
+    "ConfirmationMode",
+    "ConfirmationPolicy",
+    "Customer",
+    "DateOverride",
+    "Explanation",
+    "HoldPolicy",
     "Interval",
     "IntervalSet",
+    "Load",
     "Money",
+    "Need",
+    "NoShowPolicy",
+    "Notifier",
+    "OutboxMessage",
+    "Payment",
+    "PaymentKind",
+    "Policies",
+    "Reason",
+    "ReasonCode",
+    "Recurrence",
+    "RecurringHours",
+    "RefundTier",
+    "ReschedulePolicy",
+    "Resource",
+    "ResourceKind",
+    "ResourceRole",
+    "Schedule",
+    "Service",
+    "ServiceUnit",
+    "Slot",
+    "Source",
+    "Storage",
+    "StorageTransaction",
+    "Strategy",
+    "TimeOff",
+    "TimeRange",
+    "TransitionRecord",
+    "WeeklyHours",
+    "effective_hours",
     "errors",
     "localize",
 ]

@@ -168,6 +168,8 @@ _E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class _Unlimited(enum.Enum):
+    """The type of `UNLIMITED`: a capacity that never refuses a booking on load."""
+
     UNLIMITED = "unlimited"
 
     def __repr__(self) -> str:

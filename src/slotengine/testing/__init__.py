@@ -1,7 +1,17 @@
 """
 slotengine's public test kit.
 
-Hypothesis strategies for slotengine's values (`slotengine.testing.strategies`) and brute-force oracles
-(`slotengine.testing.oracle`) that are slow but obviously right, to test fast code against. This package
-imports hypothesis, so it is only for test suites.
+- `slotengine.testing.strategies`: hypothesis strategies for every value, drawn in real zones near real DST
+  transitions, and whole availability scenarios;
+- `slotengine.testing.oracle`: brute-force oracles (minute grids, every combination) that are slow but
+  obviously right, to test fast code against;
+- `FrozenClock`: a clock that moves only when told; `RecordingNotifier`: a notifier that keeps what it sent.
+
+This package imports hypothesis, so it is for test suites only; ``import slotengine`` never imports it.
 """
+
+from slotengine.testing.clock import FrozenClock as FrozenClock
+from slotengine.testing.notifiers import NotifierDown as NotifierDown
+from slotengine.testing.notifiers import RecordingNotifier as RecordingNotifier
+
+__all__ = ["FrozenClock", "NotifierDown", "RecordingNotifier"]

@@ -36,7 +36,7 @@ def _zones(zones: st.SearchStrategy[str] | None) -> st.SearchStrategy[str]:
         return zones
     # Imported here, not at the top: `strategies` re-exports this module, so a top-level import would be
     # circular whichever of the two is imported first.
-    from slotengine.testing.strategies import zone_names
+    from slotengine.testing._time_strategies import zone_names
 
     return zone_names()
 

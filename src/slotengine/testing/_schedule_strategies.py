@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from slotengine.intervals import Interval
 from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
-from slotengine.testing.strategies import DST_ZONES, dst_transitions
+from slotengine.testing._time_strategies import DST_ZONES, dst_transitions
 
 __all__ = ["schedule_windows", "schedules", "time_ranges", "weekly_hours"]
 

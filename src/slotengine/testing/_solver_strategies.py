@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from slotengine.availability import Load
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit
-from slotengine.testing.strategies import DST_ZONES, dst_transitions
+from slotengine.testing._time_strategies import DST_ZONES, dst_transitions
 
 __all__ = ["Scenario", "scenarios"]
 

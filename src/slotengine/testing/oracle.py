@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from slotengine.intervals import Interval, IntervalSet
+from slotengine.testing._schedule_oracle import schedule_open_minutes as schedule_open_minutes
+from slotengine.testing._solver_oracle import oracle_slot_starts as oracle_slot_starts
+from slotengine.testing._solver_oracle import oracle_valid_assignment as oracle_valid_assignment
 
 __all__ = [
     "MINUTE",
@@ -39,7 +42,10 @@ __all__ = [
     "minute_of",
     "minute_set",
     "minutes_of",
+    "oracle_slot_starts",
+    "oracle_valid_assignment",
     "overlaps",
+    "schedule_open_minutes",
     "steps_by_minute",
     "total_duration",
     "union",

@@ -1,105 +1,51 @@
 """
-Hypothesis strategies for slotengine's values.
+Hypothesis strategies for slotengine's values: the public door of the test kit's strategies.
 
 Instants are drawn in real IANA zones and pulled towards real DST transitions, because that is where time code
 breaks. Every strategy returns valid values; tests that want invalid ones build them by hand.
 """
 
-from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo
-
-from hypothesis import strategies as st
-
-# `Name as Name` marks a re-export for type checkers (STYLE habit 1); ruff's PLC0414 expects it in __init__.
-from slotengine.testing._interval_strategies import INTERVAL_WINDOW as INTERVAL_WINDOW  # noqa: PLC0414
-from slotengine.testing._interval_strategies import interval_lists as interval_lists  # noqa: PLC0414
-from slotengine.testing._interval_strategies import interval_sets as interval_sets  # noqa: PLC0414
-from slotengine.testing._interval_strategies import intervals as intervals  # noqa: PLC0414
-from slotengine.testing._interval_strategies import weighted_loads as weighted_loads  # noqa: PLC0414
+# `Name as Name` marks a re-export for type checkers (STYLE habit 1).
+from slotengine.testing._interval_strategies import INTERVAL_WINDOW as INTERVAL_WINDOW
+from slotengine.testing._interval_strategies import interval_lists as interval_lists
+from slotengine.testing._interval_strategies import interval_sets as interval_sets
+from slotengine.testing._interval_strategies import intervals as intervals
+from slotengine.testing._interval_strategies import weighted_loads as weighted_loads
+from slotengine.testing._model_strategies import customers as customers
+from slotengine.testing._model_strategies import money as money
+from slotengine.testing._model_strategies import needs as needs
+from slotengine.testing._model_strategies import resources as resources
+from slotengine.testing._model_strategies import services as services
+from slotengine.testing._schedule_strategies import schedule_windows as schedule_windows
+from slotengine.testing._schedule_strategies import schedules as schedules
+from slotengine.testing._schedule_strategies import time_ranges as time_ranges
+from slotengine.testing._schedule_strategies import weekly_hours as weekly_hours
+from slotengine.testing._solver_strategies import Scenario as Scenario
+from slotengine.testing._solver_strategies import scenarios as scenarios
+from slotengine.testing._time_strategies import DST_ZONES as DST_ZONES
+from slotengine.testing._time_strategies import aware_datetimes as aware_datetimes
+from slotengine.testing._time_strategies import dst_transitions as dst_transitions
+from slotengine.testing._time_strategies import zone_names as zone_names
 
 __all__ = [
     "DST_ZONES",
     "INTERVAL_WINDOW",
+    "Scenario",
     "aware_datetimes",
+    "customers",
     "dst_transitions",
     "interval_lists",
     "interval_sets",
     "intervals",
+    "money",
+    "needs",
+    "resources",
+    "scenarios",
+    "schedule_windows",
+    "schedules",
+    "services",
+    "time_ranges",
+    "weekly_hours",
     "weighted_loads",
     "zone_names",
 ]
-
-DST_ZONES: tuple[str, ...] = (
-    "Europe/Paris",
-    "America/New_York",
-    "Australia/Lord_Howe",  # 30-minute DST
-    "Asia/Kathmandu",  # +05:45, no DST
-    "Europe/Moscow",  # DST until 2011, then +4 all year, then +3 from October 2014
-    "Europe/Berlin",
-    "America/Santiago",  # DST change at midnight
-    "UTC",
-)
-"""Zones that stress time code: DST in both hemispheres, a 30-minute DST, odd offsets, none at all."""
-
-
-def zone_names() -> st.SearchStrategy[str]:
-    """Draw one of `DST_ZONES`."""
-    return st.sampled_from(DST_ZONES)
-
-
-@cache
-def dst_transitions(zone: str, first_year: int = 2010, last_year: int = 2030) -> tuple[datetime, ...]:
-    """Return the UTC instants at which *zone*'s UTC offset changes in the given years (scan, then bisect)."""
-    tz = ZoneInfo(zone)
-    out: list[datetime] = []
-    t = datetime(first_year, 1, 1, tzinfo=UTC)
-    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
-    step = timedelta(hours=6)
-    prev = t.astimezone(tz).utcoffset()
-    while t < end:
-        nxt = t + step
-        off = nxt.astimezone(tz).utcoffset()
-        if off != prev:
-            lo, hi = t, nxt
-            while hi - lo > timedelta(minutes=1):
-                mid = lo + (hi - lo) / 2
-                if mid.astimezone(tz).utcoffset() == prev:
-                    lo = mid
-                else:
-                    hi = mid
-            out.append(hi.replace(second=0, microsecond=0))
-            prev = off
-        t = nxt
-    return tuple(out)
-
-
-@st.composite
-def aware_datetimes(
-    draw: st.DrawFn,
-    zones: st.SearchStrategy[str] | None = None,
-    *,
-    near_transitions: bool = True,
-    minute_resolution: bool = True,
-) -> datetime:
-    """
-    Draw an aware datetime in a real zone, often within a day of one of that zone's DST transitions.
-
-    With ``minute_resolution`` (the default) instants fall on whole minutes, which keeps minute-grid oracles
-    exact.
-    """
-    zone = draw(zones if zones is not None else zone_names())
-    tz = ZoneInfo(zone)
-    transitions = dst_transitions(zone)
-    if near_transitions and transitions and draw(st.booleans()):
-        base = draw(st.sampled_from(transitions))
-        offset = timedelta(minutes=draw(st.integers(-36 * 60, 36 * 60)))
-        instant = base + offset
-    else:
-        minutes = draw(st.integers(0, 20 * 366 * 24 * 60))
-        instant = datetime(2010, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
-    if not minute_resolution:
-        instant += timedelta(microseconds=draw(st.integers(0, 59_999_999)))
-    return instant.astimezone(tz)
