@@ -1,0 +1,1038 @@
+"""
+`SQLiteStorage`: the embedded storage, one SQLite file shared by any number of threads and processes.
+
+How it keeps the no-double-booking promise: every transaction starts with ``BEGIN IMMEDIATE``, which takes
+the database's single write lock before the first read. The capacity check in `reserve` and the write that
+follows it therefore run with no other writer anywhere (thread or process), and a transaction never has to
+upgrade a read snapshot to a write lock, which is where SQLite answers ``SQLITE_BUSY`` even with a busy
+timeout. Python's ``sqlite3`` default transaction handling is not used at all (connections are opened with
+``isolation_level=None``): it begins a transaction only at the first INSERT, so the availability read would
+run outside it (research note, section 1.4: 1,000 oversold trials out of 1,000).
+
+Connections: one per thread per `SQLiteStorage` (``threading.local``), in WAL mode, so readers never block
+the writer; a writer waits up to *timeout* seconds for the lock and then gets a retryable
+`ConcurrencyError`. Every other ``sqlite3`` error reaches the caller as a `StorageError`; no ``sqlite3``
+exception leaves this module.
+
+Durability: ``synchronous=FULL`` by default, so a commit that returned survives a power loss. ``NORMAL`` is
+an explicit opt-in: in WAL mode it still survives a *process* crash, but the last commits before an OS crash
+or power loss may be lost (the database stays consistent). It is much faster on slow disks (the research
+measured 2,815 commits against 165 for FULL in the same windows).
+
+Layout: instants are INTEGER microseconds since 1970-01-01 UTC in every column that is queried (text would
+order ``10:00:00.5Z`` before ``10:00:00Z``); the full value of each record is a JSON document made by
+`slotengine.codec`. The tenant leads every primary key and index, and every statement filters on it. All SQL
+is constant text with bind parameters.
+
+Only files on a local disk: WAL needs shared memory between the processes (not a network file system).
+Never copy the database, ``-wal`` or ``-shm`` file with plain file I/O while it is in use (closing any
+descriptor on it drops the process's locks); use `SQLiteStorage.backup`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from slotengine._time import from_micros, to_micros
+from slotengine.availability import Load
+from slotengine.booking import Booking
+from slotengine.business import Business
+from slotengine.capacity import check_capacity
+from slotengine.codec import (
+    booking_from_dict,
+    booking_to_dict,
+    business_from_dict,
+    business_to_dict,
+    dumps,
+    loads,
+    outbox_from_dict,
+    outbox_to_dict,
+    resource_from_dict,
+    resource_to_dict,
+    service_from_dict,
+    service_to_dict,
+    transition_from_dict,
+    transition_to_dict,
+)
+from slotengine.errors import ConcurrencyError, InvalidInputError, NotFoundError, StorageError
+from slotengine.intervals import Interval
+from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
+from slotengine.model import Resource, Service, check_id
+from slotengine.outbox import OutboxMessage
+from slotengine.ports import BookingQuery, IdempotencyRecord
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
+
+SCHEMA_VERSION: Final = 1
+"""The schema version this module writes (``PRAGMA user_version``); newer files are refused."""
+
+APPLICATION_ID: Final = 0x534C4F54
+"""``PRAGMA application_id`` of a slotengine file ("SLOT"), so that another program's database is refused."""
+
+_US: Final = timedelta(microseconds=1)
+_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+_MIN_SQLITE: Final = (3, 24, 0)  # UPSERT (INSERT ... ON CONFLICT DO UPDATE)
+
+# Pragmas take no bind parameters, so every value is one of these constant statements (never formatted).
+_SYNCHRONOUS: Final[Mapping[str, str]] = {
+    "FULL": "PRAGMA synchronous = FULL",
+    "EXTRA": "PRAGMA synchronous = EXTRA",
+    "NORMAL": "PRAGMA synchronous = NORMAL",
+}
+_SET_USER_VERSION: Final[Mapping[int, str]] = {1: "PRAGMA user_version = 1"}
+_SET_APPLICATION_ID: Final = "PRAGMA application_id = 1397509972"  # APPLICATION_ID in decimal
+
+# --- the schema ----------------------------------------------------------------------------------------------
+#
+# _MIGRATIONS[v] takes a file from version v to v + 1. Version 0 is an empty file. Each step runs inside one
+# BEGIN IMMEDIATE transaction together with the new user_version, so a crash leaves the old version whole.
+
+_SCHEMA_V1: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE businesses (
+        tenant TEXT NOT NULL PRIMARY KEY,
+        doc TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE resources (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL CHECK (typeof(seq) = 'integer' AND seq >= 1),
+        max_blocked_us INTEGER NOT NULL DEFAULT 0
+            CHECK (typeof(max_blocked_us) = 'integer' AND max_blocked_us >= 0),
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id),
+        UNIQUE (tenant, seq)
+    )
+    """,
+    """
+    CREATE TABLE services (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL CHECK (typeof(seq) = 'integer' AND seq >= 1),
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id),
+        UNIQUE (tenant, seq)
+    )
+    """,
+    """
+    CREATE TABLE bookings (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pre_booking', 'confirmed', 'paid', 'completed', 'cancelled', 'expired', 'no_show')),
+        start_us INTEGER NOT NULL CHECK (typeof(start_us) = 'integer'),
+        end_us INTEGER NOT NULL CHECK (typeof(end_us) = 'integer'),
+        blocked_start_us INTEGER NOT NULL CHECK (typeof(blocked_start_us) = 'integer'),
+        blocked_end_us INTEGER NOT NULL CHECK (typeof(blocked_end_us) = 'integer'),
+        hold_until_us INTEGER CHECK (hold_until_us IS NULL OR typeof(hold_until_us) = 'integer'),
+        customer_id TEXT,
+        source TEXT NOT NULL,
+        external_ref TEXT,
+        service_id TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 1),
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id),
+        CHECK (end_us > start_us),
+        CHECK (blocked_start_us <= start_us AND blocked_end_us >= end_us),
+        CHECK ((status = 'pre_booking') = (hold_until_us IS NOT NULL))
+    )
+    """,
+    "CREATE INDEX bookings_by_start ON bookings (tenant, start_us, id)",
+    "CREATE INDEX bookings_by_customer ON bookings (tenant, customer_id)",
+    "CREATE INDEX bookings_by_external_ref ON bookings (tenant, external_ref)",
+    "CREATE INDEX bookings_due_holds ON bookings (tenant, hold_until_us, id) WHERE status = 'pre_booking'",
+    """
+    CREATE TABLE booking_resources (
+        tenant TEXT NOT NULL,
+        booking_id TEXT NOT NULL,
+        pos INTEGER NOT NULL CHECK (typeof(pos) = 'integer' AND pos >= 0),
+        resource_id TEXT NOT NULL,
+        units INTEGER NOT NULL CHECK (typeof(units) = 'integer' AND units >= 1),
+        blocked_start_us INTEGER NOT NULL CHECK (typeof(blocked_start_us) = 'integer'),
+        blocked_end_us INTEGER NOT NULL CHECK (typeof(blocked_end_us) = 'integer'),
+        live INTEGER NOT NULL CHECK (live IN (0, 1)),
+        PRIMARY KEY (tenant, booking_id, pos),
+        FOREIGN KEY (tenant, booking_id) REFERENCES bookings (tenant, id) ON DELETE CASCADE,
+        FOREIGN KEY (tenant, resource_id) REFERENCES resources (tenant, id),
+        CHECK (blocked_end_us > blocked_start_us)
+    )
+    """,
+    """
+    CREATE INDEX booking_resources_overlap
+        ON booking_resources (tenant, resource_id, blocked_start_us, blocked_end_us)
+    """,
+    """
+    CREATE TABLE transitions (
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL CHECK (typeof(seq) = 'integer' AND seq >= 1),
+        booking_id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, seq)
+    )
+    """,
+    "CREATE INDEX transitions_by_booking ON transitions (tenant, booking_id, seq)",
+    """
+    CREATE TABLE outbox (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL CHECK (typeof(seq) = 'integer' AND seq >= 1),
+        sent INTEGER NOT NULL CHECK (sent IN (0, 1)),
+        failed INTEGER NOT NULL CHECK (failed IN (0, 1)),
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id),
+        UNIQUE (tenant, seq)
+    )
+    """,
+    "CREATE INDEX outbox_pending ON outbox (tenant, seq) WHERE sent = 0 AND failed = 0",
+    """
+    CREATE TABLE idempotency (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        booking_id TEXT NOT NULL,
+        result TEXT NOT NULL,
+        created_at_us INTEGER NOT NULL CHECK (typeof(created_at_us) = 'integer'),
+        PRIMARY KEY (tenant, key)
+    )
+    """,
+)
+
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1}
+
+_LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
+
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+def _translate(exc: BaseException, timeout: float) -> StorageError | InvalidInputError:
+    """Turn a ``sqlite3`` (or binding) exception into slotengine's error for it."""
+    if isinstance(exc, UnicodeEncodeError):
+        msg = "a text value contains a lone surrogate character, which SQLite cannot store"
+        return InvalidInputError(msg, reason=exc.reason)
+    if isinstance(exc, OverflowError):
+        msg = "a number is too large for SQLite's 64-bit integers"
+        return InvalidInputError(msg)
+    code = getattr(exc, "sqlite_errorcode", None)
+    name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+    text = str(exc)
+    busy = (isinstance(code, int) and (code & 0xFF) in _BUSY_CODES) or (
+        code is None and ("database is locked" in text or "database table is locked" in text)
+    )
+    if busy:
+        msg = f"the database stayed locked by another writer for the whole busy timeout ({timeout} s); retry"
+        return ConcurrencyError(msg, sqlite_error=name)
+    msg = f"SQLite failed: {text} ({name})"
+    return StorageError(msg, sqlite_error=name)
+
+
+def _corrupt(what: str, exc: InvalidInputError) -> StorageError:
+    msg = f"a stored {what} cannot be read back: {exc}"
+    return StorageError(msg)
+
+
+_CAUGHT: Final = (sqlite3.Error, UnicodeEncodeError, OverflowError)
+
+
+# --- connections ---------------------------------------------------------------------------------------------
+
+
+def _close_quietly(conn: sqlite3.Connection, pid: int) -> None:
+    """Close *conn* unless this is a forked child (a connection must never cross a fork)."""
+    if os.getpid() != pid:
+        return
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
+
+
+class _Handle:
+    """One thread's connection, with the lock that guards it against `SQLiteStorage.close` from elsewhere."""
+
+    __slots__ = ("__weakref__", "busy", "conn", "finalizer", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn: sqlite3.Connection | None = conn
+        self.lock = threading.Lock()
+        self.busy = False
+        # Closes the connection when the owning thread ends (its thread-local slot is dropped) or at exit.
+        self.finalizer = weakref.finalize(self, _close_quietly, conn, os.getpid())
+
+    def discard(self) -> None:
+        self.conn = None
+        self.finalizer()
+
+
+# --- the transaction -----------------------------------------------------------------------------------------
+
+
+class _Transaction:
+    """One ``BEGIN IMMEDIATE`` transaction in one tenant's data (see `slotengine.ports.StorageTransaction`)."""
+
+    def __init__(self, tenant: str, conn: sqlite3.Connection, timeout: float) -> None:
+        self._tenant = tenant
+        self._conn = conn
+        self._timeout = timeout
+        self.state = "open"  # open -> committed | over
+
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
+    # --- statements: the only place SQL is run; `sql` is always a constant of this module ---------------------
+
+    def _usable(self) -> sqlite3.Connection:
+        if self.state == "over":
+            msg = "this transaction is over; open a new one"
+            raise StorageError(msg)
+        if self.state == "open" and not self._conn.in_transaction:
+            # SQLite rolls a transaction back by itself after some errors (disk full, I/O); going on would
+            # write outside any transaction.
+            msg = "SQLite rolled this transaction back after an error; nothing of it was written"
+            raise StorageError(msg)
+        return self._conn
+
+    def _writable(self) -> sqlite3.Connection:
+        if self.state != "open":
+            msg = "this transaction was already committed; open a new one"
+            raise StorageError(msg)
+        return self._usable()
+
+    def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
+        conn = self._usable()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except _CAUGHT as exc:
+            raise _translate(exc, self._timeout) from None
+
+    def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _write(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> int:
+        conn = self._writable()
+        try:
+            return conn.execute(sql, params).rowcount
+        except _CAUGHT as exc:
+            raise _translate(exc, self._timeout) from None
+
+    def commit(self) -> None:
+        conn = self._writable()
+        try:
+            conn.execute("COMMIT")
+        except _CAUGHT as exc:
+            raise _translate(exc, self._timeout) from None
+        self.state = "committed"
+
+    # --- business and catalogue ---------------------------------------------------------------------------
+
+    def get_business(self) -> Business:
+        row = self._one("SELECT doc FROM businesses WHERE tenant = ?", (self._tenant,))
+        if row is None:
+            msg = f"business {self._tenant!r} is not set up"
+            raise NotFoundError(msg, tenant=self._tenant)
+        try:
+            return business_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("business", exc) from None
+
+    def put_business(self, business: Business) -> None:
+        self._write(
+            "INSERT INTO businesses (tenant, doc) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc",
+            (self._tenant, dumps(business_to_dict(business))),
+        )
+
+    def _resource(self, row: Any) -> Resource:
+        try:
+            return resource_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("resource", exc) from None
+
+    def get_resource(self, resource_id: str) -> Resource:
+        row = self._one("SELECT doc FROM resources WHERE tenant = ? AND id = ?", (self._tenant, resource_id))
+        if row is None:
+            msg = f"no resource {resource_id!r}"
+            raise NotFoundError(msg, resource_id=resource_id)
+        return self._resource(row)
+
+    def list_resources(self) -> list[Resource]:
+        rows = self._all("SELECT doc FROM resources WHERE tenant = ? ORDER BY seq", (self._tenant,))
+        return [self._resource(row) for row in rows]
+
+    def put_resource(self, resource: Resource) -> None:
+        # A new resource goes last; a replaced one keeps its place (and its widest booking so far).
+        self._write(
+            """
+            INSERT INTO resources (tenant, id, seq, doc)
+            VALUES (:tenant, :id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM resources WHERE tenant = :tenant), :doc)
+            ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc
+            """,
+            {"tenant": self._tenant, "id": resource.id, "doc": dumps(resource_to_dict(resource))},
+        )
+
+    def _service(self, row: Any) -> Service:
+        try:
+            return service_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("service", exc) from None
+
+    def get_service(self, service_id: str) -> Service:
+        row = self._one("SELECT doc FROM services WHERE tenant = ? AND id = ?", (self._tenant, service_id))
+        if row is None:
+            msg = f"no service {service_id!r}"
+            raise NotFoundError(msg, service_id=service_id)
+        return self._service(row)
+
+    def list_services(self) -> list[Service]:
+        rows = self._all("SELECT doc FROM services WHERE tenant = ? ORDER BY seq", (self._tenant,))
+        return [self._service(row) for row in rows]
+
+    def put_service(self, service: Service) -> None:
+        self._write(
+            """
+            INSERT INTO services (tenant, id, seq, doc)
+            VALUES (:tenant, :id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM services WHERE tenant = :tenant), :doc)
+            ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc
+            """,
+            {"tenant": self._tenant, "id": service.id, "doc": dumps(service_to_dict(service))},
+        )
+
+    # --- bookings --------------------------------------------------------------------------------------------
+
+    def lock_resources(self, resource_ids: Collection[str]) -> None:
+        # BEGIN IMMEDIATE already holds the database's only write lock for the whole transaction.
+        for rid in sorted(resource_ids):
+            self.get_resource(rid)
+
+    def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
+        start, end = to_micros(window.start), to_micros(window.end)
+        found: list[Load] = []
+        for rid in sorted(set(resource_ids)):
+            widest = self._one("SELECT max_blocked_us FROM resources WHERE tenant = ? AND id = ?", (self._tenant, rid))
+            if widest is None:
+                continue
+            # A blocked span no longer than `widest` that ends after `start` begins after `start - widest`:
+            # this bounds the index range scan to the window instead of the resource's whole history.
+            rows = self._all(
+                """
+                SELECT br.booking_id, br.units, b.start_us, b.end_us, b.blocked_start_us, b.blocked_end_us,
+                       b.hold_until_us
+                FROM booking_resources AS br
+                JOIN bookings AS b ON b.tenant = br.tenant AND b.id = br.booking_id
+                WHERE br.tenant = :tenant AND br.resource_id = :rid
+                  AND br.blocked_start_us >= :lowest AND br.blocked_start_us < :end
+                  AND br.blocked_end_us > :start AND br.live = 1
+                ORDER BY br.blocked_start_us, br.booking_id, br.pos
+                """,
+                {"tenant": self._tenant, "rid": rid, "lowest": start - widest[0], "end": end, "start": start},
+            )
+            found.extend(
+                Load(
+                    booking_id,
+                    rid,
+                    Interval(from_micros(start_us), from_micros(end_us)),
+                    units=units,
+                    buffer_before=(start_us - blocked_start_us) * _US,
+                    buffer_after=(blocked_end_us - end_us) * _US,
+                    hold_until=None if hold_us is None else from_micros(hold_us),
+                )
+                for booking_id, units, start_us, end_us, blocked_start_us, blocked_end_us, hold_us in rows
+            )
+        return found
+
+    def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
+        self._writable()
+        resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
+        skip = {booking.id, *exclude}
+        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
+        check_capacity(booking, resources, nearby, now=now)
+        self._put_booking(booking)
+        blocked_start, blocked_end = to_micros(window.start), to_micros(window.end)
+        live = int(booking.status in LIVE_STATUSES)
+        self._write(
+            "DELETE FROM booking_resources WHERE tenant = ? AND booking_id = ?",
+            (self._tenant, booking.id),
+        )
+        for pos, load in enumerate(booking.loads()):
+            self._write(
+                """
+                INSERT INTO booking_resources
+                    (tenant, booking_id, pos, resource_id, units, blocked_start_us, blocked_end_us, live)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (self._tenant, booking.id, pos, load.resource_id, load.units, blocked_start, blocked_end, live),
+            )
+        for rid in resources:
+            self._write(
+                "UPDATE resources SET max_blocked_us = MAX(max_blocked_us, ?) WHERE tenant = ? AND id = ?",
+                (blocked_end - blocked_start, self._tenant, rid),
+            )
+
+    def _put_booking(self, booking: Booking) -> None:
+        self._write(
+            """
+            INSERT INTO bookings (tenant, id, status, start_us, end_us, blocked_start_us, blocked_end_us,
+                                  hold_until_us, customer_id, source, external_ref, service_id, version, doc)
+            VALUES (:tenant, :id, :status, :start_us, :end_us, :blocked_start_us, :blocked_end_us,
+                    :hold_until_us, :customer_id, :source, :external_ref, :service_id, :version, :doc)
+            ON CONFLICT (tenant, id) DO UPDATE SET
+                status = excluded.status, start_us = excluded.start_us, end_us = excluded.end_us,
+                blocked_start_us = excluded.blocked_start_us, blocked_end_us = excluded.blocked_end_us,
+                hold_until_us = excluded.hold_until_us, customer_id = excluded.customer_id,
+                source = excluded.source, external_ref = excluded.external_ref,
+                service_id = excluded.service_id, version = excluded.version, doc = excluded.doc
+            """,
+            self._booking_row(booking),
+        )
+
+    def _booking_row(self, booking: Booking) -> dict[str, Any]:
+        start, end = to_micros(booking.start), to_micros(booking.end)
+        return {
+            "tenant": self._tenant,
+            "id": booking.id,
+            "status": booking.status.value,
+            "start_us": start,
+            "end_us": end,
+            "blocked_start_us": start - booking.buffer_before // _US,
+            "blocked_end_us": end + booking.buffer_after // _US,
+            "hold_until_us": None if booking.hold_until is None else to_micros(booking.hold_until),
+            "customer_id": booking.customer_id,
+            "source": booking.source,
+            "external_ref": booking.external_ref,
+            "service_id": booking.service_id,
+            "version": booking.version,
+            "doc": dumps(booking_to_dict(booking)),
+        }
+
+    def _booking(self, row: Any) -> Booking:
+        try:
+            return booking_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("booking", exc) from None
+
+    def get_booking(self, booking_id: str) -> Booking:
+        row = self._one("SELECT doc FROM bookings WHERE tenant = ? AND id = ?", (self._tenant, booking_id))
+        if row is None:
+            msg = f"no booking {booking_id!r}"
+            raise NotFoundError(msg, booking_id=booking_id)
+        return self._booking(row)
+
+    def find_bookings(self, query: BookingQuery) -> list[Booking]:
+        # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer.
+        period = query.period
+        rows = self._all(
+            """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant
+              AND (:resource_id IS NULL OR id IN (
+                    SELECT booking_id FROM booking_resources WHERE tenant = :tenant AND resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            ORDER BY start_us, id
+            """,
+            {
+                "tenant": self._tenant,
+                "resource_id": query.resource_id,
+                "customer_id": query.customer_id,
+                "period_start": None if period is None else to_micros(period.start),
+                "period_end": None if period is None else to_micros(period.end),
+                "source": query.source,
+                "external_ref": query.external_ref,
+                "service_id": query.service_id,
+            },
+        )
+        found = [b for b in map(self._booking, rows) if query.matches(b)]
+        return sorted(found, key=lambda b: (b.start, b.id))
+
+    def update_booking(self, booking: Booking, *, expected_version: int) -> None:
+        self._writable()
+        stored = self.get_booking(booking.id)
+        if stored.version != expected_version:
+            msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
+            raise ConcurrencyError(msg, booking_id=booking.id)
+        if (stored.start, stored.end, stored.assignments, stored.units) != (
+            booking.start,
+            booking.end,
+            booking.assignments,
+            booking.units,
+        ):
+            msg = "update_booking cannot move a booking or change its resources; use reserve"
+            raise InvalidInputError(msg, booking_id=booking.id)
+        row = self._booking_row(booking)
+        row["expected_version"] = expected_version
+        widened = (stored.buffer_before, stored.buffer_after) != (booking.buffer_before, booking.buffer_after)
+        changed = self._write(
+            """
+            UPDATE bookings SET status = :status, blocked_start_us = :blocked_start_us,
+                blocked_end_us = :blocked_end_us, hold_until_us = :hold_until_us, customer_id = :customer_id,
+                source = :source, external_ref = :external_ref, service_id = :service_id, version = :version,
+                doc = :doc
+            WHERE tenant = :tenant AND id = :id AND version = :expected_version
+            """,
+            row,
+        )
+        if changed != 1:  # pragma: no cover - the write lock is held, so the version read above still stands
+            msg = f"booking {booking.id!r} changed meanwhile"
+            raise ConcurrencyError(msg, booking_id=booking.id)
+        self._write(
+            """
+            UPDATE booking_resources SET live = ?, blocked_start_us = ?, blocked_end_us = ?
+            WHERE tenant = ? AND booking_id = ?
+            """,
+            (
+                int(booking.status in LIVE_STATUSES),
+                row["blocked_start_us"],
+                row["blocked_end_us"],
+                self._tenant,
+                booking.id,
+            ),
+        )
+        if widened:
+            for rid in sorted(set(booking.resource_ids)):
+                self._write(
+                    "UPDATE resources SET max_blocked_us = MAX(max_blocked_us, ?) WHERE tenant = ? AND id = ?",
+                    (row["blocked_end_us"] - row["blocked_start_us"], self._tenant, rid),
+                )
+
+    def due_holds(self, now: datetime) -> list[Booking]:
+        rows = self._all(
+            """
+            SELECT doc FROM bookings
+            WHERE tenant = ? AND status = 'pre_booking' AND hold_until_us <= ?
+            ORDER BY hold_until_us, id
+            """,
+            (self._tenant, to_micros(now)),
+        )
+        due = [
+            b
+            for b in map(self._booking, rows)
+            if b.status is BookingStatus.PRE_BOOKING and b.hold_until is not None and b.hold_until <= now
+        ]
+        return sorted(due, key=lambda b: (b.hold_until, b.id))
+
+    # --- log, outbox, idempotency --------------------------------------------------------------------------
+
+    def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
+        self._writable()
+        for record in records:
+            self._write(
+                """
+                INSERT INTO transitions (tenant, seq, booking_id, doc)
+                VALUES (:tenant, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transitions WHERE tenant = :tenant),
+                        :booking_id, :doc)
+                """,
+                {"tenant": self._tenant, "booking_id": record.booking_id, "doc": dumps(transition_to_dict(record))},
+            )
+
+    def _transition(self, row: Any) -> TransitionRecord:
+        try:
+            return transition_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("transition", exc) from None
+
+    def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        if booking_id is None:
+            rows = self._all("SELECT doc FROM transitions WHERE tenant = ? ORDER BY seq", (self._tenant,))
+        else:
+            rows = self._all(
+                "SELECT doc FROM transitions WHERE tenant = ? AND booking_id = ? ORDER BY seq",
+                (self._tenant, booking_id),
+            )
+        return [self._transition(row) for row in rows]
+
+    def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        self._writable()
+        for message in messages:
+            if self._one("SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message.id)):
+                msg = f"outbox message {message.id!r} exists already"
+                raise StorageError(msg)
+            self._write(
+                """
+                INSERT INTO outbox (tenant, id, seq, sent, failed, doc)
+                VALUES (:tenant, :id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = :tenant),
+                        :sent, :failed, :doc)
+                """,
+                self._outbox_row(message),
+            )
+
+    def _outbox_row(self, message: OutboxMessage) -> dict[str, Any]:
+        return {
+            "tenant": self._tenant,
+            "id": message.id,
+            "sent": int(message.sent_at is not None),
+            "failed": int(message.failed_at is not None),
+            "doc": dumps(outbox_to_dict(message)),
+        }
+
+    def _message(self, row: Any) -> OutboxMessage:
+        try:
+            return outbox_from_dict(loads(row[0]))
+        except InvalidInputError as exc:
+            raise _corrupt("outbox message", exc) from None
+
+    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
+        if pending_only:
+            rows = self._all(
+                "SELECT doc FROM outbox WHERE tenant = ? AND sent = 0 AND failed = 0 ORDER BY seq", (self._tenant,)
+            )
+        else:
+            rows = self._all("SELECT doc FROM outbox WHERE tenant = ? ORDER BY seq", (self._tenant,))
+        return [self._message(row) for row in rows]
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        self._writable()
+        changed = self._write(
+            "UPDATE outbox SET sent = :sent, failed = :failed, doc = :doc WHERE tenant = :tenant AND id = :id",
+            self._outbox_row(message),
+        )
+        if changed == 0:
+            msg = f"no outbox message {message.id!r}"
+            raise NotFoundError(msg)
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        row = self._one(
+            """
+            SELECT key, request_hash, booking_id, result, created_at_us FROM idempotency
+            WHERE tenant = ? AND key = ?
+            """,
+            (self._tenant, key),
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(row[0], row[1], row[2], row[3], from_micros(row[4]))
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        changed = self._write(
+            """
+            INSERT INTO idempotency (tenant, key, request_hash, booking_id, result, created_at_us)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tenant, key) DO NOTHING
+            """,
+            (
+                self._tenant,
+                record.key,
+                record.request_hash,
+                record.booking_id,
+                record.result,
+                to_micros(record.created_at),
+            ),
+        )
+        if changed == 0:
+            msg = f"idempotency key {record.key!r} was used meanwhile"
+            raise ConcurrencyError(msg)
+
+
+# --- the storage -------------------------------------------------------------------------------------------------
+
+
+def _check_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        msg = f"timeout must be a non-negative number of seconds, got {value!r}"
+        raise InvalidInputError(msg, field="timeout")
+    return float(value)
+
+
+def _check_synchronous(value: object) -> str:
+    mode = value.upper() if isinstance(value, str) else ""
+    if mode not in _SYNCHRONOUS:
+        msg = (
+            f"synchronous must be 'FULL' (the default: no committed booking is lost, even on power loss), "
+            f"'EXTRA', or 'NORMAL' (faster; the last commits may be lost on power loss), got {value!r}"
+        )
+        raise InvalidInputError(msg, field="synchronous")
+    return mode
+
+
+class SQLiteStorage:
+    """
+    Storage in one SQLite file: the `Storage` port for one host, many threads and many processes.
+
+    Every transaction is ``BEGIN IMMEDIATE``: it holds the file's write lock from its first statement to its
+    end, so transactions that may write run one at a time across every thread and process, and a
+    capacity check and its insert are atomic. Readers outside transactions are never blocked (WAL).
+
+    Each thread gets its own connection on first use; a connection is closed when its thread ends or at
+    `close`. Do not carry a `SQLiteStorage` across ``fork()``: make a new one in the child (the
+    ``spawn`` start method is the safe choice).
+
+    Args:
+        path: The database file; created with the current schema if it is new or empty.
+        timeout: How long (seconds) a transaction waits for another writer before `ConcurrencyError`.
+        synchronous: ``"FULL"`` (default) makes every commit durable against power loss. ``"NORMAL"``
+            trades that for speed: in WAL mode a process crash still loses nothing, but an OS crash or
+            power loss may lose the last commits (never corrupting the file). ``"EXTRA"`` is FULL and more.
+
+    Raises:
+        InvalidInputError: *path* is not a file path, or *timeout* or *synchronous* is not acceptable.
+        StorageError: the file cannot be opened, is not a slotengine database, or was written by a newer
+            slotengine (a higher schema version).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0, synchronous: str = "FULL") -> None:
+        given: object = path
+        if not isinstance(given, str | os.PathLike):
+            msg = f"path must be a file path, not {type(given).__name__}"
+            raise InvalidInputError(msg, field="path")
+        fspath: object = os.fspath(given)
+        if not isinstance(fspath, str) or fspath in {"", ":memory:"} or fspath.startswith("file:"):
+            msg = "SQLiteStorage needs a file path (use MemoryStorage for data in memory; URIs are not supported)"
+            raise InvalidInputError(msg, field="path")
+        self._path = fspath
+        self._timeout = _check_timeout(timeout)
+        self._synchronous = _check_synchronous(synchronous)
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            msg = f"SQLiteStorage needs SQLite 3.24 or later; this Python has {sqlite3.sqlite_version}"
+            raise StorageError(msg)
+        self._guard = threading.Lock()  # guards the fields below
+        self._closed = False
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        handle = self._handle()
+        try:
+            with handle.lock:
+                self._migrate(handle)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    @property
+    def synchronous(self) -> str:
+        """The ``PRAGMA synchronous`` level every connection uses."""
+        return self._synchronous
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStorage({self._path!r}, synchronous={self._synchronous})>"
+
+    # --- connections ---------------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> StorageError | InvalidInputError:
+        return _translate(exc, self._timeout)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: no implicit BEGIN; every transaction is our explicit BEGIN IMMEDIATE.
+            # check_same_thread=False only because close() may close it from another thread, under the
+            # handle's lock; otherwise only the owning thread uses it.
+            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        except _CAUGHT as exc:
+            raise self._fail(exc) from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute(_SYNCHRONOUS[self._synchronous])
+        except _CAUGHT as exc:
+            conn.close()
+            raise self._fail(exc) from None
+        if str(mode).lower() != "wal":
+            conn.close()
+            msg = f"SQLite would not use WAL mode for {self._path!r} (it reports {mode!r})"
+            raise StorageError(msg)
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "this storage is closed"
+            raise StorageError(msg)
+
+    def _handle(self) -> _Handle:
+        """Return this thread's connection handle, opening it on first use."""
+        with self._guard:
+            self._check_open()
+            if os.getpid() != self._pid:
+                # A forked child: the parent's connections must not be used (nor closed) here.
+                for old in list(self._handles):
+                    old.finalizer.detach()
+                    old.conn = None
+                self._pid = os.getpid()
+                self._local = threading.local()
+                self._handles = weakref.WeakSet()
+            handle: _Handle | None = getattr(self._local, "handle", None)
+            if handle is not None and handle.conn is not None:
+                return handle
+        conn = self._connect()
+        handle = _Handle(conn)
+        with self._guard:
+            if self._closed:
+                handle.discard()
+            self._check_open()
+            self._local.handle = handle
+            self._handles.add(handle)
+        return handle
+
+    def _migrate(self, handle: _Handle) -> None:
+        """Bring the file to `SCHEMA_VERSION`, refusing foreign and newer files. Idempotent."""
+        conn = handle.conn
+        assert conn is not None  # noqa: S101 - a fresh handle
+        try:
+            version, app_id = self._versions(conn)
+            if version == SCHEMA_VERSION and app_id == APPLICATION_ID:
+                return  # the usual case: no write lock needed
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version, app_id = self._versions(conn)  # again, under the lock: another process may have won
+                self._check_identity(conn, version, app_id)
+                while version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    version += 1
+                    conn.execute(_SET_USER_VERSION[version])
+                if app_id != APPLICATION_ID:
+                    conn.execute(_SET_APPLICATION_ID)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except _CAUGHT as exc:
+            raise self._fail(exc) from None
+
+    @staticmethod
+    def _versions(conn: sqlite3.Connection) -> tuple[int, int]:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        return int(version), int(app_id)
+
+    def _check_identity(self, conn: sqlite3.Connection, version: int, app_id: int) -> None:
+        if app_id not in {0, APPLICATION_ID}:
+            msg = f"{self._path!r} belongs to another program (application_id {app_id:#x}), not slotengine"
+            raise StorageError(msg)
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"{self._path!r} has schema version {version}, newer than this slotengine understands "
+                f"({SCHEMA_VERSION}); upgrade slotengine to open it"
+            )
+            raise StorageError(msg, schema_version=version)
+        if version == 0 and app_id != APPLICATION_ID:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+            if tables.fetchone()[0]:
+                msg = f"{self._path!r} is an SQLite database of another program (it has tables but no slotengine mark)"
+                raise StorageError(msg)
+
+    # --- the port --------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[_Transaction]:
+        """
+        Open a ``BEGIN IMMEDIATE`` unit of work in *tenant*'s data (see `slotengine.ports.Storage.transaction`).
+
+        Raises:
+            ConcurrencyError: another writer kept the file locked for the whole timeout (retry).
+            StorageError: the storage is closed or failed, or a transaction of this storage is already
+                open in this thread (they do not nest).
+        """
+        check_id(tenant, "tenant")
+        handle = self._handle()
+        if handle.busy:
+            msg = "a transaction of this storage is already open in this thread; transactions do not nest"
+            raise StorageError(msg)
+        with handle.lock:
+            conn = handle.conn
+            if conn is None:
+                msg = "this storage is closed"
+                raise StorageError(msg)
+            handle.busy = True
+            try:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except _CAUGHT as exc:
+                    raise self._fail(exc) from None
+                tx = _Transaction(tenant, conn, self._timeout)
+                try:
+                    yield tx
+                finally:
+                    tx.state = "over"
+                    self._end(handle)
+            finally:
+                handle.busy = False
+
+    def _end(self, handle: _Handle) -> None:
+        """Roll back whatever is left of a transaction; a connection that cannot is replaced."""
+        conn = handle.conn
+        if conn is None or not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except _CAUGHT:
+            # The connection's state is unknown: drop it; this thread's next transaction opens a new one.
+            with self._guard:
+                self._handles.discard(handle)
+                if getattr(self._local, "handle", None) is handle:
+                    del self._local.handle
+            handle.discard()
+
+    def backup(self, target_path: str | os.PathLike[str]) -> None:
+        """
+        Copy the whole database, consistently, to *target_path* with SQLite's online backup API.
+
+        Safe while other threads and processes use the file: the copy is one committed state. Never copy the
+        database (or its ``-wal``/``-shm`` files) with plain file tools instead (it can corrupt the live file
+        by dropping this process's locks). An existing file at *target_path* is overwritten.
+
+        Raises:
+            InvalidInputError: *target_path* is this storage's own file.
+            StorageError: the copy failed (the target may be incomplete).
+        """
+        target = os.fspath(target_path)
+        if Path(target).resolve() == Path(self._path).resolve():
+            msg = "cannot back a database up onto itself"
+            raise InvalidInputError(msg, field="target_path")
+        handle = self._handle()
+        if handle.busy:
+            msg = "back up outside a transaction of this storage"
+            raise StorageError(msg)
+        with handle.lock:
+            source = handle.conn
+            if source is None:
+                msg = "this storage is closed"
+                raise StorageError(msg)
+            try:
+                dest = sqlite3.connect(target, timeout=self._timeout, isolation_level=None)
+            except _CAUGHT as exc:
+                raise self._fail(exc) from None
+            try:
+                source.backup(dest)
+            except _CAUGHT as exc:
+                raise self._fail(exc) from None
+            finally:
+                dest.close()
+
+    def close(self) -> None:
+        """
+        Close every connection of this storage (waiting for transactions open in other threads to end).
+
+        The storage cannot be used afterwards; closing twice is harmless.
+
+        Raises:
+            StorageError: called inside one of this storage's transactions in this thread.
+        """
+        mine: _Handle | None = getattr(self._local, "handle", None)
+        if mine is not None and mine.busy:
+            msg = "cannot close the storage inside one of its transactions"
+            raise StorageError(msg)
+        with self._guard:
+            self._closed = True
+            handles = list(self._handles)
+            self._handles = weakref.WeakSet()
+        for handle in handles:
+            with handle.lock:
+                handle.discard()
