@@ -231,7 +231,7 @@ def _translate(exc: BaseException, timeout: float) -> StorageError | InvalidInpu
         code is None and ("database is locked" in text or "database table is locked" in text)
     )
     if busy:
-        msg = f"the database stayed locked by another writer for the whole busy timeout ({timeout} s); retry"
+        msg = f"the database is locked by another writer (waited up to the busy timeout, {timeout} s); retry"
         return ConcurrencyError(msg, sqlite_error=name)
     msg = f"SQLite failed: {text} ({name})"
     return StorageError(msg, sqlite_error=name)
