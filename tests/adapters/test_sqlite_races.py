@@ -22,7 +22,8 @@ import queue
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime, time as clock_time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -86,7 +87,7 @@ def _race_process(path: str, trials: int, barrier: Any, results: Any, process: i
         clock = FrozenClock(NOW)
         try:
             storage = SQLiteStorage(path)  # this thread's own connection, from the adapter's real factory
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported, and the barrier is broken for all
             barrier.abort()
             with lock:
                 found.append((-1, me, "error", _describe(exc)))
@@ -107,7 +108,7 @@ def _race_process(path: str, trials: int, barrier: Any, results: Any, process: i
                     outcome = (trial, me, "error", _describe(exc))
                 with lock:
                     found.append(outcome)
-        except BaseException as exc:  # a broken barrier: stop everyone quickly
+        except BaseException as exc:  # noqa: BLE001 - a broken barrier: report, and stop everyone quickly
             barrier.abort()
             with lock:
                 found.append((-1, me, "error", _describe(exc)))
