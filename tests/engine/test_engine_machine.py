@@ -9,6 +9,7 @@ and cancelled bookings take no time, money balances, and a refused step changes 
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import timedelta
 
@@ -147,7 +148,7 @@ class EngineMachine(RuleBasedStateMachine):
         for booking in self.engine.list():
             chain = by_booking.pop(booking.id)
             assert chain[0].from_status is None
-            for earlier, later in zip(chain, chain[1:], strict=False):
+            for earlier, later in itertools.pairwise(chain):
                 assert earlier.to_status == later.from_status
             for record in chain:
                 assert TRANSITIONS[record.from_status][record.action] == record.to_status
