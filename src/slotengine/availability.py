@@ -35,9 +35,11 @@ from __future__ import annotations
 import enum
 import functools
 import heapq
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from itertools import compress, islice, repeat
+from operator import add, itemgetter, lt
 from typing import Final, cast
 from zoneinfo import ZoneInfo
 
@@ -60,7 +62,6 @@ from slotengine.intervals import (
     IntervalSet,
     _intersect,
     _merge,
-    _subtract,
 )
 from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit, check_id
 
@@ -336,11 +337,8 @@ class _Index:
             elif units > self.capacity:
                 found = ()
             elif self.capacity == units:
-                # Room for all the capacity only where nothing is loaded at all: the complement of the union
-                # of the blocked intervals, which `_merge` computes in C without building the profile.
-                spans = [ld._span for ld in self._live]
-                busy = _merge([s for s, _ in spans], [e for _, e in spans])
-                found = _subtract(_EVERYTHING, busy)
+                # Room for all the capacity only where nothing is loaded at all: outside the blocked time.
+                found = _minus(_EVERYTHING, self.busy())
             else:
                 found = self.profile._where_at_most_us(self.capacity - units, _MIN_US, _MAX_US)
             self._fits[units] = found
@@ -350,9 +348,19 @@ class _Index:
         """Open hours where ``load + units <= capacity``."""
         found = self._ok.get(units)
         if found is None:
-            found = _intersect(self.hours, self.fits(units))
+            if self.capacity is None:
+                found = self.hours
+            elif self.capacity == units:
+                found = _minus(self.hours, self.busy())
+            else:
+                found = _cut(self.hours, self.fits(units))
             self._ok[units] = found
         return found
+
+    def busy(self) -> tuple[int, ...]:
+        """Where any load (with its buffers) takes this resource, as normalized bounds."""
+        spans = [ld._span for ld in self._live]
+        return _merge(list(map(itemgetter(0), spans)), list(map(itemgetter(1), spans)))
 
     def serves(self, start: int, end: int, before: int, after: int, units: int, buffers_in_hours: bool) -> bool:
         """The one per-resource test that listing and validation share (see the module docstring)."""
@@ -374,7 +382,7 @@ class _Index:
             if in_hours:
                 found = _shrink(self.ok(units), before, length + after)
             else:
-                found = _intersect(_shrink(self.hours, 0, length), _shrink(self.fits(units), before, length + after))
+                found = _cut(_shrink(self.hours, 0, length), _shrink(self.fits(units), before, length + after))
             self._starts[key] = found
         return found
 
@@ -386,13 +394,51 @@ def _shrink(bounds: tuple[int, ...], before: int, after: int) -> tuple[int, ...]
     A piece ``[a, b)`` takes ``a + before <= t <= b - after``. The result stays normalized: two pieces of
     *bounds* are at least 1 µs apart, and shrinking by ``before + after >= 1`` keeps them apart.
     """
-    out: list[int] = []
-    for a, b in zip(bounds[0::2], bounds[1::2], strict=True):
-        u, v = a + before, b - after + 1
-        if u < v:
-            out.append(u)
-            out.append(v)
-    return tuple(out)
+    starts = list(map(add, bounds[0::2], repeat(before)))
+    ends = list(map(add, bounds[1::2], repeat(1 - after)))
+    keep = list(map(lt, starts, ends))
+    if not all(keep):
+        starts = list(compress(starts, keep))
+        ends = list(compress(ends, keep))
+    flat = [0] * (2 * len(starts))
+    flat[0::2] = starts
+    flat[1::2] = ends
+    return tuple(flat)
+
+
+_LOW: Final = -(1 << 62)
+_HIGH: Final = 1 << 62
+
+
+def _complement(bounds: tuple[int, ...]) -> tuple[int, ...]:
+    """Everything not in normalized *bounds* (between two sentinels far beyond any instant)."""
+    out = (_LOW, *bounds, _HIGH)
+    if out[0] >= out[1]:
+        out = out[2:]
+    if out and out[-2] >= out[-1]:
+        out = out[:-2]
+    return out
+
+
+def _cut(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """
+    The intersection of two normalized bounds, as the complement of the union of their complements.
+
+    That takes only C-level steps (tuple building, `_merge`'s sorts of two sorted runs, `map` and
+    `compress`), where a two-pointer walk spends a Python loop iteration on every piece.
+    """
+    if not a or not b:
+        return ()
+    ca, cb = _complement(a), _complement(b)
+    return _complement(_merge([*ca[0::2], *cb[0::2]], [*ca[1::2], *cb[1::2]]))
+
+
+def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The difference of two normalized bounds, C-level steps only (see `_cut`)."""
+    if not a or not b:
+        return a
+    ca = _complement(a)
+    return _complement(_merge([*ca[0::2], *b[0::2]], [*ca[1::2], *b[1::2]]))
 
 
 def _at_least(sets: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
@@ -431,9 +477,11 @@ def _at_least(sets: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
 
 
 def _intersect_all(sets: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
-    found = _EVERYTHING
-    for bounds in sets:
-        found = _intersect(found, bounds)
+    if not sets:
+        return _EVERYTHING
+    found = sets[0]
+    for bounds in sets[1:]:
+        found = _cut(found, bounds)
     return found
 
 
@@ -450,7 +498,7 @@ class _Shape:
 
 
 _EAGER: Final = 8
-"""Pools of up to this many resources have their bookable starts computed for the whole horizon at once."""
+"""Plans that take the starts of up to this many resources compute their bookable starts all at once."""
 _PLANS: Final = 256
 """How many query plans (service, duration, pins) an `Availability` keeps before it starts over."""
 
@@ -458,7 +506,18 @@ _PLANS: Final = 256
 class _Base:
     """What every query for one service and duration shares, whatever is pinned: shape, pools and grid."""
 
-    __slots__ = ("_grid", "holders", "length", "members", "minutes", "overlapping", "pools", "service", "shape")
+    __slots__ = (
+        "_grid",
+        "_phases",
+        "holders",
+        "length",
+        "members",
+        "minutes",
+        "overlapping",
+        "pools",
+        "service",
+        "shape",
+    )
 
     def __init__(self, shape: _Shape, pools: list[list[_Index]]) -> None:
         self.service = shape.service
@@ -475,6 +534,35 @@ class _Base:
         self.minutes = shape.service.unit is ServiceUnit.MINUTES
         self.length = shape.duration // _US
         self._grid: dict[int, tuple[int, ...]] | None = None
+        self._phases: frozenset[int] | None = None
+
+    def _stretches(self) -> tuple[list[int], list[int]]:
+        """Every stretch of open hours of a member, as the first and one past the last start it offers."""
+        shape = self.shape
+        lead = shape.before if shape.in_hours else 0
+        cut = self.length + (shape.after if shape.in_hours else 0) - 1
+        firsts: list[int] = []
+        ends: list[int] = []
+        seen: set[tuple[int, ...]] = set()
+        for ix in self.members:
+            b = ix.hours
+            if b in seen:
+                continue
+            seen.add(b)
+            firsts.extend(map(add, b[0::2], repeat(lead)))
+            ends.extend(map(add, b[1::2], repeat(-cut)))
+        keep = list(map(lt, firsts, ends))
+        return list(compress(firsts, keep)), list(compress(ends, keep))
+
+    def phases(self) -> set[int]:
+        """The phases (``t % step``) of the grid: one when every stretch opens on the same rhythm."""
+        if self._phases is None:
+            if self._grid is not None:
+                self._phases = frozenset(self._grid)
+            else:
+                step = self.shape.step
+                self._phases = frozenset(u % step for u in self._stretches()[0])
+        return set(self._phases)
 
     def grid(self) -> dict[int, tuple[int, ...]]:
         """
@@ -485,24 +573,14 @@ class _Base:
         union of all grids is a few bounds per phase, and stretches shared by many resources count once.
         """
         if self._grid is None:
-            shape = self.shape
-            lead = shape.before if shape.in_hours else 0
-            cut = self.length + (shape.after if shape.in_hours else 0) - 1
-            step = shape.step
+            step = self.shape.step
+            firsts, ends = self._stretches()
             spans: dict[int, tuple[list[int], list[int]]] = {}
-            seen: set[tuple[int, ...]] = set()
-            for ix in self.members:
-                if ix.hours in seen:
-                    continue
-                seen.add(ix.hours)
-                b = ix.hours
-                for p, q in zip(b[0::2], b[1::2], strict=True):
-                    u, v = p + lead, q - cut
-                    if u < v:
-                        starts, ends = spans.setdefault(u % step, ([], []))
-                        starts.append(u)
-                        ends.append(v)
-            self._grid = {phase: _merge(starts, ends) for phase, (starts, ends) in spans.items()}
+            for u, v in zip(firsts, ends, strict=True):
+                starts, stops = spans.setdefault(u % step, ([], []))
+                starts.append(u)
+                stops.append(v)
+            self._grid = {phase: _merge(starts, stops) for phase, (starts, stops) in spans.items()}
         return self._grid
 
 
@@ -555,14 +633,38 @@ class _Plan:
     resource's `_Index.starts` intersected with the grid, instead of one test per candidate.
     """
 
-    __slots__ = ("_assignments", "_bookable", "base", "fast", "needs", "pin", "pools")
+    __slots__ = (
+        "_assignments",
+        "_bookable",
+        "base",
+        "earliest",
+        "fast",
+        "first_orders",
+        "fixed",
+        "latest",
+        "length",
+        "needs",
+        "pin",
+        "pools",
+        "sets",
+        "step",
+    )
 
-    def __init__(self, base: _Base, pin: frozenset[str], pools: list[list[_Index]]) -> None:
+    def __init__(
+        self, base: _Base, pin: frozenset[str], pools: list[list[_Index]], now: int, *, fast: bool = True
+    ) -> None:
         self.base = base
         self.pin = pin
         self.pools = pools
+        service = base.service
+        self.earliest = now + service.min_notice // _US
+        """The first start the minimum notice allows."""
+        self.latest = _HIGH if service.horizon is None else now + service.horizon // _US
+        """The last start the horizon allows."""
+        self.step = base.shape.step
+        self.length = base.length
         overlapping = base.overlapping and _pools_overlap(pools)
-        self.fast = base.minutes and not overlapping
+        self.fast = fast and base.minutes and not overlapping
         shape = base.shape
         key_base = (shape.before, base.length, shape.after, shape.in_hours)
         self.needs = (
@@ -573,24 +675,38 @@ class _Plan:
             if self.fast
             else []
         )
+        self.first_orders: list[Sequence[int]] = [range(len(np.others)) for np in self.needs]
+        self.sets = sum(len(np.mine) + len(np.others) for np in self.needs)
+        """How many resources' starts the bookable starts take (the pinned ones, and the pools to fill)."""
         self._bookable: dict[int, tuple[int, ...]] | None = None
         self._assignments: dict[tuple[int, ...], tuple[Assignment, ...]] = {}
+        self.fixed: tuple[Assignment, ...] | None = None
+        """With no choice to make (every free resource of every need is taken), the one assignment there is."""
+        if self.fast and all(np.want == len(np.others) for np in self.needs):
+            self.fixed = self.pick_bookable(self.first_orders)
 
     @property
     def eager(self) -> bool:
         """Whether listing should start from the bookable starts (known, or cheap to know) of the plan."""
-        return self._bookable is not None or len(self.base.members) <= _EAGER
+        return self._bookable is not None or self.sets <= _EAGER
 
     def bookable(self) -> dict[int, tuple[int, ...]]:
-        """Every bookable start of the horizon (before notice and horizon), as spans by phase of the grid."""
+        """Every bookable start (notice and horizon applied), as spans by phase of the grid."""
         if self._bookable is None:
-            allowed = _intersect_all([np.allowed() for np in self.needs])
-            found: dict[int, tuple[int, ...]] = {}
-            for phase, spans in self.base.grid().items():
-                bounds = _intersect(spans, allowed)
-                if bounds:
-                    found[phase] = bounds
-            self._bookable = found
+            # Each need's starts lie within its pool's grid spans, so *allowed* lies within the union of the
+            # spans: with one phase, the bookable starts are simply the starts of that phase in *allowed*.
+            # The minimum notice and the horizon depend only on now and the service: apply them here too.
+            allowed = _intersect_all([np.allowed() for np in self.needs] + [(self.earliest, self.latest + 1)])
+            phases = self.base.phases()
+            if len(phases) == 1:
+                self._bookable = {phases.pop(): allowed} if allowed else {}
+            else:
+                found: dict[int, tuple[int, ...]] = {}
+                for phase, spans in self.base.grid().items():
+                    bounds = _cut(spans, allowed)
+                    if bounds:
+                        found[phase] = bounds
+                self._bookable = found
         return self._bookable
 
     def orders(self, strategy: Strategy, preferred: Sequence[str]) -> list[Sequence[int]] | None:
@@ -606,7 +722,11 @@ class _Plan:
                 )
                 for np in self.needs
             ]
-        return [range(len(np.others)) for np in self.needs]
+        return self.first_orders
+
+    def pick_bookable(self, orders: list[Sequence[int]]) -> tuple[Assignment, ...]:
+        """The assignment when every free resource is taken: all pins, then the others in *orders*."""
+        return self._assignment([j for order in orders for j in order])
 
     def pick(self, t: int, orders: list[Sequence[int]]) -> tuple[Assignment, ...] | None:
         """The resources that serve start *t* (as `Availability._assign` chooses them), or None."""
@@ -629,6 +749,10 @@ class _Plan:
                             break
                 else:
                     return None
+        return self._assignment(chosen)
+
+    def _assignment(self, chosen: list[int]) -> tuple[Assignment, ...]:
+        """The assignments for the chosen others (indexes into each need's others, need after need)."""
         key = tuple(chosen)
         assignments = self._assignments.get(key)
         if assignments is None:
@@ -666,22 +790,70 @@ def _progression(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int
 def _collect(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> list[int]:
     """`_progression` as a list, built with C-level ``range`` extends."""
     out: list[int] = []
+    extend = out.extend
     for phase, bounds in groups.items():
         i = bisect_right(bounds, lo)
         i -= i & 1
-        for k in range(i, len(bounds), 2):
-            u = bounds[k]
-            if u >= hi:
-                break
-            u = max(u, lo)
-            out.extend(range(u + (phase - u) % step, min(bounds[k + 1], hi), step))
+        j = bisect_left(bounds, hi, i)
+        j += j & 1
+        if i >= j:
+            continue
+        starts = list(bounds[i:j:2])
+        ends = list(bounds[i + 1 : j : 2])
+        starts[0] = max(starts[0], lo)
+        ends[-1] = min(ends[-1], hi)
+        for u, v in zip(starts, ends, strict=True):
+            extend(range(u + (phase - u) % step, v, step))
     if len(groups) > 1:
         out.sort()
     return out
 
 
+def _fixed_slots(
+    groups: dict[int, tuple[int, ...]],
+    step: int,
+    lo: int,
+    hi: int,
+    duration: timedelta,
+    assignments: tuple[Assignment, ...],
+) -> Iterator[Slot]:
+    """The slots of `_progression` that all take the same *assignments*, stepping datetimes, not ints."""
+    if len(groups) != 1:
+        for t in _progression(groups, step, lo, hi):
+            start = EPOCH + t * _US
+            yield Slot(start, start + duration, assignments)
+        return
+    ((phase, bounds),) = groups.items()
+    step_td = step * _US
+    i = bisect_right(bounds, lo)
+    i -= i & 1
+    for k in range(i, len(bounds), 2):
+        u = bounds[k]
+        if u >= hi:
+            return
+        u = max(u, lo)
+        first = u + (phase - u) % step
+        start = EPOCH + first * _US
+        for _ in range(first, min(bounds[k + 1], hi), step):
+            yield Slot(start, start + duration, assignments)
+            start += step_td
+
+
 def _first(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> int | None:
     """The first start of `_progression`, or None."""
+    if len(groups) == 1:
+        ((phase, bounds),) = groups.items()
+        i = bisect_right(bounds, lo)
+        if i & 1:  # inside a piece: the next start of the phase, if the piece still holds it
+            t = lo + (phase - lo) % step
+            if t < bounds[i]:
+                return t if t < hi else None
+            i += 1
+        if i < len(bounds):
+            t = bounds[i] + (phase - bounds[i]) % step
+            # A piece may hold no start of the phase at all: then carry on with the general walk.
+            if t < bounds[i + 1]:
+                return t if t < hi else None
     best: int | None = None
     for phase, bounds in groups.items():
         i = bisect_right(bounds, lo)
@@ -757,7 +929,8 @@ class Availability:
         self._index: dict[str, _Index] = {}
         self._bases: dict[tuple[int, timedelta | None], _Base] = {}
         self._plans: dict[tuple[int, timedelta | None, frozenset[str]], _Plan] = {}
-        self._fast = True  # False forces the general path everywhere (tests compare the two)
+        self._last: tuple[Service, timedelta | None, Collection[str], _Plan] | None = None
+        self._fast = True  # False (set before the first query) forces the general path: tests compare the two
         off = time_off or {}
         for order, resource in enumerate(resources):
             if resource.id in self._index:
@@ -817,18 +990,23 @@ class Availability:
 
     def _plan(self, service: Service, duration: timedelta | None, pin: Collection[str]) -> _Plan:
         """The cached plan for a query: shape and pools checked once, pins applied (see `_Plan`)."""
+        last = self._last
+        if last is not None and last[0] is service and last[1] is duration and last[2] is pin:
+            return last[3]
         pins = pin if type(pin) is frozenset else frozenset(pin)
         if not isinstance(duration, timedelta | None):
             self._shape(service, duration)  # type: ignore[unreachable]  # raises the precise error
         key = (id(service), duration, pins)
         plan = self._plans.get(key)
-        if plan is not None and plan.base.service is service:
-            return plan
-        base = self._base(service, duration)
-        plan = _Plan(base, pins, self._pin(base, pins))
-        if len(self._plans) >= _PLANS:
-            self._plans.clear()
-        self._plans[key] = plan
+        if plan is None or plan.base.service is not service:
+            base = self._base(service, duration)
+            plan = _Plan(base, pins, self._pin(base, pins), self._now_us, fast=self._fast)
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        # The same arguments again (a loop of point queries) skip even the key; only immutable pins qualify.
+        if type(pin) is tuple or type(pin) is frozenset:
+            self._last = (service, duration, pin, plan)
         return plan
 
     def _pin(self, base: _Base, pin: frozenset[str]) -> list[list[_Index]]:
@@ -1049,15 +1227,28 @@ class Availability:
             InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, or
                 the service can only take auxiliary resources.
         """
+        yield from self._slots(service, window, duration, pin, strategy, preferred)
+
+    def _slots(
+        self,
+        service: Service,
+        window: Interval,
+        duration: timedelta | None,
+        pin: Collection[str],
+        strategy: Strategy,
+        preferred: Sequence[str],
+    ) -> Iterator[Slot]:
+        """`iter_slots`, checking its arguments at once (not at the first `next`) and with no generator of its own."""
         plan = self._plan(service, duration, pin)
         lo, hi = self._limits(service, window)
         if lo >= hi:
-            return
-        if self._fast and plan.fast:
-            yield from self._fast_slots(plan, lo, hi, strategy, preferred)
-            return
-        for start, end, assignments in self._raw(plan, lo, hi, strategy, preferred):
-            yield Slot(EPOCH + start * _US, EPOCH + end * _US, assignments)
+            return iter(())
+        if plan.fast:
+            return self._fast_slots(plan, lo, hi, strategy, preferred)
+        return (
+            Slot(EPOCH + start * _US, EPOCH + end * _US, assignments)
+            for start, end, assignments in self._raw(plan, lo, hi, strategy, preferred)
+        )
 
     def slots(
         self,
@@ -1071,14 +1262,10 @@ class Availability:
         limit: int | None = None,
     ) -> list[Slot]:
         """Return the bookable starts of *service* in *window* as a sorted list (see `iter_slots`)."""
-        out: list[Slot] = []
-        for slot in self.iter_slots(
-            service, window, duration=duration, pin=pin, strategy=strategy, preferred=preferred
-        ):
-            out.append(slot)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
+        found = self._slots(service, window, duration, pin, strategy, preferred)
+        if limit is None:
+            return list(found)
+        return list(islice(found, max(limit, 1)))  # as ever, a limit below 1 still returns the first slot
 
     def slot_starts(
         self,
@@ -1097,7 +1284,7 @@ class Availability:
         lo, hi = self._limits(service, window)
         if lo >= hi:
             return []
-        if self._fast and plan.fast:
+        if plan.fast:
             return _collect(plan.bookable(), plan.base.shape.step, lo, hi)
         return [start for start, _, _ in self._raw(plan, lo, hi, Strategy.FIRST_AVAILABLE, ())]
 
@@ -1111,22 +1298,35 @@ class Availability:
         pools walk the grid and try resources in order, so that the first slots cost only the resources
         tried, not the whole pool.
         """
-        length = plan.base.length
-        step = plan.base.shape.step
-        starts = _progression(plan.bookable() if plan.eager else plan.base.grid(), step, lo, hi)
         orders = plan.orders(strategy, preferred)
+        if plan.eager and plan.fixed is not None and orders is plan.first_orders:
+            return _fixed_slots(plan.bookable(), plan.step, lo, hi, plan.base.shape.duration, plan.fixed)
+        return self._picked_slots(plan, lo, hi, strategy, preferred, orders)
+
+    def _picked_slots(
+        self,
+        plan: _Plan,
+        lo: int,
+        hi: int,
+        strategy: Strategy,
+        preferred: Sequence[str],
+        orders: list[Sequence[int]] | None,
+    ) -> Iterator[Slot]:
+        length = plan.length
+        eager = plan.eager
+        starts = _progression(plan.bookable() if eager else plan.base.grid(), plan.step, lo, hi)
         if orders is None:
             shape = plan.base.shape
             for t in starts:
                 found = self._assign(shape, plan.pools, t, plan.pin, strategy, preferred, overlapping=False)
                 if found is not None:
-                    yield Slot(EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + length), found[1])
+                    yield Slot(EPOCH + t * _US, EPOCH + (t + length) * _US, found[1])
             return
         pick = plan.pick
         for t in starts:
             assignments = pick(t, orders)
             if assignments is not None:
-                yield Slot(EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + length), assignments)
+                yield Slot(EPOCH + t * _US, EPOCH + (t + length) * _US, assignments)
 
     def _raw(
         self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]
@@ -1355,11 +1555,11 @@ class Availability:
         if end <= start:
             return None
         plan = self._plan(service, duration, pin)
-        lo = max(start, self._now_us + service.min_notice // _US)
-        hi = end if service.horizon is None else min(end, self._now_us + service.horizon // _US + 1)
+        lo = max(start, plan.earliest)
+        hi = min(end, plan.latest + 1)
         if lo >= hi:
             return None
-        if self._fast and plan.fast:
+        if plan.fast:
             return self._fast_first(plan, lo, hi, strategy, preferred)
         for t, t_end, assignments in self._raw(plan, lo, hi, strategy, preferred):
             return Slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
@@ -1367,17 +1567,18 @@ class Availability:
 
     def _fast_first(self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]) -> Slot | None:
         """`next_available` for a fast plan: a bisection into the bookable starts when they are known."""
-        orders = plan.orders(strategy, preferred)
-        if not plan.eager or orders is None:
+        orders = plan.first_orders if strategy is Strategy.FIRST_AVAILABLE else plan.orders(strategy, preferred)
+        if orders is None or not plan.eager:
             return next(self._fast_slots(plan, lo, hi, strategy, preferred), None)
-        t = _first(plan.bookable(), plan.base.shape.step, lo, hi)
+        groups = plan._bookable
+        t = _first(plan.bookable() if groups is None else groups, plan.step, lo, hi)
         if t is None:
             return None
-        assignments = plan.pick(t, orders)
-        assert assignments is not None  # noqa: S101 - every bookable start is served
-        return Slot(
-            EPOCH + timedelta(microseconds=t), EPOCH + timedelta(microseconds=t + plan.base.length), assignments
-        )
+        assignments = plan.fixed if orders is plan.first_orders else None
+        if assignments is None:
+            assignments = plan.pick(t, orders)
+            assert assignments is not None  # noqa: S101 - every bookable start is served
+        return Slot(EPOCH + t * _US, EPOCH + (t + plan.length) * _US, assignments)
 
     def is_bookable(
         self,
@@ -1397,16 +1598,29 @@ class Availability:
             NaiveDatetimeError: *start* is naive.
             InvalidInputError: as `iter_slots`.
         """
-        t = _micros(start, "start")
-        plan = self._plan(service, duration, pin)
-        if t < self._now_us + service.min_notice // _US:
+        if type(start) is datetime:  # `_micros`, inlined: this is the method called 100,000 times in a row
+            try:
+                t = (start - EPOCH) // _US
+            except TypeError:  # naive
+                t = _micros(start, "start")
+            else:
+                if not _MIN_US <= t <= _MAX_US:
+                    t = _micros(start, "start")
+        else:
+            t = _micros(start, "start")
+        last = self._last
+        if last is not None and last[0] is service and last[1] is duration and last[2] is pin:
+            plan = last[3]
+        else:
+            plan = self._plan(service, duration, pin)
+        if plan.fast:
+            groups = plan._bookable
+            if groups is None:
+                groups = plan.bookable()
+            bounds = groups.get(t % plan.step)
+            return bounds is not None and bisect_right(bounds, t) & 1 == 1
+        if t < plan.earliest or t > plan.latest:
             return False
-        if service.horizon is not None and t > self._now_us + service.horizon // _US:
-            return False
-        if self._fast and plan.fast:
-            step = plan.base.shape.step
-            bounds = plan.bookable().get(t % step)
-            return bounds is not None and bool(bisect_right(bounds, t) & 1)
         shape = plan.base.shape
         return (
             self._on_grid(shape, plan.pools, t)
