@@ -1,0 +1,321 @@
+"""
+`slotengine demo`: the whole story on a fresh SQLite file, in plain text.
+
+Five businesses from the seeds, each its own tenant in one database: a car wash with boxes, a clinic with
+doctors and rooms, a car rental with drivers, a daily apartment, and a conference hall. The demo shows free
+slots, books, shows a conflicting attempt refused with its reasons, takes bookings through confirmation,
+payment, a cancellation with a quoted refund, a reschedule, an expired hold and a no-show, and prints the
+agenda. It runs on a simulated clock (a `FrozenClock` it moves forward), so its output is the same every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.business import Business
+from slotengine.engine import BookingEngine
+from slotengine.errors import SlotEngineError
+from slotengine.intervals import Interval
+from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit
+from slotengine.money import Money
+from slotengine.policies import (
+    CancellationPolicy,
+    ConfirmationMode,
+    ConfirmationPolicy,
+    HoldPolicy,
+    Policies,
+    RefundTier,
+)
+from slotengine.schedule import Schedule, TimeOff, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
+
+__all__ = ["run_demo"]
+
+PARIS = ZoneInfo("Europe/Paris")
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+# Monday 2 March 2026, 08:00 in Paris: the simulated "now" the demo starts from.
+START = datetime(2026, 3, 2, 8, tzinfo=PARIS)
+EUR = "EUR"
+
+
+def _eur(amount: str) -> Money:
+    return Money(amount, EUR)
+
+
+def _local(instant: datetime, zone: ZoneInfo = PARIS) -> str:
+    return instant.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+class _Story:
+    """Prints the demo as numbered sections with indented lines."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.section = 0
+
+    def title(self, text: str) -> None:
+        self.section += 1
+        self.out("")
+        self.out(f"{self.section}. {text}")
+
+    def line(self, text: str) -> None:
+        self.out(f"   {text}")
+
+
+def _car_wash(engine: BookingEngine) -> None:
+    hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(time(9), time(18))))
+    policies = Policies(
+        hold=HoldPolicy(ttl=15 * M),
+        cancellation=CancellationPolicy(
+            tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)], otherwise_percent=0, no_show_fee_percent=50
+        ),
+    )
+    engine.setup(Business("Sparkle car wash", "Europe/Paris", hours, policies))
+    for number in (1, 2):
+        engine.add_resource(Resource(f"box-{number}", f"Box {number}", type="box"))
+    engine.add_service(
+        Service(
+            "wash",
+            "Full wash",
+            needs=[Need(type="box", label="box")],
+            duration=30 * M,
+            buffer_after=10 * M,
+            price=_eur("25"),
+        )
+    )
+
+
+def _clinic(engine: BookingEngine) -> None:
+    hours = Schedule(
+        "Europe/Paris",
+        WeeklyHours.weekdays(TimeRange(time(8), time(12)), TimeRange(time(13), time(19))),
+        time_off=(TimeOff.days(date(2026, 3, 6), reason="staff training"),),
+    )
+    policies = Policies(confirmation=ConfirmationPolicy(mode=ConfirmationMode.MANAGER_FIRST))
+    engine.setup(Business("Rive Gauche clinic", "Europe/Paris", hours, policies))
+    engine.add_resource(Resource("dr-martin", "Dr Martin", kind="user", type="dentist"))
+    engine.add_resource(Resource("dr-roux", "Dr Roux", kind="user", type="dentist"))
+    engine.add_resource(Resource("room-a", "Room A", type="room"))
+    engine.add_resource(Resource("xray", "X-ray unit", type="xray", role=ResourceRole.AUXILIARY))
+    engine.add_service(
+        Service(
+            "checkup",
+            "Check-up with X-ray",
+            needs=[
+                Need(type="dentist", label="dentist"),
+                Need(type="room", label="room"),
+                Need(type="xray", label="x-ray"),
+            ],
+            duration=45 * M,
+            slot_step=15 * M,
+            price=_eur("60"),
+        )
+    )
+
+
+def _car_rental(engine: BookingEngine) -> None:
+    hours = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange(time(7), time(22))))
+    engine.setup(Business("Riviera cars", "Europe/Paris", hours))
+    for plate in ("AB-123", "CD-456"):
+        engine.add_resource(Resource(plate, f"Sedan {plate}", type="car", attributes={"city": "Nice"}))
+    engine.add_resource(Resource("driver-lea", "Léa", kind="user", type="driver"))
+    engine.add_service(
+        Service(
+            "ride",
+            "Car with driver",
+            needs=[Need(type="car", label="car"), Need(type="driver", label="driver")],
+            duration=2 * H,
+            min_duration=H,
+            max_duration=8 * H,
+            slot_step=H,
+            buffer_after=30 * M,
+            price=_eur("120"),
+        )
+    )
+
+
+def _apartment(engine: BookingEngine) -> None:
+    hours = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange(time(0), time(0))))
+    engine.setup(Business("Old Port apartments", "Europe/Paris", hours))
+    engine.add_resource(Resource("apt-3", "Apartment 3, sea view", type="apartment"))
+    engine.add_service(
+        Service(
+            "stay",
+            "Nightly stay",
+            needs=[Need(type="apartment")],
+            duration=timedelta(days=1),
+            max_duration=timedelta(days=14),
+            unit=ServiceUnit.NIGHTS,
+            check_in=time(15),
+            check_out=time(11),
+            price=_eur("90"),
+        )
+    )
+
+
+def _conference(engine: BookingEngine) -> None:
+    hours = Schedule("Europe/Berlin", WeeklyHours.weekdays(TimeRange(time(8), time(20))))
+    engine.setup(Business("Spree congress centre", "Europe/Berlin", hours))
+    engine.add_resource(Resource("hall", "Great hall", type="hall", capacity=UNLIMITED))
+    engine.add_resource(Resource("room-12", "Seminar room 12", type="seminar", capacity=12))
+    engine.add_service(
+        Service("seats", "Seminar seats", needs=[Need(type="seminar", units=3)], duration=2 * H, price=_eur("30"))
+    )
+    engine.add_service(Service("talk", "Talk in the great hall", needs=[Need(type="hall")], duration=H))
+
+
+def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
+    """Build the demo businesses in a fresh SQLite file at *db_path* and tell their story through *out*."""
+    storage = SQLiteStorage(db_path)
+    clock = FrozenClock(START)
+    story = _Story(out)
+    try:
+        engines = {
+            name: BookingEngine(storage, clock=clock, tenant=name)
+            for name in ("wash", "clinic", "cars", "flat", "congress")
+        }
+        _car_wash(engines["wash"])
+        _clinic(engines["clinic"])
+        _car_rental(engines["cars"])
+        _apartment(engines["flat"])
+        _conference(engines["congress"])
+        out(f"slotengine demo: five businesses in one SQLite file ({db_path}), one tenant each")
+        out(f"Simulated clock: {_local(START)} (Paris)")
+        _wash_story(engines["wash"], clock, story)
+        _clinic_story(engines["clinic"], story)
+        _cars_story(engines["cars"], story)
+        _flat_story(engines["flat"], story)
+        _congress_story(engines["congress"], story)
+        _agenda(engines, story)
+    finally:
+        storage.close()
+
+
+def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> None:
+    tuesday = Interval(datetime(2026, 3, 3, tzinfo=PARIS), datetime(2026, 3, 4, tzinfo=PARIS))
+    story.title("Car wash: free slots on Tuesday morning (30-minute wash, 10-minute cleaning after each)")
+    slots = engine.find_slots("wash", tuesday, limit=6)
+    story.line(", ".join(f"{_local(s.start)[-5:]} {s.resource_ids[0]}" for s in slots))
+
+    story.title("Car wash: two clients book 09:00, a third is refused with the reasons")
+    first = engine.book("wash", datetime(2026, 3, 3, 9, tzinfo=PARIS), customer_id="anna", source="site")
+    second = engine.hold("wash", datetime(2026, 3, 3, 9, tzinfo=PARIS), customer_id="boris")
+    story.line(
+        f"Anna: {first.status.value} on {first.resource_ids[0]}; "
+        f"Boris: {second.status.value} on {second.resource_ids[0]}"
+    )
+    try:
+        engine.hold("wash", datetime(2026, 3, 3, 9, tzinfo=PARIS), customer_id="chloe")
+    except SlotEngineError as error:
+        story.line(f"Chloé is refused ({error.code}):")
+        for reason in error.details.get("reasons", ()):
+            story.line(f"  - {reason.code.value}: {reason.message}")
+
+    story.title("Car wash: Anna pays online; then she cancels 25 hours ahead and gets the quoted refund")
+    paid = engine.pay(first.id, _eur("25"), payment_id="psp-1001")
+    story.line(f"paid {paid.net_paid} -> {paid.status.value}")
+    quote = engine.cancellation_quote(first.id)
+    story.line(f"quote: {quote.refund_percent}% back = {quote.refund}, penalty {quote.penalty}")
+    cancelled = engine.cancel(first.id, expected_quote=quote, actor="anna", reason="car sold")
+    story.line(f"cancelled: refunded {cancelled.refunded}, kept {cancelled.net_paid}; Box freed again")
+
+    story.title("Car wash: Boris's hold expires after 15 minutes; nobody swept it, yet its box is free")
+    clock.advance(16 * M)
+    story.line(
+        f"clock: {_local(clock.now())}; 09:00 bookable again: "
+        f"{engine.explain('wash', datetime(2026, 3, 3, 9, tzinfo=PARIS)).bookable}"
+    )
+    swept = engine.expire_due()
+    story.line(f"sweep marked {len(swept)} hold(s) expired: {', '.join(b.customer_id or '?' for b in swept)}")
+
+    story.title("Car wash: a walk-in books 10:00 and moves to 11:00; later, a no-show")
+    walk_in = engine.book("wash", datetime(2026, 3, 3, 10, tzinfo=PARIS), customer_id="dmitri", source="manager")
+    moved = engine.reschedule(walk_in.id, datetime(2026, 3, 3, 11, tzinfo=PARIS), actor="manager:sofia")
+    story.line(f"moved to {_local(moved.start)}, still {moved.status.value}, moves: {moved.reschedules}")
+    clock.set(datetime(2026, 3, 3, 11, 20, tzinfo=PARIS))
+    no_show = engine.mark_no_show(walk_in.id, actor="manager:sofia")
+    story.line(f"{_local(clock.now())}: {no_show.status.value}, no-show fee owed {no_show.outstanding_fees}")
+    story.line("history: " + " -> ".join(t.action.value for t in engine.transitions(walk_in.id)))
+
+
+def _clinic_story(engine: BookingEngine, story: _Story) -> None:
+    story.title("Clinic: a check-up needs a dentist AND a room AND the X-ray unit (auxiliary), all free at once")
+    start = datetime(2026, 3, 4, 8, tzinfo=PARIS)
+    booked = engine.hold("checkup", start, customer_id="elena", source="partner")
+    story.line(
+        "held "
+        + _local(booked.start)
+        + ": "
+        + ", ".join(f"{a.label}={'+'.join(a.resource_ids)}" for a in booked.assignments)
+    )
+    explanation = engine.explain("checkup", start)
+    story.line(f"same time for another patient: bookable={explanation.bookable}")
+    for reason in explanation.reasons[:3]:
+        story.line(f"  - {reason.code.value}: {reason.message}")
+    try:
+        engine.pay(booked.id, _eur("60"), payment_id="psp-2001")
+    except SlotEngineError as error:
+        story.line(f"payment before confirmation refused ({error.code}): {error}")
+    engine.confirm(booked.id, actor="manager:ines")
+    paid = engine.pay(booked.id, _eur("60"), payment_id="psp-2001")
+    story.line(f"manager confirms, then payment accepted -> {paid.status.value}")
+    friday = Interval(datetime(2026, 3, 6, tzinfo=PARIS), datetime(2026, 3, 7, tzinfo=PARIS))
+    story.line(f"Friday (staff training): {len(engine.find_slots('checkup', friday))} slots")
+
+
+def _cars_story(engine: BookingEngine, story: _Story) -> None:
+    story.title("Car rental: a car with a driver; one driver means one ride at a time")
+    start = datetime(2026, 3, 4, 9, tzinfo=PARIS)
+    ride = engine.book("ride", start, duration=3 * H, customer_id="farid", external_ref="crm-deal-77")
+    story.line(
+        f"booked {_local(ride.start)}-{_local(ride.end)[-5:]}: {' + '.join(ride.resource_ids)}, price {ride.price}"
+    )
+    later = engine.find_slots("ride", Interval(start, start + 8 * H), limit=3)
+    story.line(
+        "next rides (driver busy until 12:30 with the cleaning buffer): "
+        + ", ".join(_local(s.start)[-5:] for s in later)
+    )
+
+
+def _flat_story(engine: BookingEngine, story: _Story) -> None:
+    story.title("Apartment: nightly stays, check-in 15:00, check-out 11:00, across the clocks going forward")
+    stay = engine.book("stay", datetime(2026, 3, 28, 15, tzinfo=PARIS), duration=timedelta(days=2), customer_id="greta")
+    story.line(
+        f"stay {_local(stay.start)} -> {_local(stay.end)}: {(stay.end - stay.start) / H:g} hours elapsed "
+        "(the night of 29 March is an hour short)"
+    )
+    window = Interval(datetime(2026, 3, 26, tzinfo=PARIS), datetime(2026, 4, 1, tzinfo=PARIS))
+    nights = engine.find_slots("stay", window)
+    story.line("free check-ins: " + ", ".join(_local(s.start)[:10] for s in nights))
+
+
+def _congress_story(engine: BookingEngine, story: _Story) -> None:
+    story.title("Congress centre: seats in a 12-seat room (3 per booking) and an unlimited hall")
+    start = datetime(2026, 3, 5, 10, tzinfo=ZoneInfo("Europe/Berlin"))
+    for name in ("hugo", "iris", "jon", "kim"):
+        engine.book("seats", start, customer_id=name)
+    try:
+        engine.book("seats", start, customer_id="lou")
+    except SlotEngineError as error:
+        story.line(f"4 groups of 3 fill the room; a fifth is refused ({error.code})")
+    for talk in range(5):
+        engine.book("talk", start, customer_id=f"speaker-{talk}")
+    story.line("the great hall takes 5 overlapping talks: its capacity is unlimited")
+
+
+def _agenda(engines: dict[str, BookingEngine], story: _Story) -> None:
+    story.title("Agenda for March (live, completed and no-show bookings), in each business's zone")
+    week = Interval(datetime(2026, 3, 2, tzinfo=PARIS), datetime(2026, 4, 1, tzinfo=PARIS))
+    for engine in engines.values():
+        business = engine.business()
+        zone = ZoneInfo(business.zone)
+        for booking in sorted(engine.agenda(week), key=lambda b: (b.start, b.resource_ids, b.customer_id or "")):
+            who = booking.customer_id or "-"
+            story.line(
+                f"{business.name[:22]:<22} {_local(booking.start, zone)}-{_local(booking.end, zone)[-5:]} "
+                f"{booking.status.value:<11} {'+'.join(booking.resource_ids):<28} {who}"
+            )
