@@ -322,10 +322,8 @@ class SweepIndex:
         self.step = step
 
     def bookable(self, t: int) -> bool:
-        return (
-            bisect_right(self.bounds, t) & 1 == 1
-            and (t - self.bounds[bisect_right(self.bounds, t) - 1]) % self.step == 0
-        )
+        i = bisect_right(self.bounds, t)
+        return i & 1 == 1 and (t - self.bounds[i - 1]) % self.step == 0
 
     def next_free(self, t: int) -> datetime | None:
         bounds, step = self.bounds, self.step

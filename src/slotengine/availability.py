@@ -647,6 +647,7 @@ class _Plan:
         "pin",
         "pools",
         "sets",
+        "single",
         "step",
     )
 
@@ -679,6 +680,8 @@ class _Plan:
         self.sets = sum(len(np.mine) + len(np.others) for np in self.needs)
         """How many resources' starts the bookable starts take (the pinned ones, and the pools to fill)."""
         self._bookable: dict[int, tuple[int, ...]] | None = None
+        self.single: tuple[int, tuple[int, ...], tuple[Assignment, ...]] | None = None
+        """Once known: the one phase of the bookable starts, their bounds, and the one assignment there is."""
         self._assignments: dict[tuple[int, ...], tuple[Assignment, ...]] = {}
         self.fixed: tuple[Assignment, ...] | None = None
         """With no choice to make (every free resource of every need is taken), the one assignment there is."""
@@ -699,7 +702,10 @@ class _Plan:
             allowed = _intersect_all([np.allowed() for np in self.needs] + [(self.earliest, self.latest + 1)])
             phases = self.base.phases()
             if len(phases) == 1:
-                self._bookable = {phases.pop(): allowed} if allowed else {}
+                phase = phases.pop()
+                self._bookable = {phase: allowed} if allowed else {}
+                if allowed and self.fixed is not None:
+                    self.single = (phase, allowed, self.fixed)
             else:
                 found: dict[int, tuple[int, ...]] = {}
                 for phase, spans in self.base.grid().items():
@@ -839,6 +845,24 @@ def _fixed_slots(
             start += step_td
 
 
+def _first_of_phase(phase: int, bounds: tuple[int, ...], step: int, lo: int) -> int | None:
+    """
+    The first start of one phase at or after *lo* within *bounds*, looking at two pieces at most.
+
+    None when there is none; ``_HIGH`` when the pieces looked at hold no start of the phase (ask `_first`).
+    """
+    i = bisect_right(bounds, lo)
+    if i & 1:  # inside a piece: its next start of the phase, if it still holds one
+        t = lo + (phase - lo) % step
+        if t < bounds[i]:
+            return t
+        i += 1
+    if i >= len(bounds):
+        return None
+    t = bounds[i] + (phase - bounds[i]) % step
+    return t if t < bounds[i + 1] else _HIGH
+
+
 def _first(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> int | None:
     """The first start of `_progression`, or None."""
     if len(groups) == 1:
@@ -881,6 +905,9 @@ def _micros(value: object, name: str) -> int:
             if _MIN_US <= micros <= _MAX_US:
                 return micros
     return to_micros(to_utc(value, name))
+
+
+_FIRST: Final = Strategy.FIRST_AVAILABLE
 
 
 class Availability:
@@ -1549,14 +1576,18 @@ class Availability:
         if until is not None:
             end = _micros(until, "until")
         else:
-            end = start if self._hours_end is None else max(self._hours_end, start)
+            end = start if self._hours_end is None or self._hours_end < start else self._hours_end
             if service.horizon is not None:
                 end = min(end, self._now_us + service.horizon // _US + 1)
         if end <= start:
             return None
-        plan = self._plan(service, duration, pin)
-        lo = max(start, plan.earliest)
-        hi = min(end, plan.latest + 1)
+        last = self._last
+        if last is not None and last[0] is service and last[1] is duration and last[2] is pin:
+            plan = last[3]
+        else:
+            plan = self._plan(service, duration, pin)
+        lo = start if start > plan.earliest else plan.earliest
+        hi = end if end <= plan.latest else plan.latest + 1
         if lo >= hi:
             return None
         if plan.fast:
@@ -1567,13 +1598,25 @@ class Availability:
 
     def _fast_first(self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]) -> Slot | None:
         """`next_available` for a fast plan: a bisection into the bookable starts when they are known."""
-        orders = plan.first_orders if strategy is Strategy.FIRST_AVAILABLE else plan.orders(strategy, preferred)
+        one = plan.single
+        if one is not None and strategy is _FIRST:
+            # The common case: one phase and nothing to choose.
+            t = _first_of_phase(one[0], one[1], plan.step, lo)
+            if t is None or t >= hi:
+                return None
+            if t != _HIGH:
+                begin = EPOCH + t * _US
+                return Slot(begin, begin + plan.base.shape.duration, one[2])
+        orders = plan.first_orders if strategy is _FIRST else plan.orders(strategy, preferred)
         if orders is None or not plan.eager:
             return next(self._fast_slots(plan, lo, hi, strategy, preferred), None)
         groups = plan._bookable
         t = _first(plan.bookable() if groups is None else groups, plan.step, lo, hi)
         if t is None:
             return None
+        if plan.single is not None and orders is plan.first_orders:
+            begin = EPOCH + t * _US
+            return Slot(begin, begin + plan.base.shape.duration, plan.single[2])
         assignments = plan.fixed if orders is plan.first_orders else None
         if assignments is None:
             assignments = plan.pick(t, orders)
