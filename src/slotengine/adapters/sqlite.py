@@ -410,9 +410,12 @@ class _Transaction:
     # --- bookings --------------------------------------------------------------------------------------------
 
     def lock_resources(self, resource_ids: Collection[str]) -> None:
-        # BEGIN IMMEDIATE already holds the database's only write lock for the whole transaction.
-        for rid in sorted(resource_ids):
-            self.get_resource(rid)
+        # BEGIN IMMEDIATE already holds the database's only write lock for the whole transaction; what is
+        # left is MemoryStorage's answer for a resource that does not exist.
+        for rid in sorted(set(resource_ids)):
+            if self._one("SELECT 1 FROM resources WHERE tenant = ? AND id = ?", (self._tenant, rid)) is None:
+                msg = f"no resource {rid!r}"
+                raise NotFoundError(msg, resource_id=rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
         start, end = to_micros(window.start), to_micros(window.end)
@@ -762,8 +765,9 @@ class SQLiteStorage:
     Storage in one SQLite file: the `Storage` port for one host, many threads and many processes.
 
     Every transaction is ``BEGIN IMMEDIATE``: it holds the file's write lock from its first statement to its
-    end, so transactions that may write run one at a time across every thread and process, and a
-    capacity check and its insert are atomic. Readers outside transactions are never blocked (WAL).
+    end, so transactions run one at a time across every thread and process (read-only use cases included,
+    since the port cannot tell them apart), and a capacity check and its insert are atomic. WAL keeps
+    plain readers of the file, and `backup`, running alongside.
 
     Each thread gets its own connection on first use; a connection is closed when its thread ends or at
     `close`. Do not carry a `SQLiteStorage` across ``fork()``: make a new one in the child (the
