@@ -1602,9 +1602,9 @@ class Availability:
         if one is not None and strategy is _FIRST:
             # The common case: one phase and nothing to choose.
             t = _first_of_phase(one[0], one[1], plan.step, lo)
-            if t is None or t >= hi:
+            if t is None or (t != _HIGH and t >= hi):
                 return None
-            if t != _HIGH:
+            if t != _HIGH:  # else a piece without a start of the phase: the general walk below
                 begin = EPOCH + t * _US
                 return Slot(begin, begin + plan.base.shape.duration, one[2])
         orders = plan.first_orders if strategy is _FIRST else plan.orders(strategy, preferred)
@@ -1614,9 +1614,6 @@ class Availability:
         t = _first(plan.bookable() if groups is None else groups, plan.step, lo, hi)
         if t is None:
             return None
-        if plan.single is not None and orders is plan.first_orders:
-            begin = EPOCH + t * _US
-            return Slot(begin, begin + plan.base.shape.duration, plan.single[2])
         assignments = plan.fixed if orders is plan.first_orders else None
         if assignments is None:
             assignments = plan.pick(t, orders)

@@ -101,6 +101,22 @@ class TestFastPathEqualsGeneralPath:
             assert expected == fast.is_bookable(sc.service, start, pin=sc.pin), start
             assert expected == general.is_bookable(sc.service, start, pin=sc.pin), start
 
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @given(scenarios(), st.sampled_from([Strategy.FIRST_AVAILABLE, Strategy.PREFERRED]))
+    def test_next_available_from_everywhere(self, sc, strategy):
+        """next_available agrees on both paths from every candidate start (and a minute after it)."""
+        fast, general = build(sc, fast=True), build(sc, fast=False)
+        preferred = sorted((r.id for r in sc.resources), reverse=True)
+        try:
+            general.slots(sc.service, sc.window, pin=sc.pin)
+        except InvalidInputError:
+            return
+
+        for after in candidate_starts(sc)[::3]:
+            expected = general.next_available(sc.service, after, pin=sc.pin, strategy=strategy, preferred=preferred)
+            got = fast.next_available(sc.service, after, pin=sc.pin, strategy=strategy, preferred=preferred)
+            assert expected == got, after
+
     @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
     def test_repeated_queries_reuse_the_plan_and_agree(self, sc):
@@ -222,3 +238,19 @@ class TestPinnedPerResource:
             assert general.slot_starts(service, window, pin=[r.id]) == fast.slot_starts(service, window, pin=[r.id])
             assert general.slots(service, window, pin=[r.id]) == fast.slots(service, window, pin=[r.id])
         assert general.slots(service, window, limit=10) == fast.slots(service, window, limit=10)
+
+
+class TestNextAvailable:
+    def test_skips_a_free_gap_that_holds_no_start_of_the_grid(self):
+        """A 40-minute gap between bookings holds no half-hour start: the next slot is after the second booking."""
+        ann = Resource("ann", "Ann")
+        service = Service("s", "S", needs=[Need(resource_ids=["ann"])], duration=30 * MIN)
+        loads = [Load("a", "ann", Interval(at(9), at(9, 40))), Load("b", "ann", Interval(at(10, 20), at(11)))]
+        fast = Availability([ann], {"ann": IntervalSet.of(at(9), at(17))}, loads, now=at(8))
+        general = Availability([ann], {"ann": IntervalSet.of(at(9), at(17))}, loads, now=at(8))
+        general._fast = False
+
+        for after in (at(8), at(9), at(9, 45), at(10, 30), at(11), at(16, 31)):
+            assert general.next_available(service, after) == fast.next_available(service, after), after
+            assert general.next_available(service, after) == fast.next_available(service, after), after  # cached
+        assert at(11) == fast.next_available(service, at(9)).start
