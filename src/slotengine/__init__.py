@@ -11,6 +11,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from slotengine import errors as errors
 from slotengine._time import localize as localize
+from slotengine.authorization import Actor as Actor
+from slotengine.authorization import AllowAll as AllowAll
+from slotengine.authorization import AuthorizationPolicy as AuthorizationPolicy
+from slotengine.authorization import DenyAll as DenyAll
+from slotengine.authorization import Permission as Permission
+from slotengine.authorization import Role as Role
+from slotengine.authorization import RolePolicy as RolePolicy
 from slotengine.availability import Assignment as Assignment
 from slotengine.availability import Availability as Availability
 from slotengine.availability import Explanation as Explanation
@@ -73,7 +80,10 @@ __all__ = [
     "TRANSITIONS",
     "UNLIMITED",
     "Action",
+    "Actor",
+    "AllowAll",
     "Assignment",
+    "AuthorizationPolicy",
     "Availability",
     "Booking",
     "BookingEngine",
@@ -87,6 +97,7 @@ __all__ = [
     "ConfirmationPolicy",
     "Customer",
     "DateOverride",
+    "DenyAll",
     "Explanation",
     "HoldPolicy",
     "Interval",
@@ -99,6 +110,7 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PaymentKind",
+    "Permission",
     "Policies",
     "Reason",
     "ReasonCode",
@@ -109,6 +121,8 @@ __all__ = [
     "Resource",
     "ResourceKind",
     "ResourceRole",
+    "Role",
+    "RolePolicy",
     "Schedule",
     "Service",
     "ServiceUnit",

@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
+    except BrokenPipeError:  # the reader went away (``slotengine demo | head``): not an error
+        sys.stderr.close()
+        return 0
     except SlotEngineError as error:
         if getattr(args, "debug", False):
             raise

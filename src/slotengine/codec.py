@@ -251,6 +251,7 @@ def _policies(value: Policies) -> Doc:
         },
         "reschedule": {"deadline": _duration(value.reschedule.deadline), "max_times": value.reschedule.max_times},
         "no_show": {"grace": _duration(value.no_show.grace)},
+        "allow_override": value.allow_override,
     }
 
 
@@ -268,6 +269,7 @@ def _from_policies(doc: Doc) -> Policies:
         ),
         reschedule=ReschedulePolicy(_from_duration(doc["reschedule"]["deadline"]), doc["reschedule"]["max_times"]),
         no_show=NoShowPolicy(_from_duration(doc["no_show"]["grace"])),
+        allow_override=doc.get("allow_override", False),
     )
 
 

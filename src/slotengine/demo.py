@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import SlotEngineError
@@ -40,6 +41,8 @@ M = timedelta(minutes=1)
 # Monday 2 March 2026, 08:00 in Paris: the simulated "now" the demo starts from.
 START = datetime(2026, 3, 2, 8, tzinfo=PARIS)
 EUR = "EUR"
+SOFIA = Actor.manager("sofia")
+SITE = Actor.system("website")
 
 
 def _eur(amount: str) -> Money:
@@ -175,7 +178,7 @@ def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
     story = _Story(out)
     try:
         engines = {
-            name: BookingEngine(storage, clock=clock, tenant=name)
+            name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE)
             for name in ("wash", "clinic", "cars", "flat", "congress")
         }
         _car_wash(engines["wash"])
@@ -220,7 +223,7 @@ def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> Non
     story.line(f"paid {paid.net_paid} -> {paid.status.value}")
     quote = engine.cancellation_quote(first.id)
     story.line(f"quote: {quote.refund_percent}% back = {quote.refund}, penalty {quote.penalty}")
-    cancelled = engine.cancel(first.id, expected_quote=quote, actor="anna", reason="car sold")
+    cancelled = engine.cancel(first.id, expected_quote=quote, actor=Actor.customer("anna"), reason="car sold")
     story.line(f"cancelled: refunded {cancelled.refunded}, kept {cancelled.net_paid}; Box freed again")
 
     story.title("Car wash: Boris's hold expires after 15 minutes; nobody swept it, yet its box is free")
@@ -234,10 +237,10 @@ def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> Non
 
     story.title("Car wash: a walk-in books 10:00 and moves to 11:00; later, a no-show")
     walk_in = engine.book("wash", datetime(2026, 3, 3, 10, tzinfo=PARIS), customer_id="dmitri", source="manager")
-    moved = engine.reschedule(walk_in.id, datetime(2026, 3, 3, 11, tzinfo=PARIS), actor="manager:sofia")
+    moved = engine.reschedule(walk_in.id, datetime(2026, 3, 3, 11, tzinfo=PARIS), actor=SOFIA)
     story.line(f"moved to {_local(moved.start)}, still {moved.status.value}, moves: {moved.reschedules}")
     clock.set(datetime(2026, 3, 3, 11, 20, tzinfo=PARIS))
-    no_show = engine.mark_no_show(walk_in.id, actor="manager:sofia")
+    no_show = engine.mark_no_show(walk_in.id, actor=SOFIA)
     story.line(f"{_local(clock.now())}: {no_show.status.value}, no-show fee owed {no_show.outstanding_fees}")
     story.line("history: " + " -> ".join(t.action.value for t in engine.transitions(walk_in.id)))
 
@@ -260,7 +263,7 @@ def _clinic_story(engine: BookingEngine, story: _Story) -> None:
         engine.pay(booked.id, _eur("60"), payment_id="psp-2001")
     except SlotEngineError as error:
         story.line(f"payment before confirmation refused ({error.code}): {error}")
-    engine.confirm(booked.id, actor="manager:ines")
+    engine.confirm(booked.id, actor=Actor.manager("ines"))
     paid = engine.pay(booked.id, _eur("60"), payment_id="psp-2001")
     story.line(f"manager confirms, then payment accepted -> {paid.status.value}")
     friday = Interval(datetime(2026, 3, 6, tzinfo=PARIS), datetime(2026, 3, 7, tzinfo=PARIS))

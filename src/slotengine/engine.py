@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from slotengine._time import get_zone, to_utc
+from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
 from slotengine.availability import Availability, Explanation, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
 from slotengine.business import Business
@@ -36,6 +37,7 @@ from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
     InvalidInputError,
+    PermissionDeniedError,
     PolicyViolationError,
 )
 from slotengine.intervals import Interval, IntervalSet
@@ -73,6 +75,9 @@ class BookingEngine:
         storage: Where everything is kept (`slotengine.ports.Storage`).
         clock: Where the time comes from (`slotengine.ports.Clock`).
         tenant: The business this engine works for; every read and write is scoped to it.
+        authorization: Who may do what (`RolePolicy` by default; see `slotengine.authorization`).
+        default_actor: The actor of calls that name none (e.g. ``Actor.system("importer")`` in a script).
+            Without it, every mutating call must name its actor.
         max_retries: How many times a use case is retried after a `ConcurrencyError`.
         new_id: Makes booking and message ids (random UUIDs by default).
     """
@@ -83,12 +88,16 @@ class BookingEngine:
         *,
         clock: Clock,
         tenant: str = "default",
+        authorization: AuthorizationPolicy | None = None,
+        default_actor: Actor | None = None,
         max_retries: int = 5,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.tenant = check_id(tenant, "tenant")
+        self.authorization: AuthorizationPolicy = RolePolicy() if authorization is None else authorization
+        self.default_actor = None if default_actor is None else _require(default_actor, Actor)
         self.max_retries = max_retries
         self._new_id = new_id
 
@@ -96,6 +105,18 @@ class BookingEngine:
         return f"<BookingEngine(tenant={self.tenant!r}, storage={self.storage!r})>"
 
     # --- plumbing ----------------------------------------------------------------------------------------
+
+    def _who(self, actor: Actor | None) -> Actor:
+        """Return the acting party: the call's, or the engine's default; refuse a call with neither."""
+        if actor is None:
+            actor = self.default_actor
+        if actor is None:
+            msg = "no actor: pass actor=Actor.customer(...) (or staff, manager, system), or set default_actor"
+            raise PermissionDeniedError(msg)
+        return _require(actor, Actor)
+
+    def _allow(self, actor: Actor, permission: Permission, booking: Booking | None = None) -> None:
+        self.authorization.authorize(actor, permission, booking)
 
     def _now(self) -> datetime:
         return to_utc(self.clock.now(), "clock.now()")
@@ -205,19 +226,22 @@ class BookingEngine:
 
     # --- the catalogue -------------------------------------------------------------------------------------
 
-    def setup(self, business: Business) -> None:
+    def setup(self, business: Business, *, actor: Actor | None = None) -> None:
         """Create or replace the business (its zone, hours and policies)."""
-        checked = _require(business, Business)
+        checked, who = _require(business, Business), self._who(actor)
+        self._allow(who, Permission.SETUP)
         self._run(lambda tx, _now: tx.put_business(checked))
 
-    def add_resource(self, resource: Resource) -> None:
+    def add_resource(self, resource: Resource, *, actor: Actor | None = None) -> None:
         """Create or replace a resource."""
-        checked = _require(resource, Resource)
+        checked, who = _require(resource, Resource), self._who(actor)
+        self._allow(who, Permission.SETUP)
         self._run(lambda tx, _now: tx.put_resource(checked))
 
-    def add_service(self, service: Service) -> None:
+    def add_service(self, service: Service, *, actor: Actor | None = None) -> None:
         """Create or replace a service."""
-        checked = _require(service, Service)
+        checked, who = _require(service, Service), self._who(actor)
+        self._allow(who, Permission.SETUP)
         self._run(lambda tx, _now: tx.put_service(checked))
 
     def business(self) -> Business:
@@ -324,7 +348,7 @@ class BookingEngine:
         source: str = Source.SITE,
         notes: str = "",
         external_ref: str | None = None,
-        actor: str = "system",
+        actor: Actor | None = None,
         idempotency_key: str | None = None,
     ) -> Booking:
         """
@@ -360,10 +384,22 @@ class BookingEngine:
         source: str = Source.MANAGER,
         notes: str = "",
         external_ref: str | None = None,
-        actor: str = "system",
+        actor: Actor | None = None,
         idempotency_key: str | None = None,
+        override: bool = False,
     ) -> Booking:
-        """Book *start* confirmed at once (back office: a hold and its confirmation in one step)."""
+        """
+        Book *start* confirmed at once (back office: a hold and its confirmation in one step).
+
+        With ``override=True`` a manager books outside the offered times (closed hours, off the grid, inside
+        the minimum notice), where the business allows overrides (`Policies.allow_override`). Capacity is
+        never overridden: a resource that is full stays full.
+
+        Raises:
+            PermissionDeniedError: the actor may not book, or not override.
+            PolicyViolationError: overrides are not allowed by this business.
+            ConflictError: the time is not bookable (with an override: some resource is full).
+        """
         return self._create(
             Action.BOOK,
             service_id,
@@ -376,6 +412,7 @@ class BookingEngine:
             external_ref,
             actor,
             idempotency_key,
+            override=override,
         )
 
     def _create(
@@ -389,11 +426,21 @@ class BookingEngine:
         source: str,
         notes: str,
         external_ref: str | None,
-        actor: str,
+        actor: Actor | None,
         idempotency_key: str | None,
+        *,
+        override: bool = False,
     ) -> Booking:
         start = to_utc(start, "start")
-        check_id(actor, "actor")
+        who = self._who(actor)
+        if who.role is Role.CUSTOMER:
+            if customer_id is not None and customer_id != who.customer_id:
+                msg = f"{who} may not book for another customer"
+                raise PermissionDeniedError(msg, actor=str(who))
+            customer_id = who.customer_id
+        self._allow(who, Permission.HOLD if action is Action.HOLD else Permission.BOOK)
+        if override:
+            self._allow(who, Permission.OVERRIDE)
         check_text(notes, "notes", max_length=10_000, allow_empty=True)
         pins = tuple(sorted(pin))
         request = {
@@ -406,6 +453,7 @@ class BookingEngine:
             "source": str(source),
             "notes": notes,
             "external_ref": external_ref,
+            "override": override,
         }
 
         def create(tx: StorageTransaction, now: datetime) -> Booking:
@@ -415,7 +463,13 @@ class BookingEngine:
             window = Interval(start, start + chosen)
             pool_ids = [r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
             tx.lock_resources(pool_ids)
-            slot = self._availability(tx, now, service, window).check(service, start, duration=duration, pin=pins)
+            if override:
+                if not business.policies.allow_override:
+                    msg = f"{business.name} does not allow managers to book outside the offered times"
+                    raise PolicyViolationError(msg, rule="override")
+                slot = self._override_slot(tx, now, service, start, duration, pins)
+            else:
+                slot = self._availability(tx, now, service, window).check(service, start, duration=duration, pin=pins)
             status = next_status(None, action)
             booking = Booking(
                 self._new_id(),
@@ -437,14 +491,35 @@ class BookingEngine:
                 price=_price(service, chosen),
             )
             tx.reserve(booking, now=now)
-            self._record(tx, now, booking, None, action, actor)
+            self._record(tx, now, booking, None, action, str(who), "override" if override else "")
             return booking
 
         return self._keyed(idempotency_key, request, create)
 
+    def _override_slot(
+        self,
+        tx: StorageTransaction,
+        now: datetime,
+        service: Service,
+        start: datetime,
+        duration: timedelta | None,
+        pin: Collection[str],
+    ) -> Slot:
+        """Check *start* with every pool resource open around it and no notice or horizon: capacity only."""
+        relaxed = attrs.evolve(service, min_notice=timedelta(0), horizon=None, buffers_outside_hours=False)
+        chosen = service.duration if duration is None else duration
+        longest = chosen + _ONE_DAY if service.unit is not ServiceUnit.MINUTES else chosen
+        span = Interval(start - service.buffer_before, start + longest + service.buffer_after + _MARGIN)
+        pool = [r for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+        opened = {r.id: IntervalSet.of(span.start, span.end) for r in pool}
+        found = tx.loads([r.id for r in pool], span)
+        business = tx.get_business()
+        availability = Availability(pool, opened, found, now=now, zone=business.zone)
+        return availability.check(relaxed, start, duration=duration, pin=pin)
+
     # --- moving through the lifecycle ----------------------------------------------------------------------
 
-    def confirm(self, booking_id: str, *, actor: str = "system", idempotency_key: str | None = None) -> Booking:
+    def confirm(self, booking_id: str, *, actor: Actor | None = None, idempotency_key: str | None = None) -> Booking:
         """
         Confirm a pre-booking (a manager's confirmation). Fully prepaid pre-bookings become paid.
 
@@ -454,14 +529,16 @@ class BookingEngine:
             IllegalTransitionError: the booking is not a pre-booking.
             ConflictError: its hold lapsed and its time was taken meanwhile.
         """
+        who = self._who(actor)
 
         def confirm(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.CONFIRM, booking)
             action = booking.policies.confirmation.confirm_action(booking.net_paid, booking.due)
             next_status(booking.status, action)
             if booking.hold_until is not None and booking.hold_until <= now:
-                return self._retake(tx, now, booking, action, actor)
-            return self._step(tx, now, booking, action, actor)
+                return self._retake(tx, now, booking, action, str(who))
+            return self._step(tx, now, booking, action, str(who))
 
         return self._keyed(idempotency_key, {"call": "confirm", "booking_id": booking_id}, confirm)
 
@@ -483,7 +560,7 @@ class BookingEngine:
         amount: Money,
         *,
         payment_id: str,
-        actor: str = "system",
+        actor: Actor | None = None,
     ) -> Booking:
         """
         Record a payment. It confirms, completes payment, or waits, as the booking's `ConfirmationPolicy` says.
@@ -500,9 +577,12 @@ class BookingEngine:
         """
         check_id(payment_id, "payment id")
         amount = _require(amount, Money)
+        who = self._who(actor)
+        actor_label = str(who)
 
         def pay(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.PAY, booking)
             for entry in booking.payments:
                 if entry.id == payment_id:
                     if entry.kind is not PaymentKind.PAYMENT or entry.amount != amount:
@@ -515,13 +595,13 @@ class BookingEngine:
                 and booking.hold_until <= now
             )
             if lapsed:
-                booking = self._revive(tx, now, booking, actor)
+                booking = self._revive(tx, now, booking, actor_label)
             due = booking.price if booking.price is not None else Money.zero(amount.currency)
             if booking.status is BookingStatus.NO_SHOW:
                 due = booking.net_paid + booking.outstanding_fees
             action = booking.policies.confirmation.payment_action(booking.status, booking.net_paid, amount, due)
-            entry = Payment(payment_id, PaymentKind.PAYMENT, amount, now, actor)
-            return self._step(tx, now, booking, action, actor, payments=(*booking.payments, entry))
+            entry = Payment(payment_id, PaymentKind.PAYMENT, amount, now, actor_label)
+            return self._step(tx, now, booking, action, actor_label, payments=(*booking.payments, entry))
 
         return self._run(pay)
 
@@ -541,7 +621,7 @@ class BookingEngine:
         amount: Money,
         *,
         payment_id: str,
-        actor: str = "system",
+        actor: Actor | None = None,
         reason: str = "",
     ) -> Booking:
         """
@@ -556,20 +636,25 @@ class BookingEngine:
             msg = f"a refund must be a positive amount of Money, got {amount!r}"
             raise InvalidInputError(msg, field="amount")
 
+        who = self._who(actor)
+
         def refund(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.REFUND, booking)
             if booking.has_payment(payment_id):
                 return booking
             next_status(booking.status, Action.REFUND)
             if amount > booking.net_paid:
                 msg = f"cannot refund {amount}: the client has paid {booking.net_paid} net"
                 raise PolicyViolationError(msg, rule="refund_exceeds_paid")
-            entry = Payment(payment_id, PaymentKind.REFUND, amount, now, actor)
-            return self._step(tx, now, booking, Action.REFUND, actor, reason, payments=(*booking.payments, entry))
+            entry = Payment(payment_id, PaymentKind.REFUND, amount, now, str(who))
+            return self._step(tx, now, booking, Action.REFUND, str(who), reason, payments=(*booking.payments, entry))
 
         return self._run(refund)
 
-    def cancellation_quote(self, booking_id: str, *, by_business: bool = False) -> CancellationQuote:
+    def cancellation_quote(
+        self, booking_id: str, *, by_business: bool = False, actor: Actor | None = None
+    ) -> CancellationQuote:
         """
         Return what cancelling the booking now would refund and cost, without changing anything.
 
@@ -577,9 +662,11 @@ class BookingEngine:
             PolicyViolationError: a client may no longer cancel (the deadline passed).
             IllegalTransitionError: the booking cannot be cancelled in its status.
         """
+        who = self._who(actor)
 
         def quote(tx: StorageTransaction, now: datetime) -> CancellationQuote:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.READ, booking)
             next_status(booking.status, Action.CANCEL)
             return self._quote(tx, booking, now, by_business)
 
@@ -609,7 +696,7 @@ class BookingEngine:
         self,
         booking_id: str,
         *,
-        actor: str = "system",
+        actor: Actor | None = None,
         by_business: bool = False,
         reason: str = "",
         expected_quote: CancellationQuote | None = None,
@@ -628,34 +715,39 @@ class BookingEngine:
             PolicyViolationError: the client's cancellation deadline passed.
             ConflictError: the quote changed since *expected_quote*.
         """
+        who = self._who(actor)
+        actor_label = str(who)
 
         def cancel(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.CANCEL, booking)
+            if by_business and who.role is Role.CUSTOMER:
+                raise PermissionDeniedError(f"{who} cannot cancel on behalf of the business", actor=actor_label)
             next_status(booking.status, Action.CANCEL)
             quote = self._quote(tx, booking, now, by_business)
             if expected_quote is not None and quote != expected_quote:
                 msg = f"the cancellation terms changed since they were quoted: now {quote.refund} back"
                 raise ConflictError(msg, quote=quote)
-            cancelled = self._step(tx, now, booking, Action.CANCEL, actor, reason)
+            cancelled = self._step(tx, now, booking, Action.CANCEL, actor_label, reason)
             if quote.refund.amount > 0:
-                entry = Payment(f"refund:{booking.id}:cancel", PaymentKind.REFUND, quote.refund, now, actor)
+                entry = Payment(f"refund:{booking.id}:cancel", PaymentKind.REFUND, quote.refund, now, actor_label)
                 cancelled = self._step(
                     tx,
                     now,
                     cancelled,
                     Action.REFUND,
-                    actor,
+                    actor_label,
                     "cancellation refund",
                     payments=(*cancelled.payments, entry),
                 )
             if quote.owed.amount > 0 and booking.policies.cancellation.charge_unpaid_penalty:
-                entry = Payment(f"fee:{booking.id}:cancel", PaymentKind.FEE, quote.owed, now, actor)
+                entry = Payment(f"fee:{booking.id}:cancel", PaymentKind.FEE, quote.owed, now, actor_label)
                 cancelled = self._step(
                     tx,
                     now,
                     cancelled,
                     Action.CHARGE_FEE,
-                    actor,
+                    actor_label,
                     "cancellation fee",
                     payments=(*cancelled.payments, entry),
                 )
@@ -670,7 +762,7 @@ class BookingEngine:
         new_start: datetime,
         *,
         duration: timedelta | None = None,
-        actor: str = "system",
+        actor: Actor | None = None,
         idempotency_key: str | None = None,
     ) -> Booking:
         """
@@ -685,9 +777,11 @@ class BookingEngine:
             IllegalTransitionError: the booking is not live.
         """
         new_start = to_utc(new_start, "new_start")
+        who = self._who(actor)
 
         def move(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
             booking.policies.reschedule.check(
                 start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
@@ -714,13 +808,15 @@ class BookingEngine:
                 price=booking.price if duration is None else _price(service, chosen),
             )
             tx.reserve(moved, now=now)
-            self._record(tx, now, moved, booking.status, Action.RESCHEDULE, actor, f"from {booking.start.isoformat()}")
+            self._record(
+                tx, now, moved, booking.status, Action.RESCHEDULE, str(who), f"from {booking.start.isoformat()}"
+            )
             return moved
 
         request = {"call": "reschedule", "booking_id": booking_id, "start": new_start.isoformat()}
         return self._keyed(idempotency_key, request, move)
 
-    def check_in(self, booking_id: str, *, actor: str = "system") -> Booking:
+    def check_in(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
         """
         Record that the client arrived (before the booking ends).
 
@@ -728,20 +824,22 @@ class BookingEngine:
             IllegalTransitionError: the booking is not confirmed or paid.
             PolicyViolationError: the booking is over.
         """
+        who = self._who(actor)
 
         def check_in(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.CHECK_IN, booking)
             next_status(booking.status, Action.CHECK_IN)
             if booking.checked_in_at is not None:
                 return booking
             if now >= booking.end:
                 msg = "the booking is over; it can no longer be checked in"
                 raise PolicyViolationError(msg, rule="check_in_after_end", deadline=booking.end)
-            return self._step(tx, now, booking, Action.CHECK_IN, actor, checked_in_at=now)
+            return self._step(tx, now, booking, Action.CHECK_IN, str(who), checked_in_at=now)
 
         return self._run(check_in)
 
-    def mark_no_show(self, booking_id: str, *, actor: str = "system") -> Booking:
+    def mark_no_show(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
         """
         Mark a confirmed or paid booking a no-show, after its grace period, and charge the no-show fee.
 
@@ -752,25 +850,34 @@ class BookingEngine:
             PolicyViolationError: too early, or the client checked in.
             IllegalTransitionError: the booking is not confirmed or paid.
         """
+        who = self._who(actor)
+        actor_label = str(who)
 
         def no_show(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.MARK_NO_SHOW, booking)
             next_status(booking.status, Action.MARK_NO_SHOW)
             booking.policies.no_show.check(start=booking.start, now=now, checked_in=booking.checked_in_at is not None)
-            marked = self._step(tx, now, booking, Action.MARK_NO_SHOW, actor)
+            marked = self._step(tx, now, booking, Action.MARK_NO_SHOW, actor_label)
             if booking.price is not None:
                 fee = booking.policies.cancellation.no_show_fee(booking.price)
                 owed = fee - booking.net_paid if fee > booking.net_paid else Money.zero(fee.currency)
                 if owed.amount > 0:
-                    entry = Payment(f"fee:{booking.id}:no_show", PaymentKind.FEE, owed, now, actor)
+                    entry = Payment(f"fee:{booking.id}:no_show", PaymentKind.FEE, owed, now, actor_label)
                     marked = self._step(
-                        tx, now, marked, Action.CHARGE_FEE, actor, "no-show fee", payments=(*marked.payments, entry)
+                        tx,
+                        now,
+                        marked,
+                        Action.CHARGE_FEE,
+                        actor_label,
+                        "no-show fee",
+                        payments=(*marked.payments, entry),
                     )
             return marked
 
         return self._run(no_show)
 
-    def complete(self, booking_id: str, *, actor: str = "system") -> Booking:
+    def complete(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
         """
         Mark a confirmed or paid booking completed, once it has ended.
 
@@ -778,34 +885,47 @@ class BookingEngine:
             PolicyViolationError: it has not ended yet.
             IllegalTransitionError: the booking is not confirmed or paid.
         """
+        who = self._who(actor)
 
         def complete(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.COMPLETE, booking)
             next_status(booking.status, Action.COMPLETE)
             if now < booking.end:
                 msg = f"a booking can be completed once it has ended, at {booking.end.isoformat()}"
                 raise PolicyViolationError(msg, rule="complete_before_end", deadline=booking.end)
-            return self._step(tx, now, booking, Action.COMPLETE, actor)
+            return self._step(tx, now, booking, Action.COMPLETE, str(who))
 
         return self._run(complete)
 
-    def expire_due(self, *, actor: str = "system") -> list[Booking]:
+    def expire_due(self, *, actor: Actor | None = None) -> list[Booking]:
         """
         Mark every pre-booking whose hold has lapsed EXPIRED (a sweep), and return them.
 
         Their time was already free from the expiry instant on; this only records it.
         """
+        who = self._who(actor)
+        self._allow(who, Permission.EXPIRE)
 
         def sweep(tx: StorageTransaction, now: datetime) -> list[Booking]:
-            return [self._step(tx, now, booking, Action.EXPIRE, actor, "hold lapsed") for booking in tx.due_holds(now)]
+            return [
+                self._step(tx, now, booking, Action.EXPIRE, str(who), "hold lapsed") for booking in tx.due_holds(now)
+            ]
 
         return self._run(sweep)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
-    def get(self, booking_id: str) -> Booking:
-        """Return one booking. Raises `NotFoundError`."""
-        return self._run(lambda tx, _now: tx.get_booking(booking_id))
+    def get(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
+        """Return one booking. Raises `NotFoundError`, or `PermissionDeniedError` for another's booking."""
+        who = self._who(actor)
+
+        def get(tx: StorageTransaction, _now: datetime) -> Booking:
+            booking = tx.get_booking(booking_id)
+            self._allow(who, Permission.READ, booking)
+            return booking
+
+        return self._run(get)
 
     def list(
         self,
@@ -817,8 +937,15 @@ class BookingEngine:
         source: str | None = None,
         external_ref: str | None = None,
         service_id: str | None = None,
+        actor: Actor | None = None,
     ) -> builtins.list[Booking]:
-        """Return the bookings that match every given filter, ordered by start."""
+        """Return the bookings that match every given filter, ordered by start (a customer sees only theirs)."""
+        who = self._who(actor)
+        self._allow(who, Permission.READ)
+        if who.role is Role.CUSTOMER:
+            if customer_id is not None and customer_id != who.customer_id:
+                return []
+            customer_id = who.customer_id
         statuses: frozenset[BookingStatus] | None
         if status is None:
             statuses = None
@@ -829,16 +956,31 @@ class BookingEngine:
         query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id)
         return self._run(lambda tx, _now: tx.find_bookings(query))
 
-    def agenda(self, period: Interval) -> builtins.list[Booking]:
-        """Return the live bookings overlapping *period* (what is on the board), ordered by start."""
-        return self.list(status=LIVE_STATUSES | {BookingStatus.COMPLETED, BookingStatus.NO_SHOW}, period=period)
+    def agenda(self, period: Interval, *, actor: Actor | None = None) -> builtins.list[Booking]:
+        """Return the bookings on the board during *period* (live, completed, no-show), ordered by start."""
+        statuses = LIVE_STATUSES | {BookingStatus.COMPLETED, BookingStatus.NO_SHOW}
+        return self.list(status=statuses, period=period, actor=actor)
 
-    def transitions(self, booking_id: str | None = None) -> builtins.list[TransitionRecord]:
-        """Return the transition log of one booking, or of all, in order."""
-        return self._run(lambda tx, _now: tx.list_transitions(booking_id))
+    def transitions(
+        self, booking_id: str | None = None, *, actor: Actor | None = None
+    ) -> builtins.list[TransitionRecord]:
+        """Return the transition log of one booking, or of all (staff only), in order."""
+        who = self._who(actor)
 
-    def outbox(self, *, pending_only: bool = False) -> builtins.list[OutboxMessage]:
-        """Return the outbox, in order."""
+        def log(tx: StorageTransaction, _now: datetime) -> builtins.list[TransitionRecord]:
+            booking = tx.get_booking(booking_id) if booking_id is not None else None
+            self._allow(who, Permission.READ, booking)
+            if booking is None and who.role is Role.CUSTOMER:
+                raise PermissionDeniedError(f"{who} may read the history of their own bookings only")
+            return tx.list_transitions(booking_id)
+
+        return self._run(log)
+
+    def outbox(self, *, pending_only: bool = False, actor: Actor | None = None) -> builtins.list[OutboxMessage]:
+        """Return the outbox, in order (not for customers)."""
+        who = self._who(actor)
+        if who.role is Role.CUSTOMER:
+            raise PermissionDeniedError(f"{who} may not read the outbox")
         return self._run(lambda tx, _now: tx.list_outbox(pending_only=pending_only))
 
 

@@ -374,6 +374,10 @@ def _no_show_policy(value: object) -> NoShowPolicy:
     return _instance(value, NoShowPolicy, "no_show")
 
 
+def _allow_override(value: object) -> bool:
+    return _bool("allow_override", value)
+
+
 def _instance(value: object, cls: type[_T], field: str) -> _T:
     if not isinstance(value, cls):
         msg = f"{field} must be a {cls.__name__}, not {type(value).__name__}"
@@ -390,3 +394,5 @@ class Policies:
     cancellation: CancellationPolicy = attrs.field(factory=CancellationPolicy, converter=_cancellation_policy)
     reschedule: ReschedulePolicy = attrs.field(factory=ReschedulePolicy, converter=_reschedule_policy)
     no_show: NoShowPolicy = attrs.field(factory=NoShowPolicy, converter=_no_show_policy)
+    allow_override: bool = attrs.field(default=False, converter=_allow_override)
+    """Whether managers may book outside the offered times (never beyond capacity)."""

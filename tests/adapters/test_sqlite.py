@@ -31,6 +31,7 @@ import slotengine
 import slotengine.adapters.sqlite as sqlite_module
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStorage
+from slotengine.authorization import Actor
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
 from slotengine.business import Business
@@ -80,6 +81,7 @@ def make_engine(storage: object, tenant: str = "wash", *, prefix: str = "id") ->
         clock=FrozenClock(at(2, 8)),
         tenant=tenant,
         new_id=lambda: f"{prefix}{next(counter)}",
+        default_actor=Actor.system("tests"),
     )
 
 
@@ -584,7 +586,8 @@ class TestTenantIsolation:
 
         assert [] == leaked
         assert [] == a.list(resource_id="beta-box")
-        assert [] == a.transitions(b_only[0])
+        with pytest.raises(NotFoundError):
+            a.transitions(b_only[0])
         assert before == (snapshot(a), snapshot(b))
 
     def test_port_reads_and_writes_with_another_tenants_ids(self, storage: SQLiteStorage) -> None:
@@ -656,7 +659,7 @@ class TestHostileStrings:
             notes=text,
             external_ref=text,
             source=text,
-            actor=text,
+            actor=Actor.customer(text),
             idempotency_key=text,
         )
         fetched = engine.get(made.id)
@@ -667,7 +670,7 @@ class TestHostileStrings:
             notes=text,
             external_ref=text,
             source=text,
-            actor=text,
+            actor=Actor.customer(text),
             idempotency_key=text,
         )
 
@@ -679,7 +682,7 @@ class TestHostileStrings:
         assert [made] == engine.list(resource_id=text)
         assert [made] == engine.list(service_id=text)
         assert [] == engine.list(customer_id=text + " ")
-        assert text == engine.transitions(made.id)[0].actor
+        assert f"customer:{text}" == engine.transitions(made.id)[0].actor
         assert (text, text) == (engine.resources()[0].id, engine.resources()[0].name)
         assert before == schema(path)
 

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import ConflictError
@@ -94,7 +95,7 @@ def _race_process(path: str, trials: int, barrier: Any, results: Any, process: i
             return
         try:
             for trial in range(trials):
-                engine = BookingEngine(storage, clock=clock, tenant=_tenant(trial))
+                engine = BookingEngine(storage, clock=clock, tenant=_tenant(trial), default_actor=Actor.system("racer"))
                 barrier.wait(BARRIER_TIMEOUT)
                 try:
                     if me % 2:

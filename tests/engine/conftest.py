@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from slotengine.adapters.memory import MemoryStorage
+from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
 from slotengine.engine import BookingEngine
@@ -39,9 +40,7 @@ def business(**policies: object) -> Business:
     return Business("Car wash", "Europe/Paris", hours, Policies(**{**defaults, **policies}))
 
 
-WASH = Service(
-    "wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M, price=Money("20", "EUR")
-)
+WASH = Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M, price=Money("20", "EUR"))
 
 
 def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
@@ -72,7 +71,9 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def engine(storage, clock) -> BookingEngine:
     counter = iter(range(1, 1_000_000))
-    made = BookingEngine(storage, clock=clock, tenant="wash", new_id=lambda: f"id{next(counter)}")
+    made = BookingEngine(
+        storage, clock=clock, tenant="wash", new_id=lambda: f"id{next(counter)}", default_actor=Actor.system("tests")
+    )
     made.setup(business())
     made.add_resource(Resource("box1", "Box 1", type="box"))
     made.add_resource(Resource("box2", "Box 2", type="box"))

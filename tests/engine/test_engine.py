@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import WASH, H, M, at, business, state_hash
+from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine, IdempotencyKeyMismatchError
 from slotengine.errors import (
@@ -17,6 +18,7 @@ from slotengine.errors import (
     NonexistentLocalTimeError,
     NotFoundError,
     OutOfRangeError,
+    PermissionDeniedError,
     PolicyViolationError,
     SlotEngineError,
 )
@@ -29,6 +31,7 @@ from slotengine.schedule import Schedule
 
 EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
 DAY3 = Interval(at(3, 0), at(4, 0))
+SYSTEM = Actor.system("tests")
 
 
 class TestFindAndHold:
@@ -63,11 +66,11 @@ class TestFindAndHold:
 
     def test_every_transition_is_recorded_with_an_outbox_event(self, engine):
         """Creating a booking writes one transition record and one outbox message."""
-        booking = engine.hold("wash", at(3, 9), actor="site")
+        booking = engine.hold("wash", at(3, 9), actor=Actor.staff("site"))
 
         [record] = engine.transitions(booking.id)
         [message] = engine.outbox()
-        assert (None, BookingStatus.PRE_BOOKING, Action.HOLD, "site") == (
+        assert (None, BookingStatus.PRE_BOOKING, Action.HOLD, "staff:site") == (
             record.from_status,
             record.to_status,
             record.action,
@@ -77,7 +80,9 @@ class TestFindAndHold:
 
     def test_carries_source_customer_notes_and_external_ref(self, engine):
         """A booking keeps where it came from and the CRM deal it belongs to."""
-        booking = engine.book("wash", at(3, 9), customer_id="c1", source="partner", notes="black SUV", external_ref="deal-42")
+        booking = engine.book(
+            "wash", at(3, 9), customer_id="c1", source="partner", notes="black SUV", external_ref="deal-42"
+        )
 
         assert ("c1", "partner", "black SUV", "deal-42") == (
             booking.customer_id,
@@ -116,7 +121,9 @@ class TestHoldExpiry:
         paid = engine.pay(held.id, EUR(20), payment_id="p1")
 
         assert BookingStatus.PAID == paid.status
-        assert [Action.HOLD, Action.EXPIRE, Action.REVIVE, Action.PAY_FULL] == [t.action for t in engine.transitions(held.id)]
+        assert [Action.HOLD, Action.EXPIRE, Action.REVIVE, Action.PAY_FULL] == [
+            t.action for t in engine.transitions(held.id)
+        ]
 
     def test_late_payment_refused_when_taken(self, engine, clock):
         """A late payment whose time was taken meanwhile is refused and changes nothing."""
@@ -131,7 +138,7 @@ class TestHoldExpiry:
 
     def test_late_payment_refused_by_policy(self, storage, clock):
         """A business that refuses late payments refuses them with a policy error."""
-        engine = BookingEngine(storage, clock=clock, tenant="strict")
+        engine = BookingEngine(storage, clock=clock, tenant="strict", default_actor=SYSTEM)
         engine.setup(business(hold=HoldPolicy(accept_late_payment=False)))
         engine.add_resource(Resource("box1", "Box 1", type="box"))
         engine.add_service(WASH)
@@ -144,7 +151,7 @@ class TestHoldExpiry:
 
 class TestConfirmationOrder:
     def make(self, storage, clock, mode):
-        engine = BookingEngine(storage, clock=clock, tenant=f"t-{mode}")
+        engine = BookingEngine(storage, clock=clock, tenant=f"t-{mode}", default_actor=SYSTEM)
         engine.setup(business(confirmation=ConfirmationPolicy(mode=mode, deposit_percent=30)))
         engine.add_resource(Resource("box1", "Box 1", type="box"))
         engine.add_service(WASH)
@@ -163,7 +170,7 @@ class TestConfirmationOrder:
 
         with pytest.raises(PolicyViolationError):
             engine.pay(held.id, EUR(20), payment_id="p1")
-        engine.confirm(held.id, actor="manager:ann")
+        engine.confirm(held.id, actor=Actor.manager("ann"))
         assert BookingStatus.PAID == engine.pay(held.id, EUR(20), payment_id="p1").status
 
     def test_any_order(self, storage, clock):
@@ -213,7 +220,7 @@ class TestCancellation:
         booking = engine.book("wash", at(3, 9))
         engine.pay(booking.id, EUR(20), payment_id="p1")
         quote = engine.cancellation_quote(booking.id)
-        cancelled = engine.cancel(booking.id, expected_quote=quote, actor="c1")
+        cancelled = engine.cancel(booking.id, expected_quote=quote, actor=Actor.manager("desk"))
 
         assert (EUR(10), EUR(10)) == (quote.refund, quote.penalty)
         assert (BookingStatus.CANCELLED, EUR(10), EUR(10)) == (cancelled.status, cancelled.refunded, cancelled.net_paid)
@@ -246,7 +253,12 @@ class TestReschedule:
         engine.pay(booking.id, EUR(20), payment_id="p1")
         moved = engine.reschedule(booking.id, at(4, 11))
 
-        assert (at(4, 11), BookingStatus.PAID, EUR(20), 1) == (moved.start, moved.status, moved.net_paid, moved.reschedules)
+        assert (at(4, 11), BookingStatus.PAID, EUR(20), 1) == (
+            moved.start,
+            moved.status,
+            moved.net_paid,
+            moved.reschedules,
+        )
         assert engine.explain("wash", at(3, 9), pin=booking.resource_ids).bookable
 
     def test_refused_move_keeps_the_old_time(self, engine):
@@ -327,7 +339,7 @@ class TestTenants:
         """Two businesses on one storage with the same ids never see each other's bookings."""
         engines = []
         for tenant in ("a", "b"):
-            engine = BookingEngine(storage, clock=clock, tenant=tenant, new_id=lambda: "same-id")
+            engine = BookingEngine(storage, clock=clock, tenant=tenant, new_id=lambda: "same-id", default_actor=SYSTEM)
             engine.setup(business())
             engine.add_resource(Resource("box1", "Box 1", type="box"))
             engine.add_service(WASH)
@@ -388,7 +400,13 @@ class TestForbiddenTransitions:
 
         allowed = {
             "confirm": {BookingStatus.PRE_BOOKING},
-            "pay": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.NO_SHOW, BookingStatus.EXPIRED},
+            "pay": {
+                BookingStatus.PRE_BOOKING,
+                BookingStatus.CONFIRMED,
+                BookingStatus.PAID,
+                BookingStatus.NO_SHOW,
+                BookingStatus.EXPIRED,
+            },
             "refund": set(BookingStatus),
             "cancel": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID},
             "reschedule": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID},
@@ -424,7 +442,7 @@ class TestBadInput:
             (lambda e: e.hold("wash", at(3, 9), notes="x\x00y"), InvalidInputError),  # B17
             (lambda e: e.hold("wash", at(3, 9), notes="x" * 1_000_001), InvalidInputError),  # B17
             (lambda e: e.hold("wash", at(3, 9), customer_id=""), InvalidInputError),
-            (lambda e: e.hold("wash", at(3, 9), actor=""), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), actor=Actor.customer("c2"), customer_id="c1"), PermissionDeniedError),
             (lambda e: e.find_slots("wash", (at(3, 0), at(4, 0))), InvalidInputError),
             (lambda e: e.hold("wash", at(3, 20)), ConflictError),  # S6: outside hours
             (lambda e: e.hold("wash", at(3, 9, 7)), ConflictError),  # off the grid
@@ -460,7 +478,7 @@ class TestBadInput:
 
     def test_unknown_business(self, storage, clock):
         """Before setup, queries raise NotFoundError."""
-        engine = BookingEngine(storage, clock=clock, tenant="empty")
+        engine = BookingEngine(storage, clock=clock, tenant="empty", default_actor=SYSTEM)
 
         with pytest.raises(NotFoundError):
             engine.find_slots("wash", DAY3)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from conftest import WASH, at, business, state_hash, storage_factories
+from slotengine.authorization import Actor
 from slotengine.availability import Load
 from slotengine.engine import BookingEngine
 from slotengine.errors import SlotEngineError
@@ -43,7 +44,13 @@ class EngineMachine(RuleBasedStateMachine):
         self.storage = type(self).factory()  # type: ignore[misc]
         self.clock = FrozenClock(at(2, 8))
         counter = iter(range(1, 10**9))
-        self.engine = BookingEngine(self.storage, clock=self.clock, tenant="m", new_id=lambda: f"id{next(counter)}")
+        self.engine = BookingEngine(
+            self.storage,
+            clock=self.clock,
+            tenant="m",
+            new_id=lambda: f"id{next(counter)}",
+            default_actor=Actor.system("machine"),
+        )
         self.engine.setup(business())
         for box in BOXES:
             self.engine.add_resource(Resource(box, box.title(), type="box"))
@@ -76,7 +83,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(booking_id=bookings)
     def confirm(self, booking_id):
-        self.attempt(lambda: self.engine.confirm(booking_id, actor="manager"))
+        self.attempt(lambda: self.engine.confirm(booking_id, actor=Actor.manager("m")))
 
     @rule(booking_id=bookings, cents=st.sampled_from([500, 1000, 2000, 2000, 2000, 2500]))
     def pay(self, booking_id, cents):
