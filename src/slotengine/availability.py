@@ -509,12 +509,14 @@ class _Base:
     __slots__ = (
         "_grid",
         "_phases",
+        "by_id",
         "holders",
         "length",
         "members",
         "minutes",
         "overlapping",
         "pools",
+        "positions",
         "service",
         "shape",
     )
@@ -523,13 +525,15 @@ class _Base:
         self.service = shape.service
         self.shape = shape
         self.pools = pools
-        members: dict[str, _Index] = {}
+        self.by_id: dict[str, _Index] = {}
         self.holders: dict[str, list[int]] = {}
+        self.positions: list[dict[str, int]] = []
         for i, pool in enumerate(pools):
+            self.positions.append({ix.resource.id: k for k, ix in enumerate(pool)})
             for ix in pool:
-                members.setdefault(ix.resource.id, ix)
+                self.by_id.setdefault(ix.resource.id, ix)
                 self.holders.setdefault(ix.resource.id, []).append(i)
-        self.members = list(members.values())
+        self.members = list(self.by_id.values())
         self.overlapping = _pools_overlap(pools)
         self.minutes = shape.service.unit is ServiceUnit.MINUTES
         self.length = shape.duration // _US
@@ -595,13 +599,17 @@ class _NeedPlan:
         need: Need,
         pool: list[_Index],
         pin: frozenset[str],
-        key_base: tuple[int, int, int, bool],
+        base: _Base,
     ) -> None:
-        before, length, after, in_hours = key_base
+        shape = base.shape
+        before, length, after, in_hours = shape.before, base.length, shape.after, shape.in_hours
         self.index = index
         self.label = need.label
         self.key = (need.units, before, length, after, in_hours)
-        self.mine = [ix for ix in pool if ix.resource.id in pin] if pin else []
+        # A pinned resource serves the first need whose pool holds it (see `Availability._pin`).
+        mine = [rid for rid in pin if base.holders[rid][0] == index]
+        order = base.positions[index]
+        self.mine = [base.by_id[rid] for rid in sorted(mine, key=order.__getitem__)]
         self.want = need.count - len(self.mine)
         if not self.want:
             self.others: list[_Index] = []
@@ -667,10 +675,9 @@ class _Plan:
         overlapping = base.overlapping and _pools_overlap(pools)
         self.fast = fast and base.minutes and not overlapping
         shape = base.shape
-        key_base = (shape.before, base.length, shape.after, shape.in_hours)
         self.needs = (
             [
-                _NeedPlan(i, need, pool, pin, key_base)
+                _NeedPlan(i, need, pool, pin, base)
                 for i, (need, pool) in enumerate(zip(shape.service.needs, pools, strict=True))
             ]
             if self.fast
