@@ -26,12 +26,14 @@ from slotengine.testing._time_strategies import DST_ZONES as DST_ZONES
 from slotengine.testing._time_strategies import aware_datetimes as aware_datetimes
 from slotengine.testing._time_strategies import dst_transitions as dst_transitions
 from slotengine.testing._time_strategies import zone_names as zone_names
+from slotengine.testing.scripts import booking_scripts as booking_scripts
 
 __all__ = [
     "DST_ZONES",
     "INTERVAL_WINDOW",
     "Scenario",
     "aware_datetimes",
+    "booking_scripts",
     "customers",
     "dst_transitions",
     "interval_lists",
