@@ -49,11 +49,12 @@ def check_text(
     """
     Return *value* if it is an acceptable string for *field*.
 
-    Strings are stored verbatim, with two exceptions every adapter must agree on: NUL characters (which
-    PostgreSQL cannot store) and over-long values are refused.
+    Strings are stored verbatim, with three exceptions every adapter must agree on: NUL characters (which
+    PostgreSQL cannot store), lone surrogates (which neither SQL storage can) and over-long values are refused.
 
     Raises:
-        InvalidInputError: not a string, empty where a value is needed, too long, or containing NUL.
+        InvalidInputError: not a string, empty where a value is needed, too long, or containing NUL or a
+            lone surrogate.
     """
     if not isinstance(value, str):
         msg = f"{field} must be a string, not {type(value).__name__} {value!r}"
@@ -67,6 +68,11 @@ def check_text(
     if "\x00" in value:
         msg = f"{field} contains a NUL character, which no storage keeps the same way"
         raise InvalidInputError(msg, field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = f"{field} is not valid Unicode text (it holds a lone surrogate), which no storage can keep"
+        raise InvalidInputError(msg, field=field) from None
     return value
 
 

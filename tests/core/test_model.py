@@ -247,3 +247,10 @@ class TestCustomer:
     def test_drawn_customers_are_valid(self, customer):
         """Drawn customers keep their contacts as a tuple."""
         assert isinstance(customer.contacts, tuple)
+
+
+class TestText:
+    def test_lone_surrogates_are_refused(self):
+        """Text with a lone surrogate is refused like NUL: no storage can keep it."""
+        with pytest.raises(InvalidInputError, match="lone surrogate"):
+            Customer("c1", "Ann\ud800")

@@ -9,7 +9,7 @@ changes, and `commit` applies them at once. It keeps nothing across processes or
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -54,9 +54,10 @@ class _Tenant:
 class _Transaction:
     """A unit of work on a private copy of one tenant's data, applied whole on commit."""
 
-    def __init__(self, tenant: str, data: _Tenant) -> None:
+    def __init__(self, tenant: str, data: _Tenant, publish: Callable[[str, _Tenant], None]) -> None:
         self._tenant = tenant
         self._data = data
+        self._publish = publish
         self.committed = False
 
     @property
@@ -70,8 +71,10 @@ class _Transaction:
         return self._data
 
     def commit(self) -> None:
-        self._writable()
+        data = self._writable()
         self.committed = True
+        # Durable at once, as a SQL COMMIT is: an exception after commit() does not undo it.
+        self._publish(self._tenant, data.copy())
 
     # --- business and catalogue ---------------------------------------------------------------------------
 
@@ -216,7 +219,7 @@ class MemoryStorage:
     Storage in this process's memory: the reference implementation of the `Storage` port.
 
     Every transaction holds one process-wide lock from start to end, so transactions run one at a time;
-    a transaction works on a private copy of its tenant's data and replaces it on commit. Correct under any
+    a transaction works on a private copy of its tenant's data and publishes it when `commit` is called. Correct under any
     number of threads; nothing survives the process.
     """
 
@@ -233,10 +236,8 @@ class MemoryStorage:
             if self._closed:
                 msg = "this storage is closed"
                 raise StorageError(msg)
-            tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy())
+            tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy(), self._tenants.__setitem__)
             yield tx
-            if tx.committed:
-                self._tenants[tenant] = tx._data
 
     def close(self) -> None:
         """Forget everything."""
