@@ -219,8 +219,8 @@ class MemoryStorage:
     Storage in this process's memory: the reference implementation of the `Storage` port.
 
     Every transaction holds one process-wide lock from start to end, so transactions run one at a time;
-    a transaction works on a private copy of its tenant's data and publishes it when `commit` is called. Correct under any
-    number of threads; nothing survives the process.
+    a transaction works on a private copy of its tenant's data and publishes it when `commit` is called.
+    Correct under any number of threads; nothing survives the process.
     """
 
     def __init__(self) -> None:
