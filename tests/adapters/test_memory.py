@@ -12,10 +12,14 @@ class TestCommit:
         """Raising after commit() does not undo it (as with SQLite and PostgreSQL)."""
         storage = MemoryStorage()
 
-        with pytest.raises(RuntimeError), storage.transaction("t") as tx:
-            tx.put_resource(Resource("r", "R"))
-            tx.commit()
-            raise RuntimeError
+        def commit_then_fail():
+            with storage.transaction("t") as tx:
+                tx.put_resource(Resource("r", "R"))
+                tx.commit()
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            commit_then_fail()
         with storage.transaction("t") as tx:
             assert "r" == tx.get_resource("r").id
 

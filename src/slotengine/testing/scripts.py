@@ -142,7 +142,7 @@ def booking_scripts(
     return st.lists(step, min_size=min(3, max_steps), max_size=max_steps).map(tuple)
 
 
-def run_script(engine: BookingEngine, clock: FrozenClock, script: Sequence[Step]) -> list[object]:
+def run_script(engine: BookingEngine, clock: FrozenClock, script: Sequence[Step]) -> list[object]:  # noqa: PLR0912
     """
     Play *script* on *engine*; return, per step, the resulting booking(s) or the refusal's error class.
 
