@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,6 +45,41 @@ def business(**policies: object) -> Business:
 WASH = Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M, price=Money("20", "EUR"))
 
 
+POSTGRES_DSN = os.environ.get("SLOTENGINE_TEST_POSTGRES_DSN", "")
+POSTGRES_SKIP = "set SLOTENGINE_TEST_POSTGRES_DSN=postgresql://... to run the PostgreSQL tests"
+
+
+def drop_postgres_schema(dsn: str, schema: str) -> None:
+    """Drop a throwaway test schema and everything in it."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def postgres_factory() -> object | None:
+    """A factory of PostgresStorage, each in a fresh schema dropped at close(); None without a DSN or psycopg."""
+    if not POSTGRES_DSN:
+        return None
+    try:
+        from slotengine.adapters.postgres import PostgresStorage
+    except ImportError:
+        return None
+
+    class ThrowawayPostgres(PostgresStorage):
+        """A PostgresStorage in a schema of its own (slotengine_test_<random>), dropped when it is closed."""
+
+        def __init__(self) -> None:
+            super().__init__(POSTGRES_DSN, schema=f"slotengine_test_{uuid.uuid4().hex[:12]}", max_size=2)
+
+        def close(self) -> None:
+            super().close()
+            drop_postgres_schema(POSTGRES_DSN, self.schema)
+
+    return ThrowawayPostgres
+
+
 def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     factories: dict[str, object] = {"memory": MemoryStorage}
     try:
@@ -50,12 +87,17 @@ def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
     except ImportError:  # the adapter lands separately
         return factories
     factories["sqlite"] = lambda: SQLiteStorage(tmp_path_factory.mktemp("db") / "slotengine.db")
+    postgres = postgres_factory()
+    if postgres is not None:
+        factories["postgres"] = postgres
     return factories
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     factories = storage_factories(tmp_path_factory)
+    if request.param == "postgres" and request.param not in factories:
+        pytest.skip(POSTGRES_SKIP if not POSTGRES_DSN else "install slotengine[postgres] to run the PostgreSQL tests")
     if request.param not in factories:
         pytest.skip(f"the {request.param} adapter is not in this tree yet")
     made = factories[request.param]()  # type: ignore[operator]
