@@ -209,3 +209,14 @@ def test_sqlite_machine(tmp_path_factory):
     if "sqlite" not in storage_factories(tmp_path_factory):
         pytest.skip("the sqlite adapter is not in this tree yet")
     machine_for("sqlite", tmp_path_factory, 60).TestCase().runTest()
+
+
+def test_postgres_machine(tmp_path_factory):
+    """The engine on PostgresStorage keeps every invariant over random scripts (M1), one schema per example."""
+    import pytest
+
+    from conftest import POSTGRES_SKIP
+
+    if "postgres" not in storage_factories(tmp_path_factory):
+        pytest.skip(POSTGRES_SKIP)
+    machine_for("postgres", tmp_path_factory, 40).TestCase().runTest()
