@@ -57,6 +57,7 @@ class Permission(enum.StrEnum):
     EXPIRE = "expire"
     OVERRIDE = "override"
     SETUP = "setup"
+    DISPATCH = "dispatch"
 
 
 def _actor_id(value: object) -> str:
@@ -131,7 +132,7 @@ class AuthorizationPolicy(Protocol):
 
 _P = Permission
 _CUSTOMER: Final = frozenset({_P.READ, _P.HOLD, _P.PAY, _P.CANCEL, _P.RESCHEDULE})
-_STAFF: Final = _CUSTOMER | {_P.BOOK, _P.CONFIRM, _P.CHECK_IN, _P.MARK_NO_SHOW, _P.COMPLETE, _P.EXPIRE}
+_STAFF: Final = _CUSTOMER | {_P.BOOK, _P.CONFIRM, _P.CHECK_IN, _P.MARK_NO_SHOW, _P.COMPLETE, _P.EXPIRE, _P.DISPATCH}
 _MANAGER: Final = _STAFF | {_P.REFUND, _P.OVERRIDE}
 _ADMIN: Final = _MANAGER | {_P.SETUP}
 

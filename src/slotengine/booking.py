@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from slotengine._time import to_utc
+from slotengine._time import get_zone, to_utc
 from slotengine.availability import Assignment, Load
 from slotengine.errors import InvalidInputError
 from slotengine.intervals import Interval
@@ -174,6 +174,14 @@ def _count(value: object) -> int:
     return value
 
 
+def _optional_zone(value: object) -> str | None:
+    return None if value is None else get_zone(value).key
+
+
+def _language(value: object) -> str:
+    return check_text(value, "language", max_length=35, allow_empty=True)
+
+
 def _policies(value: object) -> Policies:
     if not isinstance(value, Policies):
         msg = f"policies must be Policies, not {type(value).__name__}"
@@ -188,7 +196,8 @@ class Booking:
 
     ``assignments`` say which resources serve each need of the service and ``units`` how many units each
     resource of that need takes. ``hold_until`` is set while the booking is a pre-booking. ``policies`` is
-    the copy of the business's rules in force when it was made. The repr shows no personal data.
+    the copy of the business's rules in force when it was made. ``customer_zone`` and
+    ``customer_language`` say how messages to the client are written. The repr shows no personal data.
     """
 
     id: str = attrs.field(converter=_booking_id)
@@ -212,6 +221,8 @@ class Booking:
     reschedules: int = attrs.field(default=0, converter=_count)
     checked_in_at: datetime | None = attrs.field(default=None, converter=_optional_instant)
     version: int = attrs.field(default=1, converter=_count)
+    customer_zone: str | None = attrs.field(default=None, converter=_optional_zone)
+    customer_language: str = attrs.field(default="", converter=_language)
 
     def __attrs_post_init__(self) -> None:
         if self.end <= self.start:

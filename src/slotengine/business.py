@@ -7,11 +7,14 @@ One `Business` per tenant. Resources without a schedule of their own inherit its
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import attrs
 
 from slotengine._time import get_zone
 from slotengine.errors import InvalidInputError
-from slotengine.model import check_text
+from slotengine.model import FrozenMap, check_id, check_text
+from slotengine.notifications import NotificationRule, QuietHours, Template
 from slotengine.policies import Policies
 from slotengine.schedule import Schedule
 
@@ -40,10 +43,71 @@ def _policies(value: object) -> Policies:
     return value
 
 
+def _rules(value: object) -> tuple[NotificationRule, ...]:
+    if not isinstance(value, Iterable) or not all(isinstance(r, NotificationRule) for r in value):
+        msg = "notification rules must be a sequence of NotificationRule values"
+        raise InvalidInputError(msg, field="rules")
+    rules = tuple(value)
+    ids = [r.id for r in rules]
+    if len(ids) != len(set(ids)):
+        msg = "two notification rules have the same id"
+        raise InvalidInputError(msg, field="rules")
+    return rules
+
+
+def _quiet(value: object) -> QuietHours | None:
+    if value is None or isinstance(value, QuietHours):
+        return value
+    msg = f"quiet_hours must be QuietHours or None, not {type(value).__name__}"
+    raise InvalidInputError(msg, field="quiet_hours")
+
+
+_LINKS = frozenset({"confirm", "cancel", "pay"})
+
+
+def _links(value: object) -> FrozenMap:
+    if not isinstance(value, Mapping):
+        msg = "links must be a mapping such as {'cancel': 'https://shop.example/cancel/$booking_id'}"
+        raise InvalidInputError(msg, field="links")
+    unknown = sorted(set(value) - _LINKS)
+    if unknown:
+        msg = f"unknown link(s) {unknown}; links are {sorted(_LINKS)}"
+        raise InvalidInputError(msg, field="links")
+    out = {}
+    for key, text in value.items():
+        check_text(text, f"link {key!r}", max_length=2_000)
+        if "$booking_id" not in text and "${booking_id}" not in text:
+            msg = f"link {key!r} must contain $booking_id so that each booking gets its own"
+            raise InvalidInputError(msg, field="links")
+        Template(text.replace("$booking_id", "").replace("${booking_id}", ""), "")
+        out[key] = text
+    return FrozenMap(out)
+
+
+def _agent(value: object) -> str | None:
+    return None if value is None else check_id(value, "agent")
+
+
+def _language(value: object) -> str:
+    return check_text(value, "language", max_length=35)
+
+
 @attrs.frozen
 class Business:
     """
     A business (a tenant): what it is called, where it is, when it is open, and the rules it sets.
+
+    Args:
+        name: What clients see.
+        zone: Its IANA zone; hours, deadlines and reports are local to it.
+        hours: Business hours (resources without their own inherit them); their time off is company-wide.
+        policies: The rules copied onto each booking when it is made.
+        rules: Notification rules (see `slotengine.notifications`).
+        quiet_hours: When no message is sent to a person, in the recipient's zone.
+        links: Link templates the application serves (``confirm``, ``cancel``, ``pay``), each with
+            ``$booking_id``; templates use them as ``$confirm_url`` and so on.
+        agent: Who receives agent alerts (an id your notifier understands).
+        language: The language of messages to staff and agents, and to clients who set none.
 
     Raises:
         InvalidInputError: a field is invalid, or the hours are kept in another zone than the business's.
@@ -53,6 +117,11 @@ class Business:
     zone: str = attrs.field(converter=_zone)
     hours: Schedule = attrs.field(converter=_hours)
     policies: Policies = attrs.field(factory=Policies, converter=_policies)
+    rules: tuple[NotificationRule, ...] = attrs.field(default=(), converter=_rules)
+    quiet_hours: QuietHours | None = attrs.field(default=None, converter=_quiet)
+    links: FrozenMap = attrs.field(factory=FrozenMap, converter=_links)
+    agent: str | None = attrs.field(default=None, converter=_agent)
+    language: str = attrs.field(default="en", converter=_language)
 
     def __attrs_post_init__(self) -> None:
         if self.hours.zone != self.zone:

@@ -23,6 +23,7 @@ from slotengine.errors import InvalidInputError
 from slotengine.lifecycle import TransitionRecord
 from slotengine.model import UNLIMITED, Need, Resource, Service
 from slotengine.money import Money
+from slotengine.notifications import NotificationRule, QuietHours, Template
 from slotengine.outbox import OutboxMessage
 from slotengine.policies import (
     CancellationPolicy,
@@ -273,6 +274,35 @@ def _from_policies(doc: Doc) -> Policies:
     )
 
 
+def _rule(value: NotificationRule) -> Doc:
+    return {
+        "id": value.id,
+        "subject": value.template.subject,
+        "body": value.template.body,
+        "on": sorted(e.value for e in value.on),
+        "offset": _duration(value.offset),
+        "condition": value.condition.value,
+        "recipient": value.recipient.value,
+        "channel": value.channel,
+        "service_ids": None if value.service_ids is None else sorted(value.service_ids),
+        "quiet_hours": value.quiet_hours,
+    }
+
+
+def _from_rule(doc: Doc) -> NotificationRule:
+    return NotificationRule(
+        doc["id"],
+        Template(doc["subject"], doc["body"]),
+        on=doc["on"],
+        offset=_from_duration(doc["offset"]),
+        condition=doc["condition"],
+        recipient=doc["recipient"],
+        channel=doc["channel"],
+        service_ids=doc["service_ids"],
+        quiet_hours=doc["quiet_hours"],
+    )
+
+
 def business_to_dict(value: Business) -> Doc:
     """Return a `Business` as a plain document."""
     return {
@@ -280,6 +310,13 @@ def business_to_dict(value: Business) -> Doc:
         "zone": value.zone,
         "hours": schedule_to_dict(value.hours),
         "policies": _policies(value.policies),
+        "rules": [_rule(r) for r in value.rules],
+        "quiet_hours": None
+        if value.quiet_hours is None
+        else [value.quiet_hours.start.isoformat(), value.quiet_hours.end.isoformat()],
+        "links": dict(value.links),
+        "agent": value.agent,
+        "language": value.language,
     }
 
 
@@ -287,7 +324,20 @@ def business_from_dict(doc: Doc) -> Business:
     """Build a `Business` from `business_to_dict`'s document."""
 
     def build(d: Doc) -> Business:
-        return Business(d["name"], d["zone"], schedule_from_dict(d["hours"]), _from_policies(d["policies"]))
+        quiet = d.get("quiet_hours")
+        return Business(
+            d["name"],
+            d["zone"],
+            schedule_from_dict(d["hours"]),
+            _from_policies(d["policies"]),
+            rules=tuple(_from_rule(r) for r in d.get("rules", ())),
+            quiet_hours=None
+            if quiet is None
+            else QuietHours(time.fromisoformat(quiet[0]), time.fromisoformat(quiet[1])),
+            links=d.get("links", {}),
+            agent=d.get("agent"),
+            language=d.get("language", "en"),
+        )
 
     return _guard(build, doc, "business")  # type: ignore[no-any-return]
 
@@ -426,6 +476,8 @@ def booking_to_dict(value: Booking) -> Doc:
         "reschedules": value.reschedules,
         "checked_in_at": _instant(value.checked_in_at),
         "version": value.version,
+        "customer_zone": value.customer_zone,
+        "customer_language": value.customer_language,
     }
 
 
@@ -458,6 +510,8 @@ def booking_from_dict(doc: Doc) -> Booking:
             reschedules=d["reschedules"],
             checked_in_at=_from_instant(d["checked_in_at"]),
             version=d["version"],
+            customer_zone=d.get("customer_zone"),
+            customer_language=d.get("customer_language", ""),
         )
 
     return _guard(build, doc, "booking")  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import string
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,19 +43,43 @@ from slotengine.errors import (
 )
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
-from slotengine.model import Resource, Service, ServiceUnit, check_id, check_text
+from slotengine.model import Customer, Resource, ResourceKind, Service, ServiceUnit, check_id, check_text
 from slotengine.money import Money
+from slotengine.notifications import EVENT_OF_ACTION, NotificationRule, Recipient, format_local, quiet_shift
 from slotengine.outbox import OutboxMessage
 from slotengine.policies import CancellationQuote
-from slotengine.ports import BookingQuery, Clock, IdempotencyRecord, Storage, StorageTransaction
+from slotengine.ports import BookingQuery, Clock, IdempotencyRecord, Notifier, Storage, StorageTransaction
 from slotengine.schedule import effective_hours
 
-__all__ = ["BookingEngine", "IdempotencyKeyMismatchError"]
+__all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
 
 _T = TypeVar("_T")
 _MARGIN: Final = timedelta(days=2)
 _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
+_REPLAN: Final = frozenset(
+    {
+        Action.HOLD,
+        Action.BOOK,
+        Action.RESCHEDULE,
+        Action.CANCEL,
+        Action.EXPIRE,
+        Action.REVIVE,
+        Action.MARK_NO_SHOW,
+        Action.COMPLETE,
+    }
+)
+"""Steps after which a booking's reminders are withdrawn and planned again."""
+
+
+@attrs.frozen
+class DispatchReport:
+    """What one `BookingEngine.dispatch_due` run did: sent, retried later, given up, withdrawn."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    withdrawn: int = 0
 
 
 class IdempotencyKeyMismatchError(InvalidInputError):
@@ -199,11 +224,88 @@ class BookingEngine:
                     now,
                     now,
                     message_id,
-                    dumps(payload),
+                    dumps({**payload, "channel": "event"}),
                 )
             ]
         )
+        self._plan_notifications(tx, now, booking, action)
         return record
+
+    def _plan_notifications(self, tx: StorageTransaction, now: datetime, booking: Booking, action: Action) -> None:
+        """
+        Write the messages the business's rules make due by this step, and re-plan reminders.
+
+        Event rules fire now (or when quiet hours end). Steps that move a booking or end its life withdraw its
+        pending reminders (they are never sent) and, if it is still live, plan reminders for its new time.
+        """
+        business = tx.get_business()
+        rules = [rule for rule in business.rules if rule.applies_to(booking)]
+        if not rules:
+            return
+        messages: list[OutboxMessage] = []
+        event = EVENT_OF_ACTION.get(action)
+        if event is not None:
+            for rule in rules:
+                if event in rule.on:
+                    key = f"{booking.id}:{rule.id}:v{booking.version}"
+                    messages += self._messages(tx, business, booking, rule, "notify", now, now, key)
+        if action in _REPLAN:
+            for pending in tx.list_outbox(pending_only=True):
+                if pending.booking_id == booking.id and pending.topic.startswith("remind."):
+                    withdrawn = f"withdrawn: the booking was {EVENT_OF_ACTION.get(action, action).value}"
+                    tx.update_outbox(attrs.evolve(pending, failed_at=now, last_error=withdrawn))
+            if booking.status in LIVE_STATUSES:
+                for rule in rules:
+                    if rule.offset is not None and booking.start + rule.offset > now:
+                        key = f"{booking.id}:{rule.id}:{booking.start.isoformat()}"
+                        due = booking.start + rule.offset
+                        messages += self._messages(tx, business, booking, rule, "remind", due, now, key)
+        tx.append_outbox(messages)
+
+    def _messages(
+        self,
+        tx: StorageTransaction,
+        business: Business,
+        booking: Booking,
+        rule: NotificationRule,
+        kind: str,
+        due: datetime,
+        now: datetime,
+        key: str,
+    ) -> builtins.list[OutboxMessage]:
+        """One outbox message per recipient of *rule* for *booking*, due at *due* (after quiet hours)."""
+        recipients: builtins.list[tuple[str, ZoneInfo]] = []
+        business_zone = get_zone(business.zone)
+        if rule.recipient is Recipient.CLIENT:
+            if booking.customer_id is not None:
+                zone = get_zone(booking.customer_zone) if booking.customer_zone else business_zone
+                recipients.append((f"client:{booking.customer_id}", zone))
+        elif rule.recipient is Recipient.AGENT:
+            if business.agent is not None:
+                recipients.append((f"agent:{business.agent}", business_zone))
+        else:
+            for rid in booking.resource_ids:
+                resource = tx.get_resource(rid)
+                if resource.kind is ResourceKind.USER:
+                    recipients.append((f"staff:{rid}", get_zone(resource.zone) if resource.zone else business_zone))
+        out = []
+        for recipient, zone in recipients:
+            at = quiet_shift(due, business.quiet_hours, zone) if rule.quiet_hours else due
+            message_id = self._new_id()
+            payload = {
+                "rule": rule.id,
+                "recipient": recipient,
+                "channel": rule.channel,
+                "booking_id": booking.id,
+                "start": booking.start.isoformat(),
+                "zone": zone.key,
+            }
+            out.append(
+                OutboxMessage(
+                    message_id, f"{kind}.{rule.id}", booking.id, now, at, f"{key}:{recipient}", dumps(payload)
+                )
+            )
+        return out
 
     def _step(
         self,
@@ -343,6 +445,7 @@ class BookingEngine:
         start: datetime,
         *,
         customer_id: str | None = None,
+        customer: Customer | None = None,
         duration: timedelta | None = None,
         pin: Collection[str] = (),
         source: str = Source.SITE,
@@ -371,6 +474,7 @@ class BookingEngine:
             external_ref,
             actor,
             idempotency_key,
+            customer=customer,
         )
 
     def book(
@@ -379,6 +483,7 @@ class BookingEngine:
         start: datetime,
         *,
         customer_id: str | None = None,
+        customer: Customer | None = None,
         duration: timedelta | None = None,
         pin: Collection[str] = (),
         source: str = Source.MANAGER,
@@ -413,6 +518,7 @@ class BookingEngine:
             actor,
             idempotency_key,
             override=override,
+            customer=customer,
         )
 
     def _create(
@@ -430,9 +536,17 @@ class BookingEngine:
         idempotency_key: str | None,
         *,
         override: bool = False,
+        customer: Customer | None = None,
     ) -> Booking:
         start = to_utc(start, "start")
         who = self._who(actor)
+        zone, language = None, ""
+        if customer is not None:
+            customer = _require(customer, Customer)
+            if customer_id is not None and customer_id != customer.id:
+                msg = f"customer_id {customer_id!r} and customer {customer.id!r} disagree"
+                raise InvalidInputError(msg, field="customer_id")
+            customer_id, zone, language = customer.id, customer.zone, customer.language
         if who.role is Role.CUSTOMER:
             if customer_id is not None and customer_id != who.customer_id:
                 msg = f"{who} may not book for another customer"
@@ -454,6 +568,8 @@ class BookingEngine:
             "notes": notes,
             "external_ref": external_ref,
             "override": override,
+            "customer_zone": zone,
+            "customer_language": language,
         }
 
         def create(tx: StorageTransaction, now: datetime) -> Booking:
@@ -489,6 +605,8 @@ class BookingEngine:
                 notes=notes,
                 external_ref=external_ref,
                 price=_price(service, chosen),
+                customer_zone=zone,
+                customer_language=language,
             )
             tx.reserve(booking, now=now)
             self._record(tx, now, booking, None, action, str(who), "override" if override else "")
@@ -913,6 +1031,128 @@ class BookingEngine:
             ]
 
         return self._run(sweep)
+
+    # --- notifications -----------------------------------------------------------------------------------------
+
+    def dispatch_due(
+        self,
+        notifier: Notifier,
+        *,
+        limit: int = 100,
+        max_attempts: int = 5,
+        backoff: timedelta = timedelta(minutes=1),
+        actor: Actor | None = None,
+    ) -> DispatchReport:
+        """
+        Hand every outbox message due now to *notifier*, at least once, and record what happened.
+
+        Messages for people are rendered first, and withdrawn instead if their rule's condition no longer
+        holds (the client confirmed, the booking moved or was cancelled). Sending happens outside any storage
+        transaction: a notifier failure never rolls back a booking. A failed send is retried after
+        ``backoff × 2^(attempts − 1)``; after *max_attempts* the message is given up and that is recorded. A
+        crash between sending and recording sends the message again later, with the same ``dedupe_key``.
+        """
+        who = self._who(actor)
+        self._allow(who, Permission.DISPATCH)
+
+        def claim(
+            tx: StorageTransaction, now: datetime
+        ) -> tuple[builtins.list[tuple[OutboxMessage, OutboxMessage]], int]:
+            ready: builtins.list[tuple[OutboxMessage, OutboxMessage]] = []
+            withdrawn = 0
+            for message in tx.list_outbox(pending_only=True):
+                if message.due_at > now:
+                    continue
+                if len(ready) >= limit:
+                    break
+                outgoing = self._render(tx, message) if message.topic.startswith(("notify.", "remind.")) else message
+                if outgoing is None:
+                    tx.update_outbox(attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies"))
+                    withdrawn += 1
+                    continue
+                ready.append((message, outgoing))
+            return ready, withdrawn
+
+        ready, withdrawn = self._run(claim)
+        report = DispatchReport(withdrawn=withdrawn)
+        for stored, outgoing in ready:
+            try:
+                notifier.send(outgoing)
+            except Exception as exc:  # noqa: BLE001 - any failure of a channel means "not delivered"
+                error = f"{type(exc).__name__}: {exc}"[:2_000]
+                failed = stored.attempts + 1 >= max_attempts
+
+                def retry(
+                    tx: StorageTransaction,
+                    now: datetime,
+                    *,
+                    m: OutboxMessage = stored,
+                    e: str = error,
+                    give_up: bool = failed,
+                ) -> None:
+                    attempts = m.attempts + 1
+                    if give_up:
+                        tx.update_outbox(attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e))
+                    else:
+                        later = now + backoff * 2 ** (attempts - 1)
+                        tx.update_outbox(attrs.evolve(m, attempts=attempts, due_at=later, last_error=e))
+
+                self._run(retry)
+                report = attrs.evolve(report, failed=report.failed + failed, retried=report.retried + (not failed))
+                continue
+
+            def sent(tx: StorageTransaction, now: datetime, *, m: OutboxMessage = stored) -> None:
+                tx.update_outbox(attrs.evolve(m, attempts=m.attempts + 1, sent_at=now, last_error=""))
+
+            self._run(sent)
+            report = attrs.evolve(report, sent=report.sent + 1)
+        return report
+
+    def _render(self, tx: StorageTransaction, message: OutboxMessage) -> OutboxMessage | None:
+        """Fill a person-facing message's template from the booking as it is now; None if it no longer applies."""
+        payload = loads(message.payload)
+        business = tx.get_business()
+        rule = next((r for r in business.rules if r.id == payload.get("rule")), None)
+        if rule is None or message.booking_id is None:
+            return None
+        booking = tx.get_booking(message.booking_id)
+        if not rule.holds(booking):
+            return None
+        if message.topic.startswith("remind.") and payload.get("start") != booking.start.isoformat():
+            return None
+        zone = get_zone(payload.get("zone") or business.zone)
+        language = booking.customer_language if str(payload["recipient"]).startswith("client:") else ""
+        language = language or business.language
+        service = tx.get_service(booking.service_id)
+        names = []
+        for rid in booking.resource_ids:
+            try:
+                names.append(tx.get_resource(rid).name)
+            except LookupError:
+                names.append(rid)
+        day, clock = format_local(booking.start, zone, language)
+        _, end_clock = format_local(booking.end, zone, language)
+        fields = {
+            "business": business.name,
+            "service": service.name,
+            "resources": ", ".join(names),
+            "local_start": f"{day} {clock}",
+            "local_date": day,
+            "local_time": clock,
+            "local_end": end_clock,
+            "zone": zone.key,
+            "price": str(booking.price) if booking.price is not None else "",
+            "status": booking.status.value,
+            "booking_id": booking.id,
+        }
+        for link in ("confirm", "cancel", "pay"):
+            template = business.links.get(link)
+            fields[f"{link}_url"] = (
+                string.Template(str(template)).substitute(booking_id=booking.id) if template is not None else ""
+            )
+        subject, body = rule.template.render(fields)
+        rendered = {**payload, "subject": subject, "body": body, "language": language}
+        return attrs.evolve(message, payload=dumps(rendered))
 
     # --- reading ----------------------------------------------------------------------------------------------
 
