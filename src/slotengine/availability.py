@@ -22,9 +22,19 @@ A start is offered when it lies on the slot grid, at or after ``now + min_notice
 can serve it (one resource never serves two needs of one booking). The grid: each maximal stretch of a
 resource's open hours offers starts every ``slot_step`` from its beginning (plus ``buffer_before`` when
 buffers must stay inside hours); whole-day services offer every local day (or check-in time) instead. The
-candidate starts of a service are the union of the grids of every resource in its pools. The fast listing
-and the single-start check call the same per-resource test (`_Index.serves`), so a slot that is listed is a
+candidate starts of a service are the union of the grids of every resource in its pools. Listing and the
+single-start check decide with the same per-resource test (`_Index.serves`), so a slot that is listed is a
 slot that validates.
+
+**How it stays fast.** Nothing is computed per resource until a query needs it, and what is computed is
+kept: the load profile, the free bounds for *u* units, and (for services in minutes) the bounds of every
+start the resource serves, which is `_Index.serves` solved for all starts at once (`_Index.starts`). When no
+resource sits in two needs' pools, a service's bookable starts are then set algebra on those bounds
+(`_Plan.bookable`), listed with C-level ``range`` steps; large pools are walked lazily instead, trying
+resources in order, so that the first slots cost only the resources tried. The plan of a query (service,
+duration, pins) is cached, and `slot_starts` (raw integers) and `is_bookable` build no datetime at all.
+Everything else (whole days, nights, pools that share resources) takes the general path, one `_assign`
+per candidate; tests hold the two paths equal.
 
 A hold counts while ``now < hold_until``: an expired hold frees its time at that instant, even if no sweeper
 has marked it expired yet.
@@ -964,6 +974,7 @@ class Availability:
         self._bases: dict[tuple[int, timedelta | None], _Base] = {}
         self._plans: dict[tuple[int, timedelta | None, frozenset[str]], _Plan] = {}
         self._last: tuple[Service, timedelta | None, Collection[str], _Plan] | None = None
+        self._quick: tuple[Service, timedelta | None, Collection[str], int, int, tuple[int, ...]] | None = None
         self._fast = True  # False (set before the first query) forces the general path: tests compare the two
         off = time_off or {}
         for order, resource in enumerate(resources):
@@ -1076,9 +1087,6 @@ class Availability:
             [ix for ix in pool if ix.resource.id not in dropped[i]] if i in dropped else pool
             for i, pool in enumerate(pools)
         ]
-
-    def _pools(self, service: Service, pin: Collection[str]) -> list[list[_Index]]:
-        return self._plan(service, None, pin).pools
 
     # --- the booked interval of one start --------------------------------------------------------------
 
@@ -1655,15 +1663,16 @@ class Availability:
                     t = _micros(start, "start")
         else:
             t = _micros(start, "start")
-        last = self._last
-        if last is not None and last[0] is service and last[1] is duration and last[2] is pin:
-            plan = last[3]
-        else:
-            plan = self._plan(service, duration, pin)
+        quick = self._quick
+        if quick is not None and quick[0] is service and quick[1] is duration and quick[2] is pin:
+            return t % quick[3] == quick[4] and bisect_right(quick[5], t) & 1 == 1
+        plan = self._plan(service, duration, pin)
         if plan.fast:
-            groups = plan._bookable
-            if groups is None:
-                groups = plan.bookable()
+            groups = plan.bookable()
+            if len(groups) <= 1 and self._last is not None and self._last[3] is plan:
+                # Asked again with the same arguments, the answer is one modulo and one bisection.
+                phase, only = next(iter(groups.items()), (-1, ()))
+                self._quick = (service, duration, pin, plan.step, phase, only)
             bounds = groups.get(t % plan.step)
             return bounds is not None and bisect_right(bounds, t) & 1 == 1
         if t < plan.earliest or t > plan.latest:
