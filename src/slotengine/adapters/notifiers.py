@@ -1,0 +1,542 @@
+"""
+Notifiers: where the outbox's messages go (`slotengine.ports.Notifier`), on the standard library alone.
+
+`BookingEngine.dispatch_due` hands each due message to one notifier. A message for a person carries a JSON
+payload with ``channel`` (``"email"``, ``"whatsapp"``, ...), ``recipient`` (an id such as ``"client:ann"``,
+``"agent:desk"`` or ``"staff:dr-martin"``), ``subject``, ``body``, ``zone``, ``language``, ``booking_id`` and
+``rule``; a booking event (topic ``booking.<action>``) has ``channel: "event"`` and the booking's ids and times.
+
+- `ConsoleNotifier` and `LogNotifier`: one line per message, naming the recipient id, channel and subject
+  only (never the body, never an address), for development and audit logs.
+- `SMTPNotifier`: e-mail through `smtplib`, the recipient's address looked up by the application, a
+  ``Message-ID`` derived from the message's dedupe key, and an optional ``.ics`` invitation.
+- `WebhookNotifier`: an HMAC-signed JSON POST (`verify_signature` checks it on the receiving side).
+- `RoutingNotifier`: picks one of the above by the payload's ``channel``.
+- `AppriseNotifier`: SMS, Telegram, WhatsApp and the rest through `apprise` (``pip install slotengine[notify]``).
+
+Every failure raises: a `DeliveryError` (the relay retries it with backoff), or a `PermanentDeliveryError`
+when retrying cannot help (no address, a channel nobody handles); its name is recorded in the outbox's
+``last_error`` so an operator sees it. Error messages name ids, never addresses, phone numbers or URLs.
+
+Importing this module imports the standard library only; apprise is imported when an `AppriseNotifier` is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import ssl
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import Any, ClassVar, Final, TextIO
+
+from slotengine.errors import SlotEngineError
+from slotengine.outbox import OutboxMessage
+from slotengine.ports import Notifier
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "AppriseNotifier",
+    "ConsoleNotifier",
+    "DeliveryError",
+    "LogNotifier",
+    "PermanentDeliveryError",
+    "RoutingNotifier",
+    "SMTPNotifier",
+    "WebhookNotifier",
+    "message_line",
+    "verify_signature",
+]
+
+SIGNATURE_HEADER: Final = "X-Slotengine-Signature"
+"""The header carrying ``sha256=<hex HMAC of the raw body>`` on every webhook POST."""
+DEDUPE_HEADER: Final = "X-Slotengine-Dedupe-Key"
+"""The header carrying the message's dedupe key (percent-encoded to ASCII; the body has it verbatim)."""
+
+
+class DeliveryError(SlotEngineError):
+    """A message was not delivered; the relay records the attempt and tries again later, with backoff."""
+
+    code: ClassVar[str] = "delivery_failed"
+    permanent: ClassVar[bool] = False
+    """Whether trying again can help (False here: a timeout, a server error, a refused connection)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """
+    A message that no retry can deliver: no address for the recipient, a channel nobody handles, a refusal.
+
+    The relay still records it like any failure (so it is given up after ``max_attempts``); the class name
+    in ``last_error`` tells an operator it will not heal by itself.
+    """
+
+    code: ClassVar[str] = "delivery_refused"
+    permanent: ClassVar[bool] = True
+
+
+def _payload(message: OutboxMessage) -> dict[str, Any]:
+    """The message's payload as a dict; a payload that is not a JSON object cannot be delivered."""
+    try:
+        data = json.loads(message.payload or "{}")
+    except ValueError:
+        msg = f"message {message.id} has a payload that is not JSON"
+        raise PermanentDeliveryError(msg, message_id=message.id) from None
+    if not isinstance(data, dict):
+        msg = f"message {message.id} has a payload that is not a JSON object"
+        raise PermanentDeliveryError(msg, message_id=message.id)
+    return data
+
+
+def _channel(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("channel") or "")
+
+
+def _one_line(text: object) -> str:
+    """*text* with every run of whitespace (line breaks included) made one space, for headers and log lines."""
+    return " ".join(str(text).split())
+
+
+def message_line(message: OutboxMessage) -> str:
+    """
+    One line describing *message* for a console or a log: topic, channel, recipient id, subject, ids.
+
+    It never includes the body (which may quote links or names) nor any address: a recipient is named by
+    its id only (``client:ann``), as the payload names it.
+    """
+    try:
+        payload = _payload(message)
+    except PermanentDeliveryError:
+        payload = {}
+    parts = [message.topic, f"channel={_one_line(_channel(payload) or '-')}"]
+    if "recipient" in payload:
+        parts.append(f"to={_one_line(payload['recipient'])}")
+    if message.booking_id is not None:
+        parts.append(f"booking={_one_line(message.booking_id)}")
+    if "subject" in payload:
+        parts.append(f"subject={json.dumps(_one_line(payload['subject']), ensure_ascii=False)}")
+    parts.append(f"id={message.id}")
+    return " ".join(parts)
+
+
+class ConsoleNotifier:
+    """
+    Prints one line per message (`message_line`) to *stream* (standard output by default).
+
+    For development: it shows what would be sent without sending it, and never prints a body or an address.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, message: OutboxMessage) -> None:
+        """Print *message*'s line."""
+        stream = sys.stdout if self.stream is None else self.stream
+        stream.write(message_line(message) + "\n")
+        stream.flush()
+
+    def __repr__(self) -> str:
+        return "<ConsoleNotifier>"
+
+
+class LogNotifier:
+    """Logs one record per message (`message_line`) on *logger* at *level*: an audit trail without personal data."""
+
+    def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
+        self.logger = logging.getLogger("slotengine.notifications") if logger is None else logger
+        self.level = level
+
+    def send(self, message: OutboxMessage) -> None:
+        """Log *message*'s line."""
+        self.logger.log(self.level, "outbox message %s", message_line(message))
+
+    def __repr__(self) -> str:
+        return f"<LogNotifier(logger={self.logger.name!r})>"
+
+
+def _person_message(message: OutboxMessage, payload: Mapping[str, Any], notifier: str) -> tuple[str, str, str]:
+    """Recipient, subject and body of a rendered person-facing message; refuse anything else."""
+    recipient = payload.get("recipient")
+    if not isinstance(recipient, str) or not recipient or "subject" not in payload or "body" not in payload:
+        msg = (
+            f"{notifier} sends rendered messages for people; message {message.id} ({message.topic}) has no "
+            "recipient, subject and body: route booking events to a webhook or a log"
+        )
+        raise PermanentDeliveryError(msg, message_id=message.id)
+    return recipient, str(payload["subject"]), str(payload["body"])
+
+
+def _message_id(dedupe_key: str, domain: str) -> str:
+    """An RFC 5322 Message-ID that is the same for every copy of one message (same dedupe key)."""
+    digest = hashlib.sha256(dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+def _ics_method(ics: bytes) -> str:
+    """The METHOD of a calendar file (REQUEST if it names none)."""
+    for raw in ics.splitlines():
+        line = raw.strip().upper()
+        if line.startswith(b"METHOD:"):
+            method = line.removeprefix(b"METHOD:").decode("ascii", "replace").strip()
+            if method.isalpha():
+                return method
+    return "REQUEST"
+
+
+def _plain_address(address: str) -> bool:
+    """Whether *address* is one bare e-mail address, with nothing a header could be tricked with."""
+    if any(c in address for c in '\r\n<>,;"()\\ \t') or address.count("@") != 1:
+        return False
+    local, domain = address.split("@")
+    return bool(local) and "." in domain.strip(".") and not domain.startswith(".")
+
+
+class SMTPNotifier:
+    """
+    Sends person-facing messages of the ``"email"`` channel through an SMTP server (`smtplib`).
+
+    Args:
+        host, port: The SMTP server (port 587 with ``starttls=True`` or port 465 with ``ssl=True`` usually).
+        sender: The From address, optionally with a display name (``"Shop <bookings@shop.example>"``).
+        resolve_address: Maps a recipient id (``"client:ann"``, ``"staff:dr-martin"``, ``"agent:desk"``) to
+            an e-mail address, or None if there is none (a permanent failure: `PermanentDeliveryError`).
+        username, password: Log in with these if given.
+        starttls: Upgrade the connection with STARTTLS (certificate checked against the system's store).
+        ssl: Connect with TLS from the start (SMTPS) instead.
+        ics: Makes the calendar file (``.ics``) to attach to a message, or None for none, such as
+            ``lambda m: booking_calendar(...)`` from `slotengine.ical`; its METHOD (REQUEST, CANCEL) is
+            passed on in the attachment's content type.
+        timeout: Seconds to wait for the server.
+        ssl_context: The TLS context for ``starttls``/``ssl`` (the system's defaults if None).
+
+    Every copy of one message (the relay may send twice after a crash) has the same ``Message-ID``, derived
+    from its dedupe key, so a mail system that deduplicates drops the copy.
+
+    Raises:
+        PermanentDeliveryError: from `send`, for a message of another channel, without an address, or with an
+            address that is not one plain e-mail address, or refused by the server for good (5xx).
+        DeliveryError: from `send`, when the server is unreachable or answers with a temporary error.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        sender: str,
+        resolve_address: Callable[[str], str | None],
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        ssl: bool = False,
+        ics: Callable[[OutboxMessage], bytes | None] | None = None,
+        timeout: float = 10,
+        ssl_context: Any = None,
+    ) -> None:
+        envelope = parseaddr(sender)[1]
+        if not _plain_address(envelope):
+            msg = "sender must be an e-mail address, optionally with a name: 'Shop <bookings@shop.example>'"
+            raise ValueError(msg)
+        if starttls and ssl:
+            msg = "choose starttls (upgrade a plain connection) or ssl (TLS from the start), not both"
+            raise ValueError(msg)
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.envelope_sender = envelope
+        self.resolve_address = resolve_address
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.ssl = ssl
+        self.ics = ics
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.domain = envelope.rsplit("@", 1)[1]
+
+    def __repr__(self) -> str:
+        return f"<SMTPNotifier({self.host}:{self.port})>"
+
+    def build(self, message: OutboxMessage) -> tuple[EmailMessage, str]:
+        """
+        Return the e-mail for *message* and the address it goes to, without sending anything.
+
+        Raises:
+            PermanentDeliveryError: the message is not of the ``"email"`` channel, or has no usable address.
+        """
+        payload = _payload(message)
+        channel = _channel(payload)
+        if channel != "email":
+            msg = (
+                f"SMTPNotifier sends the 'email' channel only; message {message.id} ({message.topic}) is for "
+                f"channel {channel!r}: route it elsewhere (RoutingNotifier)"
+            )
+            raise PermanentDeliveryError(msg, message_id=message.id, channel=channel)
+        recipient, subject, body = _person_message(message, payload, "SMTPNotifier")
+        address = self.resolve_address(recipient)
+        if address is None:
+            msg = f"no e-mail address for {recipient} (message {message.id})"
+            raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
+        if not isinstance(address, str) or not _plain_address(address.strip()):
+            msg = f"the e-mail address for {recipient} is not one plain address (message {message.id})"
+            raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
+        address = address.strip()
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = address
+        mail["Subject"] = _one_line(subject)
+        mail["Date"] = formatdate(message.created_at.timestamp(), usegmt=True)
+        mail["Message-ID"] = _message_id(message.dedupe_key, self.domain)
+        language = payload.get("language")
+        if isinstance(language, str) and language and language.replace("-", "").isalnum():
+            mail["Content-Language"] = language
+        mail.set_content(body)
+        ics = self.ics(message) if self.ics is not None else None
+        if ics:
+            method = _ics_method(ics)
+            mail.add_attachment(
+                ics,
+                maintype="text",
+                subtype="calendar",
+                filename="invite.ics" if method != "CANCEL" else "cancel.ics",
+                params={"method": method, "charset": "utf-8"},
+            )
+        return mail, address
+
+    def send(self, message: OutboxMessage) -> None:
+        """Send *message* by e-mail, or raise (see the class)."""
+        mail, address = self.build(message)
+        try:
+            with self._connect() as smtp:
+                smtp.send_message(mail, from_addr=self.envelope_sender, to_addrs=[address])
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            error: type[DeliveryError] = (
+                PermanentDeliveryError if codes and all(500 <= c < 600 for c in codes) else DeliveryError
+            )
+            msg = f"the SMTP server refused the address of the recipient (codes {codes}; message {message.id})"
+            raise error(msg, message_id=message.id) from None
+        except smtplib.SMTPResponseException as exc:
+            error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else DeliveryError
+            msg = f"the SMTP server answered {exc.smtp_code} (message {message.id})"
+            raise error(msg, message_id=message.id, smtp_code=exc.smtp_code) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            msg = f"SMTP delivery failed: {type(exc).__name__} (message {message.id})"
+            raise DeliveryError(msg, message_id=message.id) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self.ssl_context
+        if self.ssl:
+            context = context or _ssl_default()
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.starttls:
+                smtp.starttls(context=context or _ssl_default())
+            if self.username is not None:
+                smtp.login(self.username, self._password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+
+def _ssl_default() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def _sign(body: bytes, secret: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, header: str | None, secret: bytes) -> bool:
+    """
+    Whether *header* (the ``X-Slotengine-Signature`` value) signs the raw request *body* with *secret*.
+
+    Compare before parsing the body, in constant time (this does). A receiver should also drop a message
+    whose ``dedupe_key`` it has already processed: the relay delivers at least once, and a replayed request
+    carries a key already seen.
+    """
+    if not header or not isinstance(body, bytes | bytearray):
+        return False
+    return hmac.compare_digest(_sign(bytes(body), secret), header.strip())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: a POST must not silently become a GET elsewhere, and a 3xx is not a delivery."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+_RETRYABLE_4XX: Final = frozenset({408, 425, 429})
+
+
+class WebhookNotifier:
+    """
+    POSTs every message as signed JSON to *url*; any answer other than 2xx is a failure.
+
+    The body is the message's payload plus ``id``, ``topic`` and ``dedupe_key`` (UTF-8 JSON, keys sorted).
+    Headers: ``X-Slotengine-Signature: sha256=<hex HMAC-SHA256 of the raw body with secret>`` and
+    ``X-Slotengine-Dedupe-Key``. Redirects are not followed. Receivers check the signature with
+    `verify_signature` and drop a dedupe key they have seen (the relay delivers at least once).
+
+    Raises:
+        ValueError: the URL is not http(s), or the secret is empty.
+        DeliveryError: from `send`, on a network error, a timeout, a redirect, or a 5xx, 408, 425 or 429.
+        PermanentDeliveryError: from `send`, on any other 4xx.
+    """
+
+    def __init__(self, url: str, *, secret: bytes, timeout: float = 10) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            msg = "the webhook URL must be an http:// or https:// URL"
+            raise ValueError(msg)
+        if not isinstance(secret, bytes) or not secret:
+            msg = "the webhook secret must be non-empty bytes (e.g. secrets.token_bytes(32))"
+            raise ValueError(msg)
+        self.url = url
+        self._secret = secret
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def __repr__(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        return f"<WebhookNotifier({parts.scheme}://{parts.hostname})>"
+
+    def body(self, message: OutboxMessage) -> bytes:
+        """The exact bytes POSTed for *message*."""
+        document = {**_payload(message), "id": message.id, "topic": message.topic, "dedupe_key": message.dedupe_key}
+        return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def send(self, message: OutboxMessage) -> None:
+        """POST *message*, or raise (see the class)."""
+        body = self.body(message)
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) in __init__
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "slotengine-webhook",
+                SIGNATURE_HEADER: _sign(body, self._secret),
+                DEDUPE_HEADER: urllib.parse.quote(message.dedupe_key, safe=":@+-._~"),
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                status = int(response.status)
+                response.read()
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+            exc.close()
+        except (urllib.error.URLError, OSError) as exc:
+            msg = f"webhook delivery failed: {type(exc).__name__} (message {message.id})"
+            raise DeliveryError(msg, message_id=message.id) from None
+        if 200 <= status < 300:
+            return
+        permanent = 400 <= status < 500 and status not in _RETRYABLE_4XX
+        error = PermanentDeliveryError if permanent else DeliveryError
+        msg = f"the webhook answered HTTP {status} (message {message.id})"
+        raise error(msg, message_id=message.id, status=status)
+
+
+class RoutingNotifier:
+    """
+    Sends each message through the notifier of its payload's ``channel``; ``"*"`` catches the rest.
+
+    ``RoutingNotifier({"email": smtp, "event": webhook, "*": console})`` e-mails the e-mail channel, posts
+    booking events (channel ``"event"``) to a webhook, and prints everything else. A message whose channel
+    has no route and no ``"*"`` raises `PermanentDeliveryError`.
+    """
+
+    def __init__(self, routes: Mapping[str, Notifier]) -> None:
+        if not routes:
+            msg = "a RoutingNotifier needs at least one route, such as {'*': ConsoleNotifier()}"
+            raise ValueError(msg)
+        for channel, notifier in routes.items():
+            if not callable(getattr(notifier, "send", None)):
+                msg = f"the route for {channel!r} is not a notifier (it has no send(message) method)"
+                raise TypeError(msg)
+        self.routes = dict(routes)
+
+    def __repr__(self) -> str:
+        return f"<RoutingNotifier({', '.join(sorted(self.routes))})>"
+
+    def route(self, message: OutboxMessage) -> Notifier:
+        """The notifier that *message* goes to."""
+        channel = _channel(_payload(message))
+        notifier = self.routes.get(channel, self.routes.get("*"))
+        if notifier is None:
+            msg = (
+                f"no route for channel {channel!r} (message {message.id}, {message.topic}); "
+                f"routes: {', '.join(sorted(self.routes))}"
+            )
+            raise PermanentDeliveryError(msg, message_id=message.id, channel=channel)
+        return notifier
+
+    def send(self, message: OutboxMessage) -> None:
+        """Send *message* through its channel's notifier (whatever that raises, this raises)."""
+        self.route(message).send(message)
+
+
+_APPRISE_MISSING: Final = "install slotengine[notify] to use AppriseNotifier (pip install 'slotengine[notify]')"
+
+
+class AppriseNotifier:
+    """
+    Sends person-facing messages through apprise: SMS, Telegram, WhatsApp, Signal, Slack and the rest.
+
+    Each service is addressed by an apprise URL (https://github.com/caronc/apprise lists them).
+
+    Args:
+        urls_by_recipient: Maps a recipient id (``"client:ann"``) to the apprise URLs that reach that person
+            (``["tgram://bot-token/chat-id"]``); an empty list is a permanent failure. The URLs hold tokens
+            and phone numbers: keep them in your application, not in the outbox.
+
+    The subject is sent as the title and the body as the body. Booking events (channel ``"event"``) are
+    refused: route them elsewhere.
+
+    Raises:
+        ImportError: apprise is not installed (``pip install slotengine[notify]``).
+        PermanentDeliveryError: from `send`, for a recipient without URLs, a URL apprise does not
+            understand, or a message that is not for a person.
+        DeliveryError: from `send`, when a service did not accept the message.
+    """
+
+    def __init__(self, urls_by_recipient: Callable[[str], list[str]]) -> None:
+        try:
+            import apprise  # noqa: F401
+        except ImportError:
+            raise ImportError(_APPRISE_MISSING) from None
+        self.urls_by_recipient = urls_by_recipient
+
+    def __repr__(self) -> str:
+        return "<AppriseNotifier>"
+
+    def send(self, message: OutboxMessage) -> None:
+        """Send *message* to every URL of its recipient, or raise (see the class)."""
+        import apprise
+
+        payload = _payload(message)
+        recipient, subject, body = _person_message(message, payload, "AppriseNotifier")
+        urls = list(self.urls_by_recipient(recipient) or [])
+        if not urls:
+            msg = f"no apprise URL for {recipient} (message {message.id})"
+            raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
+        sender = apprise.Apprise()
+        for number, url in enumerate(urls, 1):
+            if not sender.add(url):
+                msg = f"apprise does not understand URL #{number} of {recipient} (message {message.id})"
+                raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
+        if not sender.notify(body=body, title=_one_line(subject)):
+            msg = f"apprise could not deliver to {recipient} (message {message.id})"
+            raise DeliveryError(msg, message_id=message.id, recipient=recipient)

@@ -1,0 +1,289 @@
+"""
+Calendar files (iCalendar, RFC 5545) for bookings: an invitation to attach to an e-mail, or a feed to subscribe to.
+
+- `booking_calendar` makes one ``.ics`` file for one booking, with ``METHOD:REQUEST`` (a new or changed
+  booking) or ``METHOD:CANCEL`` (RFC 5546), ready for `slotengine.adapters.notifiers.SMTPNotifier`'s ``ics``.
+- `booking_event` makes the booking's VEVENT alone, to add to a calendar of your own.
+- `agenda_feed` makes a whole agenda (a resource's, a staff member's) one calendar, to publish at a URL.
+
+Every event is written in the zone you give (``DTSTART;TZID=Europe/Paris:...``), and the calendar carries a
+VTIMEZONE for that zone generated from the tz database, so a calendar that knows no IANA names still places
+it right across daylight-saving changes. The UID is derived from the tenant and the booking id
+(``<booking_id>@<tenant>.slotengine``) and SEQUENCE is the booking's version, so an update or a cancellation
+replaces the event a calendar already has instead of adding a second one.
+
+This module needs the ``icalendar`` package (``pip install slotengine[ical]``). Importing it works without;
+calling its functions then raises `ImportError` saying what to install.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Final
+from zoneinfo import ZoneInfo
+
+from slotengine._time import get_zone, to_utc
+from slotengine.booking import Booking
+from slotengine.errors import InvalidInputError
+from slotengine.lifecycle import BookingStatus
+
+if TYPE_CHECKING:
+    import icalendar
+
+__all__ = ["PRODID", "agenda_feed", "booking_calendar", "booking_event", "booking_uid", "event_status"]
+
+PRODID: Final = "-//slotengine//slotengine//EN"
+"""The product identifier written in every calendar slotengine makes."""
+
+_MISSING: Final = "install slotengine[ical] to make calendar files (pip install 'slotengine[ical]')"
+
+_STATUS: Final = {
+    BookingStatus.PRE_BOOKING: "TENTATIVE",
+    BookingStatus.CONFIRMED: "CONFIRMED",
+    BookingStatus.PAID: "CONFIRMED",
+    BookingStatus.COMPLETED: "CONFIRMED",
+    BookingStatus.NO_SHOW: "CONFIRMED",
+    BookingStatus.CANCELLED: "CANCELLED",
+    BookingStatus.EXPIRED: "CANCELLED",
+}
+_METHODS: Final = frozenset({"REQUEST", "CANCEL", "PUBLISH"})
+
+
+def _require() -> None:
+    try:
+        import icalendar  # noqa: F401
+    except ImportError:
+        raise ImportError(_MISSING) from None
+
+
+def booking_uid(booking_id: str, tenant: str = "default") -> str:
+    """
+    The booking's stable UID, ``<booking_id>@<tenant>.slotengine``, the same for every version of it.
+
+    Characters other than letters, digits and ``-._~`` are percent-encoded, so any id makes a plain UID.
+    """
+    return f"{urllib.parse.quote(booking_id, safe='-._~')}@{urllib.parse.quote(tenant, safe='-._~')}.slotengine"
+
+
+def event_status(booking: Booking) -> str:
+    """
+    The VEVENT STATUS of *booking*.
+
+    TENTATIVE for a pre-booking, CANCELLED for a cancelled or expired one, CONFIRMED otherwise (a completed
+    or no-show booking did hold its time).
+    """
+    return _STATUS[booking.status]
+
+
+def _address(value: str, field: str) -> str:
+    """A calendar user address: ``mailto:`` added to a bare e-mail address, other URIs kept."""
+    text = value.strip()
+    if not text or any(c in text for c in "\r\n"):
+        msg = f"{field} must be an e-mail address or a URI such as mailto:desk@shop.example"
+        raise InvalidInputError(msg, field=field)
+    return text if ":" in text else f"mailto:{text}"
+
+
+def _second_occurrence(instant: datetime, tz: ZoneInfo) -> bool:
+    """Whether *instant* is the second of two instants with the same wall time on *tz*'s clock."""
+    local = instant.astimezone(tz)
+    return bool(local.fold) and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _walls(start: datetime, end: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """
+    *start* and *end* on *tz*'s clock, or both in UTC if either is the second occurrence of a wall time.
+
+    RFC 5545 (3.3.5) reads a repeated local time with a TZID as its first occurrence, so an instant in the
+    second pass of the hour the clocks go back (02:30 CET after 02:30 CEST) can only be written in UTC.
+    """
+    if _second_occurrence(start, tz) or _second_occurrence(end, tz):
+        return start.astimezone(UTC), end.astimezone(UTC)
+    return start.astimezone(tz), end.astimezone(tz)
+
+
+def _vtimezone(zone: str, instants: Iterable[datetime]) -> icalendar.Timezone:
+    """A VTIMEZONE for *zone* that covers *instants* with a year or more to spare on either side."""
+    import icalendar
+
+    years = [i.year for i in instants] or [2000]
+    first, last = date(max(min(years) - 1, 1970), 1, 1), date(max(years) + 2, 1, 1)
+    return icalendar.Timezone.from_tzid(zone, first_date=first, last_date=last)
+
+
+def booking_event(
+    booking: Booking,
+    *,
+    business: str,
+    service_name: str,
+    resource_names: Sequence[str] = (),
+    organizer: str,
+    attendee: str | None = None,
+    zone: str,
+    tenant: str = "default",
+    stamp: datetime | None = None,
+    location: str | None = None,
+    cancelled: bool = False,
+) -> icalendar.Event:
+    """
+    The VEVENT for *booking*, its times in *zone*.
+
+    Args:
+        booking: The booking, as it is now.
+        business: The business's name (in the SUMMARY and as the organizer's name).
+        service_name: What was booked (the SUMMARY).
+        resource_names: Who or what serves it (in the DESCRIPTION).
+        organizer: The business's address (``bookings@shop.example`` or a ``mailto:`` URI).
+        attendee: The client's address, or None to name no attendee (a feed for staff should not).
+        zone: The IANA zone to write the times in (the business's, or the client's).
+        tenant: The tenant, part of the UID.
+        stamp: When this version was made (DTSTAMP, UTC); the booking's creation by default, since the
+            library reads no clock: pass your clock's now.
+        location: Where, if you want it shown.
+        cancelled: Write STATUS:CANCELLED whatever the booking's status (for a METHOD:CANCEL message).
+
+    Raises:
+        ImportError: icalendar is not installed.
+        InvalidInputError: an unknown zone, an empty address, a naive *stamp*.
+    """
+    _require()
+    import icalendar
+
+    tz = get_zone(zone)
+    event = icalendar.Event()
+    event.add("uid", booking_uid(booking.id, tenant))
+    event.add("dtstamp", to_utc(stamp if stamp is not None else booking.created_at, "stamp"))
+    start, end = _walls(booking.start, booking.end, tz)
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("sequence", booking.version)
+    event.add("status", "CANCELLED" if cancelled else event_status(booking))
+    event.add("summary", f"{service_name} – {business}")
+    lines = [service_name]
+    if resource_names:
+        lines.append("With " + ", ".join(resource_names))
+    lines.append(f"Booking {booking.id}")
+    event.add("description", "\n".join(lines))
+    if location:
+        event.add("location", location)
+    event.add("transp", "OPAQUE")
+    event.add("organizer", icalendar.vCalAddress(_address(organizer, "organizer"), params={"CN": business}))
+    if attendee is not None:
+        partstat = "NEEDS-ACTION" if booking.status is BookingStatus.PRE_BOOKING else "ACCEPTED"
+        event.add(
+            "attendee",
+            icalendar.vCalAddress(
+                _address(attendee, "attendee"),
+                params={"ROLE": "REQ-PARTICIPANT", "PARTSTAT": partstat, "RSVP": "FALSE"},
+            ),
+        )
+    return event
+
+
+def booking_calendar(
+    booking: Booking,
+    *,
+    business: str,
+    service_name: str,
+    resource_names: Sequence[str] = (),
+    organizer: str,
+    attendee: str | None = None,
+    zone: str,
+    tenant: str = "default",
+    method: str | None = None,
+    stamp: datetime | None = None,
+    location: str | None = None,
+) -> bytes:
+    """
+    One booking as a complete ``.ics`` file: VCALENDAR with PRODID, VERSION, METHOD, a VTIMEZONE, one VEVENT.
+
+    *method* is ``"REQUEST"`` (a new or changed booking) or ``"CANCEL"`` (its STATUS is then CANCELLED);
+    by default it is CANCEL for a cancelled or expired booking and REQUEST otherwise. The other arguments are
+    `booking_event`'s.
+
+    Raises:
+        ImportError: icalendar is not installed.
+        InvalidInputError: an unknown method or zone, an empty address.
+    """
+    _require()
+    chosen = (method or ("CANCEL" if event_status(booking) == "CANCELLED" else "REQUEST")).upper()
+    if chosen not in _METHODS:
+        msg = f"method must be REQUEST or CANCEL (or PUBLISH), got {method!r}"
+        raise InvalidInputError(msg, field="method")
+    event = booking_event(
+        booking,
+        business=business,
+        service_name=service_name,
+        resource_names=resource_names,
+        organizer=organizer,
+        attendee=attendee,
+        zone=zone,
+        tenant=tenant,
+        stamp=stamp,
+        location=location,
+        cancelled=chosen == "CANCEL",
+    )
+    calendar = _calendar(chosen)
+    calendar.add_component(_vtimezone(get_zone(zone).key, [booking.start, booking.end]))
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())
+
+
+def _calendar(method: str, name: str | None = None) -> icalendar.Calendar:
+    import icalendar
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", method)
+    if name:
+        calendar.add("x-wr-calname", name)
+    return calendar
+
+
+def agenda_feed(
+    bookings: Iterable[Booking],
+    *,
+    business: str,
+    service_names: Mapping[str, str],
+    resource_names: Mapping[str, str],
+    organizer: str,
+    zone: str,
+    tenant: str = "default",
+    name: str | None = None,
+    stamp: datetime | None = None,
+) -> bytes:
+    """
+    An agenda (such as ``engine.agenda(period)`` filtered to one resource) as one calendar to subscribe to.
+
+    Each booking is one VEVENT (`booking_event`, without attendee: a feed names no client), in booking start
+    order; include cancelled bookings for a while so that subscribed calendars drop them (STATUS:CANCELLED).
+    *service_names* and *resource_names* map ids to the names shown (an id stands for itself if missing).
+    METHOD is PUBLISH; *name* becomes the calendar's display name (X-WR-CALNAME).
+
+    Raises:
+        ImportError: icalendar is not installed.
+        InvalidInputError: an unknown zone, an empty organizer.
+    """
+    _require()
+    chosen = sorted(bookings, key=lambda b: (b.start, b.id))
+    key = get_zone(zone).key
+    calendar = _calendar("PUBLISH", name)
+    calendar.add_component(_vtimezone(key, [i for b in chosen for i in (b.start, b.end)]))
+    for booking in chosen:
+        calendar.add_component(
+            booking_event(
+                booking,
+                business=business,
+                service_name=service_names.get(booking.service_id, booking.service_id),
+                resource_names=[resource_names.get(rid, rid) for rid in booking.resource_ids],
+                organizer=organizer,
+                zone=key,
+                tenant=tenant,
+                stamp=stamp,
+            )
+        )
+    return bytes(calendar.to_ical())
