@@ -1065,7 +1065,8 @@ class BookingEngine:
                     continue
                 if len(ready) >= limit:
                     break
-                outgoing = self._render(tx, message) if message.topic.startswith(("notify.", "remind.")) else message
+                person = message.topic.startswith(("notify.", "remind."))
+                outgoing = self._render(tx, message, now) if person else message
                 if outgoing is None:
                     tx.update_outbox(attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies"))
                     withdrawn += 1
@@ -1108,7 +1109,7 @@ class BookingEngine:
             report = attrs.evolve(report, sent=report.sent + 1)
         return report
 
-    def _render(self, tx: StorageTransaction, message: OutboxMessage) -> OutboxMessage | None:
+    def _render(self, tx: StorageTransaction, message: OutboxMessage, now: datetime) -> OutboxMessage | None:
         """Fill a person-facing message's template from the booking as it is now; None if it no longer applies."""
         payload = loads(message.payload)
         business = tx.get_business()
@@ -1116,7 +1117,7 @@ class BookingEngine:
         if rule is None or message.booking_id is None:
             return None
         booking = tx.get_booking(message.booking_id)
-        if not rule.holds(booking):
+        if not rule.holds(booking, now):
             return None
         if message.topic.startswith("remind.") and payload.get("start") != booking.start.isoformat():
             return None

@@ -258,13 +258,17 @@ class NotificationRule:
         """Whether this rule concerns *booking*'s service."""
         return self.service_ids is None or booking.service_id in self.service_ids
 
-    def holds(self, booking: Booking) -> bool:
-        """Whether the rule's condition holds for *booking* as it is now (judged when sending)."""
-        live = booking.status in {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID}
+    def holds(self, booking: Booking, now: datetime) -> bool:
+        """
+        Whether the rule's condition holds for *booking* at *now* (judged when sending).
+
+        A pre-booking whose hold has lapsed counts as dead even before a sweep marks it expired.
+        """
+        live = booking.takes_time(now)
         if self.offset is not None and not live:
             return False
         if self.condition is Condition.UNCONFIRMED:
-            return booking.status is BookingStatus.PRE_BOOKING
+            return booking.status is BookingStatus.PRE_BOOKING and live
         if self.condition is Condition.CONFIRMED:
             return booking.status in {BookingStatus.CONFIRMED, BookingStatus.PAID}
         if self.condition is Condition.NOT_CHECKED_IN:

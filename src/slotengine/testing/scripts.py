@@ -41,11 +41,12 @@ __all__ = [
 
 @attrs.frozen
 class Create:
-    """Hold (or, with ``firm``, book) *service_id* at *start*."""
+    """Hold (or, with ``firm``, book) *service_id* at *start* for *customer_id*."""
 
     service_id: str
     start: datetime
     firm: bool = False
+    customer_id: str | None = None
 
 
 @attrs.frozen
@@ -125,7 +126,8 @@ def booking_scripts(
     """Draw scripts of up to *max_steps* steps over *starts*, with clock moves from a minute to a day."""
     index = st.integers(0, 7)
     start = st.sampled_from(list(starts))
-    create = st.builds(Create, st.just(service_id), start, st.booleans())
+    customer = st.sampled_from(["ann", "bob", None])
+    create = st.builds(Create, st.just(service_id), start, st.booleans(), customer)
     step: st.SearchStrategy[Step] = st.one_of(
         create,
         create,
@@ -166,7 +168,7 @@ def run_script(engine: BookingEngine, clock: FrozenClock, script: Sequence[Step]
         try:
             if isinstance(step, Create):
                 call = engine.book if step.firm else engine.hold
-                booking = call(step.service_id, step.start)
+                booking = call(step.service_id, step.start, customer_id=step.customer_id)
                 made.append(booking.id)
                 results.append(booking)
             elif isinstance(step, Confirm):

@@ -1,0 +1,358 @@
+"""Notifications: planned with the booking, sent at least once, never twice to a person, never out of turn."""
+
+from __future__ import annotations
+
+import json
+from datetime import time, timedelta
+
+import attrs
+import pytest
+from conftest import WASH, at, business, storage_factories
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from slotengine.authorization import Actor
+from slotengine.engine import BookingEngine
+from slotengine.errors import InvalidInputError
+from slotengine.model import Customer, Resource
+from slotengine.policies import HoldPolicy
+from slotengine.notifications import (
+    BITRIX24_RULES,
+    EVENT_OF_ACTION,
+    Condition,
+    Event,
+    NotificationRule,
+    QuietHours,
+    Recipient,
+    Template,
+    format_local,
+    quiet_shift,
+)
+from slotengine.testing.clock import FrozenClock
+from slotengine.testing.notifiers import RecordingNotifier
+from slotengine.testing.scripts import Advance, run_script
+from slotengine.testing.strategies import booking_scripts
+
+STARTS = [at(day, hour, minute) for day in (2, 3, 4) for hour in (9, 10, 16) for minute in (0, 30)]
+H = timedelta(hours=1)
+
+
+def furnished(storage, *, rules=BITRIX24_RULES, quiet=None):
+    clock = FrozenClock(at(2, 8))
+    counter = iter(range(1, 10**9))
+    engine = BookingEngine(
+        storage, clock=clock, tenant="n", new_id=lambda: f"id{next(counter)}", default_actor=Actor.system("tests")
+    )
+    engine.setup(
+        attrs.evolve(
+            business(hold=HoldPolicy(ttl=timedelta(hours=20))),
+            rules=rules,
+            quiet_hours=quiet,
+            agent="desk",
+            links={"confirm": "https://wash.example/c/$booking_id", "cancel": "https://wash.example/x/$booking_id"},
+        )
+    )
+    engine.add_resource(Resource("box1", "Box 1", type="box"))
+    engine.add_resource(Resource("box2", "Box 2", type="box"))
+    engine.add_service(WASH)
+    return engine, clock
+
+
+class Channel(RecordingNotifier):
+    """A recording notifier that can fail before delivering, or "crash" after delivering (before the record)."""
+
+    def __init__(self, engine: BookingEngine, clock: FrozenClock) -> None:
+        super().__init__()
+        self.engine, self.clock = engine, clock
+        self.modes: list[str] = []
+        self.crashes: dict[str, int] = {}
+        self.violations: list[str] = []
+
+    def send(self, message):
+        mode = self.modes.pop(0) if self.modes else "ok"
+        if mode == "fail":
+            raise ConnectionError("channel down (simulated)")
+        # The engine treats any exception from a notifier as a failed send, so record, never raise.
+        try:
+            self.check_sound(message)
+        except AssertionError as error:
+            self.violations.append(f"{message.topic}: {error}")
+        super().send(message)
+        if mode == "crash":
+            self.crashes[message.dedupe_key] = self.crashes.get(message.dedupe_key, 0) + 1
+            raise ConnectionResetError("sent, but the record was lost (simulated crash)")
+
+    def check_sound(self, message):
+        """A message for a person is sent only while its rule's condition holds, for the booking's current time."""
+        payload = json.loads(message.payload)
+        if payload["channel"] == "event":
+            return
+        booking = self.engine.get(message.booking_id)
+        rule = next(r for r in self.engine.business().rules if r.id == payload["rule"])
+        now = self.clock.now()
+        live = booking.status.value in {"pre_booking", "confirmed", "paid"} and (
+            booking.hold_until is None or now < booking.hold_until
+        )
+        # The conditions, written out independently of NotificationRule.holds:
+        if rule.condition is Condition.UNCONFIRMED:
+            assert booking.status.value == "pre_booking" and live, (message.topic, booking)
+        if rule.condition is Condition.CONFIRMED:
+            assert booking.status.value in {"confirmed", "paid"}, (message.topic, booking)
+        if rule.condition is Condition.NOT_CHECKED_IN:
+            assert booking.checked_in_at is None, (message.topic, booking)
+        if rule.offset is not None:
+            assert live, (message.topic, booking)
+        if message.topic.startswith("remind."):
+            assert payload["start"] == booking.start.isoformat(), "a reminder for a moved booking"
+            assert booking.takes_time(self.clock.now()), "a reminder for a dead booking"
+        assert "$" not in payload["body"]
+
+
+def dispatch_and_check(engine, channel, clock):
+    """Dispatch, predicting for every due message whether it is sent (or retried) or withdrawn."""
+    now = clock.now()
+    rules = {r.id: r for r in engine.business().rules}
+    before = {m.id: m for m in engine.outbox(pending_only=True) if m.due_at <= now}
+    predicted = {}
+    for message in before.values():
+        payload = json.loads(message.payload)
+        if payload["channel"] == "event":
+            predicted[message.id] = True
+            continue
+        booking = engine.get(message.booking_id)
+        moved = message.topic.startswith("remind.") and payload["start"] != booking.start.isoformat()
+        predicted[message.id] = rules[payload["rule"]].holds(booking, now) and not moved
+    engine.dispatch_due(channel, limit=10_000, max_attempts=1_000)
+    after = {m.id: m for m in engine.outbox()}
+    for message_id, goes in predicted.items():
+        message = after[message_id]
+        if goes:
+            assert message.sent_at is not None or message.attempts > before[message_id].attempts
+            assert message.failed_at is None
+        else:
+            assert message.failed_at is not None
+            assert message.last_error.startswith("withdrawn")
+
+
+class TestScripts:
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        script=booking_scripts("wash", STARTS, max_steps=20),
+        failures=st.lists(st.sampled_from(["ok", "ok", "fail", "crash"]), max_size=30),
+        quiet=st.booleans(),
+    )
+    def test_rules_fire_exactly_when_they_should(self, tmp_path_factory, script, failures, quiet):
+        """
+        Over random scripts with clock moves, failures and crashes between send and record: every message is
+        sent only while its condition holds, withdrawn otherwise, every event rule reaches its recipient, each
+        person sees a message at most once, and everything due is eventually sent.
+        """
+        storage = storage_factories(tmp_path_factory)["memory"]()
+        engine, clock = furnished(storage, quiet=QuietHours(time(21), time(8)) if quiet else None)
+        channel = Channel(engine, clock)
+        channel.modes = list(failures)
+        # Dispatch after every step of the script, as a relay running in the background would.
+        for step in script:
+            run_script(engine, clock, [step]) if not isinstance(step, Advance) else None
+            if isinstance(step, Advance):
+                remaining = step.by
+                while remaining > timedelta(0):
+                    jump = min(remaining, timedelta(minutes=30))
+                    clock.advance(jump)
+                    remaining -= jump
+                    dispatch_and_check(engine, channel, clock)
+            dispatch_and_check(engine, channel, clock)
+        channel.modes = []
+        for _ in range(6 * 24 * 4):  # four days in 10-minute steps, relay keeps running
+            clock.advance(timedelta(minutes=10))
+            dispatch_and_check(engine, channel, clock)
+
+        outbox = engine.outbox()
+        assert [] == channel.violations
+        assert [] == [m for m in outbox if m.sent_at is None and m.failed_at is None], "something is left unsent"
+        assert [] == [m for m in outbox if m.failed_at is not None and not m.last_error.startswith("withdrawn")]
+        sends: dict[str, int] = {}
+        for message in channel.sent:
+            sends[message.dedupe_key] = sends.get(message.dedupe_key, 0) + 1
+        for key, count in sends.items():
+            assert count <= 1 + channel.crashes.get(key, 0), f"{key} sent {count} times"
+        delivered = {m.dedupe_key for m in channel.delivered}
+        assert len(delivered) == len(channel.delivered)
+        expected_events = set()
+        for booking in engine.list():
+            for version, record in enumerate(engine.transitions(booking.id), 1):
+                event = EVENT_OF_ACTION.get(record.action)
+                for rule in BITRIX24_RULES:
+                    if event is not None and event in rule.on and booking.customer_id is not None:
+                        expected_events.add(f"{booking.id}:{rule.id}:v{version}:client:{booking.customer_id}")
+        assert expected_events <= delivered
+
+
+class TestPlanning:
+    @pytest.fixture
+    def setup(self, storage):
+        engine, clock = furnished(storage)
+        return engine, clock, RecordingNotifier()
+
+    def test_bitrix_sequence(self, setup):
+        """The seeds' sequence: info now, confirm request a day before, agent alert 3 h before, reminder, late."""
+        engine, clock, notifier = setup
+        held = engine.hold("wash", at(4, 10), customer=Customer("ann", "Ann", zone="Europe/Paris", language="fr"))
+        engine.dispatch_due(notifier)
+        info = json.loads(notifier.sent[-1].payload)
+
+        assert ("client:ann", "whatsapp") == (info["recipient"], info["channel"])
+        assert "mercredi 4 mars 2026" in info["body"]
+        assert "https://wash.example/x/" + held.id in info["body"]
+        planned = {m.topic: m.due_at for m in engine.outbox(pending_only=True) if m.topic.startswith("remind.")}
+        assert {
+            "remind.confirm-request": at(3, 10),
+            "remind.agent-alert-unconfirmed": at(4, 7),
+            "remind.reminder": at(4, 8),
+            "remind.client-late": at(4, 10, 10),
+        } == planned
+
+    def test_confirmed_booking_gets_no_confirm_request(self, setup):
+        """A booking confirmed meanwhile is not asked to confirm; its reminder still goes."""
+        engine, clock, notifier = setup
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        booking = engine.list()[0]
+        engine.confirm(booking.id)
+        clock.set(at(4, 8, 1))
+        report = engine.dispatch_due(notifier)
+        topics = [m.topic for m in notifier.sent]
+
+        assert "remind.confirm-request" not in topics
+        assert "remind.agent-alert-unconfirmed" not in topics
+        assert "remind.reminder" in topics
+        assert report.withdrawn == 2
+
+    def test_reschedule_withdraws_and_replans(self, setup):
+        """Moving a booking withdraws its reminders; new ones follow the new time."""
+        engine, clock, notifier = setup
+        booking = engine.book("wash", at(4, 10), customer_id="ann")
+        engine.reschedule(booking.id, at(4, 16))
+        pending = {m.topic: m.due_at for m in engine.outbox(pending_only=True) if m.topic.startswith("remind.")}
+        withdrawn = [m for m in engine.outbox() if m.last_error.startswith("withdrawn: the booking was rescheduled")]
+
+        assert at(4, 14) == pending["remind.reminder"]
+        assert 4 == len(withdrawn)
+
+    def test_cancel_withdraws(self, setup):
+        """A cancelled booking gets its cancellation event and no reminder at all."""
+        engine, clock, notifier = setup
+        booking = engine.book("wash", at(4, 10), customer_id="ann")
+        engine.cancel(booking.id, by_business=True)
+        clock.set(at(5, 0))
+        engine.dispatch_due(notifier)
+
+        assert not [m for m in notifier.sent if m.topic.startswith("remind.")]
+
+    def test_failures_retry_with_backoff_then_give_up(self, setup):
+        """A failing channel is retried with growing delays, then given up, and that is recorded."""
+        engine, clock, notifier = setup
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        notifier.fail_next(10)
+        first = engine.dispatch_due(notifier, max_attempts=3, backoff=timedelta(minutes=1))
+        clock.advance(timedelta(minutes=1))
+        engine.dispatch_due(notifier, max_attempts=3)
+        clock.advance(timedelta(minutes=2))
+        last = engine.dispatch_due(notifier, max_attempts=3)
+        info = next(m for m in engine.outbox() if m.topic == "notify.booking-info")
+
+        assert (first.retried, last.failed) == (2, 2)
+        assert (3, True) == (info.attempts, info.failed_at is not None)
+        assert "channel is down" in info.last_error
+
+    def test_quiet_hours_delay_in_recipient_zone(self, storage):
+        """A reminder due at 04:30 for a client in Tokyo waits until 08:00 Tokyo time; in Paris it goes at once."""
+        rule = NotificationRule(
+            "early", Template("Soon", "$service at $local_time"), offset=-timedelta(hours=20), channel="sms"
+        )
+        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(22), time(8)))
+        engine.book("wash", at(4, 16, 30), customer=Customer("ken", zone="Asia/Tokyo"))
+        engine.book("wash", at(4, 16, 30), customer=Customer("eve", zone="Europe/Paris"))
+        due = {
+            json.loads(m.payload)["recipient"]: m.due_at
+            for m in engine.outbox(pending_only=True)
+            if m.topic == "remind.early"
+        }
+
+        # 20 hours before 16:30 Paris is 20:30 Paris the day before, which is 04:30 in Tokyo: quiet there.
+        assert at(4, 0) == due["client:ken"]  # 08:00 in Tokyo
+        assert at(3, 20, 30) == due["client:eve"]
+
+    def test_agent_and_staff_recipients(self, storage):
+        """Agent alerts go to the business's agent; staff messages to each person serving the booking."""
+        rules = (
+            NotificationRule("a", Template("x", "$booking_id"), on=["created"], recipient=Recipient.AGENT),
+            NotificationRule("s", Template("x", "$resources"), on=["created"], recipient=Recipient.STAFF),
+        )
+        engine, clock = furnished(storage, rules=rules)
+        engine.add_resource(Resource("tom", "Tom", kind="user", type="box"))
+        engine.book("wash", at(4, 10), pin=["tom"])
+        recipients = sorted(
+            json.loads(m.payload)["recipient"] for m in engine.outbox() if m.topic.startswith("notify.")
+        )
+
+        assert ["agent:desk", "staff:tom"] == recipients
+
+
+class TestRules:
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"template": Template("a", "b")}, "either events"),
+            ({"template": Template("a", "b"), "on": ["created"], "offset": H}, "either events"),
+            ({"template": Template("a", "b"), "on": ["born"]}, "unknown event"),
+            ({"template": Template("a", "b"), "on": ["created"], "condition": "sunny"}, "condition must be"),
+            ({"template": Template("a", "b"), "on": ["created"], "recipient": "cat"}, "recipient must be"),
+            ({"template": "Hi", "on": ["created"]}, "template must be a Template"),
+        ],
+    )
+    def test_bad_rules(self, kwargs, message):
+        """Every bad rule is refused when built."""
+        with pytest.raises(InvalidInputError, match=message):
+            NotificationRule("r", **kwargs)
+
+    @pytest.mark.parametrize(("text", "message"), [("Hi $nmae", "unknown placeholder"), ("costs 5$", "stray")])
+    def test_bad_templates(self, text, message):
+        """A misspelt placeholder or a stray dollar is an error at rule creation, not at send time."""
+        with pytest.raises(InvalidInputError, match=message):
+            Template("subject", text)
+
+    def test_conditions(self):
+        """Conditions read the booking's state at send time."""
+        rule = NotificationRule("r", Template("a", "b"), offset=-H, condition=Condition.UNCONFIRMED)
+
+        assert Event.CREATED in BITRIX24_RULES[0].on
+        assert rule.condition is Condition.UNCONFIRMED
+
+
+class TestHelpers:
+    def test_quiet_shift(self):
+        """Inside quiet hours a message waits for their end; outside it goes at once."""
+        paris = at(2, 0).tzinfo
+        quiet = QuietHours(time(21), time(8))
+
+        assert at(3, 8) == quiet_shift(at(2, 23), quiet, paris)
+        assert at(3, 8) == quiet_shift(at(3, 3), quiet, paris)
+        assert at(3, 12) == quiet_shift(at(3, 12), quiet, paris)
+        assert at(3, 8) == quiet_shift(at(3, 8), quiet, paris)
+
+    @pytest.mark.parametrize(
+        ("language", "expected"),
+        [
+            ("en", "Wednesday 4 March 2026"),
+            ("fr", "mercredi 4 mars 2026"),
+            ("ru", "среда 4 марта 2026"),
+            ("xx", "Wednesday 4 March 2026"),
+        ],
+    )
+    def test_format_local(self, language, expected):
+        """Dates are written in the recipient's language and zone."""
+        assert (expected, "10:00") == format_local(at(4, 10), at(4, 10).tzinfo, language)
