@@ -7,15 +7,14 @@ from datetime import time, timedelta
 
 import attrs
 import pytest
-from conftest import WASH, at, business, storage_factories
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import WASH, at, business, storage_factories
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import InvalidInputError
 from slotengine.model import Customer, Resource
-from slotengine.policies import HoldPolicy
 from slotengine.notifications import (
     BITRIX24_RULES,
     EVENT_OF_ACTION,
@@ -28,6 +27,7 @@ from slotengine.notifications import (
     format_local,
     quiet_shift,
 )
+from slotengine.policies import HoldPolicy
 from slotengine.testing.clock import FrozenClock
 from slotengine.testing.notifiers import RecordingNotifier
 from slotengine.testing.scripts import Advance, run_script
@@ -95,7 +95,8 @@ class Channel(RecordingNotifier):
         )
         # The conditions, written out independently of NotificationRule.holds:
         if rule.condition is Condition.UNCONFIRMED:
-            assert booking.status.value == "pre_booking" and live, (message.topic, booking)
+            assert booking.status.value == "pre_booking", (message.topic, booking)
+            assert live, (message.topic, booking)
         if rule.condition is Condition.CONFIRMED:
             assert booking.status.value in {"confirmed", "paid"}, (message.topic, booking)
         if rule.condition is Condition.NOT_CHECKED_IN:
@@ -200,7 +201,7 @@ class TestPlanning:
 
     def test_bitrix_sequence(self, setup):
         """The seeds' sequence: info now, confirm request a day before, agent alert 3 h before, reminder, late."""
-        engine, clock, notifier = setup
+        engine, _clock, notifier = setup
         held = engine.hold("wash", at(4, 10), customer=Customer("ann", "Ann", zone="Europe/Paris", language="fr"))
         engine.dispatch_due(notifier)
         info = json.loads(notifier.sent[-1].payload)
@@ -233,7 +234,7 @@ class TestPlanning:
 
     def test_reschedule_withdraws_and_replans(self, setup):
         """Moving a booking withdraws its reminders; new ones follow the new time."""
-        engine, clock, notifier = setup
+        engine, _clock, _notifier = setup
         booking = engine.book("wash", at(4, 10), customer_id="ann")
         engine.reschedule(booking.id, at(4, 16))
         pending = {m.topic: m.due_at for m in engine.outbox(pending_only=True) if m.topic.startswith("remind.")}
@@ -273,7 +274,7 @@ class TestPlanning:
         rule = NotificationRule(
             "early", Template("Soon", "$service at $local_time"), offset=-timedelta(hours=20), channel="sms"
         )
-        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(22), time(8)))
+        engine, _clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(22), time(8)))
         engine.book("wash", at(4, 16, 30), customer=Customer("ken", zone="Asia/Tokyo"))
         engine.book("wash", at(4, 16, 30), customer=Customer("eve", zone="Europe/Paris"))
         due = {
@@ -292,7 +293,7 @@ class TestPlanning:
             NotificationRule("a", Template("x", "$booking_id"), on=["created"], recipient=Recipient.AGENT),
             NotificationRule("s", Template("x", "$resources"), on=["created"], recipient=Recipient.STAFF),
         )
-        engine, clock = furnished(storage, rules=rules)
+        engine, _clock = furnished(storage, rules=rules)
         engine.add_resource(Resource("tom", "Tom", kind="user", type="box"))
         engine.book("wash", at(4, 10), pin=["tom"])
         recipients = sorted(
