@@ -294,10 +294,11 @@ class SMTPNotifier:
         mail["Subject"] = _one_line(subject)
         mail["Date"] = formatdate(message.created_at.timestamp(), usegmt=True)
         mail["Message-ID"] = _message_id(message.dedupe_key, self.domain)
+        # quoted-printable keeps a non-ASCII body 7-bit clean for servers without 8BITMIME
+        mail.set_content(body, cte=None if body.isascii() else "quoted-printable")
         language = payload.get("language")
-        if isinstance(language, str) and language and language.replace("-", "").isalnum():
-            mail["Content-Language"] = language
-        mail.set_content(body)
+        if isinstance(language, str) and language.isascii() and language.replace("-", "").isalnum():
+            mail["Content-Language"] = language  # after set_content, which clears Content-* headers
         ics = self.ics(message) if self.ics is not None else None
         if ics:
             method = _ics_method(ics)
@@ -323,6 +324,9 @@ class SMTPNotifier:
             )
             msg = f"the SMTP server refused the address of the recipient (codes {codes}; message {message.id})"
             raise error(msg, message_id=message.id) from None
+        except smtplib.SMTPNotSupportedError:
+            msg = f"the SMTP server cannot take this message (an internationalized address?) (message {message.id})"
+            raise PermanentDeliveryError(msg, message_id=message.id) from None
         except smtplib.SMTPResponseException as exc:
             error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else DeliveryError
             msg = f"the SMTP server answered {exc.smtp_code} (message {message.id})"
