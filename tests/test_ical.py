@@ -1,0 +1,306 @@
+"""Calendar files: DST-correct times with a VTIMEZONE, stable UIDs, statuses, stays and feeds (RFC 5545)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.authorization import Actor
+from slotengine.availability import Assignment
+from slotengine.booking import Booking
+from slotengine.business import Business
+from slotengine.engine import BookingEngine
+from slotengine.errors import InvalidInputError
+from slotengine.lifecycle import BookingStatus
+from slotengine.model import Need, Resource, Service, ServiceUnit
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.testing import FrozenClock
+
+icalendar = pytest.importorskip("icalendar", reason="install slotengine[ical] (icalendar) to test calendar files")
+
+from slotengine.ical import agenda_feed, booking_calendar, booking_event, booking_uid, event_status  # noqa: E402
+
+PARIS = ZoneInfo("Europe/Paris")
+CREATED = datetime(2026, 3, 1, 9, tzinfo=UTC)
+
+
+def booking(start: datetime, end: datetime, status: BookingStatus = BookingStatus.CONFIRMED, **fields) -> Booking:
+    hold = {"hold_until": CREATED + timedelta(minutes=30)} if status is BookingStatus.PRE_BOOKING else {}
+    return Booking(
+        fields.pop("id", "b1"),
+        "wash",
+        start,
+        end,
+        [Assignment(0, "box", ("box1",))],
+        (1,),
+        status,
+        CREATED,
+        **hold,
+        **fields,
+    )
+
+
+def calendar(b: Booking, **kwargs) -> icalendar.Calendar:
+    options = {
+        "business": "Car wash",
+        "service_name": "Wash",
+        "resource_names": ["Box 1"],
+        "organizer": "bookings@wash.example",
+        "attendee": "ann@client.example",
+        "zone": "Europe/Paris",
+        "tenant": "wash",
+        **kwargs,
+    }
+    return icalendar.Calendar.from_ical(booking_calendar(b, **options))
+
+
+def instants(event) -> tuple[datetime, datetime]:
+    return event.decoded("DTSTART").astimezone(UTC), event.decoded("DTEND").astimezone(UTC)
+
+
+def offsets_by_vtimezone(cal, event) -> tuple[timedelta, timedelta]:
+    """The UTC offsets of DTSTART and DTEND computed from the file's own VTIMEZONE, not from the tz database."""
+    [vtimezone] = cal.walk("VTIMEZONE")
+    tz = vtimezone.to_tz()
+    out = []
+    for key in ("DTSTART", "DTEND"):
+        wall = event.decoded(key).replace(tzinfo=None)
+        out.append(wall.replace(tzinfo=tz).utcoffset())
+    return out[0], out[1]
+
+
+class TestTimes:
+    def test_across_the_march_change_in_paris(self):
+        """A booking from Saturday 23:00 to Sunday 04:00 on 28-29 March 2026 lasts 4 hours, not 5."""
+        start = datetime(2026, 3, 28, 23, tzinfo=PARIS)
+        end = datetime(2026, 3, 29, 4, tzinfo=PARIS)
+        cal = calendar(booking(start, end))
+        [event] = cal.walk("VEVENT")
+
+        assert timedelta(hours=4) == end.astimezone(UTC) - start.astimezone(UTC)
+        assert (start, end) == instants(event)
+        assert ("Europe/Paris", "Europe/Paris") == (event["DTSTART"].params["TZID"], event["DTEND"].params["TZID"])
+        assert b"DTSTART;TZID=Europe/Paris:20260328T230000" in cal.to_ical()
+        assert b"DTEND;TZID=Europe/Paris:20260329T040000" in cal.to_ical()
+        assert (timedelta(hours=1), timedelta(hours=2)) == offsets_by_vtimezone(cal, event)
+
+    def test_vtimezone_is_present_and_names_the_zone(self):
+        """The calendar carries a VTIMEZONE for the zone of its TZIDs, with the 2026 switch to summer time."""
+        cal = calendar(booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS)))
+        [vtimezone] = cal.walk("VTIMEZONE")
+        text = vtimezone.to_ical()
+
+        assert "Europe/Paris" == str(vtimezone["TZID"])
+        assert b"TZOFFSETTO:+0200" in text
+        assert b"20260329T030000" in text
+        assert [c.name for c in cal.subcomponents] == ["VTIMEZONE", "VEVENT"]
+
+    def test_calendar_header(self):
+        """PRODID, VERSION 2.0 and METHOD are there."""
+        cal = calendar(booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS)))
+
+        assert ("2.0", "REQUEST") == (str(cal["VERSION"]), str(cal["METHOD"]))
+        assert "slotengine" in str(cal["PRODID"])
+
+    def test_the_repeated_hour_in_october(self):
+        """The second 02:30 of 25 October 2026 (CET) cannot be written with a TZID, so it is written in UTC."""
+        first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
+        second = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, an hour later
+        for start in (first, second):
+            cal = calendar(booking(start, start + timedelta(minutes=45)))
+            [event] = cal.walk("VEVENT")
+
+            assert (start, start + timedelta(minutes=45)) == instants(event)
+        # the first 02:30 keeps its TZID; an end in the second pass puts both in UTC
+        assert (
+            b"DTSTART;TZID=Europe/Paris:20261025T023000"
+            in calendar(booking(first, first + timedelta(minutes=20))).to_ical()
+        )
+        assert b"DTSTART:20261025T003000Z" in calendar(booking(first, first + timedelta(hours=1))).to_ical()
+
+    def test_another_zone_for_the_client(self):
+        """Written in the client's zone (New York), the instants are the same."""
+        start = datetime(2026, 3, 10, 9, tzinfo=PARIS)  # New York is already on summer time, Paris not yet
+        cal = calendar(booking(start, start + timedelta(hours=1)), zone="America/New_York")
+        [event] = cal.walk("VEVENT")
+
+        assert (start, start + timedelta(hours=1)) == instants(event)
+        assert b"DTSTART;TZID=America/New_York:20260310T040000" in cal.to_ical()
+        assert (timedelta(hours=-4), timedelta(hours=-4)) == offsets_by_vtimezone(cal, event)
+
+    def test_unknown_zone(self):
+        with pytest.raises(InvalidInputError):
+            calendar(booking(CREATED, CREATED + timedelta(hours=1)), zone="Mars/Olympus")
+
+
+class TestStay:
+    def test_a_nightly_stay_across_the_change(self):
+        """A two-night stay booked through the engine, 28-30 March: check-in 15:00, check-out 11:00, 43 hours."""
+        clock = FrozenClock(datetime(2026, 3, 2, 8, tzinfo=PARIS))
+        engine = BookingEngine(MemoryStorage(), clock=clock, tenant="flats", default_actor=Actor.system("tests"))
+        hours = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange(time(0), time(0))))
+        engine.setup(Business("Old Port apartments", "Europe/Paris", hours))
+        engine.add_resource(Resource("apt-3", "Apartment 3", type="apartment"))
+        engine.add_service(
+            Service(
+                "stay",
+                "Nightly stay",
+                needs=[Need(type="apartment")],
+                duration=timedelta(days=1),
+                max_duration=timedelta(days=14),
+                unit=ServiceUnit.NIGHTS,
+                check_in=time(15),
+                check_out=time(11),
+            )
+        )
+        stay = engine.book("stay", datetime(2026, 3, 28, 15, tzinfo=PARIS), duration=timedelta(days=2))
+
+        cal = calendar(stay, business="Old Port apartments", service_name="Nightly stay", tenant=engine.tenant)
+        [event] = cal.walk("VEVENT")
+
+        assert timedelta(hours=43) == stay.end - stay.start
+        assert (stay.start, stay.end) == instants(event)
+        assert datetime(2026, 3, 28, 15) == event.decoded("DTSTART").replace(tzinfo=None)
+        assert datetime(2026, 3, 30, 11) == event.decoded("DTEND").replace(tzinfo=None)
+        assert (timedelta(hours=1), timedelta(hours=2)) == offsets_by_vtimezone(cal, event)
+        assert f"{stay.id}@flats.slotengine" == str(event["UID"])
+
+
+class TestIdentityAndStatus:
+    def test_uid_is_stable_and_sequence_is_the_version(self):
+        """Every version of a booking has one UID; SEQUENCE follows its version."""
+        start = datetime(2026, 3, 30, 9, tzinfo=PARIS)
+        v1 = booking(start, start + timedelta(hours=1), version=1)
+        v3 = booking(start + timedelta(hours=2), start + timedelta(hours=3), version=3)
+        [e1] = calendar(v1).walk("VEVENT")
+        [e3] = calendar(v3).walk("VEVENT")
+
+        assert str(e1["UID"]) == str(e3["UID"]) == "b1@wash.slotengine"
+        assert (1, 3) == (int(e1["SEQUENCE"]), int(e3["SEQUENCE"]))
+
+    def test_uid_of_unusual_ids(self):
+        """Ids with spaces, @ or non-ASCII still make one plain UID, different per tenant."""
+        assert "a%20b%40c@t%C3%A9.slotengine" == booking_uid("a b@c", "té")
+        assert booking_uid("x", "one") != booking_uid("x", "two")
+
+    @pytest.mark.parametrize(
+        ("status", "expected", "method"),
+        [
+            (BookingStatus.PRE_BOOKING, "TENTATIVE", "REQUEST"),
+            (BookingStatus.CONFIRMED, "CONFIRMED", "REQUEST"),
+            (BookingStatus.PAID, "CONFIRMED", "REQUEST"),
+            (BookingStatus.COMPLETED, "CONFIRMED", "REQUEST"),
+            (BookingStatus.NO_SHOW, "CONFIRMED", "REQUEST"),
+            (BookingStatus.CANCELLED, "CANCELLED", "CANCEL"),
+            (BookingStatus.EXPIRED, "CANCELLED", "CANCEL"),
+        ],
+    )
+    def test_status_and_default_method(self, status, expected, method):
+        """A cancelled booking's file is a CANCEL with STATUS:CANCELLED; a pre-booking is TENTATIVE."""
+        b = booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS), status)
+        cal = calendar(b)
+        [event] = cal.walk("VEVENT")
+
+        assert (expected, method) == (str(event["STATUS"]), str(cal["METHOD"]))
+        assert expected == event_status(b)
+
+    def test_cancel_method_forces_cancelled(self):
+        """METHOD:CANCEL for a live booking (the business withdraws it) still says STATUS:CANCELLED."""
+        b = booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS))
+        cal = calendar(b, method="cancel")
+
+        assert ("CANCEL", "CANCELLED") == (str(cal["METHOD"]), str(cal.walk("VEVENT")[0]["STATUS"]))
+        with pytest.raises(InvalidInputError, match="method"):
+            calendar(b, method="REFRESH")
+
+    def test_organizer_attendee_and_text(self):
+        """ORGANIZER and ATTENDEE are mailto: addresses; SUMMARY and DESCRIPTION name the service and who serves."""
+        b = booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS))
+        [event] = calendar(b, location="12 rue de la Paix").walk("VEVENT")
+
+        assert "mailto:bookings@wash.example" == str(event["ORGANIZER"])
+        assert "Car wash" == event["ORGANIZER"].params["CN"]
+        assert "mailto:ann@client.example" == str(event["ATTENDEE"])
+        assert "Wash – Car wash" == str(event["SUMMARY"])
+        assert "With Box 1" in str(event["DESCRIPTION"])
+        assert "12 rue de la Paix" == str(event["LOCATION"])
+        assert CREATED == event.decoded("DTSTAMP")
+        with pytest.raises(InvalidInputError):
+            calendar(b, organizer=" ")
+
+    def test_event_alone(self):
+        """booking_event gives the VEVENT to put in a calendar of one's own; no attendee if none is given."""
+        b = booking(datetime(2026, 3, 30, 9, tzinfo=PARIS), datetime(2026, 3, 30, 10, tzinfo=PARIS))
+        stamp = datetime(2026, 3, 5, 12, tzinfo=UTC)
+        event = booking_event(
+            b, business="Car wash", service_name="Wash", organizer="mailto:desk@wash.example", zone="UTC", stamp=stamp
+        )
+
+        assert "ATTENDEE" not in event
+        assert "b1@default.slotengine" == str(event["UID"])
+        assert stamp == event.decoded("DTSTAMP")
+        assert (b.start, b.end) == instants(event)
+
+
+class TestFeed:
+    def test_a_resource_agenda_as_one_feed(self):
+        """Several bookings, sorted, one VTIMEZONE, METHOD:PUBLISH, no attendee, names looked up by id."""
+        day = datetime(2026, 3, 30, 9, tzinfo=PARIS)
+        later = booking(day + timedelta(hours=3), day + timedelta(hours=4), id="b2")
+        earlier = booking(day, day + timedelta(hours=1), id="b1")
+        gone = booking(day + timedelta(hours=5), day + timedelta(hours=6), BookingStatus.CANCELLED, id="b3")
+
+        feed = icalendar.Calendar.from_ical(
+            agenda_feed(
+                [later, gone, earlier],
+                business="Car wash",
+                service_names={"wash": "Wash"},
+                resource_names={"box1": "Box 1"},
+                organizer="bookings@wash.example",
+                zone="Europe/Paris",
+                tenant="wash",
+                name="Box 1",
+            )
+        )
+        events = feed.walk("VEVENT")
+
+        assert ("PUBLISH", "Box 1") == (str(feed["METHOD"]), str(feed["X-WR-CALNAME"]))
+        assert 1 == len(feed.walk("VTIMEZONE"))
+        assert ["b1@wash.slotengine", "b2@wash.slotengine", "b3@wash.slotengine"] == [str(e["UID"]) for e in events]
+        assert ["CONFIRMED", "CONFIRMED", "CANCELLED"] == [str(e["STATUS"]) for e in events]
+        assert not any("ATTENDEE" in e for e in events)
+        assert all("With Box 1" in str(e["DESCRIPTION"]) for e in events)
+
+    def test_an_empty_feed_is_valid(self):
+        feed = icalendar.Calendar.from_ical(
+            agenda_feed(
+                [], business="Car wash", service_names={}, resource_names={}, organizer="b@wash.example", zone="UTC"
+            )
+        )
+
+        assert [] == feed.walk("VEVENT")
+        assert "2.0" == str(feed["VERSION"])
+
+
+def test_without_icalendar_it_says_what_to_install(monkeypatch):
+    """`import slotengine.ical` works without icalendar; using it says to install slotengine[ical]."""
+    monkeypatch.setitem(sys.modules, "icalendar", None)
+    b = booking(CREATED, CREATED + timedelta(hours=1))
+
+    with pytest.raises(ImportError, match=r"slotengine\[ical\]"):
+        booking_calendar(b, business="x", service_name="y", organizer="a@b.example", zone="UTC")
+    with pytest.raises(ImportError, match=r"slotengine\[ical\]"):
+        agenda_feed([b], business="x", service_names={}, resource_names={}, organizer="a@b.example", zone="UTC")
+
+
+def test_importing_the_module_needs_no_icalendar():
+    import subprocess
+
+    code = "import sys; sys.modules['icalendar'] = None; import slotengine.ical; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert "ok" == out.strip()
