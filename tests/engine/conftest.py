@@ -58,8 +58,29 @@ def drop_postgres_schema(dsn: str, schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+_FREE_SCHEMAS: list[str] = []  # emptied throwaway schemas, reused: creating one costs far more than emptying it
+_MADE_SCHEMAS: list[str] = []
+
+
+def _empty_postgres_schema(dsn: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn) as conn:  # one transaction, committed at the end of the block
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(
+            "DELETE FROM booking_resources; DELETE FROM bookings; DELETE FROM transitions; DELETE FROM outbox; "
+            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses"
+        )
+
+
 def postgres_factory() -> object | None:
-    """A factory of PostgresStorage, each in a fresh schema dropped at close(); None without a DSN or psycopg."""
+    """
+    A factory of PostgresStorage, each in a schema of its own; None without a DSN or psycopg.
+
+    Schemas are named ``slotengine_test_<random>``; a closed storage's schema is emptied and handed to the next
+    storage, and every schema made is dropped when the test session ends (`_drop_postgres_schemas`).
+    """
     if not POSTGRES_DSN:
         return None
     try:
@@ -68,16 +89,33 @@ def postgres_factory() -> object | None:
         return None
 
     class ThrowawayPostgres(PostgresStorage):
-        """A PostgresStorage in a schema of its own (slotengine_test_<random>), dropped when it is closed."""
+        """A PostgresStorage in a test schema nobody else uses while it is open."""
 
         def __init__(self) -> None:
-            super().__init__(POSTGRES_DSN, schema=f"slotengine_test_{uuid.uuid4().hex[:12]}", max_size=2)
+            if _FREE_SCHEMAS:
+                schema = _FREE_SCHEMAS.pop()
+            else:
+                schema = f"slotengine_test_{uuid.uuid4().hex[:12]}"
+                _MADE_SCHEMAS.append(schema)
+            self._returned = False
+            super().__init__(POSTGRES_DSN, schema=schema, max_size=2)
 
         def close(self) -> None:
             super().close()
-            drop_postgres_schema(POSTGRES_DSN, self.schema)
+            if not self._returned:
+                self._returned = True
+                _empty_postgres_schema(POSTGRES_DSN, self.schema)
+                _FREE_SCHEMAS.append(self.schema)
 
     return ThrowawayPostgres
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schemas():
+    yield
+    while _MADE_SCHEMAS:
+        drop_postgres_schema(POSTGRES_DSN, _MADE_SCHEMAS.pop())
+    _FREE_SCHEMAS.clear()
 
 
 def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:

@@ -363,7 +363,13 @@ class _Transaction:
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
             raise StorageError(msg)
-        return self._usable()
+        conn = self._usable()
+        if conn.autocommit:
+            # The database transaction starts at the first write or lock. Reads before it ran one statement at
+            # a time, which at READ COMMITTED sees exactly what they would have seen inside it (each statement
+            # takes a new snapshot either way), and saves a read-only use case its BEGIN and ROLLBACK.
+            conn.autocommit = False
+        return conn
 
     def _all(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
         conn = self._usable()
@@ -384,9 +390,13 @@ class _Transaction:
             raise _translate(exc) from None
 
     def commit(self) -> None:
-        conn = self._writable()
+        if self.state != "open":
+            msg = "this transaction was already committed; open a new one"
+            raise StorageError(msg)
+        conn = self._usable()
         try:
-            conn.commit()
+            if not conn.autocommit:
+                conn.commit()
         except _CAUGHT as exc:
             self.state = "over"
             raise _translate(exc) from None
@@ -479,6 +489,7 @@ class _Transaction:
         keys = sorted({resource_lock_key(self._tenant, rid) for rid in rids})
         if not keys:
             return rids
+        self._writable()  # the locks last until the end of the database transaction, which starts here
         if not self._timeout_set:
             self._all(_SET_LOCK_TIMEOUT, (self._lock_timeout,))
             self._timeout_set = True
@@ -948,7 +959,12 @@ class PostgresStorage:
         self._pid = os.getpid()
         self._pool: ConnectionPool[Connection] | None = None
         try:
-            self._migrate()
+            direct = self._connect()  # one plain connection for the migration and the lock probe
+        except BaseException:
+            self.close()
+            raise
+        try:
+            self._migrate(direct)
             self._pool = ConnectionPool(
                 dsn,
                 min_size=self._min_size,
@@ -957,10 +973,12 @@ class PostgresStorage:
                 configure=self._configure,
                 name=f"slotengine-{self._schema}",
             )
-            self._probe_locks()
+            self._probe_locks(direct)
         except BaseException:
             self.close()
             raise
+        finally:
+            direct.close()
 
     @property
     def schema(self) -> str:
@@ -982,15 +1000,13 @@ class PostgresStorage:
 
     def _configure(self, conn: Connection) -> None:
         """Set up a new pooled connection: this schema first, UTC, READ COMMITTED (see the module docstring)."""
-        conn.autocommit = True
+        conn.autocommit = True  # until a storage transaction's first write (see _Transaction._writable)
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
         conn.execute("SET TimeZone TO 'UTC'")
-        conn.autocommit = False
         conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
-    def _migrate(self) -> None:
+    def _migrate(self, conn: Connection) -> None:
         """Bring the schema to `SCHEMA_VERSION`, refusing foreign and newer schemas. Idempotent."""
-        conn = self._connect()
         try:
             with conn.transaction():
                 if self._version(conn) == SCHEMA_VERSION:
@@ -1009,8 +1025,6 @@ class PostgresStorage:
                     self._upgrade(conn, version)
         except _CAUGHT as exc:
             raise _translate(exc) from None
-        finally:
-            conn.close()
 
     def _version(self, conn: Connection) -> int:
         """Return the schema's version (0 if it is missing or empty); a schema of another program raises."""
@@ -1058,15 +1072,14 @@ class PostgresStorage:
             version += 1
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
-    def _probe_locks(self) -> None:
+    def _probe_locks(self, holder: Connection) -> None:
         """
         Check that this server enforces advisory locks (research C8): refuse it otherwise.
 
-        Session A takes a transaction-level advisory lock on a random key; session B, a pooled connection,
-        must then fail to take the same key.
+        Session A (*holder*) takes a transaction-level advisory lock on a random key; session B, a pooled
+        connection, must then fail to take the same key.
         """
         key = secrets.randbits(63)
-        holder = self._connect()
         try:
             with holder.transaction():
                 holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
@@ -1077,8 +1090,6 @@ class PostgresStorage:
                         other.rollback()
         except _CAUGHT as exc:
             raise _translate(exc) from None
-        finally:
-            holder.close()
         if row is None or row[0] is not False:
             msg = (
                 "this server does not enforce advisory locks (a second session took a lock the first one held); "
@@ -1102,11 +1113,12 @@ class PostgresStorage:
         try:
             yield conn
         finally:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                try:
+            try:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.rollback()
-                except _CAUGHT:
-                    conn.close()  # the pool replaces a closed connection
+                conn.autocommit = True
+            except _CAUGHT:
+                conn.close()  # the pool replaces a closed connection
             try:
                 pool.putconn(conn)
             except _CAUGHT:  # pragma: no cover - the pool was closed meanwhile
@@ -1151,42 +1163,39 @@ class PostgresStorage:
         """
         Prove, with two sessions, that a resource lock held by one transaction stops another (research C8).
 
-        Transaction A locks a probe resource of a private tenant through `lock_resources`; transaction B,
-        in another thread and another pooled connection, must fail to lock it within *timeout*. Needs two
-        free pooled connections.
+        Transaction A locks a probe resource of a private tenant, the way `lock_resources` does; transaction
+        B, in another thread on another pooled connection, must then fail to lock it within *timeout*. Needs
+        two free pooled connections.
 
         Raises:
             StorageError: B got the lock while A held it (the server does not enforce advisory locks).
         """
         tenant = f"__slotengine_probe__{secrets.token_hex(8)}"
-        key = resource_lock_key(tenant, "probe")
+        wait = _check_lock_timeout(timeout)
         ready, done = threading.Event(), threading.Event()
-        outcome: list[BaseException] = []
+        failures: list[BaseException] = []
 
-        def holder() -> None:
+        def hold() -> None:
             try:
                 with self._pooled() as conn:
-                    conn.execute(_LOCK_RESOURCES, ([key],))
+                    _Transaction(tenant, conn, wait)._lock(["probe"])
                     ready.set()
                     done.wait(timeout.total_seconds() * 10 + 5)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-                outcome.append(exc)
+                failures.append(exc)
                 ready.set()
 
-        thread = threading.Thread(target=holder, name="slotengine-lock-probe")
+        thread = threading.Thread(target=hold, name="slotengine-lock-probe")
         thread.start()
         try:
             ready.wait(30)
-            if outcome:
-                raise outcome[0]
+            if failures:
+                raise failures[0]
             with self._pooled() as conn:
                 try:
-                    conn.execute(_SET_LOCK_TIMEOUT, (_check_lock_timeout(timeout),))
-                    conn.execute(_LOCK_RESOURCES, ([key],))
-                except psycopg.errors.LockNotAvailable:
+                    _Transaction(tenant, conn, wait)._lock(["probe"])
+                except ConcurrencyError:
                     return
-                except _CAUGHT as exc:
-                    raise _translate(exc) from None
             msg = "a second transaction locked a resource that another one held: advisory locks are not enforced"
             raise StorageError(msg)
         finally:
