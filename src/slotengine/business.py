@@ -14,7 +14,7 @@ import attrs
 from slotengine._time import get_zone
 from slotengine.errors import InvalidInputError
 from slotengine.model import FrozenMap, check_id, check_text
-from slotengine.notifications import NotificationRule, QuietHours, Template
+from slotengine.notifications import NotificationRule, QuietHours
 from slotengine.policies import Policies
 from slotengine.schedule import Schedule
 
@@ -79,7 +79,10 @@ def _links(value: object) -> FrozenMap:
         if "$booking_id" not in text and "${booking_id}" not in text:
             msg = f"link {key!r} must contain $booking_id so that each booking gets its own"
             raise InvalidInputError(msg, field="links")
-        Template(text.replace("$booking_id", "").replace("${booking_id}", ""), "")
+        rest = text.replace("${booking_id}", "").replace("$booking_id", "").replace("$$", "")
+        if "$" in rest:
+            msg = f"link {key!r} may use $booking_id only (write $$ for a dollar sign)"
+            raise InvalidInputError(msg, field="links")
         out[key] = text
     return FrozenMap(out)
 

@@ -257,7 +257,7 @@ class BookingEngine:
             if booking.status in LIVE_STATUSES:
                 for rule in rules:
                     if rule.offset is not None and booking.start + rule.offset > now:
-                        key = f"{booking.id}:{rule.id}:{booking.start.isoformat()}"
+                        key = f"{booking.id}:{rule.id}:{booking.start.isoformat()}:v{booking.version}"
                         due = booking.start + rule.offset
                         messages += self._messages(tx, business, booking, rule, "remind", due, now, key)
         tx.append_outbox(messages)
@@ -1066,7 +1066,13 @@ class BookingEngine:
                 if len(ready) >= limit:
                     break
                 person = message.topic.startswith(("notify.", "remind."))
-                outgoing = self._render(tx, message, now) if person else message
+                try:
+                    outgoing = self._render(tx, message, now) if person else message
+                except (KeyError, ValueError, LookupError) as exc:
+                    # A message that cannot be rendered is given up alone; the others still go.
+                    error = f"cannot render: {type(exc).__name__}"
+                    tx.update_outbox(attrs.evolve(message, failed_at=now, last_error=error))
+                    continue
                 if outgoing is None:
                     tx.update_outbox(attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies"))
                     withdrawn += 1
@@ -1080,8 +1086,8 @@ class BookingEngine:
             try:
                 notifier.send(outgoing)
             except Exception as exc:  # noqa: BLE001 - any failure of a channel means "not delivered"
-                error = f"{type(exc).__name__}: {exc}"[:2_000]
-                failed = stored.attempts + 1 >= max_attempts
+                error = _failure_text(exc)
+                failed = stored.attempts + 1 >= max_attempts or bool(getattr(exc, "permanent", False))
 
                 def retry(
                     tx: StorageTransaction,
@@ -1095,7 +1101,7 @@ class BookingEngine:
                     if give_up:
                         tx.update_outbox(attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e))
                     else:
-                        later = now + backoff * 2 ** (attempts - 1)
+                        later = self._quiet(tx, m, now + backoff * 2 ** (attempts - 1))
                         tx.update_outbox(attrs.evolve(m, attempts=attempts, due_at=later, last_error=e))
 
                 self._run(retry)
@@ -1108,6 +1114,17 @@ class BookingEngine:
             self._run(sent)
             report = attrs.evolve(report, sent=report.sent + 1)
         return report
+
+    def _quiet(self, tx: StorageTransaction, message: OutboxMessage, due: datetime) -> datetime:
+        """Move a retried person-facing message out of its recipient's quiet hours, as when it was planned."""
+        if not message.topic.startswith(("notify.", "remind.")):
+            return due
+        payload = loads(message.payload)
+        business = tx.get_business()
+        rule = next((r for r in business.rules if r.id == payload.get("rule")), None)
+        if rule is None or not rule.quiet_hours:
+            return due
+        return quiet_shift(due, business.quiet_hours, get_zone(payload.get("zone") or business.zone))
 
     def _render(self, tx: StorageTransaction, message: OutboxMessage, now: datetime) -> OutboxMessage | None:
         """Fill a person-facing message's template from the booking as it is now; None if it no longer applies."""
@@ -1223,6 +1240,20 @@ class BookingEngine:
         if who.role is Role.CUSTOMER:
             raise PermissionDeniedError(f"{who} may not read the outbox")
         return self._run(lambda tx, _now: tx.list_outbox(pending_only=pending_only))
+
+
+def _failure_text(exc: BaseException) -> str:
+    """
+    What the outbox records about a failed send.
+
+    slotengine's own errors name ids only, so their message is kept; a third-party exception's text may quote
+    an address or a phone number (smtplib's refused-recipient error does), so only its class is kept (N4).
+    """
+    from slotengine.errors import SlotEngineError
+
+    if isinstance(exc, SlotEngineError):
+        return f"{type(exc).__name__}: {exc}"[:2_000]
+    return f"{type(exc).__module__}.{type(exc).__name__}"
 
 
 def _require(value: object, cls: type[_T]) -> _T:

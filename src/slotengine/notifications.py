@@ -82,6 +82,9 @@ EVENT_OF_ACTION: Final[Mapping[Action, Event]] = {
 """Which lifecycle actions raise which event (actions absent here raise none)."""
 
 
+_LIVE_EVENTS: Final = frozenset({Event.CREATED, Event.CONFIRMED, Event.PAID, Event.RESCHEDULED})
+
+
 class Condition(enum.StrEnum):
     """When a due message still applies, judged at the moment it is sent."""
 
@@ -262,10 +265,15 @@ class NotificationRule:
         """
         Whether the rule's condition holds for *booking* at *now* (judged when sending).
 
-        A pre-booking whose hold has lapsed counts as dead even before a sweep marks it expired.
+        A pre-booking whose hold has lapsed counts as dead even before a sweep marks it expired. A message
+        about a booking being made, confirmed, paid or moved is not sent once the booking is no longer live.
         """
         live = booking.takes_time(now)
         if self.offset is not None and not live:
+            return False
+        if self.offset is None and self.on <= _LIVE_EVENTS and not live:
+            # "Your booking is confirmed, here is how to cancel" must not reach someone whose booking
+            # ended before the message went out (it waited for quiet hours, or the relay was down).
             return False
         if self.condition is Condition.UNCONFIRMED:
             return booking.status is BookingStatus.PRE_BOOKING and live
