@@ -1,0 +1,1495 @@
+"""
+`PostgresStorage`: persistence, its schema and migrations, tenant isolation, hostile strings, the backstop, errors.
+
+Every test runs in a schema of its own (``slotengine_test_<random>``), dropped afterwards, so parallel runs
+and reruns never meet. Most tests go through `BookingEngine` (the only caller of the port), some talk to the
+port directly, and the database is inspected with plain ``psycopg`` where the point is what is really stored
+(the catalog, constraints, raw rows). A differential test runs the same operations on `MemoryStorage` (the
+reference) and checks that both answer alike. The static tests at the end read the adapter's source
+(research note C10, S2, S3). The concurrency proof is in ``test_postgres_races.py``.
+
+Set ``SLOTENGINE_TEST_POSTGRES_DSN`` (``.ci/run`` does) to run them; otherwise they are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.authorization import Actor
+from slotengine.availability import Assignment
+from slotengine.booking import Booking
+from slotengine.business import Business
+from slotengine.engine import BookingEngine
+from slotengine.errors import (
+    ConcurrencyError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SlotEngineError,
+    StorageError,
+)
+from slotengine.intervals import Interval
+from slotengine.lifecycle import BookingStatus
+from slotengine.model import UNLIMITED, Need, Resource, Service
+from slotengine.money import Money
+from slotengine.outbox import OutboxMessage
+from slotengine.ports import BookingQuery, IdempotencyRecord
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
+
+try:
+    import psycopg
+    from psycopg import sql
+
+    import slotengine.adapters.postgres as postgres_module
+    from slotengine.adapters.postgres import SCHEMA_VERSION, PostgresStorage, resource_lock_key
+except ImportError:  # pragma: no cover - the tests skip below
+    psycopg = None  # type: ignore[assignment]
+
+DSN = os.environ.get("SLOTENGINE_TEST_POSTGRES_DSN", "")
+SKIP = "set SLOTENGINE_TEST_POSTGRES_DSN=postgresql://... to run the PostgreSQL tests"
+needs_postgres = pytest.mark.skipif(
+    not DSN or psycopg is None, reason=SKIP if not DSN else "install slotengine[postgres] to run the PostgreSQL tests"
+)
+pytestmark = needs_postgres
+
+PARIS = ZoneInfo("Europe/Paris")
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+US = timedelta(microseconds=1)
+SOURCE = Path(__file__).parents[2] / "src" / "slotengine" / "adapters" / "postgres.py"
+TABLES = {
+    "businesses",
+    "resources",
+    "services",
+    "bookings",
+    "booking_resources",
+    "transitions",
+    "outbox",
+    "idempotency",
+}
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant on day *day* of March 2026, Paris time (2 March is a Monday)."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=PARIS)
+
+
+def business() -> Business:
+    hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(clock_time(9), clock_time(18))))
+    return Business("Car wash", "Europe/Paris", hours)
+
+
+WASH = Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M, price=Money("20", "EUR"))
+
+
+def make_engine(
+    storage: object, tenant: str = "wash", *, prefix: str = "id", clock: FrozenClock | None = None
+) -> BookingEngine:
+    counter = itertools.count(1)
+    return BookingEngine(
+        storage,  # type: ignore[arg-type]
+        clock=clock or FrozenClock(at(2, 8)),
+        tenant=tenant,
+        new_id=lambda: f"{prefix}{next(counter)}",
+        default_actor=Actor.system("tests"),
+    )
+
+
+def furnish(engine: BookingEngine, boxes: tuple[str, ...] = ("box1", "box2"), service: Service = WASH) -> None:
+    engine.setup(business())
+    for box in boxes:
+        engine.add_resource(Resource(box, f"Box {box}", type="box"))
+    engine.add_service(service)
+
+
+def snapshot(engine: BookingEngine) -> tuple[object, ...]:
+    """Everything the engine stores for its tenant."""
+    return (
+        engine.business(),
+        engine.resources(),
+        engine.services(),
+        engine.list(),
+        engine.transitions(),
+        engine.outbox(),
+    )
+
+
+def booking(
+    booking_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    resources: tuple[str, ...] = ("r1",),
+    units: int = 1,
+    status: BookingStatus = BookingStatus.CONFIRMED,
+    hold_until: datetime | None = None,
+    buffer_before: timedelta = timedelta(0),
+    buffer_after: timedelta = timedelta(0),
+    **fields: object,
+) -> Booking:
+    if status is BookingStatus.PRE_BOOKING and hold_until is None:
+        hold_until = start
+    return Booking(
+        booking_id,
+        fields.pop("service_id", "s1"),
+        start,
+        end,
+        (Assignment(0, "", resources),),
+        (units,),
+        status,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        hold_until=hold_until,
+        buffer_before=buffer_before,
+        buffer_after=buffer_after,
+        **fields,
+    )
+
+
+def catalogue(storage: object, tenant: str, capacities: dict[str, object]) -> None:
+    with storage.transaction(tenant) as tx:  # type: ignore[attr-defined]
+        for rid, capacity in capacities.items():
+            tx.put_resource(Resource(rid, f"Resource {rid}", capacity=capacity))
+        tx.commit()
+
+
+def new_schema_name() -> str:
+    return f"slotengine_test_{uuid.uuid4().hex[:12]}"
+
+
+def drop(schema: str) -> None:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def raw(schema: str) -> Any:
+    """A plain autocommit psycopg connection with *schema* first on its search_path, for looking at what is stored."""
+    conn = psycopg.connect(DSN, autocommit=True)
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return conn
+
+
+def catalog(schema: str) -> list[tuple[object, ...]]:
+    """Every table, column, constraint and index of *schema*, to show that nothing was changed."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        return conn.execute(
+            """
+            SELECT 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+            FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+            JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE n.nspname = %(s)s AND a.attnum > 0 AND NOT a.attisdropped
+            UNION ALL
+            SELECT 'constraint', t.relname, pg_get_constraintdef(k.oid)
+            FROM pg_constraint AS k JOIN pg_class AS t ON t.oid = k.conrelid
+            JOIN pg_namespace AS n ON n.oid = t.relnamespace WHERE n.nspname = %(s)s
+            UNION ALL
+            SELECT 'index', tablename, indexdef FROM pg_indexes WHERE schemaname = %(s)s
+            ORDER BY 1, 2, 3
+            """,
+            {"s": schema},
+        ).fetchall()
+
+
+_POOL: list[str] = []  # migrated schemas whose tests left them as made, emptied for the next test
+_PRISTINE: list[list[tuple[str, ...]]] = []  # the catalog of a freshly made schema
+
+
+def _shape(name: str) -> list[tuple[str, ...]]:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        versions = conn.execute(
+            sql.SQL("SELECT version FROM {}.schema_version ORDER BY version").format(sql.Identifier(name))
+        ).fetchall()
+    return [tuple(str(v).replace(name, "<schema>") for v in row) for row in [*catalog(name), *versions]]
+
+
+def _empty(name: str) -> None:
+    with psycopg.connect(DSN) as conn:
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(name)))
+        conn.execute(
+            "DELETE FROM booking_resources; DELETE FROM bookings; DELETE FROM transitions; DELETE FROM outbox; "
+            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses"
+        )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas() -> Iterator[None]:
+    """Make one schema to learn what a pristine one looks like; drop every pooled schema at the end."""
+    name = new_schema_name()
+    PostgresStorage(DSN, schema=name, max_size=1).close()
+    _PRISTINE.append(_shape(name))
+    _POOL.append(name)
+    yield
+    while _POOL:
+        drop(_POOL.pop())
+    _PRISTINE.clear()
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A migrated, empty schema of this test's own (made afresh, or emptied after an earlier test)."""
+    name = _POOL.pop() if _POOL else new_schema_name()
+    yield name
+    try:
+        pristine = _shape(name) == _PRISTINE[0]
+    except psycopg.Error:
+        pristine = False
+    if pristine:
+        _empty(name)
+        _POOL.append(name)
+    else:
+        drop(name)
+
+
+@pytest.fixture
+def fresh_schema() -> Iterator[str]:
+    """The name of a schema that does not exist yet (dropped afterwards)."""
+    name = new_schema_name()
+    yield name
+    drop(name)
+
+
+@pytest.fixture
+def storage(schema: str) -> Iterator[PostgresStorage]:
+    made = PostgresStorage(DSN, schema=schema, max_size=4)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def engine(storage: PostgresStorage) -> BookingEngine:
+    made = make_engine(storage)
+    furnish(made)
+    return made
+
+
+# --- persistence ---------------------------------------------------------------------------------------------
+
+
+class TestPersistence:
+    def test_everything_survives_closing_and_reopening(self, fresh_schema: str) -> None:
+        """Business, catalogue order, bookings, the log, the outbox and idempotency keys survive a restart."""
+        storage = PostgresStorage(DSN, schema=fresh_schema)
+        engine = make_engine(storage)
+        furnish(engine, boxes=("box2", "box1", "box3"))
+        held = engine.hold("wash", at(2, 10), customer_id="ann", idempotency_key="k1")
+        booked = engine.book("wash", at(2, 11), customer_id="bob", notes="line one\nline two")
+        engine.pay(booked.id, Money("20", "EUR"), payment_id="pay-1")
+        engine.cancel(held.id)
+        before = snapshot(engine)
+        storage.close()
+
+        reopened = PostgresStorage(DSN, schema=fresh_schema)
+        again = make_engine(reopened, prefix="other")
+        after = snapshot(again)
+        replayed = again.hold("wash", at(2, 10), customer_id="ann", idempotency_key="k1")
+        reopened.close()
+
+        assert before == after
+        assert ["box2", "box1", "box3"] == [r.id for r in after[1]]  # type: ignore[attr-defined]
+        assert held.id == replayed.id
+
+    def test_replacing_a_resource_keeps_its_place(self, storage: PostgresStorage) -> None:
+        """put_resource on an existing id replaces it in place, as MemoryStorage does."""
+        engine = make_engine(storage)
+        furnish(engine, boxes=("a", "b", "c"))
+        engine.add_resource(Resource("a", "Renamed", type="box"))
+
+        assert [("a", "Renamed"), ("b", "Box b"), ("c", "Box c")] == [(r.id, r.name) for r in engine.resources()]
+
+    def test_uncommitted_and_failed_transactions_leave_nothing(self, storage: PostgresStorage, schema: str) -> None:
+        """Leaving without commit, or by an exception, rolls back every write of the transaction."""
+        with storage.transaction("t") as tx:
+            tx.put_resource(Resource("r1", "One"))
+            seen = tx.get_resource("r1").name  # a transaction reads its own writes
+
+        def fail() -> None:
+            with storage.transaction("t") as tx:
+                tx.put_resource(Resource("r2", "Two"))
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            fail()
+        with storage.transaction("t") as tx:
+            found = tx.list_resources()
+        with raw(schema) as conn:
+            rows = conn.execute("SELECT count(*) FROM resources").fetchone()[0]
+
+        assert "One" == seen
+        assert [] == found
+        assert 0 == rows
+
+
+# --- schema and migrations -------------------------------------------------------------------------------------
+
+
+OPEN_AT_ONCE = """
+import sys
+from slotengine.adapters.postgres import PostgresStorage
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    PostgresStorage(sys.argv[1], schema=sys.argv[2], max_size=1).close()
+    print("ok", flush=True)
+except BaseException as exc:
+    print(f"{type(exc).__name__}: {exc}", flush=True)
+"""
+
+
+class TestSchema:
+    def test_a_new_schema_gets_the_current_version(self, storage: PostgresStorage, schema: str) -> None:
+        """A new schema holds every table and one schema_version row, SCHEMA_VERSION; btree_gist is installed."""
+        with raw(schema) as conn:
+            versions = conn.execute("SELECT version FROM schema_version").fetchall()
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+            gist = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'btree_gist'").fetchone()[0]
+
+        assert [(SCHEMA_VERSION,)] == versions
+        assert {*TABLES, "schema_version"} == tables
+        assert 1 == gist
+
+    def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
+        """Opening an existing schema never re-creates it or loses data, however often."""
+        engine.book("wash", at(2, 10))
+        before_catalog, before_state = catalog(schema), snapshot(engine)
+        storage.close()
+        for _ in range(3):
+            PostgresStorage(DSN, schema=schema).close()
+        reopened = PostgresStorage(DSN, schema=schema)
+        with raw(schema) as conn:
+            versions = conn.execute("SELECT version FROM schema_version").fetchall()
+
+        assert before_catalog == catalog(schema)
+        assert before_state == snapshot(make_engine(reopened))
+        assert [(SCHEMA_VERSION,)] == versions
+        reopened.close()
+
+    def test_sixteen_processes_opening_a_new_schema_at_once(self, fresh_schema: str) -> None:
+        """16 processes open one new schema at the same moment: all succeed, it is created once."""
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT_ONCE, DSN, fresh_schema],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(16)
+        ]
+        try:
+            ready = [p.stdout.readline().strip() for p in processes]  # type: ignore[union-attr]
+            for p in processes:  # every process has imported everything: release them together
+                p.stdin.write("go\n")  # type: ignore[union-attr]
+                p.stdin.flush()  # type: ignore[union-attr]
+            outcomes = [p.communicate(timeout=120)[0].strip() for p in processes]
+        finally:
+            for p in processes:
+                p.kill()
+        with raw(fresh_schema) as conn:
+            versions = conn.execute("SELECT version FROM schema_version").fetchall()
+
+        assert ["ready"] * 16 == ready
+        assert ["ok"] * 16 == outcomes
+        assert [(SCHEMA_VERSION,)] == versions
+
+    def test_a_newer_schema_is_refused_and_left_alone(self, storage: PostgresStorage, schema: str) -> None:
+        """A schema written by a newer slotengine is refused with a clear StorageError, and not touched."""
+        storage.close()
+        with raw(schema) as conn:
+            conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+        before = catalog(schema)
+
+        with pytest.raises(StorageError, match="version 99") as info:
+            PostgresStorage(DSN, schema=schema)
+
+        assert 99 == info.value.details["schema_version"]
+        assert before == catalog(schema)
+
+    def test_another_programs_schema_is_refused(self, fresh_schema: str) -> None:
+        """A schema with tables but no slotengine schema_version is refused and left as it was."""
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(fresh_schema)))
+            conn.execute(sql.SQL("CREATE TABLE {}.notes (id int PRIMARY KEY)").format(sql.Identifier(fresh_schema)))
+        before = catalog(fresh_schema)
+
+        with pytest.raises(StorageError, match="another program"):
+            PostgresStorage(DSN, schema=fresh_schema)
+        assert before == catalog(fresh_schema)
+
+    def test_an_empty_existing_schema_is_initialised(self, fresh_schema: str) -> None:
+        """A schema that exists but is empty (made by a DBA) becomes a slotengine schema."""
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(fresh_schema)))
+        PostgresStorage(DSN, schema=fresh_schema).close()
+
+        assert any(row[1] == "bookings" for row in catalog(fresh_schema))
+
+    def test_tenant_leads_every_key_and_constraint(self, storage: PostgresStorage, schema: str) -> None:
+        """Every table has tenant_id NOT NULL leading its PK, every UNIQUE and EXCLUDE, and every index (S2)."""
+        problems = []
+        with raw(schema) as conn:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))]
+            for table in sorted(set(tables) - {"schema_version"}):
+                nullable = conn.execute(
+                    """
+                    SELECT is_nullable FROM information_schema.columns
+                    WHERE table_schema = %s AND table_name = %s AND column_name = 'tenant_id'
+                    """,
+                    (schema, table),
+                ).fetchone()
+                if nullable != ("NO",):
+                    problems.append(f"{table}: tenant_id is {nullable}")
+                keys = conn.execute(
+                    """
+                    SELECT k.conname, k.contype, a.attname
+                    FROM pg_constraint AS k
+                    JOIN pg_class AS c ON c.oid = k.conrelid
+                    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                    JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.conkey[1]
+                    WHERE n.nspname = %s AND c.relname = %s AND k.contype IN ('p', 'u', 'x')
+                    """,
+                    (schema, table),
+                ).fetchall()
+                if "p" not in {kind for _name, kind, _first in keys}:
+                    problems.append(f"{table}: no primary key")
+                problems += [
+                    f"{table}.{name} ({kind}) starts with {first}" for name, kind, first in keys if first != "tenant_id"
+                ]
+                indexes = conn.execute(
+                    """
+                    SELECT i.relname, a.attname
+                    FROM pg_index AS x
+                    JOIN pg_class AS i ON i.oid = x.indexrelid
+                    JOIN pg_class AS c ON c.oid = x.indrelid
+                    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                    LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+                    WHERE n.nspname = %s AND c.relname = %s
+                    """,
+                    (schema, table),
+                ).fetchall()
+                problems += [f"{table}.{name} starts with {first}" for name, first in indexes if first != "tenant_id"]
+            exclusion = conn.execute(
+                """
+                SELECT pg_get_constraintdef(k.oid) FROM pg_constraint AS k
+                JOIN pg_class AS c ON c.oid = k.conrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                WHERE n.nspname = %s AND k.contype = 'x'
+                """,
+                (schema,),
+            ).fetchall()
+
+        assert TABLES <= set(tables)
+        assert [] == problems
+        assert 1 == len(exclusion)
+        assert re.search(r"EXCLUDE USING gist \(tenant_id WITH =, resource_id WITH =, during WITH &&", exclusion[0][0])
+        assert "WHERE ((live AND exclusive))" in exclusion[0][0]
+
+    def test_the_status_check_lists_exactly_the_lifecycle(self) -> None:
+        """The CHECK on bookings.status names every BookingStatus and nothing else."""
+        text = next(s for s in postgres_module._SCHEMA_V1 if "CREATE TABLE bookings" in s)
+        listed = re.search(r"status IN \(([^)]*)\)", text)
+
+        assert listed is not None
+        assert {s.value for s in BookingStatus} == set(re.findall(r"'(\w+)'", listed.group(1)))
+
+    def test_check_constraints_are_a_backstop(self, engine: BookingEngine, schema: str) -> None:
+        """Empty, unbounded, infinite, closed-ended ranges and other rows the domain never makes are refused."""
+        engine.book("wash", at(2, 10))
+        bad = [
+            "UPDATE bookings SET during = tstzrange(lower(during), lower(during), '[)')",  # empty: overlaps nothing
+            "UPDATE bookings SET during = tstzrange(lower(during), NULL, '[)'), blocked = tstzrange(lower(blocked), NULL)",
+            "UPDATE bookings SET during = tstzrange(lower(during), 'infinity', '[)')",
+            "UPDATE bookings SET during = tstzrange(lower(during), upper(during), '[]')",
+            "UPDATE bookings SET status = 'bogus'",
+            "UPDATE bookings SET hold_until = now() WHERE status = 'confirmed'",
+            "UPDATE bookings SET during = tstzrange(lower(during) - interval '1 hour', upper(during))",  # outside blocked
+            "UPDATE booking_resources SET units = 0",
+            "UPDATE booking_resources SET during = 'empty'",
+            "UPDATE booking_resources SET during = tstzrange('-infinity', upper(during))",
+            "UPDATE booking_resources SET resource_id = 'no-such-resource'",
+            "UPDATE bookings SET doc = '[]'",
+        ]
+        refused = []
+        with raw(schema) as conn:
+            for statement in bad:
+                try:
+                    conn.execute(statement)  # type: ignore[arg-type]
+                except psycopg.IntegrityError:
+                    refused.append(statement)
+
+        assert bad == refused
+
+    def test_instants_are_timestamptz_ranges(self, engine: BookingEngine, schema: str) -> None:
+        """A booking is stored as [start, end) and its blocked time as [start - before, end + after), exact."""
+        made = engine.book("wash", at(2, 10))
+        with raw(schema) as conn:
+            row = conn.execute(
+                "SELECT lower(during), upper(during), lower(blocked), upper(blocked), lower_inc(during), "
+                "upper_inc(during) FROM bookings"
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT lower(during), upper(during), live, exclusive FROM booking_resources"
+            ).fetchall()
+
+        assert (made.start, made.end, made.start, made.end + 10 * M, True, False) == row
+        assert [(made.start, made.end + 10 * M, True, True)] == rows
+
+
+# --- the backstop and holds (research 1.1, H2) -----------------------------------------------------------------
+
+
+class TestBackstop:
+    def test_exclusive_marks_only_capacity_one(self, storage: PostgresStorage, schema: str) -> None:
+        """Rows of capacity-1 resources are exclusive; capacity 2 and UNLIMITED are not; dead rows never are."""
+        catalogue(storage, "t", {"one": 1, "two": 2, "many": UNLIMITED})
+        with storage.transaction("t") as tx:
+            tx.reserve(booking("b1", at(3, 10), at(3, 11), resources=("one", "two", "many")), now=at(2, 8))
+            tx.reserve(
+                booking("b2", at(4, 10), at(4, 11), resources=("one",), status=BookingStatus.CANCELLED), now=at(2, 8)
+            )
+            tx.commit()
+        with raw(schema) as conn:
+            rows = conn.execute(
+                "SELECT booking_id, resource_id, live, exclusive FROM booking_resources ORDER BY booking_id, pos"
+            ).fetchall()
+
+        assert [
+            ("b1", "one", True, True),
+            ("b1", "two", True, False),
+            ("b1", "many", True, False),
+            ("b2", "one", False, False),
+        ] == rows
+
+    def test_the_exclusion_constraint_refuses_what_a_broken_check_lets_through(
+        self, storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the capacity check switched off, the database still refuses an overlap (23P01 -> ConflictError)."""
+        catalogue(storage, "t", {"r1": 1, "r3": 3})
+        monkeypatch.setattr(postgres_module, "check_capacity", lambda *_a, **_k: None)
+        with storage.transaction("t") as tx:
+            tx.reserve(booking("first", at(3, 10), at(3, 11), resources=("r1",)), now=at(2, 8))
+            tx.commit()
+        with pytest.raises(ConflictError) as info, storage.transaction("t") as tx:
+            tx.reserve(booking("second", at(3, 10, 30), at(3, 11, 30), resources=("r1",)), now=at(2, 8))
+        with storage.transaction("t") as tx:
+            # back-to-back [a, b) and [b, c) do not overlap; capacity 3 is not the constraint's business
+            tx.reserve(booking("after", at(3, 11), at(3, 12), resources=("r1",)), now=at(2, 8))
+            for n in range(5):
+                tx.reserve(booking(f"crowd{n}", at(3, 10), at(3, 11), resources=("r3",)), now=at(2, 8))
+            tx.commit()
+        with storage.transaction("t") as tx:
+            stored = {b.id for b in tx.find_bookings(BookingQuery())}
+
+        assert "23P01" == info.value.details["sqlstate"]
+        assert {"first", "after", "crowd0", "crowd1", "crowd2", "crowd3", "crowd4"} == stored
+
+    def test_a_lapsed_hold_does_not_block_through_the_backstop(self, storage: PostgresStorage, schema: str) -> None:
+        """H2: at hold_until, a booking over a lapsed (unswept) hold on a capacity-1 resource is written."""
+        catalogue(storage, "t", {"r1": 1})
+        expiry = datetime(2030, 1, 1, 9, 0, 0, 123_457, tzinfo=UTC)
+        start = datetime(2030, 1, 1, 10, tzinfo=UTC)
+        with storage.transaction("t") as tx:
+            tx.reserve(
+                booking("held", start, start + H, status=BookingStatus.PRE_BOOKING, hold_until=expiry), now=expiry - H
+            )
+            tx.commit()
+        outcomes = []
+        for now in (expiry - US, expiry):
+            with storage.transaction("t") as tx:
+                due = [b.id for b in tx.due_holds(now)]
+                try:
+                    tx.reserve(booking("other", start + 30 * M, start + 2 * H), now=now)
+                    tx.commit()
+                    outcomes.append((due, "booked"))
+                except ConflictError:
+                    outcomes.append((due, "conflict"))
+        with storage.transaction("t") as tx:
+            loads = {ld.booking_id for ld in tx.loads(["r1"], Interval(start, start + H))}
+        with raw(schema) as conn:
+            rows = conn.execute(
+                "SELECT booking_id, live, exclusive FROM booking_resources ORDER BY booking_id"
+            ).fetchall()
+
+        assert [([], "conflict"), (["held"], "booked")] == outcomes
+        assert {"held", "other"} == loads  # the lapsed hold is still live for the caller to filter by its now
+        assert [("held", True, False), ("other", True, True)] == rows
+
+    def test_a_lapsed_hold_through_the_engine(self, storage: PostgresStorage) -> None:
+        """Through the engine: a hold lapses, someone else books its slot without a sweep, the hold cannot confirm."""
+        clock = FrozenClock(at(2, 8))
+        engine = make_engine(storage, clock=clock)
+        furnish(engine, boxes=("box1",))
+        held = engine.hold("wash", at(2, 10))
+        with pytest.raises(ConflictError):
+            engine.book("wash", at(2, 10))
+        clock.advance(held.hold_until - clock.now())
+        booked = engine.book("wash", at(2, 10))
+        with pytest.raises(ConflictError):
+            engine.confirm(held.id)
+
+        assert BookingStatus.CONFIRMED == booked.status
+        assert [booked.id] == [b.id for b in engine.list() if b.takes_time(clock.now())]
+
+    def test_excluded_bookings_step_aside(self, storage: PostgresStorage) -> None:
+        """reserve(exclude=...) ignores those bookings, also in the backstop, as MemoryStorage does."""
+        catalogue(storage, "t", {"r1": 1})
+        with storage.transaction("t") as tx:
+            tx.reserve(booking("old", at(3, 10), at(3, 11)), now=at(2, 8))
+            tx.commit()
+        with storage.transaction("t") as tx:
+            tx.reserve(booking("new", at(3, 10), at(3, 11)), now=at(2, 8), exclude=["old"])
+            tx.commit()
+        with storage.transaction("t") as tx:
+            stored = [b.id for b in tx.find_bookings(BookingQuery())]
+
+        assert ["new", "old"] == stored
+
+    def test_moving_one_booking_twice_at_once_is_a_concurrency_error(self, storage: PostgresStorage) -> None:
+        """Two transactions that read the same booking and both replace it: the second one must not win."""
+        catalogue(storage, "t", {"r1": 1, "r2": 1})
+        with storage.transaction("t") as tx:
+            tx.reserve(booking("b", at(3, 10), at(3, 11), resources=("r1",)), now=at(2, 8))
+            tx.commit()
+        first_read, second_done = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            first_read.wait(5)
+            try:
+                with storage.transaction("t") as tx:
+                    stored = tx.get_booking("b")
+                    tx.reserve(attrs.evolve(stored, version=2, notes="second"), now=at(2, 8))
+                    tx.commit()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            second_done.set()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        with storage.transaction("t") as tx:
+            stored = tx.get_booking("b")
+            first_read.set()
+            second_done.wait(5)  # the second one committed its move meanwhile
+            with pytest.raises(ConcurrencyError):
+                tx.reserve(attrs.evolve(stored, version=2, start=at(3, 12), end=at(3, 13)), now=at(2, 8))
+        thread.join()
+        with storage.transaction("t") as tx:
+            final = tx.get_booking("b")
+
+        assert [] == errors
+        assert ("second", at(3, 10)) == (final.notes, final.start)
+
+
+# --- locks (C8) and error mapping --------------------------------------------------------------------------------
+
+
+class TestLocks:
+    def test_a_held_resource_lock_stops_another_transaction(self, schema: str) -> None:
+        """C8: while A holds a resource's lock, B's lock_resources times out with a retryable ConcurrencyError."""
+        storage = PostgresStorage(DSN, schema=schema, lock_timeout=timedelta(milliseconds=150), max_size=3)
+        catalogue(storage, "t", {"r1": 1, "r2": 1})
+        engine = make_engine(storage, "t")
+        engine.setup(business())
+        engine.add_service(Service("s", "S", needs=[Need(resource_ids=["r1"])], duration=30 * M))
+        engine.max_retries = 1
+        locked, release = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            with storage.transaction("t") as tx:
+                tx.lock_resources(["r1"])
+                locked.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        locked.wait(10)
+        try:
+            started = time.monotonic()
+            with pytest.raises(ConcurrencyError) as info, storage.transaction("t") as tx:
+                tx.lock_resources(["r2", "r1"])
+            waited = time.monotonic() - started
+            with storage.transaction("t") as tx:
+                tx.lock_resources(["r2"])  # another resource is free
+            other_tenant = storage.transaction("u")
+            with other_tenant as tx:
+                tx.put_resource(Resource("r1", "Same id"))
+                tx.lock_resources(["r1"])  # the same id in another tenant is another lock
+            with pytest.raises(ConcurrencyError):
+                engine.book("s", at(2, 10))  # through the engine: retried, then the error
+        finally:
+            release.set()
+            thread.join()
+        storage.check_locking()
+        storage.close()
+
+        assert info.value.retryable
+        assert "55P03" == info.value.details["sqlstate"]
+        assert waited >= 0.1
+
+    def test_lock_keys_differ_by_tenant_and_resource(self) -> None:
+        """The advisory key separates (tenant, resource) pairs, including ones that concatenate alike."""
+        keys = {resource_lock_key(t, r) for t, r in [("a", "bc"), ("ab", "c"), ("a", "b"), ("b", "a"), ("a", "b\x00")]}
+
+        assert 5 == len(keys)
+        assert all(-(2**63) <= k < 2**63 for k in keys)
+
+    def test_a_deadlock_is_a_concurrency_error(self, schema: str) -> None:
+        """Two transactions locking in opposite orders (two separate calls each): one gets 40P01 -> ConcurrencyError."""
+        storage = PostgresStorage(DSN, schema=schema, lock_timeout=timedelta(seconds=20), max_size=3)
+        catalogue(storage, "t", {"r1": 1, "r2": 1})
+        barrier = threading.Barrier(2)
+        outcomes: list[object] = []
+
+        def worker(first: str, second: str) -> None:
+            try:
+                with storage.transaction("t") as tx:
+                    tx.lock_resources([first])
+                    barrier.wait(10)
+                    tx.lock_resources([second])
+                    tx.commit()
+                outcomes.append("ok")
+            except ConcurrencyError as exc:
+                outcomes.append(exc.details.get("sqlstate"))
+
+        threads = [threading.Thread(target=worker, args=pair) for pair in (("r1", "r2"), ("r2", "r1"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        storage.close()
+
+        assert ["40P01", "ok"] == sorted(outcomes, key=str)
+
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            ("SerializationFailure", ConcurrencyError),
+            ("DeadlockDetected", ConcurrencyError),
+            ("LockNotAvailable", ConcurrencyError),
+            ("ExclusionViolation", ConflictError),
+            ("CheckViolation", StorageError),
+            ("UniqueViolation", StorageError),
+            ("InFailedSqlTransaction", StorageError),
+            ("AdminShutdown", StorageError),
+            ("NumericValueOutOfRange", InvalidInputError),
+        ],
+    )
+    def test_every_port_method_translates_psycopg_errors(
+        self, storage: PostgresStorage, error: str, expected: type[SlotEngineError]
+    ) -> None:
+        """Whatever statement fails with whichever SQLSTATE, in whichever method, the caller gets the typed error."""
+        exc = getattr(psycopg.errors, error)("boom")
+        self._check_every_method(storage, exc, expected)
+
+    @pytest.mark.parametrize(
+        ("exc", "expected"),
+        [
+            (
+                psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+                StorageError,
+            ),
+            (psycopg.InterfaceError("the connection is closed"), StorageError),
+            (psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"), InvalidInputError),
+            (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), InvalidInputError),
+        ]
+        if psycopg is not None
+        else [],
+    )
+    def test_client_side_errors_are_typed(
+        self, storage: PostgresStorage, exc: BaseException, expected: type[SlotEngineError]
+    ) -> None:
+        """Connection and encoding failures raised by psycopg itself are typed too."""
+        self._check_every_method(storage, exc, expected)
+
+    @staticmethod
+    def _check_every_method(storage: PostgresStorage, error: BaseException, expected: type[SlotEngineError]) -> None:
+        made = booking("b1", at(2, 10), at(2, 11))
+        message = OutboxMessage("m1", "topic", "b1", at(2, 8), at(2, 8), "m1", "{}")
+        record = IdempotencyRecord("k", "h", "b1", "{}", at(2, 8))
+        calls = {
+            "get_business": lambda tx: tx.get_business(),
+            "put_business": lambda tx: tx.put_business(business()),
+            "get_resource": lambda tx: tx.get_resource("r1"),
+            "list_resources": lambda tx: tx.list_resources(),
+            "put_resource": lambda tx: tx.put_resource(Resource("r1", "One")),
+            "get_service": lambda tx: tx.get_service("s1"),
+            "list_services": lambda tx: tx.list_services(),
+            "put_service": lambda tx: tx.put_service(WASH),
+            "lock_resources": lambda tx: tx.lock_resources(["r1"]),
+            "loads": lambda tx: tx.loads(["r1"], Interval(at(2, 9), at(2, 12))),
+            "reserve": lambda tx: tx.reserve(made, now=at(2, 8)),
+            "get_booking": lambda tx: tx.get_booking("b1"),
+            "find_bookings": lambda tx: tx.find_bookings(BookingQuery()),
+            "update_booking": lambda tx: tx.update_booking(made, expected_version=1),
+            "due_holds": lambda tx: tx.due_holds(at(2, 8)),
+            "list_transitions": lambda tx: tx.list_transitions("b1"),
+            "append_outbox": lambda tx: tx.append_outbox([message]),
+            "list_outbox": lambda tx: tx.list_outbox(pending_only=True),
+            "update_outbox": lambda tx: tx.update_outbox(message),
+            "get_idempotency": lambda tx: tx.get_idempotency("k"),
+            "put_idempotency": lambda tx: tx.put_idempotency(record),
+            "commit": lambda tx: tx.commit(),
+        }
+
+        class Failing:
+            """A connection whose every statement and commit fails with *error*."""
+
+            autocommit = False  # inside the database transaction
+
+            class info:  # noqa: N801 - mimics psycopg's attribute
+                transaction_status = psycopg.pq.TransactionStatus.INTRANS
+
+            def execute(self, *_args: object) -> None:
+                raise error
+
+            def commit(self) -> None:
+                raise error
+
+        got = {}
+        for name, call in calls.items():
+            with storage.transaction("t") as tx:
+                real, tx._conn = tx._conn, Failing()  # type: ignore[assignment]
+                try:
+                    call(tx)
+                except Exception as exc:  # noqa: BLE001
+                    got[name] = type(exc)
+                finally:
+                    tx._conn = real
+
+        assert dict.fromkeys(calls, expected) == got
+
+    def test_a_connection_killed_mid_transaction(self, storage: PostgresStorage) -> None:
+        """The server ends the session inside a transaction: StorageError, nothing written, the storage goes on."""
+        engine = make_engine(storage)
+        furnish(engine)
+        with storage.transaction("wash") as tx:
+            tx.put_resource(Resource("box9", "Box 9", type="box"))
+            with psycopg.connect(DSN, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (tx._conn.info.backend_pid,))
+            with pytest.raises(StorageError) as info:
+                tx.list_resources()
+
+        assert not isinstance(info.value, ConcurrencyError)
+        assert ["box1", "box2"] == [r.id for r in engine.resources()]
+        assert engine.book("wash", at(2, 10)).id
+
+    def test_an_aborted_transaction_refuses_to_go_on(self, storage: PostgresStorage) -> None:
+        """After a statement fails, PostgreSQL has aborted the transaction: later calls say so, nothing is written."""
+        catalogue(storage, "t", {"r1": 1})
+        with storage.transaction("t") as tx:
+            tx.put_resource(Resource("r2", "Two"))
+            broken = booking("b", at(3, 10), at(3, 11))
+            object.__setattr__(broken, "version", 0)  # the CHECK refuses it on the server
+            with pytest.raises(StorageError, match="check constraint"):
+                tx.reserve(broken, now=at(2, 8))
+            with pytest.raises(StorageError, match="aborted"):
+                tx.list_resources()
+            with pytest.raises(StorageError, match="aborted"):
+                tx.commit()
+        with storage.transaction("t") as tx:
+            assert ["r1"] == [r.id for r in tx.list_resources()]
+
+    @pytest.mark.parametrize(
+        ("doc", "table"),
+        [('{"id": 1}', "resources"), ("{}", "businesses"), ('{"id": "x"}', "bookings"), ('"text"', "bookings")],
+    )
+    def test_a_corrupt_row_is_a_storage_error(self, engine: BookingEngine, schema: str, doc: str, table: str) -> None:
+        """A stored document that no longer decodes gives StorageError, not a JSON or attrs error."""
+        made = engine.book("wash", at(2, 10))
+        with raw(schema) as conn:
+            conn.execute("ALTER TABLE bookings DROP CONSTRAINT bookings_doc_check")  # to store a non-object
+            conn.execute(
+                sql.SQL("UPDATE {} SET doc = %s::jsonb").format(sql.Identifier(table)),
+                (doc,),
+            )
+        read = {"resources": engine.resources, "businesses": engine.business, "bookings": lambda: engine.get(made.id)}
+
+        with pytest.raises(StorageError, match="cannot be read back"):
+            read[table]()
+
+    def test_a_constraint_violation_is_a_storage_error(self, engine: BookingEngine, storage: PostgresStorage) -> None:
+        """A row the CHECK constraints refuse gives StorageError and writes nothing."""
+        made = engine.book("wash", at(2, 11))
+        broken = attrs.evolve(made, id="broken", start=at(2, 14), end=at(2, 15))
+        object.__setattr__(broken, "version", 0)  # a value the domain would never build
+        with storage.transaction("wash") as tx, pytest.raises(StorageError, match="check constraint") as info:
+            tx.reserve(broken, now=at(2, 8))
+
+        assert "23514" == info.value.details["sqlstate"]
+        assert [made.id] == [b.id for b in engine.list()]
+
+    def test_an_unreachable_server_is_a_storage_error(self) -> None:
+        """A DSN nobody answers gives StorageError at once, and the message does not show the password."""
+        with pytest.raises(StorageError) as info:
+            PostgresStorage("postgresql://someone:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2")
+
+        assert "s3cret-pw" not in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"schema": ""}, "schema"),
+            ({"schema": "pg_mine"}, "schema"),
+            ({"schema": "x" * 64}, "schema"),
+            ({"schema": "a\x00b"}, "schema"),
+            ({"schema": 3}, "schema"),
+            ({"lock_timeout": timedelta(0)}, "lock_timeout"),
+            ({"lock_timeout": 3}, "lock_timeout"),
+            ({"min_size": -1}, "min_size"),
+            ({"max_size": 0}, "max_size"),
+            ({"min_size": 4, "max_size": 2}, "max_size"),
+            ({"max_size": True}, "max_size"),
+        ],
+    )
+    def test_bad_options_are_refused(self, kwargs: dict[str, object], field: str) -> None:
+        """A schema name PostgreSQL would truncate or reserve, a zero lock timeout (wait forever), bad sizes."""
+        with pytest.raises(InvalidInputError) as info:
+            PostgresStorage(DSN, **kwargs)  # type: ignore[arg-type]
+
+        assert field == info.value.details["field"]
+
+    def test_transactions_do_not_nest_and_end_with_their_block(self, storage: PostgresStorage) -> None:
+        """A second transaction in the same thread is refused; a transaction is unusable after commit/its block."""
+        with storage.transaction("t") as tx:
+            with pytest.raises(StorageError, match="nest"), storage.transaction("t"):
+                pass
+            tx.put_resource(Resource("r1", "One"))
+            tx.commit()
+            still = tx.get_resource("r1")
+            with pytest.raises(StorageError, match="committed"):
+                tx.put_resource(Resource("r2", "Two"))
+            with pytest.raises(StorageError, match="committed"):
+                tx.commit()
+        with pytest.raises(StorageError, match="over"):
+            tx.list_resources()
+
+        assert "One" == still.name
+
+    def test_close_closes_the_pool(self, storage: PostgresStorage) -> None:
+        """After close, every use is a StorageError; closing twice is harmless; repr never shows the DSN."""
+        storage.close()
+        storage.close()
+
+        with pytest.raises(StorageError, match="closed"), storage.transaction("t"):
+            pass
+        with pytest.raises(StorageError, match="closed"):
+            make_engine(storage).resources()
+        assert "postgresql://" not in repr(storage)
+        assert storage.schema in repr(storage)
+
+
+def test_importing_without_psycopg_says_what_to_install() -> None:
+    """Without psycopg, importing the adapter raises ImportError naming the extra; `import slotengine` still works."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg_pool'] = None\n"
+        "import slotengine, slotengine.engine\n"
+        "try:\n"
+        "    import slotengine.adapters.postgres\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+
+    assert "install slotengine[postgres]" in out.stdout
+
+
+# --- tenant isolation (S1) -------------------------------------------------------------------------------------
+
+
+class TestTenantIsolation:
+    def test_colliding_ids_stay_apart(self, storage: PostgresStorage) -> None:
+        """Two tenants use the same resource, service and booking ids; each sees and changes only its own."""
+        a, b = make_engine(storage, "alpha"), make_engine(storage, "beta")
+        furnish(a)
+        furnish(b, boxes=("box1", "box2", "beta-only"))
+        a_booking = a.book("wash", at(2, 10), customer_id="ann")
+        b_bookings = [b.book("wash", at(2, 10), customer_id="ann") for _ in range(3)]
+
+        a.cancel(a_booking.id)  # the same id exists in beta, where it must stay confirmed
+
+        assert a_booking.id == b_bookings[0].id
+        assert BookingStatus.CONFIRMED == b.get(a_booking.id).status
+        assert BookingStatus.CANCELLED == a.get(a_booking.id).status
+        assert ["box1", "box2"] == [r.id for r in a.resources()]
+
+    def test_every_call_with_another_tenants_ids_is_not_found_and_changes_nothing(
+        self, storage: PostgresStorage
+    ) -> None:
+        """In tenant A, every engine call naming B's ids gives NotFoundError; neither tenant changes."""
+        a, b = make_engine(storage, "alpha"), make_engine(storage, "beta")
+        furnish(a)
+        b_service = Service("beta-wash", "Beta wash", needs=[Need(resource_ids=["beta-box"])], duration=30 * M)
+        furnish(b, boxes=("box1", "beta-box"), service=b_service)
+        a.book("wash", at(2, 10))
+        b_ids = [b.hold("beta-wash", at(2, h)).id for h in (10, 11)]
+        b_only = [i for i in b_ids if i not in {x.id for x in a.list()}]
+        assert b_only
+        before = (snapshot(a), snapshot(b))
+        calls = [
+            a.get,
+            a.confirm,
+            lambda i: a.pay(i, Money("5", "EUR"), payment_id="p"),
+            lambda i: a.refund(i, Money("5", "EUR"), payment_id="r"),
+            a.cancel,
+            a.cancellation_quote,
+            lambda i: a.reschedule(i, at(2, 15)),
+            a.check_in,
+            a.mark_no_show,
+            a.complete,
+            lambda _i: a.hold("beta-wash", at(2, 12)),
+            lambda _i: a.find_slots("beta-wash", Interval(at(2, 9), at(2, 18))),
+            lambda _i: a.explain("beta-wash", at(2, 12)),
+        ]
+        leaked = []
+        for booking_id in b_only:
+            for call in calls:
+                try:
+                    call(booking_id)
+                except NotFoundError:
+                    continue
+                except SlotEngineError as exc:
+                    leaked.append(exc)
+                else:
+                    leaked.append(call)
+
+        try:
+            foreign_log = a.transitions(b_only[0])
+        except NotFoundError:
+            foreign_log = []
+
+        assert [] == leaked
+        assert [] == a.list(resource_id="beta-box")
+        assert [] == foreign_log
+        assert before == (snapshot(a), snapshot(b))
+
+    def test_port_reads_and_writes_with_another_tenants_ids(self, storage: PostgresStorage) -> None:
+        """At the port: gets, updates, reserve and locks are NotFound, keyed records are absent; B is unchanged."""
+        b = make_engine(storage, "beta")
+        furnish(b)
+        held = b.hold("wash", at(2, 10), idempotency_key="key-b")
+        message = b.outbox()[0]
+        before = snapshot(b)
+        with storage.transaction("alpha") as tx:
+            for call in (
+                lambda: tx.get_resource("box1"),
+                lambda: tx.get_service("wash"),
+                lambda: tx.get_booking(held.id),
+                tx.get_business,
+                lambda: tx.update_booking(attrs.evolve(held, version=2), expected_version=1),
+                lambda: tx.update_outbox(attrs.evolve(message, attempts=3)),
+                lambda: tx.reserve(held, now=at(2, 8)),
+                lambda: tx.lock_resources(["box1"]),
+            ):
+                with pytest.raises(NotFoundError):
+                    call()
+            assert tx.get_idempotency("key-b") is None
+            assert [] == tx.loads(["box1", "box2"], Interval(at(2, 0), at(3, 0)))
+            assert [] == tx.find_bookings(BookingQuery())
+            assert [] == tx.due_holds(at(9, 0))
+            assert [] == tx.list_transitions()
+            assert [] == tx.list_outbox()
+            tx.commit()
+
+        assert before == snapshot(b)
+
+
+# --- hostile strings (S3) --------------------------------------------------------------------------------------
+
+HOSTILE = [
+    "' OR 1=1 --",
+    "'; DROP TABLE bookings; --",
+    'Robert"); DROP TABLE outbox; --',
+    "back\\slash\\\\ and \\' quote",
+    "quotes ' \" ` ''",
+    "$$; DROP SCHEMA public CASCADE; $$",
+    "$tag$ x $tag$",
+    "\u202egnp.exe \u2066isolate\u2069 \u200f",  # RTL override, isolates, RLM
+    "שלום مرحبا",
+    "%s %(x)s %% {0} {} ? $1 :tenant @y",
+    "NULL",
+    "line\nbreak\ttab\r",
+    "emoji 🚗 and combining é",
+    "%' OR '%' = '",
+    "*/ SELECT * FROM businesses; /*",
+    '{"json": [1, 2]}',
+]
+
+
+class TestHostileStrings:
+    @pytest.mark.parametrize("text", HOSTILE)
+    def test_round_trip_verbatim_and_the_schema_is_unchanged(
+        self, storage: PostgresStorage, schema: str, text: str
+    ) -> None:
+        """A hostile string in every string field is stored and read back verbatim, and finds what it should."""
+        before = catalog(schema)
+        engine = make_engine(storage, tenant=text)
+        engine.setup(business())
+        engine.add_resource(Resource(text, text, type=text))
+        service = Service(text, text, needs=[Need(type=text)], duration=30 * M)
+        engine.add_service(service)
+        kwargs = {"customer_id": text, "notes": text, "external_ref": text, "source": text, "idempotency_key": text}
+        made = engine.hold(text, at(2, 10), **kwargs)
+        fetched = engine.get(made.id)
+        replayed = engine.hold(text, at(2, 10), **kwargs)
+
+        assert made == fetched == replayed
+        assert (text, text, text, text) == (fetched.customer_id, fetched.notes, fetched.external_ref, fetched.source)
+        assert [made] == engine.list(customer_id=text)
+        assert [made] == engine.list(external_ref=text)
+        assert [made] == engine.list(source=text)
+        assert [made] == engine.list(resource_id=text)
+        assert [made] == engine.list(service_id=text)
+        assert [] == engine.list(customer_id=text + " ")
+        assert (text, text) == (engine.resources()[0].id, engine.resources()[0].name)
+        assert before == catalog(schema)
+
+    @pytest.mark.parametrize("name", ['slotengine"; DROP SCHEMA public CASCADE; --', "Mixed Case é", "a.b"])
+    def test_a_hostile_schema_name_is_only_an_identifier(self, name: str) -> None:
+        """The schema name goes through sql.Identifier: any name is just a (quoted) schema, created and used."""
+        name = f"{name} {uuid.uuid4().hex[:6]}"
+        try:
+            storage = PostgresStorage(DSN, schema=name)
+            engine = make_engine(storage)
+            furnish(engine)
+            made = engine.book("wash", at(2, 10))
+            storage.close()
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                found = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (name,)).fetchone()[0]
+                public = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'public'").fetchone()[0]
+        finally:
+            drop(name)
+
+        assert made.id
+        assert (1, 1) == (found, public)
+
+    def test_nul_and_lone_surrogates_are_refused_and_change_nothing(self, engine: BookingEngine) -> None:
+        """NUL and lone surrogates, which PostgreSQL cannot store, are input errors, and nothing changes."""
+        before = snapshot(engine)
+        for bad in ("ann\x00e", "ann\ud800"):
+            with pytest.raises(InvalidInputError):
+                engine.hold("wash", at(2, 10), customer_id=bad)
+
+        assert before == snapshot(engine)
+
+    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1))
+    def test_any_text_round_trips(self, storage: PostgresStorage, text: str) -> None:
+        """Any text without NUL or lone surrogates round-trips verbatim through ids, names and filters."""
+        tenant = uuid.uuid4().hex
+        if not text.strip():
+            return
+        with storage.transaction(tenant) as tx:
+            tx.put_resource(Resource(text, text))
+            tx.reserve(
+                booking(text, at(2, 10), at(2, 11), resources=(text,), customer_id=text, notes=text), now=at(2, 8)
+            )
+            tx.commit()
+        with storage.transaction(tenant) as tx:
+            got = tx.get_booking(text)
+            found = tx.find_bookings(BookingQuery(resource_id=text, customer_id=text))
+            name = tx.get_resource(text).name
+
+        assert (text, text, text, text) == (got.id, got.customer_id, got.notes, name)
+        assert [got] == found
+
+
+# --- parity with the reference (MemoryStorage) ---------------------------------------------------------------------
+
+BASE = datetime(2030, 6, 3, 8, tzinfo=UTC)
+ZONES = [UTC, PARIS, ZoneInfo("Asia/Kolkata"), timezone(timedelta(hours=-3, minutes=-30))]
+CAPACITIES: dict[str, object] = {"r1": 2, "r2": 1, "r3": UNLIMITED}
+
+
+@st.composite
+def bookings_strategy(draw: st.DrawFn, index: int) -> Booking:
+    start = BASE + draw(st.integers(0, 6 * 3_600_000_000)) * US
+    end = start + draw(st.integers(1, 3 * 3_600_000_000)) * US
+    status = draw(st.sampled_from(list(BookingStatus)))
+    hold = BASE + draw(st.integers(-3_600_000_000, 3_600_000_000)) * US if status is BookingStatus.PRE_BOOKING else None
+    zone = draw(st.sampled_from(ZONES))
+    return booking(
+        f"b{index}",
+        start.astimezone(zone),
+        end,
+        resources=tuple(draw(st.lists(st.sampled_from(list(CAPACITIES)), min_size=1, max_size=2, unique=True))),
+        units=draw(st.integers(1, 2)),
+        status=status,
+        hold_until=hold,
+        buffer_before=draw(st.sampled_from([0, 1, 15 * 60_000_000])) * US,
+        buffer_after=draw(st.sampled_from([0, 1, 10 * 60_000_000])) * US,
+        customer_id=draw(st.sampled_from([None, "c1", "c2"])),
+        source=draw(st.sampled_from(["site", "partner"])),
+        external_ref=draw(st.sampled_from([None, "x1", "x2"])),
+        service_id=draw(st.sampled_from(["s1", "s2"])),
+    )
+
+
+@st.composite
+def windows(draw: st.DrawFn) -> Interval:
+    start = BASE + draw(st.integers(-3_600_000_000, 8 * 3_600_000_000)) * US
+    return Interval(start, start + draw(st.integers(1, 4 * 3_600_000_000)) * US)
+
+
+queries = st.builds(
+    BookingQuery,
+    resource_id=st.sampled_from([None, "r1", "r2", "r3", "nope"]),
+    customer_id=st.sampled_from([None, "c1", "c2"]),
+    statuses=st.none() | st.frozensets(st.sampled_from(list(BookingStatus)), min_size=1),
+    period=st.none() | windows(),
+    source=st.sampled_from([None, "site", "partner"]),
+    external_ref=st.sampled_from([None, "x1", "x2"]),
+    service_id=st.sampled_from([None, "s1", "s2"]),
+)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[PostgresStorage]:
+    name = new_schema_name()
+    made = PostgresStorage(DSN, schema=name, max_size=2)
+    yield made
+    made.close()
+    drop(name)
+
+
+def _load_key(ld: object) -> tuple[object, ...]:
+    return attrs.astuple(ld, recurse=False)[:7]  # type: ignore[arg-type]
+
+
+class TestParityWithMemory:
+    @settings(max_examples=40, deadline=None)
+    @given(data=st.data())
+    def test_same_operations_same_answers(self, shared: PostgresStorage, data: st.DataObject) -> None:
+        """reserve, update_booking, loads, find_bookings and due_holds answer exactly as MemoryStorage does."""
+        tenant = uuid.uuid4().hex
+        memory = MemoryStorage()
+        stores = (memory, shared)
+        for store in stores:
+            catalogue(store, tenant, CAPACITIES)
+        made = [data.draw(bookings_strategy(i)) for i in range(data.draw(st.integers(1, 12)))]
+        now = BASE + data.draw(st.integers(-3_600_000_000, 3_600_000_000)) * US
+
+        def outcome(store: object, fn: object) -> object:
+            with store.transaction(tenant) as tx:  # type: ignore[attr-defined]
+                try:
+                    result = fn(tx)  # type: ignore[operator]
+                except SlotEngineError as exc:
+                    return (type(exc).__name__, exc.details.get("booking_ids"))
+                tx.commit()
+                return result
+
+        for b in made:
+            assert outcome(memory, lambda tx, b=b: tx.reserve(b, now=now)) == outcome(
+                shared, lambda tx, b=b: tx.reserve(b, now=now)
+            )
+        for b in data.draw(st.lists(st.sampled_from(made), max_size=4, unique_by=lambda b: b.id)):
+            status = data.draw(st.sampled_from([BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.PAID]))
+            results = []
+            for store in stores:
+
+                def step(tx: object, b: Booking = b, status: BookingStatus = status) -> None:
+                    stored = tx.get_booking(b.id)  # type: ignore[attr-defined]
+                    new = attrs.evolve(stored, status=status, hold_until=None, version=stored.version + 1)
+                    tx.update_booking(new, expected_version=stored.version)  # type: ignore[attr-defined]
+
+                results.append(outcome(store, step))
+            assert results[0] == results[1]
+        for _ in range(5):
+            window = data.draw(windows())
+            rids = data.draw(st.lists(st.sampled_from([*CAPACITIES, "nope"]), unique=True))
+            query = data.draw(queries)
+            asked = BASE + data.draw(st.integers(-3_600_000_000, 3_600_000_000)) * US
+            answers = []
+            for store in stores:
+                with store.transaction(tenant) as tx:
+                    answers.append(
+                        (
+                            sorted(map(_load_key, tx.loads(rids, window)), key=repr),
+                            tx.find_bookings(query),
+                            tx.due_holds(asked),
+                            tx.find_bookings(BookingQuery()),
+                        )
+                    )
+            assert answers[0] == answers[1]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_engine_scripts_agree(self, shared: PostgresStorage, data: st.DataObject) -> None:
+        """The same booking script on MemoryStorage and PostgresStorage gives the same answers, step by step."""
+        from slotengine.testing.scripts import run_script
+        from slotengine.testing.strategies import booking_scripts
+
+        starts = [at(day, hour, minute) for day in (2, 3) for hour in (9, 10) for minute in (0, 30)]
+        script = data.draw(booking_scripts("wash", starts))
+        tenant = uuid.uuid4().hex
+        answers, states = [], []
+        for store in (MemoryStorage(), shared):
+            clock = FrozenClock(at(2, 8))
+            engine = make_engine(store, tenant, clock=clock)
+            furnish(engine)
+            answers.append(run_script(engine, clock, script))
+            states.append(snapshot(engine))
+
+        assert answers[0] == answers[1]
+        assert states[0] == states[1]
+
+
+class TestLogOutboxIdempotency:
+    def test_the_log_and_outbox_keep_order_and_pending_state(
+        self, engine: BookingEngine, storage: PostgresStorage
+    ) -> None:
+        """Transitions and outbox messages come back in written order; pending_only follows sent/failed."""
+        first = engine.hold("wash", at(2, 10))
+        second = engine.book("wash", at(2, 11))
+        engine.confirm(first.id)
+        messages = engine.outbox()
+        with storage.transaction("wash") as tx:
+            tx.update_outbox(attrs.evolve(messages[0], attempts=1, sent_at=at(2, 8)))
+            tx.update_outbox(attrs.evolve(messages[2], attempts=5, failed_at=at(2, 8), last_error="gave up"))
+            with pytest.raises(NotFoundError):
+                tx.update_outbox(attrs.evolve(messages[0], id="nope"))
+            with pytest.raises(StorageError, match="exists already"):
+                tx.append_outbox([messages[1]])
+        # the failed append aborted nothing (ON CONFLICT), but the block did not commit: do it again, committed
+        with storage.transaction("wash") as tx:
+            tx.update_outbox(attrs.evolve(messages[0], attempts=1, sent_at=at(2, 8)))
+            tx.update_outbox(attrs.evolve(messages[2], attempts=5, failed_at=at(2, 8), last_error="gave up"))
+            tx.commit()
+
+        assert [first.id, second.id, first.id] == [t.booking_id for t in engine.transitions()]
+        assert [first.id, first.id] == [t.booking_id for t in engine.transitions(first.id)]
+        assert [m.id for m in messages] == [m.id for m in engine.outbox()]
+        assert [messages[1].id] == [m.id for m in engine.outbox(pending_only=True)]
+        assert "gave up" == engine.outbox()[2].last_error
+
+    def test_an_idempotency_key_is_saved_once(self, storage: PostgresStorage) -> None:
+        """put_idempotency refuses a key that exists (ConcurrencyError); the record round-trips to the µs."""
+        record = IdempotencyRecord("k", "hash", "b1", "{}", datetime(2030, 1, 1, 10, 0, 0, 1, tzinfo=PARIS))
+        with storage.transaction("t") as tx:
+            tx.put_idempotency(record)
+            with pytest.raises(ConcurrencyError):
+                tx.put_idempotency(attrs.evolve(record, request_hash="other"))
+            tx.commit()
+        with storage.transaction("t") as tx:
+            got = tx.get_idempotency("k")
+
+        assert record == got
+
+    def test_update_booking_checks_the_version_and_refuses_moves(
+        self, engine: BookingEngine, storage: PostgresStorage
+    ) -> None:
+        """A stale version is a ConcurrencyError, a moved booking an InvalidInputError; neither writes."""
+        made = engine.book("wash", at(2, 10))
+        before = snapshot(engine)
+        with storage.transaction("wash") as tx:
+            with pytest.raises(ConcurrencyError):
+                tx.update_booking(attrs.evolve(made, notes="x", version=3), expected_version=2)
+            with pytest.raises(InvalidInputError):
+                tx.update_booking(attrs.evolve(made, start=at(2, 9), version=2), expected_version=1)
+            with pytest.raises(NotFoundError):
+                tx.update_booking(attrs.evolve(made, id="nope"), expected_version=1)
+            tx.commit()
+
+        assert before == snapshot(engine)
+
+
+# --- static guards (C10, S2, S3) -------------------------------------------------------------------------------------
+
+SQL_CALLS = {"execute", "executemany", "_all", "_one", "_write"}
+SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+
+
+def _tree() -> ast.Module:
+    return ast.parse(SOURCE.read_text(encoding="utf-8"))
+
+
+def _strings(tree: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+class TestStaticGuards:
+    def test_sql_is_never_built_from_strings(self) -> None:
+        """No f-string, ``%``, ``+``, ``.format`` or ``.join`` reaches a statement; identifiers go through sql.Identifier (S3)."""
+        problems = []
+        helpers = {"_all", "_one", "_write"}
+        for function in ast.walk(_tree()):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            for node in ast.walk(function):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                if node.func.attr not in SQL_CALLS or not node.args:
+                    continue
+                query = node.args[0]
+                text = ast.unparse(query)
+                if isinstance(query, ast.JoinedStr | ast.BinOp):
+                    problems.append(f"line {node.lineno}: {text[:60]}")
+                if isinstance(query, ast.Call) and not text.startswith("sql.SQL("):
+                    problems.append(f"line {node.lineno}: {text[:60]}")
+                if text.startswith("sql.SQL(") and not re.fullmatch(
+                    r"sql\.SQL\('[^']*'\)\.format\(sql\.Identifier\(self\._schema\)\)", text
+                ):
+                    problems.append(f"line {node.lineno}: {text[:80]}")
+                literal = isinstance(query, ast.Constant) and isinstance(query.value, str)
+                if (
+                    node.func.attr in helpers
+                    and function.name not in helpers
+                    and not (literal or isinstance(query, ast.Name))
+                ):
+                    problems.append(f"line {node.lineno}: {node.func.attr} gets {text[:60]}")
+
+        assert [] == problems
+
+    def test_no_formatted_string_contains_sql(self) -> None:
+        """f-strings in the adapter are messages, never statements."""
+        formatted = [ast.unparse(n) for n in ast.walk(_tree()) if isinstance(n, ast.JoinedStr)]
+
+        assert [] == [f for f in formatted if re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|SET)\b", f)]
+
+    def test_every_statement_filters_on_the_tenant(self) -> None:
+        """Every data statement names tenant_id; the others read the catalog or take a lock (S1/S2)."""
+        statements = [s for s in _strings(_tree()) if SQL_START.match(s)]
+        exempt = re.compile(
+            r"pg_namespace|pg_extension|pg_advisory|pg_try_advisory|set_config|schema_version|MAX\(version\)"
+        )
+
+        assert len(statements) > 20
+        assert [] == [s for s in statements if "tenant_id" not in s and not exempt.search(s)]
+
+    def test_reserve_locks_then_checks_capacity_then_writes(self) -> None:
+        """reserve() takes the locks, reads the loads and runs check_capacity before its first write (C10)."""
+        method = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "reserve")
+        names = {"self._lock", "self.loads", "check_capacity", "self._put_booking", "self._write"}
+        lines = {
+            name: min(n.lineno for n in ast.walk(method) if isinstance(n, ast.Call) and ast.unparse(n.func) == name)
+            for name in names
+        }
+
+        assert lines["self._lock"] < lines["self.loads"] < lines["check_capacity"] < lines["self._write"]
+        assert lines["check_capacity"] < lines["self._put_booking"]
+
+    def test_locks_are_sorted_with_a_timeout_and_transactions_read_committed(self) -> None:
+        """The lock statement takes keys in the given (sorted) order after SET LOCAL lock_timeout; READ COMMITTED."""
+        source = SOURCE.read_text(encoding="utf-8")
+        lock = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_lock")
+
+        assert "ORDER BY n" in postgres_module._LOCK_RESOURCES
+        assert "set_config('lock_timeout', %s, true)" in postgres_module._SET_LOCK_TIMEOUT
+        assert "keys = sorted(" in ast.unparse(lock)
+        assert "IsolationLevel.READ_COMMITTED" in source
