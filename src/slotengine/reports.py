@@ -604,11 +604,19 @@ class Funnel:
         return _median(self.times_to_payment)
 
     def to_row(self) -> dict[str, object]:
-        """Return a flat row: ``<stage>_reached`` and ``<stage>_<ending>`` counts, the conversion, the median."""
+        """
+        Return a flat row of JSON-ready scalars.
+
+        Columns: ``<stage>_reached`` for every stage; ``<stage>_dropped`` and ``<stage>_<ending>`` (expired,
+        cancelled, no_show, pending) for every stage but the last; ``conversion``; ``median_hours_to_payment``.
+        """
         row: dict[str, object] = _head(self.period, self.dimension, self.key)
         for stage in self.stages:
             name = stage.status.value
             row[f"{name}_reached"] = stage.reached
+            if stage.status is FUNNEL_STAGES[-1]:
+                break  # the last stage drops nobody
+            row[f"{name}_dropped"] = stage.dropped
             for ending in ("expired", "cancelled", "no_show", "pending"):
                 row[f"{name}_{ending}"] = getattr(stage, ending)
         row["conversion"] = _float(self.conversion)
@@ -1143,7 +1151,17 @@ def funnel(
             cut[i],
             dimension,
             key,
-            tuple(FunnelStage(status, **stages[k]) for k, status in enumerate(FUNNEL_STAGES)),
+            tuple(
+                FunnelStage(
+                    status,
+                    stages[k]["reached"],
+                    stages[k]["expired"],
+                    stages[k]["cancelled"],
+                    stages[k]["no_show"],
+                    stages[k]["pending"],
+                )
+                for k, status in enumerate(FUNNEL_STAGES)
+            ),
             tuple(sorted(waits.get((i, dimension, key), ()))),
         )
         for (i, dimension, key), stages in sorted(
