@@ -282,3 +282,30 @@ def test_killed_writers_leave_nothing_partial_nightly(tmp_path: Path, backend: s
     if os.environ.get("SLOTENGINE_NIGHTLY") != "1":
         pytest.skip("set SLOTENGINE_NIGHTLY=1 for 300 kills per backend")
     _crash_and_check(backend, tmp_path, NIGHTLY_KILLS)
+
+
+def test_the_check_sees_what_it_looks_for() -> None:
+    """The after-crash check itself flags a missing resource row, outbox message or status step, orphans, lost acks."""
+
+    def step(booking_id: str, to: str) -> dict[str, str]:
+        return {"booking_id": booking_id, "to_status": to}
+
+    def message(booking_id: str) -> dict[str, str]:
+        return {"booking_id": booking_id, "topic": "booking.book"}
+
+    rows = {
+        "bookings": [("whole", "confirmed"), ("half", "confirmed"), ("silent", "confirmed"), ("stale", "cancelled")],
+        "resources": [(b, r) for b in ("whole", "silent", "stale") for r in ("room", "staff")]
+        + [("half", "room"), ("ghost", "room")],
+        "transitions": [step(b, "confirmed") for b in ("whole", "half", "silent", "stale")],
+        "outbox": [message("whole"), message("half"), message("stale")],
+        "idempotency": [("gone",)],
+    }
+    acks = [["book", "whole"], ["book", "lost"], ["cancel", "silent"]]
+
+    found = _check(rows, acks)
+
+    assert ["half", "silent", "stale"] == found["partial"]
+    assert ["ghost", "gone"] == found["orphans"]
+    assert ["lost"] == found["lost"]
+    assert ["silent"] == found["behind"]
