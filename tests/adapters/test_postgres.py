@@ -743,6 +743,35 @@ class TestLocks:
         assert "55P03" == info.value.details["sqlstate"]
         assert waited >= 0.1
 
+    def test_many_resources_take_the_tenant_lock(self, schema: str) -> None:
+        """Locking more than 32 resources takes the tenant exclusively: it stops a one-resource lock, not another tenant."""
+        storage = PostgresStorage(DSN, schema=schema, lock_timeout=timedelta(milliseconds=150), max_size=3)
+        many = {f"r{n:02}": 1 for n in range(40)}
+        catalogue(storage, "t", many)
+        catalogue(storage, "u", {"r00": 1})
+        locked, release = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            with storage.transaction("t") as tx:
+                tx.lock_resources(many)
+                locked.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        locked.wait(10)
+        try:
+            with pytest.raises(ConcurrencyError), storage.transaction("t") as tx:
+                tx.lock_resources(["r39"])
+            with storage.transaction("u") as tx:
+                tx.lock_resources(["r00"])
+        finally:
+            release.set()
+            thread.join()
+        with storage.transaction("t") as tx:
+            tx.lock_resources(["r39"])
+        storage.close()
+
     def test_lock_keys_differ_by_tenant_and_resource(self) -> None:
         """The advisory key separates (tenant, resource) pairs, including ones that concatenate alike."""
         keys = {resource_lock_key(t, r) for t, r in [("a", "bc"), ("ab", "c"), ("a", "b"), ("b", "a"), ("a", "b\x00")]}
@@ -1489,7 +1518,7 @@ class TestStaticGuards:
         source = SOURCE.read_text(encoding="utf-8")
         lock = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_lock")
 
-        assert "ORDER BY n" in postgres_module._LOCK_RESOURCES
+        assert "ORDER BY u.n" in postgres_module._LOCK_RESOURCES
         assert "set_config('lock_timeout', %s, true)" in postgres_module._SET_LOCK_TIMEOUT
         assert "keys = sorted(" in ast.unparse(lock)
         assert "IsolationLevel.READ_COMMITTED" in source
