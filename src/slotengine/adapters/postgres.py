@@ -30,8 +30,10 @@ How it keeps the no-double-booking promise (research note, sections 1.1, 1.2 and
   not-``[)`` ranges (research section 0.4), and a hold with no expiry.
 
 One storage transaction is one database transaction on one pooled connection (`psycopg_pool`); the engine
-opens one per use case. A stored booking that this transaction read is locked (``FOR UPDATE``) and
-re-checked before `reserve` replaces it, so two concurrent moves of one booking cannot both win.
+opens one per use case. The database transaction begins at the first write or lock: reads before it run as
+single statements, which at READ COMMITTED see exactly what they would see inside it, and a read-only use
+case is spared its BEGIN and ROLLBACK. A stored booking that this transaction read is locked (``FOR
+UPDATE``) and re-checked before `reserve` replaces it, so two concurrent moves of one booking cannot both win.
 
 Layout: the tenant leads every primary key, unique key and exclusion constraint, and every statement filters
 on it, so a deployment distributed by ``tenant_id`` (Citus) needs no schema change. Instants are
