@@ -27,7 +27,16 @@ from slotengine.booking import Booking
 from slotengine.errors import InvalidInputError, PermissionDeniedError
 from slotengine.model import check_id
 
-__all__ = ["Actor", "AllowAll", "AuthorizationPolicy", "DenyAll", "Permission", "Role", "RolePolicy"]
+__all__ = [
+    "ROLE_PERMISSIONS",
+    "Actor",
+    "AllowAll",
+    "AuthorizationPolicy",
+    "DenyAll",
+    "Permission",
+    "Role",
+    "RolePolicy",
+]
 
 
 class Role(enum.StrEnum):

@@ -37,6 +37,7 @@ from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
 from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
+    IdempotencyKeyMismatchError,
     InvalidInputError,
     PermissionDeniedError,
     PolicyViolationError,
@@ -80,12 +81,6 @@ class DispatchReport:
     retried: int = 0
     failed: int = 0
     withdrawn: int = 0
-
-
-class IdempotencyKeyMismatchError(InvalidInputError):
-    """An idempotency key was reused for a different request; nothing was done."""
-
-    code = "idempotency_key_mismatch"
 
 
 def _new_id() -> str:
@@ -448,6 +443,8 @@ class BookingEngine:
         customer: Customer | None = None,
         duration: timedelta | None = None,
         pin: Collection[str] = (),
+        strategy: Strategy = Strategy.FIRST_AVAILABLE,
+        preferred: Sequence[str] = (),
         source: str = Source.SITE,
         notes: str = "",
         external_ref: str | None = None,
@@ -475,6 +472,8 @@ class BookingEngine:
             actor,
             idempotency_key,
             customer=customer,
+            strategy=strategy,
+            preferred=preferred,
         )
 
     def book(
@@ -486,6 +485,8 @@ class BookingEngine:
         customer: Customer | None = None,
         duration: timedelta | None = None,
         pin: Collection[str] = (),
+        strategy: Strategy = Strategy.FIRST_AVAILABLE,
+        preferred: Sequence[str] = (),
         source: str = Source.MANAGER,
         notes: str = "",
         external_ref: str | None = None,
@@ -519,6 +520,8 @@ class BookingEngine:
             idempotency_key,
             override=override,
             customer=customer,
+            strategy=strategy,
+            preferred=preferred,
         )
 
     def _create(
@@ -537,6 +540,8 @@ class BookingEngine:
         *,
         override: bool = False,
         customer: Customer | None = None,
+        strategy: Strategy = Strategy.FIRST_AVAILABLE,
+        preferred: Sequence[str] = (),
     ) -> Booking:
         start = to_utc(start, "start")
         who = self._who(actor)
@@ -570,6 +575,8 @@ class BookingEngine:
             "override": override,
             "customer_zone": zone,
             "customer_language": language,
+            "strategy": str(strategy),
+            "preferred": list(preferred),
         }
 
         def create(tx: StorageTransaction, now: datetime) -> Booking:
@@ -585,7 +592,9 @@ class BookingEngine:
                     raise PolicyViolationError(msg, rule="override")
                 slot = self._override_slot(tx, now, service, start, duration, pins)
             else:
-                slot = self._availability(tx, now, service, window).check(service, start, duration=duration, pin=pins)
+                slot = self._availability(tx, now, service, window).check(
+                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+                )
             status = next_status(None, action)
             booking = Booking(
                 self._new_id(),

@@ -21,6 +21,7 @@ __all__ = [
     "ConcurrencyError",
     "ConflictError",
     "CurrencyMismatchError",
+    "IdempotencyKeyMismatchError",
     "IllegalTransitionError",
     "InvalidInputError",
     "InvalidIntervalError",
@@ -108,6 +109,12 @@ class InvalidMoneyError(InvalidInputError):
     """An amount of money that is a float, not a number, infinite, or too precise for its currency."""
 
     code: ClassVar[str] = "invalid_money"
+
+
+class IdempotencyKeyMismatchError(InvalidInputError):
+    """An idempotency key was reused for a different request; nothing was done."""
+
+    code: ClassVar[str] = "idempotency_key_mismatch"
 
 
 class CurrencyMismatchError(InvalidInputError):

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import WASH, H, M, at, business, state_hash
 from slotengine.authorization import Actor
+from slotengine.availability import Strategy
 from slotengine.business import Business
 from slotengine.engine import BookingEngine, IdempotencyKeyMismatchError
 from slotengine.errors import (
@@ -494,3 +495,14 @@ class TestBadInput:
 
         with pytest.raises(InvalidInputError, match="auxiliary"):
             engine.find_slots("x", DAY3)
+
+
+class TestStrategiesWhenBooking:
+    def test_hold_follows_the_strategy(self, engine):
+        """hold() assigns by the strategy it is given, like find_slots does."""
+        engine.book("wash", at(3, 13), pin=["box1"])
+        least = engine.hold("wash", at(3, 9), strategy=Strategy.LEAST_LOADED)
+        preferred = engine.hold("wash", at(3, 10), strategy=Strategy.PREFERRED, preferred=["box2"])
+
+        assert ("box2",) == least.resource_ids
+        assert ("box2",) == preferred.resource_ids
