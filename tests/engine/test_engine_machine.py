@@ -199,7 +199,7 @@ def machine_for(name: str, tmp_path_factory, examples: int):
 
 def test_memory_machine(tmp_path_factory):
     """The engine on MemoryStorage keeps every invariant over random scripts (M1)."""
-    machine_for("memory", tmp_path_factory, 300).TestCase().runTest()
+    machine_for("memory", tmp_path_factory, 200).TestCase().runTest()
 
 
 def test_sqlite_machine(tmp_path_factory):
@@ -208,7 +208,7 @@ def test_sqlite_machine(tmp_path_factory):
 
     if "sqlite" not in storage_factories(tmp_path_factory):
         pytest.skip("the sqlite adapter is not in this tree yet")
-    machine_for("sqlite", tmp_path_factory, 60).TestCase().runTest()
+    machine_for("sqlite", tmp_path_factory, 40).TestCase().runTest()
 
 
 def test_postgres_machine(tmp_path_factory):
@@ -219,4 +219,4 @@ def test_postgres_machine(tmp_path_factory):
 
     if "postgres" not in storage_factories(tmp_path_factory):
         pytest.skip(POSTGRES_SKIP)
-    machine_for("postgres", tmp_path_factory, 40).TestCase().runTest()
+    machine_for("postgres", tmp_path_factory, 25).TestCase().runTest()
