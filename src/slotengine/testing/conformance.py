@@ -1,0 +1,2461 @@
+"""
+A conformance kit for storage adapters: the `Storage` contract as tests that any adapter runs from its own suite.
+
+A storage adapter is correct when it keeps every promise written in `slotengine.ports`. This module turns those
+promises into three tools, each of which takes a *factory* (a zero-argument callable that returns a fresh,
+empty `Storage`) and never an instance, so that every check starts from nothing. The kit calls ``close()`` on
+every storage it makes.
+
+- `check_storage` runs a battery of small, named checks (`CHECKS`), one per clause of the contract:
+  transactions, tenant isolation, not-found errors, catalogue order, the capacity check in ``reserve`` with
+  its holds, buffers and exclusions, versioned updates, ``loads``, ``find_bookings``, ``due_holds``, the
+  transition log, the outbox, idempotency records, and exact round trips of every value (hostile strings
+  included). A failing check raises `AssertionError` with a message that names the clause it broke.
+- `agreement_machine` builds a hypothesis `RuleBasedStateMachine` (a `StorageAgreement`) that sends the same
+  random steps to the adapter under test and to `MemoryStorage`, the reference, and fails as soon as the two
+  return different values or raise different exception classes (research note, M4).
+- `check_concurrency` races threads through separate transactions of one storage: exactly *capacity* racers
+  win a contested slot, the others get `ConflictError`, two needs locked in opposite orders never end in a
+  deadlock, and an idempotency key is saved once (research note, C1, C2, C5, I1). Processes are the adapter's
+  own tests' job.
+
+Use it from pytest::
+
+    import pytest
+    from slotengine.testing.conformance import CHECKS, check_concurrency, agreement_machine
+
+    @pytest.mark.parametrize("name", sorted(CHECKS))
+    def test_contract(name):
+        CHECKS[name](my_factory)
+
+This module imports hypothesis, like the rest of `slotengine.testing`: it is for test suites only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as wall
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias, TypeVar
+from zoneinfo import ZoneInfo
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.availability import Assignment, Load
+from slotengine.booking import Booking, Payment, PaymentKind
+from slotengine.business import Business
+from slotengine.errors import (
+    ConcurrencyError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SlotEngineError,
+    StorageError,
+)
+from slotengine.intervals import CapacityProfile, Interval
+from slotengine.lifecycle import LIVE_STATUSES, TRANSITIONS, Action, BookingStatus, TransitionRecord
+from slotengine.model import UNLIMITED, Capacity, Need, Resource, ResourceKind, ResourceRole, Service, ServiceUnit
+from slotengine.money import Money
+from slotengine.outbox import OutboxMessage
+from slotengine.policies import (
+    CancellationPolicy,
+    ConfirmationMode,
+    ConfirmationPolicy,
+    HoldPolicy,
+    NoShowPolicy,
+    Policies,
+    RefundTier,
+    ReschedulePolicy,
+)
+from slotengine.ports import BookingQuery, IdempotencyRecord, Storage, StorageTransaction
+from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
+
+__all__ = [
+    "CHECKS",
+    "CheckFailure",
+    "ConcurrencyReport",
+    "StorageAgreement",
+    "StorageFactory",
+    "agreement_machine",
+    "check_concurrency",
+    "check_storage",
+    "run_checks",
+]
+
+StorageFactory: TypeAlias = Callable[[], Storage]
+"""A zero-argument callable returning a fresh, empty `Storage`; the kit closes what it makes."""
+
+_T = TypeVar("_T")
+_Check: TypeAlias = Callable[[StorageFactory], None]
+
+US: Final = timedelta(microseconds=1)
+M: Final = timedelta(minutes=1)
+H: Final = timedelta(hours=1)
+DAY0: Final = datetime(2030, 6, 3, tzinfo=UTC)
+"""Midnight UTC of the day every check books on (a Monday, far from any clock of the machine running it)."""
+CREATED: Final = datetime(2030, 1, 1, tzinfo=UTC)
+
+HOSTILE_STRINGS: Final[tuple[str, ...]] = (
+    "' OR 1=1 --",
+    "'; DROP TABLE bookings; --",
+    'Robert"); DROP TABLE outbox; --',
+    "back\\slash\\\\ and \\' quote",
+    "quotes ' \" ` ''",
+    "\u202egnp.exe \u2066isolate\u2069 \u200f",
+    "שלום مرحبا",
+    "%s %d {0} {} ? ?1 :tenant $1 @y",
+    "NULL",
+    "null",
+    "line\nbreak\ttab\r",
+    "emoji 🚗 and combining e\u0301",
+    "%' OR '%' = '",
+    "*/ SELECT * FROM businesses; /*",
+    "a_c%",
+    " leading and trailing spaces ",
+    "ID-ÄÖÜ-ß-İ-ı",
+)
+"""Strings every adapter must store and find verbatim: SQL, format and LIKE metacharacters, bidi text, case."""
+
+
+def at(hour: int, minute: int = 0, *, day: int = 0, micro: int = 0) -> datetime:
+    """Return an instant on the checks' day (plus *day* days), in UTC."""
+    return DAY0 + timedelta(days=day, hours=hour, minutes=minute, microseconds=micro)
+
+
+# --- failures and assertions --------------------------------------------------------------------------------------
+
+
+def _fields(value: object) -> dict[str, object] | None:
+    cls = type(value)
+    if attrs.has(cls):
+        return {f.name: getattr(value, f.name) for f in attrs.fields(cls) if f.eq}
+    return None
+
+
+def _describe(expected: object, actual: object) -> str:
+    """Show what differs between two values: the differing fields of attrs values, else both reprs."""
+    left, right = _fields(expected), _fields(actual)
+    if left is not None and right is not None and type(expected) is type(actual):
+        lines = [
+            f"    {name}: expected {left[name]!r}, got {right[name]!r}" for name in left if left[name] != right[name]
+        ]
+        return f"{type(expected).__name__} differs in:\n" + "\n".join(lines)
+    if isinstance(expected, list | tuple) and isinstance(actual, list | tuple) and len(expected) == len(actual):
+        for index, (one, other) in enumerate(zip(expected, actual, strict=True)):
+            if one != other:
+                return f"item {index} differs: {_describe(one, other)}"
+    return f"\n    expected: {expected!r}\n    actual:   {actual!r}"
+
+
+def _expect(clause: str, expected: object, actual: object) -> None:
+    if expected != actual:
+        msg = f"{clause}: {_describe(expected, actual)}"
+        raise AssertionError(msg)
+
+
+def _raises(clause: str, error: type[BaseException], call: Callable[[], object]) -> BaseException:
+    """Run *call*, which must raise *error* (or a subclass); return what it raised."""
+    try:
+        result = call()
+    except error as exc:
+        return exc
+    except Exception as exc:
+        msg = f"{clause}: expected {error.__name__}, got {type(exc).__name__}: {exc}"
+        raise AssertionError(msg) from exc
+    msg = f"{clause}: expected {error.__name__}, but the call returned {result!r}"
+    raise AssertionError(msg)
+
+
+class _Abort(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a transaction by the kit to check that an exception rolls it back."""
+
+
+# --- building values ---------------------------------------------------------------------------------------------
+
+
+def _booking(
+    booking_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    resources: Sequence[str] = ("r1",),
+    units: int = 1,
+    status: BookingStatus = BookingStatus.CONFIRMED,
+    hold_until: datetime | None = None,
+    buffer_before: timedelta = timedelta(0),
+    buffer_after: timedelta = timedelta(0),
+    **fields: Any,
+) -> Booking:
+    if status is BookingStatus.PRE_BOOKING and hold_until is None:
+        hold_until = at(23)
+    return Booking(
+        booking_id,
+        fields.pop("service_id", "s1"),
+        start,
+        end,
+        (Assignment(0, "", tuple(resources)),),
+        (units,),
+        status,
+        fields.pop("created_at", CREATED),
+        hold_until=hold_until,
+        buffer_before=buffer_before,
+        buffer_after=buffer_after,
+        **fields,
+    )
+
+
+def _message(message_id: str, **fields: Any) -> OutboxMessage:
+    return OutboxMessage(
+        message_id,
+        fields.pop("topic", "booking.held"),
+        fields.pop("booking_id", "b1"),
+        fields.pop("created_at", at(8)),
+        fields.pop("due_at", at(8)),
+        fields.pop("dedupe_key", f"dedupe-{message_id}"),
+        **fields,
+    )
+
+
+def _record(booking_id: str, action: Action = Action.HOLD, **fields: Any) -> TransitionRecord:
+    source = fields.pop("from_status", None if action in TRANSITIONS[None] else BookingStatus.PRE_BOOKING)
+    return TransitionRecord(
+        booking_id,
+        source,
+        TRANSITIONS[source][action],
+        action,
+        fields.pop("at", at(8)),
+        fields.pop("actor", "system"),
+        **fields,
+    )
+
+
+def _business(name: str = "Car wash") -> Business:
+    return Business(name, "Europe/Paris", Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange("09:00", "18:00"))))
+
+
+def _service(service_id: str = "s1", name: str = "Wash") -> Service:
+    return Service(service_id, name, needs=[Need(type="box")], duration=30 * M)
+
+
+def _catalogue(tx: StorageTransaction, capacities: Mapping[str, Capacity]) -> None:
+    for rid, capacity in capacities.items():
+        tx.put_resource(Resource(rid, f"Resource {rid}", capacity=capacity))
+
+
+@contextmanager
+def _made(factory: StorageFactory) -> Iterator[Storage]:
+    """A fresh storage from *factory*, closed afterwards."""
+    storage = factory()
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _in(storage: Storage, tenant: str, work: Callable[[StorageTransaction], _T], *, commit: bool = True) -> _T:
+    """Run *work* in one transaction of *tenant*, committed unless told otherwise."""
+    with storage.transaction(tenant) as tx:
+        result = work(tx)
+        if commit:
+            tx.commit()
+        return result
+
+
+def _setup(storage: Storage, tenant: str, capacities: Mapping[str, Capacity]) -> None:
+    def work(tx: StorageTransaction) -> None:
+        tx.put_business(_business())
+        tx.put_service(_service())
+        _catalogue(tx, capacities)
+
+    _in(storage, tenant, work)
+
+
+def _reserve(storage: Storage, tenant: str, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
+    _in(storage, tenant, lambda tx: tx.reserve(booking, now=now, exclude=exclude))
+
+
+def _reserving(
+    booking: Booking, *, now: datetime, exclude: Collection[str] = ()
+) -> Callable[[StorageTransaction], None]:
+    """A transaction's work: reserve *booking*."""
+    return lambda tx: tx.reserve(booking, now=now, exclude=exclude)
+
+
+def _reserving_all(bookings: Sequence[Booking], *, now: datetime) -> Callable[[StorageTransaction], None]:
+    """A transaction's work: reserve every booking, in order."""
+
+    def work(tx: StorageTransaction) -> None:
+        for booking in bookings:
+            tx.reserve(booking, now=now)
+
+    return work
+
+
+def _updating(booking: Booking, *, expected_version: int) -> Callable[[StorageTransaction], None]:
+    """A transaction's work: update *booking*."""
+    return lambda tx: tx.update_booking(booking, expected_version=expected_version)
+
+
+def _finding(query: BookingQuery) -> Callable[[StorageTransaction], list[Booking]]:
+    """A transaction's work: find bookings."""
+    return lambda tx: tx.find_bookings(query)
+
+
+def _cataloguing(capacities: Mapping[str, Capacity]) -> Callable[[StorageTransaction], None]:
+    """A transaction's work: create resources."""
+    return lambda tx: _catalogue(tx, capacities)
+
+
+def _key_reader(key: str) -> Callable[[StorageTransaction], IdempotencyRecord | None]:
+    """A transaction's work: read an idempotency record."""
+    return lambda tx: tx.get_idempotency(key)
+
+
+def _query(field: str, value: str) -> BookingQuery:
+    """A query on one text field."""
+    changes: dict[str, Any] = {field: value}
+    return BookingQuery(**changes)
+
+
+def _ids(storage: Storage, tenant: str) -> list[str]:
+    """The ids of every booking of *tenant*, by start."""
+    return [b.id for b in _in(storage, tenant, _finding(BookingQuery()), commit=False)]
+
+
+def _refused(
+    clause: str,
+    error: type[BaseException],
+    storage: Storage,
+    tenant: str,
+    work: Callable[[StorageTransaction], object],
+) -> BaseException:
+    """Run *work* in a transaction that commits if it returns; it must raise *error* and change nothing."""
+    before = _state(storage, tenant)
+    raised = _raises(clause, error, lambda: _in(storage, tenant, work))
+    _expect(f"{clause}, and nothing was written", before, _state(storage, tenant))
+    return raised
+
+
+def _business_or_none(tx: StorageTransaction) -> Business | None:
+    try:
+        return tx.get_business()
+    except NotFoundError:
+        return None
+
+
+_KNOWN_KEYS: Final = ("k1", "k2", "key")
+
+
+def _snapshot(tx: StorageTransaction, keys: Collection[str] = _KNOWN_KEYS) -> dict[str, object]:
+    """Everything a transaction can list of its tenant (idempotency records only under *keys*)."""
+    return {
+        "business": _business_or_none(tx),
+        "resources": tx.list_resources(),
+        "services": tx.list_services(),
+        "bookings": tx.find_bookings(BookingQuery()),
+        "transitions": tx.list_transitions(),
+        "outbox": tx.list_outbox(),
+        "idempotency": {key: tx.get_idempotency(key) for key in keys},
+    }
+
+
+def _state(storage: Storage, tenant: str) -> dict[str, object]:
+    return _in(storage, tenant, _snapshot, commit=False)
+
+
+def _load_key(load: Load) -> tuple[object, ...]:
+    return (load.booking_id, load.resource_id, load.interval.start, load.interval.end, load.units, repr(load))
+
+
+def _sorted_loads(loads: Sequence[Load]) -> list[Load]:
+    return sorted(loads, key=_load_key)
+
+
+def _expected_loads(bookings: Sequence[Booking], resource_ids: Collection[str], window: Interval) -> list[Load]:
+    """The reference answer of ``loads``: every load of every live booking on the resources, overlapping."""
+    wanted = set(resource_ids)
+    return _sorted_loads(
+        [
+            load
+            for booking in bookings
+            if booking.status in LIVE_STATUSES
+            for load in booking.loads()
+            if load.resource_id in wanted and load.blocked.overlaps(window)
+        ]
+    )
+
+
+# --- the battery ----------------------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, _Check] = {}
+
+
+def _check(function: _Check) -> _Check:
+    _REGISTRY[function.__name__] = function
+    return function
+
+
+def _write_everything(tx: StorageTransaction, tag: str = "") -> None:
+    """One write of every kind, so that a rollback or a commit can be seen on each of them."""
+    tx.put_business(_business(f"Car wash{tag}"))
+    tx.put_resource(Resource("r1", f"Box{tag}"))
+    tx.put_service(_service("s1", f"Wash{tag}"))
+    tx.reserve(_booking("b1", at(10), at(11), notes=tag), now=at(8))
+    tx.append_transitions([_record("b1", reason=tag)])
+    tx.append_outbox([_message("m1", payload=f'{{"tag": "{tag}"}}')])
+    tx.put_idempotency(IdempotencyRecord("k1", f"hash{tag}", "b1", "{}", at(8)))
+
+
+def _written(tag: str = "") -> dict[str, object]:
+    """What `_write_everything` leaves behind, as `_snapshot` shows it."""
+    return {
+        "business": _business(f"Car wash{tag}"),
+        "resources": [Resource("r1", f"Box{tag}")],
+        "services": [_service("s1", f"Wash{tag}")],
+        "bookings": [_booking("b1", at(10), at(11), notes=tag)],
+        "transitions": [_record("b1", reason=tag)],
+        "outbox": [_message("m1", payload=f'{{"tag": "{tag}"}}')],
+        "idempotency": {
+            "k1": IdempotencyRecord("k1", f"hash{tag}", "b1", "{}", at(8)),
+            **dict.fromkeys(_KNOWN_KEYS[1:]),
+        },
+    }
+
+
+_EMPTY: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "business": None,
+        "resources": [],
+        "services": [],
+        "bookings": [],
+        "transitions": [],
+        "outbox": [],
+        "idempotency": dict.fromkeys(_KNOWN_KEYS),
+    }
+)
+
+
+@_check
+def check_commit_makes_writes_visible(factory: StorageFactory) -> None:
+    """A transaction reads its own writes; after `commit` a new transaction sees all of them."""
+    with _made(factory) as storage:
+        with storage.transaction("alpha") as tx:
+            _expect("transaction.tenant is the tenant it was opened for", "alpha", tx.tenant)
+            _write_everything(tx)
+            _expect("a transaction reads its own uncommitted writes", _written(), _snapshot(tx))
+            tx.commit()
+        _expect("commit makes every write visible to a new transaction", _written(), _state(storage, "alpha"))
+
+
+@_check
+def check_rollback_without_commit(factory: StorageFactory) -> None:
+    """Leaving a transaction's ``with`` block without `commit` rolls every write back."""
+    with _made(factory) as storage:
+        _in(storage, "alpha", _write_everything, commit=False)
+        _expect("a transaction left without commit writes nothing", dict(_EMPTY), _state(storage, "alpha"))
+        _in(storage, "alpha", lambda tx: _write_everything(tx, " v1"))
+        _in(storage, "alpha", _write_everything_more, commit=False)
+        _expect("a transaction left without commit changes nothing", _written(" v1"), _state(storage, "alpha"))
+
+
+def _write_everything_more(tx: StorageTransaction) -> None:
+    """Writes of every kind over what `_write_everything` left: replacements, updates and appends."""
+    tx.put_business(_business("Other"))
+    tx.put_resource(Resource("r1", "Other box"))
+    tx.put_resource(Resource("r2", "New box"))
+    tx.put_service(_service("s1", "Other wash"))
+    tx.reserve(_booking("b2", at(12), at(13)), now=at(8))
+    stored = tx.get_booking("b1")
+    tx.update_booking(
+        attrs.evolve(stored, notes="changed", version=stored.version + 1), expected_version=stored.version
+    )
+    tx.append_transitions([_record("b2")])
+    tx.append_outbox([_message("m2")])
+    tx.update_outbox(attrs.evolve(tx.list_outbox()[0], attempts=1, sent_at=at(9)))
+    tx.put_idempotency(IdempotencyRecord("k2", "hash", "b2", "{}", at(8)))
+
+
+@_check
+def check_rollback_on_exception(factory: StorageFactory) -> None:
+    """An exception inside a transaction's ``with`` block propagates unchanged and rolls every write back."""
+    with _made(factory) as storage:
+        boom = _Abort("boom")
+
+        def fail(work: Callable[[StorageTransaction], None]) -> None:
+            with storage.transaction("alpha") as tx:
+                work(tx)
+                raise boom
+
+        raised = _raises("an exception inside a transaction propagates", _Abort, lambda: fail(_write_everything))
+        _expect("the exception leaves the transaction unchanged (the same object)", id(boom), id(raised))
+        _expect("an exception rolls back every write", dict(_EMPTY), _state(storage, "alpha"))
+        _in(storage, "alpha", lambda tx: _write_everything(tx, " v1"))
+        _raises("an exception inside a transaction propagates", _Abort, lambda: fail(_write_everything_more))
+        _expect("an exception rolls back every write", _written(" v1"), _state(storage, "alpha"))
+
+
+@_check
+def check_committed_transaction_refuses_writes(factory: StorageFactory) -> None:
+    """After `commit` a transaction is over: a further write raises `StorageError` (reference behaviour)."""
+    with _made(factory) as storage, storage.transaction("alpha") as tx:
+        tx.put_resource(Resource("r1", "Box"))
+        tx.commit()
+        _raises(
+            "a write after commit raises StorageError (it would be lost or escape the transaction)",
+            StorageError,
+            lambda: tx.put_resource(Resource("r2", "Box")),
+        )
+
+
+@_check
+def check_transaction_survives_refusals(factory: StorageFactory) -> None:
+    """A refused call writes nothing and leaves its transaction usable: later writes commit normally."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        _reserve(storage, "alpha", _booking("b1", at(10), at(11)), now=at(8))
+        _in(storage, "alpha", lambda tx: tx.put_idempotency(IdempotencyRecord("k1", "h", "b1", "{}", at(8))))
+        before = _state(storage, "alpha")
+        stored = before["bookings"][0]  # type: ignore[index]
+
+        def work(tx: StorageTransaction) -> None:
+            refusals: list[tuple[str, type[BaseException], Callable[[], object]]] = [
+                ("get_resource of a missing id", NotFoundError, lambda: tx.get_resource("nope")),
+                ("get_booking of a missing id", NotFoundError, lambda: tx.get_booking("nope")),
+                ("reserve over capacity", ConflictError, lambda: tx.reserve(_booking("b2", at(10), at(11)), now=at(8))),
+                (
+                    "reserve on a missing resource",
+                    NotFoundError,
+                    lambda: tx.reserve(_booking("b3", at(12), at(13), resources=["nope"]), now=at(8)),
+                ),
+                (
+                    "update_booking with a stale version",
+                    ConcurrencyError,
+                    lambda: tx.update_booking(attrs.evolve(stored, notes="x", version=3), expected_version=2),
+                ),
+                (
+                    "update_booking moving time",
+                    InvalidInputError,
+                    lambda: tx.update_booking(attrs.evolve(stored, start=at(9), version=2), expected_version=1),
+                ),
+                (
+                    "put_idempotency of an existing key",
+                    ConcurrencyError,
+                    lambda: tx.put_idempotency(IdempotencyRecord("k1", "other", "b9", "{}", at(8))),
+                ),
+            ]
+            for what, error, call in refusals:
+                _raises(f"{what} raises {error.__name__}", error, call)
+                _expect(f"{what} writes nothing (seen in the same transaction)", before, _snapshot(tx))
+            tx.reserve(_booking("b4", at(14), at(15)), now=at(8))
+            tx.commit()
+
+        _in(storage, "alpha", work, commit=False)
+        after = _state(storage, "alpha")
+        _expect(
+            "after refused calls the transaction goes on and commits its later writes",
+            [stored, _booking("b4", at(14), at(15))],
+            after["bookings"],
+        )
+
+
+@_check
+def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - one clause a statement, read top to bottom
+    """Two tenants with the same ids never see nor change each other's data (research note S1)."""
+    with _made(factory) as storage:
+        made: dict[str, list[Booking]] = {}
+        for tenant in ("alpha", "beta"):
+            hold = _booking("b2", at(12), at(13), status=BookingStatus.PRE_BOOKING, hold_until=at(9), notes=tenant)
+            firm = _booking("b1", at(10), at(11), notes=tenant, customer_id="c1")
+            made[tenant] = [firm, hold]
+
+            def work(tx: StorageTransaction, tenant: str = tenant, firm: Booking = firm, hold: Booking = hold) -> None:
+                tx.put_business(_business(f"Business {tenant}"))
+                tx.put_resource(Resource("r1", f"Box of {tenant}"))
+                tx.put_service(_service("s1", f"Wash of {tenant}"))
+                tx.reserve(firm, now=at(8))  # capacity 1 in each tenant: the other tenant's booking does not count
+                tx.reserve(hold, now=at(8))
+                tx.append_transitions([_record("b1", reason=tenant)])
+                tx.append_outbox([_message("m1", payload=f'"{tenant}"')])
+                tx.put_idempotency(IdempotencyRecord("k1", f"hash-{tenant}", "b1", tenant, at(8)))
+
+            _in(storage, tenant, work)
+
+        for tenant in ("alpha", "beta"):
+            with storage.transaction(tenant) as tx:
+                own = f"tenant {tenant} reads only its own"
+                _expect(f"{own} business", _business(f"Business {tenant}"), tx.get_business())
+                _expect(f"{own} resource", Resource("r1", f"Box of {tenant}"), tx.get_resource("r1"))
+                _expect(f"{own} resources", [Resource("r1", f"Box of {tenant}")], tx.list_resources())
+                _expect(f"{own} service", _service("s1", f"Wash of {tenant}"), tx.get_service("s1"))
+                _expect(f"{own} services", [_service("s1", f"Wash of {tenant}")], tx.list_services())
+                _expect(f"{own} booking", made[tenant][0], tx.get_booking("b1"))
+                _expect(f"{own} bookings (find_bookings)", made[tenant], tx.find_bookings(BookingQuery()))
+                _expect(
+                    f"{own} bookings (find_bookings by customer)",
+                    made[tenant][:1],
+                    tx.find_bookings(BookingQuery(customer_id="c1")),
+                )
+                window = Interval(at(0), at(24))
+                _expect(
+                    f"{own} loads",
+                    _expected_loads(made[tenant], ["r1"], window),
+                    _sorted_loads(tx.loads(["r1"], window)),
+                )
+                _expect(f"{own} due holds", made[tenant][1:], tx.due_holds(at(20)))
+                _expect(f"{own} transitions", [_record("b1", reason=tenant)], tx.list_transitions())
+                _expect(f"{own} transitions of a booking", [_record("b1", reason=tenant)], tx.list_transitions("b1"))
+                _expect(f"{own} outbox", [_message("m1", payload=f'"{tenant}"')], tx.list_outbox())
+                _expect(
+                    f"{own} idempotency record",
+                    IdempotencyRecord("k1", f"hash-{tenant}", "b1", tenant, at(8)),
+                    tx.get_idempotency("k1"),
+                )
+
+        before = {tenant: _state(storage, tenant) for tenant in ("alpha", "beta")}
+        firm = made["beta"][0]
+        for what, call in [
+            ("get_business", lambda tx: tx.get_business()),
+            ("get_resource", lambda tx: tx.get_resource("r1")),
+            ("get_service", lambda tx: tx.get_service("s1")),
+            ("get_booking", lambda tx: tx.get_booking("b1")),
+            (
+                "update_booking",
+                lambda tx: tx.update_booking(attrs.evolve(firm, notes="x", version=2), expected_version=1),
+            ),
+            ("update_outbox", lambda tx: tx.update_outbox(_message("m1", attempts=1))),
+            ("lock_resources", lambda tx: tx.lock_resources(["r1"])),
+            ("reserve", lambda tx: tx.reserve(_booking("b9", at(15), at(16)), now=at(8))),
+        ]:
+            _refused(
+                f"in a third tenant, {what} with another tenant's ids raises NotFoundError",
+                NotFoundError,
+                storage,
+                "gamma",
+                call,
+            )
+        with storage.transaction("gamma") as tx:
+            empty = "a third tenant sees nothing of the others"
+            _expect(f"{empty} (find_bookings)", [], tx.find_bookings(BookingQuery()))
+            _expect(f"{empty} (loads)", [], tx.loads(["r1"], Interval(at(0), at(24))))
+            _expect(f"{empty} (due_holds)", [], tx.due_holds(at(20)))
+            _expect(f"{empty} (list_transitions)", [], tx.list_transitions())
+            _expect(f"{empty} (list_transitions of a booking)", [], tx.list_transitions("b1"))
+            _expect(f"{empty} (list_outbox)", [], tx.list_outbox())
+            _expect(f"{empty} (get_idempotency)", None, tx.get_idempotency("k1"))
+            tx.put_idempotency(IdempotencyRecord("k1", "hash-gamma", "b1", "gamma", at(8)))  # a key of its own
+            tx.commit()
+        for tenant in ("alpha", "beta"):
+            _expect(f"nothing done in a third tenant changes tenant {tenant}", before[tenant], _state(storage, tenant))
+
+        # A change in alpha leaves beta's booking with the same id alone, and frees time in alpha only.
+        def cancel(tx: StorageTransaction) -> None:
+            stored = tx.get_booking("b1")
+            tx.update_booking(attrs.evolve(stored, status=BookingStatus.CANCELLED, version=2), expected_version=1)
+
+        _in(storage, "alpha", cancel)
+        _expect(
+            "cancelling in alpha leaves beta's booking with the same id unchanged",
+            before["beta"],
+            _state(storage, "beta"),
+        )
+        _reserve(storage, "alpha", _booking("b3", at(10), at(11)), now=at(8))
+        _refused(
+            "capacity is counted per tenant: beta's live booking still takes beta's r1",
+            ConflictError,
+            storage,
+            "beta",
+            lambda tx: tx.reserve(_booking("b3", at(10), at(11)), now=at(8)),
+        )
+
+
+@_check
+def check_missing_ids_raise_not_found(factory: StorageFactory) -> None:
+    """Every get and update of a missing id raises `NotFoundError`; lists and keyed reads are empty."""
+    with _made(factory) as storage:
+        _refused(
+            "get_business before put_business raises NotFoundError",
+            NotFoundError,
+            storage,
+            "alpha",
+            lambda tx: tx.get_business(),
+        )
+        _setup(storage, "alpha", {"r1": 1})
+        _reserve(storage, "alpha", _booking("b1", at(10), at(11)), now=at(8))
+        for what, call in [
+            ("get_resource", lambda tx: tx.get_resource("nope")),
+            ("get_service", lambda tx: tx.get_service("nope")),
+            ("get_booking", lambda tx: tx.get_booking("nope")),
+            (
+                "update_booking",
+                lambda tx: tx.update_booking(_booking("nope", at(10), at(11), version=2), expected_version=1),
+            ),
+            ("update_outbox", lambda tx: tx.update_outbox(_message("nope"))),
+            ("lock_resources", lambda tx: tx.lock_resources(["r1", "nope"])),
+            (
+                "reserve on a missing resource",
+                lambda tx: tx.reserve(_booking("b2", at(12), at(13), resources=["nope"]), now=at(8)),
+            ),
+            (
+                "reserve on a present and a missing resource",
+                lambda tx: tx.reserve(_booking("b2", at(12), at(13), resources=["r1", "nope"]), now=at(8)),
+            ),
+        ]:
+            _refused(f"{what} of a missing id raises NotFoundError", NotFoundError, storage, "alpha", call)
+        with storage.transaction("alpha") as tx:
+            _expect("get_idempotency of a missing key is None", None, tx.get_idempotency("nope"))
+            _expect("loads of a missing resource is empty", [], tx.loads(["nope"], Interval(at(0), at(24))))
+            _expect("loads of no resource is empty", [], tx.loads([], Interval(at(0), at(24))))
+            _expect("list_transitions of a missing booking is empty", [], tx.list_transitions("nope"))
+            _expect(
+                "find_bookings of a missing resource is empty", [], tx.find_bookings(BookingQuery(resource_id="nope"))
+            )
+
+
+@_check
+def check_lock_resources(factory: StorageFactory) -> None:
+    """`lock_resources` accepts any order and repeats, and may be called again; reserve works after it."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+
+        def work(tx: StorageTransaction) -> None:
+            tx.lock_resources(["r2", "r1", "r2"])
+            tx.lock_resources(["r1"])
+            tx.lock_resources([])
+            tx.reserve(_booking("b1", at(10), at(11), resources=["r2", "r1"]), now=at(8))
+
+        _in(storage, "alpha", work)
+        _expect(
+            "a booking reserved after lock_resources is stored",
+            ["b1"],
+            _ids(storage, "alpha"),
+        )
+
+
+@_check
+def check_put_replaces_and_keeps_creation_order(factory: StorageFactory) -> None:
+    """put_* creates or replaces; list_* returns creation order, a replaced value keeping its place."""
+    with _made(factory) as storage:
+
+        def first(tx: StorageTransaction) -> None:
+            for rid in ("r3", "r1", "r2"):
+                tx.put_resource(Resource(rid, f"Box {rid}"))
+            for sid in ("s3", "s1", "s2"):
+                tx.put_service(_service(sid, f"Wash {sid}"))
+            tx.put_business(_business("First"))
+
+        _in(storage, "alpha", first)
+
+        def replace(tx: StorageTransaction) -> None:
+            tx.put_resource(Resource("r1", "Renamed", capacity=3))
+            tx.put_service(_service("s1", "Renamed"))
+            tx.put_resource(Resource("r0", "Newest"))
+            tx.put_business(_business("Second"))
+
+        _in(storage, "alpha", replace)
+        with storage.transaction("alpha") as tx:
+            resources = [
+                Resource("r3", "Box r3"),
+                Resource("r1", "Renamed", capacity=3),
+                Resource("r2", "Box r2"),
+                Resource("r0", "Newest"),
+            ]
+            _expect(
+                "list_resources is in creation order; a replaced resource keeps its place",
+                resources,
+                tx.list_resources(),
+            )
+            _expect("put_resource replaces the stored resource", resources[1], tx.get_resource("r1"))
+            services = [_service("s3", "Wash s3"), _service("s1", "Renamed"), _service("s2", "Wash s2")]
+            _expect(
+                "list_services is in creation order; a replaced service keeps its place", services, tx.list_services()
+            )
+            _expect("put_service replaces the stored service", services[1], tx.get_service("s1"))
+            _expect("put_business replaces the business", _business("Second"), tx.get_business())
+
+
+@_check
+def check_reserve_refuses_over_capacity(factory: StorageFactory) -> None:
+    """`reserve` raises `ConflictError` and writes nothing when any resource would go over capacity."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 2, "r3": UNLIMITED})
+        _reserve(storage, "alpha", _booking("a", at(10), at(11)), now=at(8))
+        for what, booking in [
+            ("the same interval", _booking("b", at(10), at(11))),
+            ("a partial overlap", _booking("b", at(10, 30), at(11, 30))),
+            ("an interval inside", _booking("b", at(10, 15), at(10, 45))),
+            ("an interval around", _booking("b", at(9), at(12))),
+            ("a one-microsecond overlap", _booking("b", at(10, micro=-1), at(10, micro=1))),
+            ("one full resource among free ones", _booking("b", at(10), at(11), resources=["r2", "r1", "r3"])),
+        ]:
+            _refused(
+                f"reserve of {what} on a full resource raises ConflictError",
+                ConflictError,
+                storage,
+                "alpha",
+                _reserving(booking, now=at(8)),
+            )
+        _reserve(storage, "alpha", _booking("c", at(10), at(11), resources=["r2"]), now=at(8))
+        _reserve(storage, "alpha", _booking("d", at(10, 30), at(11, 30), resources=["r2"]), now=at(8))
+        _refused(
+            "reserve counts units: a third unit on a resource of capacity 2 raises ConflictError",
+            ConflictError,
+            storage,
+            "alpha",
+            lambda tx: tx.reserve(_booking("e", at(10, 30), at(10, 45), resources=["r2"]), now=at(8)),
+        )
+        _reserve(storage, "alpha", _booking("f", at(13), at(14), resources=["r2"], units=2), now=at(8))
+        _refused(
+            "reserve counts the booking's own units",
+            ConflictError,
+            storage,
+            "alpha",
+            lambda tx: tx.reserve(_booking("g", at(15), at(16), resources=["r2"], units=3), now=at(8)),
+        )
+        for index in range(5):
+            _reserve(storage, "alpha", _booking(f"u{index}", at(10), at(11), resources=["r3"], units=7), now=at(8))
+        ids = sorted(_ids(storage, "alpha"))
+        _expect(
+            "accepted bookings are stored, refused ones are not",
+            ["a", "c", "d", "f", "u0", "u1", "u2", "u3", "u4"],
+            ids,
+        )
+
+
+@_check
+def check_reserve_accepts_back_to_back(factory: StorageFactory) -> None:
+    """Intervals are half-open: ``[10, 11)`` and ``[11, 12)`` both fit on a resource of capacity 1."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        for booking in (
+            _booking("a", at(10), at(11)),
+            _booking("b", at(11), at(12)),
+            _booking("c", at(9), at(10)),
+            _booking("d", at(12), at(12, micro=1)),
+        ):
+            _reserve(storage, "alpha", booking, now=at(8))
+        _expect(
+            "back-to-back bookings are all stored",
+            ["c", "a", "b", "d"],
+            _ids(storage, "alpha"),
+        )
+
+
+@_check
+def check_reserve_counts_buffers(factory: StorageFactory) -> None:
+    """Buffers widen the time a booking blocks, on both sides, for stored and new bookings alike."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        _reserve(storage, "alpha", _booking("a", at(10), at(11), buffer_after=10 * M), now=at(8))
+        refused = [
+            ("inside a stored booking's buffer after", _booking("x", at(11), at(11, 30))),
+            (
+                "ending inside a stored booking's buffer after",
+                _booking("x", at(11, 5), at(11, 30), buffer_before=10 * M),
+            ),
+            ("whose own buffer after reaches a stored booking", _booking("x", at(9), at(9, 55), buffer_after=10 * M)),
+            (
+                "whose own buffer before reaches a stored booking",
+                _booking("x", at(11, 15), at(11, 30), buffer_before=5 * M + US),
+            ),
+        ]
+        for what, booking in refused:
+            _refused(
+                f"reserve of a booking {what} raises ConflictError",
+                ConflictError,
+                storage,
+                "alpha",
+                _reserving(booking, now=at(8)),
+            )
+        for booking in (
+            _booking("b", at(11, 10), at(11, 30)),  # starts where a's buffer ends
+            _booking("c", at(9), at(9, 50), buffer_after=10 * M),  # its buffer ends where a starts
+            _booking("d", at(12), at(12, 30), buffer_before=30 * M),  # its buffer starts where b ends
+        ):
+            _reserve(storage, "alpha", booking, now=at(8))
+        _expect(
+            "bookings whose blocked spans only touch are all stored",
+            ["c", "a", "b", "d"],
+            _ids(storage, "alpha"),
+        )
+
+
+@_check
+def check_holds_count_until_they_expire(factory: StorageFactory) -> None:
+    """A pre-booking counts while ``now < hold_until``; at ``now == hold_until`` it no longer does."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+        expiry = at(9, micro=123_457)
+        hold = _booking("h", at(10), at(11), status=BookingStatus.PRE_BOOKING, hold_until=expiry)
+        _reserve(storage, "alpha", hold, now=at(8))
+        for now in (at(8), expiry - US):
+            _refused(
+                f"an unexpired hold counts against capacity (now = hold_until - {expiry - now})",
+                ConflictError,
+                storage,
+                "alpha",
+                _reserving(_booking("x", at(10), at(11)), now=now),
+            )
+        _reserve(storage, "alpha", _booking("x", at(10), at(11)), now=expiry)
+        _reserve(
+            storage,
+            "alpha",
+            _booking("h2", at(10), at(11), resources=["r2"], status=BookingStatus.PRE_BOOKING, hold_until=expiry),
+            now=at(8),
+        )
+        _reserve(storage, "alpha", _booking("y", at(10, 30), at(11), resources=["r2"]), now=expiry + H)
+        ids = sorted(_ids(storage, "alpha"))
+        _expect("an expired hold no longer blocks, at hold_until exactly and later", ["h", "h2", "x", "y"], ids)
+
+
+@_check
+def check_dead_bookings_take_no_time(factory: StorageFactory) -> None:
+    """Cancelled, expired, completed and no-show bookings take no capacity, however they were written."""
+    with _made(factory) as storage:
+        dead = [s for s in BookingStatus if s not in LIVE_STATUSES]
+        _setup(storage, "alpha", {f"r{i}": 1 for i in range(2 * len(dead))})
+        for index, status in enumerate(dead):
+            updated, direct = f"r{2 * index}", f"r{2 * index + 1}"
+            _reserve(storage, "alpha", _booking(f"live-{status}", at(10), at(11), resources=[updated]), now=at(8))
+
+            def end(tx: StorageTransaction, status: BookingStatus = status) -> None:
+                stored = tx.get_booking(f"live-{status}")
+                tx.update_booking(attrs.evolve(stored, status=status, version=2), expected_version=1)
+
+            _in(storage, "alpha", end)
+            _reserve(
+                storage,
+                "alpha",
+                _booking(f"dead-{status}", at(10), at(11), resources=[direct], status=status),
+                now=at(8),
+            )
+            for rid in (updated, direct):
+                _reserve(storage, "alpha", _booking(f"new-{rid}", at(10), at(11), resources=[rid]), now=at(8))
+        with storage.transaction("alpha") as tx:
+            loads = tx.loads([f"r{i}" for i in range(2 * len(dead))], Interval(at(0), at(24)))
+        _expect(
+            "loads lists only live bookings",
+            sorted(f"new-r{i}" for i in range(2 * len(dead))),
+            sorted(ld.booking_id for ld in loads),
+        )
+
+
+@_check
+def check_reserve_honours_exclude(factory: StorageFactory) -> None:
+    """Bookings named in ``exclude`` do not count; other names in it change nothing."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        _reserve(storage, "alpha", _booking("a", at(10), at(11)), now=at(8))
+        _refused(
+            "exclude naming another booking does not hide the one in the way",
+            ConflictError,
+            storage,
+            "alpha",
+            lambda tx: tx.reserve(_booking("b", at(10), at(11)), now=at(8), exclude=["zzz", "b"]),
+        )
+        _reserve(storage, "alpha", _booking("b", at(10, 30), at(11, 30)), now=at(8), exclude=["a"])
+        ids = _ids(storage, "alpha")
+        _expect("a booking excluded from the count is still stored", ["a", "b"], ids)
+
+
+@_check
+def check_reserve_replaces_a_booking_with_the_same_id(factory: StorageFactory) -> None:
+    """Reserving an id that exists replaces that booking (a reschedule); its old time does not count."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+        first = _booking("a", at(10), at(11))
+        _reserve(storage, "alpha", first, now=at(8))
+        moved = attrs.evolve(first, start=at(10, 30), end=at(11, 30), version=2, reschedules=1)
+        _reserve(storage, "alpha", moved, now=at(8))
+        window = Interval(at(0), at(24))
+        with storage.transaction("alpha") as tx:
+            _expect("reserve of an existing id replaces the booking", moved, tx.get_booking("a"))
+            _expect("the replaced booking is stored once", [moved], tx.find_bookings(BookingQuery()))
+            _expect("only the new time is loaded", moved.loads(), _sorted_loads(tx.loads(["r1", "r2"], window)))
+        elsewhere = attrs.evolve(moved, assignments=(Assignment(0, "", ("r2",)),), version=3)
+        _reserve(storage, "alpha", elsewhere, now=at(8))
+        with storage.transaction("alpha") as tx:
+            _expect("a booking moved to another resource leaves the first one free", [], tx.loads(["r1"], window))
+            _expect("a booking moved to another resource loads it", elsewhere.loads(), tx.loads(["r2"], window))
+            _expect(
+                "find_bookings by the old resource no longer finds it",
+                [],
+                tx.find_bookings(BookingQuery(resource_id="r1")),
+            )
+            _expect(
+                "find_bookings by the new resource finds it",
+                [elsewhere],
+                tx.find_bookings(BookingQuery(resource_id="r2")),
+            )
+        _reserve(storage, "alpha", _booking("b", at(10), at(11)), now=at(8))
+        _refused(
+            "a replacement that does not fit raises ConflictError and keeps the stored booking",
+            ConflictError,
+            storage,
+            "alpha",
+            lambda tx: tx.reserve(
+                attrs.evolve(elsewhere, assignments=(Assignment(0, "", ("r1",)),), version=4), now=at(8)
+            ),
+        )
+
+
+@_check
+def check_update_booking(factory: StorageFactory) -> None:
+    """`update_booking` checks ``expected_version`` (else `ConcurrencyError`) and never moves a booking."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 2, "r2": 1})
+        stored = _booking("a", at(10), at(11), customer_id="c1")
+        _reserve(storage, "alpha", stored, now=at(8))
+        for version in (0, 2, 7):
+            _refused(
+                f"update_booking with expected_version={version} (stored 1) raises ConcurrencyError",
+                ConcurrencyError,
+                storage,
+                "alpha",
+                _updating(attrs.evolve(stored, notes="x", version=version + 1), expected_version=version),
+            )
+        changed = attrs.evolve(
+            stored,
+            status=BookingStatus.PAID,
+            notes="paid",
+            customer_id="c2",
+            payments=(Payment("p1", PaymentKind.PAYMENT, Money("20.00", "EUR"), at(9)),),
+            version=2,
+        )
+        _in(storage, "alpha", lambda tx: tx.update_booking(changed, expected_version=1))
+        _expect(
+            "update_booking with the right version replaces the booking",
+            [changed],
+            _state(storage, "alpha")["bookings"],
+        )
+        _refused(
+            "update_booking with the version it replaced raises ConcurrencyError",
+            ConcurrencyError,
+            storage,
+            "alpha",
+            lambda tx: tx.update_booking(attrs.evolve(changed, notes="late", version=2), expected_version=1),
+        )
+        for what, moved in [
+            ("moving its start", attrs.evolve(changed, start=at(9), version=3)),
+            ("moving its end", attrs.evolve(changed, end=at(12), version=3)),
+            ("changing its resources", attrs.evolve(changed, assignments=(Assignment(0, "", ("r2",)),), version=3)),
+            ("changing its units", attrs.evolve(changed, units=(2,), version=3)),
+        ]:
+            _refused(
+                f"update_booking {what} raises InvalidInputError (use reserve)",
+                InvalidInputError,
+                storage,
+                "alpha",
+                _updating(moved, expected_version=2),
+            )
+        with storage.transaction("alpha") as tx:
+            _expect("find_bookings sees the update", [changed], tx.find_bookings(BookingQuery(customer_id="c2")))
+            _expect("find_bookings forgets the old values", [], tx.find_bookings(BookingQuery(customer_id="c1")))
+
+
+@_check
+def check_loads(factory: StorageFactory) -> None:
+    """`loads` returns every load of live bookings on the resources whose buffered span overlaps the window."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": UNLIMITED, "r2": UNLIMITED, "r3": UNLIMITED})
+        pre = BookingStatus.PRE_BOOKING
+        bookings = [
+            _booking("a", at(10), at(11)),
+            _booking("b", at(11), at(12), status=BookingStatus.PAID, buffer_before=15 * M),
+            _booking("c", at(12), at(13), status=pre, hold_until=at(7)),  # expired at now, still a load
+            _booking("d", at(10), at(11), status=BookingStatus.CANCELLED),
+            _booking("e", at(9), at(10), buffer_after=30 * M),
+            _booking("f", at(10), at(11), resources=["r1", "r2"], units=2),
+            _booking("g", at(13), at(14), status=BookingStatus.COMPLETED),
+            _booking("h", at(10), at(11), resources=["r2"]),
+            _booking("i", at(14), at(15, micro=1), status=pre, hold_until=at(23)),
+            _booking("j", at(0, day=-3), at(0, day=3), resources=["r3"]),  # a long booking that started long ago
+        ]
+        for booking in bookings:
+            _reserve(storage, "alpha", booking, now=at(8))
+        windows = [
+            Interval(at(10), at(11)),
+            Interval(at(10, 30), at(10, 31)),
+            Interval(at(8), at(9)),
+            Interval(at(8), at(9, micro=1)),
+            Interval(at(10, 30, micro=-1), at(10, 30)),
+            Interval(at(10, 30), at(10, 45)),
+            Interval(at(12, 59), at(13)),
+            Interval(at(15), at(16)),
+            Interval(at(15, micro=-1), at(16)),
+            Interval(at(0), at(0, day=1)),
+            Interval(at(0, day=2), at(1, day=2)),
+        ]
+        choices: list[list[str]] = [["r1"], ["r2"], ["r3"], ["r1", "r2", "r3"], ["r2", "nope"], []]
+        with storage.transaction("alpha") as tx:
+            for window in windows:
+                for rids in choices:
+                    _expect(
+                        f"loads({rids}, [{window.start:%H:%M:%S.%f}, {window.end:%H:%M:%S.%f}) on day "
+                        f"{(window.start - DAY0).days}) lists every live booking's load whose buffered span "
+                        "overlaps the window, holds whatever their expiry",
+                        _expected_loads(bookings, rids, window),
+                        _sorted_loads(tx.loads(rids, window)),
+                    )
+
+
+def _varied_bookings() -> list[Booking]:
+    """Bookings that differ in every field a `BookingQuery` filters on, with ties in start."""
+    made = []
+    for index, (status, resources, customer, source, ref, service, start) in enumerate(
+        itertools.islice(
+            zip(
+                itertools.cycle(BookingStatus),
+                itertools.cycle([("r1",), ("r2",), ("r1", "r2"), ("r3",)]),
+                itertools.cycle(["c1", None, "c2", "a_c", "abc"]),
+                itertools.cycle(["site", "partner", "Site"]),
+                itertools.cycle([None, "x1", "x2"]),
+                itertools.cycle(["s1", "s2"]),
+                itertools.cycle([at(10), at(11), at(10), at(12, micro=1), at(9, 59, micro=999_999)]),
+                strict=False,
+            ),
+            23,
+        )
+    ):
+        made.append(
+            _booking(
+                f"b{(index * 7) % 23:02d}",
+                start,
+                start + timedelta(minutes=15 * (1 + index % 4)),
+                resources=resources,
+                status=status,
+                customer_id=customer,
+                source=source,
+                external_ref=ref,
+                service_id=service,
+            )
+        )
+    return made
+
+
+@_check
+def check_find_bookings(factory: StorageFactory) -> None:
+    """`find_bookings` returns what `BookingQuery.matches` accepts, ordered by start, then id."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": UNLIMITED, "r2": UNLIMITED, "r3": UNLIMITED})
+        bookings = _varied_bookings()
+        _in(storage, "alpha", _reserving_all(bookings, now=at(8)))
+        periods = [
+            None,
+            Interval(at(10), at(10, 15)),
+            Interval(at(10, 15), at(11)),
+            Interval(at(12), at(12, micro=1)),
+            Interval(at(12, micro=1), at(12, micro=2)),
+        ]
+        queries = [
+            BookingQuery(),
+            *(BookingQuery(resource_id=r) for r in ("r1", "r2", "r3", "nope")),
+            *(BookingQuery(customer_id=c) for c in ("c1", "c2", "a_c", "abc", "a%", "C1")),
+            *(BookingQuery(statuses=frozenset(s)) for s in ([BookingStatus.PAID], LIVE_STATUSES, set(BookingStatus))),
+            *(BookingQuery(period=p) for p in periods),
+            *(BookingQuery(source=s) for s in ("site", "Site", "partner", "sit")),
+            *(BookingQuery(external_ref=x) for x in ("x1", "x2", "x")),
+            *(BookingQuery(service_id=s) for s in ("s1", "s2")),
+            BookingQuery(resource_id="r1", customer_id="c1", statuses=LIVE_STATUSES, period=periods[2]),
+            BookingQuery(resource_id="r2", source="partner", external_ref="x2", service_id="s2"),
+            BookingQuery(statuses=frozenset(), period=periods[1]),
+        ]
+        with storage.transaction("alpha") as tx:
+            for query in queries:
+                expected = sorted((b for b in bookings if query.matches(b)), key=lambda b: (b.start, b.id))
+                _expect(
+                    f"find_bookings({query!r}) equals BookingQuery.matches over all bookings, by (start, id)",
+                    expected,
+                    tx.find_bookings(query),
+                )
+
+
+@_check
+def check_due_holds(factory: StorageFactory) -> None:
+    """`due_holds(now)` returns the pre-bookings with ``hold_until <= now``, oldest first (ties by id)."""
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": UNLIMITED})
+        expiry = at(9, 30, micro=1)
+        pre = BookingStatus.PRE_BOOKING
+        bookings = [
+            _booking("h-late", at(10), at(11), status=pre, hold_until=expiry + US),
+            _booking("h-now", at(11), at(12), status=pre, hold_until=expiry),
+            _booking("h-b", at(9), at(10), status=pre, hold_until=at(9)),
+            _booking("h-a", at(12), at(13), status=pre, hold_until=at(9)),
+            _booking("h-early", at(13), at(14), status=pre, hold_until=expiry - US),
+            _booking("firm", at(10), at(11)),
+            _booking("gone", at(10), at(11), status=BookingStatus.EXPIRED),
+        ]
+        _in(storage, "alpha", _reserving_all(bookings, now=at(8)))
+        by_name = {b.id: b for b in bookings}
+        with storage.transaction("alpha") as tx:
+            for now, names in [
+                (at(8), []),
+                (at(9) - US, []),
+                (at(9), ["h-a", "h-b"]),
+                (expiry, ["h-a", "h-b", "h-early", "h-now"]),
+                (at(20), ["h-a", "h-b", "h-early", "h-now", "h-late"]),
+            ]:
+                _expect(
+                    f"due_holds({now:%H:%M:%S.%f}) lists holds with hold_until <= now, oldest first, ties by id",
+                    [by_name[n] for n in names],
+                    tx.due_holds(now),
+                )
+
+
+@_check
+def check_transition_log(factory: StorageFactory) -> None:
+    """The transition log keeps every record, in the order written, per booking and in all."""
+    with _made(factory) as storage:
+        one = _record("b1")
+        two = _record("b1", Action.CONFIRM, at=at(9), actor="manager:ann", reason="called")
+        three = _record("b2", Action.BOOK)
+        _in(storage, "alpha", lambda tx: tx.append_transitions([one, two]))
+        _in(storage, "alpha", lambda tx: tx.append_transitions([three, one]))
+        _in(storage, "alpha", lambda tx: tx.append_transitions([]))
+        _in(storage, "alpha", lambda tx: tx.append_transitions([two]), commit=False)
+        with storage.transaction("alpha") as tx:
+            _expect(
+                "list_transitions returns every record in the order written (repeats kept)",
+                [one, two, three, one],
+                tx.list_transitions(),
+            )
+            _expect(
+                "list_transitions(booking_id) returns that booking's records in order",
+                [one, two, one],
+                tx.list_transitions("b1"),
+            )
+            _expect("list_transitions(booking_id) of another booking", [three], tx.list_transitions("b2"))
+
+
+@_check
+def check_outbox(factory: StorageFactory) -> None:
+    """The outbox keeps messages in the order written; updates keep their place; pending means unsent, not failed."""
+    with _made(factory) as storage:
+        messages = [_message(f"m{i}", due_at=at(8) + i * M) for i in range(1, 5)]
+        _in(storage, "alpha", lambda tx: tx.append_outbox(messages[:3]))
+        _in(storage, "alpha", lambda tx: tx.append_outbox(messages[3:]))
+        sent = attrs.evolve(messages[1], attempts=1, sent_at=at(9))
+        failed = attrs.evolve(messages[2], attempts=5, failed_at=at(9), last_error="gave up")
+        retried = attrs.evolve(messages[0], attempts=2, last_error="timeout")
+
+        def update(tx: StorageTransaction) -> None:
+            for message in (sent, failed, retried):
+                tx.update_outbox(message)
+
+        _in(storage, "alpha", update)
+        with storage.transaction("alpha") as tx:
+            _expect(
+                "list_outbox keeps the written order; an updated message keeps its place",
+                [retried, sent, failed, messages[3]],
+                tx.list_outbox(),
+            )
+            _expect(
+                "list_outbox(pending_only=True) lists unsent, not failed messages in order",
+                [retried, messages[3]],
+                tx.list_outbox(pending_only=True),
+            )
+        _refused(
+            "append_outbox of an id that exists raises StorageError (reference behaviour)",
+            StorageError,
+            storage,
+            "alpha",
+            lambda tx: tx.append_outbox([attrs.evolve(messages[0], topic="again")]),
+        )
+
+
+@_check
+def check_idempotency_records(factory: StorageFactory) -> None:
+    """An idempotency key is saved once: saving it again raises `ConcurrencyError` and keeps the first."""
+    with _made(factory) as storage:
+        record = IdempotencyRecord("key", "hash", "b1", '{"status": "ok"}', at(8, micro=7))
+        other = IdempotencyRecord("key", "other hash", "b2", "{}", at(9))
+
+        def first(tx: StorageTransaction) -> None:
+            tx.put_idempotency(record)
+            _raises(
+                "put_idempotency of a key saved in the same transaction raises ConcurrencyError",
+                ConcurrencyError,
+                lambda: tx.put_idempotency(other),
+            )
+            _expect("get_idempotency returns the first record", record, tx.get_idempotency("key"))
+
+        _in(storage, "alpha", first)
+        _refused(
+            "put_idempotency of a committed key raises ConcurrencyError",
+            ConcurrencyError,
+            storage,
+            "alpha",
+            lambda tx: tx.put_idempotency(other),
+        )
+        _in(storage, "alpha", lambda tx: tx.put_idempotency(attrs.evolve(record, key="k2")), commit=False)
+        with storage.transaction("alpha") as tx:
+            _expect("a saved record round-trips exactly", record, tx.get_idempotency("key"))
+            _expect("a record put without commit is not saved", None, tx.get_idempotency("k2"))
+
+
+def _rich_schedule(zone: str) -> Schedule:
+    return Schedule(
+        zone,
+        WeeklyHours(
+            {0: [TimeRange("09:00", "12:00"), TimeRange("13:00", "18:30")], "sat": TimeRange("22:00", "06:00")}
+        ),
+        overrides=[
+            DateOverride(date(2030, 12, 24), [TimeRange("09:00", "13:00")]),
+            DateOverride.closed(date(2030, 12, 25)),
+        ],
+        time_off=[
+            TimeOff(datetime(2030, 8, 1, 12, tzinfo=UTC), datetime(2030, 8, 15, 12, tzinfo=UTC), reason="summer")
+        ],
+        recurring=[
+            RecurringHours.every(
+                "FREQ=WEEKLY;INTERVAL=2;BYDAY=SU",
+                date(2030, 6, 2),
+                TimeRange("10:00", "14:00"),
+                zone,
+                except_days=[date(2030, 6, 16)],
+            )
+        ],
+    )
+
+
+def _rich_policies() -> Policies:
+    return Policies(
+        hold=HoldPolicy(ttl=timedelta(minutes=45, microseconds=1), accept_late_payment=False),
+        confirmation=ConfirmationPolicy(mode=ConfirmationMode.ANY_ORDER, deposit_percent=Decimal("33.5")),
+        cancellation=CancellationPolicy(
+            tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, Decimal("50.5"))],
+            otherwise_percent=0,
+            deadline=2 * H,
+            no_show_fee_percent=50,
+            charge_unpaid_penalty=True,
+        ),
+        reschedule=ReschedulePolicy(deadline=12 * H, max_times=2),
+        no_show=NoShowPolicy(grace=7 * M),
+    )
+
+
+def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Booking]]:
+    business = Business("Ateliers Ünïcode & Co", "Europe/Paris", _rich_schedule("Europe/Paris"), _rich_policies())
+    resources = [
+        Resource(
+            "room-1",
+            "Salle Ⅰ",
+            kind=ResourceKind.RESOURCE,
+            type="room",
+            capacity=12,
+            attributes={
+                "city": "Lyon",
+                "seats": 12,
+                "accessible": True,
+                "ratio": Decimal("1.25"),
+                "price": Money("49.90", "EUR"),
+            },
+            schedule=_rich_schedule("America/New_York"),
+        ),
+        Resource("ann", "Ann", kind=ResourceKind.USER, type="coach", role=ResourceRole.AUXILIARY, zone="Asia/Kolkata"),
+        Resource("hall", "Hall", capacity=UNLIMITED),
+    ]
+    services = [
+        Service(
+            "course",
+            "Course",
+            needs=[
+                Need(resource_ids=["room-1"], units=3, label="room"),
+                Need(type="coach", attributes={"city": "Lyon"}, count=1, label="coach"),
+            ],
+            duration=90 * M,
+            min_duration=30 * M,
+            max_duration=3 * H,
+            slot_step=15 * M,
+            buffer_before=5 * M,
+            buffer_after=10 * M,
+            buffers_outside_hours=True,
+            price=Money("120.00", "EUR"),
+            min_notice=2 * H,
+            horizon=timedelta(days=90),
+        ),
+        Service(
+            "night",
+            "Night",
+            needs=[Need(resource_ids=["hall"])],
+            duration=timedelta(days=1),
+            unit=ServiceUnit.NIGHTS,
+            check_in=wall(15),
+            check_out=wall(11),
+        ),
+    ]
+    paris = datetime(2030, 6, 3, 12, 0, 0, 1, tzinfo=ZoneInfo("Europe/Paris"))  # kept as the same instant in UTC
+    bookings = [
+        Booking(
+            "course-1",
+            "course",
+            paris,
+            paris + 90 * M,
+            (Assignment(0, "room", ("room-1",)), Assignment(1, "coach", ("ann",))),
+            (3, 1),
+            BookingStatus.PAID,
+            at(7, micro=999_999),
+            policies=_rich_policies(),
+            buffer_before=5 * M,
+            buffer_after=10 * M,
+            customer_id="cust-42",
+            source="partner",
+            notes="Allergies: none.\nParking: yes — «côté cour»",
+            external_ref="ext-9",
+            price=Money("120.00", "EUR"),
+            payments=(
+                Payment("pay-1", PaymentKind.PAYMENT, Money("100.00", "EUR"), at(8), actor="cust-42"),
+                Payment("pay-2", PaymentKind.PAYMENT, Money("20.00", "EUR"), at(8, 1)),
+                Payment("fee-1", PaymentKind.FEE, Money("0.01", "EUR"), at(8, 2), actor="manager:ann"),
+                Payment("ref-1", PaymentKind.REFUND, Money("5.50", "EUR"), at(8, 3)),
+            ),
+            reschedules=2,
+            checked_in_at=at(9, 58, micro=3),
+            version=7,
+        ),
+        _booking(
+            "hold-1",
+            at(0, day=1),
+            at(0, day=2),
+            resources=["hall"],
+            status=BookingStatus.PRE_BOOKING,
+            hold_until=at(8, micro=5),
+            service_id="night",
+            price=Money("1000", "JPY"),
+        ),
+    ]
+    return business, resources, services, bookings
+
+
+@_check
+def check_values_round_trip(factory: StorageFactory) -> None:
+    """Every value comes back equal to what was written: bookings with money and policies, schedules, logs."""
+    business, resources, services, bookings = _rich_values()
+    records = [
+        _record("course-1", Action.HOLD, at=at(7, micro=999_999), actor="cust-42", reason="web"),
+        _record("course-1", Action.PAY_FULL, at=at(8), actor="manager:ann", reason="x" * 2_000),
+    ]
+    message = _message(
+        "msg-1",
+        topic="booking.paid",
+        booking_id="course-1",
+        created_at=at(8, micro=1),
+        due_at=at(9, day=1),
+        dedupe_key="course-1:paid:1",
+        payload='{"booking_id": "course-1", "amount": ["120.00", "EUR"], "note": "\\u00e9"}',
+        attempts=3,
+        last_error="SMTP 451 — try again",
+    )
+    failed = _message("msg-2", booking_id=None, failed_at=at(10), sent_at=None, attempts=9)
+    key = IdempotencyRecord("key", "sha256:" + "f" * 64, "course-1", '{"id": "course-1"}', at(8, micro=999_999))
+    with _made(factory) as storage:
+
+        def write(tx: StorageTransaction) -> None:
+            tx.put_business(business)
+            for resource in resources:
+                tx.put_resource(resource)
+            for service in services:
+                tx.put_service(service)
+            for booking in bookings:
+                tx.reserve(booking, now=at(8))
+            tx.append_transitions(records)
+            tx.append_outbox([message, failed])
+            tx.put_idempotency(key)
+
+        _in(storage, "alpha", write)
+        with storage.transaction("alpha") as tx:
+            _expect("a Business round-trips exactly", business, tx.get_business())
+            _expect("Resources round-trip exactly, in order", resources, tx.list_resources())
+            for resource in resources:
+                _expect(f"get_resource({resource.id!r}) round-trips exactly", resource, tx.get_resource(resource.id))
+            _expect("Services round-trip exactly, in order", services, tx.list_services())
+            _expect("a Service round-trips exactly", services[0], tx.get_service("course"))
+            for booking in bookings:
+                _expect(f"Booking {booking.id!r} round-trips exactly", booking, tx.get_booking(booking.id))
+            _expect(
+                "find_bookings returns exact Bookings",
+                sorted(bookings, key=lambda b: (b.start, b.id)),
+                tx.find_bookings(BookingQuery()),
+            )
+            _expect("TransitionRecords round-trip exactly", records, tx.list_transitions())
+            _expect("OutboxMessages round-trip exactly", [message, failed], tx.list_outbox())
+            _expect("an IdempotencyRecord round-trips exactly", key, tx.get_idempotency("key"))
+            amounts = [str(p.amount.amount) for p in tx.get_booking("course-1").payments]
+            _expect("money keeps its decimal places", ["100.00", "20.00", "0.01", "5.50"], amounts)
+
+
+@_check
+def check_hostile_strings_round_trip(factory: StorageFactory) -> None:
+    """Hostile strings round-trip verbatim in every field and find exactly their own rows (research note S3)."""
+    with _made(factory) as storage:
+        for index, text in enumerate(HOSTILE_STRINGS):
+            tenant = text
+            booking = _booking(
+                text,
+                at(10),
+                at(11),
+                resources=[text],
+                status=BookingStatus.PRE_BOOKING,
+                hold_until=at(9),
+                service_id=text,
+                customer_id=text,
+                source=text,
+                notes=text,
+                external_ref=text,
+            )
+            record = _record(text, actor=text, reason=text)
+            message = _message(text, topic=text, booking_id=text, dedupe_key=text, payload=text, last_error=text)
+            key = IdempotencyRecord(text, text, text, text, at(8))
+
+            def write(
+                tx: StorageTransaction,
+                text: str = text,
+                booking: Booking = booking,
+                record: TransitionRecord = record,
+                message: OutboxMessage = message,
+                key: IdempotencyRecord = key,
+            ) -> None:
+                tx.put_business(_business(text))
+                tx.put_resource(Resource(text, text, type=text))
+                tx.put_service(Service(text, text, needs=[Need(type=text, label=text)], duration=30 * M))
+                tx.lock_resources([text])
+                tx.reserve(booking, now=at(8))
+                tx.append_transitions([record])
+                tx.append_outbox([message])
+                tx.put_idempotency(key)
+
+            _in(storage, tenant, write)
+            clause = f"hostile string #{index} {text!r}"
+            with storage.transaction(tenant) as tx:
+                _expect(f"{clause} round-trips as a tenant and business name", _business(text), tx.get_business())
+                _expect(f"{clause} round-trips in a resource", [Resource(text, text, type=text)], tx.list_resources())
+                _expect(
+                    f"{clause} round-trips in a service",
+                    Service(text, text, needs=[Need(type=text, label=text)], duration=30 * M),
+                    tx.get_service(text),
+                )
+                _expect(f"{clause} round-trips in a booking", booking, tx.get_booking(text))
+                for field in ("resource_id", "customer_id", "source", "external_ref", "service_id"):
+                    _expect(
+                        f"{clause} finds its booking by {field}",
+                        [booking],
+                        tx.find_bookings(_query(field, text)),
+                    )
+                    _expect(
+                        f"{clause} with a space added finds nothing by {field}",
+                        [],
+                        tx.find_bookings(_query(field, text + " ")),
+                    )
+                    _expect(
+                        f"{clause} uppercased finds nothing by {field} unless unchanged",
+                        [booking] if text.upper() == text else [],
+                        tx.find_bookings(_query(field, text.upper())),
+                    )
+                _expect(f"{clause} round-trips in the log", [record], tx.list_transitions(text))
+                _expect(f"{clause} round-trips in the outbox", [message], tx.list_outbox())
+                _expect(f"{clause} round-trips as an idempotency key", key, tx.get_idempotency(text))
+                _expect(f"{clause} loads its booking", booking.loads(), tx.loads([text], Interval(at(0), at(24))))
+                _expect(f"{clause} lists its due hold", [booking], tx.due_holds(at(12)))
+        with storage.transaction("a_c") as tx:
+            _expect(
+                "a tenant whose name is a LIKE pattern sees nothing of the tenants it would match",
+                dict(_EMPTY),
+                _snapshot(tx),
+            )
+        long_id = "x" * 200
+        long_notes = "é" * 10_000
+
+        def long(tx: StorageTransaction) -> None:
+            tx.put_resource(Resource(long_id, long_id))
+            tx.reserve(
+                _booking(long_id, at(10), at(11), resources=[long_id], notes=long_notes, customer_id=long_id), now=at(8)
+            )
+
+        _in(storage, long_id, long)
+        with storage.transaction(long_id) as tx:
+            _expect(
+                "the longest id and the longest notes round-trip",
+                (long_id, long_notes),
+                (tx.get_booking(long_id).id, tx.get_booking(long_id).notes),
+            )
+
+
+@_check
+def check_lone_surrogates_round_trip(factory: StorageFactory) -> None:
+    r"""
+    Text the domain accepts is stored verbatim, lone surrogates included (`slotengine.model.check_text`).
+
+    The domain refuses only NUL and over-long text, "which every adapter must agree on"; a string with a
+    lone surrogate such as ``"\\ud800"`` is therefore a valid id, and an adapter must keep it or the domain
+    must refuse it first (then this check passes trivially).
+    """
+    text = "lone \ud800 surrogate"
+    try:
+        resource = Resource(text, text)
+    except InvalidInputError:
+        return  # the domain refuses it before any storage sees it: nothing to agree on
+    with _made(factory) as storage:
+        try:
+            _in(storage, "alpha", lambda tx: tx.put_resource(resource))
+        except SlotEngineError as exc:
+            msg = (
+                f"text the domain accepts is stored verbatim (model.check_text): put_resource of {text!r} raised "
+                f"{type(exc).__name__}: {exc}"
+            )
+            raise AssertionError(msg) from exc
+        _expect("text with a lone surrogate round-trips verbatim", [resource], _state(storage, "alpha")["resources"])
+
+
+CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_REGISTRY))
+"""Every check of `check_storage`, by name, in the order they run; each takes a `StorageFactory`."""
+
+
+@attrs.frozen
+class CheckFailure:
+    """One failed check of `run_checks`: its name, what it said, and the exception it raised."""
+
+    name: str
+    message: str
+    error: BaseException = attrs.field(eq=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+def run_checks(factory: StorageFactory, *, skip: Collection[str] = ()) -> list[CheckFailure]:
+    """
+    Run every check in `CHECKS` (except those named in *skip*) against storages made by *factory*.
+
+    A check fails by raising `AssertionError`; any other exception (a raw driver error leaking, say) is a
+    failure too, reported with its class.
+
+    Returns:
+        The failures, in the order the checks ran; an empty list means the adapter passed.
+
+    Raises:
+        KeyError: *skip* names a check that does not exist.
+    """
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise KeyError(unknown)
+    failures = []
+    for name, check in CHECKS.items():
+        if name in skip:
+            continue
+        try:
+            check(factory)
+        except AssertionError as exc:
+            failures.append(CheckFailure(name, str(exc), exc))
+        except Exception as exc:  # noqa: BLE001 - every crash of a check is a reported failure
+            failures.append(CheckFailure(name, f"raised {type(exc).__name__}: {exc}", exc))
+    return failures
+
+
+def check_storage(factory: StorageFactory, *, skip: Collection[str] = ()) -> None:
+    """
+    Check that storages made by *factory* keep the `Storage` contract, running every check in `CHECKS`.
+
+    Each check makes its own storage with *factory* (which must return a fresh, empty one) and closes it.
+
+    Args:
+        factory: A zero-argument callable returning a fresh, empty `Storage`.
+        skip: Names of checks not to run (for a known, documented deviation).
+
+    Raises:
+        AssertionError: some checks failed; the message lists each one with the clause it broke.
+    """
+    failures = run_checks(factory, skip=skip)
+    if failures:
+        lines = "\n\n".join(str(f) for f in failures)
+        msg = f"{len(failures)} of {len(CHECKS) - len(skip)} storage checks failed:\n\n{lines}"
+        raise AssertionError(msg)
+
+
+# --- concurrency -------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ConcurrencyReport:
+    """What `check_concurrency` saw: trials per race, racers, wins, refusals and retried concurrency errors."""
+
+    trials: int
+    racers: int
+    wins: int
+    conflicts: int
+    retries: int
+    seconds: float
+
+
+@attrs.define
+class _Race:
+    """One contested trial: what each racer got, and the retries it needed."""
+
+    outcomes: list[str] = attrs.Factory(list)
+    errors: list[BaseException] = attrs.Factory(list)
+    retries: int = 0
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def add(self, outcome: str, retries: int, error: BaseException | None = None) -> None:
+        with self.lock:
+            self.outcomes.append(outcome)
+            self.retries += retries
+            if error is not None:
+                self.errors.append(error)
+
+
+def _attempt(
+    storage: Storage, tenant: str, work: Callable[[StorageTransaction], None], *, retries: int
+) -> tuple[str, int, BaseException | None]:
+    """Run *work* in its own committed transaction, retrying `ConcurrencyError` as the engine does."""
+    for attempt in range(retries + 1):
+        try:
+            _in(storage, tenant, work)
+        except ConflictError:
+            return "conflict", attempt, None
+        except ConcurrencyError as exc:
+            if attempt == retries:
+                return "exhausted", attempt, exc
+            time.sleep(random.uniform(0, 0.001 * (attempt + 1)))  # jittered backoff
+            continue
+        except Exception as exc:  # noqa: BLE001 - reported as a failure of the race
+            return "error", attempt, exc
+        return "won", attempt, None
+    raise AssertionError  # pragma: no cover - the loop always returns
+
+
+def _race(
+    pool: ThreadPoolExecutor,
+    racers: Sequence[Callable[[], tuple[str, int, BaseException | None]]],
+    *,
+    timeout: float,
+    clause: str,
+) -> _Race:
+    """Release every racer at once (one barrier) and collect what each got."""
+    race = _Race()
+    barrier = threading.Barrier(len(racers), timeout=timeout)
+
+    def run(racer: Callable[[], tuple[str, int, BaseException | None]]) -> None:
+        barrier.wait()
+        race.add(*racer())
+
+    futures = [pool.submit(run, racer) for racer in racers]
+    deadline = time.monotonic() + timeout
+    for future in futures:
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except (FutureTimeout, threading.BrokenBarrierError):
+            msg = f"{clause}: racers did not finish within {timeout} s (a deadlock, or a lock never released)"
+            raise AssertionError(msg) from None
+    unexpected = [e for e in race.errors if not isinstance(e, ConcurrencyError)]
+    if unexpected:
+        shown = "; ".join(f"{type(e).__name__}: {e}" for e in unexpected[:3])
+        msg = f"{clause}: racers may only win or get ConflictError (ConcurrencyError is retried), got {shown}"
+        raise AssertionError(msg) from unexpected[0]
+    exhausted = race.outcomes.count("exhausted")
+    if exhausted:
+        msg = f"{clause}: {exhausted} racers still got ConcurrencyError after every retry (a deadlock surfaced?)"
+        raise AssertionError(msg)
+    return race
+
+
+def _peak(bookings: Sequence[Booking], resource_id: str) -> int:
+    loads = [ld for b in bookings if b.status in LIVE_STATUSES for ld in b.loads() if ld.resource_id == resource_id]
+    return CapacityProfile((ld.blocked, ld.units) for ld in loads).peak
+
+
+def check_concurrency(
+    factory: StorageFactory,
+    *,
+    threads: int = 8,
+    trials: int = 50,
+    retries: int = 50,
+    timeout: float = 60.0,
+) -> ConcurrencyReport:
+    """
+    Race *threads* racers through separate transactions of one storage, *trials* times for each of three races.
+
+    1. **The same slot** (research note C1, C2): every racer reserves the same hour on a fresh resource of
+       capacity 1, 2 or 3 (half of them call ``lock_resources`` first). Exactly ``min(capacity, threads)``
+       win; the others get `ConflictError`; the stored bookings are the winners' and never exceed capacity.
+    2. **Two needs in opposite orders** (C5): each racer books two fresh resources at once, half of them
+       naming (and locking) them in the opposite order. No racer fails for a deadlock: an adapter locks in
+       sorted order (a `ConcurrencyError` is retried, as `BookingEngine` does, up to *retries* times).
+    3. **One idempotency key** (I1): every racer saves the same key; exactly one succeeds, the others get
+       `ConcurrencyError` and then find the winner's record.
+
+    Args:
+        factory: A zero-argument callable returning a fresh, empty `Storage` that threads may share.
+        threads: Racers per trial.
+        trials: Trials of each race.
+        retries: How often a racer retries after `ConcurrencyError` before that counts as a failure.
+        timeout: Seconds a trial may take before it counts as a deadlock.
+
+    Returns:
+        The figures of the run.
+
+    Raises:
+        AssertionError: a race went wrong; the message names the race, the trial and the clause.
+    """
+    if threads < 2 or trials < 1:
+        msg = "check_concurrency needs at least 2 threads and 1 trial"
+        raise ValueError(msg)
+    started = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="racer")
+    try:
+        with _made(factory) as storage:
+            wins, conflicts, retried = _run_races(
+                storage, pool, threads=threads, trials=trials, retries=retries, timeout=timeout
+            )
+    finally:
+        # A racer stuck in a deadlock must not hang the test run: do not wait for the pool's threads.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return ConcurrencyReport(trials, threads, wins, conflicts, retried, time.perf_counter() - started)
+
+
+def _run_races(  # noqa: PLR0915 - three races written out, each with its own checks
+    storage: Storage, pool: ThreadPoolExecutor, *, threads: int, trials: int, retries: int, timeout: float
+) -> tuple[int, int, int]:
+    wins = conflicts = retried = 0
+    tenant = "race"
+    _in(storage, tenant, lambda tx: tx.put_business(_business()))
+    for trial in range(trials):
+        capacity = 1 + trial % 3
+        expected = min(capacity, threads)
+
+        # 1. the same slot
+        rid = f"slot-{trial}"
+        _in(storage, tenant, _cataloguing({rid: capacity}))
+
+        def same_slot(
+            index: int, rid: str = rid, trial: int = trial
+        ) -> Callable[[], tuple[str, int, BaseException | None]]:
+            booking = _booking(f"t{trial}-{index}", at(10), at(11), resources=[rid])
+
+            def work(tx: StorageTransaction) -> None:
+                if index % 2:
+                    tx.lock_resources([rid])
+                tx.reserve(booking, now=at(8))
+
+            return lambda: _attempt(storage, tenant, work, retries=retries)
+
+        clause = f"same slot, trial {trial}, capacity {capacity}"
+        race = _race(pool, [same_slot(i) for i in range(threads)], timeout=timeout, clause=clause)
+        _expect(f"{clause}: exactly min(capacity, racers) racers win", expected, race.outcomes.count("won"))
+        stored = _in(storage, tenant, _finding(BookingQuery(resource_id=rid)))
+        _expect(f"{clause}: every winner's booking is stored, and nothing else", expected, len(stored))
+        if _peak(stored, rid) > capacity:
+            msg = f"{clause}: the stored bookings exceed capacity (oversold)"
+            raise AssertionError(msg)
+        wins += expected
+        conflicts += race.outcomes.count("conflict")
+        retried += race.retries
+
+        # 2. two needs, locked in opposite orders
+        first, second = f"a-{trial}", f"b-{trial}"
+        _in(storage, tenant, _cataloguing({second: capacity, first: capacity}))
+
+        def two_needs(
+            index: int, first: str = first, second: str = second, trial: int = trial
+        ) -> Callable[[], tuple[str, int, BaseException | None]]:
+            order = (first, second) if index % 2 == 0 else (second, first)
+            booking = Booking(
+                f"n{trial}-{index}",
+                "s1",
+                at(10),
+                at(11),
+                (Assignment(0, "one", (order[0],)), Assignment(1, "two", (order[1],))),
+                (1, 1),
+                BookingStatus.CONFIRMED,
+                CREATED,
+            )
+
+            def work(tx: StorageTransaction) -> None:
+                if index % 4 < 2:
+                    tx.lock_resources(order)
+                tx.reserve(booking, now=at(8))
+
+            return lambda: _attempt(storage, tenant, work, retries=retries)
+
+        clause = f"two needs in opposite orders, trial {trial}, capacity {capacity}"
+        race = _race(pool, [two_needs(i) for i in range(threads)], timeout=timeout, clause=clause)
+        _expect(f"{clause}: exactly min(capacity, racers) racers win", expected, race.outcomes.count("won"))
+        stored = _in(storage, tenant, _finding(BookingQuery(resource_id=first)))
+        _expect(f"{clause}: every winner's booking is stored, and nothing else", expected, len(stored))
+        for resource_id in (first, second):
+            if _peak(stored, resource_id) > capacity:
+                msg = f"{clause}: the stored bookings exceed the capacity of {resource_id} (oversold)"
+                raise AssertionError(msg)
+        wins += expected
+        conflicts += race.outcomes.count("conflict")
+        retried += race.retries
+
+        # 3. one idempotency key
+        key = f"key-{trial}"
+        saved: list[IdempotencyRecord] = []
+        saved_lock = threading.Lock()
+
+        def keyed(
+            index: int, key: str = key, saved: list[IdempotencyRecord] = saved, saved_lock: threading.Lock = saved_lock
+        ) -> Callable[[], tuple[str, int, BaseException | None]]:
+            record = IdempotencyRecord(key, f"hash-{index}", f"k{index}", "{}", at(8))
+
+            def run() -> tuple[str, int, BaseException | None]:
+                try:
+                    _in(storage, tenant, lambda tx: tx.put_idempotency(record))
+                except ConcurrencyError:
+                    found = _in(storage, tenant, lambda tx: tx.get_idempotency(key), commit=False)
+                    return ("replayed" if found is not None else "lost"), 0, None
+                except Exception as exc:  # noqa: BLE001 - reported as a failure of the race
+                    return "error", 0, exc
+                with saved_lock:
+                    saved.append(record)
+                return "won", 0, None
+
+            return run
+
+        clause = f"one idempotency key, trial {trial}"
+        race = _race(pool, [keyed(i) for i in range(threads)], timeout=timeout, clause=clause)
+        _expect(f"{clause}: exactly one racer saves the key", 1, race.outcomes.count("won"))
+        _expect(
+            f"{clause}: every loser gets ConcurrencyError and then finds the record",
+            threads - 1,
+            race.outcomes.count("replayed"),
+        )
+        found = _in(storage, tenant, _key_reader(key), commit=False)
+        _expect(f"{clause}: the stored record is the winner's", saved, [found])
+    return wins, conflicts, retried
+
+
+# --- the agreement machine -----------------------------------------------------------------------------------------
+#
+# Steps are plain data (the ops below) so that hypothesis prints a failing example as a readable script, and so
+# that the same step runs on both storages: each op is applied to each storage in turn, in its own transaction.
+
+_TENANTS: Final = ("alpha", "beta")
+_RESOURCES: Final = ("r1", "r2", "r3")
+_BOOKING_IDS: Final = ("b1", "b2", "b3", "b4")
+_MESSAGE_IDS: Final = ("m1", "m2", "m3", "m4")
+_KEYS: Final = ("k1", "k2", "k3")
+_GRID: Final = at(9)
+"""Start of the machine's booking grid; its clock starts an hour earlier."""
+_EDGES: Final = tuple((source, action) for source, actions in TRANSITIONS.items() for action in actions)
+_CONTINUABLE: Final = (NotFoundError, ConflictError, ConcurrencyError, InvalidInputError)
+"""Refusals after which a transaction goes on (their contract says nothing was written)."""
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    """What a call returned, or the class of what it raised: the unit of agreement."""
+    try:
+        return ("ok", call())
+    except Exception as exc:  # noqa: BLE001 - any exception is an answer to compare
+        return ("raised", type(exc).__name__)
+
+
+def _end(tx: StorageTransaction, end: str) -> None:
+    """End a machine step's transaction: commit it, leave it without commit, or raise out of it."""
+    if end == "commit":
+        tx.commit()
+    elif end == "raise":
+        raise _Abort(end)
+
+
+@attrs.frozen
+class PutResource:
+    """Create or replace a resource."""
+
+    resource_id: str
+    capacity: int | None
+    """None for UNLIMITED."""
+    name: str = "Box"
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: ARG002 - every op takes now
+        """Apply the step."""
+        capacity: Capacity = UNLIMITED if self.capacity is None else self.capacity
+        tx.put_resource(Resource(self.resource_id, self.name, capacity=capacity))
+        return None
+
+
+@attrs.frozen
+class PutService:
+    """Create or replace a service."""
+
+    service_id: str
+    name: str = "Wash"
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: ARG002
+        """Apply the step."""
+        tx.put_service(_service(self.service_id, self.name))
+        return None
+
+
+@attrs.frozen
+class PutBusiness:
+    """Create or replace the business."""
+
+    name: str
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: ARG002
+        """Apply the step."""
+        tx.put_business(_business(self.name))
+        return None
+
+
+@attrs.frozen
+class Reserve:
+    """Reserve a booking on the grid (minutes after 09:00); a hold expires *hold* minutes after now."""
+
+    booking_id: str
+    start: int
+    minutes: int
+    resources: tuple[str, ...]
+    units: int = 1
+    status: BookingStatus = BookingStatus.CONFIRMED
+    hold: int = 30
+    buffer_before: int = 0
+    buffer_after: int = 0
+    micro: int = 0
+    version: int = 1
+    exclude: tuple[int, ...] = ()
+    """Picks among the stored bookings (see `Update`) that the capacity check must ignore."""
+    customer_id: str | None = None
+    paid: bool = False
+
+    def booking(self, now: datetime) -> Booking:
+        """The booking this step reserves at *now*."""
+        start = _GRID + self.start * M + self.micro * US
+        price = Money("20.00", "EUR") if self.paid else None
+        payments = (Payment("p1", PaymentKind.PAYMENT, Money("20.00", "EUR"), now),) if self.paid else ()
+        return Booking(
+            self.booking_id,
+            "s1",
+            start,
+            start + self.minutes * M,
+            (Assignment(0, "", self.resources),),
+            (self.units,),
+            self.status,
+            now,
+            hold_until=now + self.hold * M if self.status is BookingStatus.PRE_BOOKING else None,
+            buffer_before=self.buffer_before * M,
+            buffer_after=self.buffer_after * M,
+            customer_id=self.customer_id,
+            price=price,
+            payments=payments,
+            version=self.version,
+        )
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        ids = [b.id for b in tx.find_bookings(BookingQuery())] if self.exclude else []
+        tx.reserve(self.booking(now), now=now, exclude=[_pick(ids, p, "b0") for p in self.exclude])
+        return None
+
+
+def _pick(ids: Sequence[str], pick: int, default: str) -> str:
+    """The *pick*-th of *ids* (cyclically), so that a step names an existing row whenever there is one."""
+    return sorted(ids)[pick % len(ids)] if ids else default
+
+
+@attrs.frozen
+class Update:
+    """Update the *pick*-th stored booking to *status* with a version off by *stale* (0: right), maybe moved."""
+
+    pick: int
+    status: BookingStatus
+    stale: int = 0
+    move: bool = False
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        stored = tx.get_booking(_pick([b.id for b in tx.find_bookings(BookingQuery())], self.pick, "b1"))
+        hold = now + 30 * M if self.status is BookingStatus.PRE_BOOKING else None
+        new = attrs.evolve(
+            stored, status=self.status, hold_until=hold, version=stored.version + 1, notes=f"v{stored.version + 1}"
+        )
+        if self.move:
+            new = attrs.evolve(new, start=new.start + 15 * M, end=new.end + 15 * M)
+        tx.update_booking(new, expected_version=stored.version + self.stale)
+        return None
+
+
+@attrs.frozen
+class AppendTransition:
+    """Append one record of the *edge*-th transition of the table to the log."""
+
+    booking_id: str
+    edge: int
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        source, action = _EDGES[self.edge % len(_EDGES)]
+        record = TransitionRecord(self.booking_id, source, TRANSITIONS[source][action], action, now, "system")
+        tx.append_transitions([record])
+        return None
+
+
+@attrs.frozen
+class AppendOutbox:
+    """Append messages with these ids (an id already there is refused)."""
+
+    message_ids: tuple[str, ...]
+    booking_id: str | None = None
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        tx.append_outbox(
+            [_message(m, booking_id=self.booking_id, created_at=now, due_at=now) for m in self.message_ids]
+        )
+        return None
+
+
+@attrs.frozen
+class UpdateOutbox:
+    """Mark the *pick*-th stored message sent, failed, or retried (a missing one is refused)."""
+
+    pick: int
+    state: str
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        sent = now if self.state == "sent" else None
+        failed = now if self.state == "failed" else None
+        message_id = _pick([m.id for m in tx.list_outbox()], self.pick, "m0")
+        message = _message(message_id, attempts=1, sent_at=sent, failed_at=failed, last_error=self.state)
+        tx.update_outbox(message)
+        return None
+
+
+@attrs.frozen
+class PutIdempotency:
+    """Save an idempotency key (a key already there is refused)."""
+
+    key: str
+    booking_id: str
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:
+        """Apply the step."""
+        tx.put_idempotency(IdempotencyRecord(self.key, f"hash-{self.booking_id}", self.booking_id, "{}", now))
+        return None
+
+
+@attrs.frozen
+class Lock:
+    """Lock resources (unknown ones are refused)."""
+
+    resource_ids: tuple[str, ...]
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: ARG002
+        """Apply the step."""
+        tx.lock_resources(self.resource_ids)
+        return None
+
+
+@attrs.frozen
+class Read:
+    """A read: *what* names the port method; the other fields are its arguments."""
+
+    what: str
+    booking_id: str = "b1"
+    key: str = "k1"
+    query: BookingQuery = attrs.field(factory=BookingQuery)
+    resource_ids: tuple[str, ...] = _RESOURCES
+    window: tuple[int, int] = (0, 240)
+    """Minutes after 09:00."""
+    offset: int = 0
+    """Minutes after now, for due_holds."""
+
+    def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: PLR0911 - one branch per method
+        """Apply the step."""
+        match self.what:
+            case "find_bookings":
+                return tx.find_bookings(self.query)
+            case "loads":
+                window = Interval(_GRID + self.window[0] * M, _GRID + self.window[1] * M)
+                return _sorted_loads(tx.loads(self.resource_ids, window))
+            case "due_holds":
+                return tx.due_holds(now + self.offset * M)
+            case "get_booking":
+                return tx.get_booking(self.booking_id)
+            case "get_idempotency":
+                return tx.get_idempotency(self.key)
+            case "list_transitions":
+                return tx.list_transitions(self.booking_id)
+            case "list_outbox":
+                return tx.list_outbox(pending_only=True)
+            case "get_resource":
+                return tx.get_resource(self.resource_ids[0])
+            case _:
+                return tx.get_service("s1")
+
+
+Op: TypeAlias = (
+    PutResource
+    | PutService
+    | PutBusiness
+    | Reserve
+    | Update
+    | AppendTransition
+    | AppendOutbox
+    | UpdateOutbox
+    | PutIdempotency
+    | Lock
+    | Read
+)
+
+_rids = st.sampled_from([*_RESOURCES, *_RESOURCES, "r1", "ghost"])
+_bids = st.sampled_from(_BOOKING_IDS)
+_capacities = st.sampled_from([1, 1, 1, 2, 3, None])
+_picks = st.integers(0, 3)
+
+_put_resources = st.builds(
+    PutResource, st.sampled_from([*_RESOURCES, "r4"]), _capacities, st.sampled_from(["Box", "Renamed"])
+)
+_catalogue_ops = (
+    _put_resources
+    | st.builds(PutService, st.sampled_from(["s1", "s2"]), st.sampled_from(["Wash", "Renamed"]))
+    | st.builds(PutBusiness, st.sampled_from(["Car wash", "Renamed"]))
+)
+
+
+@st.composite
+def _reserves(draw: st.DrawFn, status: BookingStatus | None = None) -> Reserve:
+    if status is None:
+        status = draw(
+            st.sampled_from(
+                [*[BookingStatus.CONFIRMED] * 3, BookingStatus.PRE_BOOKING, BookingStatus.PAID, BookingStatus.CANCELLED]
+            )
+        )
+    return Reserve(
+        draw(_bids),
+        draw(st.integers(0, 6)) * 15,
+        draw(st.sampled_from([15, 30, 60, 90])),
+        tuple(draw(st.lists(_rids, min_size=1, max_size=2, unique=True))),
+        units=draw(st.sampled_from([1, 1, 1, 2])),
+        status=status,
+        hold=draw(st.sampled_from([-15, 0, 15, 15, 30])),
+        buffer_before=draw(st.sampled_from([0, 0, 0, 15])),
+        buffer_after=draw(st.sampled_from([0, 0, 10, 15])),
+        micro=draw(st.sampled_from([0, 0, 0, 1, -1])),
+        version=draw(st.integers(1, 3)),
+        exclude=tuple(draw(st.lists(_picks, max_size=1))),
+        customer_id=draw(st.sampled_from([None, "c1", "c2"])),
+        paid=draw(st.booleans()),
+    )
+
+
+_statuses = st.sampled_from(list(BookingStatus))
+_updates = st.builds(
+    Update, _picks, _statuses, st.sampled_from([0, 0, 0, 0, -1, 1]), st.sampled_from([False] * 5 + [True])
+)
+_log_ops = (
+    st.builds(AppendTransition, _bids, st.integers(0, len(_EDGES) - 1))
+    | st.builds(
+        AppendOutbox, st.lists(st.sampled_from(_MESSAGE_IDS), min_size=1, max_size=2).map(tuple), st.none() | _bids
+    )
+    | st.builds(UpdateOutbox, _picks, st.sampled_from(["sent", "failed", "retry"]))
+    | st.builds(PutIdempotency, st.sampled_from(_KEYS), _bids)
+    | st.builds(Lock, st.lists(_rids, max_size=3).map(tuple))
+)
+_minutes = st.integers(-4, 12).map(lambda q: q * 15)
+
+
+@st.composite
+def _windows(draw: st.DrawFn) -> tuple[int, int]:
+    start = draw(_minutes)
+    return start, start + draw(st.sampled_from([1, 15, 30, 60, 240]))
+
+
+_queries = st.builds(
+    BookingQuery,
+    resource_id=st.none() | _rids,
+    customer_id=st.sampled_from([None, None, "c1", "c2"]),
+    statuses=st.none() | st.frozensets(_statuses, min_size=1, max_size=3),
+    period=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
+    service_id=st.sampled_from([None, None, "s1", "s2"]),
+)
+_reads = st.one_of(
+    st.builds(Read, st.just("find_bookings"), query=_queries),
+    st.builds(Read, st.just("loads"), resource_ids=st.lists(_rids, max_size=3).map(tuple), window=_windows()),
+    st.builds(Read, st.just("due_holds"), offset=st.sampled_from([-30, -15, 0, 15, 30, 60])),
+    st.builds(Read, st.sampled_from(["get_booking", "list_transitions"]), booking_id=_bids),
+    st.builds(Read, st.just("get_idempotency"), key=st.sampled_from(_KEYS)),
+    st.builds(Read, st.just("get_resource"), resource_ids=st.tuples(_rids)),
+    st.builds(Read, st.sampled_from(["list_outbox", "get_service"])),
+)
+_any_op: st.SearchStrategy[Op] = st.one_of(_reserves(), _updates, _log_ops, _catalogue_ops, _reads)
+_ends = st.sampled_from(["commit"] * 6 + ["rollback", "raise"])
+_tenants = st.sampled_from([_TENANTS[0], _TENANTS[0], _TENANTS[1]])
+
+
+class StorageAgreement(RuleBasedStateMachine):
+    """
+    The same random steps on the storage under test and on a reference storage; both must answer alike.
+
+    Build a concrete machine with `agreement_machine`. Each step runs one to five operations (reserve, update,
+    catalogue puts, log and outbox appends, idempotency keys, locks and reads) in one transaction of one of two
+    tenants that use the same ids, then commits, leaves without commit, or raises. After each operation both
+    storages must have returned equal values or raised the same exception class; after every step both must
+    hold the same data. The clock moves forward between steps, so holds expire, also exactly at their instant.
+    """
+
+    factory: StorageFactory | None = None
+    reference: StorageFactory = MemoryStorage
+
+    def __init__(self) -> None:
+        super().__init__()
+        factory = type(self).factory
+        if factory is None:
+            msg = "build the machine with agreement_machine(factory)"
+            raise TypeError(msg)
+        self.now = _GRID - H
+        self.dirty = set(_TENANTS)
+        """Tenants written since the last invariant check (the others cannot have changed, if isolated)."""
+        self.expected: Storage = type(self).reference()
+        try:
+            self.actual: Storage = factory()
+        except BaseException:
+            self.expected.close()
+            raise
+
+    def teardown(self) -> None:
+        """Close both storages."""
+        try:
+            self.actual.close()
+        finally:
+            self.expected.close()
+
+    def _apply(self, storage: Storage, tenant: str, ops: Sequence[Op], end: str) -> list[object]:
+        answers: list[object] = []
+        try:
+            with storage.transaction(tenant) as tx:
+                for op in ops:
+                    try:
+                        answers.append(("ok", op.run(tx, self.now)))
+                    except _CONTINUABLE as exc:
+                        answers.append(("raised", type(exc).__name__))
+                _end(tx, end)
+        except _Abort:
+            answers.append("aborted")
+        except Exception as exc:  # noqa: BLE001 - a failure that ends the transaction is an answer too
+            answers.append(("ended by", type(exc).__name__))
+        return answers
+
+    def _both(self, tenant: str, ops: Sequence[Op], end: str) -> None:
+        self.dirty.add(tenant)
+        expected = self._apply(self.expected, tenant, ops, end)
+        actual = self._apply(self.actual, tenant, ops, end)
+        if expected != actual:
+            lines = [
+                f"    {op!r}\n        reference: {e!r}\n        adapter:   {a!r}"
+                for op, e, a in zip(ops, expected, actual, strict=False)
+                if e != a
+            ]
+            tail = "" if len(expected) == len(actual) == len(ops) else f"\n    whole answers: {expected!r} / {actual!r}"
+            msg = (
+                f"the adapter answers differently from the reference in tenant {tenant!r}:\n" + "\n".join(lines) + tail
+            )
+            raise AssertionError(msg)
+
+    @initialize(capacities=st.tuples(_capacities, _capacities, _capacities))
+    def set_up(self, capacities: tuple[int | None, ...]) -> None:
+        """Both tenants get a business, a service and three resources with the same ids."""
+        ops: list[Op] = [PutBusiness("Car wash"), PutService("s1")]
+        ops += [PutResource(rid, capacity) for rid, capacity in zip(_RESOURCES, capacities, strict=True)]
+        for tenant in _TENANTS:
+            self._both(tenant, ops, "commit")
+
+    @rule(tenant=_tenants, op=_reserves(), end=_ends)
+    def reserve(self, tenant: str, op: Reserve, end: str) -> None:
+        """Reserve one booking."""
+        self._both(tenant, [op], end)
+
+    @rule(tenant=_tenants, op=_updates, end=_ends)
+    def update(self, tenant: str, op: Update, end: str) -> None:
+        """Update one booking's status."""
+        self._both(tenant, [op], end)
+
+    @rule(tenant=_tenants, op=_log_ops | _catalogue_ops, end=_ends)
+    def write(self, tenant: str, op: Op, end: str) -> None:
+        """Write to the log, the outbox, idempotency keys or the catalogue, or take locks."""
+        self._both(tenant, [op], end)
+
+    @rule(tenant=_tenants, op=_reserves(BookingStatus.PRE_BOOKING), end=_ends)
+    def hold(self, tenant: str, op: Reserve, end: str) -> None:
+        """Reserve one pre-booking, whose hold expires soon."""
+        self._both(tenant, [op], end)
+
+    @rule(tenant=_tenants, ops=st.lists(_any_op, min_size=2, max_size=5), end=_ends)
+    def batch(self, tenant: str, ops: list[Op], end: str) -> None:
+        """Several operations in one transaction, reads seeing the writes before them."""
+        self._both(tenant, ops, end)
+
+    @rule(minutes=st.sampled_from([1, 15, 15, 15, 30]), micro=st.sampled_from([0, 0, 0, 1, -1]))
+    def advance(self, minutes: int, micro: int) -> None:
+        """Move the clock forward (holds expire, at their instant or a microsecond around it)."""
+        self.now += minutes * M + micro * US
+
+    @rule(tenant=_tenants, pick=_picks, micro=st.sampled_from([0, 0, -1, 1]))
+    def expire(self, tenant: str, pick: int, micro: int) -> None:
+        """Move the clock to a stored hold's expiry, or a microsecond around it (if that is still ahead)."""
+        with self.expected.transaction(tenant) as tx:
+            holds = tx.find_bookings(BookingQuery(statuses=frozenset({BookingStatus.PRE_BOOKING})))
+        ahead = sorted(
+            {b.hold_until + micro * US for b in holds if b.hold_until and b.hold_until + micro * US > self.now}
+        )
+        if ahead:
+            self.now = ahead[pick % len(ahead)]
+
+    @invariant()
+    def same_data(self) -> None:
+        """Both storages hold the same data in every tenant written since the last check; due holds in all."""
+        for tenant in _TENANTS:
+            answers: list[dict[str, object]] = []
+            for storage in (self.expected, self.actual):
+                with storage.transaction(tenant) as tx:
+                    answer: dict[str, object] = {"due_holds": tx.due_holds(self.now)}
+                    if tenant in self.dirty:
+                        answer |= _snapshot(tx, _KEYS)
+                        answer["loads"] = _sorted_loads(
+                            tx.loads([*_RESOURCES, "r4"], Interval(_GRID - 2 * H, _GRID + 12 * H))
+                        )
+                        answer["pending"] = tx.list_outbox(pending_only=True)
+                    answers.append(answer)
+            _expect(f"the adapter holds the same data as the reference in tenant {tenant!r}", answers[0], answers[1])
+        self.dirty.clear()
+
+
+def agreement_machine(factory: StorageFactory, *, reference: StorageFactory = MemoryStorage) -> type[StorageAgreement]:
+    """
+    Return a `StorageAgreement` machine comparing storages made by *factory* with *reference* ones.
+
+    Run it as hypothesis runs any state machine, with the settings you can afford::
+
+        from hypothesis import settings
+        from hypothesis.stateful import run_state_machine_as_test
+
+        run_state_machine_as_test(agreement_machine(my_factory), settings=settings(max_examples=100))
+
+    or expose ``agreement_machine(my_factory).TestCase`` to pytest. *factory* is called once per example.
+
+    Args:
+        factory: A zero-argument callable returning a fresh, empty `Storage` (the adapter under test).
+        reference: The same for the storage it is compared with; `MemoryStorage` by default.
+    """
+    name = getattr(factory, "__name__", "Adapter")
+    name = name if name.isidentifier() and name != "<lambda>" else "Adapter"
+    return type(
+        f"{name}Agreement",
+        (StorageAgreement,),
+        {"factory": staticmethod(factory), "reference": staticmethod(reference), "__module__": __name__},
+    )

@@ -1,0 +1,344 @@
+"""
+The conformance kit (`slotengine.testing.conformance`) on every adapter, and on mutants it must catch.
+
+Each adapter runs the contract battery check by check, the agreement machine against `MemoryStorage`, and the
+thread races. PostgreSQL runs when ``SLOTENGINE_TEST_POSTGRES_DSN`` is set and the adapter imports; every
+storage it makes gets a migrated schema of this module's own (``slotengine_test_<random>``), emptied when the
+storage is closed and reused by the next one, and dropped at the end, as ``test_postgres.py`` does.
+
+Set ``SLOTENGINE_MACHINE_SCALE`` to multiply the agreement machine's examples (nightly runs).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.ports import Storage
+from slotengine.testing.conformance import (
+    CHECKS,
+    CheckFailure,
+    ConcurrencyReport,
+    StorageAgreement,
+    StorageFactory,
+    agreement_machine,
+    check_concurrency,
+    check_storage,
+    run_checks,
+)
+
+DSN = os.environ.get("SLOTENGINE_TEST_POSTGRES_DSN", "")
+POSTGRES_MISSING = "PostgresStorage not available: set SLOTENGINE_TEST_POSTGRES_DSN and install slotengine[postgres]"
+SCALE = int(os.environ.get("SLOTENGINE_MACHINE_SCALE", "1"))
+ADAPTERS = ["memory", "sqlite", "postgres"]
+EXAMPLES = {"memory": 30, "sqlite": 100, "postgres": 25}
+"""Agreement machine examples per adapter (memory against memory is only a check of the machine itself)."""
+TRIALS = {"memory": 50, "sqlite": 50, "postgres": 25}
+
+
+# --- factories -----------------------------------------------------------------------------------------------------
+
+
+class PostgresSchemas:
+    """A `StorageFactory` for PostgreSQL: each storage gets a migrated schema of its own, empty, reused once closed."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        from slotengine.adapters.postgres import PostgresStorage
+
+        self._psycopg, self._sql, self._storage = psycopg, sql, PostgresStorage
+        self.dsn = dsn
+        self.free: list[str] = []
+        self.made: list[str] = []
+
+    def __call__(self) -> Storage:
+        name = self.free.pop() if self.free else f"slotengine_test_{uuid.uuid4().hex[:12]}"
+        if name not in self.made:
+            self.made.append(name)
+        storage = self._storage(self.dsn, schema=name, max_size=12)
+        close = storage.close
+        closed = False
+
+        def close_and_recycle() -> None:
+            nonlocal closed
+            close()
+            if not closed:
+                closed = True
+                self._empty(name)
+                self.free.append(name)
+
+        storage.close = close_and_recycle  # type: ignore[method-assign]
+        return storage
+
+    def _empty(self, name: str) -> None:
+        """Empty every table of the schema but its migration record (whatever tables the adapter has)."""
+        sql = self._sql
+        with self._psycopg.connect(self.dsn, autocommit=True) as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> 'schema_version'", (name,)
+                )
+            ]
+            if tables:
+                names = sql.SQL(", ").join(sql.Identifier(name, table) for table in tables)
+                conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
+
+    def drop_all(self) -> None:
+        sql = self._sql
+        with self._psycopg.connect(self.dsn, autocommit=True) as conn:
+            for name in self.made:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def _postgres_available() -> bool:
+    if not DSN:
+        return False
+    try:
+        import psycopg  # noqa: F401
+
+        import slotengine.adapters.postgres  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresSchemas | None]:
+    if not _postgres_available():
+        yield None
+        return
+    schemas = PostgresSchemas(DSN)
+    yield schemas
+    schemas.drop_all()
+
+
+@pytest.fixture(params=ADAPTERS)
+def adapter(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def factory(adapter: str, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSchemas | None) -> StorageFactory:
+    """A zero-argument callable making a fresh, empty storage of the adapter (a new file for SQLite)."""
+    if adapter == "memory":
+        return MemoryStorage
+    if adapter == "sqlite":
+        folder = tmp_path_factory.mktemp("conformance")
+        counter = iter(range(1_000_000))
+        return lambda: SQLiteStorage(folder / f"{next(counter)}.db", synchronous="NORMAL")
+    if postgres is None:
+        pytest.skip(POSTGRES_MISSING)
+    return postgres
+
+
+# --- the adapters -------------------------------------------------------------------------------------------------
+
+
+class TestContract:
+    @pytest.mark.parametrize("name", list(CHECKS))
+    def test_check(self, factory: StorageFactory, name: str) -> None:
+        """The adapter keeps this clause of the Storage contract."""
+        CHECKS[name](factory)
+
+
+class TestAgreement:
+    def test_same_answers_as_memory(self, factory: StorageFactory, adapter: str) -> None:
+        """The same random steps give the same values and the same exception classes as MemoryStorage (M4)."""
+        run_state_machine_as_test(
+            agreement_machine(factory),
+            settings=settings(
+                max_examples=EXAMPLES[adapter] * SCALE,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+
+
+class TestConcurrency:
+    def test_racers(self, factory: StorageFactory, adapter: str) -> None:
+        """Racing threads: exactly capacity win, no deadlock surfaces, an idempotency key is saved once."""
+        report = check_concurrency(factory, threads=8, trials=TRIALS[adapter])
+
+        trials = TRIALS[adapter]
+        expected_wins = 2 * sum(min(1 + t % 3, 8) for t in range(trials))
+        assert (trials, 8, expected_wins) == (report.trials, report.racers, report.wins)
+        assert 2 * trials * 8 - expected_wins == report.conflicts
+
+
+# --- the kit itself: mutants it must catch -------------------------------------------------------------------------
+
+
+class _Wrapped:
+    """A transaction whose methods are those of a real one, except the ones a mutant replaces."""
+
+    def __init__(self, tx: object, overrides: dict[str, Callable[..., object]]) -> None:
+        self._tx = tx
+        for name, replacement in overrides.items():
+            setattr(self, name, lambda *a, _f=replacement, **kw: _f(tx, *a, **kw))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tx, name)
+
+
+def mutant(**overrides: Callable[..., object]) -> StorageFactory:
+    """A factory of MemoryStorages whose transactions have the given methods replaced."""
+
+    class Mutant(MemoryStorage):
+        @contextmanager
+        def transaction(self, tenant: str) -> Iterator[_Wrapped]:  # type: ignore[override]
+            with super().transaction(tenant) as tx:
+                yield _Wrapped(tx, overrides)
+
+    return Mutant
+
+
+US = timedelta(microseconds=1)
+
+MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
+    "holds count one microsecond too long": (
+        mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now - US, exclude=exclude)),
+        {"check_holds_count_until_they_expire"},
+    ),
+    "exclude ignored": (
+        mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now)),
+        {"check_reserve_honours_exclude"},
+    ),
+    "bookings ordered by id": (
+        mutant(find_bookings=lambda tx, q: sorted(tx.find_bookings(q), key=lambda b: b.id)),
+        {"check_find_bookings", "check_reserve_accepts_back_to_back", "check_reserve_counts_buffers"},
+    ),
+    "due holds strictly before now": (
+        mutant(due_holds=lambda tx, now: [b for b in tx.due_holds(now) if b.hold_until < now]),
+        {"check_due_holds"},
+    ),
+    "failed messages pending": (
+        mutant(
+            list_outbox=lambda tx, *, pending_only=False: (
+                [m for m in tx.list_outbox() if m.sent_at is None] if pending_only else tx.list_outbox()
+            )
+        ),
+        {"check_outbox"},
+    ),
+    "versions not checked": (
+        mutant(
+            update_booking=lambda tx, b, *, expected_version: tx.update_booking(
+                b, expected_version=tx.get_booking(b.id).version
+            )
+        ),
+        {"check_update_booking", "check_transaction_survives_refusals"},
+    ),
+    "idempotency keys overwritten": (
+        mutant(put_idempotency=lambda tx, r: tx._data.idempotency.__setitem__(r.key, r)),
+        {"check_idempotency_records", "check_transaction_survives_refusals"},
+    ),
+    "log read backwards": (
+        mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),
+        {"check_transition_log", "check_values_round_trip"},
+    ),
+    "moves allowed in update_booking": (
+        mutant(
+            update_booking=lambda tx, b, *, expected_version: (
+                tx._data.bookings.__setitem__(b.id, b)
+                if tx.get_booking(b.id).version == expected_version
+                else tx.update_booking(b, expected_version=expected_version)
+            )
+        ),
+        {"check_update_booking", "check_transaction_survives_refusals"},
+    ),
+}
+
+
+class TestTheKitCatchesMutants:
+    @pytest.mark.parametrize("name", list(MUTANTS))
+    def test_the_battery_names_the_broken_clause(self, name: str) -> None:
+        """A seeded bug fails exactly the checks of the clause it breaks."""
+        factory, expected = MUTANTS[name]
+
+        failures = run_checks(factory)
+
+        assert expected == {f.name for f in failures}
+
+    def test_check_storage_lists_every_failure(self) -> None:
+        """check_storage raises one AssertionError naming each failed check and its clause."""
+        factory, expected = MUTANTS["versions not checked"]
+
+        with pytest.raises(AssertionError) as raised:
+            check_storage(factory)
+
+        message = str(raised.value)
+        assert message.startswith(f"{len(expected)} of {len(CHECKS)} storage checks failed")
+        assert all(f"{name}: " in message for name in expected)
+        assert "ConcurrencyError" in message
+
+    def test_skip_leaves_out_named_checks_and_refuses_unknown_names(self) -> None:
+        """run_checks(skip=...) does not run the named checks; an unknown name is a KeyError."""
+        factory, expected = MUTANTS["versions not checked"]
+
+        assert [] == run_checks(factory, skip=expected)
+        assert [] == run_checks(MemoryStorage)
+        with pytest.raises(KeyError):
+            run_checks(MemoryStorage, skip=["check_nothing"])
+
+    def test_a_crash_is_a_failure_with_its_class(self) -> None:
+        """A check that dies of an unexpected exception is reported, not propagated."""
+
+        def broken(tx: object, *args: object, **kwargs: object) -> object:
+            raise TypeError("raw driver error")
+
+        failures = run_checks(mutant(get_business=broken))
+
+        assert failures
+        assert all(isinstance(f, CheckFailure) for f in failures)
+        assert any("TypeError: raw driver error" in f.message for f in failures)
+
+    @pytest.mark.parametrize(
+        "name", ["bookings ordered by id", "versions not checked", "failed messages pending", "exclude ignored"]
+    )
+    def test_the_agreement_machine_catches_a_mutant(self, name: str) -> None:
+        """The machine reports a mutant's first disagreement with the reference (no shrinking here, for speed)."""
+        factory, _ = MUTANTS[name]
+
+        with pytest.raises(AssertionError, match=r"differently from the reference|same data as the reference"):
+            run_state_machine_as_test(
+                agreement_machine(factory),
+                settings=settings(
+                    max_examples=300, stateful_step_count=30, deadline=None, database=None, phases=[Phase.generate]
+                ),
+            )
+
+    def test_the_races_catch_a_storage_without_a_capacity_check(self) -> None:
+        """A reserve that never checks capacity oversells the contested slot, and check_concurrency says so."""
+
+        def unchecked(tx: object, booking: object, *, now: object, exclude: object = ()) -> None:
+            tx._data.bookings[booking.id] = booking  # type: ignore[attr-defined]
+
+        with pytest.raises(AssertionError, match="exactly min\\(capacity, racers\\) racers win"):
+            check_concurrency(mutant(reserve=unchecked), threads=4, trials=2)
+
+    def test_a_machine_needs_a_factory(self) -> None:
+        """StorageAgreement itself is abstract: build it with agreement_machine(factory)."""
+        with pytest.raises(TypeError, match="agreement_machine"):
+            StorageAgreement()
+
+    def test_the_report_is_a_value(self) -> None:
+        """check_concurrency returns its figures as a frozen value."""
+        report = check_concurrency(MemoryStorage, threads=2, trials=1)
+
+        assert isinstance(report, ConcurrencyReport)
+        assert (1, 2, 2, 2) == (report.trials, report.racers, report.wins, report.conflicts)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            report.wins = 0  # type: ignore[misc]
