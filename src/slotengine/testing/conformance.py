@@ -282,8 +282,21 @@ def _setup(storage: Storage, tenant: str, capacities: Mapping[str, Capacity]) ->
     _in(storage, tenant, work)
 
 
-def _reserve(storage: Storage, tenant: str, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
-    _in(storage, tenant, lambda tx: tx.reserve(booking, now=now, exclude=exclude))
+def _reserve(
+    storage: Storage,
+    tenant: str,
+    booking: Booking,
+    *,
+    now: datetime,
+    exclude: Collection[str] = (),
+    clause: str = "reserve of a booking that fits is accepted",
+) -> None:
+    """Reserve *booking* in its own committed transaction; a refusal fails *clause*."""
+    try:
+        _in(storage, tenant, lambda tx: tx.reserve(booking, now=now, exclude=exclude))
+    except SlotEngineError as exc:
+        msg = f"{clause}: reserve of {booking!r} raised {type(exc).__name__}: {exc}"
+        raise AssertionError(msg) from exc
 
 
 def _reserving(
@@ -670,7 +683,13 @@ def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - 
             before["beta"],
             _state(storage, "beta"),
         )
-        _reserve(storage, "alpha", _booking("b3", at(10), at(11)), now=at(8))
+        _reserve(
+            storage,
+            "alpha",
+            _booking("b3", at(10), at(11)),
+            now=at(8),
+            clause="a booking cancelled in alpha frees alpha's time",
+        )
         _refused(
             "capacity is counted per tenant: beta's live booking still takes beta's r1",
             ConflictError,
@@ -844,7 +863,7 @@ def check_reserve_accepts_back_to_back(factory: StorageFactory) -> None:
             _booking("c", at(9), at(10)),
             _booking("d", at(12), at(12, micro=1)),
         ):
-            _reserve(storage, "alpha", booking, now=at(8))
+            _reserve(storage, "alpha", booking, now=at(8), clause="a booking that starts where another ends fits")
         _expect(
             "back-to-back bookings are all stored",
             ["c", "a", "b", "d"],
@@ -861,12 +880,12 @@ def check_reserve_counts_buffers(factory: StorageFactory) -> None:
         refused = [
             ("inside a stored booking's buffer after", _booking("x", at(11), at(11, 30))),
             (
-                "ending inside a stored booking's buffer after",
+                "whose buffer before reaches into a stored booking",
                 _booking("x", at(11, 5), at(11, 30), buffer_before=10 * M),
             ),
             ("whose own buffer after reaches a stored booking", _booking("x", at(9), at(9, 55), buffer_after=10 * M)),
             (
-                "whose own buffer before reaches a stored booking",
+                "whose buffer before overlaps a stored booking's buffer after by a microsecond",
                 _booking("x", at(11, 15), at(11, 30), buffer_before=5 * M + US),
             ),
         ]
@@ -883,7 +902,7 @@ def check_reserve_counts_buffers(factory: StorageFactory) -> None:
             _booking("c", at(9), at(9, 50), buffer_after=10 * M),  # its buffer ends where a starts
             _booking("d", at(12), at(12, 30), buffer_before=30 * M),  # its buffer starts where b ends
         ):
-            _reserve(storage, "alpha", booking, now=at(8))
+            _reserve(storage, "alpha", booking, now=at(8), clause="bookings whose blocked spans only touch fit")
         _expect(
             "bookings whose blocked spans only touch are all stored",
             ["c", "a", "b", "d"],
@@ -907,14 +926,26 @@ def check_holds_count_until_they_expire(factory: StorageFactory) -> None:
                 "alpha",
                 _reserving(_booking("x", at(10), at(11)), now=now),
             )
-        _reserve(storage, "alpha", _booking("x", at(10), at(11)), now=expiry)
+        _reserve(
+            storage,
+            "alpha",
+            _booking("x", at(10), at(11)),
+            now=expiry,
+            clause="at now == hold_until the hold no longer counts",
+        )
         _reserve(
             storage,
             "alpha",
             _booking("h2", at(10), at(11), resources=["r2"], status=BookingStatus.PRE_BOOKING, hold_until=expiry),
             now=at(8),
         )
-        _reserve(storage, "alpha", _booking("y", at(10, 30), at(11), resources=["r2"]), now=expiry + H)
+        _reserve(
+            storage,
+            "alpha",
+            _booking("y", at(10, 30), at(11), resources=["r2"]),
+            now=expiry + H,
+            clause="an expired hold no longer counts",
+        )
         ids = sorted(_ids(storage, "alpha"))
         _expect("an expired hold no longer blocks, at hold_until exactly and later", ["h", "h2", "x", "y"], ids)
 
@@ -941,7 +972,13 @@ def check_dead_bookings_take_no_time(factory: StorageFactory) -> None:
                 now=at(8),
             )
             for rid in (updated, direct):
-                _reserve(storage, "alpha", _booking(f"new-{rid}", at(10), at(11), resources=[rid]), now=at(8))
+                _reserve(
+                    storage,
+                    "alpha",
+                    _booking(f"new-{rid}", at(10), at(11), resources=[rid]),
+                    now=at(8),
+                    clause=f"a {status} booking takes no capacity",
+                )
         with storage.transaction("alpha") as tx:
             loads = tx.loads([f"r{i}" for i in range(2 * len(dead))], Interval(at(0), at(24)))
         _expect(
@@ -964,7 +1001,14 @@ def check_reserve_honours_exclude(factory: StorageFactory) -> None:
             "alpha",
             lambda tx: tx.reserve(_booking("b", at(10), at(11)), now=at(8), exclude=["zzz", "b"]),
         )
-        _reserve(storage, "alpha", _booking("b", at(10, 30), at(11, 30)), now=at(8), exclude=["a"])
+        _reserve(
+            storage,
+            "alpha",
+            _booking("b", at(10, 30), at(11, 30)),
+            now=at(8),
+            exclude=["a"],
+            clause="a booking named in exclude does not count",
+        )
         ids = _ids(storage, "alpha")
         _expect("a booking excluded from the count is still stored", ["a", "b"], ids)
 
@@ -977,14 +1021,14 @@ def check_reserve_replaces_a_booking_with_the_same_id(factory: StorageFactory) -
         first = _booking("a", at(10), at(11))
         _reserve(storage, "alpha", first, now=at(8))
         moved = attrs.evolve(first, start=at(10, 30), end=at(11, 30), version=2, reschedules=1)
-        _reserve(storage, "alpha", moved, now=at(8))
+        _reserve(storage, "alpha", moved, now=at(8), clause="a booking's own stored version does not count")
         window = Interval(at(0), at(24))
         with storage.transaction("alpha") as tx:
             _expect("reserve of an existing id replaces the booking", moved, tx.get_booking("a"))
             _expect("the replaced booking is stored once", [moved], tx.find_bookings(BookingQuery()))
             _expect("only the new time is loaded", moved.loads(), _sorted_loads(tx.loads(["r1", "r2"], window)))
         elsewhere = attrs.evolve(moved, assignments=(Assignment(0, "", ("r2",)),), version=3)
-        _reserve(storage, "alpha", elsewhere, now=at(8))
+        _reserve(storage, "alpha", elsewhere, now=at(8), clause="a booking may move to another resource")
         with storage.transaction("alpha") as tx:
             _expect("a booking moved to another resource leaves the first one free", [], tx.loads(["r1"], window))
             _expect("a booking moved to another resource loads it", elsewhere.loads(), tx.loads(["r2"], window))
@@ -998,7 +1042,9 @@ def check_reserve_replaces_a_booking_with_the_same_id(factory: StorageFactory) -
                 [elsewhere],
                 tx.find_bookings(BookingQuery(resource_id="r2")),
             )
-        _reserve(storage, "alpha", _booking("b", at(10), at(11)), now=at(8))
+        _reserve(
+            storage, "alpha", _booking("b", at(10), at(11)), now=at(8), clause="a moved booking frees its old time"
+        )
         _refused(
             "a replacement that does not fit raises ConflictError and keeps the stored booking",
             ConflictError,
