@@ -19,7 +19,7 @@ from slotengine.booking import Booking
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Resource
-from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.schedule import Schedule
 from slotengine.testing._schedule_oracle import schedule_open_minutes
 
 __all__ = ["MinuteUtilization", "local_day_bounds", "utilization_minutes"]
@@ -51,17 +51,28 @@ def _minute(instant: datetime) -> int:
     return -((_EPOCH - instant) // _MINUTE)  # ceiling: the first whole minute at or after *instant*
 
 
+def _time_off_minutes(business: Schedule, zone: str, window: Interval) -> set[int]:
+    """The business's time off as minutes: instants as given, whole days from local midnight to midnight."""
+    closed: set[int] = set()
+    for entry in business.time_off:
+        if entry.start is not None and entry.end is not None:
+            start, end = entry.start, entry.end
+        else:
+            assert entry.first_day is not None  # noqa: S101 - a TimeOff has instants or days
+            assert entry.last_day is not None  # noqa: S101
+            start, end = local_day_bounds(entry.first_day, entry.last_day, zone)
+        start, end = max(start, window.start), min(end, window.end)
+        closed.update(range(_minute(start), _minute(end)))
+    return closed
+
+
 def _open_minutes(resource: Resource, business: Schedule, window: Interval) -> set[int]:
     if resource.schedule is None:
         return set(schedule_open_minutes(business, window))
-    own = set(schedule_open_minutes(resource.schedule, window))
-    # The business's time off closes the resource too, whole days read in the resource's zone: a schedule
-    # open around the clock that has only the business's time off is closed exactly then.
-    always = Schedule(
-        resource.schedule.zone, WeeklyHours.every_day(TimeRange(time(0), time(0))), time_off=business.time_off
+    # The business's time off closes the resource too, whole days read in the resource's zone.
+    return set(schedule_open_minutes(resource.schedule, window)) - _time_off_minutes(
+        business, resource.schedule.zone, window
     )
-    holidays = set(range(_minute(window.start), _minute(window.end))) - schedule_open_minutes(always, window)
-    return own - holidays
 
 
 def utilization_minutes(
