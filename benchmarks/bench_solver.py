@@ -834,7 +834,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated workloads to run, e.g. W1,W5")
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
-    slow_repeats = 1 if args.quick else 3
+    slow_repeats = 1 if args.quick else 5
     queries = 20_000 if args.quick else 100_000
     only = {w.strip().upper() for w in args.only.split(",") if w.strip()}
     kind = "quick" if args.quick else "full"

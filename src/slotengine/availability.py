@@ -486,6 +486,20 @@ def _at_least(sets: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _clip(bounds: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
+    """Normalized *bounds* cut to ``[lo, hi)``, by bisection (nothing to do, in the common case)."""
+    if not bounds or (bounds[0] >= lo and bounds[-1] <= hi):
+        return bounds
+    i = bisect_right(bounds, lo)
+    j = bisect_left(bounds, hi)
+    inner = list(bounds[i:j])
+    if i & 1:
+        inner.insert(0, lo)
+    if j & 1:
+        inner.append(hi)
+    return tuple(inner)
+
+
 def _intersect_all(sets: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
     if not sets:
         return _EVERYTHING
@@ -716,7 +730,7 @@ class _Plan:
             # Each need's starts lie within its pool's grid spans, so *allowed* lies within the union of the
             # spans: with one phase, the bookable starts are simply the starts of that phase in *allowed*.
             # The minimum notice and the horizon depend only on now and the service: apply them here too.
-            allowed = _intersect_all([np.allowed() for np in self.needs] + [(self.earliest, self.latest + 1)])
+            allowed = _clip(_intersect_all([np.allowed() for np in self.needs]), self.earliest, self.latest + 1)
             phases = self.base.phases()
             if len(phases) == 1:
                 phase = phases.pop()
