@@ -44,6 +44,18 @@ revenue). Per service and per source a booking's money goes whole to its service
 it is split with `split_evenly` among the booking's distinct resources, in the order of `Booking.resource_ids`
 (the service's needs in order): equal parts in the currency's minor unit, the remainder one minor unit each to
 the first resources, so the parts always add up exactly to the whole.
+
+**Cancellations and no-shows** count every booking that starts in the period except expired holds.
+The cancellation rate is cancelled ÷ bookings; the no-show rate is no-shows ÷ (no-shows + completed), the
+share of bookings with a known outcome whose client never came. A cancellation's lead time runs from its
+CANCEL step in the transition log to the booking's start. What was kept is paid minus refunded of cancelled
+and no-show bookings.
+
+**The funnel** counts a booking for every stage up to the furthest one its log (or its status) shows, so
+each stage holds at most as many bookings as the one before; where it went no further, its status says how
+it ended (expired, cancelled, no-show, or still pending).
+
+Pre-bookings never count as booked time, so no report needs a ``now``.
 """
 
 from __future__ import annotations
