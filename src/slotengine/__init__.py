@@ -10,6 +10,7 @@ no I/O: storage, clocks and notifications come in through ports (`slotengine.por
 from importlib.metadata import PackageNotFoundError, version
 
 from slotengine import errors as errors
+from slotengine import reports as reports
 from slotengine._time import localize as localize
 from slotengine.authorization import Actor as Actor
 from slotengine.authorization import AllowAll as AllowAll
@@ -138,4 +139,5 @@ __all__ = [
     "effective_hours",
     "errors",
     "localize",
+    "reports",
 ]
