@@ -343,15 +343,34 @@ class TestPersistence:
 
 
 OPEN_AT_ONCE = """
-import sys
+import os, sys
 from slotengine.adapters.postgres import PostgresStorage
-print("ready", flush=True)
-sys.stdin.readline()
-try:
-    PostgresStorage(sys.argv[1], schema=sys.argv[2], max_size=1).close()
-    print("ok", flush=True)
-except BaseException as exc:
-    print(f"{type(exc).__name__}: {exc}", flush=True)
+
+dsn, schema, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+go_r, go_w = os.pipe()
+out_r, out_w = os.pipe()
+children = []
+for _ in range(n):  # fork before any thread or connection exists: every child imported everything already
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)
+        try:
+            PostgresStorage(dsn, schema=schema, max_size=1).close()
+            line = "ok"
+        except BaseException as exc:
+            line = f"{type(exc).__name__}: {exc}".replace(chr(10), " ")
+        os.write(out_w, (line + chr(10)).encode())
+        os._exit(0)
+    children.append(pid)
+os.write(go_w, b"x" * n)  # release all of them at once
+for pid in children:
+    os.waitpid(pid, 0)
+os.close(out_w)
+chunks = []
+while chunk := os.read(out_r, 65536):
+    chunks.append(chunk)
+sys.stdout.write(b"".join(chunks).decode())
 """
 
 
@@ -384,30 +403,18 @@ class TestSchema:
         reopened.close()
 
     def test_sixteen_processes_opening_a_new_schema_at_once(self, fresh_schema: str) -> None:
-        """16 processes open one new schema at the same moment: all succeed, it is created once."""
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", OPEN_AT_ONCE, DSN, fresh_schema],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(16)
-        ]
-        try:
-            ready = [p.stdout.readline().strip() for p in processes]  # type: ignore[union-attr]
-            for p in processes:  # every process has imported everything: release them together
-                p.stdin.write("go\n")  # type: ignore[union-attr]
-                p.stdin.flush()  # type: ignore[union-attr]
-            outcomes = [p.communicate(timeout=120)[0].strip() for p in processes]
-        finally:
-            for p in processes:
-                p.kill()
+        """16 processes (forked, released together) open one new schema at once: all succeed, it is made once."""
+        out = subprocess.run(
+            [sys.executable, "-c", OPEN_AT_ONCE, DSN, fresh_schema, "16"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        )
         with raw(fresh_schema) as conn:
             versions = conn.execute("SELECT version FROM schema_version").fetchall()
 
-        assert ["ready"] * 16 == ready
-        assert ["ok"] * 16 == outcomes
+        assert ["ok"] * 16 == out.stdout.splitlines()
         assert [(SCHEMA_VERSION,)] == versions
 
     def test_a_newer_schema_is_refused_and_left_alone(self, storage: PostgresStorage, schema: str) -> None:
