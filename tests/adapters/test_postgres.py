@@ -750,6 +750,21 @@ class TestLocks:
         assert "55P03" == info.value.details["sqlstate"]
         assert waited >= 0.1
 
+    def test_a_server_whose_advisory_locks_are_no_ops_is_refused(self, fresh_schema: str) -> None:
+        """C8: on a server where advisory locks do nothing (CockroachDB's old stubs), the adapter refuses to open."""
+        PostgresStorage(DSN, schema=fresh_schema).close()
+        with raw(fresh_schema) as conn:  # stubs that shadow pg_catalog's functions when searched first
+            conn.execute("CREATE FUNCTION pg_try_advisory_xact_lock(bigint) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+            conn.execute("CREATE FUNCTION pg_advisory_xact_lock(bigint) RETURNS void LANGUAGE sql AS ''")
+
+        class NoOpLocks(PostgresStorage):
+            def _configure(self, conn: Any) -> None:
+                super()._configure(conn)
+                conn.execute(sql.SQL("SET search_path TO {}, pg_catalog").format(sql.Identifier(self.schema)))
+
+        with pytest.raises(StorageError, match="does not enforce advisory locks"):
+            NoOpLocks(DSN, schema=fresh_schema)
+
     def test_many_resources_take_the_tenant_lock(self, schema: str) -> None:
         """Locking more than 32 resources takes the tenant exclusively: it stops a one-resource lock, not another tenant."""
         storage = PostgresStorage(DSN, schema=schema, lock_timeout=timedelta(milliseconds=150), max_size=3)
