@@ -15,7 +15,8 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -24,7 +25,8 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
-from slotengine.ports import Storage
+from slotengine.errors import NaiveDatetimeError
+from slotengine.ports import IdempotencyRecord, Storage
 from slotengine.testing.conformance import (
     CHECKS,
     CheckFailure,
@@ -147,10 +149,22 @@ def factory(adapter: str, tmp_path_factory: pytest.TempPathFactory, postgres: Po
 # --- the adapters -------------------------------------------------------------------------------------------------
 
 
+KNOWN_GAPS = {
+    ("sqlite", "check_naive_instants_are_refused"): "IdempotencyRecord does not validate created_at: SQLiteStorage "
+    "leaks a raw TypeError for a naive one (fix: validate it in slotengine.ports.IdempotencyRecord)",
+    ("postgres", "check_naive_instants_are_refused"): "IdempotencyRecord does not validate created_at: PostgresStorage "
+    "stores a naive one as UTC (fix: validate it in slotengine.ports.IdempotencyRecord)",
+}
+"""Clauses an adapter is known to break, reported and awaiting a fix elsewhere (strict: a fix makes them fail)."""
+
+
 class TestContract:
     @pytest.mark.parametrize("name", list(CHECKS))
-    def test_check(self, factory: StorageFactory, name: str) -> None:
+    def test_check(self, factory: StorageFactory, adapter: str, name: str, request: pytest.FixtureRequest) -> None:
         """The adapter keeps this clause of the Storage contract."""
+        gap = KNOWN_GAPS.get((adapter, name))
+        if gap is not None:
+            request.applymarker(pytest.mark.xfail(reason=gap, raises=AssertionError, strict=True))
         CHECKS[name](factory)
 
 
@@ -177,6 +191,23 @@ class TestConcurrency:
         expected_wins = 2 * sum(min(1 + t % 3, 8) for t in range(trials))
         assert (trials, 8, expected_wins) == (report.trials, report.racers, report.wins)
         assert 2 * trials * 8 - expected_wins == report.conflicts
+
+
+class TestMemoryReference:
+    def test_a_naive_idempotency_instant_is_refused_and_an_aware_one_kept_in_utc(self) -> None:
+        """MemoryStorage refuses a naive created_at (NaiveDatetimeError) and keeps an aware one as UTC."""
+        storage = MemoryStorage()
+        paris = datetime(2030, 6, 3, 10, tzinfo=ZoneInfo("Europe/Paris"))
+        with storage.transaction("t") as tx:
+            with pytest.raises(NaiveDatetimeError):
+                tx.put_idempotency(IdempotencyRecord("k", "h", "b", "{}", datetime(2030, 6, 3, 8)))
+            tx.put_idempotency(IdempotencyRecord("k", "h", "b", "{}", paris))
+            tx.commit()
+        with storage.transaction("t") as tx:
+            kept = tx.get_idempotency("k")
+
+        assert kept is not None
+        assert (paris, UTC) == (kept.created_at, kept.created_at.tzinfo)
 
 
 # --- the kit itself: mutants it must catch -------------------------------------------------------------------------
@@ -243,7 +274,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "idempotency keys overwritten": (
         mutant(put_idempotency=lambda tx, r: tx._data.idempotency.__setitem__(r.key, r)),
-        {"check_idempotency_records", "check_transaction_survives_refusals"},
+        {"check_idempotency_records", "check_transaction_survives_refusals", "check_naive_instants_are_refused"},
     ),
     "log read backwards": (
         mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),

@@ -1664,6 +1664,31 @@ def check_lone_surrogates_round_trip(factory: StorageFactory) -> None:
         _expect("text with a lone surrogate round-trips verbatim", [resource], _state(storage, "alpha")["resources"])
 
 
+@_check
+def check_naive_instants_are_refused(factory: StorageFactory) -> None:
+    """
+    An instant without a time zone is refused with `InvalidInputError`, never stored or leaked as a raw error.
+
+    Every value of the domain refuses naive datetimes when it is built (`NaiveDatetimeError`); an
+    `IdempotencyRecord` does not (yet), so its ``created_at`` reaches the storage as it was given, and the
+    storage must refuse it the same way (or the record must refuse it first: then this check passes trivially).
+    """
+    naive = datetime(2030, 6, 3, 8)  # noqa: DTZ001 - the point of the check
+    try:
+        record = IdempotencyRecord("key", "hash", "b1", "{}", naive)
+    except InvalidInputError:
+        return
+    with _made(factory) as storage:
+        _refused(
+            "put_idempotency of a record whose created_at has no time zone raises InvalidInputError "
+            "(NaiveDatetimeError, as every value of the domain does)",
+            InvalidInputError,
+            storage,
+            "alpha",
+            lambda tx: tx.put_idempotency(record),
+        )
+
+
 CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_REGISTRY))
 """Every check of `check_storage`, by name, in the order they run; each takes a `StorageFactory`."""
 
