@@ -486,6 +486,25 @@ def _at_least(sets: Sequence[tuple[int, ...]], k: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _snap(bounds: tuple[int, ...], phase: int, step: int) -> tuple[int, ...]:
+    """
+    *bounds* with every piece started at its first start of the phase, and pieces that hold none dropped.
+
+    Only starts of the phase are ever offered, so this changes no answer; it lets the first start at or after
+    any instant be found with one bisection.
+    """
+    starts = [u + (phase - u) % step for u in bounds[0::2]]
+    ends = list(bounds[1::2])
+    keep = list(map(lt, starts, ends))
+    if not all(keep):
+        starts = list(compress(starts, keep))
+        ends = list(compress(ends, keep))
+    flat = [0] * (2 * len(starts))
+    flat[0::2] = starts
+    flat[1::2] = ends
+    return tuple(flat)
+
+
 def _clip(bounds: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
     """Normalized *bounds* cut to ``[lo, hi)``, by bisection (nothing to do, in the common case)."""
     if not bounds or (bounds[0] >= lo and bounds[-1] <= hi):
@@ -669,6 +688,7 @@ class _Plan:
         "_assignments",
         "_bookable",
         "base",
+        "duration",
         "earliest",
         "fast",
         "first_orders",
@@ -696,6 +716,7 @@ class _Plan:
         """The last start the horizon allows."""
         self.step = base.shape.step
         self.length = base.length
+        self.duration = base.shape.duration
         overlapping = base.overlapping and _pools_overlap(pools)
         self.fast = fast and base.minutes and not overlapping
         shape = base.shape
@@ -732,18 +753,21 @@ class _Plan:
             # The minimum notice and the horizon depend only on now and the service: apply them here too.
             allowed = _clip(_intersect_all([np.allowed() for np in self.needs]), self.earliest, self.latest + 1)
             phases = self.base.phases()
+            step = self.step
+            found: dict[int, tuple[int, ...]] = {}
             if len(phases) == 1:
                 phase = phases.pop()
-                self._bookable = {phase: allowed} if allowed else {}
-                if allowed and self.fixed is not None:
-                    self.single = (phase, allowed, self.fixed)
+                bounds = _snap(allowed, phase, step)
+                if bounds:
+                    found[phase] = bounds
+                    if self.fixed is not None:
+                        self.single = (phase, bounds, self.fixed)
             else:
-                found: dict[int, tuple[int, ...]] = {}
                 for phase, spans in self.base.grid().items():
-                    bounds = _cut(spans, allowed)
+                    bounds = _snap(_cut(spans, allowed), phase, step)
                     if bounds:
                         found[phase] = bounds
-                self._bookable = found
+            self._bookable = found
         return self._bookable
 
     def orders(self, strategy: Strategy, preferred: Sequence[str]) -> list[Sequence[int]] | None:
@@ -877,51 +901,23 @@ def _fixed_slots(
 
 
 def _first_of_phase(phase: int, bounds: tuple[int, ...], step: int, lo: int) -> int | None:
-    """
-    The first start of one phase at or after *lo* within *bounds*, looking at two pieces at most.
-
-    None when there is none; ``_HIGH`` when the pieces looked at hold no start of the phase (ask `_first`).
-    """
+    """The first start of one phase at or after *lo* within *bounds* (snapped: see `_snap`), or None."""
     i = bisect_right(bounds, lo)
     if i & 1:  # inside a piece: its next start of the phase, if it still holds one
         t = lo + (phase - lo) % step
         if t < bounds[i]:
             return t
         i += 1
-    if i >= len(bounds):
-        return None
-    t = bounds[i] + (phase - bounds[i]) % step
-    return t if t < bounds[i + 1] else _HIGH
+    return bounds[i] if i < len(bounds) else None
 
 
 def _first(groups: dict[int, tuple[int, ...]], step: int, lo: int, hi: int) -> int | None:
-    """The first start of `_progression`, or None."""
-    if len(groups) == 1:
-        ((phase, bounds),) = groups.items()
-        i = bisect_right(bounds, lo)
-        if i & 1:  # inside a piece: the next start of the phase, if the piece still holds it
-            t = lo + (phase - lo) % step
-            if t < bounds[i]:
-                return t if t < hi else None
-            i += 1
-        if i < len(bounds):
-            t = bounds[i] + (phase - bounds[i]) % step
-            # A piece may hold no start of the phase at all: then carry on with the general walk.
-            if t < bounds[i + 1]:
-                return t if t < hi else None
+    """The first start of `_progression` over snapped bounds (see `_snap`), or None."""
     best: int | None = None
     for phase, bounds in groups.items():
-        i = bisect_right(bounds, lo)
-        i -= i & 1
-        n = len(bounds)
-        while i < n and bounds[i] < hi:
-            u = max(bounds[i], lo)
-            t = u + (phase - u) % step
-            if t < bounds[i + 1]:
-                if t < hi and (best is None or t < best):
-                    best = t
-                break
-            i += 2
+        t = _first_of_phase(phase, bounds, step, lo)
+        if t is not None and t < hi and (best is None or t < best):
+            best = t
     return best
 
 
@@ -1628,14 +1624,12 @@ class Availability:
     def _fast_first(self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]) -> Slot | None:
         """`next_available` for a fast plan: a bisection into the bookable starts when they are known."""
         one = plan.single
-        if one is not None and strategy is _FIRST:
-            # The common case: one phase and nothing to choose.
+        if one is not None and strategy is _FIRST:  # the common case: one phase and nothing to choose
             t = _first_of_phase(one[0], one[1], plan.step, lo)
-            if t is None or (t != _HIGH and t >= hi):
+            if t is None or t >= hi:
                 return None
-            if t != _HIGH:  # else a piece without a start of the phase: the general walk below
-                begin = EPOCH + t * _US
-                return Slot(begin, begin + plan.base.shape.duration, one[2])
+            begin = EPOCH + t * _US
+            return Slot(begin, begin + plan.duration, one[2])
         orders = plan.first_orders if strategy is _FIRST else plan.orders(strategy, preferred)
         if orders is None or not plan.eager:
             return next(self._fast_slots(plan, lo, hi, strategy, preferred), None)
