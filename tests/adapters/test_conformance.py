@@ -25,7 +25,11 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
-from slotengine.errors import NaiveDatetimeError
+from slotengine.availability import Assignment
+from slotengine.booking import Booking
+from slotengine.errors import InvalidInputError, NaiveDatetimeError
+from slotengine.lifecycle import BookingStatus
+from slotengine.model import Resource
 from slotengine.ports import IdempotencyRecord, Storage
 from slotengine.testing.conformance import (
     CHECKS,
@@ -154,6 +158,10 @@ KNOWN_GAPS = {
     "leaks a raw TypeError for a naive one (fix: validate it in slotengine.ports.IdempotencyRecord)",
     ("postgres", "check_naive_instants_are_refused"): "IdempotencyRecord does not validate created_at: PostgresStorage "
     "stores a naive one as UTC (fix: validate it in slotengine.ports.IdempotencyRecord)",
+    ("sqlite", "check_update_booking_keeps_blocked_time"): "SQLiteStorage.update_booking accepts a buffer change "
+    "without a capacity check (it can overbook)",
+    ("postgres", "check_update_booking_keeps_blocked_time"): "PostgresStorage.update_booking accepts a buffer "
+    "change, or raises ConflictError from its exclusion constraint when the wider span overlaps",
 }
 """Clauses an adapter is known to break, reported and awaiting a fix elsewhere (strict: a fix makes them fail)."""
 
@@ -194,6 +202,25 @@ class TestConcurrency:
 
 
 class TestMemoryReference:
+    def test_update_booking_refuses_a_buffer_change(self) -> None:
+        """MemoryStorage.update_booking refuses wider buffers (they would overbook without a capacity check)."""
+        storage = MemoryStorage()
+        start = datetime(2030, 6, 3, 10, tzinfo=UTC)
+        booking = Booking(
+            "b1", "s1", start, start + timedelta(hours=1), (Assignment(0, "", ("r1",)),), (1,),
+            BookingStatus.CONFIRMED, start,
+        )  # fmt: skip
+        with storage.transaction("t") as tx:
+            tx.put_resource(Resource("r1", "Box"))
+            tx.reserve(booking, now=start)
+            with pytest.raises(InvalidInputError, match="buffers"):
+                tx.update_booking(
+                    attrs.evolve(booking, buffer_after=timedelta(minutes=30), version=2), expected_version=1
+                )
+            kept = tx.get_booking("b1")
+
+        assert booking == kept
+
     def test_a_naive_idempotency_instant_is_refused_and_an_aware_one_kept_in_utc(self) -> None:
         """MemoryStorage refuses a naive created_at (NaiveDatetimeError) and keeps an aware one as UTC."""
         storage = MemoryStorage()
@@ -288,7 +315,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
                 else tx.update_booking(b, expected_version=expected_version)
             )
         ),
-        {"check_update_booking", "check_transaction_survives_refusals"},
+        {"check_update_booking", "check_transaction_survives_refusals", "check_update_booking_keeps_blocked_time"},
     ),
 }
 

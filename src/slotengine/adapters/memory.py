@@ -162,8 +162,8 @@ class _Transaction:
             booking.end,
             booking.assignments,
             booking.units,
-        ):
-            msg = "update_booking cannot move a booking or change its resources; use reserve"
+        ) or (stored.buffer_before, stored.buffer_after) != (booking.buffer_before, booking.buffer_after):
+            msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
             raise InvalidInputError(msg, booking_id=booking.id)
         data.bookings[booking.id] = booking
 

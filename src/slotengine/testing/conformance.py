@@ -1689,6 +1689,33 @@ def check_naive_instants_are_refused(factory: StorageFactory) -> None:
         )
 
 
+@_check
+def check_update_booking_keeps_blocked_time(factory: StorageFactory) -> None:
+    """
+    `update_booking` refuses to change a booking's buffers (`InvalidInputError`): they are time it blocks.
+
+    Buffers widen the time a booking keeps its resources busy, and only `reserve` checks capacity; an update
+    that widened them would overbook without a check (or, with a database constraint as a backstop, fail
+    with `ConflictError` on one adapter and pass on another).
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        stored = _booking("a", at(10), at(11))
+        _reserve(storage, "alpha", stored, now=at(8))
+        _reserve(storage, "alpha", _booking("b", at(11), at(12)), now=at(8))
+        for what, changed in [
+            ("widening its buffer after into another booking", attrs.evolve(stored, buffer_after=30 * M, version=2)),
+            ("widening its buffer before", attrs.evolve(stored, buffer_before=5 * M, version=2)),
+        ]:
+            _refused(
+                f"update_booking {what} raises InvalidInputError (buffers are blocked time: use reserve)",
+                InvalidInputError,
+                storage,
+                "alpha",
+                _updating(changed, expected_version=1),
+            )
+
+
 CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_REGISTRY))
 """Every check of `check_storage`, by name, in the order they run; each takes a `StorageFactory`."""
 
