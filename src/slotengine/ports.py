@@ -15,12 +15,13 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus, TransitionRecord
-from slotengine.model import Resource, Service
+from slotengine.model import Resource, Service, check_id, check_text
 from slotengine.outbox import OutboxMessage
 
 __all__ = ["BookingQuery", "Clock", "IdempotencyRecord", "Notifier", "Storage", "StorageTransaction"]
@@ -54,15 +55,35 @@ class Notifier(Protocol):
         ...
 
 
+def _key(value: object) -> str:
+    return check_id(value, "idempotency key")
+
+
+def _hash(value: object) -> str:
+    return check_id(value, "request hash")
+
+
+def _record_booking(value: object) -> str:
+    return check_id(value, "booking id")
+
+
+def _result(value: object) -> str:
+    return check_text(value, "result", max_length=1_000_000, allow_empty=True)
+
+
+def _created(value: object) -> datetime:
+    return to_utc(value, "created_at")
+
+
 @attrs.frozen
 class IdempotencyRecord:
     """The first result of a call made with an idempotency key, and a hash of the request it answered."""
 
-    key: str
-    request_hash: str
-    booking_id: str
-    result: str
-    created_at: datetime
+    key: str = attrs.field(converter=_key)
+    request_hash: str = attrs.field(converter=_hash)
+    booking_id: str = attrs.field(converter=_record_booking)
+    result: str = attrs.field(converter=_result)
+    created_at: datetime = attrs.field(converter=_created)
 
 
 @attrs.frozen

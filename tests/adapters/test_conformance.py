@@ -153,26 +153,10 @@ def factory(adapter: str, tmp_path_factory: pytest.TempPathFactory, postgres: Po
 # --- the adapters -------------------------------------------------------------------------------------------------
 
 
-KNOWN_GAPS = {
-    ("sqlite", "check_naive_instants_are_refused"): "IdempotencyRecord does not validate created_at: SQLiteStorage "
-    "leaks a raw TypeError for a naive one (fix: validate it in slotengine.ports.IdempotencyRecord)",
-    ("postgres", "check_naive_instants_are_refused"): "IdempotencyRecord does not validate created_at: PostgresStorage "
-    "stores a naive one as UTC (fix: validate it in slotengine.ports.IdempotencyRecord)",
-    ("sqlite", "check_update_booking_keeps_blocked_time"): "SQLiteStorage.update_booking accepts a buffer change "
-    "without a capacity check (it can overbook)",
-    ("postgres", "check_update_booking_keeps_blocked_time"): "PostgresStorage.update_booking accepts a buffer "
-    "change, or raises ConflictError from its exclusion constraint when the wider span overlaps",
-}
-"""Clauses an adapter is known to break, reported and awaiting a fix elsewhere (strict: a fix makes them fail)."""
-
-
 class TestContract:
     @pytest.mark.parametrize("name", list(CHECKS))
-    def test_check(self, factory: StorageFactory, adapter: str, name: str, request: pytest.FixtureRequest) -> None:
+    def test_check(self, factory: StorageFactory, name: str) -> None:
         """The adapter keeps this clause of the Storage contract."""
-        gap = KNOWN_GAPS.get((adapter, name))
-        if gap is not None:
-            request.applymarker(pytest.mark.xfail(reason=gap, raises=AssertionError, strict=True))
         CHECKS[name](factory)
 
 

@@ -572,8 +572,9 @@ class _Transaction:
             booking.end,
             booking.assignments,
             booking.units,
-        ):
-            msg = "update_booking cannot move a booking or change its resources; use reserve"
+        ) or (stored.buffer_before, stored.buffer_after) != (booking.buffer_before, booking.buffer_after):
+            # A wider buffer takes more time: only reserve() may do that, under the capacity check.
+            msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
             raise InvalidInputError(msg, booking_id=booking.id)
         row = self._booking_row(booking)
         row["expected_version"] = expected_version
