@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from slotengine.adapters.memory import MemoryStorage
+from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
@@ -120,10 +121,6 @@ def _drop_postgres_schemas():
 
 def storage_factories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     factories: dict[str, object] = {"memory": MemoryStorage}
-    try:
-        from slotengine.adapters.sqlite import SQLiteStorage
-    except ImportError:  # the adapter lands separately
-        return factories
     factories["sqlite"] = lambda: SQLiteStorage(tmp_path_factory.mktemp("db") / "slotengine.db")
     postgres = postgres_factory()
     if postgres is not None:
@@ -136,8 +133,6 @@ def storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     factories = storage_factories(tmp_path_factory)
     if request.param == "postgres" and request.param not in factories:
         pytest.skip(POSTGRES_SKIP if not POSTGRES_DSN else "install slotengine[postgres] to run the PostgreSQL tests")
-    if request.param not in factories:
-        pytest.skip(f"the {request.param} adapter is not in this tree yet")
     made = factories[request.param]()  # type: ignore[operator]
     yield made
     made.close()

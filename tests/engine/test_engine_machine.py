@@ -204,10 +204,6 @@ def test_memory_machine(tmp_path_factory):
 
 def test_sqlite_machine(tmp_path_factory):
     """The engine on SQLiteStorage keeps every invariant over random scripts (M1)."""
-    import pytest
-
-    if "sqlite" not in storage_factories(tmp_path_factory):
-        pytest.skip("the sqlite adapter is not in this tree yet")
     machine_for("sqlite", tmp_path_factory, 40).TestCase().runTest()
 
 
