@@ -746,9 +746,8 @@ class _Transaction:
         # version that changed meanwhile updates nothing.
         changed = self._write(
             """
-            UPDATE bookings SET status = %(status)s,
-                blocked = tstzrange(%(blocked_start)s::timestamptz, %(blocked_end)s::timestamptz, '[)'),
-                hold_until = %(hold_until)s::timestamptz, customer_id = %(customer_id)s, source = %(source)s,
+            UPDATE bookings SET status = %(status)s, hold_until = %(hold_until)s::timestamptz,
+                customer_id = %(customer_id)s, source = %(source)s,
                 external_ref = %(external_ref)s, service_id = %(service_id)s, version = %(version)s,
                 doc = %(doc)s::jsonb
             WHERE tenant_id = %(tenant)s AND id = %(id)s AND version = %(expected_version)s
@@ -760,12 +759,10 @@ class _Transaction:
             raise ConcurrencyError(msg, booking_id=booking.id)
         self._write(
             """
-            UPDATE booking_resources
-            SET live = %(live)s, exclusive = exclusive AND %(live)s,
-                during = tstzrange(%(blocked_start)s::timestamptz, %(blocked_end)s::timestamptz, '[)')
+            UPDATE booking_resources SET live = %(live)s, exclusive = exclusive AND %(live)s
             WHERE tenant_id = %(tenant)s AND booking_id = %(id)s
             """,
-            {**row, "live": booking.status in LIVE_STATUSES},
+            {"tenant": self._tenant, "id": booking.id, "live": booking.status in LIVE_STATUSES},
         )
         self._seen[booking.id] = booking.version
 
