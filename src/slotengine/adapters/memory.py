@@ -15,7 +15,6 @@ from datetime import datetime
 
 import attrs
 
-from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
@@ -209,7 +208,6 @@ class _Transaction:
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
         data = self._writable()
-        record = attrs.evolve(record, created_at=to_utc(record.created_at, "created_at"))  # naive: refused
         if record.key in data.idempotency:
             msg = f"idempotency key {record.key!r} was used meanwhile"
             raise ConcurrencyError(msg)

@@ -1669,9 +1669,9 @@ def check_naive_instants_are_refused(factory: StorageFactory) -> None:
     """
     An instant without a time zone is refused with `InvalidInputError`, never stored or leaked as a raw error.
 
-    Every value of the domain refuses naive datetimes when it is built (`NaiveDatetimeError`); an
-    `IdempotencyRecord` does not (yet), so its ``created_at`` reaches the storage as it was given, and the
-    storage must refuse it the same way (or the record must refuse it first: then this check passes trivially).
+    Every value of the domain, `IdempotencyRecord` included, refuses a naive datetime when it is built
+    (`NaiveDatetimeError`), and then this check passes at once; a storage that receives one anyway (from a
+    record built another way) must refuse it the same way.
     """
     naive = datetime(2030, 6, 3, 8)  # noqa: DTZ001 - the point of the check
     try:
