@@ -28,6 +28,10 @@ class TestDemo:
             "Friday (staff training): 0 slots",
             "43 hours elapsed",
             "a fifth is refused (conflict)",
+            "Please confirm your visit",
+            "agent:front-desk by task: Unconfirmed booking in 3 hours",
+            "See you soon at Figaro barbers",
+            "We are waiting for you",
             "Agenda for March",
         ):
             assert expected in out

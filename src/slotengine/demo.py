@@ -10,6 +10,7 @@ agenda. It runs on a simulated clock (a `FrozenClock` it moves forward), so its 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,9 @@ from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import SlotEngineError
 from slotengine.intervals import Interval
-from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit
+from slotengine.model import UNLIMITED, Customer, Need, Resource, ResourceRole, Service, ServiceUnit
+from slotengine.notifications import BITRIX24_RULES
+from slotengine.outbox import OutboxMessage
 from slotengine.money import Money
 from slotengine.policies import (
     CancellationPolicy,
@@ -171,6 +174,39 @@ def _conference(engine: BookingEngine) -> None:
     engine.add_service(Service("talk", "Talk in the great hall", needs=[Need(type="hall")], duration=H))
 
 
+def _barbershop(engine: BookingEngine) -> None:
+    hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(time(10), time(20))))
+    engine.setup(
+        Business(
+            "Figaro barbers",
+            "Europe/Paris",
+            hours,
+            Policies(hold=HoldPolicy(ttl=timedelta(days=3))),
+            rules=BITRIX24_RULES,
+            agent="front-desk",
+            links={"confirm": "https://figaro.example/c/$booking_id", "cancel": "https://figaro.example/x/$booking_id"},
+            language="en",
+        )
+    )
+    engine.add_resource(Resource("tom", "Tom", kind="user", type="barber"))
+    engine.add_service(Service("cut", "Haircut", needs=[Need(type="barber")], duration=30 * M, price=_eur("30")))
+
+
+class _Printer:
+    """A notifier for the demo: prints what a person would receive (the outbox's event feed is left out)."""
+
+    def __init__(self, story: _Story, clock: FrozenClock) -> None:
+        self.story, self.clock = story, clock
+
+    def send(self, message: OutboxMessage) -> None:
+        payload = json.loads(message.payload)
+        if payload.get("channel") == "event":
+            return
+        when = _local(self.clock.now())
+        self.story.line(f"{when} -> {payload['recipient']} by {payload['channel']}: {payload['subject']}")
+        self.story.line(f"{'':15} {payload['body']}")
+
+
 def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
     """Build the demo businesses in a fresh SQLite file at *db_path* and tell their story through *out*."""
     storage = SQLiteStorage(db_path)
@@ -179,13 +215,14 @@ def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
     try:
         engines = {
             name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE)
-            for name in ("wash", "clinic", "cars", "flat", "congress")
+            for name in ("wash", "clinic", "cars", "flat", "congress", "barber")
         }
         _car_wash(engines["wash"])
         _clinic(engines["clinic"])
         _car_rental(engines["cars"])
         _apartment(engines["flat"])
         _conference(engines["congress"])
+        _barbershop(engines["barber"])
         out(f"slotengine demo: five businesses in one SQLite file ({db_path}), one tenant each")
         out(f"Simulated clock: {_local(START)} (Paris)")
         _wash_story(engines["wash"], clock, story)
@@ -193,6 +230,7 @@ def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
         _cars_story(engines["cars"], story)
         _flat_story(engines["flat"], story)
         _congress_story(engines["congress"], story)
+        _barber_story(engines["barber"], clock, story)
         _agenda(engines, story)
     finally:
         storage.close()
@@ -308,6 +346,26 @@ def _congress_story(engine: BookingEngine, story: _Story) -> None:
     for talk in range(5):
         engine.book("talk", start, customer_id=f"speaker-{talk}")
     story.line("the great hall takes 5 overlapping talks: its capacity is unlimited")
+
+
+def _barber_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> None:
+    story.title("Barbershop: the seeds' Bitrix24 message sequence, sent from the outbox as the clock moves")
+    printer = _Printer(story, clock)
+    booking = engine.hold(
+        "cut", datetime(2026, 3, 5, 15, tzinfo=PARIS), customer=Customer("mia", zone="Europe/Paris", language="en")
+    )
+    for moment in (
+        datetime(2026, 3, 3, 11, 30, tzinfo=PARIS),
+        datetime(2026, 3, 4, 15, tzinfo=PARIS),
+        datetime(2026, 3, 5, 12, tzinfo=PARIS),
+    ):
+        clock.set(moment)
+        engine.dispatch_due(printer)
+    engine.confirm(booking.id, actor=Actor.system("confirm-link"))
+    story.line(f"{_local(clock.now())}    Mia confirms with the link")
+    for moment in (datetime(2026, 3, 5, 13, tzinfo=PARIS), datetime(2026, 3, 5, 15, 10, tzinfo=PARIS)):
+        clock.set(moment)
+        engine.dispatch_due(printer)
 
 
 def _agenda(engines: dict[str, BookingEngine], story: _Story) -> None:
