@@ -22,9 +22,9 @@ from slotengine.engine import BookingEngine
 from slotengine.errors import SlotEngineError
 from slotengine.intervals import Interval
 from slotengine.model import UNLIMITED, Customer, Need, Resource, ResourceRole, Service, ServiceUnit
+from slotengine.money import Money
 from slotengine.notifications import BITRIX24_RULES
 from slotengine.outbox import OutboxMessage
-from slotengine.money import Money
 from slotengine.policies import (
     CancellationPolicy,
     ConfirmationMode,
