@@ -970,6 +970,7 @@ class Availability:
         self.now = to_utc(now, "now")
         self._now_us = to_micros(self.now)
         default_zone = get_zone(zone)
+        self._zone = default_zone
         now_utc = self.now
         by_resource: dict[str, list[Load]] = {}
         for load in loads:
@@ -1013,7 +1014,11 @@ class Availability:
             raise InvalidInputError(msg)
         chosen = service.duration if duration is None else duration
         if not isinstance(chosen, timedelta) or not service.allows_duration(chosen):
-            msg = f"service {service.id!r} cannot be booked for {chosen!r}"
+            low, high = service.min_duration or service.duration, service.max_duration or service.duration
+            allowed = str(low) if low == high else f"{low} to {high}"
+            if service.unit is not ServiceUnit.MINUTES:
+                allowed += " in whole days"
+            msg = f"{service.name} cannot be booked for {chosen}: it allows {allowed}"
             raise InvalidInputError(msg, field="duration")
         return _Shape(
             service,
@@ -1469,7 +1474,7 @@ class Availability:
         explanation = self.explain(service, start, duration=duration, pin=pin, strategy=strategy, preferred=preferred)
         if explanation.slot is None:
             words = "; ".join(r.message for r in explanation.reasons) or "it is not available"
-            msg = f"{service.name} cannot be booked at {explanation.start.isoformat()}: {words}"
+            msg = f"{service.name} cannot be booked at {_local_text(explanation.start, self._zone)}: {words}"
             raise ConflictError(msg, start=explanation.start, reasons=explanation.reasons)
         return explanation.slot
 
@@ -1477,19 +1482,33 @@ class Availability:
         reasons: list[Reason] = []
         service = shape.service
         for i, (need, pool) in enumerate(zip(service.needs, pools, strict=True)):
-            free = 0
-            for ix in pool:
+            label = need.label or f"need {i + 1}"
+            # A pinned resource must serve; the rest of the need comes from the others. Reasons about the
+            # others are only worth telling when they are why the need cannot be filled.
+            busy_pinned = []
+            for ix in (ix for ix in pool if ix.resource.id in pin):
                 found = self._resource_reasons(shape, ix, need, start, i)
                 reasons.extend(found)
+                if found:
+                    busy_pinned.append(ix.resource.id)
+            want = need.count - sum(1 for ix in pool if ix.resource.id in pin)
+            free = 0
+            about_others: list[Reason] = []
+            for ix in (ix for ix in pool if ix.resource.id not in pin):
+                found = self._resource_reasons(shape, ix, need, start, i)
+                about_others.extend(found)
                 free += not found
-            label = need.label or f"need {i + 1}"
-            pinned = [ix.resource.id for ix in pool if ix.resource.id in pin]
-            if free < need.count or pinned:
+            if busy_pinned:
                 reasons.append(
                     Reason(
-                        ReasonCode.NO_MEMBER_FREE,
-                        f"{label}: {free} of the {need.count} needed resources are free",
-                        need=i,
+                        ReasonCode.NO_MEMBER_FREE, f"{label}: the chosen {', '.join(busy_pinned)} is not free", need=i
+                    )
+                )
+            if free < want:
+                reasons.extend(about_others)
+                reasons.append(
+                    Reason(
+                        ReasonCode.NO_MEMBER_FREE, f"{label}: {free} of the {want} needed resources are free", need=i
                     )
                 )
         if not reasons:
@@ -1505,7 +1524,8 @@ class Availability:
         rid = ix.resource.id
         end = self._booked(shape, start, ix.zone)
         if end is None:
-            return [Reason(ReasonCode.OFF_GRID, f"{rid}: this is not a day start in {ix.zone.key}", rid)]
+            first = "check-in time" if shape.service.unit is ServiceUnit.NIGHTS else "local midnight (a day's start)"
+            return [Reason(ReasonCode.OFF_GRID, f"{rid}: stays start at the {first} in {ix.zone.key}", rid)]
         if ix.serves(start, end, shape.before, shape.after, need.units, shape.in_hours):
             return []
         out: list[Reason] = []
@@ -1550,7 +1570,7 @@ class Availability:
                     out.append(
                         Reason(
                             ReasonCode.HELD,
-                            f"{rid} is held by {ld.booking_id} until {ld.hold_until.isoformat()}",
+                            f"{rid} is held by {ld.booking_id} until {_local_text(ld.hold_until, ix.zone)}",
                             rid,
                             ld.booking_id,
                             ld.hold_until,
@@ -1771,6 +1791,11 @@ class Availability:
             raise NotFoundError(msg, resource_id=resource_id)
         w = (to_micros(window.start), to_micros(window.end))
         return IntervalSet._from_bounds(_intersect(ix.ok(units), w))
+
+
+def _local_text(instant: datetime, zone: ZoneInfo) -> str:
+    """An instant as people read it: local date and time, with the zone named."""
+    return f"{instant.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
 
 
 def _overlaps(bounds: tuple[int, ...], start: int, end: int) -> bool:

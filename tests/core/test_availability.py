@@ -37,18 +37,14 @@ CHECKUP = Service("checkup", "Check-up", needs=[Need(type="dentist")], duration=
 class TestSlots:
     def test_grid_steps_differ_from_duration(self):
         """A 90-minute service on a 30-minute grid offers every half hour that fits before closing."""
-        service = Service(
-            "s", "Long", needs=[Need(resource_ids=["ann"])], duration=90 * MIN, slot_step=30 * MIN
-        )
+        service = Service("s", "Long", needs=[Need(resource_ids=["ann"])], duration=90 * MIN, slot_step=30 * MIN)
         availability = Availability([ANN], hours_for(ANN, start=9, end=12), now=at(0))
 
         assert [at(9), at(9, 30), at(10), at(10, 30)] == starts(availability.slots(service, WHOLE_DAY))
 
     def test_booking_blocks_every_overlapping_start(self):
         """With a 30-minute grid and a 3-hour booking at 9:30, no start overlapping it is offered."""
-        service = Service(
-            "s", "Long", needs=[Need(resource_ids=["ann"])], duration=3 * HOUR, slot_step=30 * MIN
-        )
+        service = Service("s", "Long", needs=[Need(resource_ids=["ann"])], duration=3 * HOUR, slot_step=30 * MIN)
         load = Load("b1", "ann", Interval(at(9, 30), at(12, 30)))
         availability = Availability([ANN], hours_for(ANN, start=9, end=17), [load], now=at(0))
 
@@ -56,9 +52,7 @@ class TestSlots:
 
     def test_back_to_back_bookings_do_not_overlap(self):
         """A booking ending at 10:00 leaves 10:00 free: intervals are half-open."""
-        availability = Availability(
-            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0)
-        )
+        availability = Availability([ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0))
 
         assert at(10) == availability.slots(CHECKUP, WHOLE_DAY, pin=["ann"])[0].start
 
@@ -147,10 +141,7 @@ class TestCombinedNeeds:
 
         assert (at(9), ("i3", "i4")) == (first.start, first.resource_ids)
         loads.append(Load("b9", "i3", Interval(at(9), at(10))))
-        assert (
-            at(10)
-            == Availability(staff, hours_for(*staff), loads, now=at(0)).slots(service, WHOLE_DAY)[0].start
-        )
+        assert at(10) == Availability(staff, hours_for(*staff), loads, now=at(0)).slots(service, WHOLE_DAY)[0].start
 
     def test_car_and_driver(self):
         """A car with driver needs one of each, both free for the whole interval."""
@@ -248,9 +239,7 @@ class TestBuffers:
 
     def test_buffers_stay_inside_hours_unless_allowed(self):
         """Cleaning after closing is allowed only if the service says so."""
-        inside = Service(
-            "s", "Wash", needs=[Need(resource_ids=["ann"])], duration=HOUR, buffer_after=30 * MIN
-        )
+        inside = Service("s", "Wash", needs=[Need(resource_ids=["ann"])], duration=HOUR, buffer_after=30 * MIN)
         outside = Service(
             "s",
             "Wash",
@@ -268,9 +257,7 @@ class TestBuffers:
 class TestNoticeHorizonAndHolds:
     def test_min_notice_and_horizon(self):
         """Starts earlier than now + notice, or later than now + horizon, are not offered and are explained."""
-        service = Service(
-            "s", "S", needs=[Need(type="dentist")], duration=HOUR, min_notice=2 * HOUR, horizon=5 * HOUR
-        )
+        service = Service("s", "S", needs=[Need(type="dentist")], duration=HOUR, min_notice=2 * HOUR, horizon=5 * HOUR)
         availability = Availability([ANN], hours_for(ANN), now=at(8))
 
         assert [at(10), at(11), at(12), at(13)] == starts(availability.slots(service, WHOLE_DAY))
@@ -312,9 +299,7 @@ class TestWholeDays:
             check_in=time(15),
             check_out=time(11),
         )
-        open_all = {
-            "apt": IntervalSet([(datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC))])
-        }
+        open_all = {"apt": IntervalSet([(datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC))])}
         loads = [
             Load(
                 "b1",
@@ -340,9 +325,7 @@ class TestWholeDays:
         rent = Service(
             "day", "Day", needs=[Need(resource_ids=["p1"])], duration=timedelta(days=1), unit=ServiceUnit.DAYS
         )
-        open_all = {
-            "p1": IntervalSet([(datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC))])
-        }
+        open_all = {"p1": IntervalSet([(datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC))])}
         availability = Availability([spot], open_all, now=datetime(2026, 3, 1, tzinfo=UTC))
         slot = availability.check(rent, datetime(2026, 3, 29, tzinfo=PARIS))
 
@@ -364,9 +347,7 @@ class TestExplainAndCheck:
 
     def test_check_raises_conflict_with_reasons(self):
         """check() refuses a taken start with ConflictError carrying structured reasons."""
-        availability = Availability(
-            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0)
-        )
+        availability = Availability([ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0))
 
         with pytest.raises(ConflictError, match="ann is booked") as info:
             availability.check(CHECKUP, at(9))
@@ -400,9 +381,7 @@ class TestQueries:
 
     def test_free_time(self):
         """A day view gets a resource's free time."""
-        availability = Availability(
-            [ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(10), at(11)))], now=at(0)
-        )
+        availability = Availability([ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(10), at(11)))], now=at(0))
 
         assert IntervalSet([(at(9), at(10)), (at(11), at(17))]) == availability.free_time("ann", WHOLE_DAY)
         with pytest.raises(NotFoundError):
@@ -437,3 +416,27 @@ class TestBadInput:
         """Loads are validated like every other value."""
         with pytest.raises(InvalidInputError):
             Load("b1", "ann", Interval(at(9), at(10)), **kwargs)
+
+
+class TestReasonsForPeople:
+    def test_pinned_reasons_name_the_pinned_resource_only(self):
+        """Pinning a busy Ann explains Ann; free Bob is not listed as a reason."""
+        availability = Availability(
+            [ANN, BOB], hours_for(ANN, BOB), [Load("b1", "ann", Interval(at(9), at(10)))], now=at(0)
+        )
+        reasons = availability.explain(CHECKUP, at(9), pin=["ann"]).reasons
+
+        assert {"ann"} == {r.resource_id for r in reasons if r.resource_id}
+        assert "need 1: the chosen ann is not free" in [r.message for r in reasons]
+
+    def test_messages_use_local_time_and_say_what_is_allowed(self):
+        """People read local times and the allowed durations, not UTC and reprs."""
+        hold = Load("h1", "ann", Interval(at(9), at(10)), hold_until=at(12))
+        availability = Availability([ANN], hours_for(ANN), [hold], now=at(0), zone="Europe/Paris")
+
+        with pytest.raises(
+            ConflictError, match=r"at 2026-03-02 10:00 Europe/Paris: .*until 2026-03-02 13:00 Europe/Paris"
+        ):
+            availability.check(CHECKUP, at(9), pin=["ann"])
+        with pytest.raises(InvalidInputError, match="it allows 0:30:00"):
+            availability.slots(CHECKUP, WHOLE_DAY, duration=HOUR)
