@@ -2129,6 +2129,8 @@ class Reserve:
     """Picks among the stored bookings (see `Update`) that the capacity check must ignore."""
     customer_id: str | None = None
     paid: bool = False
+    split: bool = False
+    """One need per resource (a car *and* a driver) instead of one need served by all of them."""
 
     def booking(self, now: datetime) -> Booking:
         """The booking this step reserves at *now*."""
@@ -2140,8 +2142,8 @@ class Reserve:
             "s1",
             start,
             start + self.minutes * M,
-            (Assignment(0, "", self.resources),),
-            (self.units,),
+            self.assignments(),
+            (self.units,) * len(self.assignments()),
             self.status,
             now,
             hold_until=now + self.hold * M if self.status is BookingStatus.PRE_BOOKING else None,
@@ -2152,6 +2154,12 @@ class Reserve:
             payments=payments,
             version=self.version,
         )
+
+    def assignments(self) -> tuple[Assignment, ...]:
+        """The booking's assignments: one for all its resources, or one per resource."""
+        if self.split:
+            return tuple(Assignment(i, f"need {i}", (rid,)) for i, rid in enumerate(self.resources))
+        return (Assignment(0, "", self.resources),)
 
     def run(self, tx: StorageTransaction, now: datetime) -> object:
         """Apply the step."""
@@ -2173,6 +2181,7 @@ class Update:
     status: BookingStatus
     stale: int = 0
     move: bool = False
+    customer_id: str | None = "keep"
 
     def run(self, tx: StorageTransaction, now: datetime) -> object:
         """Apply the step."""
@@ -2183,6 +2192,8 @@ class Update:
         )
         if self.move:
             new = attrs.evolve(new, start=new.start + 15 * M, end=new.end + 15 * M)
+        if self.customer_id != "keep":
+            new = attrs.evolve(new, customer_id=self.customer_id)
         tx.update_booking(new, expected_version=stored.version + self.stale)
         return None
 
@@ -2349,12 +2360,18 @@ def _reserves(draw: st.DrawFn, status: BookingStatus | None = None) -> Reserve:
         exclude=tuple(draw(st.lists(_picks, max_size=1))),
         customer_id=draw(st.sampled_from([None, "c1", "c2"])),
         paid=draw(st.booleans()),
+        split=draw(st.booleans()),
     )
 
 
 _statuses = st.sampled_from(list(BookingStatus))
 _updates = st.builds(
-    Update, _picks, _statuses, st.sampled_from([0, 0, 0, 0, -1, 1]), st.sampled_from([False] * 5 + [True])
+    Update,
+    _picks,
+    _statuses,
+    st.sampled_from([0, 0, 0, 0, -1, 1]),
+    st.sampled_from([False] * 5 + [True]),
+    st.sampled_from(["keep", "keep", None, "c1", "c2"]),
 )
 _log_ops = (
     st.builds(AppendTransition, _bids, st.integers(0, len(_EDGES) - 1))
