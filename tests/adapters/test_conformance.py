@@ -358,7 +358,12 @@ class TestTheKitCatchesMutants:
             run_state_machine_as_test(
                 agreement_machine(factory),
                 settings=settings(
-                    max_examples=300, stateful_step_count=30, deadline=None, database=None, phases=[Phase.generate]
+                    max_examples=300,
+                    stateful_step_count=30,
+                    deadline=None,
+                    database=None,
+                    phases=[Phase.generate],
+                    derandomize=True,
                 ),
             )
 
