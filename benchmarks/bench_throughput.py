@@ -1,0 +1,511 @@
+"""
+Booking throughput with 1, 4 and 16 concurrent writers on SQLite and PostgreSQL, against bare INSERTs.
+
+Run it with ``python benchmarks/bench_throughput.py`` (about three minutes; ``--quick`` for 1 s per cell instead
+of 3 s). PostgreSQL comes from ``SLOTENGINE_BENCH_POSTGRES_DSN`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); its cells are skipped when it cannot be reached.
+
+Every writer is its own process (``multiprocessing``, ``spawn``) with its own `BookingEngine` and its own
+storage (`SQLiteStorage` on one fresh file in a temporary directory, synchronous=FULL, the default; or
+`PostgresStorage` with a one-connection pool in one fresh schema, dropped at the end). All writers of a cell
+are released together by a barrier and call ``engine.book`` back to back for a fixed time (3 s per cell).
+Each cell has its own tenant, so it starts empty. The workload (seed 20261122; writer *w* draws from
+``random.Random(SEED + w)``, so every run and the bare-INSERT cells draw the same slots):
+
+* **uniform**: 40 resources of capacity 1, one 30-minute service each; a writer books a random resource at a
+  random half-hour start between 9:00 and 17:30 (Europe/Paris) on a random one of 60 weekdays from Monday
+  2026-03-02: 43,200 possible slots, so a few refusals;
+* **hot-slot**: one service that needs one of three resources (capacities 1, 1 and 2); every writer wants
+  10:00 on Monday 2026-03-02, so 4 bookings succeed and every other call is refused.
+
+Per cell it prints committed bookings/s, calls/s, the p50 and p99 latency of one ``book`` call (all writers'
+calls together), the writer processes' own CPU time per call ("cpu ms": Python and driver, not the server),
+refusals (``ConflictError``), the engine's retries (counted by a storage wrapper: every transaction that
+ended with ``ConcurrencyError``, which the engine then retried) and the ``ConcurrencyError`` that reached the
+caller ("escaped", should be 0). Afterwards an independent check in plain SQL over the adapter's tables (not
+through slotengine) computes, per resource, the highest sum of units of live rows at any instant and compares
+it with the resource's capacity, and counts the overlapping pairs of live rows on capacity-1 resources:
+"double" is the number of resources over capacity plus those pairs (must be 0).
+
+The "practical limit" rows are the same writers doing the least a database can do for the same promise: a
+bare ``INSERT`` with psycopg, one row per transaction, into a PostgreSQL table with the same exclusion
+constraint ``EXCLUDE USING gist (tenant_id WITH =, resource_id WITH =, during WITH &&)`` (btree_gist), on the
+same uniform slots (a violation counts as a refusal); and, for reference, a bare SQLite ``INSERT`` under
+``BEGIN IMMEDIATE`` (WAL, synchronous=FULL, no check at all). The ratio slotengine / raw is printed for the
+PostgreSQL uniform cells, each raw cell running right after the slotengine cell it is compared with.
+
+Rates on a shared machine drift by tens of percent between runs; compare the ratios of one run, not the
+absolute rates of two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import queue
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.authorization import Actor
+from slotengine.business import Business
+from slotengine.engine import BookingEngine
+from slotengine.errors import ConcurrencyError, ConflictError
+from slotengine.model import Need, Resource, Service
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
+
+try:
+    import psycopg
+    from psycopg import sql
+
+    from slotengine.adapters.postgres import PostgresStorage
+except ImportError:  # pragma: no cover - the PostgreSQL cells are skipped
+    psycopg = None  # type: ignore[assignment]
+
+SEED = 20261122
+DSN = os.environ.get("SLOTENGINE_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+WRITERS = (1, 4, 16)
+LOADS = ("uniform", "hot-slot")
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 3, 1, 8, tzinfo=PARIS)  # the Sunday before the first slot
+FIRST_DAY = datetime(2026, 3, 2, tzinfo=PARIS)  # a Monday
+DAYS = 60  # weekdays
+UNIFORM_RESOURCES = [f"r{i:02d}" for i in range(40)]
+HOT_CAPACITY = {"hot-a": 1, "hot-b": 1, "hot-c": 2}
+HOT_SLOT = datetime(2026, 3, 2, 10, tzinfo=PARIS)
+LENGTH = timedelta(minutes=30)
+BARRIER_TIMEOUT = 120.0
+EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+ONE_US = timedelta(microseconds=1)
+WEEKDAYS = [d for d in (FIRST_DAY + timedelta(days=i) for i in range(DAYS * 7 // 5 + 7)) if d.weekday() < 5][:DAYS]
+
+
+def capacities(load: str) -> dict[str, int]:
+    return dict.fromkeys(UNIFORM_RESOURCES, 1) if load == "uniform" else dict(HOT_CAPACITY)
+
+
+def uniform_slot(rng: random.Random) -> tuple[str, datetime]:
+    """One random (resource, start): a weekday of the 60, a half-hour start from 9:00 to 17:30, Paris time."""
+    resource = rng.choice(UNIFORM_RESOURCES)
+    day = rng.choice(WEEKDAYS)
+    start = day.replace(hour=9) + timedelta(minutes=30 * rng.randrange(18))
+    return resource, start
+
+
+# --- setup ----------------------------------------------------------------------------------------------------
+
+
+def setup_tenant(storage: Any, tenant: str, load: str) -> None:
+    hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(clock_time(9), clock_time(18))))
+    business = Business("Bench", "Europe/Paris", hours)
+    if load == "uniform":
+        resources = [Resource(rid, rid.upper()) for rid in UNIFORM_RESOURCES]
+        services = [
+            Service(f"s-{rid}", f"Visit {rid}", needs=[Need(resource_ids=[rid])], duration=LENGTH)
+            for rid in UNIFORM_RESOURCES
+        ]
+    else:
+        resources = [Resource(rid, rid.upper(), capacity=cap) for rid, cap in HOT_CAPACITY.items()]
+        services = [Service("hot", "Hot visit", needs=[Need(resource_ids=list(HOT_CAPACITY))], duration=LENGTH)]
+    with storage.transaction(tenant) as tx:
+        tx.put_business(business)
+        for resource in resources:
+            tx.put_resource(resource)
+        for service in services:
+            tx.put_service(service)
+        tx.commit()
+
+
+class Counting:
+    """A storage that counts the transactions ending with ConcurrencyError: the retries the engine makes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.retries = 0
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with self.inner.transaction(tenant) as tx:
+            try:
+                yield tx
+            except ConcurrencyError:
+                self.retries += 1
+                raise
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# --- one writer (a spawned process) ---------------------------------------------------------------------------
+
+
+def _engine_call(engine: BookingEngine, load: str, rng: random.Random) -> None:
+    if load == "uniform":
+        resource, start = uniform_slot(rng)
+        engine.book(f"s-{resource}", start, customer_id="bench")
+    else:
+        engine.book("hot", HOT_SLOT, customer_id="bench")
+
+
+def writer(kind: str, target: str, tenant: str, load: str, seconds: float, w: int, barrier: Any, out: Any) -> None:
+    """Book back to back for *seconds* after the barrier; put the figures on *out*."""
+    rng = random.Random(SEED + w)
+    latencies: list[float] = []
+    committed = refused = escaped = 0
+    call: Any
+    closer: Any
+    counting: Counting | None = None
+    try:
+        if kind in {"pg", "sqlite"}:
+            inner = (
+                PostgresStorage(target, schema=tenant.split("/", maxsplit=1)[0], max_size=1)
+                if kind == "pg"
+                else (SQLiteStorage(target))
+            )
+            counting = Counting(inner)
+            engine = BookingEngine(
+                counting,  # type: ignore[arg-type]
+                clock=FrozenClock(NOW),
+                tenant=tenant.rsplit("/", maxsplit=1)[-1],
+                default_actor=Actor.system(f"writer-{w}"),
+            )
+
+            def call() -> None:
+                _engine_call(engine, load, rng)
+
+            closer = counting.close
+        elif kind == "raw-pg":
+            conn = psycopg.connect(DSN)
+            schema, table_tenant = tenant.split("/")
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            conn.commit()
+
+            def call() -> None:
+                resource, start = uniform_slot(rng)
+                try:
+                    conn.execute(
+                        "INSERT INTO raw_bookings (tenant_id, resource_id, during) VALUES (%s, %s, tstzrange(%s, %s))",
+                        (table_tenant, resource, start, start + LENGTH),
+                    )
+                    conn.commit()
+                except psycopg.errors.ExclusionViolation:
+                    conn.rollback()
+                    raise ConflictError("overlap") from None
+
+            closer = conn.close
+        else:  # raw-sqlite
+            lite = sqlite3.connect(target, isolation_level=None, timeout=10.0)
+            lite.execute("PRAGMA journal_mode=WAL")
+            lite.execute("PRAGMA synchronous=FULL")
+            table_tenant = tenant.rsplit("/", maxsplit=1)[-1]
+
+            def call() -> None:
+                resource, start = uniform_slot(rng)
+                s = (start - EPOCH) // ONE_US
+                lite.execute("BEGIN IMMEDIATE")
+                lite.execute(
+                    "INSERT INTO raw_bookings (tenant, resource_id, start_us, end_us) VALUES (?, ?, ?, ?)",
+                    (table_tenant, resource, s, s + LENGTH // ONE_US),
+                )
+                lite.execute("COMMIT")
+
+            closer = lite.close
+        barrier.wait(BARRIER_TIMEOUT)
+        cpu = time.process_time()
+        started = time.perf_counter()
+        end = started + seconds
+        now = started
+        while now < end:
+            try:
+                call()
+                committed += 1
+            except ConflictError:
+                refused += 1
+            except ConcurrencyError:
+                escaped += 1
+            after = time.perf_counter()
+            latencies.append(after - now)
+            now = after
+        elapsed = now - started
+        cpu = time.process_time() - cpu
+        closer()
+        retries = counting.retries if counting else None
+        out.put((w, latencies, committed, refused, escaped, retries, elapsed, "", cpu))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, and the barrier is broken for all
+        barrier.abort()
+        out.put((w, latencies, committed, refused, escaped, None, 0.0, f"{type(exc).__name__}: {exc}", 0.0))
+
+
+def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, seconds: float) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(writers)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=writer, args=(kind, target, tenant, load, seconds, w, barrier, out)) for w in range(writers)
+    ]
+    for p in procs:
+        p.start()
+    results = []
+    try:
+        results.extend(out.get(timeout=BARRIER_TIMEOUT + seconds + 60) for _ in procs)
+    except queue.Empty:
+        results.append((-1, [], 0, 0, 0, None, 0.0, "a writer did not report in time", 0.0))
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    latencies = sorted(x for r in results for x in r[1])
+    errors = [r[7] for r in results if r[7]]
+    elapsed = max((r[6] for r in results), default=0.0) or seconds
+    committed = sum(r[2] for r in results)
+    retries = [r[5] for r in results]
+    return {
+        "committed": committed,
+        "calls": len(latencies),
+        "rate": committed / elapsed,
+        "call_rate": len(latencies) / elapsed,
+        "p50": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+        "refused": sum(r[3] for r in results),
+        "escaped": sum(r[4] for r in results),
+        "retries": None if any(r is None for r in retries) else sum(retries),
+        "errors": errors,
+        "cpu": 1000 * sum(r[8] for r in results) / len(latencies) if latencies else float("nan"),
+    }
+
+
+# --- the independent checks: plain SQL over the adapter's tables ----------------------------------------------
+
+PG_LIVE = """
+    SELECT br.resource_id, b.id, br.units, lower(br.during) AS s, upper(br.during) AS e
+    FROM bookings AS b
+    JOIN booking_resources AS br ON br.tenant_id = b.tenant_id AND br.booking_id = b.id
+    WHERE b.tenant_id = %(tenant)s AND b.status IN ('pre_booking', 'confirmed', 'paid')
+      AND (b.hold_until IS NULL OR b.hold_until > %(now)s)
+"""
+SQLITE_LIVE = """
+    SELECT br.resource_id, b.id, br.units, br.blocked_start_us AS s, br.blocked_end_us AS e
+    FROM bookings AS b
+    JOIN booking_resources AS br ON br.tenant = b.tenant AND br.booking_id = b.id
+    WHERE b.tenant = :tenant AND b.status IN ('pre_booking', 'confirmed', 'paid')
+      AND (b.hold_until_us IS NULL OR b.hold_until_us > :now)
+"""
+PEAKS = """
+    WITH live AS ({live})
+    SELECT x.resource_id, MAX(load) FROM (
+        SELECT x.resource_id, x.id, SUM(y.units) AS load
+        FROM live AS x JOIN live AS y ON y.resource_id = x.resource_id AND y.s <= x.s AND x.s < y.e
+        GROUP BY x.resource_id, x.id
+    ) AS x GROUP BY x.resource_id
+"""
+PAIRS = """
+    WITH live AS ({live})
+    SELECT a.resource_id, count(*) FROM live AS a JOIN live AS b
+      ON b.resource_id = a.resource_id AND a.id < b.id AND a.s < b.e AND b.s < a.e
+    GROUP BY a.resource_id
+"""
+RAW_PG_PAIRS = """
+    SELECT count(*) FROM raw_bookings AS a JOIN raw_bookings AS b
+      ON b.tenant_id = a.tenant_id AND b.resource_id = a.resource_id AND a.id < b.id AND a.during && b.during
+    WHERE a.tenant_id = %(tenant)s
+"""
+
+
+def double_bookings(peaks: list[tuple[str, int]], pairs: list[tuple[str, int]], caps: dict[str, int]) -> int:
+    """Resources over capacity at some instant, plus overlapping live pairs on capacity-1 resources."""
+    over = sum(1 for rid, load in peaks if load > caps[rid])
+    return over + sum(n for rid, n in pairs if caps[rid] == 1)
+
+
+def check_pg(schema: str, tenant: str, load: str) -> tuple[int, int]:
+    """(double bookings, live bookings) of one PostgreSQL cell."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        args = {"tenant": tenant, "now": NOW}
+        peaks = conn.execute(PEAKS.format(live=PG_LIVE), args).fetchall()  # type: ignore[arg-type]
+        pairs = conn.execute(PAIRS.format(live=PG_LIVE), args).fetchall()  # type: ignore[arg-type]
+        live = conn.execute(f"SELECT count(DISTINCT id) FROM ({PG_LIVE}) AS l", args).fetchone()  # type: ignore[arg-type]  # noqa: S608
+    return double_bookings(peaks, pairs, capacities(load)), live[0] if live else 0
+
+
+def check_sqlite(path: str, tenant: str, load: str) -> tuple[int, int]:
+    """(double bookings, live bookings) of one SQLite cell."""
+    conn = sqlite3.connect(path)
+    try:
+        args = {"tenant": tenant, "now": (NOW - EPOCH) // ONE_US}
+        peaks = conn.execute(PEAKS.format(live=SQLITE_LIVE), args).fetchall()
+        pairs = conn.execute(PAIRS.format(live=SQLITE_LIVE), args).fetchall()
+        live = conn.execute(f"SELECT count(DISTINCT id) FROM ({SQLITE_LIVE})", args).fetchone()  # noqa: S608
+    finally:
+        conn.close()
+    return double_bookings(peaks, pairs, capacities(load)), live[0]
+
+
+def check_raw_pg(schema: str, tenant: str) -> int:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        row = conn.execute(RAW_PG_PAIRS, {"tenant": tenant}).fetchone()
+    return row[0] if row else 0
+
+
+# --- the run --------------------------------------------------------------------------------------------------
+
+
+def pg_available() -> bool:
+    if psycopg is None:
+        return False
+    try:
+        with psycopg.connect(DSN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def fmt_row(cells: list[str]) -> str:
+    widths = (20, 8, 7, 10, 8, 8, 8, 8, 7, 7, 6, 8, 7)
+    return "  ".join(c.rjust(wd) if i else c.ljust(wd) for i, (c, wd) in enumerate(zip(cells, widths, strict=True)))
+
+
+def report(backend: str, load: str, writers: int, r: dict[str, Any], double: int | str, ratio: str = "") -> None:
+    retries = "n/a" if r["retries"] is None else str(r["retries"])
+    print(
+        fmt_row(
+            [
+                backend,
+                load,
+                str(writers),
+                f"{r['rate']:,.0f}",
+                f"{r['call_rate']:,.0f}",
+                f"{r['p50']:.2f}",
+                f"{r['p99']:.2f}",
+                f"{r['cpu']:.2f}",
+                str(r["refused"]),
+                retries,
+                str(r["escaped"]),
+                str(double),
+                ratio,
+            ]
+        ),
+        flush=True,
+    )
+    for error in r["errors"]:
+        print(f"    error: {error}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--quick", action="store_true", help="1 s per cell instead of 3 s")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else 3.0
+    use_pg = pg_available()
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {seconds:.0f} s per cell, seed {SEED}")
+    if not use_pg:
+        print(f"PostgreSQL at {DSN} not reachable (or psycopg missing): its cells are skipped")
+    print(
+        fmt_row(
+            [
+                "backend",
+                "load",
+                "writers",
+                "bookings/s",
+                "calls/s",
+                "p50 ms",
+                "p99 ms",
+                "cpu ms",
+                "refused",
+                "retries",
+                "escaped",
+                "double",
+                "eng/raw",
+            ]
+        )
+    )
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="slotengine-bench-") as tmp:
+        # SQLite: one fresh file for slotengine, one for the bare INSERTs.
+        path = str(Path(tmp) / "bench.sqlite3")
+        raw_path = str(Path(tmp) / "raw.sqlite3")
+        storage = SQLiteStorage(path)
+        for load in LOADS:
+            for writers in WRITERS:
+                setup_tenant(storage, f"{load}-{writers}", load)
+        storage.close()
+        raw = sqlite3.connect(raw_path, isolation_level=None)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute(
+            "CREATE TABLE raw_bookings (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, resource_id TEXT NOT NULL, "
+            "start_us INTEGER NOT NULL, end_us INTEGER NOT NULL)"
+        )
+        raw.close()
+        for load in LOADS:
+            for writers in WRITERS:
+                tenant = f"{load}-{writers}"
+                r = run_cell("sqlite", path, tenant, load, writers, seconds)
+                double, _live = check_sqlite(path, tenant, load)
+                failures += double + r["escaped"] + len(r["errors"])
+                report("sqlite", load, writers, r, double)
+        for writers in WRITERS:
+            r = run_cell("raw-sqlite", raw_path, f"raw-{writers}", "uniform", writers, seconds)
+            report("sqlite bare INSERT", "uniform", writers, r, "-")
+
+    if use_pg:
+        schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
+        try:
+            storage = PostgresStorage(DSN, schema=schema, max_size=1)
+            for load in LOADS:
+                for writers in WRITERS:
+                    setup_tenant(storage, f"{load}-{writers}", load)
+            storage.close()
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+                conn.execute(
+                    """
+                    CREATE TABLE raw_bookings (
+                        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        tenant_id text NOT NULL,
+                        resource_id text NOT NULL,
+                        during tstzrange NOT NULL,
+                        EXCLUDE USING gist (tenant_id WITH =, resource_id WITH =, during WITH &&)
+                    )
+                    """
+                )
+            for load in LOADS:
+                for writers in WRITERS:
+                    tenant = f"{load}-{writers}"
+                    r = run_cell("pg", DSN, f"{schema}/{tenant}", load, writers, seconds)
+                    double, _live = check_pg(schema, tenant, load)
+                    failures += double + r["escaped"] + len(r["errors"])
+                    if load != "uniform":
+                        report("postgres", load, writers, r, double)
+                        continue
+                    raw_r = run_cell("raw-pg", DSN, f"{schema}/raw-{writers}", load, writers, seconds)
+                    raw_double = check_raw_pg(schema, f"raw-{writers}")
+                    ratio = r["rate"] / raw_r["rate"] if raw_r["rate"] else float("nan")
+                    report("postgres", load, writers, r, double, f"{100 * ratio:.0f} %")
+                    report("postgres bare INSERT", load, writers, raw_r, raw_double)
+        finally:
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    print(
+        "zero double bookings and no escaped ConcurrencyError everywhere: "
+        + ("yes" if failures == 0 else f"NO ({failures} problems)")
+    )
+
+
+if __name__ == "__main__":
+    main()
