@@ -5,6 +5,9 @@ slotengine's public test kit.
   transitions, and whole availability scenarios;
 - `slotengine.testing.oracle`: brute-force oracles (minute grids, every combination) that are slow but
   obviously right, to test fast code against;
+- `slotengine.testing.conformance`: the storage conformance kit (`check_storage`, `agreement_machine`,
+  `check_concurrency`) that any adapter runs from its own pytest with a storage factory;
+- `slotengine.testing.scripts`: booking scripts (random sequences of engine calls) and a runner;
 - `FrozenClock`: a clock that moves only when told; `RecordingNotifier`: a notifier that keeps what it sent.
 
 This package imports hypothesis, so it is for test suites only; ``import slotengine`` never imports it.
