@@ -1,7 +1,9 @@
 """The solver against the brute-force oracle: same starts, valid assignments, and explain agrees."""
 
+import os
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from slotengine.availability import Availability
@@ -10,6 +12,8 @@ from slotengine.testing._solver_oracle import oracle_slot_starts, oracle_valid_a
 from slotengine.testing._solver_strategies import scenarios
 
 FIVE = timedelta(minutes=5)
+# 300 examples per CI run; SLOTENGINE_NIGHTLY=1 runs ten times as many (the `nightly` marker names these tests).
+EXAMPLES = 300 * (10 if os.environ.get("SLOTENGINE_NIGHTLY") == "1" else 1)
 
 
 def solve(sc):
@@ -22,7 +26,8 @@ def solve(sc):
 
 
 class TestSolverEqualsOracle:
-    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @pytest.mark.nightly
+    @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
     def test_same_starts(self, sc):
         """On any drawn scenario the solver offers exactly the starts the minute-by-minute oracle offers."""
@@ -43,7 +48,8 @@ class TestSolverEqualsOracle:
             return
         assert expected == [s.start for s in slots]
 
-    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @pytest.mark.nightly
+    @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
     def test_assignments_are_valid(self, sc):
         """Every offered slot's resources serve it: right counts, distinct, within hours and capacity, pins kept."""
@@ -63,7 +69,8 @@ class TestSolverEqualsOracle:
 
 
 class TestExplainAgrees:
-    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @pytest.mark.nightly
+    @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
     def test_offered_starts_have_no_reason_and_others_have_one(self, sc):
         """explain() finds no reason for an offered start, and at least one for every other start in hours."""
