@@ -1,7 +1,7 @@
 """
 Booking throughput with 1, 4 and 16 concurrent writers on SQLite and PostgreSQL, against bare INSERTs.
 
-Run it with ``python benchmarks/bench_throughput.py`` (about three minutes; ``--quick`` for 1 s per cell instead
+Run it with ``python benchmarks/bench_throughput.py`` (about 2.5 minutes; ``--quick`` for 1 s per cell instead
 of 3 s). PostgreSQL comes from ``SLOTENGINE_BENCH_POSTGRES_DSN`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); its cells are skipped when it cannot be reached.
 
