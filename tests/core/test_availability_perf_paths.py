@@ -84,7 +84,7 @@ class TestFastPathEqualsGeneralPath:
                 (s.start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) for s in general[0]
             ]
 
-    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
     def test_is_bookable_is_explain_bookable(self, sc):
         """is_bookable answers exactly what explain().bookable answers, on both paths, at and off the grid."""
@@ -101,7 +101,7 @@ class TestFastPathEqualsGeneralPath:
             assert expected == fast.is_bookable(sc.service, start, pin=sc.pin), start
             assert expected == general.is_bookable(sc.service, start, pin=sc.pin), start
 
-    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios(), st.sampled_from([Strategy.FIRST_AVAILABLE, Strategy.PREFERRED]))
     def test_next_available_from_everywhere(self, sc, strategy):
         """next_available agrees on both paths from every candidate start (and a minute after it)."""
