@@ -1692,8 +1692,10 @@ class Availability:
         else:
             t = _micros(start, "start")
         quick = self._quick
-        if quick is not None and quick[0] is service and quick[1] is duration and quick[2] is pin:
-            return t % quick[3] == quick[4] and bisect_right(quick[5], t) & 1 == 1
+        if quick is not None:
+            q_service, q_duration, q_pin, step, phase, bounds = quick
+            if q_service is service and q_duration is duration and q_pin is pin:
+                return t % step == phase and bisect_right(bounds, t) & 1 == 1
         plan = self._plan(service, duration, pin)
         if plan.fast:
             groups = plan.bookable()
@@ -1701,8 +1703,8 @@ class Availability:
                 # Asked again with the same arguments, the answer is one modulo and one bisection.
                 phase, only = next(iter(groups.items()), (-1, ()))
                 self._quick = (service, duration, pin, plan.step, phase, only)
-            bounds = groups.get(t % plan.step)
-            return bounds is not None and bisect_right(bounds, t) & 1 == 1
+            found = groups.get(t % plan.step)
+            return found is not None and bisect_right(found, t) & 1 == 1
         if t < plan.earliest or t > plan.latest:
             return False
         shape = plan.base.shape
