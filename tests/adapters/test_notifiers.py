@@ -629,26 +629,27 @@ class TestConsoleAndLogs:
         assert 'subject="Your booking"' in capsys.readouterr().out
 
 
+@pytest.fixture(scope="module")
+def services():
+    pytest.importorskip("apprise", reason="apprise is not installable here: pip install slotengine[notify]")
+    from apprise.decorators import notify
+
+    inbox: list[tuple[str, str, str]] = []
+
+    @notify(on="slotenginetest")
+    def ok(body, title, notify_type, meta, *args, **kwargs):
+        inbox.append((meta["url"], title, body))
+        return True
+
+    @notify(on="slotenginedown")
+    def down(body, title, notify_type, *args, **kwargs):
+        return False
+
+    return inbox
+
+
 class TestApprise:
     pytestmark = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
-
-    @pytest.fixture(scope="class")
-    def services(self):
-        pytest.importorskip("apprise", reason="apprise is not installable here: pip install slotengine[notify]")
-        from apprise.decorators import notify
-
-        inbox: list[tuple[str, str, str]] = []
-
-        @notify(on="slotenginetest")
-        def ok(body, title, notify_type, meta, *args, **kwargs):
-            inbox.append((meta["url"], title, body))
-            return True
-
-        @notify(on="slotenginedown")
-        def down(body, title, notify_type, *args, **kwargs):
-            return False
-
-        return inbox
 
     def test_whatsapp_messages_through_apprise(self, services):
         """The Bitrix24 WhatsApp message reaches the client's apprise URL with the rendered subject and body."""
