@@ -1617,6 +1617,53 @@ class Availability:
 
         Without *until* the search runs to the service's horizon, or to the end of the open hours given.
         """
+        found = self._search(service, after, until, duration, pin)
+        if found is None:
+            return None
+        plan, lo, hi = found
+        if plan.fast:
+            return self._fast_first(plan, lo, hi, strategy, preferred)
+        for t, t_end, assignments in self._raw(plan, lo, hi, strategy, preferred):
+            return Slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
+        return None
+
+    def next_start(
+        self,
+        service: Service,
+        after: datetime,
+        *,
+        until: datetime | None = None,
+        duration: timedelta | None = None,
+        pin: Collection[str] = (),
+    ) -> int | None:
+        """
+        Return the start of `next_available`'s slot as integer microseconds since the epoch, or None.
+
+        The raw mode of `next_available`, as `slot_starts` is of `slots`: no `Slot`, no datetime, no choice
+        of resources (which never changes *whether* a start is bookable).
+        """
+        found = self._search(service, after, until, duration, pin)
+        if found is None:
+            return None
+        plan, lo, hi = found
+        if not plan.fast:
+            return next((t for t, _, _ in self._raw(plan, lo, hi, _FIRST, ())), None)
+        if plan.eager:
+            groups = plan._bookable
+            return _first(plan.bookable() if groups is None else groups, plan.step, lo, hi)
+        orders = plan.first_orders
+        starts = _progression(plan.base.grid(), plan.step, lo, hi)
+        return next((t for t in starts if plan.pick(t, orders) is not None), None)
+
+    def _search(
+        self,
+        service: Service,
+        after: datetime,
+        until: datetime | None,
+        duration: timedelta | None,
+        pin: Collection[str],
+    ) -> tuple[_Plan, int, int] | None:
+        """The plan and the ``[lo, hi)`` that `next_available` searches, or None when that is empty."""
         start = _micros(after, "after")
         if until is not None:
             end = _micros(until, "until")
@@ -1633,13 +1680,7 @@ class Availability:
             plan = self._plan(service, duration, pin)
         lo = start if start > plan.earliest else plan.earliest
         hi = end if end <= plan.latest else plan.latest + 1
-        if lo >= hi:
-            return None
-        if plan.fast:
-            return self._fast_first(plan, lo, hi, strategy, preferred)
-        for t, t_end, assignments in self._raw(plan, lo, hi, strategy, preferred):
-            return Slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
-        return None
+        return None if lo >= hi else (plan, lo, hi)
 
     def _fast_first(self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]) -> Slot | None:
         """`next_available` for a fast plan: a bisection into the bookable starts when they are known."""

@@ -16,6 +16,8 @@ from slotengine.testing._solver_strategies import scenarios
 
 FIVE = timedelta(minutes=5)
 MIN = timedelta(minutes=1)
+US = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def at(hour, minute=0, day=2):
@@ -80,9 +82,7 @@ class TestFastPathEqualsGeneralPath:
         assert general == eager
         assert general == lazy
         if general[0] != "error":
-            assert general[1] == [
-                (s.start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) for s in general[0]
-            ]
+            assert general[1] == [(s.start - EPOCH) // US for s in general[0]]
 
     @settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
@@ -116,6 +116,11 @@ class TestFastPathEqualsGeneralPath:
             expected = general.next_available(sc.service, after, pin=sc.pin, strategy=strategy, preferred=preferred)
             got = fast.next_available(sc.service, after, pin=sc.pin, strategy=strategy, preferred=preferred)
             assert expected == got, after
+            raw = None if expected is None else (expected.start - EPOCH) // US
+            assert raw == fast.next_start(sc.service, after, pin=sc.pin), after
+            assert raw == general.next_start(sc.service, after, pin=sc.pin), after
+            with eager_below(0):
+                assert raw == build(sc, fast=True).next_start(sc.service, after, pin=sc.pin), after
 
     @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())
@@ -254,3 +259,5 @@ class TestNextAvailable:
             assert general.next_available(service, after) == fast.next_available(service, after), after
             assert general.next_available(service, after) == fast.next_available(service, after), after  # cached
         assert at(11) == fast.next_available(service, at(9)).start
+        assert (at(11) - EPOCH) // US == fast.next_start(service, at(9))
+        assert fast.next_start(service, at(16, 31)) is None
