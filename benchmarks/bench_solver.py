@@ -1,11 +1,12 @@
 """
 The availability solver against a portion pipeline and a hand-written sweep, side by side: workloads W1–W6.
 
-Run it with ``python benchmarks/bench_solver.py`` (about three minutes) or ``--quick`` (under a minute: fewer
-repeats and point queries). For each workload it prints the median wall time of several interleaved repeats
-(the order rotates every repeat, so drift of the machine hits everyone alike; a run shorter than 20 ms is
-repeated back to back within a sample and averaged), the ratios slotengine / sweep
-and portion / slotengine, and the peak memory tracemalloc sees during one extra, untimed run of each.
+Run it with ``python benchmarks/bench_solver.py`` (about 1.5 minutes on a quiet 2-core machine, up to 3 on a
+busy one) or ``--quick`` (under a minute: fewer repeats and point queries); ``--only W3,W6`` runs a subset.
+For each workload it prints the median wall time of several interleaved repeats (the order rotates every
+repeat, so drift of the machine hits everyone alike; a run shorter than 20 ms is repeated back to back
+within a sample and averaged), the ratios slotengine / sweep and portion / slotengine, and the peak memory
+tracemalloc sees during one extra, untimed run of each.
 
 The implementations, all given the same data, built beforehand (seed 20260401, so every run draws the same):
 
