@@ -1322,7 +1322,10 @@ class Availability:
         found = self._slots(service, window, duration, pin, strategy, preferred)
         if limit is None:
             return list(found)
-        return list(islice(found, max(limit, 1)))  # as ever, a limit below 1 still returns the first slot
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            msg = f"limit must be a whole number of at least 0, or None, got {limit!r}"
+            raise InvalidInputError(msg, field="limit")
+        return list(islice(found, limit))
 
     def slot_starts(
         self,

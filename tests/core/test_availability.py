@@ -440,3 +440,14 @@ class TestReasonsForPeople:
             availability.check(CHECKUP, at(9), pin=["ann"])
         with pytest.raises(InvalidInputError, match="it allows 0:30:00"):
             availability.slots(CHECKUP, WHOLE_DAY, duration=HOUR)
+
+
+class TestLimit:
+    def test_limit_zero_is_nothing_and_negative_is_refused(self):
+        """limit=0 asks for no slots; a negative limit is an input error."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+
+        assert [] == availability.slots(CHECKUP, WHOLE_DAY, limit=0)
+        assert 2 == len(availability.slots(CHECKUP, WHOLE_DAY, limit=2))
+        with pytest.raises(InvalidInputError, match="limit"):
+            availability.slots(CHECKUP, WHOLE_DAY, limit=-1)
