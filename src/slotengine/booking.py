@@ -253,6 +253,22 @@ class Booking:
         """Every resource the booking takes."""
         return tuple(rid for a in self.assignments for rid in a.resource_ids)
 
+    def takes_same_time_as(self, other: Booking) -> bool:
+        """
+        Whether *other* books the same time on the same resources, buffers included.
+
+        Storages allow a plain update only when this holds; anything else must go through ``reserve``, where
+        capacity is checked again.
+        """
+        return (self.start, self.end, self.assignments, self.units, self.buffer_before, self.buffer_after) == (
+            other.start,
+            other.end,
+            other.assignments,
+            other.units,
+            other.buffer_before,
+            other.buffer_after,
+        )
+
     def takes_time(self, now: datetime) -> bool:
         """Whether the booking holds its resources at *now*: live, and not a hold that has expired."""
         if self.status not in LIVE_STATUSES:

@@ -567,12 +567,7 @@ class _Transaction:
         if stored.version != expected_version:
             msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
             raise ConcurrencyError(msg, booking_id=booking.id)
-        if (stored.start, stored.end, stored.assignments, stored.units) != (
-            booking.start,
-            booking.end,
-            booking.assignments,
-            booking.units,
-        ) or (stored.buffer_before, stored.buffer_after) != (booking.buffer_before, booking.buffer_after):
+        if not stored.takes_same_time_as(booking):
             # A wider buffer takes more time: only reserve() may do that, under the capacity check.
             msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
             raise InvalidInputError(msg, booking_id=booking.id)
