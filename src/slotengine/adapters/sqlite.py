@@ -35,6 +35,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -838,7 +839,7 @@ class SQLiteStorage:
             raise self._fail(exc) from None
         try:
             conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal(conn)
             conn.execute(_SYNCHRONOUS[self._synchronous])
         except _CAUGHT as exc:
             conn.close()
@@ -848,6 +849,24 @@ class SQLiteStorage:
             msg = f"SQLite would not use WAL mode for {self._path!r} (it reports {mode!r})"
             raise StorageError(msg)
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> object:
+        """
+        Switch *conn* to WAL mode, waiting out other openers of the same new file.
+
+        SQLite answers SQLITE_BUSY at once, without calling the busy handler, when several connections switch a
+        new file to WAL at the same moment; so this waits and tries again, up to the busy timeout.
+        """
+        deadline = time.monotonic() + self._timeout
+        pause = 0.005
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     def _check_open(self) -> None:
         if self._closed:
