@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -24,7 +24,34 @@ from slotengine.lifecycle import BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id, check_text
 from slotengine.outbox import OutboxMessage
 
-__all__ = ["BookingQuery", "Clock", "IdempotencyRecord", "Notifier", "Storage", "StorageTransaction"]
+__all__ = [
+    "MAX_DOCUMENT_LENGTH",
+    "BookingQuery",
+    "Clock",
+    "IdempotencyRecord",
+    "Notifier",
+    "Storage",
+    "StorageTransaction",
+    "check_document",
+]
+
+MAX_DOCUMENT_LENGTH: Final = 1_000_000
+"""The longest document body (in characters) every storage keeps."""
+
+
+def check_document(kind: object, key: object, body: object = "") -> tuple[str, str, str]:
+    """
+    Return *kind*, *key* and *body* if a storage may keep them as a document (what every adapter checks).
+
+    Raises:
+        InvalidInputError: an empty or over-long kind or key, a body longer than `MAX_DOCUMENT_LENGTH`, or
+            text no storage keeps the same way (NUL, lone surrogates).
+    """
+    return (
+        check_id(kind, "document kind"),
+        check_id(key, "document key"),
+        check_text(body, "document body", max_length=MAX_DOCUMENT_LENGTH, allow_empty=True),
+    )
 
 
 @runtime_checkable
@@ -270,6 +297,30 @@ class StorageTransaction(Protocol):
         Raises:
             ConcurrencyError: another transaction saved the same key first (retry: it will now be found).
         """
+        ...
+
+    # --- documents ---------------------------------------------------------------------------------------------
+
+    def get_document(self, kind: str, key: str) -> str | None:
+        """
+        Return the body of the document *kind*/*key* of this tenant, or None if there is none.
+
+        Documents are small JSON texts that modules built on the engine keep (event templates, occurrences,
+        waiting lists), written in the same transaction as the bookings they go with.
+        """
+        ...
+
+    def put_document(self, kind: str, key: str, body: str) -> None:
+        """
+        Create or replace the document *kind*/*key* with *body*, exactly as given.
+
+        Raises:
+            InvalidInputError: a bad kind, key or body (see `check_document`); nothing was written.
+        """
+        ...
+
+    def list_documents(self, kind: str) -> list[tuple[str, str]]:
+        """Return every ``(key, body)`` of *kind* in this tenant, ordered by key (code point order)."""
         ...
 
 

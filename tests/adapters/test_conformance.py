@@ -301,6 +301,10 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
         ),
         {"check_update_booking", "check_transaction_survives_refusals", "check_update_booking_keeps_blocked_time"},
     ),
+    "documents listed backwards": (
+        mutant(list_documents=lambda tx, kind: tx.list_documents(kind)[::-1]),
+        {"check_documents"},
+    ),
 }
 
 

@@ -87,6 +87,7 @@ TABLES = {
     "transitions",
     "outbox",
     "idempotency",
+    "documents",
 }
 
 
@@ -227,7 +228,8 @@ def _empty(name: str) -> None:
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(name)))
         conn.execute(
             "DELETE FROM booking_resources; DELETE FROM bookings; DELETE FROM transitions; DELETE FROM outbox; "
-            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses"
+            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses; "
+            "DELETE FROM documents"
         )
 
 
@@ -376,13 +378,13 @@ sys.stdout.write(b"".join(chunks).decode())
 
 class TestSchema:
     def test_a_new_schema_gets_the_current_version(self, storage: PostgresStorage, schema: str) -> None:
-        """A new schema holds every table and one schema_version row, SCHEMA_VERSION; btree_gist is installed."""
+        """A new schema holds every table and one schema_version row per version up to SCHEMA_VERSION; btree_gist too."""
         with raw(schema) as conn:
             versions = conn.execute("SELECT version FROM schema_version").fetchall()
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
             gist = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'btree_gist'").fetchone()[0]
 
-        assert [(SCHEMA_VERSION,)] == versions
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
         assert {*TABLES, "schema_version"} == tables
         assert 1 == gist
 
@@ -399,7 +401,7 @@ class TestSchema:
 
         assert before_catalog == catalog(schema)
         assert before_state == snapshot(make_engine(reopened))
-        assert [(SCHEMA_VERSION,)] == versions
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
         reopened.close()
 
     def test_sixteen_processes_opening_a_new_schema_at_once(self, fresh_schema: str) -> None:
@@ -415,7 +417,7 @@ class TestSchema:
             versions = conn.execute("SELECT version FROM schema_version").fetchall()
 
         assert ["ok"] * 16 == out.stdout.splitlines()
-        assert [(SCHEMA_VERSION,)] == versions
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
 
     def test_a_newer_schema_is_refused_and_left_alone(self, storage: PostgresStorage, schema: str) -> None:
         """A schema written by a newer slotengine is refused with a clear StorageError, and not touched."""

@@ -71,7 +71,8 @@ def _empty_postgres_schema(dsn: str, schema: str) -> None:
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         conn.execute(
             "DELETE FROM booking_resources; DELETE FROM bookings; DELETE FROM transitions; DELETE FROM outbox; "
-            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses"
+            "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses; "
+            "DELETE FROM documents"
         )
 
 

@@ -24,7 +24,7 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["MemoryStorage"]
 
@@ -38,6 +38,7 @@ class _Tenant:
     transitions: list[TransitionRecord] = attrs.Factory(list)
     outbox: dict[str, OutboxMessage] = attrs.Factory(dict)
     idempotency: dict[str, IdempotencyRecord] = attrs.Factory(dict)
+    documents: dict[tuple[str, str], str] = attrs.Factory(dict)
 
     def copy(self) -> _Tenant:
         return _Tenant(
@@ -48,6 +49,7 @@ class _Tenant:
             list(self.transitions),
             dict(self.outbox),
             dict(self.idempotency),
+            dict(self.documents),
         )
 
 
@@ -207,6 +209,20 @@ class _Transaction:
             msg = f"idempotency key {record.key!r} was used meanwhile"
             raise ConcurrencyError(msg)
         data.idempotency[record.key] = record
+
+    # --- documents -----------------------------------------------------------------------------------------
+
+    def get_document(self, kind: str, key: str) -> str | None:
+        kind, key, _ = check_document(kind, key)
+        return self._data.documents.get((kind, key))
+
+    def put_document(self, kind: str, key: str, body: str) -> None:
+        kind, key, body = check_document(kind, key, body)
+        self._writable().documents[kind, key] = body
+
+    def list_documents(self, kind: str) -> list[tuple[str, str]]:
+        kind, _, _ = check_document(kind, "-")
+        return sorted((k, body) for (c, k), body in self._data.documents.items() if c == kind)
 
 
 class MemoryStorage:

@@ -111,11 +111,11 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -264,7 +264,20 @@ _SCHEMA_V1: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
-_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {0: _SCHEMA_V1}
+# Version 2: documents, small JSON texts that modules built on the engine keep (events, waiting lists).
+_SCHEMA_V2: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE documents (
+        tenant_id text NOT NULL,
+        kind text NOT NULL,
+        key text NOT NULL,
+        body text NOT NULL,
+        PRIMARY KEY (tenant_id, kind, key)
+    )
+    """,
+)
+
+_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
 
 _LOCK_RESOURCES: Final = """
     SELECT CASE WHEN u.shared THEN pg_advisory_xact_lock_shared(u.k) ELSE pg_advisory_xact_lock(u.k) END
@@ -893,6 +906,34 @@ class _Transaction:
         if changed == 0:
             msg = f"idempotency key {record.key!r} was used meanwhile"
             raise ConcurrencyError(msg)
+
+    # --- documents -------------------------------------------------------------------------------------------
+
+    def get_document(self, kind: str, key: str) -> str | None:
+        kind, key, _ = check_document(kind, key)
+        row = self._one(
+            "SELECT body FROM documents WHERE tenant_id = %s AND kind = %s AND key = %s", (self._tenant, kind, key)
+        )
+        return None if row is None else str(row[0])
+
+    def put_document(self, kind: str, key: str, body: str) -> None:
+        kind, key, body = check_document(kind, key, body)
+        self._write(
+            """
+            INSERT INTO documents (tenant_id, kind, key, body) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (tenant_id, kind, key) DO UPDATE SET body = excluded.body
+            """,
+            (self._tenant, kind, key, body),
+        )
+
+    def list_documents(self, kind: str) -> list[tuple[str, str]]:
+        kind, _, _ = check_document(kind, "-")
+        # COLLATE "C" compares bytes (UTF-8): the code point order the port promises, whatever the locale.
+        rows = self._all(
+            'SELECT key, body FROM documents WHERE tenant_id = %s AND kind = %s ORDER BY key COLLATE "C"',
+            (self._tenant, kind),
+        )
+        return [(str(k), str(b)) for k, b in rows]
 
 
 # --- the storage -------------------------------------------------------------------------------------------------

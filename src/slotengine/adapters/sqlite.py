@@ -69,11 +69,11 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema version this module writes (``PRAGMA user_version``); newer files are refused."""
 
 APPLICATION_ID: Final = 0x534C4F54
@@ -89,7 +89,7 @@ _SYNCHRONOUS: Final[Mapping[str, str]] = {
     "EXTRA": "PRAGMA synchronous = EXTRA",
     "NORMAL": "PRAGMA synchronous = NORMAL",
 }
-_SET_USER_VERSION: Final[Mapping[int, str]] = {1: "PRAGMA user_version = 1"}
+_SET_USER_VERSION: Final[Mapping[int, str]] = {1: "PRAGMA user_version = 1", 2: "PRAGMA user_version = 2"}
 _SET_APPLICATION_ID: Final = "PRAGMA application_id = 1397509972"  # APPLICATION_ID in decimal
 
 # --- the schema ----------------------------------------------------------------------------------------------
@@ -209,7 +209,20 @@ _SCHEMA_V1: Final[tuple[str, ...]] = (
     """,
 )
 
-_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1}
+# Version 2: documents, small JSON texts that modules built on the engine keep (events, waiting lists).
+_SCHEMA_V2: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE documents (
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, kind, key)
+    )
+    """,
+)
+
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
 
@@ -734,6 +747,33 @@ class _Transaction:
         if changed == 0:
             msg = f"idempotency key {record.key!r} was used meanwhile"
             raise ConcurrencyError(msg)
+
+    # --- documents -------------------------------------------------------------------------------------------
+
+    def get_document(self, kind: str, key: str) -> str | None:
+        kind, key, _ = check_document(kind, key)
+        row = self._one(
+            "SELECT body FROM documents WHERE tenant = ? AND kind = ? AND key = ?", (self._tenant, kind, key)
+        )
+        return None if row is None else str(row[0])
+
+    def put_document(self, kind: str, key: str, body: str) -> None:
+        kind, key, body = check_document(kind, key, body)
+        self._write(
+            """
+            INSERT INTO documents (tenant, kind, key, body) VALUES (?, ?, ?, ?)
+            ON CONFLICT (tenant, kind, key) DO UPDATE SET body = excluded.body
+            """,
+            (self._tenant, kind, key, body),
+        )
+
+    def list_documents(self, kind: str) -> list[tuple[str, str]]:
+        kind, _, _ = check_document(kind, "-")
+        # BINARY collation compares UTF-8 bytes: the code point order the port promises.
+        rows = self._all(
+            "SELECT key, body FROM documents WHERE tenant = ? AND kind = ? ORDER BY key", (self._tenant, kind)
+        )
+        return [(str(k), str(b)) for k, b in rows]
 
 
 # --- the storage -------------------------------------------------------------------------------------------------

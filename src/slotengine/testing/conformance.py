@@ -1716,6 +1716,56 @@ def check_update_booking_keeps_blocked_time(factory: StorageFactory) -> None:
             )
 
 
+@_check
+def check_documents(factory: StorageFactory) -> None:
+    """Documents are kept per tenant and kind, replaced by key, listed by key, rolled back with the rest."""
+    with _made(factory) as storage:
+        hostile = "'; DROP TABLE documents; -- %s _ \\ \u202e\U0001f600"
+        big = "x" * 100_000
+
+        def write(tx: StorageTransaction) -> None:
+            tx.put_document("event", "b", '{"v": 1}')
+            tx.put_document("event", "a", hostile)
+            tx.put_document("event", "B", "")
+            tx.put_document("event", "\u00e9", big)
+            tx.put_document("waitlist", "a", "other kind")
+            _expect("a transaction reads its own document", hostile, tx.get_document("event", "a"))
+
+        _in(storage, "alpha", write)
+        _in(storage, "beta", lambda tx: tx.put_document("event", "a", "beta's"))
+        with storage.transaction("alpha") as tx:
+            _expect("get_document returns the body exactly", hostile, tx.get_document("event", "a"))
+            _expect("an empty body is kept", "", tx.get_document("event", "B"))
+            _expect("a missing document is None", None, tx.get_document("event", "zz"))
+            _expect("the same key of another kind is another document", None, tx.get_document("other", "b"))
+            _expect(
+                "list_documents lists one kind of one tenant by key, in code point order",
+                [("B", ""), ("a", hostile), ("b", '{"v": 1}'), ("\u00e9", big)],
+                tx.list_documents("event"),
+            )
+        with storage.transaction("beta") as tx:
+            _expect("documents are scoped by tenant", [("a", "beta's")], tx.list_documents("event"))
+            _expect("another tenant's document is not seen", None, tx.get_document("event", "b"))
+
+        def replace(tx: StorageTransaction) -> None:
+            tx.put_document("event", "b", '{"v": 2}')
+
+        _in(storage, "alpha", replace)
+        _in(storage, "alpha", lambda tx: tx.put_document("event", "c", "rolled back"), commit=False)
+        with storage.transaction("alpha") as tx:
+            _expect("put_document replaces by key", '{"v": 2}', tx.get_document("event", "b"))
+            _expect("an uncommitted document is not kept", None, tx.get_document("event", "c"))
+        for what, call in [
+            ("an empty kind", lambda tx: tx.put_document("", "k", "{}")),
+            ("an empty key", lambda tx: tx.put_document("event", "", "{}")),
+            ("a NUL in the body", lambda tx: tx.put_document("event", "k", "a\x00b")),
+            ("a body longer than MAX_DOCUMENT_LENGTH", lambda tx: tx.put_document("event", "k", "x" * 1_000_001)),
+        ]:
+            _refused(f"put_document with {what} raises InvalidInputError", InvalidInputError, storage, "alpha", call)
+        with storage.transaction("alpha") as tx:
+            _expect("a refused document is not written", None, tx.get_document("event", "k"))
+
+
 CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_REGISTRY))
 """Every check of `check_storage`, by name, in the order they run; each takes a `StorageFactory`."""
 
