@@ -1,6 +1,7 @@
 """The scheduling board: its geometry as properties, its HTML as a document, and its picture in real Chromium."""
 
 import html
+import importlib.util
 import itertools
 import json
 import shutil
@@ -510,3 +511,30 @@ class TestInChromium:
         )
 
         assert b"\x89PNG\r\n\x1a\n" == shot.read_bytes()[:8]
+
+
+# --- the screenshot in the docs --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "docs" / "_tools" / "board_screenshot.py"
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("board_screenshot", TOOL)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestScreenshotTool:
+    def test_it_draws_the_demos_busiest_day(self, tmp_path):
+        """The docs' picture is the board of the demo tenant with the most bookings on one day."""
+        tool = _load_tool()
+
+        page, tenant, day = tool.demo_board(tmp_path)
+
+        assert ("congress", date(2026, 3, 5)) == (tenant, day)
+        assert 9 == parse(page).text.count("10:00–12:00") + parse(page).text.count("10:00–11:00")
+        assert (ROOT / "docs" / "images" / "board.png").read_bytes().startswith(b"\x89PNG")
