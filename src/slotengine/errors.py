@@ -14,10 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
+
+    from slotengine.businessfile import Problem
 
 __all__ = [
     "AmbiguousLocalTimeError",
+    "BusinessFileError",
     "ConcurrencyError",
     "ConflictError",
     "CurrencyMismatchError",
@@ -32,8 +36,13 @@ __all__ = [
     "OutOfRangeError",
     "PermissionDeniedError",
     "PolicyViolationError",
+    "SalesClosedError",
     "SlotEngineError",
+    "SoldOutError",
+    "StaffConflictError",
     "StorageError",
+    "UnknownOccurrenceError",
+    "UnknownTemplateError",
     "UnknownTimeZoneError",
 ]
 
@@ -123,6 +132,23 @@ class CurrencyMismatchError(InvalidInputError):
     code: ClassVar[str] = "currency_mismatch"
 
 
+class BusinessFileError(InvalidInputError):
+    """
+    A business file cannot be used: it is unreadable, not valid TOML, or it describes something invalid.
+
+    ``problems`` lists every problem found (`slotengine.businessfile.Problem`: a location in the file and a
+    message), not only the first; ``source`` names the file. Nothing was built or written.
+    """
+
+    code: ClassVar[str] = "business_file"
+
+    def __init__(self, message: str, *, problems: Iterable[Problem] = (), source: str = "", **details: Any) -> None:
+        found = tuple(problems)
+        super().__init__(message, problems=found, source=source, **details)
+        self.problems: tuple[Problem, ...] = found
+        self.source = source
+
+
 # --- missing things --------------------------------------------------------------------------------------
 
 
@@ -136,6 +162,18 @@ class NotFoundError(SlotEngineError, LookupError):
     code: ClassVar[str] = "not_found"
 
 
+class UnknownTemplateError(NotFoundError):
+    """An event template named by id or external ref does not exist (for this tenant)."""
+
+    code: ClassVar[str] = "unknown_template"
+
+
+class UnknownOccurrenceError(NotFoundError):
+    """A sale or a change names an occurrence that does not exist: refused, never attached to nothing."""
+
+    code: ClassVar[str] = "unknown_occurrence"
+
+
 # --- refusals --------------------------------------------------------------------------------------------
 
 
@@ -147,6 +185,18 @@ class ConflictError(SlotEngineError):
     """
 
     code: ClassVar[str] = "conflict"
+
+
+class SoldOutError(ConflictError):
+    """An occurrence (or a ticket quota of it) has no seats left for the tickets asked for; join its waiting list."""
+
+    code: ClassVar[str] = "sold_out"
+
+
+class StaffConflictError(ConflictError):
+    """A person cannot take a role in an occurrence: their time is already booked then (``details`` says by what)."""
+
+    code: ClassVar[str] = "staff_conflict"
 
 
 class IllegalTransitionError(SlotEngineError):
@@ -173,6 +223,12 @@ class PolicyViolationError(SlotEngineError):
         super().__init__(message, rule=rule, deadline=deadline, **details)
         self.rule = rule
         self.deadline = deadline
+
+
+class SalesClosedError(PolicyViolationError):
+    """Tickets of an occurrence are not on sale now: outside its sales window, or the occurrence was cancelled."""
+
+    code: ClassVar[str] = "sales_closed"
 
 
 class PermissionDeniedError(SlotEngineError):

@@ -1,0 +1,389 @@
+"""Business files: TOML in, checked values out; every problem reported with its location; dump and load agree."""
+
+import tomllib
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slotengine import (
+    UNLIMITED,
+    Business,
+    CancellationPolicy,
+    ConfirmationPolicy,
+    DateOverride,
+    HoldPolicy,
+    Money,
+    Need,
+    Policies,
+    RefundTier,
+    Resource,
+    Schedule,
+    Service,
+    TimeOff,
+    TimeRange,
+    WeeklyHours,
+)
+from slotengine.businessfile import (
+    BusinessFile,
+    Problem,
+    _toml_key,
+    _toml_value,
+    dumps_business_file,
+    load_business_file,
+    loads_business_file,
+)
+from slotengine.errors import BusinessFileError, InvalidInputError
+from slotengine.notifications import NotificationRule, Template
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+MINIMAL = """
+name = "Shop"
+zone = "Europe/Paris"
+currency = "EUR"
+[hours]
+weekdays = "09:00-18:00"
+[[resources]]
+id = "chair"
+[[services]]
+id = "cut"
+duration = "30m"
+needs = [{ resources = ["chair"] }]
+"""
+
+
+def problems_of(text):
+    with pytest.raises(BusinessFileError) as caught:
+        loads_business_file(text, source="test.toml")
+    return caught.value.problems
+
+
+def toml_value(value):
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return _toml_value(value)
+
+
+def doc_text(doc):
+    """A parsed document written back as TOML (inline tables), to mutate documents in tests."""
+    return "\n".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in doc.items()) + "\n"
+
+
+class TestExamples:
+    def test_seven_seed_businesses_are_shipped(self):
+        """examples/ holds one file per seed business."""
+        names = {p.stem for p in EXAMPLES}
+
+        assert {"car-wash", "clinic", "barbershop", "apartment", "car-with-driver", "conference", "excursions"} <= names
+
+    @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+    def test_each_example_loads_and_round_trips(self, path):
+        """Every shipped example is valid, and writing it back gives a file that loads to the same values."""
+        loaded = load_business_file(path)
+
+        assert loaded == loads_business_file(dumps_business_file(loaded))
+        assert loaded.services
+
+    def test_clinic_reads_as_written(self):
+        """Users, auxiliary resources, breaks and manager-first confirmation come out as the file says."""
+        clinic = load_business_file(Path(__file__).parents[2] / "examples" / "clinic.toml")
+        roux = next(r for r in clinic.resources if r.id == "dr-roux")
+        xray = next(r for r in clinic.resources if r.id == "xray")
+
+        assert "user" == roux.kind.value
+        assert (TimeRange("08:00", "10:30"), TimeRange("10:45", "13:00")) == roux.schedule.weekly.on("monday")
+        assert "auxiliary" == xray.role.value
+        assert "manager_first" == clinic.business.policies.confirmation.mode.value
+        assert Money("60.00", "EUR") == clinic.services[0].price
+
+
+class TestReading:
+    def test_minimal_file(self):
+        """A name, a zone, hours, one resource and one service make a business."""
+        loaded = loads_business_file(MINIMAL)
+
+        assert Business("Shop", "Europe/Paris", Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange("09:00", "18:00")))) == loaded.business
+        assert (Resource("chair", "chair"),) == loaded.resources
+        assert Need(resource_ids=["chair"]) == loaded.services[0].needs[0]
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ('"22:00-06:00 next day"', TimeRange("22:00", "06:00")),
+            ('"18:00-24:00"', TimeRange("18:00", "00:00")),
+            ('"00:00-24:00"', TimeRange("00:00", "00:00")),
+            ('"09:00 – 12:30"', TimeRange("09:00", "12:30")),
+        ],
+    )
+    def test_hours_spelling(self, text, expected):
+        """Night shifts say 'next day'; 24:00 is the end of the day; an en dash is a dash."""
+        loaded = loads_business_file(MINIMAL.replace('weekdays = "09:00-18:00"', f"monday = {text}"))
+
+        assert (expected,) == loaded.business.hours.weekly.on("monday")
+
+    def test_dates_time_off_and_recurring(self):
+        """Date overrides, whole-day and timed time off, and recurring hours all read in the business zone."""
+        extra = """
+[hours.dates]
+2026-12-24 = "09:00-12:00"
+2026-12-25 = "closed"
+[[hours.time_off]]
+day = 2026-05-01
+[[hours.time_off]]
+from = 2026-08-01
+to = 2026-08-15
+reason = "summer"
+[[hours.time_off]]
+from = 2026-03-06T12:00:00
+to = 2026-03-06T14:00:00+00:00
+[[hours.recurring]]
+rule = "FREQ=WEEKLY;INTERVAL=2;BYDAY=SA"
+first = 2026-03-07
+hours = "10:00-14:00"
+"""
+        text = MINIMAL.replace('weekdays = "09:00-18:00"\n', 'weekdays = "09:00-18:00"\n' + extra)
+        hours = loads_business_file(text).business.hours
+
+        assert (DateOverride(date(2026, 12, 24), [TimeRange("09:00", "12:00")]), DateOverride.closed(date(2026, 12, 25))) == hours.overrides
+        assert TimeOff.days(date(2026, 5, 1)) == hours.time_off[0]
+        assert TimeOff.days(date(2026, 8, 1), date(2026, 8, 15), reason="summer") == hours.time_off[1]
+        assert TimeOff(datetime(2026, 3, 6, 11, tzinfo=UTC), datetime(2026, 3, 6, 14, tzinfo=UTC)) == hours.time_off[2]
+        assert "FREQ=WEEKLY;INTERVAL=2;BYDAY=SA" == hours.recurring[0].recurrence.rule
+
+    def test_policies_and_notifications(self):
+        """Policies and rules read from their tables; offsets are 'before' or 'after' the start."""
+        extra = """
+[policies.hold]
+ttl = "1h30m"
+[policies.confirmation]
+mode = "any_order"
+deposit_percent = "12.5"
+[policies.cancellation]
+tiers = [{ before = "2d", refund_percent = 100 }]
+otherwise_refund_percent = 10
+[[notifications]]
+id = "reminder"
+before = "2h"
+subject = "See you at $business"
+body = "$service at $local_time"
+services = ["cut"]
+"""
+        business = loads_business_file(MINIMAL + extra).business
+
+        assert HoldPolicy(ttl=timedelta(minutes=90)) == business.policies.hold
+        assert ConfirmationPolicy("any_order", Decimal("12.5")) == business.policies.confirmation
+        assert CancellationPolicy(tiers=[RefundTier(timedelta(days=2), 100)], otherwise_percent=10) == business.policies.cancellation
+        assert -timedelta(hours=2) == business.rules[0].offset
+        assert frozenset({"cut"}) == business.rules[0].service_ids
+
+
+class TestProblems:
+    def test_every_problem_is_reported_with_its_location(self):
+        """A file with many mistakes reports all of them at once, each where it is."""
+        text = """
+name = "Broken"
+zone = "Europe/Paris"
+colour = "red"
+[hours]
+monday = "18:00-09:00"
+[[resources]]
+id = "box-1"
+capacity = 0
+[[resources]]
+id = "box-1"
+[[resources]]
+id = "box-3"
+[resources.schedule]
+tuesday = "9:00-noon"
+[[services]]
+id = "wash"
+duration = 30
+price = 25.5
+needs = ["boat"]
+[[services]]
+duration = "1h"
+needs = [{ resources = ["ghost"] }]
+"""
+        found = problems_of(text)
+        where = [p.location for p in found]
+
+        assert sorted([
+            "colour",
+            "hours.monday",
+            "resources[0].capacity",
+            "resources[1].id",
+            "resources[2].schedule.tuesday",
+            "services[0].duration",
+            "services[0].price",
+            "services[0].needs[0]",
+            "services[1].id",
+            "services[1].needs[0].resources[0]",
+        ]) == sorted(where)
+        assert "hours.monday: 18:00-09:00 ends before it starts" in [str(p)[: len("hours.monday: 18:00-09:00 ends before it starts")] for p in found]
+        assert 10 == len(found)
+
+    def test_the_error_lists_every_problem(self):
+        """The error's message names the file and every problem, one per line."""
+        with pytest.raises(BusinessFileError) as caught:
+            loads_business_file(MINIMAL.replace('"30m"', '"soon"').replace('"Europe/Paris"', '"Mars/Olympus"'), source="shop.toml")
+
+        assert caught.value.source == "shop.toml"
+        assert str(caught.value).startswith("shop.toml: 2 problems\n")
+        assert isinstance(caught.value, InvalidInputError)
+
+    def test_syntax_errors_name_line_and_column(self):
+        """TOML that does not parse is reported at its line and column."""
+        found = problems_of('name = "x"\nzone = \n')
+
+        assert [Problem("line 2, column 8", "not valid TOML: Invalid value")] == list(found)
+
+    def test_missing_file(self, tmp_path):
+        """A file that cannot be read is a BusinessFileError too."""
+        with pytest.raises(BusinessFileError, match="cannot be read"):
+            load_business_file(tmp_path / "nope.toml")
+
+    def test_typos_get_a_suggestion(self):
+        """An unknown key close to a known one is reported with the likely intended key."""
+        found = problems_of(MINIMAL.replace('duration = "30m"', 'duraton = "30m"\nduration = "30m"'))
+
+        assert ["services[0].duraton: unknown key; did you mean 'duration'?"] == [str(p) for p in found]
+
+    def test_domain_errors_keep_their_location(self):
+        """The library's own validation (min > default duration) is reported at the service, with its text."""
+        found = problems_of(MINIMAL.replace('duration = "30m"', 'duration = "30m"\nmin_duration = "1h"'))
+
+        assert 1 == len(found)
+        assert found[0].location == "services[0].duration"
+        assert "must lie between" in found[0].message
+
+
+MUTATIONS = [
+    (("services", 0, "duration"), 30, "services[0].duration"),
+    (("services", 1, "price"), 1.5, "services[1].price"),
+    (("resources", 1, "capacity"), 0, "resources[1].capacity"),
+    (("hours", "monday"), "18:00-09:00", "hours.monday"),
+    (("policies", "hold", "ttl"), "soon", "policies.hold.ttl"),
+    (("resources", 2, "schedule", "tuesday"), "25:00-26:00", "resources[2].schedule.tuesday"),
+    (("services", 0, "slot_step"), "-5m", "services[0].slot_step"),
+    (("policies", "cancellation", "no_show_fee_percent"), 120, "policies.cancellation.no_show_fee_percent"),
+    (("services", 1, "needs", 0), "boat", "services[1].needs[0]"),
+    (("resources", 0, "kind"), "robot", "resources[0].kind"),
+    (("services", 0, "bufer_after"), "10m", "services[0].bufer_after"),
+]
+
+
+class TestProperties:
+    @settings(max_examples=40, deadline=None)
+    @given(st.sets(st.sampled_from(range(len(MUTATIONS))), min_size=1))
+    def test_each_bad_field_yields_one_located_problem(self, chosen):
+        """However many fields are spoiled at once, each one is reported, at its own location, and nothing else."""
+        doc = tomllib.loads((Path(__file__).parents[2] / "examples" / "car-wash.toml").read_text())
+        for index in chosen:
+            path, value, _ = MUTATIONS[index]
+            target = doc
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = value
+
+        found = problems_of(doc_text(doc))
+
+        assert sorted(MUTATIONS[i][2] for i in chosen) == sorted(p.location for p in found)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def test_dump_then_load_is_the_identity(self, data):
+        """A business built in code, written as a business file and read back, is equal to what was written."""
+        value = data.draw(business_files())
+
+        assert value == loads_business_file(dumps_business_file(value))
+
+
+ZONES = ["Europe/Paris", "Europe/Moscow", "America/New_York", "Asia/Tokyo", "UTC"]
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=12).filter(str.strip)
+IDS = st.text("abcdefghij-0123456789", min_size=1, max_size=8)
+MINUTES = st.integers(0, 24 * 60 - 1).map(lambda m: time(m // 60, m % 60))
+
+
+@st.composite
+def ranges(draw):
+    start, end = draw(MINUTES), draw(MINUTES)
+    return TimeRange(start, end)
+
+
+@st.composite
+def schedules(draw, zone):
+    weekly = {day: draw(st.lists(ranges(), max_size=2)) for day in draw(st.sets(st.integers(0, 6)))}
+    days = draw(st.sets(st.dates(date(2025, 1, 1), date(2030, 12, 31)), max_size=2))
+    overrides = [DateOverride(d, draw(st.lists(ranges(), max_size=2))) for d in days]
+    time_off = []
+    for _ in range(draw(st.integers(0, 2))):
+        first = draw(st.dates(date(2025, 1, 1), date(2030, 12, 31)))
+        if draw(st.booleans()):
+            time_off.append(TimeOff.days(first, first + timedelta(days=draw(st.integers(0, 5))), reason=draw(st.just("") | TEXT)))
+        else:
+            start = datetime.combine(first, draw(MINUTES), UTC)
+            time_off.append(TimeOff(start, start + timedelta(minutes=draw(st.integers(1, 5000)))))
+    return Schedule(zone, WeeklyHours(weekly), overrides=overrides, time_off=time_off)
+
+
+DURATIONS = st.integers(1, 600).map(lambda m: timedelta(minutes=m))
+
+
+@st.composite
+def business_files(draw):
+    zone = draw(st.sampled_from(ZONES))
+    rules = []
+    if draw(st.booleans()):
+        rules.append(NotificationRule("info", Template("Hello $business", draw(TEXT).replace("$", "$$")), on=["created"]))
+    if draw(st.booleans()):
+        rules.append(NotificationRule("remind", Template("Soon", "$service"), offset=-draw(DURATIONS), channel="sms"))
+    policies = Policies(
+        hold=HoldPolicy(ttl=draw(DURATIONS)),
+        cancellation=CancellationPolicy(
+            tiers=[RefundTier(timedelta(hours=h), p) for h, p in draw(st.dictionaries(st.integers(0, 96), st.integers(0, 100), max_size=3)).items()],
+            otherwise_percent=draw(st.integers(0, 100)),
+        ),
+        allow_override=draw(st.booleans()),
+    )
+    business = Business(draw(TEXT), zone, draw(schedules(zone)), policies, rules=rules, language=draw(st.sampled_from(["en", "fr"])))
+    resources = []
+    for kind in ("resource", "user"):
+        for rid in draw(st.lists(IDS, min_size=kind == "resource", max_size=3, unique=True)):
+            if any(r.id == rid for r in resources):
+                continue
+            own = draw(st.none() | st.sampled_from(ZONES).flatmap(schedules))
+            resources.append(
+                Resource(
+                    rid,
+                    draw(TEXT),
+                    kind=kind,
+                    type=draw(st.sampled_from(["box", "barber", ""])),
+                    capacity=draw(st.integers(1, 20) | st.just(UNLIMITED)),
+                    attributes=draw(st.dictionaries(st.sampled_from(["city", "seats", "vip"]), st.text(max_size=5) | st.integers(-5, 99) | st.booleans(), max_size=2)),
+                    schedule=own,
+                    zone=None if own is not None else draw(st.none() | st.sampled_from(ZONES)),
+                )
+            )
+    services = []
+    if resources:  # a business file describes at least one service
+        for sid in draw(st.lists(IDS, min_size=1, max_size=3, unique=True)):
+            duration = draw(DURATIONS)
+            services.append(
+                Service(
+                    sid,
+                    draw(TEXT),
+                    needs=[Need(resource_ids=[draw(st.sampled_from(resources)).id], label=draw(st.just("") | TEXT))],
+                    duration=duration,
+                    slot_step=draw(st.none() | DURATIONS),
+                    buffer_after=draw(st.just(timedelta(0)) | DURATIONS),
+                    price=draw(st.none() | st.integers(0, 10_000).map(lambda c: Money(Decimal(c).scaleb(-2), "EUR"))),
+                )
+            )
+    return BusinessFile(business, resources, services)
