@@ -1,0 +1,1269 @@
+"""
+Recurring events with tickets: templates, dated occurrences, ticket quotas, staff roles, sync, waiting lists.
+
+The seeds' events business has a *template* (the description) and dated *occurrences* of it; tickets are sold for
+one occurrence, a speaker and an administrator are assigned to it, and the month closes with a financial report per
+occurrence. `EventDesk` builds all of that on a `BookingEngine`, with no second booking mechanism:
+
+* an occurrence is a **seat resource** of its capacity, open only during the occurrence (and one resource per
+  pretix-style `Quota`, a seat pool shared by several ticket types);
+* a ticket sale is an ordinary engine **booking** of a service that takes N units of those resources, so tickets
+  go through hold, payment, expiry, cancellation and refund like every booking, and the storage's atomic capacity
+  check is the only protection against overselling, on every adapter and under any concurrency;
+* a **staff role** (speaker, administrator, the venue) books that person's or room's time over the occurrence
+  through the storage's same check, so a person cannot hold two overlapping occurrences;
+* templates, occurrences and waiting lists are JSON documents of the storage port, written in the same
+  transaction as the resources and bookings they change and the outbox events (``occurrence.created``,
+  ``occurrence.moved``, ``occurrence.staff_changed``, ``occurrence.cancelled``, ...) that tell a site or a CRM.
+
+Upserts are idempotent: the same template or occurrence upserted twice changes and emits nothing the second
+time. A sale that names an unknown occurrence raises `UnknownOccurrenceError`; it is never attached to nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+import attrs
+
+from slotengine._time import get_zone, to_utc
+from slotengine.authorization import Actor, Permission
+from slotengine.availability import Assignment
+from slotengine.booking import Booking
+from slotengine.codec import dumps, loads
+from slotengine.errors import (
+    ConflictError,
+    InvalidInputError,
+    SalesClosedError,
+    SoldOutError,
+    StaffConflictError,
+    UnknownOccurrenceError,
+    UnknownTemplateError,
+)
+from slotengine.intervals import Interval
+from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
+from slotengine.model import Need, Resource, ResourceKind, Service, check_id, check_text
+from slotengine.money import Money
+from slotengine.outbox import OutboxMessage
+from slotengine.ports import BookingQuery
+from slotengine.recurrence import Recurrence
+from slotengine.reports import OccurrenceFinance, occurrence_finance
+from slotengine.schedule import DateOverride, Schedule, TimeRange
+
+if TYPE_CHECKING:
+    from slotengine.engine import BookingEngine
+    from slotengine.ports import StorageTransaction
+
+__all__ = [
+    "EventDesk",
+    "EventTemplate",
+    "Occurrence",
+    "OccurrenceStatus",
+    "Quota",
+    "TicketType",
+    "WaitingEntry",
+    "WaitingState",
+]
+
+_T = TypeVar("_T")
+_MAX_DURATION: Final = timedelta(hours=24)
+_TEMPLATE: Final = "event-template"
+_OCCURRENCE: Final = "event-occurrence"
+_REF: Final = "event-ref"
+_WAITLIST: Final = "waitlist"
+_SEATS: Final = "#seats"
+
+
+def _id(field: str) -> Any:
+    return lambda value: check_id(value, field)
+
+
+def _optional_ref(value: object) -> str | None:
+    return None if value is None else check_id(value, "external_ref")
+
+
+def _optional_id(field: str) -> Any:
+    return lambda value: None if value is None else check_id(value, field)
+
+
+def _positive(field: str) -> Any:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            msg = f"{field} must be a whole number of at least 1, got {value!r}"
+            raise InvalidInputError(msg, field=field)
+        return value
+
+    return convert
+
+
+def _optional_positive(field: str) -> Any:
+    check = _positive(field)
+    return lambda value: None if value is None else check(value)
+
+
+def _duration(value: object) -> timedelta:
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_DURATION:
+        msg = f"an event lasts more than nothing and at most {_MAX_DURATION}, got {value!r}"
+        raise InvalidInputError(msg, field="duration")
+    return value
+
+
+def _optional_duration(value: object) -> timedelta | None:
+    return None if value is None else _duration(value)
+
+
+def _money(value: object) -> Money:
+    if not isinstance(value, Money):
+        msg = f"a price is Money, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="price")
+    return value
+
+
+def _optional_instant(field: str) -> Any:
+    return lambda value: None if value is None else to_utc(value, field)
+
+
+def _tuple_of(kind: type, field: str) -> Any:
+    def convert(value: object) -> tuple[Any, ...]:
+        if isinstance(value, kind):
+            return (value,)
+        if not isinstance(value, Iterable) or isinstance(value, str) or not all(isinstance(v, kind) for v in value):
+            msg = f"{field} must be a sequence of {kind.__name__} values"
+            raise InvalidInputError(msg, field=field)
+        return tuple(value)
+
+    return convert
+
+
+def _ticket_id(value: object) -> str:
+    return check_id(value, "ticket type id")
+
+
+def _ticket_name(value: object) -> str:
+    return check_text(value, "ticket type name")
+
+
+def _quota_id(value: object) -> str | None:
+    return None if value is None else check_id(value, "quota id")
+
+
+def _quota_pool_id(value: object) -> str:
+    return check_id(value, "quota id")
+
+
+def _quota_size(value: object) -> int:
+    return int(_positive("quota size")(value))
+
+
+def _template_id(value: object) -> str:
+    return check_id(value, "template id")
+
+
+def _occurrence_id(value: object) -> str:
+    return check_id(value, "occurrence id")
+
+
+def _title(value: object) -> str:
+    return check_text(value, "title")
+
+
+def _description(value: object) -> str:
+    return check_text(value, "description", max_length=100_000, allow_empty=True)
+
+
+def _zone(value: object) -> str:
+    return get_zone(value).key
+
+
+def _capacity(value: object) -> int:
+    return int(_positive("capacity")(value))
+
+
+def _optional_capacity(value: object) -> int | None:
+    return None if value is None else _capacity(value)
+
+
+def _venue(value: object) -> str | None:
+    return None if value is None else check_id(value, "venue")
+
+
+def _ticket_types(value: object) -> tuple[TicketType, ...]:
+    return tuple(_tuple_of(TicketType, "ticket_types")(value))
+
+
+def _quotas(value: object) -> tuple[Quota, ...]:
+    return tuple(_tuple_of(Quota, "quotas")(value))
+
+
+def _start(value: object) -> datetime:
+    return to_utc(value, "start")
+
+
+def _sales_start(value: object) -> datetime | None:
+    return None if value is None else to_utc(value, "sales_start")
+
+
+def _sales_end(value: object) -> datetime | None:
+    return None if value is None else to_utc(value, "sales_end")
+
+
+def _status(value: object) -> OccurrenceStatus:
+    return OccurrenceStatus(str(value))
+
+
+def _prices(value: object) -> tuple[tuple[str, Money], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    if not isinstance(items, Iterable):
+        msg = "prices must map ticket type ids to Money"
+        raise InvalidInputError(msg, field="prices")
+    return tuple(sorted((check_id(k, "ticket type id"), _money(v)) for k, v in items))
+
+
+def _staff(value: object) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    if not isinstance(items, Iterable):
+        msg = "staff must map role names to the ids of the people (USER resources) who take them"
+        raise InvalidInputError(msg, field="staff")
+    return tuple(sorted((check_id(k, "role"), check_id(v, "staff id")) for k, v in items))
+
+
+@attrs.frozen
+class TicketType:
+    """A kind of ticket (adult, child, workshop seat) with its price, and the `Quota` it draws from, if any."""
+
+    id: str = attrs.field(converter=_ticket_id)
+    name: str = attrs.field(converter=_ticket_name)
+    price: Money = attrs.field(converter=_money)
+    quota_id: str | None = attrs.field(default=None, converter=_quota_id)
+
+
+@attrs.frozen
+class Quota:
+    """A seat pool shared by several ticket types (pretix: a quota spanning products), on top of the capacity."""
+
+    id: str = attrs.field(converter=_quota_pool_id)
+    size: int = attrs.field(converter=_quota_size)
+
+
+@attrs.frozen
+class EventTemplate:
+    """
+    What an event is, once for all its dates: title, description, length, seats, ticket types and quotas.
+
+    Args:
+        id: Unique within the business.
+        title, description: What the site shows.
+        duration: How long each occurrence lasts (an occurrence may override it), at most 24 hours.
+        zone: The IANA zone its dates are given in.
+        capacity: Seats per occurrence (an occurrence may override it).
+        ticket_types: What is sold; ids unique.
+        quotas: Seat pools that ticket types may draw from; every `TicketType.quota_id` must name one.
+        venue: The id of a resource (a room) booked over every occurrence, or None.
+        external_ref: The id of the template on the site or in the CRM.
+
+    Raises:
+        InvalidInputError: a bad field, duplicate ids, no ticket types, or a ticket type naming an unknown quota.
+    """
+
+    id: str = attrs.field(converter=_template_id)
+    title: str = attrs.field(converter=_title)
+    duration: timedelta = attrs.field(converter=_duration)
+    zone: str = attrs.field(converter=_zone)
+    capacity: int = attrs.field(converter=_capacity)
+    ticket_types: tuple[TicketType, ...] = attrs.field(converter=_ticket_types)
+    quotas: tuple[Quota, ...] = attrs.field(default=(), converter=_quotas)
+    description: str = attrs.field(default="", converter=_description)
+    venue: str | None = attrs.field(default=None, converter=_venue)
+    external_ref: str | None = attrs.field(default=None, converter=_optional_ref)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ticket_types:
+            msg = f"template {self.id!r} sells no ticket type"
+            raise InvalidInputError(msg, field="ticket_types")
+        for what, ids in (("ticket type", [t.id for t in self.ticket_types]), ("quota", [q.id for q in self.quotas])):
+            if len(set(ids)) != len(ids):
+                msg = f"template {self.id!r} names a {what} id twice: {sorted(ids)}"
+                raise InvalidInputError(msg, field=what)
+        quotas = {q.id for q in self.quotas}
+        for ticket in self.ticket_types:
+            if ticket.quota_id is not None and ticket.quota_id not in quotas:
+                msg = f"ticket type {ticket.id!r} draws from quota {ticket.quota_id!r}, which {self.id!r} does not have"
+                raise InvalidInputError(msg, field="quota_id")
+
+    def ticket_type(self, ticket_type_id: str) -> TicketType:
+        """Return one ticket type. Raises `InvalidInputError` for an id the template does not sell."""
+        for ticket in self.ticket_types:
+            if ticket.id == ticket_type_id:
+                return ticket
+        msg = f"{self.title!r} sells no ticket type {ticket_type_id!r}; it sells {[t.id for t in self.ticket_types]}"
+        raise InvalidInputError(msg, field="ticket_type")
+
+
+class OccurrenceStatus(enum.StrEnum):
+    """Whether an occurrence takes place."""
+
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen
+class Occurrence:
+    """
+    One dated instance of a template, with what it overrides.
+
+    Args:
+        id: Unique within the business.
+        template_id: The template it is an instance of.
+        start: When it begins (aware; kept in UTC, shown in the template's zone).
+        duration, capacity, venue: Overrides of the template's (None: the template's).
+        prices: Overrides of ticket type prices, by ticket type id.
+        sales_start, sales_end: The sales window (None: from now on; until the start).
+        staff: Who takes which role, ``{"speaker": "anna", "administrator": "ivan"}`` (ids of USER resources).
+        external_ref: Its id on the site or in the CRM (the deal of the event).
+        status: `OccurrenceStatus.SCHEDULED` or `OccurrenceStatus.CANCELLED`.
+    """
+
+    id: str = attrs.field(converter=_occurrence_id)
+    template_id: str = attrs.field(converter=_template_id)
+    start: datetime = attrs.field(converter=_start)
+    duration: timedelta | None = attrs.field(default=None, converter=_optional_duration)
+    capacity: int | None = attrs.field(default=None, converter=_optional_capacity)
+    prices: tuple[tuple[str, Money], ...] = attrs.field(default=(), converter=_prices)
+    sales_start: datetime | None = attrs.field(default=None, converter=_sales_start)
+    sales_end: datetime | None = attrs.field(default=None, converter=_sales_end)
+    venue: str | None = attrs.field(default=None, converter=_venue)
+    staff: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_staff)
+    external_ref: str | None = attrs.field(default=None, converter=_optional_ref)
+    status: OccurrenceStatus = attrs.field(default=OccurrenceStatus.SCHEDULED, converter=_status)
+
+    def __attrs_post_init__(self) -> None:
+        roles = [role for role, _ in self.staff]
+        if "venue" in roles:
+            msg = "'venue' is not a staff role: set Occurrence.venue (or the template's venue)"
+            raise InvalidInputError(msg, field="staff")
+        if self.sales_start and self.sales_end and self.sales_end <= self.sales_start:
+            msg = "the sales window ends before it starts"
+            raise InvalidInputError(msg, field="sales_end")
+
+    @property
+    def seats_id(self) -> str:
+        """The id of the resource whose units are this occurrence's seats."""
+        return f"{self.id}{_SEATS}"
+
+    def roles(self) -> dict[str, str]:
+        """Return ``{role: staff id}``."""
+        return dict(self.staff)
+
+
+class WaitingState(enum.StrEnum):
+    """Where a person on a waiting list stands."""
+
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+
+
+@attrs.frozen
+class WaitingEntry:
+    """One person on a waiting list, in the order they joined, and the offer (a hold) they were made, if any."""
+
+    id: str
+    list_key: str
+    customer_id: str
+    quantity: int
+    joined_at: datetime
+    state: WaitingState = WaitingState.WAITING
+    ticket_type: str | None = None
+    booking_id: str | None = None
+
+    def to_doc(self) -> dict[str, object]:
+        """Return the entry as JSON-ready values."""
+        return {
+            "id": self.id,
+            "list_key": self.list_key,
+            "customer_id": self.customer_id,
+            "quantity": self.quantity,
+            "joined_at": self.joined_at.isoformat(),
+            "state": self.state.value,
+            "ticket_type": self.ticket_type,
+            "booking_id": self.booking_id,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> WaitingEntry:
+        """Build an entry from `to_doc`'s values."""
+        return cls(
+            doc["id"],
+            doc["list_key"],
+            doc["customer_id"],
+            int(doc["quantity"]),
+            datetime.fromisoformat(doc["joined_at"]),
+            WaitingState(doc["state"]),
+            doc.get("ticket_type"),
+            doc.get("booking_id"),
+        )
+
+
+# --- documents -----------------------------------------------------------------------------------------------
+
+
+def _m(value: Money) -> list[str]:
+    return [str(value.amount), value.currency]
+
+
+def _from_m(value: list[str]) -> Money:
+    return Money(value[0], value[1])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def _from_seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def template_to_doc(template: EventTemplate) -> dict[str, Any]:
+    """Return *template* as JSON-ready values (what the storage keeps)."""
+    return {
+        "id": template.id,
+        "title": template.title,
+        "description": template.description,
+        "duration": template.duration.total_seconds(),
+        "zone": template.zone,
+        "capacity": template.capacity,
+        "ticket_types": [[t.id, t.name, _m(t.price), t.quota_id] for t in template.ticket_types],
+        "quotas": [[q.id, q.size] for q in template.quotas],
+        "venue": template.venue,
+        "external_ref": template.external_ref,
+    }
+
+
+def template_from_doc(doc: Mapping[str, Any]) -> EventTemplate:
+    """Build a template from `template_to_doc`'s values."""
+    return EventTemplate(
+        doc["id"],
+        doc["title"],
+        timedelta(seconds=doc["duration"]),
+        doc["zone"],
+        doc["capacity"],
+        [TicketType(i, n, _from_m(p), q) for i, n, p, q in doc["ticket_types"]],
+        [Quota(i, s) for i, s in doc["quotas"]],
+        doc["description"],
+        doc["venue"],
+        doc["external_ref"],
+    )
+
+
+def occurrence_to_doc(occurrence: Occurrence) -> dict[str, Any]:
+    """Return *occurrence* as JSON-ready values."""
+    return {
+        "id": occurrence.id,
+        "template_id": occurrence.template_id,
+        "start": occurrence.start.isoformat(),
+        "duration": _seconds(occurrence.duration),
+        "capacity": occurrence.capacity,
+        "prices": [[k, _m(v)] for k, v in occurrence.prices],
+        "sales_start": _iso(occurrence.sales_start),
+        "sales_end": _iso(occurrence.sales_end),
+        "venue": occurrence.venue,
+        "staff": [list(pair) for pair in occurrence.staff],
+        "external_ref": occurrence.external_ref,
+        "status": occurrence.status.value,
+    }
+
+
+def occurrence_from_doc(doc: Mapping[str, Any]) -> Occurrence:
+    """Build an occurrence from `occurrence_to_doc`'s values."""
+    return Occurrence(
+        doc["id"],
+        doc["template_id"],
+        datetime.fromisoformat(doc["start"]),
+        _from_seconds(doc["duration"]),
+        doc["capacity"],
+        [(k, _from_m(v)) for k, v in doc["prices"]],
+        _from_iso(doc["sales_start"]),
+        _from_iso(doc["sales_end"]),
+        doc["venue"],
+        [tuple(pair) for pair in doc["staff"]],
+        doc["external_ref"],
+        doc["status"],
+    )
+
+
+# --- the desk ------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Resolved:
+    """An occurrence with its template and the effective values of its overrides."""
+
+    occurrence: Occurrence
+    template: EventTemplate
+
+    @property
+    def interval(self) -> Interval:
+        start = self.occurrence.start
+        return Interval(start, start + (self.occurrence.duration or self.template.duration))
+
+    @property
+    def capacity(self) -> int:
+        return self.occurrence.capacity or self.template.capacity
+
+    @property
+    def venue(self) -> str | None:
+        return self.occurrence.venue or self.template.venue
+
+    def price(self, ticket: TicketType) -> Money:
+        return dict(self.occurrence.prices).get(ticket.id, ticket.price)
+
+    def assignments(self) -> dict[str, str]:
+        """Every role booked over the occurrence (its staff, and the venue under the role ``"venue"``)."""
+        roles = self.occurrence.roles()
+        if self.venue is not None:
+            roles["venue"] = self.venue
+        return roles
+
+    def schedule(self) -> Schedule:
+        """Open exactly during the occurrence (in the template's zone), closed on every other day."""
+        zone = get_zone(self.template.zone)
+        start = self.interval.start.astimezone(zone)
+        end = self.interval.end.astimezone(zone)
+        return Schedule(
+            self.template.zone, overrides=[DateOverride(start.date(), [TimeRange(start.time(), end.time())])]
+        )
+
+    def resources(self) -> list[Resource]:
+        """The seat resource and one resource per quota, all open during the occurrence only."""
+        occurrence, template = self.occurrence, self.template
+        schedule = self.schedule()
+        local = self.interval.start.astimezone(get_zone(template.zone))
+        name = f"{template.title}, {local:%Y-%m-%d %H:%M}"
+        attributes = {"occurrence": occurrence.id, "template": template.id}
+        out = [
+            Resource(
+                occurrence.seats_id,
+                name,
+                type="event-seats",
+                capacity=self.capacity,
+                schedule=schedule,
+                attributes=attributes,
+            )
+        ]
+        out += [
+            Resource(
+                f"{occurrence.id}#quota:{q.id}",
+                f"{name} ({q.id})",
+                type="event-quota",
+                capacity=q.size,
+                schedule=schedule,
+                attributes=attributes,
+            )
+            for q in template.quotas
+        ]
+        return out
+
+    def ticket_service(self, ticket: TicketType, quantity: int) -> Service:
+        """The service a sale of *quantity* tickets of *ticket* books: N seats (and N units of its quota)."""
+        needs = [Need(resource_ids=[self.occurrence.seats_id], units=quantity, label="seats")]
+        if ticket.quota_id is not None:
+            needs.append(
+                Need(resource_ids=[f"{self.occurrence.id}#quota:{ticket.quota_id}"], units=quantity, label="quota")
+            )
+        return Service(
+            f"{self.occurrence.id}#{ticket.id}x{quantity}",
+            f"{self.template.title}: {quantity} × {ticket.name}",
+            needs=needs,
+            duration=self.interval.end - self.interval.start,
+            price=self.price(ticket) * quantity,
+        )
+
+    def staff_service(self, role: str, person: str) -> Service:
+        """The service a role's booking is of: the person's time over the occurrence."""
+        return Service(
+            f"{self.occurrence.id}#staff:{role}",
+            f"{self.template.title}: {role}",
+            needs=[Need(resource_ids=[person], label=role)],
+            duration=self.interval.end - self.interval.start,
+        )
+
+    def payload(self) -> dict[str, Any]:
+        occurrence = self.occurrence
+        return {
+            "occurrence_id": occurrence.id,
+            "external_ref": occurrence.external_ref,
+            "template_id": self.template.id,
+            "template_ref": self.template.external_ref,
+            "start": self.interval.start.isoformat(),
+            "end": self.interval.end.isoformat(),
+            "capacity": self.capacity,
+            "staff": self.assignments(),
+            "status": occurrence.status.value,
+        }
+
+
+class EventDesk:
+    """
+    The events façade over a `BookingEngine`: templates, occurrences, tickets, staff roles and waiting lists.
+
+    Args:
+        engine: The engine whose storage, clock, tenant and authorization the desk uses.
+        actor: Who the desk acts as for its own writes (catalogue, staff bookings, offers); the system by default.
+        max_tickets: The most tickets one sale may take.
+    """
+
+    def __init__(self, engine: BookingEngine, *, actor: Actor | None = None, max_tickets: int = 10) -> None:
+        self.engine = engine
+        self.actor = actor if actor is not None else Actor.system("events")
+        self.max_tickets = _positive("max_tickets")(max_tickets)
+
+    def __repr__(self) -> str:
+        return f"<EventDesk(tenant={self.engine.tenant!r})>"
+
+    # --- plumbing ------------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return to_utc(self.engine.clock.now(), "clock.now()")
+
+    def _read(self, work: Any) -> Any:
+        with self.engine.storage.transaction(self.engine.tenant) as tx:
+            return work(tx)
+
+    def _write(self, work: Any) -> Any:
+        with self.engine.storage.transaction(self.engine.tenant) as tx:
+            result = work(tx)
+            tx.commit()
+            return result
+
+    def _authorize(self, actor: Actor | None) -> Actor:
+        who = actor if actor is not None else self.actor
+        self.engine.authorization.authorize(who, Permission.SETUP, None)
+        return who
+
+    @staticmethod
+    def _template_in(tx: StorageTransaction, template_id: str) -> EventTemplate:
+        body = tx.get_document(_TEMPLATE, template_id)
+        if body is None:
+            msg = f"no event template {template_id!r}"
+            raise UnknownTemplateError(msg, template_id=template_id)
+        return template_from_doc(loads(body))
+
+    @staticmethod
+    def _occurrence_in(tx: StorageTransaction, occurrence_id: str) -> Occurrence | None:
+        body = tx.get_document(_OCCURRENCE, occurrence_id)
+        return None if body is None else occurrence_from_doc(loads(body))
+
+    def _resolve_in(self, tx: StorageTransaction, ref: str) -> _Resolved:
+        """The occurrence named by id or by external ref; `UnknownOccurrenceError` if neither names one."""
+        check_id(ref, "occurrence")
+        occurrence = self._occurrence_in(tx, ref)
+        if occurrence is None:
+            by_ref = tx.get_document(_REF, f"occurrence:{ref}")
+            occurrence = None if by_ref is None else self._occurrence_in(tx, by_ref)
+        if occurrence is None:
+            msg = f"no occurrence {ref!r} (by id or external ref): the sale is refused, not attached to nothing"
+            raise UnknownOccurrenceError(msg, occurrence=ref)
+        return _Resolved(occurrence, self._template_in(tx, occurrence.template_id))
+
+    def _message(self, tx: StorageTransaction, now: datetime, topic: str, payload: Mapping[str, Any]) -> None:
+        message_id = uuid.uuid4().hex
+        tx.append_outbox([OutboxMessage(message_id, topic, None, now, now, message_id, dumps(dict(payload)))])
+
+    # --- templates -------------------------------------------------------------------------------------------
+
+    def upsert_template(self, template: EventTemplate, *, actor: Actor | None = None) -> bool:
+        """
+        Create or replace a template, by id (or by its external ref when one is stored under it).
+
+        Returns whether anything changed: the same template upserted again writes and emits nothing. A changed
+        template emits ``event_template.changed``; its occurrences take its new values from then on.
+
+        Raises:
+            InvalidInputError: the external ref already names another template.
+        """
+        if not isinstance(cast("object", template), EventTemplate):
+            msg = f"expected EventTemplate, got {type(template).__name__}"
+            raise InvalidInputError(msg)
+        who = self._authorize(actor)
+
+        def upsert(tx: StorageTransaction) -> bool:
+            if template.external_ref is not None:
+                owner = tx.get_document(_REF, f"template:{template.external_ref}")
+                if owner is not None and owner != template.id:
+                    msg = f"external ref {template.external_ref!r} already names template {owner!r}"
+                    raise InvalidInputError(msg, field="external_ref")
+            body = dumps(template_to_doc(template))
+            before = tx.get_document(_TEMPLATE, template.id)
+            if before == body:
+                return False
+            tx.put_document(_TEMPLATE, template.id, body)
+            if template.external_ref is not None:
+                tx.put_document(_REF, f"template:{template.external_ref}", template.id)
+            topic = "event_template.created" if before is None else "event_template.changed"
+            self._message(
+                tx,
+                self._now(),
+                topic,
+                {"template_id": template.id, "external_ref": template.external_ref, "by": str(who)},
+            )
+            return True
+
+        return bool(self._write(upsert))
+
+    def template(self, template_id: str) -> EventTemplate:
+        """Return a template by id or external ref. Raises `UnknownTemplateError`."""
+
+        def find(tx: StorageTransaction) -> EventTemplate:
+            if tx.get_document(_TEMPLATE, template_id) is None:
+                by_ref = tx.get_document(_REF, f"template:{template_id}")
+                return self._template_in(tx, by_ref or template_id)
+            return self._template_in(tx, template_id)
+
+        return find_result(self._read(find), EventTemplate)
+
+    # --- occurrences -----------------------------------------------------------------------------------------
+
+    def upsert_occurrence(self, occurrence: Occurrence, *, actor: Actor | None = None) -> Occurrence:
+        """
+        Create or change an occurrence, found by its external ref if it has one, else by id; return it as stored.
+
+        Everything happens in one transaction: the seat and quota resources, moved ticket and staff bookings,
+        new staff bookings (refused with `StaffConflictError` if the person is busy), the document, and one outbox
+        event per kind of change (``occurrence.created``, ``.moved``, ``.changed``, ``.staff_changed``,
+        ``.cancelled``). The same occurrence upserted twice changes and emits nothing the second time.
+        Cancelling cancels its tickets afterwards, by the business (refunds as the policy says).
+
+        Raises:
+            UnknownTemplateError: the template does not exist.
+            StaffConflictError: a staff member or the venue is booked elsewhere then; nothing changed.
+            ConflictError: the new capacity or quota is below the tickets already sold; nothing changed.
+        """
+        if not isinstance(cast("object", occurrence), Occurrence):
+            msg = f"expected Occurrence, got {type(occurrence).__name__}"
+            raise InvalidInputError(msg)
+        who = self._authorize(actor)
+        written: tuple[Occurrence, list[Resource], list[Service]] = self._write(
+            lambda tx: self._upsert(tx, occurrence, str(who))
+        )
+        stored, resources, services = written
+        for resource in resources:  # the engine's own catalogue write, so any cache it keeps sees the change
+            self.engine.add_resource(resource, actor=self.actor)
+        for service in services:
+            self.engine.add_service(service, actor=self.actor)
+        if stored.status is OccurrenceStatus.CANCELLED:
+            self._cancel_tickets(stored)
+        return stored
+
+    def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
+        self, tx: StorageTransaction, incoming: Occurrence, actor: str
+    ) -> tuple[Occurrence, list[Resource], list[Service]]:
+        now = self._now()
+        before: Occurrence | None = None
+        if incoming.external_ref is not None:
+            owner = tx.get_document(_REF, f"occurrence:{incoming.external_ref}")
+            if owner is not None:
+                before = self._occurrence_in(tx, owner)
+                incoming = attrs.evolve(incoming, id=owner)
+        if before is None:
+            before = self._occurrence_in(tx, incoming.id)
+        if before == incoming:
+            return incoming, [], []
+        template = self._template_in(tx, incoming.template_id)
+        new = _Resolved(incoming, template)
+        old = None if before is None else _Resolved(before, self._template_in(tx, before.template_id))
+        resources = new.resources()
+        if old is not None:
+            tx.lock_resources([r.id for r in old.resources()])
+        for resource in resources:
+            tx.put_resource(resource)
+        topics: list[str] = []
+        if old is None:
+            topics.append("occurrence.created")
+        else:
+            self._check_capacity(tx, now, old, resources)
+            if old.interval != new.interval:
+                self._move(tx, now, old, new, actor)
+                topics.append("occurrence.moved")
+            if (old.capacity, old.occurrence.prices, old.occurrence.sales_start, old.occurrence.sales_end) != (
+                new.capacity,
+                new.occurrence.prices,
+                new.occurrence.sales_start,
+                new.occurrence.sales_end,
+            ):
+                topics.append("occurrence.changed")
+        cancelled = incoming.status is OccurrenceStatus.CANCELLED
+        wanted = {} if cancelled else new.assignments()
+        had = {} if old is None or old.occurrence.status is OccurrenceStatus.CANCELLED else old.assignments()
+        services = self._restaff(tx, now, new, had, wanted, actor)
+        if had != wanted:
+            topics.append("occurrence.staff_changed")
+        if cancelled and (old is None or old.occurrence.status is not OccurrenceStatus.CANCELLED):
+            topics.append("occurrence.cancelled")
+        if old is not None and not topics:
+            topics.append("occurrence.changed")
+        tx.put_document(_OCCURRENCE, incoming.id, dumps(occurrence_to_doc(incoming)))
+        if incoming.external_ref is not None:
+            tx.put_document(_REF, f"occurrence:{incoming.external_ref}", incoming.id)
+        payload = {**new.payload(), "by": actor}
+        if old is not None and "occurrence.moved" in topics:
+            payload["previous_start"] = old.interval.start.isoformat()
+        for topic in topics:
+            self._message(tx, now, topic, payload)
+        return incoming, resources, services
+
+    @staticmethod
+    def _sold(tx: StorageTransaction, now: datetime, resource_id: str, interval: Interval) -> int:
+        """Units taken on *resource_id* during *interval* by live bookings (holds while they last)."""
+        return sum(
+            load.units for load in tx.loads([resource_id], interval) if load.hold_until is None or load.hold_until > now
+        )
+
+    def _check_capacity(self, tx: StorageTransaction, now: datetime, old: _Resolved, resources: list[Resource]) -> None:
+        for resource in resources:
+            sold = self._sold(tx, now, resource.id, old.interval)
+            if isinstance(resource.capacity, int) and sold > resource.capacity:
+                msg = f"{resource.name}: {sold} seats are taken, more than the new capacity {resource.capacity}"
+                raise ConflictError(msg, resource_id=resource.id, sold=sold)
+
+    def _move(self, tx: StorageTransaction, now: datetime, old: _Resolved, new: _Resolved, actor: str) -> None:
+        """Move every live ticket and staff booking of the occurrence to its new time, under the storage's check."""
+        delta_start = new.interval.start - old.interval.start
+        length = new.interval.end - new.interval.start
+        ids = [r.id for r in old.resources()] + list(old.assignments().values())
+        tx.lock_resources(sorted(set(ids)))
+        prefix = f"{old.occurrence.id}#"
+        moving = {
+            b.id: b for rid in ids for b in self._live_on(tx, rid, old.interval) if b.service_id.startswith(prefix)
+        }
+        for booking in sorted(moving.values(), key=lambda b: b.id):
+            start = booking.start + delta_start
+            moved = attrs.evolve(booking, start=start, end=start + length, version=booking.version + 1)
+            try:
+                tx.reserve(moved, now=now)
+            except ConflictError as exc:
+                msg = f"the occurrence cannot move to {new.interval.start.isoformat()}: {exc}"
+                raise StaffConflictError(msg, **exc.details) from None
+            after = next_status(booking.status, Action.RESCHEDULE)
+            tx.append_transitions(
+                [TransitionRecord(booking.id, booking.status, after, Action.RESCHEDULE, now, actor, "occurrence moved")]
+            )
+
+    @staticmethod
+    def _live_on(tx: StorageTransaction, resource_id: str, interval: Interval) -> list[Booking]:
+        return tx.find_bookings(BookingQuery(resource_id=resource_id, statuses=LIVE_STATUSES, period=interval))
+
+    def _restaff(
+        self,
+        tx: StorageTransaction,
+        now: datetime,
+        new: _Resolved,
+        had: dict[str, str],
+        wanted: dict[str, str],
+        actor: str,
+    ) -> list[Service]:
+        """Cancel the bookings of roles that changed hands or ended, and book the new holders' time."""
+        services: list[Service] = []
+        business = tx.get_business()
+        for role in sorted(set(had) | set(wanted)):
+            if had.get(role) == wanted.get(role):
+                continue
+            service_id = f"{new.occurrence.id}#staff:{role}"
+            for booking in tx.find_bookings(BookingQuery(service_id=service_id, statuses=LIVE_STATUSES)):
+                after = next_status(booking.status, Action.CANCEL)
+                tx.update_booking(
+                    attrs.evolve(booking, status=after, hold_until=None, version=booking.version + 1),
+                    expected_version=booking.version,
+                )
+                tx.append_transitions(
+                    [
+                        TransitionRecord(
+                            booking.id, booking.status, after, Action.CANCEL, now, actor, f"{role} reassigned"
+                        )
+                    ]
+                )
+            person = wanted.get(role)
+            if person is None:
+                continue
+            holder = tx.get_resource(person)
+            if role != "venue" and holder.kind is not ResourceKind.USER:
+                msg = f"{person!r} is not staff (a USER resource), so it cannot be the {role}"
+                raise InvalidInputError(msg, field="staff")
+            service = new.staff_service(role, person)
+            tx.put_service(service)
+            services.append(service)
+            status = next_status(None, Action.BOOK)
+            booking = Booking(
+                uuid.uuid4().hex,
+                service.id,
+                new.interval.start,
+                new.interval.end,
+                (Assignment(0, role, (person,)),),
+                (1,),
+                status,
+                now,
+                policies=business.policies,
+                source="events",
+                notes=f"{role} of {new.occurrence.id}",
+                external_ref=new.occurrence.external_ref,
+            )
+            tx.lock_resources([person])
+            try:
+                tx.reserve(booking, now=now)
+            except ConflictError as exc:
+                when = new.interval.start.isoformat()
+                msg = f"{holder.name} cannot be the {role} of {new.template.title} at {when}: {exc}"
+                raise StaffConflictError(msg, role=role, staff_id=person, **exc.details) from None
+            tx.append_transitions([TransitionRecord(booking.id, None, status, Action.BOOK, now, actor, role)])
+        return services
+
+    def assign(self, occurrence: str, role: str, person: str | None, *, actor: Actor | None = None) -> Occurrence:
+        """
+        Give *role* of an occurrence to *person* (a USER resource id), or take it away with None.
+
+        The person's time is booked over the occurrence; an overlap is refused with `StaffConflictError`.
+        """
+        check_id(role, "role")
+        current = find_result(self._read(lambda tx: self._resolve_in(tx, occurrence)), _Resolved).occurrence
+        staff = current.roles()
+        if person is None:
+            staff.pop(role, None)
+        else:
+            staff[role] = check_id(person, "staff id")
+        return self.upsert_occurrence(attrs.evolve(current, staff=staff), actor=actor)
+
+    def occurrence(self, occurrence: str) -> Occurrence:
+        """Return an occurrence by id or external ref. Raises `UnknownOccurrenceError`."""
+        return find_result(self._read(lambda tx: self._resolve_in(tx, occurrence)), _Resolved).occurrence
+
+    def occurrences(self, template_id: str | None = None) -> list[Occurrence]:
+        """Return every occurrence (of one template, if named), by start."""
+        docs = self._read(lambda tx: tx.list_documents(_OCCURRENCE))
+        found = [occurrence_from_doc(loads(body)) for _key, body in docs]
+        return sorted(
+            (o for o in found if template_id is None or o.template_id == template_id), key=lambda o: (o.start, o.id)
+        )
+
+    def schedule(
+        self,
+        template_id: str,
+        recurrence: Recurrence,
+        first: date,
+        last: date,
+        *,
+        staff: Mapping[str, str] | None = None,
+        actor: Actor | None = None,
+    ) -> list[Occurrence]:
+        """
+        Upsert one occurrence per date of *recurrence* from local day *first* to *last* (both included).
+
+        Their ids are ``"<template id>@<local start>"`` (``"kremlin@2026-05-02T11:00"``), so scheduling the same
+        month again is idempotent. Exceptions are the recurrence's exdates.
+        """
+        template = self.template(template_id)
+        zone = get_zone(template.zone)
+        lo = datetime.combine(first, time(0), zone)
+        hi = datetime.combine(last + timedelta(days=1), time(0), zone)
+        out = []
+        for start in recurrence.between(lo, hi, inc=True):
+            if start >= hi:
+                continue
+            local = start.astimezone(zone)
+            occurrence = Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=staff or {})
+            existing = self._read(lambda tx, oid=occurrence.id: self._occurrence_in(tx, oid))
+            out.append(self.upsert_occurrence(existing or occurrence, actor=actor))
+        return out
+
+    def cancel_occurrence(self, occurrence: str, *, actor: Actor | None = None) -> Occurrence:
+        """Cancel an occurrence: emit ``occurrence.cancelled``, free its staff, cancel its tickets by the business."""
+        current = self.occurrence(occurrence)
+        return self.upsert_occurrence(attrs.evolve(current, status=OccurrenceStatus.CANCELLED), actor=actor)
+
+    def _cancel_tickets(self, occurrence: Occurrence) -> None:
+        for booking in self.tickets(occurrence.id):
+            if booking.status in LIVE_STATUSES:
+                self.engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=self.actor)
+
+    # --- tickets ---------------------------------------------------------------------------------------------
+
+    def tickets(self, occurrence: str) -> list[Booking]:
+        """Return every ticket booking of an occurrence, in any status, by start then id."""
+        resolved = find_result(self._read(lambda tx: self._resolve_in(tx, occurrence)), _Resolved)
+        return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=self.actor)
+
+    def seats_left(self, occurrence: str) -> int:
+        """How many seats an occurrence has free now (holds count while they last)."""
+
+        def count(tx: StorageTransaction) -> int:
+            resolved = self._resolve_in(tx, occurrence)
+            return resolved.capacity - self._sold(tx, self._now(), resolved.occurrence.seats_id, resolved.interval)
+
+        return int(self._read(count))
+
+    def sell(
+        self,
+        occurrence: str,
+        ticket_type: str,
+        quantity: int = 1,
+        *,
+        customer_id: str | None = None,
+        confirm: bool = False,
+        external_ref: str | None = None,
+        idempotency_key: str | None = None,
+        source: str = "site",
+        actor: Actor | None = None,
+        _offer: bool = False,
+    ) -> Booking:
+        """
+        Sell *quantity* tickets of *ticket_type* for an occurrence named by id or external ref.
+
+        The sale is a hold (checkout; pay it with `BookingEngine.pay`), or a confirmed booking with
+        ``confirm=True`` (back office). The engine's capacity check under lock decides; a full occurrence or
+        quota raises `SoldOutError`. While people wait on the occurrence's waiting list, seats go to them first.
+
+        Raises:
+            UnknownOccurrenceError: no occurrence has that id or external ref (nothing is sold).
+            SalesClosedError: the occurrence is cancelled, or outside its sales window.
+            SoldOutError: not enough seats (or quota) left.
+            InvalidInputError: an unknown ticket type or a quantity outside 1..max_tickets.
+        """
+        _positive("quantity")(quantity)
+        if quantity > self.max_tickets:
+            msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
+            raise InvalidInputError(msg, field="quantity")
+
+        def prepare(tx: StorageTransaction) -> tuple[_Resolved, Service, bool, bool]:
+            resolved = self._resolve_in(tx, occurrence)
+            ticket = resolved.template.ticket_type(ticket_type)
+            service = resolved.ticket_service(ticket, quantity)
+            try:
+                same = tx.get_service(service.id) == service
+            except LookupError:
+                same = False
+            waiting = any(
+                e.state is WaitingState.WAITING for e in self._entries(tx, _occurrence_list(resolved.occurrence.id))
+            )
+            return resolved, service, not same, waiting
+
+        resolved, service, stale, waiting = self._read(prepare)
+        now = self._now()
+        occ = resolved.occurrence
+        if occ.status is OccurrenceStatus.CANCELLED:
+            msg = f"{resolved.template.title} on {resolved.interval.start.isoformat()} was cancelled"
+            raise SalesClosedError(msg, rule="occurrence_cancelled")
+        closes = occ.sales_end or resolved.interval.start
+        if (occ.sales_start is not None and now < occ.sales_start) or now >= closes:
+            msg = f"tickets for {resolved.template.title} are on sale until {closes.isoformat()}" + (
+                f", from {occ.sales_start.isoformat()}" if occ.sales_start else ""
+            )
+            raise SalesClosedError(msg, rule="sales_window", deadline=closes)
+        if waiting and not _offer:
+            msg = f"{resolved.template.title}: freed seats go to the waiting list first"
+            raise SoldOutError(msg, occurrence_id=occ.id, reasons=["waiting_list"])
+        if stale:
+            self.engine.add_service(service, actor=self.actor)
+        book = self.engine.book if confirm else self.engine.hold
+        try:
+            return book(
+                service.id,
+                resolved.interval.start,
+                customer_id=customer_id,
+                source=source,
+                external_ref=external_ref,
+                idempotency_key=idempotency_key,
+                actor=actor,
+            )
+        except SoldOutError:
+            raise
+        except ConflictError as exc:
+            reasons = [getattr(r, "code", str(r)) for r in exc.details.get("reasons", ())]
+            when = resolved.interval.start.isoformat()
+            msg = f"{resolved.template.title} on {when} has fewer than {quantity} seats left"
+            raise SoldOutError(msg, occurrence_id=occ.id, reasons=reasons) from None
+
+    def cancel_ticket(self, booking_id: str, *, actor: Actor | None = None, reason: str = "") -> Booking:
+        """Cancel a ticket (refund per the policy) and offer the freed seats to the waiting list, in order."""
+        cancelled = self.engine.cancel(booking_id, actor=actor, reason=reason)
+        occurrence = cancelled.service_id.split("#", 1)[0]
+        if self._read(lambda tx: tx.get_document(_OCCURRENCE, occurrence)) is not None:
+            self._advance(_occurrence_list(occurrence))
+        return cancelled
+
+    def finance(self, month: date, *, zone: str | None = None) -> tuple[OccurrenceFinance, ...]:
+        """Return the month-end report per occurrence held in *month* (tickets only; staff bookings excluded)."""
+        occurrences = {o.seats_id: o for o in self.occurrences()}
+        capacities = {}
+        for o in occurrences.values():
+            capacities[o.id] = o.capacity or self.template(o.template_id).capacity
+
+        def group(booking: Booking) -> str | None:
+            for rid in booking.resource_ids:
+                if rid in occurrences:
+                    return occurrences[rid].id
+            return None
+
+        return occurrence_finance(
+            self.engine.list(actor=self.actor),
+            group_by=group,
+            capacity_of=capacities.get,
+            month=month,
+            zone=zone or self.engine.business().zone,
+        )
+
+    # --- waiting lists ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _entries(tx: StorageTransaction, key: str) -> list[WaitingEntry]:
+        body = tx.get_document(_WAITLIST, key)
+        return [] if body is None else [WaitingEntry.from_doc(d) for d in loads(body)["entries"]]
+
+    @staticmethod
+    def _save(tx: StorageTransaction, key: str, entries: list[WaitingEntry]) -> None:
+        tx.put_document(_WAITLIST, key, dumps({"entries": [e.to_doc() for e in entries]}))
+
+    def join_waiting_list(
+        self, occurrence: str, customer_id: str, *, ticket_type: str, quantity: int = 1
+    ) -> WaitingEntry:
+        """Put a customer on an occurrence's waiting list, last in line."""
+        _positive("quantity")(quantity)
+
+        def join(tx: StorageTransaction) -> WaitingEntry:
+            resolved = self._resolve_in(tx, occurrence)
+            resolved.template.ticket_type(ticket_type)
+            return self._join(tx, _occurrence_list(resolved.occurrence.id), customer_id, quantity, ticket_type)
+
+        return find_result(self._write(join), WaitingEntry)
+
+    def join_slot_waiting_list(self, service_id: str, start: datetime, customer_id: str) -> WaitingEntry:
+        """Put a customer on the waiting list of a full time slot of an ordinary service."""
+        start = to_utc(start, "start")
+
+        def join(tx: StorageTransaction) -> WaitingEntry:
+            tx.get_service(service_id)
+            return self._join(tx, f"slot:{service_id}@{start.isoformat()}", customer_id, 1, None)
+
+        return find_result(self._write(join), WaitingEntry)
+
+    def _join(
+        self, tx: StorageTransaction, key: str, customer_id: str, quantity: int, ticket: str | None
+    ) -> WaitingEntry:
+        entries = self._entries(tx, key)
+        entry = WaitingEntry(
+            f"{key}#{len(entries) + 1}",
+            key,
+            check_id(customer_id, "customer id"),
+            quantity,
+            self._now(),
+            ticket_type=ticket,
+        )
+        self._save(tx, key, [*entries, entry])
+        return entry
+
+    def waiting_list(self, key: str) -> list[WaitingEntry]:
+        """Return a waiting list (an occurrence id or external ref, or a slot key), in the order people joined."""
+
+        def read(tx: StorageTransaction) -> list[WaitingEntry]:
+            if not key.startswith("slot:"):
+                return self._entries(tx, _occurrence_list(self._resolve_in(tx, key).occurrence.id))
+            return self._entries(tx, key)
+
+        return list(self._read(read))
+
+    def process_waiting_lists(self) -> list[Booking]:
+        """
+        Expire lapsed holds, then walk every waiting list: record accepted and lapsed offers, and make offers.
+
+        An offer is a hold for the next waiting person, in the order they joined; it expires after the
+        business's hold time (`HoldPolicy.ttl`), and then passes on to the next. Return the offers made.
+        """
+        self.engine.expire_due(actor=self.actor)
+        offers: list[Booking] = []
+        for key, _body in self._read(lambda tx: tx.list_documents(_WAITLIST)):
+            offers += self._advance(key)
+        return offers
+
+    def _advance(self, key: str) -> list[Booking]:
+        entries = list(self._read(lambda tx: self._entries(tx, key)))
+        now = self._now()
+        changed: dict[str, WaitingEntry] = {}
+        offers: list[Booking] = []
+        for entry in entries:
+            if entry.state is WaitingState.OFFERED and entry.booking_id is not None:
+                booking = self.engine.get(entry.booking_id, actor=self.actor)
+                lapsed = (
+                    booking.status is BookingStatus.PRE_BOOKING
+                    and booking.hold_until is not None
+                    and booking.hold_until <= now
+                )
+                if booking.status in (BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.COMPLETED):
+                    changed[entry.id] = attrs.evolve(entry, state=WaitingState.ACCEPTED)
+                elif lapsed or booking.status not in LIVE_STATUSES:
+                    changed[entry.id] = attrs.evolve(entry, state=WaitingState.EXPIRED)
+        for entry in entries:
+            if entry.state is not WaitingState.WAITING:
+                continue
+            try:
+                offer = self._offer(entry)
+            except (ConflictError, SalesClosedError):
+                break  # strictly in order: nobody behind the first who does not fit is served first
+            offers.append(offer)
+            changed[entry.id] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
+        if changed:
+
+            def save(tx: StorageTransaction) -> None:
+                fresh = self._entries(tx, key)
+                self._save(tx, key, [changed.get(e.id, e) for e in fresh])
+
+            self._write(save)
+        return offers
+
+    def _offer(self, entry: WaitingEntry) -> Booking:
+        key = f"waitlist-offer:{entry.id}"
+        if entry.list_key.startswith("slot:"):
+            service_id, start = entry.list_key[len("slot:") :].rsplit("@", 1)
+            return self.engine.hold(
+                service_id,
+                datetime.fromisoformat(start),
+                customer_id=entry.customer_id,
+                source="waitlist",
+                external_ref=entry.id[:200],
+                idempotency_key=key[:200],
+                actor=self.actor,
+            )
+        occurrence = entry.list_key[len("occurrence:") :]
+        assert entry.ticket_type is not None  # noqa: S101 - occurrence entries name one
+        return self.sell(
+            occurrence,
+            entry.ticket_type,
+            entry.quantity,
+            customer_id=entry.customer_id,
+            source="waitlist",
+            external_ref=entry.id[:200],
+            idempotency_key=key[:200],
+            actor=self.actor,
+            _offer=True,
+        )
+
+
+def _occurrence_list(occurrence_id: str) -> str:
+    return f"occurrence:{occurrence_id}"
+
+
+def find_result(value: object, kind: type[_T]) -> _T:
+    """Return *value*, checked to be a *kind* (the desk's reads come back untyped from a transaction)."""
+    if not isinstance(value, kind):  # pragma: no cover - a programming error
+        msg = f"expected {kind.__name__}, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value

@@ -1,0 +1,310 @@
+"""Events: templates, occurrences, tickets with quotas, staff roles, idempotent sync, waiting lists."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import PARIS, H, M, at, business
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.authorization import Actor
+from slotengine.engine import BookingEngine
+from slotengine.errors import (
+    SalesClosedError,
+    SoldOutError,
+    StaffConflictError,
+    UnknownOccurrenceError,
+    UnknownTemplateError,
+)
+from slotengine.events import EventDesk, EventTemplate, Occurrence, OccurrenceStatus, Quota, TicketType, WaitingState
+from slotengine.lifecycle import BookingStatus
+from slotengine.model import Resource, ResourceKind
+from slotengine.money import Money
+from slotengine.recurrence import Recurrence
+from slotengine.testing.clock import FrozenClock
+
+WALK = EventTemplate(
+    "walk",
+    "Old town walk",
+    2 * H,
+    "Europe/Paris",
+    4,
+    [
+        TicketType("adult", "Adult", Money("15", "EUR")),
+        TicketType("child", "Child", Money("7", "EUR"), quota_id="kids"),
+    ],
+    quotas=[Quota("kids", 2)],
+    external_ref="site-tpl-1",
+)
+
+
+def desk_on(engine: BookingEngine) -> EventDesk:
+    engine.add_resource(Resource("anna", "Anna", kind=ResourceKind.USER, type="guide"))
+    engine.add_resource(Resource("ivan", "Ivan", kind=ResourceKind.USER, type="guide"))
+    desk = EventDesk(engine)
+    desk.upsert_template(WALK)
+    return desk
+
+
+@pytest.fixture
+def desk(engine: BookingEngine) -> EventDesk:
+    return desk_on(engine)
+
+
+def topics(engine: BookingEngine) -> list[str]:
+    return [m.topic for m in engine.outbox() if m.topic.startswith(("occurrence.", "event_template."))]
+
+
+class TestTickets:
+    def test_tickets_are_engine_bookings_that_never_oversell(self, desk: EventDesk) -> None:
+        """An occurrence sells its capacity and no more; a sale beyond it raises SoldOutError."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        first = desk.sell("w1", "adult", 3, customer_id="olga")
+
+        with pytest.raises(SoldOutError):
+            desk.sell("w1", "adult", 2, customer_id="petr")
+
+        assert (BookingStatus.PRE_BOOKING, Money("45", "EUR")) == (first.status, first.price)
+        assert 1 == desk.seats_left("w1")
+
+    def test_a_quota_spans_ticket_types_within_the_capacity(self, desk: EventDesk) -> None:
+        """Child tickets draw from a 2-seat quota as well as the seats: a third child ticket is refused."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        desk.sell("w1", "child", 2, customer_id="olga")
+
+        with pytest.raises(SoldOutError):
+            desk.sell("w1", "child", customer_id="petr")
+        adult = desk.sell("w1", "adult", 2, customer_id="petr")
+
+        assert 0 == desk.seats_left("w1")
+        assert BookingStatus.PRE_BOOKING == adult.status
+
+    def test_a_sale_naming_an_unknown_occurrence_is_refused(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A sale for an occurrence nobody created raises UnknownOccurrenceError and books nothing."""
+        with pytest.raises(UnknownOccurrenceError):
+            desk.sell("crm-deal-404", "adult", customer_id="olga")
+
+        assert [] == engine.list()
+
+    def test_a_sale_finds_its_occurrence_by_external_ref(self, desk: EventDesk) -> None:
+        """The site may name the occurrence by its own id (the external ref)."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), external_ref="deal-77"))
+
+        ticket = desk.sell("deal-77", "adult", customer_id="olga")
+
+        assert [ticket.id] == [b.id for b in desk.tickets("w1")]
+
+    def test_price_override_and_sales_window(self, desk: EventDesk, clock: FrozenClock) -> None:
+        """An occurrence's price override is charged; outside its sales window nothing is sold."""
+        desk.upsert_occurrence(
+            Occurrence("w1", "walk", at(5, 11), prices={"adult": Money("20", "EUR")}, sales_end=at(4, 18))
+        )
+
+        ticket = desk.sell("w1", "adult", 2, customer_id="olga")
+        clock.set(at(4, 18))
+
+        with pytest.raises(SalesClosedError):
+            desk.sell("w1", "adult", customer_id="petr")
+        assert Money("40", "EUR") == ticket.price
+
+    def test_tickets_are_paid_and_refunded_through_the_engine(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A held ticket is paid, then cancelled with the policy's refund; its seat is free again."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        ticket = desk.sell("w1", "adult", customer_id="olga")
+        engine.pay(ticket.id, ticket.price, payment_id="p1")
+
+        cancelled = desk.cancel_ticket(ticket.id)
+
+        assert (BookingStatus.CANCELLED, Money("15", "EUR")) == (cancelled.status, cancelled.refunded)
+        assert 4 == desk.seats_left("w1")
+
+
+class TestStaff:
+    def test_a_speaker_cannot_take_two_overlapping_occurrences(self, desk: EventDesk) -> None:
+        """Assigning a busy speaker raises StaffConflictError and changes nothing."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        desk.upsert_occurrence(Occurrence("w2", "walk", at(5, 12)))
+
+        with pytest.raises(StaffConflictError) as refused:
+            desk.assign("w2", "speaker", "anna")
+
+        assert "anna" == refused.value.details["staff_id"]
+        assert {} == desk.occurrence("w2").roles()
+
+    def test_reassigning_frees_the_first_persons_time(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A new speaker takes the role; the old one's booking is cancelled; an event says so."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+
+        desk.assign("w1", "speaker", "ivan")
+        desk.upsert_occurrence(Occurrence("w2", "walk", at(5, 12), staff={"speaker": "anna"}))
+
+        assert ["ivan"] == [b.resource_ids[0] for b in engine.list(resource_id="ivan", status=BookingStatus.CONFIRMED)]
+        created, staffed, changed = "occurrence.created", "occurrence.staff_changed", "occurrence.staff_changed"
+        assert [created, staffed, changed, created, staffed] == topics(engine)[1:]
+
+    def test_moving_an_occurrence_moves_its_tickets_and_staff(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A moved occurrence takes its tickets and staff along, in one transaction, and emits occurrence.moved."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        ticket = desk.sell("w1", "adult", customer_id="olga")
+
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(6, 15), staff={"speaker": "anna"}))
+
+        assert at(6, 15) == engine.get(ticket.id).start
+        assert [at(6, 15)] == [b.start for b in engine.list(resource_id="anna", status=BookingStatus.CONFIRMED)]
+        assert "occurrence.moved" == topics(engine)[-1]
+        assert 3 == desk.seats_left("w1")
+        desk.sell("w1", "adult", customer_id="petr")
+
+
+class TestSync:
+    def test_the_same_upsert_twice_changes_and_emits_nothing(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """Upserting an identical template or occurrence again writes no outbox event."""
+        occurrence = Occurrence("w1", "walk", at(5, 11), external_ref="deal-1", staff={"speaker": "anna"})
+        desk.upsert_occurrence(occurrence)
+        before = (engine.outbox(), engine.list())
+
+        again = desk.upsert_occurrence(occurrence)
+
+        assert not desk.upsert_template(WALK)
+        assert occurrence == again
+        assert before == (engine.outbox(), engine.list())
+
+    def test_an_occurrence_for_an_unknown_template_is_refused(self, desk: EventDesk) -> None:
+        """An occurrence naming no known template raises UnknownTemplateError."""
+        with pytest.raises(UnknownTemplateError):
+            desk.upsert_occurrence(Occurrence("x", "nope", at(5, 11)))
+
+    def test_an_upsert_by_external_ref_updates_the_stored_occurrence(self, desk: EventDesk) -> None:
+        """The CRM's ref identifies the occurrence even when the incoming id differs."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), external_ref="deal-1"))
+
+        stored = desk.upsert_occurrence(Occurrence("other-id", "walk", at(5, 14), external_ref="deal-1"))
+
+        assert ("w1", at(5, 14)) == (stored.id, desk.occurrence("deal-1").start)
+
+    def test_a_month_from_an_rrule_and_cancellation(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A weekly rule gives the month's dates, idempotently; a cancelled date cancels its tickets."""
+        rule = Recurrence("FREQ=WEEKLY;BYDAY=TH", datetime(2026, 3, 5, 11), "Europe/Paris")
+        month = desk.schedule("walk", rule, date(2026, 3, 1), date(2026, 3, 31))
+        again = desk.schedule("walk", rule, date(2026, 3, 1), date(2026, 3, 31))
+        ticket = desk.sell(month[0].id, "adult", customer_id="olga")
+
+        desk.cancel_occurrence(month[0].id)
+
+        assert [5, 12, 19, 26] == [o.start.astimezone(PARIS).day for o in month]
+        assert month == again
+        assert BookingStatus.CANCELLED == engine.get(ticket.id).status
+        assert OccurrenceStatus.CANCELLED == desk.occurrence(month[0].id).status
+        with pytest.raises(SalesClosedError):
+            desk.sell(month[0].id, "adult", customer_id="petr")
+
+
+def _occurrences() -> st.SearchStrategy[Occurrence]:
+    return st.builds(
+        Occurrence,
+        id=st.sampled_from(["a", "b", "c"]),
+        template_id=st.just("walk"),
+        start=st.sampled_from([at(5, 11), at(6, 11), at(7, 11)]),
+        capacity=st.sampled_from([None, 3, 6]),
+        staff=st.sampled_from([{}, {"speaker": "anna"}, {"speaker": "ivan", "admin": "anna"}]),
+        external_ref=st.sampled_from([None, "r1", "r2"]),
+        status=st.sampled_from(list(OccurrenceStatus)),
+    )
+
+
+def _state(engine: BookingEngine, desk: EventDesk) -> tuple[object, ...]:
+    live = sorted((b.service_id, b.start, b.resource_ids) for b in engine.list() if b.status is BookingStatus.CONFIRMED)
+    return desk.occurrences(), live
+
+
+class TestUpsertProperty:
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(steps=st.lists(_occurrences(), max_size=6))
+    def test_applying_any_sequence_twice_is_applying_it_once(self, steps: list[Occurrence]) -> None:
+        """After any sequence of upserts, upserting each value once more changes no state and emits nothing."""
+        engine = BookingEngine(MemoryStorage(), clock=FrozenClock(at(2, 8)), default_actor=Actor.system("t"))
+        engine.setup(business())
+        desk = desk_on(engine)
+        applied = []
+        for occurrence in steps:
+            try:
+                applied.append(desk.upsert_occurrence(occurrence))
+            except (StaffConflictError, ValueError):
+                continue
+        if not applied:
+            return
+        last = applied[-1]
+        state, outbox = _state(engine, desk), len(engine.outbox())
+
+        desk.upsert_occurrence(last)
+
+        assert (state, outbox) == (_state(engine, desk), len(engine.outbox()))
+
+
+class TestWaitingList:
+    def test_offers_go_in_order_and_each_expires(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """Freed seats are offered to the first in line as a hold; a lapsed offer passes to the next."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        desk.sell("w1", "adult", 3, customer_id="olga", confirm=True)
+        ticket = desk.sell("w1", "adult", customer_id="sam", confirm=True)
+        desk.join_waiting_list("w1", "petr", ticket_type="adult")
+        desk.join_waiting_list("w1", "rita", ticket_type="adult")
+
+        with pytest.raises(SoldOutError):
+            desk.sell("w1", "adult", customer_id="sam")
+        engine.cancel(ticket.id, by_business=True)
+        first = desk.process_waiting_lists()
+        with pytest.raises(SoldOutError):  # rita still waits: seats go to the list first
+            desk.sell("w1", "adult", customer_id="sam")
+        clock.advance(engine.business().policies.hold.ttl)
+        second = desk.process_waiting_lists()
+
+        assert ["petr", "rita"] == [b.customer_id for b in first + second]
+        assert [WaitingState.EXPIRED, WaitingState.OFFERED] == [e.state for e in desk.waiting_list("w1")]
+        assert BookingStatus.EXPIRED == engine.get(first[0].id).status
+
+    def test_a_paid_offer_is_accepted(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A customer who pays the offered hold keeps the seat; the entry is accepted."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        ticket = desk.sell("w1", "adult", 4, customer_id="olga", confirm=True)
+        desk.join_waiting_list("w1", "petr", ticket_type="adult")
+        desk.cancel_ticket(ticket.id)
+        [entry] = desk.waiting_list("w1")
+        offer = engine.get(entry.booking_id or "")
+
+        engine.pay(offer.id, offer.price, payment_id="p-petr")
+        desk.process_waiting_lists()
+
+        assert [WaitingState.ACCEPTED] == [e.state for e in desk.waiting_list("w1")]
+
+    def test_a_full_slot_of_an_ordinary_service(self, engine: BookingEngine, clock: FrozenClock) -> None:
+        """A full wash slot's waiting list gets a hold when a booking there is cancelled."""
+        desk = EventDesk(engine)
+        taken = [engine.book("wash", at(2, 10)), engine.book("wash", at(2, 10))]
+        entry = desk.join_slot_waiting_list("wash", at(2, 10), "petr")
+
+        assert [] == desk.process_waiting_lists()
+        engine.cancel(taken[0].id, by_business=True)
+        [offer] = desk.process_waiting_lists()
+
+        assert ("petr", at(2, 10), BookingStatus.PRE_BOOKING) == (offer.customer_id, offer.start, offer.status)
+        assert WaitingState.OFFERED == desk.waiting_list(entry.list_key)[0].state
+
+
+def test_finance_per_occurrence(desk: EventDesk, engine: BookingEngine) -> None:
+    """The month's report has one row per occurrence held, with tickets and money; staff bookings are not tickets."""
+    desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11), staff={"speaker": "anna"}))
+    ticket = desk.sell("w1", "adult", 2, customer_id="olga")
+    engine.pay(ticket.id, ticket.price, payment_id="p1")
+
+    [row] = desk.finance(date(2026, 3, 1))
+
+    assert ("w1", 2, 4, {"EUR": Money("30", "EUR")}) == (row.key, row.tickets_sold, row.capacity, dict(row.net))
+    assert json.dumps(row.to_dict())
+    assert timedelta(0) < M
