@@ -178,7 +178,7 @@ def _ceil_hour(instant: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _window(day: Interval, opened: IntervalSet, bookings: Sequence[Booking], now: datetime) -> Interval:
-    """The hours the board shows: opening hours, bookings and *now* on the day, widened to whole hours."""
+    """The span the board must show: the opening hours, the bookings and *now*, as far as they fall on *day*."""
     starts: list[datetime] = []
     ends: list[datetime] = []
     for part in opened:
@@ -238,6 +238,7 @@ def render_board(
     resources = engine.resources()
     services = {s.id: s.name for s in engine.services()}
     primary = [r for r in resources if r.role is ResourceRole.PRIMARY]
+    primary_ids = {r.id for r in primary}
     names = {r.id: r.name for r in resources}
 
     opened = IntervalSet(
@@ -254,7 +255,7 @@ def render_board(
         Span(booking.id, resource_id, booking.interval)
         for booking in bookings
         for resource_id in booking.resource_ids
-        if resource_id in {r.id for r in primary}
+        if resource_id in primary_ids
     ]
     blocks = layout(spans, window)
     by_id = {b.id: b for b in bookings}
