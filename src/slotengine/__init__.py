@@ -33,6 +33,14 @@ from slotengine.booking import PaymentKind as PaymentKind
 from slotengine.booking import Source as Source
 from slotengine.business import Business as Business
 from slotengine.engine import BookingEngine as BookingEngine
+from slotengine.events import EventDesk as EventDesk
+from slotengine.events import EventTemplate as EventTemplate
+from slotengine.events import Occurrence as Occurrence
+from slotengine.events import OccurrenceStatus as OccurrenceStatus
+from slotengine.events import Quota as Quota
+from slotengine.events import TicketType as TicketType
+from slotengine.events import WaitingEntry as WaitingEntry
+from slotengine.events import WaitingState as WaitingState
 from slotengine.intervals import CapacityProfile as CapacityProfile
 from slotengine.intervals import Interval as Interval
 from slotengine.intervals import IntervalSet as IntervalSet
@@ -99,6 +107,8 @@ __all__ = [
     "Customer",
     "DateOverride",
     "DenyAll",
+    "EventDesk",
+    "EventTemplate",
     "Explanation",
     "HoldPolicy",
     "Interval",
@@ -108,11 +118,14 @@ __all__ = [
     "Need",
     "NoShowPolicy",
     "Notifier",
+    "Occurrence",
+    "OccurrenceStatus",
     "OutboxMessage",
     "Payment",
     "PaymentKind",
     "Permission",
     "Policies",
+    "Quota",
     "Reason",
     "ReasonCode",
     "Recurrence",
@@ -132,9 +145,12 @@ __all__ = [
     "Storage",
     "StorageTransaction",
     "Strategy",
+    "TicketType",
     "TimeOff",
     "TimeRange",
     "TransitionRecord",
+    "WaitingEntry",
+    "WaitingState",
     "WeeklyHours",
     "effective_hours",
     "errors",
