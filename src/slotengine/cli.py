@@ -1,31 +1,40 @@
 """
 The ``slotengine`` command.
 
-Today it runs ``slotengine demo``; the full command (business files, slots, book, agenda, report, ...) comes
-with the `[cli]` extra. It reads its arguments, picks adapters, calls the library, and prints; nothing else.
+With the ``[cli]`` extra (click and rich) it is the full command: ``init`` a database from a business file,
+``slots``, ``book``, ``hold``, ``confirm``, ``pay``, ``cancel``, ``reschedule``, ``agenda``, ``report``,
+``notify``, ``export-ics``, ``board`` and ``demo`` (see ``docs/cli.md``). Without the extra only
+``slotengine demo`` works, through argparse, and the other commands say what to install.
+
+Errors are printed as one line on standard error, never as a traceback (unless ``--debug``): exit code 2 for
+a bad business file or bad usage, 1 for a refusal by the library (a conflict, a policy, a missing booking).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from slotengine.errors import SlotEngineError
+from slotengine.errors import BusinessFileError, SlotEngineError
 
-__all__ = ["main"]
+__all__ = ["demo_at", "main"]
+
+_HINT = "install slotengine[cli] for the full command (pip install 'slotengine[cli]'); without it only 'demo' works"
 
 
-def _demo(args: argparse.Namespace) -> int:
+def demo_at(db: str | None) -> int:
+    """Run the demo on a fresh SQLite file at *db* (a new temporary folder when None); return the exit code."""
     from slotengine.demo import run_demo
 
-    if args.db is None:
+    if db is None:
         folder = Path(tempfile.mkdtemp(prefix="slotengine-demo-"))
         path = folder / "demo.db"
     else:
-        path = Path(args.db)
+        path = Path(db)
         if path.exists():
             print(f"slotengine: {path} exists; the demo needs a fresh file", file=sys.stderr)
             return 2
@@ -33,24 +42,71 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``slotengine`` command with *argv* (default: the process's arguments); return the exit code."""
+def _fallback(argv: Sequence[str] | None) -> int:
+    """``slotengine demo`` without click: argparse, and a hint for every other command."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] != "demo":
+        print(f"slotengine: {_HINT}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="slotengine", description="A booking engine that never double-books.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="tell the whole story on a fresh SQLite file")
     demo.add_argument("--db", help="where to create the SQLite file (default: a new temporary folder)")
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
-        return int(args.run(args))
+        return demo_at(args.db)
+    except SlotEngineError as error:
+        if args.debug:
+            raise
+        print(f"slotengine: {error} ({error.code})", file=sys.stderr)
+        return 1
+
+
+def _debugging(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("SLOTENGINE_DEBUG", "") not in {"", "0", "false"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per kind of failure
+    """Run the ``slotengine`` command with *argv* (default: the process's arguments); return the exit code."""
+    try:
+        import click
+
+        from slotengine._command import run
+    except ImportError:
+        return _fallback(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debugging(args)
+    try:
+        return run(args)
+    except click.exceptions.Abort:
+        print("slotengine: aborted; nothing was changed", file=sys.stderr)
+        return 1
+    except click.ClickException as error:
+        if debug:
+            raise
+        where = ""
+        if isinstance(error, click.UsageError) and error.ctx is not None:
+            where = f" (see '{error.ctx.command_path} --help')"
+        print(f"slotengine: {error.format_message()}{where}", file=sys.stderr)
+        return error.exit_code
     except BrokenPipeError:  # the reader went away (``slotengine demo | head``): not an error
         sys.stderr.close()
         return 0
+    except BusinessFileError as error:
+        if debug:
+            raise
+        print(f"slotengine: {error}", file=sys.stderr)
+        return 2
     except SlotEngineError as error:
-        if getattr(args, "debug", False):
+        if debug:
             raise
         print(f"slotengine: {error} ({error.code})", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if debug:
+            raise
+        print(f"slotengine: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,794 @@
+"""
+The full ``slotengine`` command, on click and rich (the ``[cli]`` extra); `slotengine.cli.main` runs it.
+
+It reads arguments, opens the storage, calls `BookingEngine`, and prints: tables for people, ``--json`` for
+programs. It never decides anything the library decides. Times typed on the command line are local wall times
+of ``--tz`` (default: the business's zone), read by the library's wall-time rule; an explicit offset
+(``2026-03-03T09:00+01:00``) is taken as given.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from slotengine._time import get_zone, localize, to_utc
+from slotengine.authorization import Actor, Role
+from slotengine.booking import Booking
+from slotengine.engine import BookingEngine
+from slotengine.errors import InvalidInputError
+from slotengine.intervals import Interval
+from slotengine.model import ServiceUnit
+from slotengine.money import Money
+from slotengine.ports import Storage
+
+__all__ = ["cli"]
+
+_ONE_DAY = timedelta(days=1)
+
+
+# --- the context every command shares -----------------------------------------------------------------------
+
+
+class _App:
+    """The global options, and the engine opened from them on first use."""
+
+    def __init__(self, db: str, tenant: str, tz: str | None, actor: str, schema: str, debug: bool) -> None:
+        self.db, self.tenant, self.tz, self.actor_text = db, tenant, tz, actor
+        self.schema, self.debug = schema, debug
+        self._storage: Storage | None = None
+        self._engine: BookingEngine | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    def storage(self, *, create: bool = False) -> Storage:
+        if self._storage is None:
+            if self.postgres:
+                from slotengine.adapters.postgres import PostgresStorage
+
+                self._storage = PostgresStorage(self.db, schema=self.schema, max_size=2)
+            else:
+                from slotengine.adapters.sqlite import SQLiteStorage
+
+                path = Path(self.db.removeprefix("sqlite:///"))
+                if not create and not path.exists():
+                    msg = f"no database at {path}; create one with 'slotengine --db {path} init BUSINESS.toml'"
+                    raise click.UsageError(msg)
+                self._storage = SQLiteStorage(path)
+        return self._storage
+
+    def engine(self, *, create: bool = False) -> BookingEngine:
+        if self._engine is None:
+            from slotengine.adapters.clock import SystemClock
+
+            self._engine = BookingEngine(
+                self.storage(create=create), clock=SystemClock(), tenant=self.tenant, default_actor=self.actor()
+            )
+        return self._engine
+
+    def actor(self) -> Actor:
+        role, _, name = self.actor_text.partition(":")
+        if not name:
+            msg = f"--as takes ROLE:ID such as manager:sofia or customer:anna, not {self.actor_text!r}"
+            raise click.BadParameter(msg, param_hint="--as")
+        try:
+            if Role(role) is Role.CUSTOMER:
+                return Actor.customer(name)
+            return Actor(name, role)
+        except (ValueError, InvalidInputError):
+            roles = ", ".join(r.value for r in Role)
+            msg = f"unknown role {role!r}; roles are {roles}"
+            raise click.BadParameter(msg, param_hint="--as") from None
+
+    def zone(self) -> ZoneInfo:
+        """The viewer's zone: ``--tz``, or the business's."""
+        return get_zone(self.tz) if self.tz else get_zone(self.engine().business().zone)
+
+    def close(self) -> None:
+        close = getattr(self._storage, "close", None)
+        if close is not None:
+            close()
+
+
+pass_app = click.make_pass_decorator(_App)
+
+
+def _console(stream: TextIO | None = None) -> Console:
+    out = stream or sys.stdout
+    console = Console(file=out)
+    if not console.is_terminal:
+        console = Console(file=out, width=200)
+    return console
+
+
+def _print_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# --- reading values typed on the command line ----------------------------------------------------------------
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not a date such as 2026-03-03"
+        raise click.BadParameter(msg) from None
+
+
+def _instant(text: str, zone: ZoneInfo) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text.strip() else text)
+    except ValueError:
+        msg = f"{text!r} is not a date and time such as 2026-03-03T09:00"
+        raise click.BadParameter(msg) from None
+    return to_utc(value) if value.tzinfo is not None else localize(value, zone)
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    from slotengine.businessfile import _Bad
+    from slotengine.businessfile import _duration as read
+
+    try:
+        return read(text)
+    except _Bad as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _money(text: str, currency: str | None) -> Money:
+    parts = text.split()
+    if len(parts) == 2:
+        return Money(parts[0], parts[1])
+    if currency is None:
+        msg = f"{text!r} has no currency; write it as '25.00 EUR'"
+        raise click.BadParameter(msg)
+    return Money(text, currency)
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _booking_json(booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": booking.id,
+        "service_id": booking.service_id,
+        "status": booking.status.value,
+        "start": booking.start.astimezone(zone).isoformat(),
+        "end": booking.end.astimezone(zone).isoformat(),
+        "resource_ids": list(booking.resource_ids),
+        "customer_id": booking.customer_id,
+        "source": booking.source,
+        "external_ref": booking.external_ref,
+        "price": None if booking.price is None else str(booking.price),
+        "paid": str(booking.net_paid) if booking.currency else None,
+        "refunded": str(booking.refunded) if booking.currency else None,
+        "hold_until": None if booking.hold_until is None else booking.hold_until.astimezone(zone).isoformat(),
+        "reschedules": booking.reschedules,
+        "version": booking.version,
+    }
+
+
+def _show_booking(booking: Booking, zone: ZoneInfo, as_json: bool, verb: str = "") -> None:
+    if as_json:
+        _print_json(_booking_json(booking, zone))
+        return
+    price = f", price {booking.price}" if booking.price is not None else ""
+    paid = f", paid {booking.net_paid}" if booking.currency and booking.net_paid.amount else ""
+    who = f" for {booking.customer_id}" if booking.customer_id else ""
+    click.echo(
+        f"{verb + ' ' if verb else ''}{booking.id}: {booking.service_id} {_local(booking.start, zone)}"
+        f"-{booking.end.astimezone(zone):%H:%M} ({zone.key}) on {'+'.join(booking.resource_ids)}{who}: "
+        f"{booking.status.value}{price}{paid}"
+    )
+
+
+def _days_window(first: date, days: int, zone: ZoneInfo) -> Interval:
+    start = localize(datetime.combine(first, time(0)), zone)
+    end = localize(datetime.combine(first + days * _ONE_DAY, time(0)), zone)
+    return Interval(start, end)
+
+
+def _today(zone: ZoneInfo) -> date:
+    from slotengine.adapters.clock import SystemClock
+
+    return SystemClock().now().astimezone(zone).date()
+
+
+# --- the group -------------------------------------------------------------------------------------------------
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="SLOTENGINE_DB",
+    default="slotengine.db",
+    show_default=True,
+    help="A SQLite file, or a postgresql://... URL for PostgreSQL.",
+)
+@click.option("--tenant", envvar="SLOTENGINE_TENANT", default="default", show_default=True, help="The business.")
+@click.option("--tz", help="Your time zone, for times shown and typed (default: the business's zone).")
+@click.option(
+    "--as",
+    "actor",
+    envvar="SLOTENGINE_ACTOR",
+    default="admin:cli",
+    show_default=True,
+    help="Who acts, as ROLE:ID (customer:anna, staff:desk, manager:sofia, admin:owner, system:cron).",
+)
+@click.option("--schema", default="slotengine", show_default=True, help="The PostgreSQL schema to use.")
+@click.option("--debug", is_flag=True, envvar="SLOTENGINE_DEBUG", help="Show tracebacks on errors.")
+@click.version_option(package_name="slotengine")
+@click.pass_context
+def cli(ctx: click.Context, db: str, tenant: str, tz: str | None, actor: str, schema: str, debug: bool) -> None:
+    """slotengine: a booking engine that never double-books."""
+    if tz is not None:
+        try:
+            get_zone(tz)
+        except InvalidInputError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tz") from None
+    app = _App(db, tenant, tz, actor, schema, debug)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+@cli.command()
+@click.argument("business_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Only check the file; write nothing.")
+@pass_app
+def init(app: _App, business_file: Path, check: bool) -> None:
+    """Create or update the database from BUSINESS_FILE: the business, its resources and its services."""
+    from slotengine.businessfile import load_business_file
+
+    loaded = load_business_file(business_file)
+    summary = (
+        f"{loaded.business.name}: {len(loaded.resources)} resources and staff, {len(loaded.services)} services, "
+        f"{len(loaded.business.rules)} notification rules"
+    )
+    if check:
+        click.echo(f"{business_file}: ok ({summary})")
+        return
+    engine = app.engine(create=True)
+    engine.setup(loaded.business)
+    for resource in loaded.resources:
+        engine.add_resource(resource)
+    for service in loaded.services:
+        engine.add_service(service)
+    click.echo(f"{summary}; written to {app.db} (tenant {app.tenant!r})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+@pass_app
+def info(app: _App, as_json: bool) -> None:
+    """Show the business, its resources and staff, and its services."""
+    engine = app.engine()
+    business, resources, services = engine.business(), engine.resources(), engine.services()
+    if as_json:
+        _print_json(
+            {
+                "name": business.name,
+                "zone": business.zone,
+                "resources": [
+                    {"id": r.id, "name": r.name, "kind": r.kind.value, "type": r.type, "role": r.role.value}
+                    for r in resources
+                ],
+                "services": [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "duration": str(s.duration),
+                        "price": str(s.price) if s.price else None,
+                    }
+                    for s in services
+                ],
+            }
+        )
+        return
+    console = _console()
+    console.print(f"[bold]{business.name}[/bold] ({business.zone})")
+    table = Table("id", "name", "kind", "type", "role", "capacity", title="Resources and staff")
+    for r in resources:
+        table.add_row(r.id, r.name, r.kind.value, r.type, r.role.value, str(r.capacity))
+    console.print(table)
+    services_table = Table("id", "name", "duration", "unit", "price", title="Services")
+    for s in services:
+        services_table.add_row(s.id, s.name, str(s.duration), s.unit.value, str(s.price or ""))
+    console.print(services_table)
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--date", "day", help="The first local day (default: today).")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(1, 366), help="How many days to search.")
+@click.option("--duration", help="A length other than the service's default, such as 1h30m.")
+@click.option("--pin", multiple=True, help="Only slots on this resource (repeatable).")
+@click.option("--limit", type=click.IntRange(0), help="At most this many slots.")
+@_JSON
+@pass_app
+def slots(
+    app: _App,
+    service: str,
+    day: str | None,
+    days: int,
+    duration: str | None,
+    pin: Sequence[str],
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List the free slots of SERVICE, from today or --date, for --days days."""
+    engine = app.engine()
+    zone = app.zone()
+    first = _day(day) if day else _today(zone)
+    found = engine.find_slots(
+        service, _days_window(first, days, zone), duration=_duration(duration), pin=pin, limit=limit
+    )
+    if as_json:
+        _print_json(
+            [
+                {
+                    "start": s.start.astimezone(zone).isoformat(),
+                    "end": s.end.astimezone(zone).isoformat(),
+                    "resource_ids": list(s.resource_ids),
+                }
+                for s in found
+            ]
+        )
+        return
+    if not found:
+        click.echo(f"no free slots for {service} from {first} for {days} day(s)")
+        return
+    table = Table("start", "end", "resources", title=f"{service}: {len(found)} free slots ({zone.key})")
+    for s in found:
+        table.add_row(_local(s.start, zone), _local(s.end, zone), " + ".join(s.resource_ids))
+    _console().print(table)
+
+
+def _start(app: _App, engine: BookingEngine, service_id: str, text: str) -> datetime:
+    """A start typed as a date and time, or as a date alone for services booked by the day or night."""
+    zone = app.zone()
+    if "T" in text or " " in text.strip() or ":" in text:
+        return _instant(text, zone)
+    day = _day(text)
+    service = next((s for s in engine.services() if s.id == service_id), None)
+    if service is not None and service.unit is ServiceUnit.NIGHTS and service.check_in is not None:
+        return localize(datetime.combine(day, service.check_in), zone)
+    return localize(datetime.combine(day, time(0)), zone)
+
+
+def _create_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.argument("service"),
+            click.argument("start"),
+            click.option("--customer", help="The customer's id."),
+            click.option("--duration", help="A length other than the service's default, such as 3h or 2d."),
+            click.option("--pin", multiple=True, help="Book on this resource (repeatable)."),
+            click.option("--source", default=None, help="Where the booking comes from (site, manager, partner...)."),
+            click.option("--notes", default="", help="Free notes."),
+            click.option("--ref", "external_ref", help="An external id (a CRM deal, an order)."),
+            click.option("--key", "idempotency_key", help="An idempotency key: a retry with it books nothing twice."),
+            _JSON,
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_create_options
+@click.option("--override", is_flag=True, help="Book outside the offered times (managers, where allowed).")
+@pass_app
+def book(app: _App, /, service: str, start: str, override: bool, as_json: bool, **options: Any) -> None:
+    """Book SERVICE at START (a local time such as 2026-03-03T09:00), confirmed at once."""
+    engine = app.engine()
+    kwargs = _booking_kwargs(options)
+    booking = engine.book(service, _start(app, engine, service, start), override=override, **kwargs)
+    _show_booking(booking, app.zone(), as_json, "booked")
+
+
+@cli.command()
+@_create_options
+@pass_app
+def hold(app: _App, /, service: str, start: str, as_json: bool, **options: Any) -> None:
+    """Pre-book SERVICE at START: the time is held until the hold expires."""
+    engine = app.engine()
+    booking = engine.hold(service, _start(app, engine, service, start), **_booking_kwargs(options))
+    _show_booking(booking, app.zone(), as_json, "held")
+
+
+def _booking_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "customer_id": options["customer"],
+        "duration": _duration(options["duration"]),
+        "pin": options["pin"],
+        "notes": options["notes"],
+        "external_ref": options["external_ref"],
+        "idempotency_key": options["idempotency_key"],
+    }
+    if options["source"] is not None:
+        kwargs["source"] = options["source"]
+    return kwargs
+
+
+@cli.command()
+@click.argument("booking_id")
+@_JSON
+@pass_app
+def show(app: _App, booking_id: str, as_json: bool) -> None:
+    """Show one booking and its history."""
+    engine = app.engine()
+    booking = engine.get(booking_id)
+    zone = app.zone()
+    history = engine.transitions(booking_id)
+    if as_json:
+        doc = _booking_json(booking, zone)
+        doc["history"] = [
+            {"at": t.at.astimezone(zone).isoformat(), "action": t.action.value, "to": t.to_status.value, "by": t.actor}
+            for t in history
+        ]
+        _print_json(doc)
+        return
+    _show_booking(booking, zone, as_json=False)
+    for t in history:
+        click.echo(f"  {_local(t.at, zone)}  {t.action.value:<14} -> {t.to_status.value:<12} by {t.actor}")
+
+
+@cli.command()
+@click.argument("booking_id")
+@click.option("--key", "idempotency_key", help="An idempotency key.")
+@_JSON
+@pass_app
+def confirm(app: _App, booking_id: str, idempotency_key: str | None, as_json: bool) -> None:
+    """Confirm a pre-booking (a manager's confirmation)."""
+    booking = app.engine().confirm(booking_id, idempotency_key=idempotency_key)
+    _show_booking(booking, app.zone(), as_json, "confirmed")
+
+
+@cli.command()
+@click.argument("booking_id")
+@click.argument("amount", required=False)
+@click.option("--payment-id", help="The payment provider's id (a replay with it records nothing twice).")
+@_JSON
+@pass_app
+def pay(app: _App, booking_id: str, amount: str | None, payment_id: str | None, as_json: bool) -> None:
+    """Record a payment of AMOUNT ('25.00 EUR', or '25' in the booking's currency; default: what is due)."""
+    engine = app.engine()
+    booking = engine.get(booking_id)
+    if amount is None:
+        due = booking.due - booking.net_paid if booking.price is not None else None
+        if due is None or due.amount <= 0:
+            msg = "nothing is due on this booking; give the AMOUNT"
+            raise click.UsageError(msg)
+        money = due
+    else:
+        money = _money(amount, booking.currency)
+    paid = engine.pay(booking_id, money, payment_id=payment_id or f"cli-{uuid.uuid4().hex}")
+    _show_booking(paid, app.zone(), as_json, "paid")
+
+
+@cli.command()
+@click.argument("booking_id")
+@click.option("--yes", "-y", is_flag=True, help="Cancel without asking.")
+@click.option("--by-business", is_flag=True, help="The business cancels (a full refund).")
+@click.option("--reason", default="", help="Why.")
+@_JSON
+@pass_app
+def cancel(app: _App, booking_id: str, yes: bool, by_business: bool, reason: str, as_json: bool) -> None:
+    """Cancel a booking: the quote (refund, penalty) is shown first, and asked about unless --yes."""
+    engine = app.engine()
+    quote = engine.cancellation_quote(booking_id, by_business=by_business)
+    text = (
+        f"cancelling {booking_id} now: {quote.refund_percent}% refund = {quote.refund} back, "
+        f"penalty {quote.penalty}" + (f", {quote.owed} owed" if quote.owed.amount else "")
+    )
+    if not as_json:
+        click.echo(text)
+    elif not yes:
+        click.echo(text, err=True)
+    if not yes:
+        click.confirm("Cancel this booking?", abort=True, err=as_json)
+    cancelled = engine.cancel(booking_id, by_business=by_business, reason=reason, expected_quote=quote)
+    if as_json:
+        doc = _booking_json(cancelled, app.zone())
+        doc["quote"] = {
+            "refund_percent": str(quote.refund_percent),
+            "refund": str(quote.refund),
+            "penalty": str(quote.penalty),
+            "owed": str(quote.owed),
+        }
+        _print_json(doc)
+        return
+    _show_booking(cancelled, app.zone(), as_json=False, verb="cancelled")
+
+
+@cli.command()
+@click.argument("booking_id")
+@click.argument("new_start")
+@click.option("--duration", help="A new length, such as 1h30m.")
+@_JSON
+@pass_app
+def reschedule(app: _App, booking_id: str, new_start: str, duration: str | None, as_json: bool) -> None:
+    """Move a booking to NEW_START (a local time), keeping its status and payments."""
+    engine = app.engine()
+    booking = engine.get(booking_id)
+    moved = engine.reschedule(
+        booking_id, _start(app, engine, booking.service_id, new_start), duration=_duration(duration)
+    )
+    _show_booking(moved, app.zone(), as_json, "moved")
+
+
+# --- agenda --------------------------------------------------------------------------------------------------
+
+_STATUS_STYLE = {
+    "pre_booking": "yellow",
+    "confirmed": "cyan",
+    "paid": "green",
+    "completed": "dim",
+    "no_show": "red",
+}
+
+
+@cli.command()
+@click.option("--date", "day", help="The local day (default: today); with --week, any day of the week.")
+@click.option("--week", is_flag=True, help="Show the whole ISO week (Monday to Sunday).")
+@click.option("--resource", help="Only this resource.")
+@click.option("--step", default="30m", show_default=True, help="The day grid's row length.")
+@_JSON
+@pass_app
+def agenda(app: _App, day: str | None, week: bool, resource: str | None, step: str, as_json: bool) -> None:
+    """Show the bookings of a day (a time grid) or a week (a grid of days) in the terminal."""
+    engine = app.engine()
+    zone = app.zone()
+    first = _day(day) if day else _today(zone)
+    if week:
+        first -= timedelta(days=first.weekday())
+    days = 7 if week else 1
+    window = _days_window(first, days, zone)
+    bookings = engine.agenda(window)
+    if resource is not None:
+        bookings = [b for b in bookings if resource in b.resource_ids]
+    if as_json:
+        _print_json([_booking_json(b, zone) for b in bookings])
+        return
+    resources = [r for r in engine.resources() if resource is None or r.id == resource]
+    console = _console()
+    if week:
+        console.print(_week_grid(bookings, resources, first, zone))
+    else:
+        console.print(_day_grid(bookings, resources, window, zone, _duration(step) or timedelta(minutes=30)))
+
+
+def _label(booking: Booking) -> str:
+    who = booking.customer_id or "-"
+    style = _STATUS_STYLE.get(booking.status.value, "")
+    return f"[{style}]{booking.service_id} {who} ({booking.status.value})[/{style}]" if style else booking.service_id
+
+
+def _day_grid(
+    bookings: Sequence[Booking], resources: Sequence[Any], window: Interval, zone: ZoneInfo, step: timedelta
+) -> Table:
+    """Rows of *step* down the day (from the first to the last hour with a booking, 08:00-20:00 at least)."""
+    table = Table(
+        "time", *[r.name for r in resources], title=f"{window.start.astimezone(zone):%A %Y-%m-%d} ({zone.key})"
+    )
+    day_start = window.start
+    first_hour = min([8] + [b.start.astimezone(zone).hour for b in bookings if b.start >= day_start])
+    last_hour = max([20] + [b.end.astimezone(zone).hour + 1 for b in bookings if b.end <= window.end])
+    at = localize(datetime.combine(day_start.astimezone(zone).date(), time(first_hour)), zone)
+    end = min(
+        window.end,
+        localize(datetime.combine(day_start.astimezone(zone).date(), time(0)), zone) + last_hour * timedelta(hours=1),
+    )
+    while at < end:
+        row = [at.astimezone(zone).strftime("%H:%M")]
+        for r in resources:
+            cell = ""
+            for b in bookings:
+                if r.id in b.resource_ids and b.start < at + step and b.end > at:
+                    cell = _label(b) if at <= b.start < at + step else "[dim]│[/dim]"
+                    break
+            row.append(cell)
+        table.add_row(*row)
+        at += step
+    return table
+
+
+def _week_grid(bookings: Sequence[Booking], resources: Sequence[Any], monday: date, zone: ZoneInfo) -> Table:
+    """One row per resource, one column per day; each cell lists that day's bookings."""
+    days = [monday + timedelta(days=i) for i in range(7)]
+    table = Table("resource", *[f"{d:%a %d %b}" for d in days], title=f"Week of {monday} ({zone.key})", show_lines=True)
+    for r in resources:
+        cells = []
+        for d in days:
+            lines = [
+                f"{b.start.astimezone(zone):%H:%M} {_label(b)}"
+                for b in bookings
+                if r.id in b.resource_ids and b.start.astimezone(zone).date() == d
+            ]
+            cells.append("\n".join(lines))
+        table.add_row(r.name, *cells)
+    return table
+
+
+# --- reports, notifications, calendars, board, demo -------------------------------------------------------------
+
+_REPORTS = ("revenue", "utilization", "cancellations", "funnel")
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(_REPORTS), default="revenue")
+@click.option("--from", "first", help="The first local day (default: the first of this month).")
+@click.option("--to", "last", help="The last local day, included (default: today).")
+@click.option("--grain", type=click.Choice(["day", "week", "month"]), default="month", show_default=True)
+@click.option("--by", "dimensions", multiple=True, help="Rows per total, resource, type, service or source.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@_JSON
+@pass_app
+def report(
+    app: _App,
+    kind: str,
+    first: str | None,
+    last: str | None,
+    grain: str,
+    dimensions: Sequence[str],
+    as_csv: bool,
+    as_json: bool,
+) -> None:
+    """Print a report (revenue, utilization, cancellations, funnel) as a table, CSV or JSON."""
+    from slotengine import reports
+
+    engine = app.engine()
+    zone = app.zone()
+    today = _today(zone)
+    start_day = _day(first) if first else today.replace(day=1)
+    end_day = _day(last) if last else today
+    common: dict[str, Any] = {"grain": grain, "zone": zone.key}
+    if dimensions and kind != "utilization":
+        common["dimensions"] = dimensions
+    rows: Sequence[Any]
+    if kind == "revenue":
+        rows = reports.revenue_report(engine, start_day, end_day, **common)
+    elif kind == "utilization":
+        rows = reports.utilization_report(engine, start_day, end_day, **common)
+    elif kind == "cancellations":
+        rows = reports.cancellation_report(engine, start_day, end_day, **common)
+    else:
+        rows = reports.funnel_report(engine, start_day, end_day, **common)
+    if as_json:
+        _print_json([row.to_dict() for row in rows])
+        return
+    if as_csv:
+        reports.to_csv(rows, sys.stdout)
+        return
+    flat = [row.to_row() for row in rows]
+    columns: dict[str, None] = {}
+    for row in flat:
+        columns.update(dict.fromkeys(row))
+    table = Table(*columns, title=f"{kind} {start_day} to {end_day} ({zone.key})")
+    for row in flat:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    _console().print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+@cli.command()
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1), help="At most this many messages.")
+@click.option("--no-sweep", is_flag=True, help="Do not mark lapsed holds expired first.")
+@_JSON
+@pass_app
+def notify(app: _App, limit: int, no_sweep: bool, as_json: bool) -> None:
+    """Send every message due now with a console notifier (one line each), after sweeping lapsed holds."""
+    from slotengine.adapters.notifiers import ConsoleNotifier
+
+    engine = app.engine()
+    expired = [] if no_sweep else engine.expire_due()
+    stream = sys.stderr if as_json else sys.stdout
+    done = engine.dispatch_due(ConsoleNotifier(stream), limit=limit)
+    result = {
+        "expired": len(expired),
+        "sent": done.sent,
+        "retried": done.retried,
+        "failed": done.failed,
+        "withdrawn": done.withdrawn,
+    }
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(", ".join(f"{k} {v}" for k, v in result.items()))
+
+
+@cli.command("export-ics")
+@click.option("--from", "first", help="The first local day (default: today).")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="How many days.")
+@click.option("--resource", help="Only this resource's bookings.")
+@click.option("--organizer", default="bookings@slotengine.invalid", show_default=True, help="The ORGANIZER.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@pass_app
+def export_ics(app: _App, first: str | None, days: int, resource: str | None, organizer: str, out: Path | None) -> None:
+    """Write the agenda as an iCalendar feed (.ics), to import or subscribe to."""
+    from slotengine.ical import agenda_feed
+
+    engine = app.engine()
+    zone = app.zone()
+    start = _day(first) if first else _today(zone)
+    bookings = engine.agenda(_days_window(start, days, zone))
+    if resource is not None:
+        bookings = [b for b in bookings if resource in b.resource_ids]
+    business = engine.business()
+    data = agenda_feed(
+        bookings,
+        business=business.name,
+        service_names={s.id: s.name for s in engine.services()},
+        resource_names={r.id: r.name for r in engine.resources()},
+        organizer=organizer,
+        zone=zone.key,
+        tenant=app.tenant,
+        name=business.name if resource is None else f"{business.name}: {resource}",
+    )
+    if out is None:
+        sys.stdout.buffer.write(data) if hasattr(sys.stdout, "buffer") else click.echo(data.decode())
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+        click.echo(f"{len(bookings)} bookings written to {out}", err=True)
+
+
+@cli.command()
+@click.option("--date", "day", required=True, help="The local day to draw, such as 2026-03-03.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@pass_app
+def board(app: _App, day: str, out: Path | None) -> None:
+    """Draw the scheduling board of a day as a self-contained HTML page."""
+    try:
+        from slotengine.board import render_board
+    except ImportError:  # pragma: no cover - the board ships with slotengine
+        msg = "this slotengine has no scheduling board (slotengine.board)"
+        raise click.UsageError(msg) from None
+    engine = app.engine()
+    page = render_board(engine, _day(day), zone=app.tz)
+    if out is None:
+        click.echo(page)
+    else:
+        out.write_text(page, encoding="utf-8")
+        click.echo(f"board of {day} written to {out}", err=True)
+
+
+@cli.command()
+@click.option("--db", "db", help="Where to create the SQLite file (default: a new temporary folder).")
+def demo(db: str | None) -> None:
+    """Tell the whole story on a fresh SQLite file (five businesses, a simulated clock)."""
+    from slotengine.cli import demo_at
+
+    code = demo_at(db)
+    if code:
+        click.get_current_context().exit(code)
+
+
+def run(argv: Sequence[str] | None) -> int:
+    """Run the click command with *argv*; return the exit code (errors are handled by `slotengine.cli.main`)."""
+    result = cli.main(args=list(argv) if argv is not None else None, prog_name="slotengine", standalone_mode=False)
+    return result if isinstance(result, int) else 0

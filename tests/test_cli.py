@@ -1,0 +1,225 @@
+"""The `slotengine` command end to end on a temporary SQLite file, with the real (system) clock."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from slotengine import Actor, BookingEngine, BookingStatus
+from slotengine._command import cli
+from slotengine.adapters.clock import SystemClock
+from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.cli import main
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def a_weekday_ahead(days=7):
+    """A Paris weekday at least *days* ahead, so that the examples' hours are open and refunds are full."""
+    day = datetime.now(PARIS).date() + timedelta(days=days)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def invoke(db, *args, answer=None):
+    return CliRunner().invoke(cli, ["--db", str(db), *args], input=answer, catch_exceptions=False)
+
+
+def ok(db, *args, answer=None):
+    result = invoke(db, *args, answer=answer)
+    assert 0 == result.exit_code, result.output
+    return result.output
+
+
+class TestExamples:
+    @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
+    def test_init_then_slots(self, tmp_path, path):
+        """Each shipped example initialises a database, and its first service then offers slots."""
+        db = tmp_path / "shop.db"
+        first_service = tomllib.loads(path.read_text())["services"][0]["id"]
+
+        out = ok(db, "init", str(path))
+        found = json.loads(ok(db, "slots", first_service, "--days", "21", "--limit", "5", "--json"))
+
+        assert "written to" in out
+        assert found
+        assert {"start", "end", "resource_ids"} == set(found[0])
+
+
+class TestFlow:
+    def test_init_slots_book_confirm_pay_cancel_agenda_report(self, tmp_path):
+        """The whole story through the command, and the database holds what the command said."""
+        db = tmp_path / "wash.db"
+        day = a_weekday_ahead()
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        slots = json.loads(ok(db, "slots", "wash", "--date", day.isoformat(), "--json"))
+        first = slots[0]["start"]
+        held = json.loads(ok(db, "hold", "wash", first, "--customer", "anna", "--json"))
+        confirmed = json.loads(ok(db, "confirm", held["id"], "--json"))
+        paid = json.loads(ok(db, "pay", held["id"], "25", "--payment-id", "psp-1", "--json"))
+        refused = invoke(db, "cancel", held["id"], answer="n\n")
+        cancel_out = ok(db, "cancel", held["id"], answer="y\n")
+        booked = json.loads(ok(db, "book", "wash", f"{day.isoformat()}T10:00", "--customer", "bob", "--json"))
+        grid = ok(db, "agenda", "--date", day.isoformat())
+        week = ok(db, "agenda", "--date", day.isoformat(), "--week")
+        agenda = json.loads(ok(db, "agenda", "--date", day.isoformat(), "--json"))
+        report = json.loads(ok(db, "report", "revenue", "--from", day.isoformat(), "--to", day.isoformat(), "--json"))
+        csv = ok(db, "report", "revenue", "--from", day.isoformat(), "--to", day.isoformat(), "--csv")
+
+        assert slots[0]["start"].startswith(f"{day.isoformat()}T08:00")
+        assert ("pre_booking", "confirmed", "paid") == (held["status"], confirmed["status"], paid["status"])
+        assert 1 == refused.exit_code
+        assert "100% refund = 25.00 EUR back" in refused.output
+        assert "100% refund = 25.00 EUR back, penalty 0.00 EUR" in cancel_out
+        assert "cancelled" in cancel_out
+        assert "wash bob (confirmed)" in grid
+        assert "10:00 wash bob" in week
+        assert [booked["id"]] == [b["id"] for b in agenda]
+        total = next(row for row in report if row["dimension"] == "total")
+        assert {"EUR": "25.00"} == total["paid"]
+        assert {"EUR": "25.00"} == total["refunded"]
+        assert csv.startswith("period,grain,dimension,key,bookings")
+
+        storage = SQLiteStorage(db)
+        try:
+            engine = BookingEngine(storage, clock=SystemClock(), default_actor=Actor.admin("test"))
+            anna, bob = engine.get(held["id"]), engine.get(booked["id"])
+            history = [t.action.value for t in engine.transitions(held["id"])]
+        finally:
+            storage.close()
+        assert BookingStatus.CANCELLED == anna.status
+        assert "25.00 EUR" == str(anna.refunded)
+        assert ["hold", "confirm", "pay_full", "cancel", "refund"] == history
+        assert BookingStatus.CONFIRMED == bob.status
+        assert datetime.combine(day, time(10), PARIS) == bob.start
+        assert ("box-1",) == bob.resource_ids
+
+    def test_reschedule_notify_ics_and_board(self, tmp_path):
+        """A booking moves; due messages go to the console; the agenda exports as .ics and draws as a board."""
+        db = tmp_path / "barber.db"
+        day = a_weekday_ahead()
+        ok(db, "init", str(EXAMPLES / "barbershop.toml"))
+        booking = json.loads(
+            ok(db, "--tz", "Europe/Moscow", "hold", "cut", f"{day}T12:00", "--customer", "mia", "--pin", "ivan", "--json")
+        )
+        moved = json.loads(ok(db, "--tz", "Europe/Moscow", "reschedule", booking["id"], f"{day}T15:00", "--json"))
+        sent = json.loads(invoke(db, "notify", "--json").stdout)
+        ics = ok(db, "export-ics", "--from", day.isoformat(), "--days", "1")
+        out = tmp_path / "board.html"
+        ok(db, "board", "--date", day.isoformat(), "--out", str(out))
+
+        assert moved["start"] == f"{day}T15:00:00+03:00"
+        assert 1 == moved["reschedules"]
+        assert sent["sent"] >= 1
+        assert "BEGIN:VCALENDAR" in ics
+        assert booking["id"] in ics
+        assert out.read_text().lstrip().lower().startswith("<!doctype html")
+        assert "Ivan" in out.read_text()
+
+
+class TestErrors:
+    def test_a_malformed_business_file_lists_every_problem(self, tmp_path, capsys):
+        """A broken file exits 2 and prints every problem with its location; nothing is written."""
+        bad = tmp_path / "bad.toml"
+        bad.write_text(
+            'name = "Broken"\nzone = "Europe/Paris"\n[hours]\nmonday = "18:00-09:00"\n'
+            '[[resources]]\nid = "box"\ncapacity = 0\n[[services]]\nid = "wash"\nduration = 30\nneeds = [{ resources = ["box"] }]\n'
+        )
+        db = tmp_path / "shop.db"
+
+        code = main(["--db", str(db), "init", str(bad)])
+        err = capsys.readouterr().err
+
+        assert 2 == code
+        assert "3 problems" in err
+        assert "hours.monday: 18:00-09:00 ends before it starts" in err
+        assert "resources[0].capacity:" in err
+        assert "services[0].duration:" in err
+        assert "Traceback" not in err
+        assert not db.exists()
+
+    def test_a_refusal_is_one_line_without_traceback(self, tmp_path, capsys):
+        """A library error prints one line with its code and exits 1; --debug shows the traceback instead."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), "confirm", "no-such-booking"])
+        err = capsys.readouterr().err
+
+        assert 1 == code
+        assert 1 == len(err.strip().splitlines())
+        assert "(not_found)" in err
+        with pytest.raises(LookupError):
+            main(["--db", str(db), "--debug", "confirm", "no-such-booking"])
+
+    @pytest.mark.parametrize(
+        "args",
+        [["frobnicate"], ["slots"], ["--tz", "Mars/Olympus", "slots", "wash"], ["slots", "wash", "--date", "tuesday"]],
+    )
+    def test_usage_errors_exit_2(self, tmp_path, capsys, args):
+        """Bad commands and arguments print one line and exit 2."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), *args])
+        err = capsys.readouterr().err
+
+        assert 2 == code
+        assert 1 == len(err.strip().splitlines()), err
+
+    def test_a_missing_database_is_not_created(self, tmp_path, capsys):
+        """Read commands never create an empty database file by accident."""
+        db = tmp_path / "nothing.db"
+
+        assert 2 == main(["--db", str(db), "slots", "wash"])
+        assert "init" in capsys.readouterr().err
+        assert not db.exists()
+
+    def test_conflict_in_the_real_script(self, tmp_path):
+        """The installed `slotengine` script prints a conflict as one line on stderr and exits 1."""
+        script = shutil.which("slotengine") or pytest.fail("the slotengine script is not installed")
+        db = tmp_path / "flat.db"
+        day = a_weekday_ahead()
+        env = {**os.environ, "SLOTENGINE_DB": str(db)}
+
+        def run(*args):
+            return subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+        init = run("init", str(EXAMPLES / "apartment.toml"))
+        first = run("book", "stay", day.isoformat(), "--customer", "greta", "--pin", "apt-3")
+        second = run("book", "stay", day.isoformat(), "--customer", "hans", "--pin", "apt-3")
+
+        assert 0 == init.returncode, init.stderr
+        assert 0 == first.returncode, first.stderr
+        assert f"stay {day} 15:00" in first.stdout
+        assert 1 == second.returncode
+        assert 1 == len(second.stderr.strip().splitlines())
+        assert "(conflict)" in second.stderr
+
+
+class TestWithoutClick:
+    def test_demo_still_runs_and_other_commands_say_what_to_install(self, tmp_path):
+        """With click missing, `demo` runs through argparse and other commands print a one-line install hint."""
+        block = "import sys; sys.modules['click'] = None; from slotengine.cli import main; raise SystemExit(main(sys.argv[1:]))"
+
+        other = subprocess.run([sys.executable, "-c", block, "slots", "wash"], capture_output=True, text=True, timeout=60, check=False)
+        demo = subprocess.run(
+            [sys.executable, "-c", block, "demo", "--db", str(tmp_path / "demo.db")], capture_output=True, text=True, timeout=120, check=False
+        )
+
+        assert 2 == other.returncode
+        assert "slotengine[cli]" in other.stderr
+        assert 0 == demo.returncode, demo.stderr
+        assert "Agenda for March" in demo.stdout
+
