@@ -53,7 +53,7 @@ class TestTree:
         kwargs = {}
         if cls is IllegalTransitionError:
             kwargs = {"status": "paid", "action": "hold"}
-        elif cls is PolicyViolationError:
+        elif issubclass(cls, PolicyViolationError):
             kwargs = {"rule": "cancellation_deadline"}
         error = cls("a message for people", **kwargs)
 
