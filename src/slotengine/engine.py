@@ -18,8 +18,9 @@ import builtins
 import hashlib
 import json
 import string
+import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,6 +40,7 @@ from slotengine.errors import (
     ConflictError,
     IdempotencyKeyMismatchError,
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
     PolicyViolationError,
 )
@@ -87,6 +89,64 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+@attrs.frozen
+class _Catalogue:
+    """
+    One tenant's business, resources and services, decoded once and shared by the transactions that see them.
+
+    A snapshot labelled with the storage's catalogue version (`slotengine.ports.CatalogueVersions`) is kept by
+    the engine and reused while a transaction reads the same version; without a version (an adapter that has
+    none) a snapshot serves one transaction only. Lookups raise the storage's own `NotFoundError`s.
+    """
+
+    version: int | None
+    business: Business | None
+    resources: tuple[Resource, ...]
+    by_id: Mapping[str, Resource]
+    services: Mapping[str, Service]
+    pools: dict[str, tuple[Resource, ...]] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @classmethod
+    def read(cls, tx: StorageTransaction, version: int | None) -> _Catalogue:
+        """Read the whole catalogue through *tx* (read its version first: the content is then no older)."""
+        try:
+            business: Business | None = tx.get_business()
+        except NotFoundError:
+            business = None
+        resources = tuple(tx.list_resources())
+        services = {s.id: s for s in tx.list_services()}
+        return cls(version, business, resources, {r.id: r for r in resources}, services)
+
+    def get_business(self, tenant: str) -> Business:
+        if self.business is None:
+            msg = f"business {tenant!r} is not set up"
+            raise NotFoundError(msg, tenant=tenant)
+        return self.business
+
+    def get_resource(self, resource_id: str) -> Resource:
+        try:
+            return self.by_id[resource_id]
+        except (KeyError, TypeError):
+            msg = f"no resource {resource_id!r}"
+            raise NotFoundError(msg, resource_id=resource_id) from None
+
+    def get_service(self, service_id: str) -> Service:
+        try:
+            return self.services[service_id]
+        except (KeyError, TypeError):
+            msg = f"no service {service_id!r}"
+            raise NotFoundError(msg, service_id=service_id) from None
+
+    def pool(self, service: Service) -> tuple[Resource, ...]:
+        """The resources that can serve some need of *service*, in catalogue order (memoized per service)."""
+        pool = self.pools.get(service.id)
+        if pool is None or self.services.get(service.id) is not service:
+            pool = tuple(r for r in self.resources if any(n.matches(r) for n in service.needs))
+            if self.services.get(service.id) is service:
+                self.pools[service.id] = pool
+        return pool
+
+
 class BookingEngine:
     """
     The booking engine for one business (tenant) on one storage.
@@ -120,6 +180,8 @@ class BookingEngine:
         self.default_actor = None if default_actor is None else _require(default_actor, Actor)
         self.max_retries = max_retries
         self._new_id = new_id
+        self._cached: _Catalogue | None = None  # the newest versioned snapshot seen
+        self._local = threading.local()  # .current: (this thread's open transaction, its snapshot)
 
     def __repr__(self) -> str:
         return f"<BookingEngine(tenant={self.tenant!r}, storage={self.storage!r})>"
@@ -141,10 +203,38 @@ class BookingEngine:
     def _now(self) -> datetime:
         return to_utc(self.clock.now(), "clock.now()")
 
+    def _catalogue(self, tx: StorageTransaction) -> _Catalogue:
+        """
+        Return the catalogue as *tx* sees it: the cached snapshot if the storage's version is unchanged.
+
+        The version is read in *tx* before anything else of the catalogue, so a snapshot is never older than
+        its label; a catalogue change made anywhere (another engine, process or host) changes the version and
+        the next transaction reads the catalogue again. One transaction reads the version once.
+        """
+        current: tuple[StorageTransaction, _Catalogue] | None = getattr(self._local, "current", None)
+        if current is not None and current[0] is tx:
+            return current[1]
+        reader = getattr(tx, "catalogue_version", None)
+        if reader is None:
+            snapshot = _Catalogue.read(tx, None)
+        else:
+            version = int(reader())
+            cached = self._cached
+            if cached is not None and cached.version == version:
+                snapshot = cached
+            else:
+                snapshot = _Catalogue.read(tx, version)
+                self._cached = snapshot
+        self._local.current = (tx, snapshot)
+        return snapshot
+
     @contextmanager
     def _tx(self) -> Iterator[StorageTransaction]:
         with self.storage.transaction(self.tenant) as tx:
-            yield tx
+            try:
+                yield tx
+            finally:
+                self._local.current = None
 
     def _run(self, use_case: Callable[[StorageTransaction, datetime], _T]) -> _T:
         """Run *use_case* in one transaction that it commits, retrying on concurrency failures."""
@@ -233,7 +323,7 @@ class BookingEngine:
         Event rules fire now (or when quiet hours end). Steps that move a booking or end its life withdraw its
         pending reminders (they are never sent) and, if it is still live, plan reminders for its new time.
         """
-        business = tx.get_business()
+        business = self._catalogue(tx).get_business(self.tenant)
         rules = [rule for rule in business.rules if rule.applies_to(booking)]
         if not rules:
             return
@@ -280,7 +370,7 @@ class BookingEngine:
                 recipients.append((f"agent:{business.agent}", business_zone))
         else:
             for rid in booking.resource_ids:
-                resource = tx.get_resource(rid)
+                resource = self._catalogue(tx).get_resource(rid)
                 if resource.kind is ResourceKind.USER:
                     recipients.append((f"staff:{rid}", get_zone(resource.zone) if resource.zone else business_zone))
         out = []
@@ -365,8 +455,9 @@ class BookingEngine:
         ignore: Collection[str] = (),
     ) -> Availability:
         """Build the solver's view of *service*'s pools around *window*, from storage."""
-        business = tx.get_business()
-        pool = [r for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+        catalogue = self._catalogue(tx)
+        business = catalogue.get_business(self.tenant)
+        pool = catalogue.pool(service)
         longest = service.max_duration or service.duration
         if service.unit is not ServiceUnit.MINUTES:
             longest += _ONE_DAY
@@ -406,7 +497,7 @@ class BookingEngine:
         _check_window(window)
 
         def query(tx: StorageTransaction, now: datetime) -> list[Slot]:
-            service = tx.get_service(service_id)
+            service = self._catalogue(tx).get_service(service_id)
             availability = self._availability(tx, now, service, window)
             return availability.slots(
                 service, window, duration=duration, pin=pin, strategy=strategy, preferred=preferred, limit=limit
@@ -426,7 +517,7 @@ class BookingEngine:
         start = to_utc(start, "start")
 
         def query(tx: StorageTransaction, now: datetime) -> Explanation:
-            service = tx.get_service(service_id)
+            service = self._catalogue(tx).get_service(service_id)
             window = Interval(start, start + (duration or service.duration))
             return self._availability(tx, now, service, window).explain(service, start, duration=duration, pin=pin)
 
@@ -580,11 +671,12 @@ class BookingEngine:
         }
 
         def create(tx: StorageTransaction, now: datetime) -> Booking:
-            service = tx.get_service(service_id)
-            business = tx.get_business()
+            catalogue = self._catalogue(tx)
+            service = catalogue.get_service(service_id)
+            business = catalogue.get_business(self.tenant)
             chosen = service.duration if duration is None else duration
             window = Interval(start, start + chosen)
-            pool_ids = [r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+            pool_ids = [r.id for r in catalogue.pool(service)]
             tx.lock_resources(pool_ids)
             if override:
                 if not business.policies.allow_override:
@@ -637,10 +729,11 @@ class BookingEngine:
         chosen = service.duration if duration is None else duration
         longest = chosen + _ONE_DAY if service.unit is not ServiceUnit.MINUTES else chosen
         span = Interval(start - service.buffer_before, start + longest + service.buffer_after + _MARGIN)
-        pool = [r for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+        catalogue = self._catalogue(tx)
+        pool = catalogue.pool(service)
         opened = {r.id: IntervalSet.of(span.start, span.end) for r in pool}
         found = tx.loads([r.id for r in pool], span)
-        business = tx.get_business()
+        business = catalogue.get_business(self.tenant)
         availability = Availability(pool, opened, found, now=now, zone=business.zone)
         return availability.check(relaxed, start, duration=duration, pin=pin)
 
@@ -811,10 +904,11 @@ class BookingEngine:
         )
 
     def _zone_of(self, tx: StorageTransaction, booking: Booking) -> ZoneInfo:
-        business = tx.get_business()
+        catalogue = self._catalogue(tx)
+        business = catalogue.get_business(self.tenant)
         first = booking.resource_ids[0]
         try:
-            zone = tx.get_resource(first).zone
+            zone = catalogue.get_resource(first).zone
         except LookupError:
             zone = None
         return get_zone(zone or business.zone)
@@ -913,8 +1007,9 @@ class BookingEngine:
             booking.policies.reschedule.check(
                 start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
             )
-            service = tx.get_service(booking.service_id)
-            pool_ids = [r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)]
+            catalogue = self._catalogue(tx)
+            service = catalogue.get_service(booking.service_id)
+            pool_ids = [r.id for r in catalogue.pool(service)]
             tx.lock_resources(pool_ids)
             chosen = duration if duration is not None else booking.end - booking.start
             if service.unit is not ServiceUnit.MINUTES:
@@ -1129,7 +1224,7 @@ class BookingEngine:
         if not message.topic.startswith(("notify.", "remind.")):
             return due
         payload = loads(message.payload)
-        business = tx.get_business()
+        business = self._catalogue(tx).get_business(self.tenant)
         rule = next((r for r in business.rules if r.id == payload.get("rule")), None)
         if rule is None or not rule.quiet_hours:
             return due
@@ -1138,7 +1233,8 @@ class BookingEngine:
     def _render(self, tx: StorageTransaction, message: OutboxMessage, now: datetime) -> OutboxMessage | None:
         """Fill a person-facing message's template from the booking as it is now; None if it no longer applies."""
         payload = loads(message.payload)
-        business = tx.get_business()
+        catalogue = self._catalogue(tx)
+        business = catalogue.get_business(self.tenant)
         rule = next((r for r in business.rules if r.id == payload.get("rule")), None)
         if rule is None or message.booking_id is None:
             return None
@@ -1150,11 +1246,11 @@ class BookingEngine:
         zone = get_zone(payload.get("zone") or business.zone)
         language = booking.customer_language if str(payload["recipient"]).startswith("client:") else ""
         language = language or business.language
-        service = tx.get_service(booking.service_id)
+        service = catalogue.get_service(booking.service_id)
         names = []
         for rid in booking.resource_ids:
             try:
-                names.append(tx.get_resource(rid).name)
+                names.append(catalogue.get_resource(rid).name)
             except LookupError:
                 names.append(rid)
         day, clock = format_local(booking.start, zone, language)

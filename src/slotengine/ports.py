@@ -27,6 +27,7 @@ from slotengine.outbox import OutboxMessage
 __all__ = [
     "MAX_DOCUMENT_LENGTH",
     "BookingQuery",
+    "CatalogueVersions",
     "Clock",
     "IdempotencyRecord",
     "Notifier",
@@ -321,6 +322,28 @@ class StorageTransaction(Protocol):
 
     def list_documents(self, kind: str) -> list[tuple[str, str]]:
         """Return every ``(key, body)`` of *kind* in this tenant, ordered by key (code point order)."""
+        ...
+
+
+@runtime_checkable
+class CatalogueVersions(Protocol):
+    """
+    An optional capability of a `StorageTransaction`: a version of the tenant's catalogue, for caching it.
+
+    The engine keeps the decoded business, resources and services of the last version it saw and reuses them
+    while a transaction reports the same version. A transaction without this method is read afresh each time.
+    """
+
+    def catalogue_version(self) -> int:
+        """
+        Return the version of this tenant's catalogue (business, resources, services) as this transaction sees it.
+
+        The contract a cache relies on: every write of the catalogue, by anyone, anywhere, makes the version
+        that readers see from its commit on different from every version any reader saw before, and a
+        version is never handed out twice, even if the write that drew it rolled back (so a value read
+        inside a transaction that later rolls back is never seen again). Reading it, then the catalogue, in
+        one transaction gives a catalogue at least as new as the version. One cheap read.
+        """
         ...
 
 

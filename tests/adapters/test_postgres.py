@@ -14,6 +14,7 @@ Set ``SLOTENGINE_TEST_POSTGRES_DSN`` (``.ci/run`` does) to run them; otherwise t
 from __future__ import annotations
 
 import ast
+import contextlib
 import itertools
 import os
 import re
@@ -88,6 +89,7 @@ TABLES = {
     "outbox",
     "idempotency",
     "documents",
+    "catalogue_versions",
 }
 
 
@@ -877,6 +879,7 @@ class TestLocks:
         message = OutboxMessage("m1", "topic", "b1", at(2, 8), at(2, 8), "m1", "{}")
         record = IdempotencyRecord("k", "h", "b1", "{}", at(2, 8))
         calls = {
+            "catalogue_version": lambda tx: tx.catalogue_version(),
             "get_business": lambda tx: tx.get_business(),
             "put_business": lambda tx: tx.put_business(business()),
             "get_resource": lambda tx: tx.get_resource("r1"),
@@ -914,6 +917,9 @@ class TestLocks:
 
             def commit(self) -> None:
                 raise error
+
+            def pipeline(self) -> contextlib.AbstractContextManager[None]:
+                return contextlib.nullcontext()  # statements in a batch then fail one by one, as above
 
         got = {}
         for name, call in calls.items():
@@ -1528,19 +1534,26 @@ class TestStaticGuards:
     def test_reserve_locks_then_checks_capacity_then_writes(self) -> None:
         """reserve() takes the locks, reads the loads and runs check_capacity before its first write (C10)."""
         method = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "reserve")
-        names = {"self._lock", "self.loads", "check_capacity", "self._put_booking", "self._write"}
-        lines = {
-            name: min(n.lineno for n in ast.walk(method) if isinstance(n, ast.Call) and ast.unparse(n.func) == name)
-            for name in names
-        }
+        calls = [(n.lineno, ast.unparse(n)) for n in ast.walk(method) if isinstance(n, ast.Call)]
 
-        assert lines["self._lock"] < lines["self.loads"] < lines["check_capacity"] < lines["self._write"]
-        assert lines["check_capacity"] < lines["self._put_booking"]
+        def first(prefix: str) -> int:
+            return min(line for line, text in calls if text.startswith(prefix))
+
+        lock, read, loads = first("self._lock_steps("), first("self._batch(steps"), first("self._loads(")
+        check, write = first("check_capacity("), first("self._batch(writes")
+        source = ast.unparse(method)
+
+        # One batch runs the lock statements first (the list _lock_steps returns, only appended to), then the reads.
+        assert lock < read <= loads < check < write
+        assert "steps.insert" not in source
+        assert "steps = " not in source.replace("rids, steps = self._lock_steps(", "")
+        assert source.count("self._batch(") == 2
+        assert "self._write(" not in source
 
     def test_locks_are_sorted_with_a_timeout_and_transactions_read_committed(self) -> None:
         """The lock statement takes keys in the given (sorted) order after SET LOCAL lock_timeout; READ COMMITTED."""
         source = SOURCE.read_text(encoding="utf-8")
-        lock = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_lock")
+        lock = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_lock_steps")
 
         assert "ORDER BY u.n" in postgres_module._LOCK_RESOURCES
         assert "set_config('lock_timeout', %s, true)" in postgres_module._SET_LOCK_TIMEOUT

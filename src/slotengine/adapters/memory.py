@@ -8,6 +8,7 @@ changes, and `commit` applies them at once. It keeps nothing across processes or
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,9 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["MemoryStorage"]
 
+_CATALOGUE_VERSIONS = itertools.count(1)
+"""Catalogue versions for every tenant of every `MemoryStorage` of the process: never handed out twice."""
+
 
 @attrs.define
 class _Tenant:
@@ -39,6 +43,7 @@ class _Tenant:
     outbox: dict[str, OutboxMessage] = attrs.Factory(dict)
     idempotency: dict[str, IdempotencyRecord] = attrs.Factory(dict)
     documents: dict[tuple[str, str], str] = attrs.Factory(dict)
+    catalogue_version: int = 0
 
     def copy(self) -> _Tenant:
         return _Tenant(
@@ -50,6 +55,7 @@ class _Tenant:
             dict(self.outbox),
             dict(self.idempotency),
             dict(self.documents),
+            self.catalogue_version,
         )
 
 
@@ -87,7 +93,13 @@ class _Transaction:
         return self._data.business
 
     def put_business(self, business: Business) -> None:
-        self._writable().business = business
+        data = self._writable()
+        data.business = business
+        data.catalogue_version = next(_CATALOGUE_VERSIONS)
+
+    def catalogue_version(self) -> int:
+        """The catalogue's version (`slotengine.ports.CatalogueVersions`): drawn anew by every catalogue write."""
+        return self._data.catalogue_version
 
     def get_resource(self, resource_id: str) -> Resource:
         try:
@@ -100,7 +112,9 @@ class _Transaction:
         return list(self._data.resources.values())
 
     def put_resource(self, resource: Resource) -> None:
-        self._writable().resources[resource.id] = resource
+        data = self._writable()
+        data.resources[resource.id] = resource
+        data.catalogue_version = next(_CATALOGUE_VERSIONS)
 
     def get_service(self, service_id: str) -> Service:
         try:
@@ -113,7 +127,9 @@ class _Transaction:
         return list(self._data.services.values())
 
     def put_service(self, service: Service) -> None:
-        self._writable().services[service.id] = service
+        data = self._writable()
+        data.services[service.id] = service
+        data.catalogue_version = next(_CATALOGUE_VERSIONS)
 
     # --- bookings --------------------------------------------------------------------------------------------
 

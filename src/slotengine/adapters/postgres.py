@@ -115,7 +115,7 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -277,7 +277,72 @@ _SCHEMA_V2: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
-_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+# Version 3: the catalogue's version per tenant, for the engine's catalogue cache (`CatalogueVersions`). Triggers
+# draw a new version from a sequence on every change of businesses, resources or services, whoever makes it
+# (another slotengine, an older one still running, an operator's SQL), in the changing transaction; a sequence
+# never hands a number out twice, even to a transaction that rolls back. A tenant without a row has version 0:
+# the migration gives every tenant that has a catalogue a row, and any later catalogue row makes one.
+_SCHEMA_V3: Final[tuple[LiteralString, ...]] = (
+    "CREATE SEQUENCE catalogue_version_seq AS bigint",
+    """
+    CREATE TABLE catalogue_versions (
+        tenant_id text NOT NULL,
+        version bigint NOT NULL,
+        PRIMARY KEY (tenant_id)
+    )
+    """,
+    """
+    INSERT INTO catalogue_versions (tenant_id, version)
+    SELECT tenant_id, nextval('catalogue_version_seq')
+    FROM (SELECT tenant_id FROM businesses UNION SELECT tenant_id FROM resources
+          UNION SELECT tenant_id FROM services) AS t
+    """,
+    """
+    CREATE FUNCTION bump_catalogue_version() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF TG_OP = 'TRUNCATE' THEN
+            UPDATE catalogue_versions SET version = nextval('catalogue_version_seq');
+            RETURN NULL;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO catalogue_versions (tenant_id, version) VALUES (OLD.tenant_id, nextval('catalogue_version_seq'))
+            ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO catalogue_versions (tenant_id, version) VALUES (NEW.tenant_id, nextval('catalogue_version_seq'))
+            ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER businesses_version AFTER INSERT OR UPDATE OR DELETE ON businesses
+        FOR EACH ROW EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    CREATE TRIGGER resources_version AFTER INSERT OR UPDATE OR DELETE ON resources
+        FOR EACH ROW EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    CREATE TRIGGER services_version AFTER INSERT OR UPDATE OR DELETE ON services
+        FOR EACH ROW EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    CREATE TRIGGER businesses_version_truncate AFTER TRUNCATE ON businesses
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    CREATE TRIGGER resources_version_truncate AFTER TRUNCATE ON resources
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    CREATE TRIGGER services_version_truncate AFTER TRUNCATE ON services
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version()
+    """,
+)
+
+_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 
 _LOCK_RESOURCES: Final = """
     SELECT CASE WHEN u.shared THEN pg_advisory_xact_lock_shared(u.k) ELSE pg_advisory_xact_lock(u.k) END
@@ -287,6 +352,30 @@ _LOCK_RESOURCES: Final = """
 _ESCALATE_AT: Final = 32
 """A call locking more resources than this takes the tenant's lock exclusively instead (pretix escalates at 20)."""
 _SET_LOCK_TIMEOUT: Final = "SELECT set_config('lock_timeout', %s, true)"
+_LOADS: Final = """
+    SELECT br.booking_id, br.resource_id, br.units, lower(b.during), upper(b.during),
+           lower(br.during), upper(br.during), b.hold_until
+    FROM booking_resources AS br
+    JOIN bookings AS b ON b.tenant_id = br.tenant_id AND b.id = br.booking_id
+    WHERE br.tenant_id = %s AND br.resource_id = ANY(%s::text[]) AND br.live
+      AND br.during && tstzrange(%s::timestamptz, %s::timestamptz, '[)')
+    ORDER BY lower(br.during), br.booking_id, br.pos
+"""
+_PUT_BOOKING: Final = """
+    INSERT INTO bookings (tenant_id, id, status, during, blocked, hold_until, customer_id, source,
+                          external_ref, service_id, version, doc)
+    VALUES (%(tenant)s, %(id)s, %(status)s,
+            tstzrange(%(start)s::timestamptz, %(end)s::timestamptz, '[)'),
+            tstzrange(%(blocked_start)s::timestamptz, %(blocked_end)s::timestamptz, '[)'),
+            %(hold_until)s::timestamptz, %(customer_id)s, %(source)s, %(external_ref)s, %(service_id)s,
+            %(version)s, %(doc)s::jsonb)
+    ON CONFLICT (tenant_id, id) DO UPDATE SET
+        status = excluded.status, during = excluded.during, blocked = excluded.blocked,
+        hold_until = excluded.hold_until, customer_id = excluded.customer_id, source = excluded.source,
+        external_ref = excluded.external_ref, service_id = excluded.service_id,
+        version = excluded.version, doc = excluded.doc
+"""
+_VERSION_FOR_UPDATE: Final = "SELECT version FROM bookings WHERE tenant_id = %s AND id = %s FOR UPDATE"
 
 
 def resource_lock_key(tenant: str, resource_id: str) -> int:
@@ -363,11 +452,12 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 class _Transaction:
     """One READ COMMITTED transaction in one tenant's data (see `slotengine.ports.StorageTransaction`)."""
 
-    def __init__(self, tenant: str, conn: Connection, lock_timeout: str) -> None:
+    def __init__(self, tenant: str, conn: Connection, lock_timeout: str, *, timeout_set: bool = False) -> None:
         self._tenant = tenant
         self._conn = conn
         self._lock_timeout = lock_timeout
-        self._timeout_set = False
+        self._timeout_set = timeout_set  # the connection's session setting is already this lock timeout
+        self._locked: set[tuple[int, bool]] = set()  # advisory locks held: (key, shared)
         self._seen: dict[str, int] = {}  # booking id -> the version this transaction read or wrote
         self.state = "open"  # open -> committed | over
 
@@ -416,6 +506,23 @@ class _Transaction:
         except _CAUGHT as exc:
             raise _translate(exc) from None
 
+    def _batch(
+        self, steps: Sequence[tuple[LiteralString, Sequence[Any] | dict[str, Any]]], *, write: bool
+    ) -> list[psycopg.Cursor[tuple[Any, ...]]]:
+        """
+        Run *steps* in order in one round trip (psycopg's pipeline mode); return their cursors, results read.
+
+        The statements are the same as one at a time, and so are their effects and errors: the first failing
+        statement's error is raised (translated) before this returns, and the ones after it are not run.
+        """
+        conn = self._writable() if write else self._usable()
+        try:
+            with conn.pipeline():
+                cursors = [conn.execute(query, params) for query, params in steps]
+        except _CAUGHT as exc:
+            raise _translate(exc) from None
+        return cursors
+
     def commit(self) -> None:
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
@@ -430,6 +537,11 @@ class _Transaction:
         self.state = "committed"
 
     # --- business and catalogue ---------------------------------------------------------------------------
+
+    def catalogue_version(self) -> int:
+        """The catalogue's version (`slotengine.ports.CatalogueVersions`), kept by triggers (schema version 3)."""
+        row = self._one("SELECT version FROM catalogue_versions WHERE tenant_id = %s", (self._tenant,))
+        return 0 if row is None else int(row[0])
 
     def get_business(self) -> Business:
         row = self._one("SELECT doc FROM businesses WHERE tenant_id = %s", (self._tenant,))
@@ -518,26 +630,51 @@ class _Transaction:
         ascending order (exclusive). More than `_ESCALATE_AT` resources take the tenant's key exclusively
         instead, which excludes every resource lock of the tenant and keeps the lock table small.
         """
-        rids = sorted(set(resource_ids))
-        if not rids:
-            return rids
-        if len(rids) > _ESCALATE_AT:
-            keys, shared = [tenant_lock_key(self._tenant)], [False]
-        else:
-            resource_keys = sorted({resource_lock_key(self._tenant, rid) for rid in rids})
-            keys, shared = [tenant_lock_key(self._tenant), *resource_keys], [True] + [False] * len(resource_keys)
-        self._writable()  # the locks last until the end of the database transaction, which starts here
-        if not self._timeout_set:
-            self._all(_SET_LOCK_TIMEOUT, (self._lock_timeout,))
-            self._timeout_set = True
-        self._all(_LOCK_RESOURCES, (keys, shared))
+        rids, steps = self._lock_steps(resource_ids)
+        if steps:
+            self._batch(steps, write=True)
         return rids
 
+    def _lock_steps(
+        self, resource_ids: Collection[str]
+    ) -> tuple[list[str], list[tuple[LiteralString, Sequence[Any] | dict[str, Any]]]]:
+        """
+        Return the sorted ids and the statements that lock them (none if this transaction holds them all).
+
+        Locks already held are not asked for again: they last until the transaction ends. The statements are
+        meant to run first in a batch (`_batch`), so a lock is granted before anything after it reads.
+        """
+        rids = sorted(set(resource_ids))
+        tenant_key = tenant_lock_key(self._tenant)
+        if not rids or (tenant_key, False) in self._locked:
+            return rids, []
+        if len(rids) > _ESCALATE_AT:
+            keys, shared = [tenant_key], [False]
+        else:
+            resource_keys = sorted({resource_lock_key(self._tenant, rid) for rid in rids})
+            keys, shared = [tenant_key, *resource_keys], [True] + [False] * len(resource_keys)
+        wanted = set(zip(keys, shared, strict=True))
+        if wanted <= self._locked:
+            return rids, []
+        self._writable()  # the locks last until the end of the database transaction, which starts here
+        steps: list[tuple[LiteralString, Sequence[Any] | dict[str, Any]]] = []
+        if not self._timeout_set:
+            steps.append((_SET_LOCK_TIMEOUT, (self._lock_timeout,)))
+        steps.append((_LOCK_RESOURCES, (keys, shared)))
+        self._timeout_set = True
+        self._locked |= wanted
+        return rids, steps
+
     def lock_resources(self, resource_ids: Collection[str]) -> None:
-        rids = self._lock(resource_ids)
+        rids, steps = self._lock_steps(resource_ids)
         if not rids:
             return
-        rows = self._all("SELECT id FROM resources WHERE tenant_id = %s AND id = ANY(%s::text[])", (self._tenant, rids))
+        # The locks and the check that the resources exist go in one round trip, the locks first.
+        exists: tuple[LiteralString, Sequence[Any]] = (
+            "SELECT id FROM resources WHERE tenant_id = %s AND id = ANY(%s::text[])",
+            (self._tenant, rids),
+        )
+        rows = self._batch([*steps, exists], write=bool(steps))[-1].fetchall()
         found = {row[0] for row in rows}
         for rid in rids:
             if rid not in found:
@@ -548,18 +685,10 @@ class _Transaction:
         rids = sorted(set(resource_ids))
         if not rids:
             return []
-        rows = self._all(
-            """
-            SELECT br.booking_id, br.resource_id, br.units, lower(b.during), upper(b.during),
-                   lower(br.during), upper(br.during), b.hold_until
-            FROM booking_resources AS br
-            JOIN bookings AS b ON b.tenant_id = br.tenant_id AND b.id = br.booking_id
-            WHERE br.tenant_id = %s AND br.resource_id = ANY(%s::text[]) AND br.live
-              AND br.during && tstzrange(%s::timestamptz, %s::timestamptz, '[)')
-            ORDER BY lower(br.during), br.booking_id, br.pos
-            """,
-            (self._tenant, rids, window.start, window.end),
-        )
+        return self._loads(self._all(_LOADS, (self._tenant, rids, window.start, window.end)))
+
+    @staticmethod
+    def _loads(rows: Sequence[tuple[Any, ...]]) -> list[Load]:
         found: list[Load] = []
         for booking_id, rid, units, start, end, blocked_start, blocked_end, hold in rows:
             start_utc, end_utc = to_utc(start), to_utc(end)
@@ -578,21 +707,32 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         self._writable()
-        rids = self._lock(booking.resource_ids)
-        rows = self._all(
-            "SELECT id, doc FROM resources WHERE tenant_id = %s AND id = ANY(%s::text[])", (self._tenant, rids)
+        rids, steps = self._lock_steps(booking.resource_ids)
+        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        # One round trip: the locks (unless held already), then, under them, the resources and the load near
+        # the booking (and the stored booking's version, locked, if this transaction read it).
+        steps.append(
+            ("SELECT id, doc FROM resources WHERE tenant_id = %s AND id = ANY(%s::text[])", (self._tenant, rids))
         )
-        by_id = {row[0]: row[1:] for row in rows}
+        seen = self._seen.get(booking.id)
+        if seen is not None:
+            steps.append((_VERSION_FOR_UPDATE, (self._tenant, booking.id)))
+        steps.append((_LOADS, (self._tenant, rids, window.start, window.end)))
+        cursors = self._batch(steps, write=True)
+        near = self._loads(cursors.pop().fetchall())
+        version = cursors.pop().fetchone() if seen is not None else None
+        by_id = {row[0]: row[1:] for row in cursors.pop().fetchall()}
         resources: dict[str, Resource] = {}
         for rid in rids:
             if rid not in by_id:
                 msg = f"no resource {rid!r}"
                 raise NotFoundError(msg, resource_id=rid)
             resources[rid] = self._resource(by_id[rid])
-        self._check_unchanged(booking.id)
+        if seen is not None and (version is None or version[0] != seen):
+            # A stored booking this transaction read is locked (FOR UPDATE) and must not have changed since.
+            msg = f"booking {booking.id!r} changed meanwhile"
+            raise ConcurrencyError(msg, booking_id=booking.id)
         skip = {booking.id, *exclude}
-        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
-        near = self.loads(rids, window)
         check_capacity(booking, resources, [ld for ld in near if ld.booking_id not in skip], now=now)
         # The backstop cannot see `now`: rows of holds that have lapsed, and of bookings the caller said to
         # ignore, leave it (they stay live for `loads`), or the constraint would refuse what the check allowed.
@@ -604,72 +744,48 @@ class _Transaction:
                 and (ld.booking_id in skip or (ld.hold_until is not None and ld.hold_until <= now))
             }
         )
+        # The writes go in one round trip, in this order; the first error stops them (and is raised here).
+        writes: list[tuple[LiteralString, Sequence[Any] | dict[str, Any]]] = []
         if stepping_aside:
-            self._write(
-                """
-                UPDATE booking_resources SET exclusive = false
-                WHERE tenant_id = %s AND booking_id = ANY(%s::text[]) AND resource_id = ANY(%s::text[])
-                  AND exclusive AND during && tstzrange(%s::timestamptz, %s::timestamptz, '[)')
-                """,
-                (self._tenant, stepping_aside, rids, window.start, window.end),
+            writes.append(
+                (
+                    """
+                    UPDATE booking_resources SET exclusive = false
+                    WHERE tenant_id = %s AND booking_id = ANY(%s::text[]) AND resource_id = ANY(%s::text[])
+                      AND exclusive AND during && tstzrange(%s::timestamptz, %s::timestamptz, '[)')
+                    """,
+                    (self._tenant, stepping_aside, rids, window.start, window.end),
+                )
             )
-        self._put_booking(booking)
-        self._write(
-            "DELETE FROM booking_resources WHERE tenant_id = %s AND booking_id = %s", (self._tenant, booking.id)
+        writes.append((_PUT_BOOKING, self._booking_row(booking)))
+        writes.append(
+            ("DELETE FROM booking_resources WHERE tenant_id = %s AND booking_id = %s", (self._tenant, booking.id))
         )
         live = booking.status in LIVE_STATUSES
         loads = booking.loads()
-        self._write(
-            """
+        writes.append(
+            (
+                """
             INSERT INTO booking_resources (tenant_id, booking_id, pos, resource_id, units, during, live, exclusive)
             SELECT %(tenant)s, %(id)s, r.pos - 1, r.resource_id, r.units,
                    tstzrange(%(start)s::timestamptz, %(end)s::timestamptz, '[)'), %(live)s, r.exclusive
             FROM unnest(%(rids)s::text[], %(units)s::integer[], %(exclusive)s::boolean[])
                  WITH ORDINALITY AS r(resource_id, units, exclusive, pos)
             """,
-            {
-                "tenant": self._tenant,
-                "id": booking.id,
-                "start": window.start,
-                "end": window.end,
-                "live": live,
-                "rids": [ld.resource_id for ld in loads],
-                "units": [ld.units for ld in loads],
-                "exclusive": [live and resources[ld.resource_id].capacity == 1 for ld in loads],
-            },
+                {
+                    "tenant": self._tenant,
+                    "id": booking.id,
+                    "start": window.start,
+                    "end": window.end,
+                    "live": live,
+                    "rids": [ld.resource_id for ld in loads],
+                    "units": [ld.units for ld in loads],
+                    "exclusive": [live and resources[ld.resource_id].capacity == 1 for ld in loads],
+                },
+            )
         )
+        self._batch(writes, write=True)
         self._seen[booking.id] = booking.version
-
-    def _check_unchanged(self, booking_id: str) -> None:
-        """Lock a stored booking this transaction read, and refuse to replace it if it changed since."""
-        seen = self._seen.get(booking_id)
-        if seen is None:
-            return
-        row = self._one(
-            "SELECT version FROM bookings WHERE tenant_id = %s AND id = %s FOR UPDATE", (self._tenant, booking_id)
-        )
-        if row is None or row[0] != seen:
-            msg = f"booking {booking_id!r} changed meanwhile"
-            raise ConcurrencyError(msg, booking_id=booking_id)
-
-    def _put_booking(self, booking: Booking) -> None:
-        self._write(
-            """
-            INSERT INTO bookings (tenant_id, id, status, during, blocked, hold_until, customer_id, source,
-                                  external_ref, service_id, version, doc)
-            VALUES (%(tenant)s, %(id)s, %(status)s,
-                    tstzrange(%(start)s::timestamptz, %(end)s::timestamptz, '[)'),
-                    tstzrange(%(blocked_start)s::timestamptz, %(blocked_end)s::timestamptz, '[)'),
-                    %(hold_until)s::timestamptz, %(customer_id)s, %(source)s, %(external_ref)s, %(service_id)s,
-                    %(version)s, %(doc)s::jsonb)
-            ON CONFLICT (tenant_id, id) DO UPDATE SET
-                status = excluded.status, during = excluded.during, blocked = excluded.blocked,
-                hold_until = excluded.hold_until, customer_id = excluded.customer_id, source = excluded.source,
-                external_ref = excluded.external_ref, service_id = excluded.service_id,
-                version = excluded.version, doc = excluded.doc
-            """,
-            self._booking_row(booking),
-        )
 
     def _booking_row(self, booking: Booking) -> dict[str, Any]:
         return {
@@ -829,18 +945,37 @@ class _Transaction:
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
-        for message in messages:
-            changed = self._write(
-                """
-                INSERT INTO outbox (tenant_id, id, sent, failed, doc)
-                VALUES (%(tenant)s, %(id)s, %(sent)s, %(failed)s, %(doc)s::jsonb)
-                ON CONFLICT (tenant_id, id) DO NOTHING
-                """,
-                self._outbox_row(message),
-            )
-            if changed == 0:
-                msg = f"outbox message {message.id!r} exists already"
-                raise StorageError(msg)
+        if not messages:
+            return
+        rows = [self._outbox_row(message) for message in messages]
+        # One statement for all, in the given order (seq). An id that exists (or repeats) inserts nothing and
+        # is reported; the others stay written in this transaction, as they would one by one.
+        self._writable()
+        inserted = self._all(
+            """
+            INSERT INTO outbox (tenant_id, id, sent, failed, doc)
+            SELECT %s, m.id, m.sent, m.failed, m.doc::jsonb
+            FROM unnest(%s::text[], %s::boolean[], %s::boolean[], %s::text[])
+                 WITH ORDINALITY AS m(id, sent, failed, doc, n)
+            ORDER BY m.n
+            ON CONFLICT (tenant_id, id) DO NOTHING
+            RETURNING id
+            """,
+            (
+                self._tenant,
+                [r["id"] for r in rows],
+                [r["sent"] for r in rows],
+                [r["failed"] for r in rows],
+                [r["doc"] for r in rows],
+            ),
+        )
+        if len(inserted) != len(rows):
+            remaining = [row[0] for row in inserted]
+            for r in rows:
+                if r["id"] not in remaining:
+                    msg = f"outbox message {r['id']!r} exists already"
+                    raise StorageError(msg)
+                remaining.remove(r["id"])
 
     def _outbox_row(self, message: OutboxMessage) -> dict[str, Any]:
         return {
