@@ -52,7 +52,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -319,6 +319,15 @@ PAIRS = """
       ON b.resource_id = a.resource_id AND a.id < b.id AND a.s < b.e AND b.s < a.e
     GROUP BY a.resource_id
 """
+RAW_TABLE = """
+    CREATE TABLE raw_bookings (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id text NOT NULL,
+        resource_id text NOT NULL,
+        during tstzrange NOT NULL,
+        EXCLUDE USING gist (tenant_id WITH =, resource_id WITH =, during WITH &&)
+    )
+"""
 RAW_PG_PAIRS = """
     SELECT count(*) FROM raw_bookings AS a JOIN raw_bookings AS b
       ON b.tenant_id = a.tenant_id AND b.resource_id = a.resource_id AND a.id < b.id AND a.during && b.during
@@ -407,12 +416,126 @@ def report(backend: str, load: str, writers: int, r: dict[str, Any], double: int
         print(f"    error: {error}", flush=True)
 
 
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU of a process on this host, in clock ticks (from /proc; the server's backend)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def where_time_goes(calls: int = 500) -> None:
+    """
+    One writer, *calls* uniform bookings, one after the other, in this process: per booking, the statements
+    and round trips sent, the wall time, this process's CPU (Python and driver) and the server backend's CPU
+    (read from /proc: PostgreSQL must run on this host); the same for the bare INSERT.
+    """
+    schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
+    counts = {"statements": 0, "round trips": 0}
+    depth = [0]
+    original_execute, original_pipeline, original_commit = (
+        psycopg.Connection.execute,
+        psycopg.Connection.pipeline,
+        psycopg.Connection.commit,
+    )
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["statements"] += 1
+        if not depth[0]:
+            counts["round trips"] += 1
+            if not self.autocommit and self.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                counts["statements"] += 1  # psycopg sends BEGIN first, in a round trip of its own
+                counts["round trips"] += 1
+        return original_execute(self, *args, **kwargs)
+
+    @contextmanager
+    def pipeline(self: Any) -> Iterator[Any]:
+        if not self.autocommit and self.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            counts["statements"] += 1  # BEGIN, queued in the pipeline
+        depth[0] += 1
+        try:
+            with original_pipeline(self) as p:
+                yield p
+        finally:
+            depth[0] -= 1
+            if not depth[0]:
+                counts["round trips"] += 1
+
+    def commit(self: Any) -> None:
+        counts["statements"] += 1
+        counts["round trips"] += 1
+        original_commit(self)
+
+    try:
+        storage = PostgresStorage(DSN, schema=schema, max_size=1)
+        setup_tenant(storage, "profile", "uniform")
+        engine = BookingEngine(storage, clock=FrozenClock(NOW), tenant="profile", default_actor=Actor.system("p"))
+        with storage.transaction("profile") as tx:
+            backend = tx._conn.info.backend_pid  # the one pooled connection (max_size=1)
+        rng = random.Random(SEED)
+        for _ in range(50):  # warm up: prepared statements, caches
+            with suppress(ConflictError):
+                _engine_call(engine, "uniform", rng)
+        psycopg.Connection.execute = execute  # type: ignore[method-assign]
+        psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign,assignment]
+        psycopg.Connection.commit = commit  # type: ignore[method-assign]
+        server, cpu, wall = _cpu_ticks(backend), time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            with suppress(ConflictError):
+                _engine_call(engine, "uniform", rng)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server = (_cpu_ticks(backend) - server) / os.sysconf("SC_CLK_TCK")
+        psycopg.Connection.execute, psycopg.Connection.pipeline, psycopg.Connection.commit = (  # type: ignore[method-assign]
+            original_execute,
+            original_pipeline,
+            original_commit,
+        )
+        storage.close()
+        print(
+            f"slotengine book      : {counts['statements'] / calls:5.1f} statements in "
+            f"{counts['round trips'] / calls:4.1f} round trips; wall {1000 * wall / calls:.2f} ms, "
+            f"client CPU {1000 * cpu / calls:.2f} ms, server CPU {1000 * server / calls:.2f} ms per booking"
+        )
+        with psycopg.connect(DSN) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            conn.execute(RAW_TABLE)
+            conn.commit()
+            backend = conn.info.backend_pid
+            server, cpu, wall = _cpu_ticks(backend), time.process_time(), time.perf_counter()
+            for _ in range(calls):
+                resource, start = uniform_slot(rng)
+                try:
+                    conn.execute(
+                        "INSERT INTO raw_bookings (tenant_id, resource_id, during) VALUES (%s, %s, tstzrange(%s, %s))",
+                        ("profile", resource, start, start + LENGTH),
+                    )
+                    conn.commit()
+                except psycopg.errors.ExclusionViolation:
+                    conn.rollback()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            server = (_cpu_ticks(backend) - server) / os.sysconf("SC_CLK_TCK")
+        print(
+            f"bare INSERT          :   3.0 statements in  3.0 round trips; wall {1000 * wall / calls:.2f} ms, "
+            f"client CPU {1000 * cpu / calls:.2f} ms, server CPU {1000 * server / calls:.2f} ms per row"
+        )
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true", help="1 s per cell instead of 3 s")
+    parser.add_argument("--postgres-only", action="store_true", help="skip the SQLite cells")
+    parser.add_argument(
+        "--where", action="store_true", help="only: statements, round trips, client and server CPU of one booking"
+    )
     args = parser.parse_args()
     seconds = 1.0 if args.quick else 3.0
     use_pg = pg_available()
+    if args.where:
+        if not use_pg:
+            sys.exit(f"PostgreSQL at {DSN} not reachable (or psycopg missing)")
+        where_time_goes()
+        return
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {seconds:.0f} s per cell, seed {SEED}")
     if not use_pg:
         print(f"PostgreSQL at {DSN} not reachable (or psycopg missing): its cells are skipped")
@@ -435,6 +558,19 @@ def main() -> None:
             ]
         )
     )
+    failures = 0
+    if not args.postgres_only:
+        failures += run_sqlite(seconds)
+    if use_pg:
+        failures += run_postgres(seconds)
+    print(
+        "zero double bookings and no escaped ConcurrencyError everywhere: "
+        + ("yes" if failures == 0 else f"NO ({failures} problems)")
+    )
+
+
+def run_sqlite(seconds: float) -> int:
+    """The SQLite cells; return the number of problems (double bookings, escaped errors, failed writers)."""
     failures = 0
     with tempfile.TemporaryDirectory(prefix="slotengine-bench-") as tmp:
         # SQLite: one fresh file for slotengine, one for the bare INSERTs.
@@ -462,49 +598,40 @@ def main() -> None:
         for writers in WRITERS:
             r = run_cell("raw-sqlite", raw_path, f"raw-{writers}", "uniform", writers, seconds)
             report("sqlite bare INSERT", "uniform", writers, r, "-")
+    return failures
 
-    if use_pg:
-        schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
-        try:
-            storage = PostgresStorage(DSN, schema=schema, max_size=1)
-            for load in LOADS:
-                for writers in WRITERS:
-                    setup_tenant(storage, f"{load}-{writers}", load)
-            storage.close()
-            with psycopg.connect(DSN, autocommit=True) as conn:
-                conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-                conn.execute(
-                    """
-                    CREATE TABLE raw_bookings (
-                        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                        tenant_id text NOT NULL,
-                        resource_id text NOT NULL,
-                        during tstzrange NOT NULL,
-                        EXCLUDE USING gist (tenant_id WITH =, resource_id WITH =, during WITH &&)
-                    )
-                    """
-                )
-            for load in LOADS:
-                for writers in WRITERS:
-                    tenant = f"{load}-{writers}"
-                    r = run_cell("pg", DSN, f"{schema}/{tenant}", load, writers, seconds)
-                    double, _live = check_pg(schema, tenant, load)
-                    failures += double + r["escaped"] + len(r["errors"])
-                    if load != "uniform":
-                        report("postgres", load, writers, r, double)
-                        continue
-                    raw_r = run_cell("raw-pg", DSN, f"{schema}/raw-{writers}", load, writers, seconds)
-                    raw_double = check_raw_pg(schema, f"raw-{writers}")
-                    ratio = r["rate"] / raw_r["rate"] if raw_r["rate"] else float("nan")
-                    report("postgres", load, writers, r, double, f"{100 * ratio:.0f} %")
-                    report("postgres bare INSERT", load, writers, raw_r, raw_double)
-        finally:
-            with psycopg.connect(DSN, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    print(
-        "zero double bookings and no escaped ConcurrencyError everywhere: "
-        + ("yes" if failures == 0 else f"NO ({failures} problems)")
-    )
+
+def run_postgres(seconds: float) -> int:
+    """The PostgreSQL cells; return the number of problems (double bookings, escaped errors, failed writers)."""
+    failures = 0
+    schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        storage = PostgresStorage(DSN, schema=schema, max_size=1)
+        for load in LOADS:
+            for writers in WRITERS:
+                setup_tenant(storage, f"{load}-{writers}", load)
+        storage.close()
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            conn.execute(RAW_TABLE)
+        for load in LOADS:
+            for writers in WRITERS:
+                tenant = f"{load}-{writers}"
+                r = run_cell("pg", DSN, f"{schema}/{tenant}", load, writers, seconds)
+                double, _live = check_pg(schema, tenant, load)
+                failures += double + r["escaped"] + len(r["errors"])
+                if load != "uniform":
+                    report("postgres", load, writers, r, double)
+                    continue
+                raw_r = run_cell("raw-pg", DSN, f"{schema}/raw-{writers}", load, writers, seconds)
+                raw_double = check_raw_pg(schema, f"raw-{writers}")
+                ratio = r["rate"] / raw_r["rate"] if raw_r["rate"] else float("nan")
+                report("postgres", load, writers, r, double, f"{100 * ratio:.0f} %")
+                report("postgres bare INSERT", load, writers, raw_r, raw_double)
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    return failures
 
 
 if __name__ == "__main__":
