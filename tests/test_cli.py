@@ -223,3 +223,15 @@ class TestWithoutClick:
         assert 0 == demo.returncode, demo.stderr
         assert "Agenda for March" in demo.stdout
 
+
+
+class TestEmptyReport:
+    def test_a_report_with_no_rows_says_so(self, tmp_path):
+        """A month without payments prints a sentence, not an empty table with no columns."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        day = a_weekday_ahead(40)
+
+        out = ok(db, "report", "revenue", "--from", day.isoformat(), "--to", day.isoformat())
+
+        assert f"nothing to report: no revenue figures from {day} to {day}" in out

@@ -677,6 +677,9 @@ def report(
     if as_csv:
         reports.to_csv(rows, sys.stdout)
         return
+    if not rows:
+        click.echo(f"nothing to report: no {kind} figures from {start_day} to {end_day} ({zone.key})")
+        return
     flat = [row.to_row() for row in rows]
     columns: dict[str, None] = {}
     for row in flat:
