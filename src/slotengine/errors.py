@@ -194,9 +194,42 @@ class SoldOutError(ConflictError):
 
 
 class StaffConflictError(ConflictError):
-    """A person cannot take a role in an occurrence: their time is already booked then (``details`` says by what)."""
+    """
+    A person (or the venue) cannot take a role in an occurrence: their time is already booked then.
+
+    The message says who, which role, and what is in the way and when (in local time). The same as values:
+    ``staff_id``, ``role``, ``occurrence_id`` (the occurrence refused), ``conflicting_booking_id``, and
+    ``conflicting_occurrence_id`` (None when the booking in the way is not an occurrence's), each None when
+    unknown; ``details`` carries them too.
+    """
 
     code: ClassVar[str] = "staff_conflict"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        staff_id: str | None = None,
+        role: str | None = None,
+        occurrence_id: str | None = None,
+        conflicting_booking_id: str | None = None,
+        conflicting_occurrence_id: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            staff_id=staff_id,
+            role=role,
+            occurrence_id=occurrence_id,
+            conflicting_booking_id=conflicting_booking_id,
+            conflicting_occurrence_id=conflicting_occurrence_id,
+            **details,
+        )
+        self.staff_id = staff_id
+        self.role = role
+        self.occurrence_id = occurrence_id
+        self.conflicting_booking_id = conflicting_booking_id
+        self.conflicting_occurrence_id = conflicting_occurrence_id
 
 
 class IllegalTransitionError(SlotEngineError):

@@ -22,9 +22,11 @@ time. A sale that names an unknown occurrence raises `UnknownOccurrenceError`; i
 
 from __future__ import annotations
 
+import copy
 import enum
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -36,6 +38,7 @@ from slotengine.availability import Assignment
 from slotengine.booking import Booking
 from slotengine.codec import dumps, loads
 from slotengine.errors import (
+    ConcurrencyError,
     ConflictError,
     InvalidInputError,
     SalesClosedError,
@@ -615,6 +618,40 @@ class _Resolved:
         }
 
 
+class _Uncommitted:
+    """A transaction seen through `_Joined`: everything but `commit`, which belongs to whoever opened it."""
+
+    def __init__(self, tx: StorageTransaction) -> None:
+        self._inner = tx
+
+    def commit(self) -> None:
+        """Do nothing: the unit of work is committed by the desk that opened it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Joined:
+    """A storage whose every transaction is one already open (see `EventDesk._engine_in`)."""
+
+    def __init__(self, tx: StorageTransaction) -> None:
+        self._tx = cast("StorageTransaction", _Uncommitted(tx))
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[StorageTransaction]:
+        """Yield the open transaction; leaving the block neither commits nor rolls back."""
+        if tenant != self._tx.tenant:  # pragma: no cover - the desk's engine has one tenant
+            msg = f"a transaction of {self._tx.tenant!r} cannot serve {tenant!r}"
+            raise InvalidInputError(msg)
+        yield self._tx
+
+    def close(self) -> None:
+        """Nothing to release: the transaction belongs to the desk."""
+
+    def __repr__(self) -> str:
+        return f"<joined transaction of {self._tx.tenant!r}>"
+
+
 class EventDesk:
     """
     The events façade over a `BookingEngine`: templates, occurrences, tickets, staff roles and waiting lists.
@@ -643,10 +680,31 @@ class EventDesk:
             return work(tx)
 
     def _write(self, work: Any) -> Any:
-        with self.engine.storage.transaction(self.engine.tenant) as tx:
-            result = work(tx)
-            tx.commit()
-            return result
+        """Run *work* in one transaction and commit it; on `ConcurrencyError` run all of it again (as the engine)."""
+        attempt = 0
+        while True:
+            try:
+                with self.engine.storage.transaction(self.engine.tenant) as tx:
+                    result = work(tx)
+                    tx.commit()
+                    return result
+            except ConcurrencyError:
+                attempt += 1
+                if attempt > self.engine.max_retries:
+                    raise
+
+    def _engine_in(self, tx: StorageTransaction) -> BookingEngine:
+        """
+        The desk's engine, working inside *tx*: its use cases join the desk's unit of work.
+
+        A sale or an offer is decided from what the desk read under the occurrence's locks (its waiting
+        list) and written with it, in one transaction. The desk commits; the engine does not retry on its own
+        (a `ConcurrencyError` ends the whole unit, which `_write` runs again).
+        """
+        joined = copy.copy(self.engine)
+        joined.storage = _Joined(tx)
+        joined.max_retries = 0
+        return joined
 
     def _authorize(self, actor: Actor | None) -> Actor:
         who = actor if actor is not None else self.actor
@@ -854,8 +912,9 @@ class EventDesk:
             try:
                 tx.reserve(moved, now=now)
             except ConflictError as exc:
-                msg = f"the occurrence cannot move to {new.interval.start.isoformat()}: {exc}"
-                raise StaffConflictError(msg, **exc.details) from None
+                person = str(exc.details.get("resource_id", ""))
+                role = next((r for r, p in new.assignments().items() if p == person), None)
+                raise self._staff_conflict(tx, new, role, person, exc) from None
             after = next_status(booking.status, Action.RESCHEDULE)
             tx.append_transitions(
                 [TransitionRecord(booking.id, booking.status, after, Action.RESCHEDULE, now, actor, "occurrence moved")]
@@ -923,11 +982,56 @@ class EventDesk:
             try:
                 tx.reserve(booking, now=now)
             except ConflictError as exc:
-                when = new.interval.start.isoformat()
-                msg = f"{holder.name} cannot be the {role} of {new.template.title} at {when}: {exc}"
-                raise StaffConflictError(msg, role=role, staff_id=person, **exc.details) from None
+                raise self._staff_conflict(tx, new, role, person, exc) from None
             tx.append_transitions([TransitionRecord(booking.id, None, status, Action.BOOK, now, actor, role)])
         return services
+
+    def _staff_conflict(
+        self, tx: StorageTransaction, new: _Resolved, role: str | None, person: str, exc: ConflictError
+    ) -> StaffConflictError:
+        """
+        Say why *person* cannot take *role* in *new*: who, which occurrence when, and what is in the way when.
+
+        Times are local: the occurrence's in its template's zone, the booking in the way in its occurrence's
+        zone (or the business's, for an ordinary booking).
+        """
+        try:
+            name = tx.get_resource(person).name
+        except LookupError:
+            name = person
+        as_what = f"be the {role} of" if role is not None else "be booked for"
+        refused = f"{name} cannot {as_what} {new.template.title} on {_local(new.interval, new.template.zone)}"
+        blocking: Booking | None = None
+        for booking_id in exc.details.get("booking_ids", ()):
+            try:
+                blocking = tx.get_booking(booking_id)
+            except LookupError:
+                continue
+            break
+        if blocking is None:
+            return StaffConflictError(
+                f"{refused}: {exc}", staff_id=person, role=role, occurrence_id=new.occurrence.id, **exc.details
+            )
+        other = self._occurrence_in(tx, blocking.service_id.split("#", 1)[0])
+        if other is not None:
+            there = _Resolved(other, self._template_in(tx, other.template_id))
+            task = blocking.service_id.partition("#staff:")[2]
+            what = f"the {task} of " if task else ""
+            because = f"{what}{there.template.title} on {_local(blocking.interval, there.template.zone)}"
+            because += f" (occurrence {other.id!r}, booking {blocking.id!r})"
+        else:
+            zone = tx.get_business().zone
+            because = f"booking {blocking.id!r} ({blocking.service_id}) on {_local(blocking.interval, zone)}"
+        return StaffConflictError(
+            f"{refused}: {name} is already {because}",
+            staff_id=person,
+            role=role,
+            occurrence_id=new.occurrence.id,
+            conflicting_booking_id=blocking.id,
+            conflicting_occurrence_id=None if other is None else other.id,
+            conflicting_start=blocking.start,
+            conflicting_end=blocking.end,
+        )
 
     def assign(self, occurrence: str, role: str, person: str | None, *, actor: Actor | None = None) -> Occurrence:
         """
@@ -1024,19 +1128,19 @@ class EventDesk:
         idempotency_key: str | None = None,
         source: str = "site",
         actor: Actor | None = None,
-        _offer: bool = False,
     ) -> Booking:
         """
         Sell *quantity* tickets of *ticket_type* for an occurrence named by id or external ref.
 
         The sale is a hold (checkout; pay it with `BookingEngine.pay`), or a confirmed booking with
         ``confirm=True`` (back office). The engine's capacity check under lock decides; a full occurrence or
-        quota raises `SoldOutError`. While people wait on the occurrence's waiting list, seats go to them first.
+        quota raises `SoldOutError`. While people wait on the occurrence's waiting list, seats go to them first:
+        the list is read under the occurrence's locks, in the sale's own transaction.
 
         Raises:
             UnknownOccurrenceError: no occurrence has that id or external ref (nothing is sold).
             SalesClosedError: the occurrence is cancelled, or outside its sales window.
-            SoldOutError: not enough seats (or quota) left.
+            SoldOutError: not enough seats (or quota) left, or people are waiting for them.
             InvalidInputError: an unknown ticket type or a quantity outside 1..max_tickets.
         """
         _positive("quantity")(quantity)
@@ -1044,21 +1148,40 @@ class EventDesk:
             msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
             raise InvalidInputError(msg, field="quantity")
 
-        def prepare(tx: StorageTransaction) -> tuple[_Resolved, Service, bool, bool]:
-            resolved = self._resolve_in(tx, occurrence)
+        def sale(tx: StorageTransaction) -> Booking:
+            resolved = self._locked(tx, occurrence)
             ticket = resolved.template.ticket_type(ticket_type)
-            service = resolved.ticket_service(ticket, quantity)
-            try:
-                same = tx.get_service(service.id) == service
-            except LookupError:
-                same = False
-            waiting = any(
-                e.state is WaitingState.WAITING for e in self._entries(tx, _occurrence_list(resolved.occurrence.id))
+            # A retried call with its idempotency key gets its first answer, whatever happened since.
+            if idempotency_key is None or tx.get_idempotency(idempotency_key) is None:
+                self._check_on_sale(resolved, self._now())
+                if any(
+                    e.state is WaitingState.WAITING for e in self._entries(tx, _occurrence_list(resolved.occurrence.id))
+                ):
+                    msg = f"{resolved.template.title}: freed seats go to the waiting list first"
+                    raise SoldOutError(msg, occurrence_id=resolved.occurrence.id, reasons=["waiting_list"])
+            return self._take_seats(
+                tx,
+                resolved,
+                ticket,
+                quantity,
+                confirm=confirm,
+                customer_id=customer_id,
+                source=source,
+                external_ref=external_ref,
+                idempotency_key=idempotency_key,
+                actor=actor,
             )
-            return resolved, service, not same, waiting
 
-        resolved, service, stale, waiting = self._read(prepare)
-        now = self._now()
+        return find_result(self._write(sale), Booking)
+
+    def _locked(self, tx: StorageTransaction, occurrence: str) -> _Resolved:
+        """Resolve an occurrence and take the locks of its seats and quotas (what its sales and its list share)."""
+        resolved = self._resolve_in(tx, occurrence)
+        tx.lock_resources(sorted(r.id for r in resolved.resources()))
+        return resolved
+
+    @staticmethod
+    def _check_on_sale(resolved: _Resolved, now: datetime) -> None:
         occ = resolved.occurrence
         if occ.status is OccurrenceStatus.CANCELLED:
             msg = f"{resolved.template.title} on {resolved.interval.start.isoformat()} was cancelled"
@@ -1069,12 +1192,31 @@ class EventDesk:
                 f", from {occ.sales_start.isoformat()}" if occ.sales_start else ""
             )
             raise SalesClosedError(msg, rule="sales_window", deadline=closes)
-        if waiting and not _offer:
-            msg = f"{resolved.template.title}: freed seats go to the waiting list first"
-            raise SoldOutError(msg, occurrence_id=occ.id, reasons=["waiting_list"])
-        if stale:
-            self.engine.add_service(service, actor=self.actor)
-        book = self.engine.book if confirm else self.engine.hold
+
+    def _take_seats(
+        self,
+        tx: StorageTransaction,
+        resolved: _Resolved,
+        ticket: TicketType,
+        quantity: int,
+        *,
+        confirm: bool,
+        customer_id: str | None,
+        source: str,
+        external_ref: str | None,
+        idempotency_key: str | None,
+        actor: Actor | None,
+    ) -> Booking:
+        """Book *quantity* seats (and quota) through the engine, inside *tx*; a full occurrence is `SoldOutError`."""
+        engine = self._engine_in(tx)
+        service = resolved.ticket_service(ticket, quantity)
+        try:
+            same = tx.get_service(service.id) == service
+        except LookupError:
+            same = False
+        if not same:
+            engine.add_service(service, actor=self.actor)
+        book = engine.book if confirm else engine.hold
         try:
             return book(
                 service.id,
@@ -1091,7 +1233,7 @@ class EventDesk:
             reasons = [getattr(r, "code", str(r)) for r in exc.details.get("reasons", ())]
             when = resolved.interval.start.isoformat()
             msg = f"{resolved.template.title} on {when} has fewer than {quantity} seats left"
-            raise SoldOutError(msg, occurrence_id=occ.id, reasons=reasons) from None
+            raise SoldOutError(msg, occurrence_id=resolved.occurrence.id, reasons=reasons) from None
 
     def cancel_ticket(self, booking_id: str, *, actor: Actor | None = None, reason: str = "") -> Booking:
         """Cancel a ticket (refund per the policy) and offer the freed seats to the waiting list, in order."""
@@ -1123,6 +1265,11 @@ class EventDesk:
         )
 
     # --- waiting lists ----------------------------------------------------------------------------------------
+    #
+    # Rule: a waiting list is read and written only under the locks of what it waits for (an occurrence's seats
+    # and quotas, a slot's resource pool), and an offer is made in the same transaction that records it. So
+    # racing joins, sales, cancellations and `process_waiting_lists` calls run one after the other on a list:
+    # no update is lost, and nobody is offered a seat that someone else's offer holds.
 
     @staticmethod
     def _entries(tx: StorageTransaction, key: str) -> list[WaitingEntry]:
@@ -1133,14 +1280,25 @@ class EventDesk:
     def _save(tx: StorageTransaction, key: str, entries: list[WaitingEntry]) -> None:
         tx.put_document(_WAITLIST, key, dumps({"entries": [e.to_doc() for e in entries]}))
 
+    def _lock_list(self, tx: StorageTransaction, key: str) -> None:
+        """Take the locks of what the list *key* waits for (see the rule above)."""
+        if key.startswith("slot:"):
+            service = tx.get_service(key[len("slot:") :].rsplit("@", 1)[0])
+            tx.lock_resources(sorted(r.id for r in tx.list_resources() if any(n.matches(r) for n in service.needs)))
+        else:
+            self._locked(tx, key[len("occurrence:") :])
+
     def join_waiting_list(
         self, occurrence: str, customer_id: str, *, ticket_type: str, quantity: int = 1
     ) -> WaitingEntry:
         """Put a customer on an occurrence's waiting list, last in line."""
         _positive("quantity")(quantity)
+        if quantity > self.max_tickets:
+            msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
+            raise InvalidInputError(msg, field="quantity")
 
         def join(tx: StorageTransaction) -> WaitingEntry:
-            resolved = self._resolve_in(tx, occurrence)
+            resolved = self._locked(tx, occurrence)
             resolved.template.ticket_type(ticket_type)
             return self._join(tx, _occurrence_list(resolved.occurrence.id), customer_id, quantity, ticket_type)
 
@@ -1149,10 +1307,11 @@ class EventDesk:
     def join_slot_waiting_list(self, service_id: str, start: datetime, customer_id: str) -> WaitingEntry:
         """Put a customer on the waiting list of a full time slot of an ordinary service."""
         start = to_utc(start, "start")
+        key = f"slot:{service_id}@{start.isoformat()}"
 
         def join(tx: StorageTransaction) -> WaitingEntry:
-            tx.get_service(service_id)
-            return self._join(tx, f"slot:{service_id}@{start.isoformat()}", customer_id, 1, None)
+            self._lock_list(tx, key)
+            return self._join(tx, key, customer_id, 1, None)
 
         return find_result(self._write(join), WaitingEntry)
 
@@ -1183,78 +1342,108 @@ class EventDesk:
 
     def process_waiting_lists(self) -> list[Booking]:
         """
-        Expire lapsed holds, then walk every waiting list: record accepted and lapsed offers, and make offers.
+        Expire lapsed holds, then walk every open waiting list: record accepted and lapsed offers, make offers.
 
         An offer is a hold for the next waiting person, in the order they joined; it expires after the
-        business's hold time (`HoldPolicy.ttl`), and then passes on to the next. Return the offers made.
+        business's hold time (`HoldPolicy.ttl`), refuses a late payment, and then passes on to the next.
+        Return the offers made. Safe to run from several processes at once (each list is walked under its locks).
         """
         self.engine.expire_due(actor=self.actor)
         offers: list[Booking] = []
-        for key, _body in self._read(lambda tx: tx.list_documents(_WAITLIST)):
-            offers += self._advance(key)
+        for key, body in self._read(lambda tx: tx.list_documents(_WAITLIST)):
+            states = {d["state"] for d in loads(body)["entries"]}
+            if states & {WaitingState.WAITING.value, WaitingState.OFFERED.value}:
+                offers += self._advance(key)
         return offers
 
     def _advance(self, key: str) -> list[Booking]:
-        entries = list(self._read(lambda tx: self._entries(tx, key)))
-        now = self._now()
-        changed: dict[str, WaitingEntry] = {}
-        offers: list[Booking] = []
-        for entry in entries:
-            if entry.state is WaitingState.OFFERED and entry.booking_id is not None:
-                booking = self.engine.get(entry.booking_id, actor=self.actor)
-                lapsed = (
-                    booking.status is BookingStatus.PRE_BOOKING
-                    and booking.hold_until is not None
-                    and booking.hold_until <= now
-                )
-                if booking.status in (BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.COMPLETED):
-                    changed[entry.id] = attrs.evolve(entry, state=WaitingState.ACCEPTED)
-                elif lapsed or booking.status not in LIVE_STATUSES:
-                    changed[entry.id] = attrs.evolve(entry, state=WaitingState.EXPIRED)
-        for entry in entries:
-            if entry.state is not WaitingState.WAITING:
-                continue
-            try:
-                offer = self._offer(entry)
-            except (ConflictError, SalesClosedError):
-                break  # strictly in order: nobody behind the first who does not fit is served first
-            offers.append(offer)
-            changed[entry.id] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
-        if changed:
+        """Record what became of the list's offers and offer freed seats in order: one transaction, under lock."""
 
-            def save(tx: StorageTransaction) -> None:
-                fresh = self._entries(tx, key)
-                self._save(tx, key, [changed.get(e.id, e) for e in fresh])
+        def advance(tx: StorageTransaction) -> list[Booking]:
+            self._lock_list(tx, key)
+            now = self._now()
+            before = self._entries(tx, key)
+            entries = list(before)
+            offers: list[Booking] = []
+            blocked = False
+            for i, entry in enumerate(entries):
+                if entry.state is WaitingState.OFFERED and entry.booking_id is not None:
+                    entries[i] = attrs.evolve(entry, state=_outcome(tx.get_booking(entry.booking_id), now))
+                elif entry.state is WaitingState.WAITING and not blocked:
+                    try:
+                        offer = self._offer_in(tx, entry, now)
+                    except (ConflictError, SalesClosedError):
+                        blocked = True  # strictly in order: nobody behind the first who does not fit goes first
+                        continue
+                    offers.append(offer)
+                    entries[i] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
+            if entries != before:
+                self._save(tx, key, entries)
+            return offers
 
-            self._write(save)
-        return offers
+        return list(self._write(advance))
 
-    def _offer(self, entry: WaitingEntry) -> Booking:
-        key = f"waitlist-offer:{entry.id}"
+    def _offer_in(self, tx: StorageTransaction, entry: WaitingEntry, now: datetime) -> Booking:
+        """
+        Hold seats (or the slot) for *entry*, inside *tx*; the hold refuses a late payment.
+
+        An offer that lapsed is passed on to the next person, so it must not be revived by a payment that comes
+        later (`HoldPolicy.accept_late_payment` is switched off on the offer's own policies).
+        """
+        key = f"waitlist-offer:{entry.id}"[:200]
         if entry.list_key.startswith("slot:"):
             service_id, start = entry.list_key[len("slot:") :].rsplit("@", 1)
-            return self.engine.hold(
+            offer = self._engine_in(tx).hold(
                 service_id,
                 datetime.fromisoformat(start),
                 customer_id=entry.customer_id,
                 source="waitlist",
                 external_ref=entry.id[:200],
-                idempotency_key=key[:200],
+                idempotency_key=key,
                 actor=self.actor,
             )
-        occurrence = entry.list_key[len("occurrence:") :]
-        assert entry.ticket_type is not None  # noqa: S101 - occurrence entries name one
-        return self.sell(
-            occurrence,
-            entry.ticket_type,
-            entry.quantity,
-            customer_id=entry.customer_id,
-            source="waitlist",
-            external_ref=entry.id[:200],
-            idempotency_key=key[:200],
-            actor=self.actor,
-            _offer=True,
+        else:
+            resolved = self._resolve_in(tx, entry.list_key[len("occurrence:") :])
+            self._check_on_sale(resolved, now)
+            offer = self._take_seats(
+                tx,
+                resolved,
+                resolved.template.ticket_type(entry.ticket_type or ""),
+                entry.quantity,
+                confirm=False,
+                customer_id=entry.customer_id,
+                source="waitlist",
+                external_ref=entry.id[:200],
+                idempotency_key=key,
+                actor=self.actor,
+            )
+        hold = offer.policies.hold
+        if not hold.accept_late_payment:
+            return offer
+        strict = attrs.evolve(
+            offer,
+            policies=attrs.evolve(offer.policies, hold=attrs.evolve(hold, accept_late_payment=False)),
+            version=offer.version + 1,
         )
+        tx.update_booking(strict, expected_version=offer.version)
+        return strict
+
+
+def _local(interval: Interval, zone: str) -> str:
+    """``2026-03-05 11:00–13:00 (Europe/Paris)``: an interval as people there read it."""
+    tz = get_zone(zone)
+    start, end = interval.start.astimezone(tz), interval.end.astimezone(tz)
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M}–{until} ({zone})"
+
+
+def _outcome(booking: Booking, now: datetime) -> WaitingState:
+    """What became of an offer: accepted once confirmed or paid; expired once lapsed, cancelled or expired."""
+    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
+        return WaitingState.ACCEPTED
+    if booking.status is BookingStatus.PRE_BOOKING and (booking.hold_until is None or booking.hold_until > now):
+        return WaitingState.OFFERED
+    return WaitingState.EXPIRED
 
 
 def _occurrence_list(occurrence_id: str) -> str:

@@ -14,6 +14,7 @@ from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
+    PolicyViolationError,
     SalesClosedError,
     SoldOutError,
     StaffConflictError,
@@ -134,6 +135,61 @@ class TestStaff:
 
         assert "anna" == refused.value.details["staff_id"]
         assert {} == desk.occurrence("w2").roles()
+
+    def test_a_refused_assignment_says_why(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """The refusal names the person, the occurrence in the way, its booking and its local time."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        desk.upsert_occurrence(Occurrence("w2", "walk", at(5, 12)))
+        [anna_w1] = engine.list(resource_id="anna")
+
+        with pytest.raises(StaffConflictError) as refused:
+            desk.assign("w2", "admin", "anna")
+
+        error = refused.value
+        assert ("anna", "admin", "w2") == (error.staff_id, error.role, error.occurrence_id)
+        assert (anna_w1.id, "w1") == (error.conflicting_booking_id, error.conflicting_occurrence_id)
+        assert (anna_w1.id, "w1") == (
+            error.details["conflicting_booking_id"],
+            error.details["conflicting_occurrence_id"],
+        )
+        assert (
+            "Anna cannot be the admin of Old town walk on 2026-03-05 12:00\N{EN DASH}14:00 (Europe/Paris): "
+            "Anna is already the speaker of Old town walk on 2026-03-05 11:00\N{EN DASH}13:00 (Europe/Paris) "
+            f"(occurrence 'w1', booking {anna_w1.id!r})"
+        ) == str(error)
+
+    def test_a_conflict_with_an_ordinary_booking_names_it(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A venue busy with an ordinary booking is refused with that booking's id and local time."""
+        booked = engine.book("wash", at(5, 12))
+        venue = booked.resource_ids[0]
+
+        with pytest.raises(StaffConflictError) as refused:
+            desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), venue=venue))
+
+        error = refused.value
+        assert (venue, "venue", booked.id, None) == (
+            error.staff_id,
+            error.role,
+            error.conflicting_booking_id,
+            error.conflicting_occurrence_id,
+        )
+        assert f"booking {booked.id!r} (wash) on 2026-03-05 12:00\N{EN DASH}12:30 (Europe/Paris)" in str(error)
+        assert [] == desk.occurrences()
+
+    def test_a_move_onto_a_busy_speaker_says_why(self, desk: EventDesk) -> None:
+        """Moving an occurrence onto its speaker's other occurrence is refused naming that one."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        desk.upsert_occurrence(Occurrence("w2", "walk", at(6, 11), staff={"speaker": "anna"}))
+
+        with pytest.raises(StaffConflictError) as refused:
+            desk.upsert_occurrence(Occurrence("w2", "walk", at(5, 12), staff={"speaker": "anna"}))
+
+        assert ("anna", "speaker", "w1") == (
+            refused.value.staff_id,
+            refused.value.role,
+            refused.value.conflicting_occurrence_id,
+        )
+        assert at(6, 11) == desk.occurrence("w2").start
 
     def test_reassigning_frees_the_first_persons_time(self, desk: EventDesk, engine: BookingEngine) -> None:
         """A new speaker takes the role; the old one's booking is cancelled; an event says so."""
@@ -282,6 +338,26 @@ class TestWaitingList:
         desk.process_waiting_lists()
 
         assert [WaitingState.ACCEPTED] == [e.state for e in desk.waiting_list("w1")]
+
+    def test_a_lapsed_offer_refuses_a_late_payment(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """An offer that lapsed cannot be revived by paying it: its seat has passed to the next in line."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        desk.sell("w1", "adult", 3, customer_id="olga", confirm=True)
+        ticket = desk.sell("w1", "adult", 1, customer_id="sam", confirm=True)
+        desk.join_waiting_list("w1", "petr", ticket_type="adult")
+        desk.join_waiting_list("w1", "rita", ticket_type="adult")
+        desk.cancel_ticket(ticket.id)
+        [petr, _rita] = desk.waiting_list("w1")
+        clock.advance(engine.business().policies.hold.ttl)
+
+        with pytest.raises(PolicyViolationError):
+            engine.pay(petr.booking_id or "", Money("15", "EUR"), payment_id="late")
+        desk.process_waiting_lists()
+
+        assert [WaitingState.EXPIRED, WaitingState.OFFERED] == [e.state for e in desk.waiting_list("w1")]
+        assert BookingStatus.EXPIRED == engine.get(petr.booking_id or "").status
 
     def test_a_full_slot_of_an_ordinary_service(self, engine: BookingEngine, clock: FrozenClock) -> None:
         """A full wash slot's waiting list gets a hold when a booking there is cancelled."""
