@@ -46,7 +46,7 @@ import enum
 import functools
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from itertools import compress, islice, repeat
 from operator import add, itemgetter, lt
@@ -256,6 +256,27 @@ class Slot:
     def __repr__(self) -> str:
         who = "+".join(self.resource_ids)
         return f"Slot({self.start:%Y-%m-%d %H:%M}Z – {self.end:%Y-%m-%d %H:%M}Z, {who})"
+
+
+_Setter = Callable[[object, object], None]
+_SET_START: Final[_Setter] = vars(Slot)["start"].__set__
+_SET_END: Final[_Setter] = vars(Slot)["end"].__set__
+_SET_ASSIGNMENTS: Final[_Setter] = vars(Slot)["assignments"].__set__
+
+
+def _slot(start: datetime, end: datetime, assignments: tuple[Assignment, ...]) -> Slot:
+    """
+    Make a `Slot` by setting its three slots directly, for the solver's hot loops.
+
+    attrs' frozen ``__init__`` sets each field through ``object.__setattr__`` by name; the slot descriptors
+    do the same in less time. `Slot` has no converter, validator or post-init to skip (a test holds that,
+    so this cannot silently bypass one added later), and the solver passes only values it made itself.
+    """
+    slot: Slot = object.__new__(Slot)
+    _SET_START(slot, start)
+    _SET_END(slot, end)
+    _SET_ASSIGNMENTS(slot, assignments)
+    return slot
 
 
 @attrs.frozen
@@ -540,6 +561,34 @@ class _Shape:
     in_hours: bool
 
 
+_POINTS_MAX: Final = 1 << 18
+"""A plan indexes its bookable starts for point queries (`_Points`) only while it has at most this many."""
+_PAYBACK: Final = 4
+"""A plan builds its `_Points` once point queries number a quarter of its bookable starts (see `_Plan.points`)."""
+_MIN_OFFSET: Final = MIN_INSTANT - EPOCH
+_MAX_OFFSET: Final = MAX_INSTANT - EPOCH
+
+
+class _Points:
+    """
+    Every bookable start of a fast plan, indexed so that a point query never turns its datetime into µs.
+
+    ``start - EPOCH`` is one C subtraction, exact in every zone (it applies ``utcoffset``, fold included);
+    turning that `timedelta` into integer µs costs a floor division worth five such subtractions, as much as
+    the rest of the answer. So the starts are also kept as offsets from the epoch: `Availability.is_bookable`
+    is one set lookup, `Availability.next_start` and `Availability.next_available` one bisection.
+    """
+
+    __slots__ = ("members", "micros", "offsets")
+
+    def __init__(self, micros: list[int]) -> None:
+        self.micros = micros
+        """The starts, sorted, as µs since the epoch."""
+        self.offsets = [t * _US for t in micros]
+        """The same starts as offsets from `EPOCH`."""
+        self.members = frozenset(self.offsets)
+
+
 _EAGER: Final = 8
 """Plans that take the starts of up to this many resources compute their bookable starts all at once."""
 _PLANS: Final = 256
@@ -685,8 +734,11 @@ class _Plan:
     """
 
     __slots__ = (
+        "_asked",
         "_assignments",
         "_bookable",
+        "_count",
+        "_points",
         "base",
         "duration",
         "earliest",
@@ -735,6 +787,9 @@ class _Plan:
         self.single: tuple[int, tuple[int, ...], tuple[Assignment, ...]] | None = None
         """Once known: the one phase of the bookable starts, their bounds, and the one assignment there is."""
         self._assignments: dict[tuple[int, ...], tuple[Assignment, ...]] = {}
+        self._points: _Points | None = None
+        self._count: int | None = None
+        self._asked = 0
         self.fixed: tuple[Assignment, ...] | None = None
         """With no choice to make (every free resource of every need is taken), the one assignment there is."""
         if self.fast and all(np.want == len(np.others) for np in self.needs):
@@ -769,6 +824,30 @@ class _Plan:
                         found[phase] = bounds
             self._bookable = found
         return self._bookable
+
+    def points(self) -> _Points | None:
+        """
+        The bookable starts indexed for point queries (a fast plan), once the queries pay for it; else None.
+
+        Each call counts as one point query. Building the index costs about what a quarter as many point
+        queries save, so it is built when the queries asked reach a quarter of the starts (`_PAYBACK`): one
+        question on a year of 5-minute starts builds nothing, and a loop of questions soon has it.
+        """
+        found = self._points
+        if found is None:
+            groups = self.bookable()
+            count = self._count
+            if count is None:
+                step = self.step
+                count = self._count = sum(
+                    (bounds[k + 1] - bounds[k] - 1) // step + 1
+                    for bounds in groups.values()
+                    for k in range(0, len(bounds), 2)
+                )
+            self._asked += 1
+            if count <= _POINTS_MAX and self._asked * _PAYBACK >= count:
+                found = self._points = _Points(_collect(groups, self.step, _LOW, _HIGH))
+        return found
 
     def orders(self, strategy: Strategy, preferred: Sequence[str]) -> list[Sequence[int]] | None:
         """The order each need's free resources are tried in, or None when it depends on the start."""
@@ -882,7 +961,7 @@ def _fixed_slots(
     if len(groups) != 1:
         for t in _progression(groups, step, lo, hi):
             start = EPOCH + t * _US
-            yield Slot(start, start + duration, assignments)
+            yield _slot(start, start + duration, assignments)
         return
     ((phase, bounds),) = groups.items()
     step_td = step * _US
@@ -896,7 +975,7 @@ def _fixed_slots(
         first = u + (phase - u) % step
         start = EPOCH + first * _US
         for _ in range(first, min(bounds[k + 1], hi), step):
-            yield Slot(start, start + duration, assignments)
+            yield _slot(start, start + duration, assignments)
             start += step_td
 
 
@@ -935,6 +1014,10 @@ def _micros(value: object, name: str) -> int:
 
 
 _FIRST: Final = Strategy.FIRST_AVAILABLE
+
+_Quick = tuple[Service, timedelta | None, Collection[str], _Plan, _Points | None, int, tuple[int, ...] | None]
+"""service, duration, pin, plan, its points, and (for a plan that will never have points) its one phase and
+bounds, or None when it has several phases."""
 
 
 class Availability:
@@ -985,7 +1068,8 @@ class Availability:
         self._bases: dict[tuple[int, timedelta | None], _Base] = {}
         self._plans: dict[tuple[int, timedelta | None, frozenset[str]], _Plan] = {}
         self._last: tuple[Service, timedelta | None, Collection[str], _Plan] | None = None
-        self._quick: tuple[Service, timedelta | None, Collection[str], int, int, tuple[int, ...]] | None = None
+        self._quick: _Quick | None = None
+        """The last fast plan asked about with the same (immutable) arguments, for loops of point queries."""
         self._fast = True  # False (set before the first query) forces the general path: tests compare the two
         off = time_off or {}
         for order, resource in enumerate(resources):
@@ -1303,7 +1387,7 @@ class Availability:
         if plan.fast:
             return self._fast_slots(plan, lo, hi, strategy, preferred)
         return (
-            Slot(EPOCH + start * _US, EPOCH + end * _US, assignments)
+            _slot(EPOCH + start * _US, EPOCH + end * _US, assignments)
             for start, end, assignments in self._raw(plan, lo, hi, strategy, preferred)
         )
 
@@ -1380,13 +1464,13 @@ class Availability:
             for t in starts:
                 found = self._assign(shape, plan.pools, t, plan.pin, strategy, preferred, overlapping=False)
                 if found is not None:
-                    yield Slot(EPOCH + t * _US, EPOCH + (t + length) * _US, found[1])
+                    yield _slot(EPOCH + t * _US, EPOCH + (t + length) * _US, found[1])
             return
         pick = plan.pick
         for t in starts:
             assignments = pick(t, orders)
             if assignments is not None:
-                yield Slot(EPOCH + t * _US, EPOCH + (t + length) * _US, assignments)
+                yield _slot(EPOCH + t * _US, EPOCH + (t + length) * _US, assignments)
 
     def _raw(
         self, plan: _Plan, lo: int, hi: int, strategy: Strategy, preferred: Sequence[str]
@@ -1620,14 +1704,42 @@ class Availability:
 
         Without *until* the search runs to the service's horizon, or to the end of the open hours given.
         """
+        quick = self._quick
+        if quick is not None and until is None and strategy is _FIRST and type(after) is datetime:
+            q_service, q_duration, q_pin, plan, points, _, _ = quick
+            if (
+                points is not None
+                and q_service is service
+                and q_duration is duration
+                and q_pin is pin
+                and plan.fixed is not None
+            ):
+                try:
+                    offset = after - EPOCH
+                except TypeError:  # naive, or a zone that gives no offset: the general path says so
+                    pass
+                else:
+                    if _MIN_OFFSET <= offset <= _MAX_OFFSET:
+                        offsets = points.offsets
+                        i = bisect_left(offsets, offset)
+                        if i == len(offsets):
+                            return None
+                        # `_slot`, inlined: this is the line that runs once per question in a loop.
+                        begin = EPOCH + offsets[i]
+                        slot: Slot = object.__new__(Slot)
+                        _SET_START(slot, begin)
+                        _SET_END(slot, begin + plan.duration)
+                        _SET_ASSIGNMENTS(slot, plan.fixed)
+                        return slot
         found = self._search(service, after, until, duration, pin)
         if found is None:
             return None
         plan, lo, hi = found
         if plan.fast:
+            self._remember(service, duration, pin, plan)
             return self._fast_first(plan, lo, hi, strategy, preferred)
         for t, t_end, assignments in self._raw(plan, lo, hi, strategy, preferred):
-            return Slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
+            return _slot(EPOCH + t * _US, EPOCH + t_end * _US, assignments)
         return None
 
     def next_start(
@@ -1645,18 +1757,54 @@ class Availability:
         The raw mode of `next_available`, as `slot_starts` is of `slots`: no `Slot`, no datetime, no choice
         of resources (which never changes *whether* a start is bookable).
         """
+        quick = self._quick
+        if quick is not None and until is None and type(after) is datetime:
+            q_service, q_duration, q_pin, _, points, _, _ = quick
+            if points is not None and q_service is service and q_duration is duration and q_pin is pin:
+                try:
+                    offset = after - EPOCH
+                except TypeError:  # naive, or a zone that gives no offset: the general path says so
+                    pass
+                else:
+                    if _MIN_OFFSET <= offset <= _MAX_OFFSET:
+                        i = bisect_left(points.offsets, offset)
+                        micros = points.micros
+                        return micros[i] if i < len(micros) else None
         found = self._search(service, after, until, duration, pin)
         if found is None:
             return None
         plan, lo, hi = found
         if not plan.fast:
             return next((t for t, _, _ in self._raw(plan, lo, hi, _FIRST, ())), None)
+        self._remember(service, duration, pin, plan)
         if plan.eager:
             groups = plan._bookable
             return _first(plan.bookable() if groups is None else groups, plan.step, lo, hi)
         orders = plan.first_orders
         starts = _progression(plan.base.grid(), plan.step, lo, hi)
         return next((t for t in starts if plan.pick(t, orders) is not None), None)
+
+    def _remember(self, service: Service, duration: timedelta | None, pin: Collection[str], plan: _Plan) -> None:
+        """
+        Count a point query on fast *plan* and, once it has `_Points` (or never will), remember it in `_quick`.
+
+        Only arguments that `_plan` itself remembered (immutable pins) qualify: the quick paths compare them
+        by identity.
+        """
+        if not plan.eager:  # a large pool walked lazily: its bookable starts are never all computed
+            return
+        points = plan.points()
+        last = self._last
+        if last is None or last[3] is not plan:
+            return
+        if points is not None:
+            self._quick = (service, duration, pin, plan, points, -1, None)
+            return
+        if plan._count is not None and plan._count > _POINTS_MAX:
+            groups = plan.bookable()
+            if len(groups) <= 1:  # one phase (or none): one modulo and one bisection, on integers
+                phase, bounds = next(iter(groups.items()), (-1, ()))
+                self._quick = (service, duration, pin, plan, None, phase, bounds)
 
     def _search(
         self,
@@ -1693,7 +1841,7 @@ class Availability:
             if t is None or t >= hi:
                 return None
             begin = EPOCH + t * _US
-            return Slot(begin, begin + plan.duration, one[2])
+            return _slot(begin, begin + plan.duration, one[2])
         orders = plan.first_orders if strategy is _FIRST else plan.orders(strategy, preferred)
         if orders is None or not plan.eager:
             return next(self._fast_slots(plan, lo, hi, strategy, preferred), None)
@@ -1705,7 +1853,7 @@ class Availability:
         if assignments is None:
             assignments = plan.pick(t, orders)
             assert assignments is not None  # noqa: S101 - every bookable start is served
-        return Slot(EPOCH + t * _US, EPOCH + (t + plan.length) * _US, assignments)
+        return _slot(EPOCH + t * _US, EPOCH + (t + plan.length) * _US, assignments)
 
     def is_bookable(
         self,
@@ -1719,34 +1867,37 @@ class Availability:
         Return whether *start* is bookable: ``explain(...).bookable``, without building any reason or slot.
 
         The cheap test for many point queries (a form that validates a typed time, an API that checks a
-        start before it books it).
+        start before it books it). Asked again with the same arguments, it is one subtraction and one set
+        lookup (see `_Points`).
 
         Raises:
             NaiveDatetimeError: *start* is naive.
+            OutOfRangeError: *start* is before 1970 or after 2200.
             InvalidInputError: as `iter_slots`.
         """
-        if type(start) is datetime:  # `_micros`, inlined: this is the method called 100,000 times in a row
-            try:
-                t = (start - EPOCH) // _US
-            except TypeError:  # naive
-                t = _micros(start, "start")
-            else:
-                if not _MIN_US <= t <= _MAX_US:
-                    t = _micros(start, "start")
-        else:
-            t = _micros(start, "start")
         quick = self._quick
         if quick is not None:
-            q_service, q_duration, q_pin, step, phase, bounds = quick
+            q_service, q_duration, q_pin, plan, points, phase, bounds = quick
             if q_service is service and q_duration is duration and q_pin is pin:
-                return t % step == phase and bisect_right(bounds, t) & 1 == 1
+                if points is not None:
+                    if type(start) is datetime:
+                        try:
+                            offset = start - EPOCH
+                        except TypeError:  # naive, or a zone that gives no offset: the general path says so
+                            pass
+                        else:
+                            if offset in points.members:
+                                return True
+                            if _MIN_OFFSET <= offset <= _MAX_OFFSET:
+                                return False
+                elif bounds is not None:
+                    t = _micros(start, "start")
+                    return t % plan.step == phase and bisect_right(bounds, t) & 1 == 1
+        t = _micros(start, "start")
         plan = self._plan(service, duration, pin)
         if plan.fast:
             groups = plan.bookable()
-            if len(groups) <= 1 and self._last is not None and self._last[3] is plan:
-                # Asked again with the same arguments, the answer is one modulo and one bisection.
-                phase, only = next(iter(groups.items()), (-1, ()))
-                self._quick = (service, duration, pin, plan.step, phase, only)
+            self._remember(service, duration, pin, plan)
             found = groups.get(t % plan.step)
             return found is not None and bisect_right(found, t) & 1 == 1
         if t < plan.earliest or t > plan.latest:
