@@ -45,9 +45,12 @@ The workloads:
   (30 minutes to 3 hours): the seats left in each of the 5,840 one-hour slots
   (`Availability.remaining` per slot).
 * **W6**: point queries against W2's one-year index: 100,000 ``is_bookable(service, start)`` (half on
-  the grid, half anywhere on 5-minute marks) and 100,000 ``next_available(service, after)`` (a `Slot`) and
-  ``next_start(service, after)`` (its raw mode, integer microseconds) from the same instants. The sweep
-  builds the bookable starts of the year once, then answers each question with one bisection.
+  the grid, half anywhere on 5-minute marks) and 100,000 ``next_start(service, after)`` (raw mode, integer
+  microseconds) and ``next_available(service, after)`` (a `Slot`) from the same instants. The sweep builds
+  the bookable starts of the year once, then answers each question with one bisection, writing one datetime
+  per answer; for the object mode it writes a `Record` (start, end, resource: a plain slotted class, the
+  least object that says what a `Slot` says), and so does portion. The questions are aware UTC datetimes
+  for slotengine and portion, and ints converted beforehand for the sweep.
 
 Times on a shared machine drift by up to ±50 % between runs; compare the ratios of one run, not the absolute
 times of two runs.

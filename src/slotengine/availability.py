@@ -32,7 +32,10 @@ start the resource serves, which is `_Index.serves` solved for all starts at onc
 resource sits in two needs' pools, a service's bookable starts are then set algebra on those bounds
 (`_Plan.bookable`), listed with C-level ``range`` steps; large pools are walked lazily instead, trying
 resources in order, so that the first slots cost only the resources tried. The plan of a query (service,
-duration, pins) is cached, and `slot_starts` (raw integers) and `is_bookable` build no datetime at all.
+duration, pins) is cached, and `slot_starts` (raw integers) and `is_bookable` build no datetime at all. A
+loop of point queries (`is_bookable`, `next_start`, `next_available`) soon indexes the plan's bookable starts
+as offsets from the epoch (`_Points`), so that each question is one subtraction and one set lookup or
+bisection, with no conversion of the question to integers.
 Everything else (whole days, nights, pools that share resources) takes the general path, one `_assign`
 per candidate; tests hold the two paths equal.
 
@@ -561,8 +564,8 @@ class _Shape:
     in_hours: bool
 
 
-_POINTS_MAX: Final = 1 << 18
-"""A plan indexes its bookable starts for point queries (`_Points`) only while it has at most this many."""
+_POINTS_MAX: Final = 1 << 17
+"""A plan indexes its bookable starts for point queries (`_Points`, about 130 bytes a start) up to this many."""
 _PAYBACK: Final = 4
 """A plan builds its `_Points` once point queries number a quarter of its bookable starts (see `_Plan.points`)."""
 _MIN_OFFSET: Final = MIN_INSTANT - EPOCH
@@ -1795,8 +1798,8 @@ class Availability:
             return
         points = plan.points()
         last = self._last
-        if last is None or last[3] is not plan:
-            return
+        if last is None or last[3] is not plan or last[2] is not pin or last[1] is not duration:
+            return  # not the arguments `_plan` remembered (a list of pins, say, which may change in place)
         if points is not None:
             self._quick = (service, duration, pin, plan, points, -1, None)
             return

@@ -184,6 +184,31 @@ class TestPointIndexRejects:
             assert availability.next_start(SERVICE, plain) == availability.next_start(SERVICE, stamp)
 
 
+class TestPinsThatChange:
+    @pytest.mark.parametrize("always", [True, False])
+    def test_a_list_of_pins_changed_in_place_is_read_again(self, always):
+        """Pins given as a list, then changed in place, are honoured: only immutable pins take the quick paths."""
+        ann, bob = Resource("ann", "Ann", type="dentist"), Resource("bob", "Bob", type="dentist")
+        service = Service("c", "C", needs=[Need(type="dentist")], duration=30 * MIN)
+        availability = Availability(
+            [ann, bob],
+            {"ann": IntervalSet.of(at(9), at(12)), "bob": IntervalSet.of(at(9), at(12))},
+            [Load("b", "ann", Interval(at(10), at(11)))],
+            now=at(0),
+        )
+        pins = ["ann"]
+        with points(always=always):
+            for _ in range(3):
+                assert not availability.is_bookable(service, at(10), pin=("ann",))
+                assert not availability.is_bookable(service, at(10), pin=pins)
+                assert at(11) == availability.next_available(service, at(10), pin=pins).start
+            pins[0] = "bob"
+
+            assert availability.is_bookable(service, at(10), pin=pins)
+            assert (at(10) - EPOCH) // US == availability.next_start(service, at(10), pin=pins)
+            assert ("bob",) == availability.next_available(service, at(10), pin=pins).resource_ids
+
+
 class TestPointIndexIsBuiltWhenItPays:
     def test_one_question_builds_nothing_and_a_loop_builds_the_index(self):
         """A plan with 8,000 starts is not indexed for one question, and is once the questions add up."""
