@@ -777,9 +777,19 @@ class EventDesk:
                 topic,
                 {"template_id": template.id, "external_ref": template.external_ref, "by": str(who)},
             )
+            if before is not None:
+                previous = template_from_doc(loads(before))
+                for _, occurrence_body in tx.list_documents(_OCCURRENCE):
+                    occurrence = occurrence_from_doc(loads(occurrence_body))
+                    if occurrence.template_id == template.id:
+                        written.extend(self._upsert(tx, occurrence, str(who), previous=previous)[1])
             return True
 
-        return bool(self._write(upsert))
+        written: list[Resource] = []
+        changed = bool(self._write(upsert))
+        for resource in written:  # as in upsert_occurrence: the engine's own catalogue write
+            self.engine.add_resource(resource, actor=self.actor)
+        return changed
 
     def template(self, template_id: str) -> EventTemplate:
         """Return a template by id or external ref. Raises `UnknownTemplateError`."""
@@ -826,8 +836,14 @@ class EventDesk:
         return stored
 
     def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
-        self, tx: StorageTransaction, incoming: Occurrence, actor: str
+        self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None
     ) -> tuple[Occurrence, list[Resource], list[Service]]:
+        """
+        Write *incoming* and everything that follows from it.
+
+        *previous* is the template as it was, when the template itself is what changed: the occurrence is the
+        same, but its seats, length or quotas may not be.
+        """
         now = self._now()
         before: Occurrence | None = None
         if incoming.external_ref is not None:
@@ -837,11 +853,15 @@ class EventDesk:
                 incoming = attrs.evolve(incoming, id=owner)
         if before is None:
             before = self._occurrence_in(tx, incoming.id)
-        if before == incoming:
+        if before == incoming and previous is None:
             return incoming, [], []
         template = self._template_in(tx, incoming.template_id)
         new = _Resolved(incoming, template)
-        old = None if before is None else _Resolved(before, self._template_in(tx, before.template_id))
+        old = None
+        if before is not None:
+            old = _Resolved(before, previous or self._template_in(tx, before.template_id))
+            if previous is not None and (old.interval, old.resources()) == (new.interval, new.resources()):
+                return incoming, [], []  # a new description or price list: the stored occurrence is unchanged
         resources = new.resources()
         if old is not None:
             tx.lock_resources([r.id for r in old.resources()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
+    ConflictError,
     PolicyViolationError,
     SalesClosedError,
     SoldOutError,
@@ -214,6 +216,50 @@ class TestStaff:
         assert "occurrence.moved" == topics(engine)[-1]
         assert 3 == desk.seats_left("w1")
         desk.sell("w1", "adult", customer_id="petr")
+
+
+class TestTemplateChanges:
+    def test_a_larger_template_capacity_reaches_its_occurrences(self, desk: EventDesk) -> None:
+        """Raising the template's seats opens them on every occurrence that does not override capacity."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        desk.sell("w1", "adult", 3, customer_id="olga")
+
+        desk.upsert_template(attrs.evolve(WALK, capacity=6))
+
+        assert 3 == desk.seats_left("w1")
+        desk.sell("w1", "adult", 3, customer_id="petr")
+        with pytest.raises(SoldOutError):
+            desk.sell("w1", "adult", 1, customer_id="ivan")
+
+    def test_a_template_capacity_below_the_tickets_sold_is_refused(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """Three seats sold: a template of two seats is refused and nothing changes, the template included."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        desk.sell("w1", "adult", 3, customer_id="olga")
+        before = (engine.outbox(), engine.list(), engine.resources())
+
+        with pytest.raises(ConflictError):
+            desk.upsert_template(attrs.evolve(WALK, capacity=2))
+
+        assert (WALK, before) == (desk.template("walk"), (engine.outbox(), engine.list(), engine.resources()))
+
+    def test_a_longer_template_moves_the_tickets_end(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """A template that now lasts three hours lengthens its occurrences' tickets and staff bookings."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        ticket = desk.sell("w1", "adult", customer_id="olga")
+
+        desk.upsert_template(attrs.evolve(WALK, duration=3 * H))
+
+        assert at(5, 14) == engine.get(ticket.id).end
+        assert [at(5, 14)] == [b.end for b in engine.list(resource_id="anna", status=BookingStatus.CONFIRMED)]
+        assert ["event_template.changed", "occurrence.moved"] == topics(engine)[-2:]
+
+    def test_a_new_description_changes_no_occurrence(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """Only the template's own event is emitted when nothing an occurrence books has changed."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+
+        desk.upsert_template(attrs.evolve(WALK, description="Now with a tea break."))
+
+        assert "event_template.changed" == topics(engine)[-1]
 
 
 class TestSync:
