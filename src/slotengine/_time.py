@@ -48,6 +48,7 @@ __all__ = [
     "local_date",
     "localize",
     "require_aware",
+    "spoken",
     "to_micros",
     "to_utc",
 ]
@@ -205,3 +206,19 @@ def days_span(first_day: date, days: int, zone: ZoneInfo) -> tuple[datetime, dat
     start = localize(datetime.combine(first_day, time()), zone)
     end = localize(datetime.combine(first_day + _ONE_DAY * days, time()), zone)
     return start, end
+
+
+def spoken(length: timedelta) -> str:
+    """Say a length of time as people do: ``2 hours``, ``1 day 30 minutes``, ``45 seconds`` (``str`` says 2:00:00)."""
+    seconds = int(length.total_seconds())
+    if seconds * 1_000_000 != length // timedelta(microseconds=1):
+        return str(length)  # a fraction of a second: say it exactly
+    if seconds == 0:
+        return "no time"
+    sign, seconds = ("minus ", -seconds) if seconds < 0 else ("", seconds)
+    parts = []
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return sign + " ".join(parts)

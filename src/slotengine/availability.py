@@ -65,6 +65,7 @@ from slotengine._time import (
     from_micros,
     get_zone,
     localize,
+    spoken,
     to_micros,
     to_utc,
 )
@@ -1524,15 +1525,15 @@ class Availability:
         pin = plan.pin
         pools = plan.pools
         reasons: list[Reason] = []
-        if s < self._now_us + service.min_notice // _US:
-            reasons.append(
-                Reason(
-                    ReasonCode.MIN_NOTICE,
-                    f"bookings must be made at least {service.min_notice} before they start",
-                )
-            )
+        if s < self._now_us:
+            reasons.append(Reason(ReasonCode.MIN_NOTICE, "this time has already passed"))
+        elif s < self._now_us + service.min_notice // _US:
+            notice = spoken(service.min_notice)
+            reasons.append(Reason(ReasonCode.MIN_NOTICE, f"bookings must be made at least {notice} before they start"))
         if service.horizon is not None and s > self._now_us + service.horizon // _US:
-            reasons.append(Reason(ReasonCode.BEYOND_HORIZON, f"bookings are taken at most {service.horizon} ahead"))
+            reasons.append(
+                Reason(ReasonCode.BEYOND_HORIZON, f"bookings are taken at most {spoken(service.horizon)} ahead")
+            )
         if not self._on_grid(shape, pools, s):
             reasons.append(Reason(ReasonCode.OFF_GRID, "this is not one of the offered start times"))
         found = self._assign(shape, pools, s, pin, strategy, preferred, _pools_overlap(pools))

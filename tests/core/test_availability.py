@@ -264,6 +264,20 @@ class TestNoticeHorizonAndHolds:
         assert [ReasonCode.MIN_NOTICE] == [r.code for r in availability.explain(service, at(9)).reasons]
         assert [ReasonCode.BEYOND_HORIZON] == [r.code for r in availability.explain(service, at(14)).reasons]
 
+    def test_notice_horizon_and_the_past_are_said_in_words(self):
+        """People read '2 hours', not '2:00:00'; a start before now has passed, whatever the notice (even none)."""
+        service = Service("s", "S", needs=[Need(type="dentist")], duration=HOUR, min_notice=2 * HOUR, horizon=5 * HOUR)
+        no_notice = Service("n", "N", needs=[Need(type="dentist")], duration=HOUR)
+        availability = Availability([ANN], hours_for(ANN), now=at(10))
+
+        def said(svc, start):
+            return [r.message for r in availability.explain(svc, start).reasons if r.code is not ReasonCode.OFF_GRID]
+
+        assert ["bookings must be made at least 2 hours before they start"] == said(service, at(11))
+        assert ["bookings are taken at most 5 hours ahead"] == said(service, at(16))
+        assert ["this time has already passed"] == said(service, at(9))
+        assert ["this time has already passed"] == said(no_notice, at(9))
+
     @pytest.mark.parametrize(
         ("now", "blocked"),
         [

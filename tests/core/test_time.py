@@ -17,6 +17,7 @@ from slotengine._time import (
     local_date,
     localize,
     require_aware,
+    spoken,
     to_micros,
     to_utc,
 )
@@ -215,3 +216,21 @@ class TestLocalDays:
         """A non-positive or non-integer number of days is an input error."""
         with pytest.raises(InvalidInputError):
             days_span(date(2026, 1, 1), days, PARIS)
+
+
+class TestSpoken:
+    @pytest.mark.parametrize(
+        ("length", "words"),
+        [
+            (timedelta(hours=2), "2 hours"),
+            (timedelta(minutes=1), "1 minute"),
+            (timedelta(days=1, minutes=30), "1 day 30 minutes"),
+            (timedelta(days=3, hours=1, seconds=5), "3 days 1 hour 5 seconds"),
+            (timedelta(0), "no time"),
+            (timedelta(hours=-1), "minus 1 hour"),
+            (timedelta(milliseconds=1500), "0:00:01.500000"),
+        ],
+    )
+    def test_lengths_are_said_as_people_say_them(self, length, words):
+        """Reasons name lengths in words; a fraction of a second is said exactly rather than rounded away."""
+        assert words == spoken(length)
