@@ -235,3 +235,44 @@ class TestEmptyReport:
         out = ok(db, "report", "revenue", "--from", day.isoformat(), "--to", day.isoformat())
 
         assert f"nothing to report: no revenue figures from {day} to {day}" in out
+
+
+POSTGRES_DSN = os.environ.get("SLOTENGINE_TEST_POSTGRES_DSN")
+
+
+@pytest.mark.skipif(not POSTGRES_DSN, reason="set SLOTENGINE_TEST_POSTGRES_DSN=postgresql://... to run the PostgreSQL tests")
+class TestOnPostgres:
+    def test_the_same_commands_on_postgresql(self, tmp_path):
+        """`--db postgresql://...` runs init, slots, hold, confirm and agenda on a throwaway schema."""
+        import uuid
+
+        import psycopg
+        from psycopg import sql
+
+        from slotengine.adapters.postgres import PostgresStorage
+
+        schema = f"cli_{uuid.uuid4().hex[:12]}"
+        day = a_weekday_ahead()
+
+        def run(*args):
+            result = CliRunner().invoke(cli, ["--db", POSTGRES_DSN, "--schema", schema, *args], catch_exceptions=False)
+            assert 0 == result.exit_code, result.output
+            return result.output
+
+        try:
+            run("init", str(EXAMPLES / "car-wash.toml"))
+            first = json.loads(run("slots", "wash", "--date", day.isoformat(), "--limit", "1", "--json"))[0]["start"]
+            held = json.loads(run("hold", "wash", first, "--customer", "anna", "--json"))
+            run("confirm", held["id"])
+            agenda = json.loads(run("agenda", "--date", day.isoformat(), "--json"))
+
+            storage = PostgresStorage(POSTGRES_DSN, schema=schema)
+            try:
+                stored = BookingEngine(storage, clock=SystemClock(), default_actor=Actor.admin("test")).get(held["id"])
+            finally:
+                storage.close()
+            assert [held["id"]] == [b["id"] for b in agenda]
+            assert (BookingStatus.CONFIRMED, datetime.fromisoformat(first)) == (stored.status, stored.start)
+        finally:
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
