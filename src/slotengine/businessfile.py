@@ -602,48 +602,38 @@ def _policies(doc: Mapping[str, Any] | None, walk: _Walker) -> Policies | None:
         return Policies()
     walk.keys(doc, path, _POLICY_KEYS)
     parts: dict[str, Any] = {}
-    hold = walk.table(doc, "hold", path)
-    if hold is not None:
-        where = (*path, "hold")
-        walk.keys(hold, where, ("ttl", "accept_late_payment"))
-        kwargs = _some(
-            ttl=walk.get(hold, "ttl", where, _duration),
-            accept_late_payment=walk.get(hold, "accept_late_payment", where, _flag),
-        )
-        parts["hold"] = walk.build(where, lambda: HoldPolicy(**kwargs), _same("ttl", "accept_late_payment"))
-    confirmation = walk.table(doc, "confirmation", path)
-    if confirmation is not None:
-        where = (*path, "confirmation")
-        walk.keys(confirmation, where, ("mode", "deposit_percent"))
-        kwargs_c = _some(
-            mode=walk.get(confirmation, "mode", where, _text),
-            deposit_percent=walk.get(confirmation, "deposit_percent", where, _percent),
-        )
-        parts["confirmation"] = walk.build(
-            where, lambda: ConfirmationPolicy(**kwargs_c), _same("mode", "deposit_percent")
-        )
+    for name, (policy, fields) in _FLAT_POLICIES.items():
+        table = walk.table(doc, name, path)
+        if table is not None:
+            parts[name] = _flat_policy(table, (*path, name), policy, fields, walk)
     cancellation = walk.table(doc, "cancellation", path)
     if cancellation is not None:
         parts["cancellation"] = _cancellation(cancellation, (*path, "cancellation"), walk)
-    reschedule = walk.table(doc, "reschedule", path)
-    if reschedule is not None:
-        where = (*path, "reschedule")
-        walk.keys(reschedule, where, ("deadline", "max_times"))
-        kwargs_r = _some(
-            deadline=walk.get(reschedule, "deadline", where, _duration),
-            max_times=walk.get(reschedule, "max_times", where, _whole),
-        )
-        parts["reschedule"] = walk.build(where, lambda: ReschedulePolicy(**kwargs_r), _same("deadline", "max_times"))
-    no_show = walk.table(doc, "no_show", path)
-    if no_show is not None:
-        where = (*path, "no_show")
-        walk.keys(no_show, where, ("grace",))
-        kwargs_n = _some(grace=walk.get(no_show, "grace", where, _duration))
-        parts["no_show"] = walk.build(where, lambda: NoShowPolicy(**kwargs_n), _same("grace"))
     parts["allow_override"] = walk.get(doc, "allow_override", path, _flag, False)
     if any(value is None for value in parts.values()):
         return None
     return walk.build(path, lambda: Policies(**parts))
+
+
+_FLAT_POLICIES: Final[Mapping[str, tuple[Callable[..., Any], Mapping[str, Callable[[Any], Any]]]]] = {
+    "hold": (HoldPolicy, {"ttl": _duration, "accept_late_payment": _flag}),
+    "confirmation": (ConfirmationPolicy, {"mode": _text, "deposit_percent": _percent}),
+    "reschedule": (ReschedulePolicy, {"deadline": _duration, "max_times": _whole}),
+    "no_show": (NoShowPolicy, {"grace": _duration}),
+}
+"""The policies whose TOML table is one key per field, each read by its converter (cancellation has tiers)."""
+
+
+def _flat_policy(
+    doc: Mapping[str, Any],
+    where: Path_,
+    policy: Callable[..., Any],
+    fields: Mapping[str, Callable[[Any], Any]],
+    walk: _Walker,
+) -> Any:
+    walk.keys(doc, where, tuple(fields))
+    kwargs = _some(**{key: walk.get(doc, key, where, read) for key, read in fields.items()})
+    return walk.build(where, lambda: policy(**kwargs), _same(*fields))
 
 
 def _cancellation(doc: Mapping[str, Any], where: Path_, walk: _Walker) -> CancellationPolicy | None:
