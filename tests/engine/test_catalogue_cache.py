@@ -9,17 +9,20 @@ call: a stale cache must never offer or book with stale hours or capacity.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import POSTGRES_DSN, POSTGRES_SKIP, WASH, at, business, storage_factories
+from slotengine.adapters.sqlite import SCHEMA_VERSION, SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
@@ -133,7 +136,7 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     storage.close()
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def versioned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A storage whose transactions keep a catalogue version."""
     storage = made(request.param, tmp_path_factory)
@@ -214,17 +217,26 @@ class TestReadsOncePerVersion:
 
 class TestVersions:
     def test_the_storages_keep_versions(self, versioned: Any) -> None:
-        """Memory and PostgreSQL transactions offer `CatalogueVersions` (so the engine caches on them)."""
+        """Memory, SQLite and PostgreSQL transactions offer `CatalogueVersions` (so the engine caches on them)."""
         with versioned.transaction("wash") as tx:
             assert isinstance(tx, CatalogueVersions)
 
-    def test_a_version_drawn_by_a_rolled_back_write_never_comes_back(self, versioned: Any) -> None:
+    @pytest.mark.parametrize(
+        "write",
+        [
+            lambda tx: tx.put_business(business()),
+            lambda tx: tx.put_resource(Resource("ghost", "Ghost")),
+            lambda tx: tx.put_service(WASH),
+        ],
+        ids=["business", "resource", "service"],
+    )
+    def test_a_version_drawn_by_a_rolled_back_write_never_comes_back(self, versioned: Any, write: Any) -> None:
         """A version seen inside a write that rolled back is never the version of a later catalogue."""
         storage = versioned
         seen = []
         with storage.transaction("wash") as tx:
             seen.append(tx.catalogue_version())
-            tx.put_resource(Resource("ghost", "Ghost"))
+            write(tx)
             seen.append(tx.catalogue_version())  # rolled back: never committed
         with storage.transaction("wash") as tx:
             tx.put_resource(Resource("real", "Real"))
@@ -234,6 +246,22 @@ class TestVersions:
 
         assert seen[0] != seen[1]
         assert final not in seen
+
+    def test_a_booking_leaves_the_version_alone(self, versioned: Any, clock: FrozenClock) -> None:
+        """Bookings (which widen bookkeeping columns of the resources on SQLite) are not catalogue changes."""
+        engine = other_engine(versioned, clock)
+        engine.setup(business())
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        with versioned.transaction("wash") as tx:
+            before = tx.catalogue_version()
+
+        engine.book("wash", at(2, 9))
+        engine.book("wash", at(2, 10))
+        with versioned.transaction("wash") as tx:
+            after = tx.catalogue_version()
+
+        assert before == after
 
     def test_every_kind_of_catalogue_write_changes_the_version(self, versioned: Any) -> None:
         """put_business, put_resource and put_service each change the version that later readers see."""
@@ -330,3 +358,108 @@ class TestPostgresTriggers:
 
         with pytest.raises(NotFoundError):
             engine.book("wash", at(2, 10))
+
+
+class TestSQLiteTriggers:
+    """SQLite keeps the catalogue version with triggers in the file (schema version 3), so any writer counts."""
+
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        return tmp_path / "wash.db"
+
+    @staticmethod
+    def _sql(path: Path, statement: str) -> None:
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute(statement)
+        conn.close()
+
+    @staticmethod
+    def _engine(storage: Any) -> BookingEngine:
+        engine = BookingEngine(storage, clock=FrozenClock(at(2, 8)), tenant="wash", default_actor=Actor.system("t"))
+        engine.setup(business())
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        return engine
+
+    def test_an_operators_sql_delete_is_seen(self, path: Path) -> None:
+        """A service deleted with plain SQL (the sqlite3 module, no slotengine) is gone for the next booking."""
+        storage = SQLiteStorage(path)
+        engine = self._engine(storage)
+        engine.book("wash", at(2, 9))
+        self._sql(path, "DELETE FROM services WHERE tenant = 'wash' AND id = 'wash'")
+
+        with pytest.raises(NotFoundError):
+            engine.book("wash", at(2, 10))
+        storage.close()
+
+    def test_an_operators_sql_capacity_change_is_seen(self, path: Path) -> None:
+        """A resource document rewritten with plain SQL (capacity 2) takes a second booking at once."""
+        storage = SQLiteStorage(path)
+        engine = self._engine(storage)
+        engine.book("wash", at(2, 9))
+        self._sql(path, "UPDATE resources SET doc = json_set(doc, '$.capacity', 2) WHERE tenant = 'wash'")
+
+        second = engine.book("wash", at(2, 9))
+        storage.close()
+
+        assert ("box1",) == second.resource_ids
+
+    def test_an_operators_delete_of_a_whole_table_is_seen(self, path: Path) -> None:
+        """DELETE without WHERE (SQLite's truncate) still fires the row triggers: the services are gone."""
+        storage = SQLiteStorage(path)
+        engine = self._engine(storage)
+        engine.book("wash", at(2, 9))
+        self._sql(path, "DELETE FROM services")
+
+        with pytest.raises(NotFoundError):
+            engine.book("wash", at(2, 10))
+        storage.close()
+
+    def test_a_version_2_file_is_upgraded_in_place(self, path: Path, clock: FrozenClock) -> None:
+        """A file at schema version 2 gains versions for its tenants; its catalogue and bookings stay."""
+        storage = SQLiteStorage(path)
+        self._engine(storage).book("wash", at(2, 9))
+        storage.close()
+        conn = sqlite3.connect(path)
+        conn.execute("DROP TABLE catalogue_versions")  # drops its index and triggers' target
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+        conn.close()
+
+        again = SQLiteStorage(path)
+        with again.transaction("wash") as tx:
+            first = tx.catalogue_version()
+        engine = other_engine(again, clock)
+        with pytest.raises(ConflictError):
+            engine.book("wash", at(2, 9))
+        engine.add_resource(Resource("box2", "Box 2", type="box"))
+        second = engine.book("wash", at(2, 9))
+        with again.transaction("wash") as tx:
+            last = tx.catalogue_version()
+        again.close()
+        conn = sqlite3.connect(path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        triggers = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        conn.close()
+
+        assert (SCHEMA_VERSION, 9) == (version, triggers)
+        assert 1 <= first < last
+        assert ("box2",) == second.resource_ids
+
+    def test_reopening_keeps_the_version(self, path: Path) -> None:
+        """Opening a version 3 file again changes no version (the migration is idempotent)."""
+        storage = SQLiteStorage(path)
+        self._engine(storage)
+        with storage.transaction("wash") as tx:
+            before = tx.catalogue_version()
+        storage.close()
+
+        again = SQLiteStorage(path)
+        with again.transaction("wash") as tx:
+            after = tx.catalogue_version()
+        again.close()
+
+        assert before == after

@@ -35,6 +35,21 @@ single statements, which at READ COMMITTED see exactly what they would see insid
 case is spared its BEGIN and ROLLBACK. A stored booking that this transaction read is locked (``FOR
 UPDATE``) and re-checked before `reserve` replaces it, so two concurrent moves of one booking cannot both win.
 
+Round trips: statements that do not depend on each other's answers go to the server together in psycopg's
+pipeline mode, nothing weakened and nothing reordered: BEGIN, ``lock_timeout``, the advisory locks and the
+resources' existence check in one; in `reserve`, the locks (skipped when this transaction already holds
+them), then the resources and the load read under them, in one, `check_capacity` in Python, then its
+writes (lapsed holds stepping out of the backstop, the booking, its resource rows) in one more; outbox
+messages go in one statement. The first failing statement of a pipeline raises its error and the ones
+after it are not run, as without a pipeline.
+
+Catalogue version (schema version 3): triggers on ``businesses``, ``resources`` and ``services`` (row-level
+for INSERT, UPDATE and DELETE; statement-level for TRUNCATE) draw a new version for the tenant from a
+sequence into ``catalogue_versions``, in the writing transaction, whoever writes (another slotengine, an
+older one, an operator's SQL). A sequence never hands a number out twice, even to a transaction that rolls
+back, which is the contract of `slotengine.ports.CatalogueVersions`; the engine keeps its decoded catalogue
+while the version it reads stays the same.
+
 Layout: the tenant leads every primary key, unique key and exclusion constraint, and every statement filters
 on it, so a deployment distributed by ``tenant_id`` (Citus) needs no schema change. Instants are
 ``timestamptz`` and ``tstzrange`` (microseconds, like Python). The full value of each record is a JSON

@@ -24,6 +24,14 @@ order ``10:00:00.5Z`` before ``10:00:00Z``); the full value of each record is a 
 `slotengine.codec`. The tenant leads every primary key and index, and every statement filters on it. All SQL
 is constant text with bind parameters.
 
+Catalogue version (schema version 3): triggers in the file give a tenant a new version in
+``catalogue_versions`` whenever its business, resources or services are inserted, updated or deleted, by this
+adapter or by any other writer of the file (another process, the ``sqlite3`` shell), so the engine's catalogue
+cache (`slotengine.ports.CatalogueVersions`) re-reads the catalogue after any change and only then. A
+transaction that wrote the catalogue itself reads a one-off negative version instead of the stored one, so a
+number drawn by a write that rolls back is never taken for a later catalogue (see
+`_Transaction.catalogue_version`). Older files are upgraded in place when opened.
+
 Only files on a local disk: WAL needs shared memory between the processes (not a network file system).
 Never copy the database, ``-wal`` or ``-shm`` file with plain file I/O while it is in use (closing any
 descriptor on it drops the process's locks); use `SQLiteStorage.backup`.
@@ -32,6 +40,7 @@ descriptor on it drops the process's locks); use `SQLiteStorage.backup`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import threading
@@ -73,7 +82,7 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema version this module writes (``PRAGMA user_version``); newer files are refused."""
 
 APPLICATION_ID: Final = 0x534C4F54
@@ -89,7 +98,11 @@ _SYNCHRONOUS: Final[Mapping[str, str]] = {
     "EXTRA": "PRAGMA synchronous = EXTRA",
     "NORMAL": "PRAGMA synchronous = NORMAL",
 }
-_SET_USER_VERSION: Final[Mapping[int, str]] = {1: "PRAGMA user_version = 1", 2: "PRAGMA user_version = 2"}
+_SET_USER_VERSION: Final[Mapping[int, str]] = {
+    1: "PRAGMA user_version = 1",
+    2: "PRAGMA user_version = 2",
+    3: "PRAGMA user_version = 3",
+}
 _SET_APPLICATION_ID: Final = "PRAGMA application_id = 1397509972"  # APPLICATION_ID in decimal
 
 # --- the schema ----------------------------------------------------------------------------------------------
@@ -222,9 +235,95 @@ _SCHEMA_V2: Final[tuple[str, ...]] = (
     """,
 )
 
-_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+# Version 3: the catalogue's version per tenant, for the engine's catalogue cache (`CatalogueVersions`).
+# Triggers give a tenant a new version on every INSERT, DELETE or UPDATE of its business, resources or services,
+# in the writing transaction, whoever writes (another process, the sqlite3 shell, an operator's script): the
+# triggers live in the file. `reserve` widening `resources.max_blocked_us` is bookkeeping of the bookings, not
+# the catalogue, so the resources' UPDATE trigger names the other columns. A tenant's new version is one more
+# than its last, so its committed versions only grow (a tenant without a row has version 0).
+# SQLite has no sequence: a version drawn in a transaction that rolls back *is* drawn again by the next write.
+# `_Transaction.catalogue_version` makes that harmless (see there). A DELETE of a whole table fires the row
+# triggers too (SQLite skips its truncate optimization on a table with triggers).
+_SCHEMA_V3: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE catalogue_versions (
+        tenant TEXT NOT NULL PRIMARY KEY,
+        version INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 1)
+    )
+    """,
+    """
+    INSERT INTO catalogue_versions (tenant, version)
+    SELECT tenant, 1 FROM (SELECT tenant FROM businesses UNION SELECT tenant FROM resources
+                           UNION SELECT tenant FROM services)
+    """,
+    """
+    CREATE TRIGGER businesses_version_insert AFTER INSERT ON businesses BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER businesses_version_update AFTER UPDATE ON businesses BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER businesses_version_delete AFTER DELETE ON businesses BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER resources_version_insert AFTER INSERT ON resources BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER resources_version_update AFTER UPDATE OF tenant, id, seq, doc ON resources BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER resources_version_delete AFTER DELETE ON resources BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER services_version_insert AFTER INSERT ON services BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER services_version_update AFTER UPDATE ON services BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+        INSERT INTO catalogue_versions (tenant, version) VALUES (NEW.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER services_version_delete AFTER DELETE ON services BEGIN
+        INSERT INTO catalogue_versions (tenant, version) VALUES (OLD.tenant, 1)
+            ON CONFLICT (tenant) DO UPDATE SET version = version + 1;
+    END
+    """,
+)
+
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
+
+_UNCOMMITTED_VERSIONS: Final = itertools.count(-1, -1)
+"""Versions for transactions that changed their own catalogue: negative, never handed out twice in a process."""
 
 
 # --- errors --------------------------------------------------------------------------------------------------
@@ -298,6 +397,7 @@ class _Transaction:
         self._conn = conn
         self._timeout = timeout
         self.state = "open"  # open -> committed | over
+        self._catalogue_written = False  # a catalogue write was sent in this transaction (see catalogue_version)
 
     @property
     def tenant(self) -> str:
@@ -350,6 +450,25 @@ class _Transaction:
 
     # --- business and catalogue ---------------------------------------------------------------------------
 
+    def catalogue_version(self) -> int:
+        """
+        The catalogue's version (`slotengine.ports.CatalogueVersions`), kept by triggers (schema version 3).
+
+        Why a version is never handed out twice, although SQLite has no sequence and a rolled-back write's
+        number is drawn again by the next write: the stored version is returned only to a transaction that
+        has not written the catalogue itself. Every transaction of this adapter is ``BEGIN IMMEDIATE`` (no
+        other writer runs meanwhile) and SQLite never shows another connection's uncommitted rows, so such a
+        transaction sees a committed version, which no rollback can take back, and the triggers only ever
+        draw higher ones. A transaction that has written the catalogue (its version may yet roll back) gets
+        a fresh negative number instead, from a counter of this process (cached catalogues live in one
+        process, and stored versions are positive): a cache keyed on it is never hit again.
+        """
+        if self._catalogue_written:
+            self._usable()
+            return next(_UNCOMMITTED_VERSIONS)
+        row = self._one("SELECT version FROM catalogue_versions WHERE tenant = ?", (self._tenant,))
+        return 0 if row is None else int(row[0])
+
     def get_business(self) -> Business:
         row = self._one("SELECT doc FROM businesses WHERE tenant = ?", (self._tenant,))
         if row is None:
@@ -361,6 +480,7 @@ class _Transaction:
             raise _corrupt("business", exc) from None
 
     def put_business(self, business: Business) -> None:
+        self._catalogue_written = True
         self._write(
             "INSERT INTO businesses (tenant, doc) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc",
             (self._tenant, dumps(business_to_dict(business))),
@@ -385,6 +505,7 @@ class _Transaction:
 
     def put_resource(self, resource: Resource) -> None:
         # A new resource goes last; a replaced one keeps its place (and its widest booking so far).
+        self._catalogue_written = True
         self._write(
             """
             INSERT INTO resources (tenant, id, seq, doc)
@@ -412,6 +533,7 @@ class _Transaction:
         return [self._service(row) for row in rows]
 
     def put_service(self, service: Service) -> None:
+        self._catalogue_written = True
         self._write(
             """
             INSERT INTO services (tenant, id, seq, doc)
