@@ -335,7 +335,7 @@ class BookingEngine:
                     key = f"{booking.id}:{rule.id}:v{booking.version}"
                     messages += self._messages(tx, business, booking, rule, "notify", now, now, key)
         if action in _REPLAN:
-            for pending in tx.list_outbox(pending_only=True):
+            for pending in tx.list_outbox(pending_only=True, booking_id=booking.id):
                 if pending.booking_id == booking.id and pending.topic.startswith("remind."):
                     withdrawn = f"withdrawn: the booking was {EVENT_OF_ACTION.get(action, action).value}"
                     tx.update_outbox(attrs.evolve(pending, failed_at=now, last_error=withdrawn))

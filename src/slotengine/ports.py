@@ -279,8 +279,14 @@ class StorageTransaction(Protocol):
         """Add messages to the outbox."""
         ...
 
-    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
-        """Return outbox messages in the order they were written (only unsent, not given up, if asked)."""
+    def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
+        """
+        Return outbox messages in the order they were written.
+
+        With *pending_only*, only those neither sent nor given up; with *booking_id*, only that booking's (the
+        engine asks for one booking's pending messages on every booking step, so an adapter should find them
+        without reading every pending message of the tenant).
+        """
         ...
 
     def update_outbox(self, message: OutboxMessage) -> None:

@@ -1294,3 +1294,18 @@ class TestStaticGuards:
 
         assert [] == [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
         assert "SQLiteStorage" not in dir(slotengine)
+
+
+class TestWithoutJSON1:
+    def test_the_outbox_clause_holds_without_sqlites_json_functions(self, tmp_path: Path) -> None:
+        """Where SQLite lacks JSON1 (optional before 3.38), list_outbox(booking_id=...) filters in Python instead."""
+        from slotengine.testing.conformance import check_outbox
+
+        counter = itertools.count()
+
+        def factory() -> SQLiteStorage:
+            storage = SQLiteStorage(tmp_path / f"plain{next(counter)}.db")
+            storage._json1 = False
+            return storage
+
+        check_outbox(factory)

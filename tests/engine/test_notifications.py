@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import time, timedelta
 
@@ -275,6 +276,41 @@ class TestPlanning:
         engine.dispatch_due(notifier)
 
         assert not [m for m in notifier.sent if m.topic.startswith("remind.")]
+
+    def test_a_step_reads_only_its_own_bookings_pending_messages(self, storage):
+        """Replanning after a step reads the booking's own pending messages, not the tenant's whole outbox."""
+        engine, _clock = furnished(storage)
+        others = [engine.book("wash", at(3, hour), customer_id="bob") for hour in (9, 10, 11)]
+        booking = engine.book("wash", at(4, 10), customer_id="ann")
+        read: list[str] = []
+        inner = storage.transaction
+
+        def spying(tenant):
+            @contextlib.contextmanager
+            def opened():
+                with inner(tenant) as tx:
+                    original = tx.list_outbox
+
+                    def list_outbox(**kwargs):
+                        found = original(**kwargs)
+                        read.extend(m.booking_id for m in found)
+                        return found
+
+                    tx.list_outbox = list_outbox
+                    yield tx
+
+            return opened()
+
+        storage.transaction = spying
+        try:
+            engine.cancel(booking.id, by_business=True)
+        finally:
+            del storage.transaction
+        pending = {m.booking_id for m in engine.outbox(pending_only=True) if m.topic.startswith("remind.")}
+
+        assert read
+        assert {booking.id} == set(read)
+        assert {o.id for o in others} == pending
 
     def test_failures_retry_with_backoff_then_give_up(self, setup):
         """A failing channel is retried with growing delays, then given up, and that is recorded."""

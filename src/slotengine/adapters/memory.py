@@ -203,8 +203,10 @@ class _Transaction:
                 raise StorageError(msg)
             data.outbox[message.id] = message
 
-    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
+    def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
         messages = list(self._data.outbox.values())
+        if booking_id is not None:
+            messages = [m for m in messages if m.booking_id == booking_id]
         if pending_only:
             messages = [m for m in messages if m.sent_at is None and m.failed_at is None]
         return messages

@@ -322,6 +322,10 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
 
+_DECODED_RESOURCES: Final[dict[str, Resource]] = {}
+"""Resources decoded from their document text (the text is the whole value, so equal texts decode equally)."""
+_DECODED_LIMIT: Final = 4096
+
 _UNCOMMITTED_VERSIONS: Final = itertools.count(-1, -1)
 """Versions for transactions that changed their own catalogue: negative, never handed out twice in a process."""
 
@@ -392,8 +396,9 @@ class _Handle:
 class _Transaction:
     """One ``BEGIN IMMEDIATE`` transaction in one tenant's data (see `slotengine.ports.StorageTransaction`)."""
 
-    def __init__(self, tenant: str, conn: sqlite3.Connection, timeout: float) -> None:
+    def __init__(self, tenant: str, conn: sqlite3.Connection, timeout: float, *, json1: bool = True) -> None:
         self._tenant = tenant
+        self._json1 = json1  # SQLite's JSON functions are there (built in since 3.38, usually before)
         self._conn = conn
         self._timeout = timeout
         self.state = "open"  # open -> committed | over
@@ -487,10 +492,20 @@ class _Transaction:
         )
 
     def _resource(self, row: Any) -> Resource:
+        # `reserve` reads its resources again under the lock on every booking: the same documents, so their
+        # decoded (immutable) values are kept by document text; a changed document is decoded afresh.
+        doc = row[0]
+        found = _DECODED_RESOURCES.get(doc)
+        if found is not None:
+            return found
         try:
-            return resource_from_dict(loads(row[0]))
+            resource = resource_from_dict(loads(doc))
         except InvalidInputError as exc:
             raise _corrupt("resource", exc) from None
+        if len(_DECODED_RESOURCES) >= _DECODED_LIMIT:
+            _DECODED_RESOURCES.clear()
+        _DECODED_RESOURCES[doc] = resource
+        return resource
 
     def get_resource(self, resource_id: str) -> Resource:
         row = self._one("SELECT doc FROM resources WHERE tenant = ? AND id = ?", (self._tenant, resource_id))
@@ -819,14 +834,27 @@ class _Transaction:
         except InvalidInputError as exc:
             raise _corrupt("outbox message", exc) from None
 
-    def list_outbox(self, *, pending_only: bool = False) -> list[OutboxMessage]:
-        if pending_only:
+    def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
+        if booking_id is not None and self._json1:
+            # The booking filter runs in SQLite (JSON1): only the booking's own documents are decoded here.
+            rows = self._all(
+                """
+                SELECT doc FROM outbox
+                WHERE tenant = ? AND (NOT ? OR (sent = 0 AND failed = 0)) AND json_extract(doc, '$.booking_id') = ?
+                ORDER BY seq
+                """,
+                (self._tenant, pending_only, booking_id),
+            )
+        elif pending_only:
             rows = self._all(
                 "SELECT doc FROM outbox WHERE tenant = ? AND sent = 0 AND failed = 0 ORDER BY seq", (self._tenant,)
             )
         else:
             rows = self._all("SELECT doc FROM outbox WHERE tenant = ? ORDER BY seq", (self._tenant,))
-        return [self._message(row) for row in rows]
+        messages = [self._message(row) for row in rows]
+        if booking_id is not None and not self._json1:
+            messages = [m for m in messages if m.booking_id == booking_id]
+        return messages
 
     def update_outbox(self, message: OutboxMessage) -> None:
         self._writable()
@@ -969,6 +997,7 @@ class SQLiteStorage:
         try:
             with handle.lock:
                 self._migrate(handle)
+                self._json1 = self._has_json1(handle)
         except BaseException:
             self.close()
             raise
@@ -1088,6 +1117,19 @@ class SQLiteStorage:
             raise self._fail(exc) from None
 
     @staticmethod
+    def _has_json1(handle: _Handle) -> bool:
+        """Whether this SQLite has the JSON functions (optional before 3.38; only a faster path needs them)."""
+        conn = handle.conn
+        assert conn is not None  # noqa: S101 - a fresh handle
+        try:
+            options = {str(row[0]) for row in conn.execute("PRAGMA compile_options").fetchall()}
+        except sqlite3.Error:
+            return False
+        if sqlite3.sqlite_version_info >= (3, 38, 0):
+            return "OMIT_JSON" not in options
+        return "ENABLE_JSON1" in options
+
+    @staticmethod
     def _versions(conn: sqlite3.Connection) -> tuple[int, int]:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -1137,7 +1179,7 @@ class SQLiteStorage:
                     conn.execute("BEGIN IMMEDIATE")
                 except _CAUGHT as exc:
                     raise self._fail(exc) from None
-                tx = _Transaction(tenant, conn, self._timeout)
+                tx = _Transaction(tenant, conn, self._timeout, json1=self._json1)
                 try:
                     yield tx
                 finally:

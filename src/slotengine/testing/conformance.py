@@ -1289,7 +1289,7 @@ def check_transition_log(factory: StorageFactory) -> None:
 def check_outbox(factory: StorageFactory) -> None:
     """The outbox keeps messages in the order written; updates keep their place; pending means unsent, not failed."""
     with _made(factory) as storage:
-        messages = [_message(f"m{i}", due_at=at(8) + i * M) for i in range(1, 5)]
+        messages = [_message(f"m{i}", due_at=at(8) + i * M, booking_id="b2" if i == 4 else "b1") for i in range(1, 5)]
         _in(storage, "alpha", lambda tx: tx.append_outbox(messages[:3]))
         _in(storage, "alpha", lambda tx: tx.append_outbox(messages[3:]))
         sent = attrs.evolve(messages[1], attempts=1, sent_at=at(9))
@@ -1312,6 +1312,17 @@ def check_outbox(factory: StorageFactory) -> None:
                 [retried, messages[3]],
                 tx.list_outbox(pending_only=True),
             )
+            _expect(
+                "list_outbox(booking_id=...) lists that booking's messages only, in order",
+                [retried, sent, failed],
+                tx.list_outbox(booking_id="b1"),
+            )
+            _expect(
+                "list_outbox(pending_only=True, booking_id=...) lists that booking's pending messages only",
+                [retried],
+                tx.list_outbox(pending_only=True, booking_id="b1"),
+            )
+            _expect("list_outbox(booking_id=...) of a booking with none is empty", [], tx.list_outbox(booking_id="b9"))
         _refused(
             "append_outbox of an id that exists raises StorageError (reference behaviour)",
             StorageError,
