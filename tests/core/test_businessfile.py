@@ -366,7 +366,7 @@ def business_files(draw):
                     kind=kind,
                     type=draw(st.sampled_from(["box", "barber", ""])),
                     capacity=draw(st.integers(1, 20) | st.just(UNLIMITED)),
-                    attributes=draw(st.dictionaries(st.sampled_from(["city", "seats", "vip"]), st.text(max_size=5) | st.integers(-5, 99) | st.booleans(), max_size=2)),
+                    attributes=draw(st.dictionaries(st.sampled_from(["city", "seats", "vip"]), st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), max_size=5) | st.integers(-5, 99) | st.booleans(), max_size=2)),
                     schedule=own,
                     zone=None if own is not None else draw(st.none() | st.sampled_from(ZONES)),
                 )
