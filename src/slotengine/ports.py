@@ -19,6 +19,7 @@ from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
+from slotengine.errors import ConcurrencyError, InvalidInputError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id, check_text
@@ -34,6 +35,7 @@ __all__ = [
     "Storage",
     "StorageTransaction",
     "check_document",
+    "check_update",
 ]
 
 MAX_DOCUMENT_LENGTH: Final = 1_000_000
@@ -53,6 +55,23 @@ def check_document(kind: object, key: object, body: object = "") -> tuple[str, s
         check_id(key, "document key"),
         check_text(body, "document body", max_length=MAX_DOCUMENT_LENGTH, allow_empty=True),
     )
+
+
+def check_update(stored: Booking, booking: Booking, expected_version: int) -> None:
+    """
+    Refuse an `StorageTransaction.update_booking` that every adapter must refuse, before it writes anything.
+
+    Raises:
+        ConcurrencyError: *stored* is no longer at *expected_version* (someone changed it meanwhile).
+        InvalidInputError: the update would take other time (start, end, buffers or resources): only
+            `StorageTransaction.reserve` may do that, under the capacity check.
+    """
+    if stored.version != expected_version:
+        msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
+        raise ConcurrencyError(msg, booking_id=booking.id)
+    if not stored.takes_same_time_as(booking):
+        msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
+        raise InvalidInputError(msg, booking_id=booking.id)
 
 
 @runtime_checkable

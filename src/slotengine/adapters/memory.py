@@ -20,12 +20,12 @@ from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
 from slotengine.capacity import check_capacity
-from slotengine.errors import ConcurrencyError, InvalidInputError, NotFoundError, StorageError
+from slotengine.errors import ConcurrencyError, NotFoundError, StorageError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update
 
 __all__ = ["MemoryStorage"]
 
@@ -171,12 +171,7 @@ class _Transaction:
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
         data = self._writable()
         stored = self.get_booking(booking.id)
-        if stored.version != expected_version:
-            msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
-            raise ConcurrencyError(msg, booking_id=booking.id)
-        if not stored.takes_same_time_as(booking):
-            msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
-            raise InvalidInputError(msg, booking_id=booking.id)
+        check_update(stored, booking, expected_version)
         data.bookings[booking.id] = booking
 
     def due_holds(self, now: datetime) -> list[Booking]:

@@ -126,7 +126,7 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
@@ -877,13 +877,7 @@ class _Transaction:
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
         self._writable()
         stored = self.get_booking(booking.id)
-        if stored.version != expected_version:
-            msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
-            raise ConcurrencyError(msg, booking_id=booking.id)
-        if not stored.takes_same_time_as(booking):
-            # A wider buffer takes more time: only reserve() may do that, under the capacity check.
-            msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
-            raise InvalidInputError(msg, booking_id=booking.id)
+        check_update(stored, booking, expected_version)
         row = self._booking_row(booking)
         row["expected_version"] = expected_version
         # READ COMMITTED re-checks the WHERE clause after waiting for a concurrent writer of this row, so a
