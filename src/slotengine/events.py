@@ -782,14 +782,10 @@ class EventDesk:
                 for _, occurrence_body in tx.list_documents(_OCCURRENCE):
                     occurrence = occurrence_from_doc(loads(occurrence_body))
                     if occurrence.template_id == template.id:
-                        written.extend(self._upsert(tx, occurrence, str(who), previous=previous)[1])
+                        self._upsert(tx, occurrence, str(who), previous=previous)
             return True
 
-        written: list[Resource] = []
-        changed = bool(self._write(upsert))
-        for resource in written:  # as in upsert_occurrence: the engine's own catalogue write
-            self.engine.add_resource(resource, actor=self.actor)
-        return changed
+        return bool(self._write(upsert))
 
     def template(self, template_id: str) -> EventTemplate:
         """Return a template by id or external ref. Raises `UnknownTemplateError`."""
@@ -823,21 +819,15 @@ class EventDesk:
             msg = f"expected Occurrence, got {type(occurrence).__name__}"
             raise InvalidInputError(msg)
         who = self._authorize(actor)
-        written: tuple[Occurrence, list[Resource], list[Service]] = self._write(
-            lambda tx: self._upsert(tx, occurrence, str(who))
-        )
-        stored, resources, services = written
-        for resource in resources:  # the engine's own catalogue write, so any cache it keeps sees the change
-            self.engine.add_resource(resource, actor=self.actor)
-        for service in services:
-            self.engine.add_service(service, actor=self.actor)
+        # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
+        stored: Occurrence = self._write(lambda tx: self._upsert(tx, occurrence, str(who)))
         if stored.status is OccurrenceStatus.CANCELLED:
             self._cancel_tickets(stored)
         return stored
 
     def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
         self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None
-    ) -> tuple[Occurrence, list[Resource], list[Service]]:
+    ) -> Occurrence:
         """
         Write *incoming* and everything that follows from it.
 
@@ -854,14 +844,14 @@ class EventDesk:
         if before is None:
             before = self._occurrence_in(tx, incoming.id)
         if before == incoming and previous is None:
-            return incoming, [], []
+            return incoming
         template = self._template_in(tx, incoming.template_id)
         new = _Resolved(incoming, template)
         old = None
         if before is not None:
             old = _Resolved(before, previous or self._template_in(tx, before.template_id))
             if previous is not None and (old.interval, old.resources()) == (new.interval, new.resources()):
-                return incoming, [], []  # a new description or price list: the stored occurrence is unchanged
+                return incoming  # a new description or price list: the stored occurrence is unchanged
         resources = new.resources()
         if old is not None:
             tx.lock_resources([r.id for r in old.resources()])
@@ -885,7 +875,7 @@ class EventDesk:
         cancelled = incoming.status is OccurrenceStatus.CANCELLED
         wanted = {} if cancelled else new.assignments()
         had = {} if old is None or old.occurrence.status is OccurrenceStatus.CANCELLED else old.assignments()
-        services = self._restaff(tx, now, new, had, wanted, actor)
+        self._restaff(tx, now, new, had, wanted, actor)
         if had != wanted:
             topics.append("occurrence.staff_changed")
         if cancelled and (old is None or old.occurrence.status is not OccurrenceStatus.CANCELLED):
@@ -900,7 +890,7 @@ class EventDesk:
             payload["previous_start"] = old.interval.start.isoformat()
         for topic in topics:
             self._message(tx, now, topic, payload)
-        return incoming, resources, services
+        return incoming
 
     @staticmethod
     def _sold(tx: StorageTransaction, now: datetime, resource_id: str, interval: Interval) -> int:
@@ -952,9 +942,8 @@ class EventDesk:
         had: dict[str, str],
         wanted: dict[str, str],
         actor: str,
-    ) -> list[Service]:
+    ) -> None:
         """Cancel the bookings of roles that changed hands or ended, and book the new holders' time."""
-        services: list[Service] = []
         business = tx.get_business()
         for role in sorted(set(had) | set(wanted)):
             if had.get(role) == wanted.get(role):
@@ -982,7 +971,6 @@ class EventDesk:
                 raise InvalidInputError(msg, field="staff")
             service = new.staff_service(role, person)
             tx.put_service(service)
-            services.append(service)
             status = next_status(None, Action.BOOK)
             booking = Booking(
                 uuid.uuid4().hex,
@@ -1004,7 +992,6 @@ class EventDesk:
             except ConflictError as exc:
                 raise self._staff_conflict(tx, new, role, person, exc) from None
             tx.append_transitions([TransitionRecord(booking.id, None, status, Action.BOOK, now, actor, role)])
-        return services
 
     def _staff_conflict(
         self, tx: StorageTransaction, new: _Resolved, role: str | None, person: str, exc: ConflictError
