@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slotengine._time import get_zone, localize, to_utc
+from slotengine._time import days_span, get_zone, localize, to_utc
 from slotengine.authorization import Actor, Role
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
@@ -34,7 +34,6 @@ from slotengine.ports import Storage
 
 __all__ = ["cli"]
 
-_ONE_DAY = timedelta(days=1)
 
 
 # --- the context every command shares -----------------------------------------------------------------------
@@ -198,9 +197,7 @@ def _show_booking(booking: Booking, zone: ZoneInfo, as_json: bool, verb: str = "
 
 
 def _days_window(first: date, days: int, zone: ZoneInfo) -> Interval:
-    start = localize(datetime.combine(first, time(0)), zone)
-    end = localize(datetime.combine(first + days * _ONE_DAY, time(0)), zone)
-    return Interval(start, end)
+    return Interval(*days_span(first, days, zone))
 
 
 def _today(zone: ZoneInfo) -> date:
