@@ -422,6 +422,18 @@ class _Index:
         return found
 
 
+def _nonempty(starts: list[int], ends: list[int]) -> tuple[int, ...]:
+    """Flat bounds of the pieces ``[starts[i], ends[i])`` that are not empty (the inputs in order, apart)."""
+    keep = list(map(lt, starts, ends))
+    if not all(keep):
+        starts = list(compress(starts, keep))
+        ends = list(compress(ends, keep))
+    flat = [0] * (2 * len(starts))
+    flat[0::2] = starts
+    flat[1::2] = ends
+    return tuple(flat)
+
+
 def _shrink(bounds: tuple[int, ...], before: int, after: int) -> tuple[int, ...]:
     """
     Return the *t* for which ``[t - before, t + after)`` lies inside one piece of *bounds* (``after >= 1``).
@@ -431,14 +443,7 @@ def _shrink(bounds: tuple[int, ...], before: int, after: int) -> tuple[int, ...]
     """
     starts = list(map(add, bounds[0::2], repeat(before)))
     ends = list(map(add, bounds[1::2], repeat(1 - after)))
-    keep = list(map(lt, starts, ends))
-    if not all(keep):
-        starts = list(compress(starts, keep))
-        ends = list(compress(ends, keep))
-    flat = [0] * (2 * len(starts))
-    flat[0::2] = starts
-    flat[1::2] = ends
-    return tuple(flat)
+    return _nonempty(starts, ends)
 
 
 _LOW: Final = -(1 << 62)
@@ -520,14 +525,7 @@ def _snap(bounds: tuple[int, ...], phase: int, step: int) -> tuple[int, ...]:
     """
     starts = [u + (phase - u) % step for u in bounds[0::2]]
     ends = list(bounds[1::2])
-    keep = list(map(lt, starts, ends))
-    if not all(keep):
-        starts = list(compress(starts, keep))
-        ends = list(compress(ends, keep))
-    flat = [0] * (2 * len(starts))
-    flat[0::2] = starts
-    flat[1::2] = ends
-    return tuple(flat)
+    return _nonempty(starts, ends)
 
 
 def _clip(bounds: tuple[int, ...], lo: int, hi: int) -> tuple[int, ...]:
