@@ -292,6 +292,14 @@ class Booking:
             for rid in assignment.resource_ids
         ]
 
+    def units_by_resource(self) -> dict[str, int]:
+        """The units this booking takes on each of its resources, in first-use order (several needs add up)."""
+        taken: dict[str, int] = {}
+        for assignment, units in zip(self.assignments, self.units, strict=True):
+            for rid in assignment.resource_ids:
+                taken[rid] = taken.get(rid, 0) + units
+        return taken
+
     # --- money ---------------------------------------------------------------------------------------------
 
     @property

@@ -14,10 +14,10 @@ from datetime import datetime
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.errors import ConflictError, NotFoundError
-from slotengine.intervals import CapacityProfile
+from slotengine.intervals import CapacityProfile, Interval
 from slotengine.model import UNLIMITED, Resource
 
-__all__ = ["check_capacity"]
+__all__ = ["capacity_conflict", "check_capacity"]
 
 
 def check_capacity(
@@ -27,7 +27,8 @@ def check_capacity(
     Raise unless *booking* fits on its resources next to *loads* at *now*.
 
     *loads* may hold anything near the booking; loads of the booking itself, expired holds and loads of
-    other resources are ignored here.
+    other resources are ignored here. Units the booking itself puts on one resource (for several needs)
+    add up.
 
     Raises:
         NotFoundError: a resource of the booking is not in *resources*.
@@ -38,26 +39,32 @@ def check_capacity(
     for load in loads:
         if load.booking_id != booking.id and load.is_live(now):
             by_resource.setdefault(load.resource_id, []).append(load)
-    for mine in booking.loads():
-        resource = resources.get(mine.resource_id)
+    blocked = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+    for resource_id, units in booking.units_by_resource().items():
+        resource = resources.get(resource_id)
         if resource is None:
-            msg = f"no resource {mine.resource_id!r}"
-            raise NotFoundError(msg, resource_id=mine.resource_id)
+            msg = f"no resource {resource_id!r}"
+            raise NotFoundError(msg, resource_id=resource_id)
         if resource.capacity is UNLIMITED:
             continue
-        blocked = mine.blocked
-        others = [ld for ld in by_resource.get(mine.resource_id, ()) if ld.blocked.overlaps(blocked)]
+        others = [ld for ld in by_resource.get(resource_id, ()) if ld.blocked.overlaps(blocked)]
         peak = CapacityProfile((ld.blocked, ld.units) for ld in others).max_load(blocked)
-        if peak + mine.units > resource.capacity:
-            ids = ", ".join(sorted(ld.booking_id for ld in others))
-            msg = (
-                f"{resource.name} is taken at that time: {peak} of {resource.capacity} units are booked "
-                f"({ids}) and {mine.units} more were asked for"
-            )
-            raise ConflictError(
-                msg,
-                resource_id=resource.id,
-                start=booking.start,
-                end=booking.end,
-                booking_ids=tuple(sorted(ld.booking_id for ld in others)),
-            )
+        if peak + units > resource.capacity:
+            raise capacity_conflict(booking, resource, peak, units, [ld.booking_id for ld in others])
+
+
+def capacity_conflict(
+    booking: Booking, resource: Resource, peak: int, units: int, in_the_way: Iterable[str]
+) -> ConflictError:
+    """
+    The `ConflictError` for *booking* when *resource* already has *peak* units taken and it asks for *units*.
+
+    Storages that check capacity themselves (in SQL, say) build their refusal here, so every adapter refuses
+    in the same words and with the same details.
+    """
+    ids = tuple(sorted(in_the_way))
+    msg = (
+        f"{resource.name} is taken at that time: {peak} of {resource.capacity} units are booked "
+        f"({', '.join(ids)}) and {units} more were asked for"
+    )
+    return ConflictError(msg, resource_id=resource.id, start=booking.start, end=booking.end, booking_ids=ids)

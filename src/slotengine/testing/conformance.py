@@ -853,6 +853,59 @@ def check_reserve_refuses_over_capacity(factory: StorageFactory) -> None:
 
 
 @_check
+def check_reserve_adds_up_a_bookings_own_units(factory: StorageFactory) -> None:
+    """A booking that takes one resource for several of its needs takes the sum of their units there."""
+
+    def taking(booking_id: str, resources: Sequence[Sequence[str]], units: Sequence[int]) -> Booking:
+        return Booking(
+            booking_id,
+            "s1",
+            at(10),
+            at(11),
+            tuple(Assignment(n, "", tuple(rids)) for n, rids in enumerate(resources)),
+            tuple(units),
+            BookingStatus.CONFIRMED,
+            CREATED,
+        )
+
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 3, "r3": UNLIMITED})
+        _refused(
+            "reserve of a booking taking a capacity-1 resource for two needs raises ConflictError",
+            ConflictError,
+            storage,
+            "alpha",
+            _reserving(taking("twice", [["r1"], ["r1"]], [1, 1]), now=at(8)),
+        )
+        _refused(
+            "reserve of a booking taking 2 + 2 units of a capacity-3 resource raises ConflictError",
+            ConflictError,
+            storage,
+            "alpha",
+            _reserving(taking("four", [["r2"], ["r2", "r3"]], [2, 2]), now=at(8)),
+        )
+        _reserve(storage, "alpha", taking("three", [["r2"], ["r2", "r3"]], [2, 1]), now=at(8))
+        _refused(
+            "a booking's summed units count against the next one",
+            ConflictError,
+            storage,
+            "alpha",
+            _reserving(_booking("one-more", at(10, 30), at(10, 45), resources=["r2"]), now=at(8)),
+        )
+        _expect(
+            "loads report each need's units of a booking on one resource",
+            [(("three", "r2", 2)), ("three", "r2", 1)],
+            sorted(
+                (
+                    (ld.booking_id, ld.resource_id, ld.units)
+                    for ld in _in(storage, "alpha", lambda tx: tx.loads(["r2"], Interval(at(9), at(12))), commit=False)
+                ),
+                key=lambda t: -t[2],
+            ),
+        )
+
+
+@_check
 def check_reserve_accepts_back_to_back(factory: StorageFactory) -> None:
     """Intervals are half-open: ``[10, 11)`` and ``[11, 12)`` both fit on a resource of capacity 1."""
     with _made(factory) as storage:
