@@ -35,7 +35,6 @@ from slotengine.ports import Storage
 __all__ = ["cli"]
 
 
-
 # --- the context every command shares -----------------------------------------------------------------------
 
 

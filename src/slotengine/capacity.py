@@ -50,21 +50,29 @@ def check_capacity(
         others = [ld for ld in by_resource.get(resource_id, ()) if ld.blocked.overlaps(blocked)]
         peak = CapacityProfile((ld.blocked, ld.units) for ld in others).max_load(blocked)
         if peak + units > resource.capacity:
-            raise capacity_conflict(booking, resource, peak, units, [ld.booking_id for ld in others])
+            raise capacity_conflict(
+                booking, resource.id, resource.name, resource.capacity, peak, units, [ld.booking_id for ld in others]
+            )
 
 
 def capacity_conflict(
-    booking: Booking, resource: Resource, peak: int, units: int, in_the_way: Iterable[str]
+    booking: Booking,
+    resource_id: str,
+    name: str,
+    capacity: int,
+    peak: int,
+    units: int,
+    in_the_way: Iterable[str],
 ) -> ConflictError:
     """
-    The `ConflictError` for *booking* when *resource* already has *peak* units taken and it asks for *units*.
+    Return the refusal of *booking*: a resource has *peak* of *capacity* units taken and it asks *units* more.
 
-    Storages that check capacity themselves (in SQL, say) build their refusal here, so every adapter refuses
-    in the same words and with the same details.
+    *in_the_way* are the ids of the bookings taking them. Storages that check capacity themselves (in SQL,
+    say) build their refusal here, so every adapter refuses in the same words and with the same details.
     """
     ids = tuple(sorted(in_the_way))
     msg = (
-        f"{resource.name} is taken at that time: {peak} of {resource.capacity} units are booked "
+        f"{name} is taken at that time: {peak} of {capacity} units are booked "
         f"({', '.join(ids)}) and {units} more were asked for"
     )
-    return ConflictError(msg, resource_id=resource.id, start=booking.start, end=booking.end, booking_ids=ids)
+    return ConflictError(msg, resource_id=resource_id, start=booking.start, end=booking.end, booking_ids=ids)

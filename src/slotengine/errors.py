@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AmbiguousLocalTimeError",
     "BusinessFileError",
+    "CatalogueChangedError",
     "ConcurrencyError",
     "ConflictError",
     "CurrencyMismatchError",
@@ -288,3 +289,14 @@ class ConcurrencyError(StorageError):
 
     code: ClassVar[str] = "concurrency"
     retryable: ClassVar[bool] = True
+
+
+class CatalogueChangedError(ConcurrencyError):
+    """
+    The catalogue (business, resources, services) changed after the caller read it; nothing was written.
+
+    Raised by `slotengine.ports.ReserveAndRecord.reserve_and_record` when the catalogue is no longer at the
+    version the engine decided with. The engine reads the catalogue again and decides again.
+    """
+
+    code: ClassVar[str] = "catalogue_changed"

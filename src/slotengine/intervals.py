@@ -747,4 +747,3 @@ def _sweep(events: list[tuple[int, int]]) -> tuple[tuple[int, ...], tuple[int, .
         times.append(t)
         levels.append(level)
     return tuple(times), tuple(levels)
-

@@ -148,9 +148,7 @@ TRANSITIONS: Final[Mapping[BookingStatus | None, Mapping[Action, BookingStatus]]
         _S.COMPLETED: MappingProxyType({_A.REFUND: _S.COMPLETED}),
         _S.CANCELLED: MappingProxyType({_A.REFUND: _S.CANCELLED, _A.CHARGE_FEE: _S.CANCELLED}),
         _S.EXPIRED: MappingProxyType({_A.REVIVE: _S.PRE_BOOKING, _A.REFUND: _S.EXPIRED}),
-        _S.NO_SHOW: MappingProxyType(
-            {_A.REFUND: _S.NO_SHOW, _A.CHARGE_FEE: _S.NO_SHOW, _A.PAY_PARTIAL: _S.NO_SHOW}
-        ),
+        _S.NO_SHOW: MappingProxyType({_A.REFUND: _S.NO_SHOW, _A.CHARGE_FEE: _S.NO_SHOW, _A.PAY_PARTIAL: _S.NO_SHOW}),
     }
 )
 """Every allowed transition: ``TRANSITIONS[status][action]`` is the status after *action* from *status*.

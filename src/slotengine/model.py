@@ -43,9 +43,7 @@ MAX_NAME_LENGTH: Final = 500
 MAX_TEXT_LENGTH: Final = 10_000
 
 
-def check_text(
-    value: object, field: str, *, max_length: int = MAX_NAME_LENGTH, allow_empty: bool = False
-) -> str:
+def check_text(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH, allow_empty: bool = False) -> str:
     """
     Return *value* if it is an acceptable string for *field*.
 
@@ -107,9 +105,7 @@ class FrozenMap(Mapping[str, AttributeValue]):
 
     __slots__ = ("_data", "_hash")
 
-    def __init__(
-        self, items: Mapping[str, AttributeValue] | Iterable[tuple[str, AttributeValue]] = ()
-    ) -> None:
+    def __init__(self, items: Mapping[str, AttributeValue] | Iterable[tuple[str, AttributeValue]] = ()) -> None:
         data = dict(items.items() if isinstance(items, Mapping) else items)
         for key, value in data.items():
             check_id(key, "attribute name")
@@ -564,10 +560,7 @@ class Service:
             )
             raise InvalidInputError(msg, field="check_in")
         if self.horizon is not None and self.horizon <= self.min_notice:
-            msg = (
-                f"service {self.id!r}: the horizon {self.horizon} leaves nothing after "
-                f"min_notice {self.min_notice}"
-            )
+            msg = f"service {self.id!r}: the horizon {self.horizon} leaves nothing after min_notice {self.min_notice}"
             raise InvalidInputError(msg, field="horizon")
 
     @property

@@ -30,9 +30,7 @@ _TWO_DECIMALS = (
 
 CURRENCY_MINOR_UNITS: Final[dict[str, int]] = {
     **dict.fromkeys(_TWO_DECIMALS.split(), 2),
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
-    ),
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
     **dict.fromkeys("CLF UYW".split(), 4),
 }

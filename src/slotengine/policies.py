@@ -269,9 +269,7 @@ class CancellationPolicy:
         """
         now = to_utc(now, "now")
         if by_business:
-            return CancellationQuote(
-                _HUNDRED, Money.zero(price.currency), paid, Money.zero(price.currency), None
-            )
+            return CancellationQuote(_HUNDRED, Money.zero(price.currency), paid, Money.zero(price.currency), None)
         if self.deadline is not None:
             deadline = wall_clock_before(start, self.deadline, zone)
             if now > deadline:

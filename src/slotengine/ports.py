@@ -19,7 +19,7 @@ from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
-from slotengine.errors import ConcurrencyError, InvalidInputError
+from slotengine.errors import CatalogueChangedError, ConcurrencyError, InvalidInputError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id, check_text
@@ -32,10 +32,12 @@ __all__ = [
     "Clock",
     "IdempotencyRecord",
     "Notifier",
+    "ReserveAndRecord",
     "Storage",
     "StorageTransaction",
     "check_document",
     "check_update",
+    "reserve_and_record_in",
 ]
 
 MAX_DOCUMENT_LENGTH: Final = 1_000_000
@@ -387,3 +389,75 @@ class Storage(Protocol):
     def close(self) -> None:
         """Release connections and files. The storage cannot be used afterwards."""
         ...
+
+
+@runtime_checkable
+class ReserveAndRecord(Protocol):
+    """
+    An optional capability of a `Storage`: a booking's whole write, decided elsewhere, as one atomic step.
+
+    The engine decides a new hold or booking from its cached catalogue, then hands the storage everything that
+    booking writes at once. An adapter that can do all of it in one round trip (`PostgresStorage`: one
+    statement) spares the transaction's separate reads and writes; `reserve_and_record_in` does it with any
+    transaction, for adapters that gain nothing from doing it differently. A storage without this method is
+    driven through `Storage.transaction` as usual.
+    """
+
+    def reserve_and_record(
+        self,
+        tenant: str,
+        booking: Booking,
+        *,
+        now: datetime,
+        transitions: Sequence[TransitionRecord],
+        outbox: Sequence[OutboxMessage],
+        catalogue_version: int,
+    ) -> None:
+        """
+        Reserve *booking* and append its records in one transaction of *tenant*, committed before returning.
+
+        In order: refuse unless the catalogue is at *catalogue_version* (`CatalogueVersions`), then
+        `StorageTransaction.reserve` *booking* at *now*, `StorageTransaction.append_transitions` *transitions*
+        and `StorageTransaction.append_outbox` *outbox*.
+
+        Raises:
+            CatalogueChangedError: the catalogue is at another version (it changed since it was read).
+            ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`).
+            NotFoundError: a resource of the booking does not exist.
+            ConcurrencyError: a concurrent writer got in the way (as `Storage.transaction`); retry.
+
+        Whatever it raises, nothing was written. A transaction of the same storage must not be open in the
+        calling thread (transactions do not nest).
+        """
+        ...
+
+
+def reserve_and_record_in(
+    tx: StorageTransaction,
+    booking: Booking,
+    *,
+    now: datetime,
+    transitions: Sequence[TransitionRecord],
+    outbox: Sequence[OutboxMessage],
+    catalogue_version: int,
+) -> None:
+    """
+    Do the work of `ReserveAndRecord.reserve_and_record` in *tx* (which the caller commits).
+
+    Adapters whose transactions are cheap implement the capability with this; *tx* must have
+    `CatalogueVersions.catalogue_version`.
+
+    Raises:
+        CatalogueChangedError: the catalogue is not at *catalogue_version*; nothing was written.
+        Anything `reserve`, `append_transitions` or `append_outbox` raise.
+    """
+    if not isinstance(tx, CatalogueVersions):
+        msg = "reserve_and_record needs a transaction with catalogue versions (CatalogueVersions)"
+        raise TypeError(msg)
+    current = tx.catalogue_version()
+    if current != catalogue_version:
+        msg = f"the catalogue changed meanwhile (version {current}, not {catalogue_version}); read it again"
+        raise CatalogueChangedError(msg, version=current)
+    tx.reserve(booking, now=now)
+    tx.append_transitions(transitions)
+    tx.append_outbox(outbox)

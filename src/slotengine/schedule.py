@@ -124,9 +124,7 @@ def _end_time(value: time | str) -> time:
 
 def _check_date(value: object, name: str) -> date:
     if isinstance(value, datetime) or not isinstance(value, date):
-        msg = (
-            f"{name} must be a calendar date such as date(2025, 12, 24), not {type(value).__name__} {value!r}"
-        )
+        msg = f"{name} must be a calendar date such as date(2025, 12, 24), not {type(value).__name__} {value!r}"
         raise _err(msg, field=name)
     if not _MIN_YEAR <= value.year <= _MAX_YEAR:
         msg = f"{name} {value.isoformat()} is outside the accepted years {_MIN_YEAR} to {_MAX_YEAR}"
@@ -688,9 +686,7 @@ class Schedule:
         closed: list[tuple[int, int]] = []
         for rule in self.recurring:
             target = closed if rule.closed else opened
-            target.extend(
-                _range_micros(rule.hours, d, tz) for d in occurrence_days(rule.recurrence, first, last)
-            )
+            target.extend(_range_micros(rule.hours, d, tz) for d in occurrence_days(rule.recurrence, first, last))
         result = IntervalSet._from_micros(opened)
         if closed:
             result -= IntervalSet._from_micros(closed)

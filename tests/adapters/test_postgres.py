@@ -40,6 +40,7 @@ from slotengine.authorization import Actor
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
 from slotengine.business import Business
+from slotengine.codec import booking_to_dict, dumps, resource_to_dict
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
     ConcurrencyError,
@@ -50,7 +51,7 @@ from slotengine.errors import (
     StorageError,
 )
 from slotengine.intervals import Interval
-from slotengine.lifecycle import BookingStatus
+from slotengine.lifecycle import LIVE_STATUSES, BookingStatus
 from slotengine.model import UNLIMITED, Need, Resource, Service
 from slotengine.money import Money
 from slotengine.outbox import OutboxMessage
@@ -390,6 +391,104 @@ class TestSchema:
         assert {*TABLES, "schema_version"} == tables
         assert 1 == gist
 
+    def test_a_version_3_schema_is_upgraded_in_place(self, fresh_schema: str) -> None:
+        """
+        Version 3 -> 4: the resource rows get their booking's interval and hold, the foreign key to bookings
+        goes (deleting a booking still removes its rows), and what was booked stays booked.
+        """
+        with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(fresh_schema)))
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(fresh_schema)))
+            for version in range(3):
+                for statement in postgres_module._MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version + 1,))
+            for rid, capacity in (("r1", 1), ("r2", 1), ("r3", 3)):
+                conn.execute(
+                    "INSERT INTO resources (tenant_id, id, capacity, doc) VALUES ('t', %s, %s, %s::jsonb)",
+                    (rid, capacity, dumps(resource_to_dict(Resource(rid, rid.upper(), capacity=capacity)))),
+                )
+            old = [
+                booking("firm", at(3, 10), at(3, 11), resources=("r1", "r3"), buffer_after=15 * M),
+                booking(
+                    "held",
+                    at(3, 10),
+                    at(3, 11),
+                    resources=("r2",),
+                    status=BookingStatus.PRE_BOOKING,
+                    hold_until=at(2, 9),
+                ),
+                booking("gone", at(3, 12), at(3, 13), status=BookingStatus.CANCELLED),
+            ]
+            for b in old:
+                live = b.status in LIVE_STATUSES
+                conn.execute(
+                    """
+                    INSERT INTO bookings (tenant_id, id, status, during, blocked, hold_until, customer_id, source,
+                                          external_ref, service_id, version, doc)
+                    VALUES ('t', %s, %s, tstzrange(%s, %s), tstzrange(%s, %s), %s, NULL, 'site', NULL, 's1', 1,
+                            %s::jsonb)
+                    """,
+                    (
+                        b.id,
+                        b.status.value,
+                        b.start,
+                        b.end,
+                        b.start - b.buffer_before,
+                        b.end + b.buffer_after,
+                        b.hold_until,
+                        dumps(booking_to_dict(b)),
+                    ),
+                )
+                for pos, rid in enumerate(b.resource_ids):
+                    conn.execute(
+                        """
+                        INSERT INTO booking_resources (tenant_id, booking_id, pos, resource_id, units, during,
+                                                       live, exclusive)
+                        VALUES ('t', %s, %s, %s, 1, tstzrange(%s, %s), %s, %s)
+                        """,
+                        (b.id, pos, rid, b.start - b.buffer_before, b.end + b.buffer_after, live, live and rid != "r3"),
+                    )
+
+        storage = PostgresStorage(DSN, schema=fresh_schema, max_size=2)
+        try:
+            with storage.transaction("t") as tx:
+                loads = sorted(
+                    (ld.booking_id, ld.resource_id, ld.interval.start, ld.blocked.end, ld.hold_until)
+                    for ld in tx.loads(["r1", "r2", "r3"], Interval(at(3, 0), at(4, 0)))
+                )
+            refused = []
+            for b in (
+                booking("x", at(3, 11), at(3, 12)),
+                booking("y", at(3, 10, 30), at(3, 11), resources=("r3",), units=3),
+            ):
+                with pytest.raises(ConflictError), storage.transaction("t") as tx:
+                    tx.reserve(b, now=at(2, 8))
+                refused.append(b.id)
+            with storage.transaction("t") as tx:  # the hold lapsed at 9:00 on the 2nd
+                tx.reserve(booking("over-the-lapsed-hold", at(3, 10), at(3, 11), resources=("r2",)), now=at(2, 10))
+                tx.commit()
+            with raw(fresh_schema) as conn:
+                versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+                foreign = conn.execute(
+                    "SELECT count(*) FROM pg_constraint WHERE conrelid = 'booking_resources'::regclass AND contype = 'f'"
+                ).fetchone()[0]
+                conn.execute("DELETE FROM bookings WHERE id = 'firm'")
+                rows = conn.execute("SELECT DISTINCT booking_id FROM booking_resources ORDER BY 1").fetchall()
+        finally:
+            storage.close()
+
+        assert [
+            ("firm", "r1", at(3, 10), at(3, 11, 15), None),
+            ("firm", "r3", at(3, 10), at(3, 11, 15), None),
+            ("held", "r2", at(3, 10), at(3, 11), at(2, 9)),
+        ] == loads
+        assert ["x", "y"] == refused
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
+        assert 1 == foreign  # the one to resources stays
+        assert [("gone",), ("held",), ("over-the-lapsed-hold",)] == rows
+
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
         """Opening an existing schema never re-creates it or loses data, however often."""
         engine.book("wash", at(2, 10))
@@ -588,12 +687,16 @@ class TestBackstop:
             ("b2", "one", False, False),
         ] == rows
 
-    def test_the_exclusion_constraint_refuses_what_a_broken_check_lets_through(
-        self, storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_the_exclusion_constraint_refuses_what_a_broken_check_lets_through(self, storage: PostgresStorage) -> None:
         """With the capacity check switched off, the database still refuses an overlap (23P01 -> ConflictError)."""
         catalogue(storage, "t", {"r1": 1, "r3": 3})
-        monkeypatch.setattr(postgres_module, "check_capacity", lambda *_a, **_k: None)
+        # A broken server function: its capacity check never refuses.
+        broken = postgres_module._RESERVE_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace(
+            "IF v_peak + v_units[i] > v_caps[i] THEN", "IF false THEN"
+        )
+        assert broken != postgres_module._RESERVE_FUNCTION
+        with raw(storage.schema) as conn:
+            conn.execute(broken)
         with storage.transaction("t") as tx:
             tx.reserve(booking("first", at(3, 10), at(3, 11), resources=("r1",)), now=at(2, 8))
             tx.commit()
@@ -758,7 +861,9 @@ class TestLocks:
         """C8: on a server where advisory locks do nothing (CockroachDB's old stubs), the adapter refuses to open."""
         PostgresStorage(DSN, schema=fresh_schema).close()
         with raw(fresh_schema) as conn:  # stubs that shadow pg_catalog's functions when searched first
-            conn.execute("CREATE FUNCTION pg_try_advisory_xact_lock(bigint) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+            conn.execute(
+                "CREATE FUNCTION pg_try_advisory_xact_lock(bigint) RETURNS boolean LANGUAGE sql AS 'SELECT true'"
+            )
             conn.execute("CREATE FUNCTION pg_advisory_xact_lock(bigint) RETURNS void LANGUAGE sql AS ''")
 
         class NoOpLocks(PostgresStorage):
@@ -1248,7 +1353,9 @@ class TestHostileStrings:
         assert before == snapshot(engine)
 
     @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=200))
+    @given(
+        text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=200)
+    )
     def test_any_text_round_trips(self, storage: PostgresStorage, text: str) -> None:
         """Any text without NUL or lone surrogates round-trips verbatim through ids, names and filters."""
         tenant = uuid.uuid4().hex
@@ -1526,29 +1633,60 @@ class TestStaticGuards:
         statements = [s for s in _strings(_tree()) if SQL_START.match(s)]
         exempt = re.compile(
             r"pg_namespace|pg_extension|pg_advisory|pg_try_advisory|set_config|schema_version|MAX\(version\)"
+            # the server function takes the tenant as its first argument (its own statements: the test below);
+            # the version 4 migration drops rows of every tenant whose booking is gone
+            r"|slotengine_reserve\(%s, |WHERE booked IS NULL"
         )
 
         assert len(statements) > 20
         assert [] == [s for s in statements if "tenant_id" not in s and not exempt.search(s)]
 
     def test_reserve_locks_then_checks_capacity_then_writes(self) -> None:
-        """reserve() takes the locks, reads the loads and runs check_capacity before its first write (C10)."""
+        """slotengine_reserve takes the locks, then checks versions and capacity, and only then writes (C10)."""
+        body = postgres_module._RESERVE_FUNCTION
+
+        def first(text: str) -> int:
+            assert text in body, text
+            return body.index(text)
+
+        locks = first("pg_advisory_xact_lock(")
+        catalogue = first("FROM catalogue_versions")
+        resources = first("LEFT JOIN resources")
+        seen = first("FOR UPDATE")
+        check = first("IF v_peak + v_units[i] > v_caps[i] THEN")
+        aside = first("UPDATE booking_resources SET exclusive = false")
+        writes = [
+            first("INSERT INTO bookings"),
+            first("DELETE FROM booking_resources"),
+            first("INSERT INTO transitions"),
+        ]
+
+        assert first("set_config('lock_timeout'") < locks < catalogue < resources < seen < check < aside < min(writes)
+        # every way out before the writes writes nothing: it returns
+        assert body[:aside].count("RETURN ") == 4
+        # the reserve method sends the one statement (and BEGIN, the lock timeout) in one batch
         method = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "reserve")
-        calls = [(n.lineno, ast.unparse(n)) for n in ast.walk(method) if isinstance(n, ast.Call)]
-
-        def first(prefix: str) -> int:
-            return min(line for line, text in calls if text.startswith(prefix))
-
-        lock, read, loads = first("self._lock_steps("), first("self._batch(steps"), first("self._loads(")
-        check, write = first("check_capacity("), first("self._batch(writes")
         source = ast.unparse(method)
-
-        # One batch runs the lock statements first (the list _lock_steps returns, only appended to), then the reads.
-        assert lock < read <= loads < check < write
-        assert "steps.insert" not in source
-        assert "steps = " not in source.replace("rids, steps = self._lock_steps(", "")
-        assert source.count("self._batch(") == 2
+        assert source.count("self._batch(") == 1
+        assert "_RESERVE" in source
         assert "self._write(" not in source
+
+    def test_every_statement_of_the_server_function_is_scoped_by_tenant(self) -> None:
+        """Every statement of slotengine_reserve that reads or writes a table names p_tenant (S1/S2)."""
+        body = postgres_module._RESERVE_FUNCTION.split("BEGIN", 1)[1]
+        statements = [part.strip() for part in body.split(";")]
+        touching = [
+            st
+            for st in statements
+            if re.search(
+                r"\b(FROM|INTO|UPDATE|JOIN)\s+(bookings|booking_resources|resources|catalogue_versions"
+                r"|transitions|outbox)\b",
+                st,
+            )
+        ]
+
+        assert len(touching) >= 9
+        assert [] == [st for st in touching if "p_tenant" not in st]
 
     def test_locks_are_sorted_with_a_timeout_and_transactions_read_committed(self) -> None:
         """The lock statement takes keys in the given (sorted) order after SET LOCAL lock_timeout; READ COMMITTED."""
@@ -1557,5 +1695,8 @@ class TestStaticGuards:
 
         assert "ORDER BY u.n" in postgres_module._LOCK_RESOURCES
         assert "set_config('lock_timeout', %s, true)" in postgres_module._SET_LOCK_TIMEOUT
-        assert "keys = sorted(" in ast.unparse(lock)
+        order = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_locks_for")
+        assert "_locks_wanted" in ast.unparse(lock)
+        assert "sorted({resource_lock_key(" in ast.unparse(order)
+        assert "ORDER BY n" in postgres_module._RESERVE_FUNCTION
         assert "IsolationLevel.READ_COMMITTED" in source

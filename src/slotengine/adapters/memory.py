@@ -25,7 +25,7 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update, reserve_and_record_in
 
 __all__ = ["MemoryStorage"]
 
@@ -262,6 +262,23 @@ class MemoryStorage:
                 raise StorageError(msg)
             tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy(), self._tenants.__setitem__)
             yield tx
+
+    def reserve_and_record(
+        self,
+        tenant: str,
+        booking: Booking,
+        *,
+        now: datetime,
+        transitions: Sequence[TransitionRecord],
+        outbox: Sequence[OutboxMessage],
+        catalogue_version: int,
+    ) -> None:
+        """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
+        with self.transaction(tenant) as tx:
+            reserve_and_record_in(
+                tx, booking, now=now, transitions=transitions, outbox=outbox, catalogue_version=catalogue_version
+            )
+            tx.commit()
 
     def close(self) -> None:
         """Forget everything."""

@@ -78,7 +78,7 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update, reserve_and_record_in
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
@@ -1181,6 +1181,23 @@ class SQLiteStorage:
                     self._end(handle)
             finally:
                 handle.busy = False
+
+    def reserve_and_record(
+        self,
+        tenant: str,
+        booking: Booking,
+        *,
+        now: datetime,
+        transitions: Sequence[TransitionRecord],
+        outbox: Sequence[OutboxMessage],
+        catalogue_version: int,
+    ) -> None:
+        """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
+        with self.transaction(tenant) as tx:
+            reserve_and_record_in(
+                tx, booking, now=now, transitions=transitions, outbox=outbox, catalogue_version=catalogue_version
+            )
+            tx.commit()
 
     def _end(self, handle: _Handle) -> None:
         """Roll back whatever is left of a transaction; a connection that cannot is replaced."""

@@ -21,9 +21,7 @@ from slotengine.money import Money
 
 __all__ = ["customers", "money", "needs", "resources", "services"]
 
-_IDS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12).filter(
-    str.strip
-)
+_IDS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12).filter(str.strip)
 _TYPES = st.sampled_from(["room", "box", "dentist", "driver", "car", "seat"])
 
 

@@ -125,8 +125,7 @@ def schedules(
     anchor = around if around is not None else draw(_anchor_dates(zone))
     override_days = draw(st.sets(st.integers(-4, 4), max_size=3))
     overrides = [
-        DateOverride(anchor + k * _DAY, draw(st.lists(time_ranges(), max_size=2)))
-        for k in sorted(override_days)
+        DateOverride(anchor + k * _DAY, draw(st.lists(time_ranges(), max_size=2))) for k in sorted(override_days)
     ]
     return Schedule(
         zone,

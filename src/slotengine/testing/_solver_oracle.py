@@ -95,9 +95,7 @@ class _World:
             return None
         return _wall(day + timedelta(days=duration // timedelta(days=1)), last, zone)
 
-    def serves(
-        self, resource: Resource, service: Service, duration: timedelta, start: int, units: int
-    ) -> bool:
+    def serves(self, resource: Resource, service: Service, duration: timedelta, start: int, units: int) -> bool:
         end = self.end_of(service, duration, start, self.zone[resource.id])
         if end is None:
             return False
@@ -157,9 +155,7 @@ class _World:
                 t += step
         return out
 
-    def assignment_exists(
-        self, service: Service, duration: timedelta, start: int, pin: Collection[str]
-    ) -> bool:
+    def assignment_exists(self, service: Service, duration: timedelta, start: int, pin: Collection[str]) -> bool:
         pools = self.pools(service)
         first_holder: dict[str, int] = {}
         for i, pool in enumerate(pools):
@@ -170,8 +166,7 @@ class _World:
             free = [
                 r.id
                 for r in pool
-                if (r.id not in pin or first_holder[r.id] == i)
-                and self.serves(r, service, duration, start, need.units)
+                if (r.id not in pin or first_holder[r.id] == i) and self.serves(r, service, duration, start, need.units)
             ]
             combos = [
                 combo
