@@ -31,7 +31,7 @@ import attrs
 
 from slotengine._time import get_zone, to_utc
 from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
-from slotengine.availability import Availability, Explanation, Slot, Strategy
+from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
 from slotengine.business import Business
 from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
@@ -43,6 +43,7 @@ from slotengine.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyViolationError,
+    SlotEngineError,
 )
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
@@ -286,9 +287,42 @@ class BookingEngine:
         actor: str,
         reason: str = "",
     ) -> TransitionRecord:
-        """Append the transition record and its outbox event for one effective step."""
-        record = TransitionRecord(booking.id, before, booking.status, action, now, actor, reason)
+        """Append the transition record and the outbox messages of one effective step, re-planning reminders."""
+        catalogue = self._catalogue(tx)
+        record, messages = self._facts(catalogue, now, booking, before, action, actor, reason)
         tx.append_transitions([record])
+        if before is not None and action in _REPLAN and self._rules(catalogue, booking):
+            # The booking's pending reminders are withdrawn (never sent); `_facts` planned them anew.
+            withdrawn = f"withdrawn: the booking was {EVENT_OF_ACTION.get(action, action).value}"
+            for pending in tx.list_outbox(pending_only=True, booking_id=booking.id):
+                if pending.booking_id == booking.id and pending.topic.startswith("remind."):
+                    tx.update_outbox(attrs.evolve(pending, failed_at=now, last_error=withdrawn))
+        tx.append_outbox(messages)
+        return record
+
+    def _rules(self, catalogue: _Catalogue, booking: Booking) -> builtins.list[NotificationRule]:
+        """The business's notification rules that apply to *booking*."""
+        business = catalogue.get_business(self.tenant)
+        return [rule for rule in business.rules if rule.applies_to(booking)]
+
+    def _facts(
+        self,
+        catalogue: _Catalogue,
+        now: datetime,
+        booking: Booking,
+        before: BookingStatus | None,
+        action: Action,
+        actor: str,
+        reason: str,
+    ) -> tuple[TransitionRecord, builtins.list[OutboxMessage]]:
+        """
+        Return the transition record of one step and the outbox messages it makes due.
+
+        The messages: the step's event, then what the business's rules send (event rules now or when quiet
+        hours end; reminders of a live booking, planned for its time after a step that moves it or starts
+        its life).
+        """
+        record = TransitionRecord(booking.id, before, booking.status, action, now, actor, reason)
         payload = {
             "booking_id": booking.id,
             "action": action.value,
@@ -300,56 +334,38 @@ class BookingEngine:
             "service_id": booking.service_id,
         }
         message_id = self._new_id()
-        tx.append_outbox(
-            [
-                OutboxMessage(
-                    message_id,
-                    f"booking.{action.value}",
-                    booking.id,
-                    now,
-                    now,
-                    message_id,
-                    dumps({**payload, "channel": "event"}),
-                )
-            ]
-        )
-        self._plan_notifications(tx, now, booking, action)
-        return record
-
-    def _plan_notifications(self, tx: StorageTransaction, now: datetime, booking: Booking, action: Action) -> None:
-        """
-        Write the messages the business's rules make due by this step, and re-plan reminders.
-
-        Event rules fire now (or when quiet hours end). Steps that move a booking or end its life withdraw its
-        pending reminders (they are never sent) and, if it is still live, plan reminders for its new time.
-        """
-        business = self._catalogue(tx).get_business(self.tenant)
-        rules = [rule for rule in business.rules if rule.applies_to(booking)]
+        messages = [
+            OutboxMessage(
+                message_id,
+                f"booking.{action.value}",
+                booking.id,
+                now,
+                now,
+                message_id,
+                dumps({**payload, "channel": "event"}),
+            )
+        ]
+        rules = self._rules(catalogue, booking)
         if not rules:
-            return
-        messages: list[OutboxMessage] = []
+            return record, messages
+        business = catalogue.get_business(self.tenant)
         event = EVENT_OF_ACTION.get(action)
         if event is not None:
             for rule in rules:
                 if event in rule.on:
                     key = f"{booking.id}:{rule.id}:v{booking.version}"
-                    messages += self._messages(tx, business, booking, rule, "notify", now, now, key)
-        if action in _REPLAN:
-            for pending in tx.list_outbox(pending_only=True, booking_id=booking.id):
-                if pending.booking_id == booking.id and pending.topic.startswith("remind."):
-                    withdrawn = f"withdrawn: the booking was {EVENT_OF_ACTION.get(action, action).value}"
-                    tx.update_outbox(attrs.evolve(pending, failed_at=now, last_error=withdrawn))
-            if booking.status in LIVE_STATUSES:
-                for rule in rules:
-                    if rule.offset is not None and booking.start + rule.offset > now:
-                        key = f"{booking.id}:{rule.id}:{booking.start.isoformat()}:v{booking.version}"
-                        due = booking.start + rule.offset
-                        messages += self._messages(tx, business, booking, rule, "remind", due, now, key)
-        tx.append_outbox(messages)
+                    messages += self._messages(catalogue, business, booking, rule, "notify", now, now, key)
+        if action in _REPLAN and booking.status in LIVE_STATUSES:
+            for rule in rules:
+                if rule.offset is not None and booking.start + rule.offset > now:
+                    key = f"{booking.id}:{rule.id}:{booking.start.isoformat()}:v{booking.version}"
+                    due = booking.start + rule.offset
+                    messages += self._messages(catalogue, business, booking, rule, "remind", due, now, key)
+        return record, messages
 
     def _messages(
         self,
-        tx: StorageTransaction,
+        catalogue: _Catalogue,
         business: Business,
         booking: Booking,
         rule: NotificationRule,
@@ -370,7 +386,7 @@ class BookingEngine:
                 recipients.append((f"agent:{business.agent}", business_zone))
         else:
             for rid in booking.resource_ids:
-                resource = self._catalogue(tx).get_resource(rid)
+                resource = catalogue.get_resource(rid)
                 if resource.kind is ResourceKind.USER:
                     recipients.append((f"staff:{rid}", get_zone(resource.zone) if resource.zone else business_zone))
         out = []
@@ -456,13 +472,17 @@ class BookingEngine:
     ) -> Availability:
         """Build the solver's view of *service*'s pools around *window*, from storage."""
         catalogue = self._catalogue(tx)
+        span = _span(service, window)
+        pool = catalogue.pool(service)
+        found = [ld for ld in tx.loads([r.id for r in pool], span) if ld.booking_id not in ignore]
+        return self._view(catalogue, now, service, span, found)
+
+    def _view(
+        self, catalogue: _Catalogue, now: datetime, service: Service, span: Interval, loads: Sequence[Load]
+    ) -> Availability:
+        """The solver's view of *service*'s pools over *span* (see `_span`) with *loads* on them."""
         business = catalogue.get_business(self.tenant)
         pool = catalogue.pool(service)
-        longest = service.max_duration or service.duration
-        if service.unit is not ServiceUnit.MINUTES:
-            longest += _ONE_DAY
-        margin = service.buffer_before + service.buffer_after + _MARGIN
-        span = Interval(window.start - margin, window.end + longest + margin)
         hours: dict[str, IntervalSet] = {}
         time_off: dict[str, IntervalSet] = {}
         for resource in pool:
@@ -473,8 +493,7 @@ class BookingEngine:
             time_off[resource.id] = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(
                 span.start, span.end
             )
-        found = [ld for ld in tx.loads([r.id for r in pool], span) if ld.booking_id not in ignore]
-        return Availability(pool, hours, found, now=now, time_off=time_off, zone=business.zone)
+        return Availability(pool, hours, loads, now=now, time_off=time_off, zone=business.zone)
 
     def find_slots(
         self,
@@ -653,22 +672,36 @@ class BookingEngine:
             self._allow(who, Permission.OVERRIDE)
         check_text(notes, "notes", max_length=10_000, allow_empty=True)
         pins = tuple(sorted(pin))
-        request = {
-            "call": action.value,
-            "service_id": service_id,
-            "start": start.isoformat(),
-            "customer_id": customer_id,
-            "duration": None if duration is None else duration.total_seconds(),
-            "pin": pins,
-            "source": str(source),
-            "notes": notes,
-            "external_ref": external_ref,
-            "override": override,
-            "customer_zone": zone,
-            "customer_language": language,
-            "strategy": str(strategy),
-            "preferred": list(preferred),
-        }
+
+        def build(catalogue: _Catalogue, now: datetime, service: Service, slot: Slot) -> Booking:
+            business = catalogue.get_business(self.tenant)
+            status = next_status(None, action)
+            return Booking(
+                self._new_id(),
+                service.id,
+                slot.start,
+                slot.end,
+                slot.assignments,
+                tuple(service.needs[a.need].units for a in slot.assignments),
+                status,
+                now,
+                policies=business.policies,
+                hold_until=now + business.policies.hold.ttl if status is BookingStatus.PRE_BOOKING else None,
+                buffer_before=service.buffer_before,
+                buffer_after=service.buffer_after,
+                customer_id=customer_id,
+                source=source,
+                notes=notes,
+                external_ref=external_ref,
+                price=_price(service, service.duration if duration is None else duration),
+                customer_zone=zone,
+                customer_language=language,
+            )
+
+        if idempotency_key is None and not override and strategy is not Strategy.LEAST_LOADED:
+            made = self._create_at_once(action, service_id, start, duration, pins, strategy, preferred, build, who)
+            if made is not None:
+                return made
 
         def create(tx: StorageTransaction, now: datetime) -> Booking:
             catalogue = self._catalogue(tx)
@@ -687,33 +720,85 @@ class BookingEngine:
                 slot = self._availability(tx, now, service, window).check(
                     service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
                 )
-            status = next_status(None, action)
-            booking = Booking(
-                self._new_id(),
-                service.id,
-                slot.start,
-                slot.end,
-                slot.assignments,
-                tuple(service.needs[a.need].units for a in slot.assignments),
-                status,
-                now,
-                policies=business.policies,
-                hold_until=now + business.policies.hold.ttl if status is BookingStatus.PRE_BOOKING else None,
-                buffer_before=service.buffer_before,
-                buffer_after=service.buffer_after,
-                customer_id=customer_id,
-                source=source,
-                notes=notes,
-                external_ref=external_ref,
-                price=_price(service, chosen),
-                customer_zone=zone,
-                customer_language=language,
-            )
+            booking = build(catalogue, now, service, slot)
             tx.reserve(booking, now=now)
             self._record(tx, now, booking, None, action, str(who), "override" if override else "")
             return booking
 
+        request: dict[str, Any] = {}
+        if idempotency_key is not None:
+            request = {
+                "call": action.value,
+                "service_id": service_id,
+                "start": start.isoformat(),
+                "customer_id": customer_id,
+                "duration": None if duration is None else duration.total_seconds(),
+                "pin": pins,
+                "source": str(source),
+                "notes": notes,
+                "external_ref": external_ref,
+                "override": override,
+                "customer_zone": zone,
+                "customer_language": language,
+                "strategy": str(strategy),
+                "preferred": list(preferred),
+            }
         return self._keyed(idempotency_key, request, create)
+
+    def _create_at_once(
+        self,
+        action: Action,
+        service_id: str,
+        start: datetime,
+        duration: timedelta | None,
+        pins: tuple[str, ...],
+        strategy: Strategy,
+        preferred: Sequence[str],
+        build: Callable[[_Catalogue, datetime, Service, Slot], Booking],
+        who: Actor,
+    ) -> Booking | None:
+        """
+        Hold or book in one storage call, or return None to go the usual way (`_create`'s transaction).
+
+        With a storage that has `slotengine.ports.ReserveAndRecord` and a cached, versioned catalogue, the
+        solver answers from the catalogue alone (hours, grid, notice, pins: everything but the load) and the
+        storage writes the booking, its record and its messages at once, after checking under the resources'
+        locks that the catalogue is unchanged and the booking fits. For the strategies that do not look at
+        the load (first available, preferred), a booking that fits is exactly the one the usual way would
+        choose: the first candidate in the strategy's order that is free. Anything else (a start the solver
+        refuses, a full resource, a changed catalogue, a concurrent writer) goes the usual way, which reads
+        the load under the locks, explains a refusal and retries.
+        """
+        writer = getattr(self.storage, "reserve_and_record", None)
+        snapshot = self._cached
+        if writer is None or snapshot is None or snapshot.version is None or snapshot.business is None:
+            return None
+        service = snapshot.services.get(service_id)
+        if service is None:
+            return None
+        now = self._now()
+        try:
+            chosen = service.duration if duration is None else duration
+            span = _span(service, Interval(start, start + chosen))
+            slot = self._view(snapshot, now, service, span, ()).check(
+                service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+            )
+            booking = build(snapshot, now, service, slot)
+            record, messages = self._facts(snapshot, now, booking, None, action, str(who), "")
+        except SlotEngineError:
+            return None
+        try:
+            writer(
+                self.tenant,
+                booking,
+                now=now,
+                transitions=[record],
+                outbox=messages,
+                catalogue_version=snapshot.version,
+            )
+        except (ConflictError, NotFoundError, ConcurrencyError):
+            return None
+        return booking
 
     def _override_slot(
         self,
@@ -1373,6 +1458,15 @@ def _check_window(window: object) -> Interval:
         msg = f"a window is an Interval, not {type(window).__name__}"
         raise InvalidInputError(msg, field="window")
     return window
+
+
+def _span(service: Service, window: Interval) -> Interval:
+    """The time around *window* that decides whether *service* can start in it (lengths, buffers, a margin)."""
+    longest = service.max_duration or service.duration
+    if service.unit is not ServiceUnit.MINUTES:
+        longest += _ONE_DAY
+    margin = service.buffer_before + service.buffer_after + _MARGIN
+    return Interval(window.start - margin, window.end + longest + margin)
 
 
 def _price(service: Service, duration: timedelta) -> Money | None:
