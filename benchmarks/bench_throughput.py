@@ -64,6 +64,7 @@ from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import ConcurrencyError, ConflictError
+from slotengine.intervals import Interval
 from slotengine.model import Need, Resource, Service
 from slotengine.schedule import Schedule, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
@@ -146,6 +147,21 @@ class Counting:
                 self.retries += 1
                 raise
 
+    def __getattr__(self, name: str) -> Any:
+        """Pass the one-call write (`slotengine.ports.ReserveAndRecord`) through, counting its retries too."""
+        if name != "reserve_and_record":
+            raise AttributeError(name)
+        write = getattr(self.inner, name)  # AttributeError if the storage has no such capability
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            try:
+                write(*args, **kwargs)
+            except ConcurrencyError:
+                self.retries += 1
+                raise
+
+        return counted
+
     def close(self) -> None:
         self.inner.close()
 
@@ -183,6 +199,10 @@ def writer(kind: str, target: str, tenant: str, load: str, seconds: float, w: in
                 tenant=tenant.rsplit("/", maxsplit=1)[-1],
                 default_actor=Actor.system(f"writer-{w}"),
             )
+
+            # Like a running app's engine, it has read its catalogue before the race starts (a read, no booking).
+            service = "s-r00" if load == "uniform" else "hot"
+            engine.find_slots(service, Interval(FIRST_DAY, FIRST_DAY + timedelta(days=1)))
 
             def call() -> None:
                 _engine_call(engine, load, rng)

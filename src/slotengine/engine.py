@@ -61,6 +61,8 @@ _T = TypeVar("_T")
 _MARGIN: Final = timedelta(days=2)
 _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
+_HOURS_KEPT: Final = 4096
+"""How many (schedule, zone, span) opening hours a catalogue snapshot keeps (`_Catalogue.opening`)."""
 _REPLAN: Final = frozenset(
     {
         Action.HOLD,
@@ -106,6 +108,9 @@ class _Catalogue:
     by_id: Mapping[str, Resource]
     services: Mapping[str, Service]
     pools: dict[str, tuple[Resource, ...]] = attrs.field(factory=dict, eq=False, repr=False)
+    hours: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
 
     @classmethod
     def read(cls, tx: StorageTransaction, version: int | None) -> _Catalogue:
@@ -137,6 +142,28 @@ class _Catalogue:
         except (KeyError, TypeError):
             msg = f"no service {service_id!r}"
             raise NotFoundError(msg, service_id=service_id) from None
+
+    def opening(self, resource: Resource, business: Business, span: Interval) -> tuple[IntervalSet, IntervalSet]:
+        """
+        When *resource* (of this catalogue) is open within *span*, and its time off there (memoized).
+
+        Both depend on the catalogue alone (the resource's schedule and zone, the business's hours), so a
+        snapshot keeps them for the spans it was asked about (whole days, `_span`: every question about one
+        day shares one), at most `_HOURS_KEPT`; then it starts again.
+        """
+        # Resources without hours of their own share the business's: one entry serves them all.
+        key = (id(resource.schedule) if resource.schedule is not None else 0, resource.zone, span.start, span.end)
+        found = self.hours.get(key)
+        if found is None:
+            opened = effective_hours(resource.schedule, business.hours, span)
+            own = resource.schedule.time_off if resource.schedule is not None else ()
+            zone = resource.zone or business.zone
+            entries = (*own, *business.hours.time_off)
+            off = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(span.start, span.end)
+            if len(self.hours) >= _HOURS_KEPT:
+                self.hours.clear()
+            found = self.hours[key] = (opened, off)
+        return found
 
     def pool(self, service: Service) -> tuple[Resource, ...]:
         """The resources that can serve some need of *service*, in catalogue order (memoized per service)."""
@@ -486,13 +513,7 @@ class BookingEngine:
         hours: dict[str, IntervalSet] = {}
         time_off: dict[str, IntervalSet] = {}
         for resource in pool:
-            hours[resource.id] = effective_hours(resource.schedule, business.hours, span)
-            own = resource.schedule.time_off if resource.schedule is not None else ()
-            zone = resource.zone or business.zone
-            entries = (*own, *business.hours.time_off)
-            time_off[resource.id] = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(
-                span.start, span.end
-            )
+            hours[resource.id], time_off[resource.id] = catalogue.opening(resource, business, span)
         return Availability(pool, hours, loads, now=now, time_off=time_off, zone=business.zone)
 
     def find_slots(
@@ -1461,12 +1482,20 @@ def _check_window(window: object) -> Interval:
 
 
 def _span(service: Service, window: Interval) -> Interval:
-    """The time around *window* that decides whether *service* can start in it (lengths, buffers, a margin)."""
+    """
+    The time around *window* that decides whether *service* can start in it (lengths, buffers, a margin).
+
+    Whole UTC days, so that the questions about one day share one span (and the catalogue's memo of hours).
+    """
     longest = service.max_duration or service.duration
     if service.unit is not ServiceUnit.MINUTES:
         longest += _ONE_DAY
     margin = service.buffer_before + service.buffer_after + _MARGIN
-    return Interval(window.start - margin, window.end + longest + margin)
+    start = to_utc(window.start) - margin
+    end = to_utc(window.end) + longest + margin
+    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return Interval(first, last if last == end else last + _ONE_DAY)
 
 
 def _price(service: Service, duration: timedelta) -> Money | None:
