@@ -253,7 +253,7 @@ US = timedelta(microseconds=1)
 MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "holds count one microsecond too long": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now - US, exclude=exclude)),
-        {"check_holds_count_until_they_expire"},
+        {"check_holds_count_until_they_expire", "check_reserve_and_record"},
     ),
     "exclude ignored": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now)),
@@ -261,7 +261,12 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "bookings ordered by id": (
         mutant(find_bookings=lambda tx, q: sorted(tx.find_bookings(q), key=lambda b: b.id)),
-        {"check_find_bookings", "check_reserve_accepts_back_to_back", "check_reserve_counts_buffers"},
+        {
+            "check_find_bookings",
+            "check_reserve_accepts_back_to_back",
+            "check_reserve_counts_buffers",
+            "check_reserve_and_record",
+        },
     ),
     "due holds strictly before now": (
         mutant(due_holds=lambda tx, now: [b for b in tx.due_holds(now) if b.hold_until < now]),
@@ -289,7 +294,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "log read backwards": (
         mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),
-        {"check_transition_log", "check_values_round_trip"},
+        {"check_transition_log", "check_values_round_trip", "check_reserve_and_record"},
     ),
     "moves allowed in update_booking": (
         mutant(

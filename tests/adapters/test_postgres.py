@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from slotengine.adapters.memory import MemoryStorage
@@ -40,6 +40,7 @@ from slotengine.authorization import Actor
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
 from slotengine.business import Business
+from slotengine.capacity import check_capacity
 from slotengine.codec import booking_to_dict, dumps, resource_to_dict
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
@@ -663,6 +664,115 @@ class TestSchema:
 
 
 # --- the backstop and holds (research 1.1, H2) -----------------------------------------------------------------
+
+
+class TestTheServerCheckIsCheckCapacity:
+    """
+    slotengine_reserve checks capacity in SQL: on any loads hypothesis draws (units, buffers, holds lapsing at
+    ``now`` or not, cancelled rows, excluded bookings, several resources, exact back-to-back edges on a
+    15-minute grid) it refuses exactly when `check_capacity` does, with the same words and details. Seeded bugs
+    in the SQL are caught, so the green runs say something.
+    """
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_the_same_verdict_as_check_capacity(self, shared: PostgresStorage, data: st.DataObject) -> None:
+        _agree(shared, data)
+
+    @pytest.mark.parametrize(
+        "name",
+        ["no capacity check", "units not counted", "lapsed holds still count", "an end after a start at one instant"],
+    )
+    def test_a_seeded_bug_in_the_sql_is_caught(self, schema: str, name: str) -> None:
+        old, new = SQL_MUTANTS[name]
+        assert old in postgres_module._RESERVE_FUNCTION
+        storage = PostgresStorage(DSN, schema=schema, max_size=2)
+        with raw(schema) as conn:
+            conn.execute(
+                postgres_module._RESERVE_FUNCTION.replace(old, new).replace(
+                    "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
+                )
+            )
+
+        @settings(max_examples=400, deadline=None, database=None, derandomize=True, phases=[Phase.generate])
+        @given(data=st.data())
+        def property_(data: st.DataObject) -> None:
+            _agree(storage, data)
+
+        try:
+            with pytest.raises(AssertionError):
+                property_()
+        finally:
+            storage.close()
+
+
+SQL_MUTANTS = {
+    "no capacity check": ("IF v_peak + v_units[i] > v_caps[i] THEN", "IF false THEN"),
+    "units not counted": (
+        "greatest(lower(br.during), lower(v_blocked)) AS at, br.units AS delta",
+        "greatest(lower(br.during), lower(v_blocked)) AS at, 1 AS delta",
+    ),
+    "lapsed holds still count": ("AND (br.hold_until IS NULL OR br.hold_until > v_now) AS counts", "AS counts"),
+    "an end after a start at one instant": ("ORDER BY e.at, e.delta ROWS", "ORDER BY e.at, e.delta DESC ROWS"),
+}
+GRID = datetime(2030, 1, 7, 9, tzinfo=UTC)
+CHECKED = {"r1": 1, "r2": 2, "r3": 3, "r4": UNLIMITED}
+
+
+@st.composite
+def grid_bookings(draw: st.DrawFn, booking_id: str, now: datetime) -> Booking:
+    start = GRID + draw(st.integers(0, 12)) * 15 * M
+    status = draw(
+        st.sampled_from(
+            [BookingStatus.CONFIRMED, BookingStatus.PAID, BookingStatus.PRE_BOOKING, BookingStatus.CANCELLED]
+        )
+    )
+    resources = draw(st.lists(st.sampled_from(list(CHECKED)), min_size=1, max_size=2, unique=True))
+    return Booking(
+        booking_id,
+        "s1",
+        start,
+        start + draw(st.sampled_from([15, 30, 45, 60, 90])) * M,
+        tuple(Assignment(n, "", (rid,)) for n, rid in enumerate(resources)),
+        tuple(draw(st.integers(1, 2)) for _ in resources),
+        status,
+        datetime(2030, 1, 1, tzinfo=UTC),
+        hold_until=now + draw(st.sampled_from([-15, 0, 15])) * M if status is BookingStatus.PRE_BOOKING else None,
+        buffer_before=draw(st.sampled_from([0, 0, 15])) * M,
+        buffer_after=draw(st.sampled_from([0, 0, 15])) * M,
+    )
+
+
+def _agree(storage: PostgresStorage, data: st.DataObject) -> None:
+    """Store drawn loads (capacity unchecked), then reserve a drawn booking: PostgreSQL must judge as Python."""
+    tenant = uuid.uuid4().hex
+    now = GRID - H
+    catalogue(storage, tenant, dict.fromkeys(CHECKED, UNLIMITED))
+    stored = [data.draw(grid_bookings(f"b{i}", now)) for i in range(data.draw(st.integers(0, 6)))]
+    with storage.transaction(tenant) as tx:
+        for b in stored:
+            tx.reserve(b, now=now)
+        tx.commit()
+    catalogue(storage, tenant, CHECKED)  # the real capacities: what is stored may already exceed them
+    candidate = data.draw(grid_bookings("new", now))
+    exclude = data.draw(st.lists(st.sampled_from([b.id for b in stored] or ["none"]), max_size=2, unique=True))
+    resources = {rid: Resource(rid, f"Resource {rid}", capacity=cap) for rid, cap in CHECKED.items()}
+    window = Interval(candidate.start - candidate.buffer_before, candidate.end + candidate.buffer_after)
+    with storage.transaction(tenant) as tx:
+        near = [ld for ld in tx.loads(list(CHECKED), window) if ld.booking_id not in exclude]
+    try:
+        check_capacity(candidate, resources, near, now=now)
+        expected: object = "ok"
+    except ConflictError as exc:
+        expected = (str(exc), exc.details)
+    try:
+        with storage.transaction(tenant) as tx:
+            tx.reserve(candidate, now=now, exclude=exclude)
+        actual: object = "ok"
+    except ConflictError as exc:
+        actual = (str(exc), exc.details)
+
+    assert expected == actual, (stored, candidate, exclude)
 
 
 class TestBackstop:

@@ -57,6 +57,7 @@ from slotengine.availability import Assignment, Load
 from slotengine.booking import Booking, Payment, PaymentKind
 from slotengine.business import Business
 from slotengine.errors import (
+    CatalogueChangedError,
     ConcurrencyError,
     ConflictError,
     InvalidInputError,
@@ -79,7 +80,14 @@ from slotengine.policies import (
     RefundTier,
     ReschedulePolicy,
 )
-from slotengine.ports import BookingQuery, IdempotencyRecord, Storage, StorageTransaction
+from slotengine.ports import (
+    BookingQuery,
+    CatalogueVersions,
+    IdempotencyRecord,
+    ReserveAndRecord,
+    Storage,
+    StorageTransaction,
+)
 from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
 
 __all__ = [
@@ -902,6 +910,112 @@ def check_reserve_adds_up_a_bookings_own_units(factory: StorageFactory) -> None:
                 ),
                 key=lambda t: -t[2],
             ),
+        )
+
+
+def _version(storage: Storage, tenant: str) -> int:
+    def read(tx: StorageTransaction) -> int:
+        return tx.catalogue_version() if isinstance(tx, CatalogueVersions) else 0
+
+    return _in(storage, tenant, read, commit=False)
+
+
+@_check
+def check_reserve_and_record(factory: StorageFactory) -> None:
+    """
+    `reserve_and_record` (optional) writes what `reserve` and the appends write, or nothing when it refuses.
+
+    It is one committed transaction; it refuses a full resource, a missing one, a stale catalogue version and an
+    outbox id that exists, writing nothing. An adapter without the capability has nothing to keep here.
+    """
+    with _made(factory) as storage, _made(MemoryStorage) as reference:
+        if not isinstance(storage, ReserveAndRecord):
+            return  # nothing to hold the adapter to: the engine drives it through transactions
+        for each in (storage, reference):
+            _setup(each, "alpha", {"r1": 1, "r2": 2})
+            _setup(each, "beta", {"r1": 1})
+        held = _booking("held", at(10), at(11), status=BookingStatus.PRE_BOOKING, hold_until=at(9))
+        firm = _booking("firm", at(12), at(13), resources=["r1", "r2"], buffer_after=15 * M)
+
+        def at_once(target: Storage, booking: Booking, *, now: datetime, messages: Sequence[str] = ("m1",)) -> None:
+            records = [_record(booking.id, Action.HOLD if booking.status is BookingStatus.PRE_BOOKING else Action.BOOK)]
+            outbox = [_message(m, booking_id=booking.id) for m in messages]
+            target.reserve_and_record(  # type: ignore[attr-defined]
+                "alpha",
+                booking,
+                now=now,
+                transitions=records,
+                outbox=outbox,
+                catalogue_version=_version(target, "alpha"),
+            )
+
+        def one_by_one(booking: Booking, *, now: datetime, messages: Sequence[str] = ("m1",)) -> None:
+            def work(tx: StorageTransaction) -> None:
+                tx.reserve(booking, now=now)
+                action = Action.HOLD if booking.status is BookingStatus.PRE_BOOKING else Action.BOOK
+                tx.append_transitions([_record(booking.id, action)])
+                tx.append_outbox([_message(m, booking_id=booking.id) for m in messages])
+
+            _in(reference, "alpha", work)
+
+        at_once(storage, held, now=at(8))
+        one_by_one(held, now=at(8))
+        at_once(storage, firm, now=at(8), messages=("m2", "m3"))
+        one_by_one(firm, now=at(8), messages=("m2", "m3"))
+        _expect(
+            "reserve_and_record writes what reserve and the appends write",
+            _state(reference, "alpha"),
+            _state(storage, "alpha"),
+        )
+        _expect("reserve_and_record writes in its own tenant only", _state(reference, "beta"), _state(storage, "beta"))
+
+        refusals: list[tuple[str, type[BaseException], Booking, datetime, Sequence[str], int]] = [
+            ("of a booking on a full resource", ConflictError, _booking("x", at(10, 30), at(11)), at(8), ("m4",), 0),
+            (
+                "of 2 units where 1 of 2 is taken (by a buffer)",
+                ConflictError,
+                _booking("x", at(13), at(14), resources=["r2"], units=2),
+                at(8),
+                ("m4",),
+                0,
+            ),
+            (
+                "of a booking on a missing resource",
+                NotFoundError,
+                _booking("x", at(15), at(16), resources=["ghost"]),
+                at(8),
+                ("m4",),
+                0,
+            ),
+            ("at a stale catalogue version", CatalogueChangedError, _booking("x", at(15), at(16)), at(8), ("m4",), 1),
+            ("with an outbox id that exists", StorageError, _booking("x", at(15), at(16)), at(8), ("m1",), 0),
+        ]
+        for what, error, booking, now, messages, skew in refusals:
+            before = _state(storage, "alpha")
+            records = [_record(booking.id, Action.BOOK)]
+            outbox = [_message(m, booking_id=booking.id) for m in messages]
+            version = _version(storage, "alpha") + skew * 10**6
+
+            def call(
+                b: Booking = booking,
+                r: list[TransitionRecord] = records,
+                o: list[OutboxMessage] = outbox,
+                v: int = version,
+                n: datetime = now,
+            ) -> None:
+                storage.reserve_and_record("alpha", b, now=n, transitions=r, outbox=o, catalogue_version=v)
+
+            _raises(f"reserve_and_record {what} raises {error.__name__}", error, call)
+            _expect(f"reserve_and_record {what} writes nothing", before, _state(storage, "alpha"))
+
+        # at the hold's expiry the hold no longer counts; the new booking is written over it
+        over = _booking("over", at(10), at(11))
+        at_once(storage, over, now=at(9), messages=("m5",))
+        one_by_one(over, now=at(9), messages=("m5",))
+        _expect(
+            "reserve_and_record ignores a lapsed hold, as reserve does",
+            _state(reference, "alpha"),
+            _state(storage, "alpha"),
         )
 
 
@@ -2343,6 +2457,29 @@ class AppendOutbox:
 
 
 @attrs.frozen
+class ReserveAtOnce:
+    """`ReserveAndRecord.reserve_and_record` of *reserve*'s booking, its records and messages, in one call."""
+
+    reserve: Reserve
+    edges: tuple[int, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    stale: bool = False
+    """Name a catalogue version that is not the current one (the call must then write nothing)."""
+
+    def run(self, storage: ReserveAndRecord, tenant: str, now: datetime, version: int) -> None:
+        """Apply the step (outside any transaction: the call is one)."""
+        booking = self.reserve.booking(now)
+        records = []
+        for edge in self.edges:
+            source, action = _EDGES[edge % len(_EDGES)]
+            records.append(TransitionRecord(booking.id, source, TRANSITIONS[source][action], action, now, "system"))
+        messages = [_message(m, booking_id=booking.id, created_at=now, due_at=now) for m in self.message_ids]
+        storage.reserve_and_record(
+            tenant, booking, now=now, transitions=records, outbox=messages, catalogue_version=version
+        )
+
+
+@attrs.frozen
 class UpdateOutbox:
     """Mark the *pick*-th stored message sent, failed, or retried (a missing one is refused)."""
 
@@ -2459,11 +2596,15 @@ def _reserves(draw: st.DrawFn, status: BookingStatus | None = None) -> Reserve:
                 [*[BookingStatus.CONFIRMED] * 3, BookingStatus.PRE_BOOKING, BookingStatus.PAID, BookingStatus.CANCELLED]
             )
         )
+    resources = tuple(draw(st.lists(_rids, min_size=1, max_size=2, unique=True)))
+    split = draw(st.booleans())
+    if split and len(resources) == 1 and draw(st.integers(0, 3)) == 0:
+        resources *= 2  # one resource serving both needs: their units add up there
     return Reserve(
         draw(_bids),
         draw(st.integers(0, 6)) * 15,
         draw(st.sampled_from([15, 30, 60, 90])),
-        tuple(draw(st.lists(_rids, min_size=1, max_size=2, unique=True))),
+        resources,
         units=draw(st.sampled_from([1, 1, 1, 2])),
         status=status,
         hold=draw(st.sampled_from([-15, 0, 15, 15, 30])),
@@ -2474,7 +2615,17 @@ def _reserves(draw: st.DrawFn, status: BookingStatus | None = None) -> Reserve:
         exclude=tuple(draw(st.lists(_picks, max_size=1))),
         customer_id=draw(st.sampled_from([None, "c1", "c2"])),
         paid=draw(st.booleans()),
-        split=draw(st.booleans()),
+        split=split,
+    )
+
+
+@st.composite
+def _reserves_at_once(draw: st.DrawFn) -> ReserveAtOnce:
+    return ReserveAtOnce(
+        draw(_reserves()),
+        tuple(draw(st.lists(st.integers(0, len(_EDGES) - 1), max_size=2))),
+        tuple(draw(st.lists(st.sampled_from(_MESSAGE_IDS), max_size=2))),
+        draw(st.sampled_from([False] * 5 + [True])),
     )
 
 
@@ -2628,6 +2779,27 @@ class StorageAgreement(RuleBasedStateMachine):
     def batch(self, tenant: str, ops: list[Op], end: str) -> None:
         """Several operations in one transaction, reads seeing the writes before them."""
         self._both(tenant, ops, end)
+
+    def _at_once(self, storage: Storage, tenant: str, op: ReserveAtOnce) -> object:
+        if not isinstance(storage, ReserveAndRecord):
+            return "no such capability"
+        with storage.transaction(tenant) as tx:
+            version = tx.catalogue_version() if isinstance(tx, CatalogueVersions) else 0
+        try:
+            op.run(storage, tenant, self.now, version + 10**6 if op.stale else version)
+        except SlotEngineError as exc:
+            return ("raised", type(exc).__name__)
+        return "ok"
+
+    @rule(tenant=_tenants, op=_reserves_at_once())
+    def reserve_and_record(self, tenant: str, op: ReserveAtOnce) -> None:
+        """A booking with its records in one call (`ReserveAndRecord`), at the current or a stale version."""
+        if not isinstance(self.actual, ReserveAndRecord):
+            return
+        self.dirty.add(tenant)
+        expected = self._at_once(self.expected, tenant, op)
+        actual = self._at_once(self.actual, tenant, op)
+        _expect(f"reserve_and_record of {op!r} answers as the reference", expected, actual)
 
     @rule(minutes=st.sampled_from([1, 15, 15, 15, 30]), micro=st.sampled_from([0, 0, 0, 1, -1]))
     def advance(self, minutes: int, micro: int) -> None:

@@ -1,0 +1,258 @@
+"""
+The one-call way (`ReserveAndRecord`) agrees with the transactional way of holding and booking.
+
+`BookingEngine` decides a hold or booking from its cached catalogue and writes it in one storage call when the
+storage offers `slotengine.ports.ReserveAndRecord`; whatever that call refuses goes the usual way. Two engines
+run the same random requests on two empty storages of one kind, one engine free to take the one-call way and
+the other on a storage that hides it: every step must give the same booking or the same refusal, and the
+stored bookings, log and outbox must end alike (booking ids differ: the one-call way may draw ids it then
+drops, so they are mapped by the steps that made them).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import time, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import POSTGRES_DSN, POSTGRES_SKIP, at, business, postgres_factory
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.adapters.sqlite import SQLiteStorage
+from slotengine.authorization import Actor
+from slotengine.availability import Strategy
+from slotengine.engine import BookingEngine
+from slotengine.errors import SlotEngineError
+from slotengine.model import Need, Resource, ResourceKind, Service
+from slotengine.money import Money
+from slotengine.ports import Storage
+from slotengine.schedule import Schedule, TimeOff, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
+
+M = timedelta(minutes=1)
+BOXES = ("box1", "box2", "box3")
+
+
+class Transactional:
+    """A storage that offers only transactions: the engine must go the usual way."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def transaction(self, tenant: str) -> Any:
+        return self.inner.transaction(tenant)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@st.composite
+def catalogues(draw: st.DrawFn) -> tuple[list[Resource], list[Service]]:
+    late = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(time(11), time(19))))
+    resources = [
+        Resource(
+            rid,
+            rid.title(),
+            type="box",
+            capacity=draw(st.sampled_from([1, 1, 2])),
+            schedule=draw(st.sampled_from([None, None, late])),
+        )
+        for rid in BOXES[: draw(st.integers(1, 3))]
+    ]
+    resources.append(Resource("ann", "Ann", kind=ResourceKind.USER, type="driver"))
+    if draw(st.booleans()):
+        off = Schedule(
+            "Europe/Paris",
+            WeeklyHours.weekdays(TimeRange(time(9), time(18))),
+            time_off=[TimeOff(at(3, 12), at(3, 14))],
+        )
+        resources.append(Resource("bob", "Bob", kind=ResourceKind.USER, type="driver", schedule=off))
+    buffer = draw(st.sampled_from([0, 0, 10])) * M
+    services = [
+        Service(
+            "wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=buffer, price=Money("20", "EUR")
+        ),
+        Service("one", "Box 1 only", needs=[Need(resource_ids=["box1"])], duration=60 * M, buffer_before=buffer),
+        Service("big", "Two units", needs=[Need(type="box", units=2)], duration=30 * M),
+        Service(
+            "ride",
+            "Car and driver",
+            needs=[Need(type="box"), Need(type="driver")],
+            duration=draw(st.sampled_from([30, 60])) * M,
+            min_notice=draw(st.sampled_from([0, 120])) * M,
+        ),
+        Service(
+            "long",
+            "Flexible",
+            needs=[Need(type="box")],
+            duration=30 * M,
+            min_duration=30 * M,
+            max_duration=90 * M,
+        ),
+    ]
+    return resources, services
+
+
+STARTS = [at(day, hour, minute) for day in (2, 3) for hour in (8, 9, 10, 12, 13, 17) for minute in (0, 15, 30)]
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> tuple[Any, ...]:
+    kind = draw(st.sampled_from(["book", "book", "hold", "hold", "cancel", "advance"]))
+    if kind == "cancel":
+        return ("cancel", draw(st.integers(0, 20)))
+    if kind == "advance":
+        return ("advance", draw(st.sampled_from([5, 30, 60])))
+    service = draw(st.sampled_from(["wash", "wash", "one", "big", "ride", "long"]))
+    strategy = draw(st.sampled_from([Strategy.FIRST_AVAILABLE, Strategy.FIRST_AVAILABLE, Strategy.PREFERRED]))
+    return (
+        kind,
+        service,
+        draw(st.sampled_from(STARTS)),
+        draw(st.sampled_from([None, None, 60 * M])) if service == "long" else None,
+        tuple(draw(st.lists(st.sampled_from([*BOXES, "ann"]), max_size=1))),
+        strategy,
+        tuple(draw(st.permutations(BOXES))) if strategy is Strategy.PREFERRED else (),
+    )
+
+
+def _engine(storage: Any, clock: FrozenClock, catalogue: tuple[list[Resource], list[Service]]) -> BookingEngine:
+    counter = itertools.count(1)
+    engine = BookingEngine(
+        storage, clock=clock, tenant="fast", new_id=lambda: f"id{next(counter)}", default_actor=Actor.system("test")
+    )
+    engine.setup(business())
+    for resource in catalogue[0]:
+        engine.add_resource(resource)
+    for service in catalogue[1]:
+        engine.add_service(service)
+    return engine
+
+
+def _seen(booking: Any, ids: dict[str, str]) -> tuple[object, ...]:
+    return (
+        ids.get(booking.id, booking.id),
+        booking.service_id,
+        booking.start,
+        booking.end,
+        booking.assignments,
+        booking.units,
+        booking.status,
+        booking.hold_until,
+        booking.price,
+        booking.buffer_before,
+        booking.buffer_after,
+        booking.version,
+    )
+
+
+def _run(engine: BookingEngine, clock: FrozenClock, script: list[tuple[Any, ...]]) -> tuple[list[object], Any]:
+    """Run *script*; return each step's answer (ids numbered by first appearance) and the final state."""
+    names: dict[str, str] = {}
+    made: list[str] = []
+    answers: list[object] = []
+
+    def name(booking_id: str) -> str:
+        return names.setdefault(booking_id, f"booking{len(names)}")
+
+    for step in script:
+        try:
+            if step[0] == "advance":
+                clock.advance(step[1] * M)
+                answers.append("advanced")
+                continue
+            if step[0] == "cancel":
+                if not made:
+                    answers.append("nothing to cancel")
+                    continue
+                booking = engine.cancel(made[step[1] % len(made)], by_business=True)
+            else:
+                kind, service, start, duration, pin, strategy, preferred = step
+                call = engine.book if kind == "book" else engine.hold
+                booking = call(
+                    service,
+                    start,
+                    duration=duration,
+                    pin=pin,
+                    strategy=strategy,
+                    preferred=preferred,
+                    customer_id="c1",
+                )
+                made.append(booking.id)
+            name(booking.id)
+            answers.append(_seen(booking, names))
+        except SlotEngineError as exc:
+            reasons = tuple(r.code for r in exc.details.get("reasons", ()))
+            answers.append((type(exc).__name__, reasons))
+    bookings = sorted((_seen(b, names) for b in engine.list()), key=repr)
+    log = [(name(r.booking_id), r.from_status, r.to_status, r.action) for r in engine.transitions()]
+    outbox = [(m.topic, name(m.booking_id) if m.booking_id else None) for m in engine.outbox()]
+    return answers, (bookings, log, outbox)
+
+
+def _agree(make: Any, catalogue: tuple[list[Resource], list[Service]], script: list[tuple[Any, ...]]) -> None:
+    results = []
+    for wrap in (lambda s: s, Transactional):
+        with make() as storage:
+            clock = FrozenClock(at(2, 8))
+            results.append(_run(_engine(wrap(storage), clock, catalogue), clock, script))
+
+    assert results[0][0] == results[1][0]
+    assert results[0][1] == results[1][1]
+
+
+@contextmanager
+def _memory() -> Iterator[Storage]:
+    storage = MemoryStorage()
+    yield storage
+    storage.close()
+
+
+class TestOneCallAgreesWithTransactions:
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(catalogue=catalogues(), script=st.lists(steps(), min_size=3, max_size=14))
+    def test_memory(self, catalogue: tuple[list[Resource], list[Service]], script: list[tuple[Any, ...]]) -> None:
+        _agree(_memory, catalogue, script)
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(catalogue=catalogues(), script=st.lists(steps(), min_size=3, max_size=10))
+    def test_sqlite(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        catalogue: tuple[list[Resource], list[Service]],
+        script: list[tuple[Any, ...]],
+    ) -> None:
+        folder = tmp_path_factory.mktemp("fast")
+        counter = itertools.count()
+
+        @contextmanager
+        def make() -> Iterator[Storage]:
+            storage = SQLiteStorage(folder / f"{next(counter)}.db", synchronous="NORMAL")
+            yield storage
+            storage.close()
+
+        _agree(make, catalogue, script)
+
+    @pytest.mark.skipif(not POSTGRES_DSN, reason=POSTGRES_SKIP)
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(catalogue=catalogues(), script=st.lists(steps(), min_size=3, max_size=10))
+    def test_postgres(self, catalogue: tuple[list[Resource], list[Service]], script: list[tuple[Any, ...]]) -> None:
+        factory = postgres_factory()
+        assert factory is not None
+
+        @contextmanager
+        def make() -> Iterator[Storage]:
+            storage = factory()  # type: ignore[operator]
+            yield storage
+            storage.close()
+
+        _agree(make, catalogue, script)
