@@ -69,6 +69,8 @@ def require_aware(value: object, name: str = "datetime") -> datetime:
         InvalidInputError: *value* is not a datetime at all (a `date` is not an instant).
         OutOfRangeError: *value* is before 1970 or after 2200.
     """
+    if type(value) is datetime and value.tzinfo is UTC and MIN_INSTANT <= value <= MAX_INSTANT:
+        return value  # the common case, checked in one line: an instant in UTC, in range
     if not isinstance(value, datetime):
         msg = f"{name} must be a timezone-aware datetime, not {type(value).__name__} {value!r}"
         raise InvalidInputError(msg, field=name)
@@ -90,6 +92,8 @@ def require_aware(value: object, name: str = "datetime") -> datetime:
 
 def to_utc(value: object, name: str = "datetime") -> datetime:
     """Check *value* like `require_aware` and return the same instant in UTC."""
+    if type(value) is datetime and value.tzinfo is UTC and MIN_INSTANT <= value <= MAX_INSTANT:
+        return value
     checked = require_aware(value, name)
     if checked.tzinfo is UTC:
         return checked

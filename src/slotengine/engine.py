@@ -63,6 +63,10 @@ _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
 _HOURS_KEPT: Final = 4096
 """How many (schedule, zone, span) opening hours a catalogue snapshot keeps (`_Catalogue.opening`)."""
+_FULL_KEPT: Final = 1024
+"""How many starts found full a catalogue snapshot remembers (`_Catalogue.full`)."""
+_FULL_FOR: Final = timedelta(seconds=60)
+"""How long a start found full skips the one-call write (a hint for speed: the usual way is always right)."""
 _REPLAN: Final = frozenset(
     {
         Action.HOLD,
@@ -111,6 +115,8 @@ class _Catalogue:
     hours: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
         factory=dict, eq=False, repr=False
     )
+    full: dict[tuple[str, datetime, timedelta | None], datetime] = attrs.field(factory=dict, eq=False, repr=False)
+    """When the one-call write last found (service, start, duration) full (`BookingEngine._create_at_once`)."""
 
     @classmethod
     def read(cls, tx: StorageTransaction, version: int | None) -> _Catalogue:
@@ -788,16 +794,20 @@ class BookingEngine:
         the load (first available, preferred), a booking that fits is exactly the one the usual way would
         choose: the first candidate in the strategy's order that is free. Anything else (a start the solver
         refuses, a full resource, a changed catalogue, a concurrent writer) goes the usual way, which reads
-        the load under the locks, explains a refusal and retries.
+        the load under the locks, explains a refusal and retries; a start found full goes the usual way
+        straight away for a minute (`_FULL_FOR`), so a contested slot costs one round trip less per refusal.
         """
         writer = getattr(self.storage, "reserve_and_record", None)
         snapshot = self._cached
         if writer is None or snapshot is None or snapshot.version is None or snapshot.business is None:
             return None
         service = snapshot.services.get(service_id)
-        if service is None:
-            return None
         now = self._now()
+        asked = (service_id, start, duration)
+        found_full = snapshot.full.get(asked)
+        if service is None or (found_full is not None and now - found_full < _FULL_FOR):
+            # A start found full a moment ago goes the usual way, which reads the load and explains.
+            return None
         try:
             chosen = service.duration if duration is None else duration
             span = _span(service, Interval(start, start + chosen))
@@ -817,7 +827,12 @@ class BookingEngine:
                 outbox=messages,
                 catalogue_version=snapshot.version,
             )
-        except (ConflictError, NotFoundError, ConcurrencyError):
+        except ConflictError:
+            if len(snapshot.full) >= _FULL_KEPT:
+                snapshot.full.clear()
+            snapshot.full[asked] = now
+            return None
+        except (NotFoundError, ConcurrencyError):
             return None
         return booking
 

@@ -1761,7 +1761,7 @@ class TestStaticGuards:
 
         locks = first("pg_advisory_xact_lock(")
         catalogue = first("FROM catalogue_versions")
-        resources = first("LEFT JOIN resources")
+        resources = first("FROM resources WHERE tenant_id = p_tenant AND id = v_rids[i]")
         seen = first("FOR UPDATE")
         check = first("IF v_peak + v_units[i] > v_caps[i] THEN")
         aside = first("UPDATE booking_resources SET exclusive = false")
@@ -1808,5 +1808,5 @@ class TestStaticGuards:
         order = next(n for n in ast.walk(_tree()) if isinstance(n, ast.FunctionDef) and n.name == "_locks_for")
         assert "_locks_wanted" in ast.unparse(lock)
         assert "sorted({resource_lock_key(" in ast.unparse(order)
-        assert "ORDER BY n" in postgres_module._RESERVE_FUNCTION
+        assert "ORDER BY a.n;" in postgres_module._RESERVE_FUNCTION
         assert "IsolationLevel.READ_COMMITTED" in source

@@ -371,30 +371,27 @@ _RESERVE_FUNCTION: Final[LiteralString] = """
         v_hold timestamptz := (p_request->>'hold_until')::timestamptz;
         v_live boolean := (p_request->>'status') IN ('pre_booking', 'confirmed', 'paid');
         v_exclude text[] := ARRAY(SELECT jsonb_array_elements_text(p_request->'exclude'));
-        v_lock jsonb;
         v_version bigint;
         v_rids text[];
         v_units integer[];
         v_caps integer[];
+        v_cap integer;
         v_missing text;
         v_in_way text[];
         v_aside boolean;
         v_any_aside boolean := false;
         v_peak integer;
-        v_count integer;
+        v_new boolean;
     BEGIN
         IF p_request->>'lock_timeout' IS NOT NULL THEN
             PERFORM set_config('lock_timeout', p_request->>'lock_timeout', true);
         END IF;
-        -- The locks, one statement each, in the order given (the caller sorts them; pretix's pattern).
-        FOR v_lock IN SELECT l FROM jsonb_array_elements(p_request->'locks') WITH ORDINALITY AS a(l, n) ORDER BY n
-        LOOP
-            IF (v_lock->>1)::boolean THEN
-                PERFORM pg_advisory_xact_lock_shared((v_lock->>0)::bigint);
-            ELSE
-                PERFORM pg_advisory_xact_lock((v_lock->>0)::bigint);
-            END IF;
-        END LOOP;
+        -- The locks, in the order given (the caller sorts them; pretix's pattern): volatile calls in a target
+        -- list are made after the ORDER BY, one row after the other.
+        PERFORM CASE WHEN (a.l->>1)::boolean THEN pg_advisory_xact_lock_shared((a.l->>0)::bigint)
+                     ELSE pg_advisory_xact_lock((a.l->>0)::bigint) END
+        FROM jsonb_array_elements(p_request->'locks') WITH ORDINALITY AS a(l, n)
+        ORDER BY a.n;
         -- Everything below runs after the locks were granted: each statement of this (volatile) function
         -- takes a new snapshot at READ COMMITTED, so it sees every booking committed before the locks.
         IF jsonb_typeof(p_request->'catalogue') = 'number' THEN
@@ -403,15 +400,20 @@ _RESERVE_FUNCTION: Final[LiteralString] = """
                 RETURN jsonb_build_object('outcome', 'stale', 'version', coalesce(v_version, 0))::text;
             END IF;
         END IF;
-        -- The resources, in the order the booking first takes them, with the units it takes on each.
-        SELECT array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
-               array_agg(r.capacity ORDER BY w.first),
-               min(w.rid COLLATE "C") FILTER (WHERE r.id IS NULL)
-        INTO v_rids, v_units, v_caps, v_missing
+        -- The resources, in the order the booking first takes them, with the units it takes on each, and
+        -- their capacities (one primary-key lookup each: a join's plan could scan the tenant's resources).
+        SELECT array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first)
+        INTO v_rids, v_units
         FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::integer AS units, min(n) AS first
               FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
-              GROUP BY l->>0) AS w
-        LEFT JOIN resources AS r ON r.tenant_id = p_tenant AND r.id = w.rid;
+              GROUP BY l->>0) AS w;
+        FOR i IN 1 .. coalesce(cardinality(v_rids), 0) LOOP
+            SELECT capacity INTO v_cap FROM resources WHERE tenant_id = p_tenant AND id = v_rids[i];
+            v_caps[i] := v_cap;
+            IF NOT FOUND AND (v_missing IS NULL OR v_rids[i] COLLATE "C" < v_missing COLLATE "C") THEN
+                v_missing := v_rids[i];
+            END IF;
+        END LOOP;
         IF v_missing IS NOT NULL THEN
             RETURN jsonb_build_object('outcome', 'missing', 'resource_id', v_missing)::text;
         END IF;
@@ -466,42 +468,40 @@ _RESERVE_FUNCTION: Final[LiteralString] = """
               AND during && v_blocked AND booking_id <> v_id
               AND (booking_id = ANY (v_exclude) OR hold_until <= v_now);
         END IF;
-        INSERT INTO bookings (tenant_id, id, status, during, blocked, hold_until, customer_id, source,
-                              external_ref, service_id, version, doc)
-        VALUES (p_tenant, v_id, p_request->>'status', v_booked, v_blocked, v_hold, p_request->>'customer_id',
-                p_request->>'source', p_request->>'external_ref', p_request->>'service_id',
-                (p_request->>'version')::integer, p_request->'doc')
-        ON CONFLICT (tenant_id, id) DO UPDATE SET
-            status = excluded.status, during = excluded.during, blocked = excluded.blocked,
-            hold_until = excluded.hold_until, customer_id = excluded.customer_id, source = excluded.source,
-            external_ref = excluded.external_ref, service_id = excluded.service_id,
-            version = excluded.version, doc = excluded.doc;
-        DELETE FROM booking_resources WHERE tenant_id = p_tenant AND booking_id = v_id;
+        -- The booking, its log records and its outbox messages in one statement (they do not refer to each
+        -- other); an outbox id that exists already fails it (unique_violation), and nothing of it is written.
+        WITH written AS (
+            INSERT INTO bookings (tenant_id, id, status, during, blocked, hold_until, customer_id, source,
+                                  external_ref, service_id, version, doc)
+            VALUES (p_tenant, v_id, p_request->>'status', v_booked, v_blocked, v_hold, p_request->>'customer_id',
+                    p_request->>'source', p_request->>'external_ref', p_request->>'service_id',
+                    (p_request->>'version')::integer, p_request->'doc')
+            ON CONFLICT (tenant_id, id) DO UPDATE SET
+                status = excluded.status, during = excluded.during, blocked = excluded.blocked,
+                hold_until = excluded.hold_until, customer_id = excluded.customer_id, source = excluded.source,
+                external_ref = excluded.external_ref, service_id = excluded.service_id,
+                version = excluded.version, doc = excluded.doc
+            RETURNING xmax = 0 AS new  -- a row this statement inserted (rather than updated) has no xmax
+        ), logged AS (
+            INSERT INTO transitions (tenant_id, booking_id, doc)
+            SELECT p_tenant, a.t->>'booking_id', a.t->'doc'
+            FROM jsonb_array_elements(p_request->'transitions') WITH ORDINALITY AS a(t, n)
+            ORDER BY a.n
+        ), queued AS (
+            INSERT INTO outbox (tenant_id, id, sent, failed, doc)
+            SELECT p_tenant, a.m->>'id', (a.m->>'sent')::boolean, (a.m->>'failed')::boolean, a.m->'doc'
+            FROM jsonb_array_elements(p_request->'outbox') WITH ORDINALITY AS a(m, n)
+            ORDER BY a.n
+        )
+        SELECT new INTO v_new FROM written;
+        IF NOT v_new THEN
+            DELETE FROM booking_resources WHERE tenant_id = p_tenant AND booking_id = v_id;
+        END IF;
         INSERT INTO booking_resources (tenant_id, booking_id, pos, resource_id, units, during, booked, hold_until,
                                        live, exclusive)
         SELECT p_tenant, v_id, (a.n - 1)::integer, a.l->>0, (a.l->>1)::integer, v_blocked, v_booked, v_hold,
                v_live, v_live AND coalesce(v_caps[array_position(v_rids, a.l->>0)] = 1, false)
         FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n);
-        IF jsonb_array_length(p_request->'transitions') > 0 THEN
-            INSERT INTO transitions (tenant_id, booking_id, doc)
-            SELECT p_tenant, a.t->>'booking_id', a.t->'doc'
-            FROM jsonb_array_elements(p_request->'transitions') WITH ORDINALITY AS a(t, n)
-            ORDER BY a.n;
-        END IF;
-        IF jsonb_array_length(p_request->'outbox') > 0 THEN
-            WITH written AS (
-                INSERT INTO outbox (tenant_id, id, sent, failed, doc)
-                SELECT p_tenant, a.m->>'id', (a.m->>'sent')::boolean, (a.m->>'failed')::boolean, a.m->'doc'
-                FROM jsonb_array_elements(p_request->'outbox') WITH ORDINALITY AS a(m, n)
-                ORDER BY a.n
-                ON CONFLICT (tenant_id, id) DO NOTHING
-                RETURNING 1
-            )
-            SELECT count(*) INTO v_count FROM written;
-            IF v_count <> jsonb_array_length(p_request->'outbox') THEN
-                RAISE EXCEPTION 'an outbox message exists already' USING ERRCODE = 'unique_violation';
-            END IF;
-        END IF;
         RETURN 'ok';
     END
     $$
