@@ -4,28 +4,34 @@
 How it keeps the no-double-booking promise (research note, sections 1.1, 1.2 and 3.2):
 
 * **Advisory locks in sorted order.** `lock_resources` and `reserve` take ``pg_advisory_xact_lock`` on one
-  64-bit key per (tenant, resource), all keys of a call in one statement, in ascending key order, after
-  ``SET LOCAL lock_timeout``. Two transactions that share a resource therefore run one after the other from
-  that statement on, and because everyone takes keys in the same order, no two of them can wait for each
-  other in a cycle (measured: sorted order gave 0 deadlocks, random order 768 in 960 attempts). A lock that
-  is not granted within *lock_timeout* ends the attempt with a retryable `ConcurrencyError` (SQLSTATE 55P03)
-  instead of a queue that never drains. This is pretix's pattern, escalation included: every call first
-  takes the tenant's key *shared*, and a call naming more than 32 resources takes it *exclusively* instead
-  of 33+ resource keys (which keeps PostgreSQL's shared lock table small). Locks count, so this works for any
-  capacity, where an exclusion constraint alone cannot (it can only say "no overlap").
-* **Check under the lock, then write.** Transactions run at READ COMMITTED on purpose: every statement after
-  the lock statement sees everything committed before the lock was granted, so the capacity check
-  (`slotengine.capacity.check_capacity`, the same function every adapter runs) reads the true load. A
-  stricter level would read a snapshot taken *before* the lock, which is exactly the stale read the lock is
-  there to prevent.
+  64-bit key per (tenant, resource), in ascending key order, with a lock timeout. Two transactions that
+  share a resource therefore run one after the other from the lock on, and because everyone takes keys in
+  the same order, no two of them can wait for each other in a cycle (measured: sorted order gave 0
+  deadlocks, random order 768 in 960 attempts). A lock that is not granted within *lock_timeout* ends the
+  attempt with a retryable `ConcurrencyError` (SQLSTATE 55P03) instead of a queue that never drains. This
+  is pretix's pattern, escalation included: every call first takes the tenant's key *shared*, and a call
+  naming more than 32 resources takes it *exclusively* instead of 33+ resource keys (which keeps
+  PostgreSQL's shared lock table small). Locks count, so this works for any capacity, where an exclusion
+  constraint alone cannot (it can only say "no overlap").
+* **Check under the lock, in the server, then write.** `reserve` is ``slotengine_reserve`` (schema version
+  4), a PL/pgSQL function: it takes the locks, then checks the catalogue version and the version of a
+  booking the transaction read (``FOR UPDATE``), then capacity, then writes the booking, its resource rows,
+  and the transition records and outbox messages it is given. Transactions run at READ COMMITTED on
+  purpose: every statement of the (volatile) function after the locks takes a new snapshot and sees
+  everything committed before the locks were granted, so the check reads the true load. A stricter level
+  would read a snapshot taken *before* the lock, which is exactly the stale read the lock is there to
+  prevent. The check is `slotengine.capacity.check_capacity`'s rule in SQL (loads of other live bookings
+  over the blocked interval, lapsed holds and excluded bookings left out, a sweep for the peak); a property
+  test holds the two to the same verdict, words and details, and it reports refusals through
+  `slotengine.capacity.capacity_conflict`.
 * **An exclusion constraint as a backstop.** ``booking_resources`` carries ``EXCLUDE USING gist (tenant_id
   WITH =, resource_id WITH =, during WITH &&, booking_id WITH <>) WHERE (live AND exclusive)``: rows of
   resources with capacity 1 are marked ``exclusive``, and the database itself refuses two overlapping live
   ones (SQLSTATE 23P01, reported as `ConflictError`), whatever a bug above it does. On its own the
   constraint deadlocks under contention (measured: 255 deadlocks in 16,000 attempts, 243 ms per trial); the
   locks in front of it remove that (14 ms per trial). A constraint cannot read ``now()``, so a hold whose
-  expiry has passed would keep blocking through it: `reserve` first takes the rows of such stale holds (and
-  of bookings it was told to ignore) out of the backstop, under the same lock, before it writes.
+  expiry has passed would keep blocking through it: the function first takes the rows of such stale holds
+  (and of bookings it was told to ignore) out of the backstop, under the same lock, before it writes.
 * **CHECK constraints** keep out what slips past an exclusion constraint: empty, unbounded, infinite or
   not-``[)`` ranges (research section 0.4), and a hold with no expiry.
 
@@ -35,13 +41,20 @@ single statements, which at READ COMMITTED see exactly what they would see insid
 case is spared its BEGIN and ROLLBACK. A stored booking that this transaction read is locked (``FOR
 UPDATE``) and re-checked before `reserve` replaces it, so two concurrent moves of one booking cannot both win.
 
-Round trips: statements that do not depend on each other's answers go to the server together in psycopg's
-pipeline mode, nothing weakened and nothing reordered: BEGIN, ``lock_timeout``, the advisory locks and the
-resources' existence check in one; in `reserve`, the locks (skipped when this transaction already holds
-them), then the resources and the load read under them, in one, `check_capacity` in Python, then its
-writes (lapsed holds stepping out of the backstop, the booking, its resource rows) in one more; outbox
-messages go in one statement. The first failing statement of a pipeline raises its error and the ones
-after it are not run, as without a pipeline.
+One statement per booking: `PostgresStorage.reserve_and_record` (`slotengine.ports.ReserveAndRecord`) runs
+``slotengine_reserve`` outside any explicit transaction, so that one statement is the whole transaction:
+locks, catalogue version, check, writes and commit in one round trip. Every pooled connection prepares it
+once and calls it through psycopg's ``pq`` layer (libpq, the GIL released while it waits), and carries the
+storage's lock timeout as its session default. Elsewhere, statements that do not depend on each other's
+answers go to the server together in psycopg's pipeline mode (BEGIN, ``lock_timeout``, the advisory locks
+and the resources' existence check in one); the first failing statement of a pipeline raises its error and
+the ones after it are not run, as without a pipeline.
+
+Plans: the load is read from ``booking_resources`` alone (each row keeps its booking's interval and hold
+expiry), capacities by primary key, and the booking written with ``ON CONFLICT`` on its primary key: no
+statement of the booking path leaves PostgreSQL a choice between indexes that a never-analysed table could
+make badly (schema version 3 joined bookings, and its foreign key checked them, through an index that
+scanned every booking of the tenant until the first ANALYZE).
 
 Catalogue version (schema version 3): triggers on ``businesses``, ``resources`` and ``services`` (row-level
 for INSERT, UPDATE and DELETE; statement-level for TRUNCATE) draw a new version for the tenant from a
@@ -50,8 +63,9 @@ older one, an operator's SQL). A sequence never hands a number out twice, even t
 back, which is the contract of `slotengine.ports.CatalogueVersions`; the engine keeps its decoded catalogue
 while the version it reads stays the same.
 
-Layout: the tenant leads every primary key, unique key and exclusion constraint, and every statement filters
-on it, so a deployment distributed by ``tenant_id`` (Citus) needs no schema change. Instants are
+Layout: the tenant leads every primary key, unique key and exclusion constraint, every statement filters
+on it, and ``slotengine_reserve`` takes it as its first argument, so a deployment distributed by
+``tenant_id`` (Citus, with the function distributed by its first argument) needs no schema change. Instants are
 ``timestamptz`` and ``tstzrange`` (microseconds, like Python). The full value of each record is a JSON
 document made by `slotengine.codec`, in a ``jsonb`` column. Every statement is constant text with bind
 parameters; the one identifier, the schema name, goes through ``psycopg.sql.Identifier`` and is set as
@@ -61,8 +75,9 @@ Backends: PostgreSQL 12 or later with ``btree_gist`` (created if missing). A Pos
 must really enforce advisory locks (CockroachDB long shipped them as no-ops): `PostgresStorage` checks this
 when it opens and refuses a server that does not. Advisory locks are local to one server, so a sharded
 deployment must route a tenant's writes to one node. Session-level settings are used (``search_path``,
-``TimeZone``), so put a pooler in front only in session mode. Do not carry a `PostgresStorage` across
-``fork()``; make a new one in the child (``spawn`` is the safe start method).
+``TimeZone``, ``lock_timeout``, a prepared statement), so put a pooler in front only in session mode. Do
+not carry a `PostgresStorage` across ``fork()``; make a new one in the child (``spawn`` is the safe start
+method).
 
 Errors: serialization failures (40001), deadlocks (40P01) and lock timeouts (55P03) are `ConcurrencyError`
 (retryable; the engine retries a bounded number of times), exclusion violations (23P01) `ConflictError`,
