@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from slotengine._time import to_utc
 from slotengine.availability import Assignment
@@ -58,9 +58,12 @@ Doc = dict[str, Any]
 _US = timedelta(microseconds=1)
 
 
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(doc: Doc) -> str:
     """Return *doc* as compact, key-sorted JSON (stable text, so equal values give equal rows)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(doc)
 
 
 def loads(text: str) -> Doc:

@@ -57,7 +57,7 @@ def check_text(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH, 
     if not isinstance(value, str):
         msg = f"{field} must be a string, not {type(value).__name__} {value!r}"
         raise InvalidInputError(msg, field=field)
-    if not allow_empty and not value.strip():
+    if not allow_empty and (not value or value.isspace()):  # blank: what strip() would leave empty
         msg = f"{field} must not be empty"
         raise InvalidInputError(msg, field=field)
     if len(value) > max_length:
@@ -66,11 +66,12 @@ def check_text(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH, 
     if "\x00" in value:
         msg = f"{field} contains a NUL character, which no storage keeps the same way"
         raise InvalidInputError(msg, field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        msg = f"{field} is not valid Unicode text (it holds a lone surrogate), which no storage can keep"
-        raise InvalidInputError(msg, field=field) from None
+    if not value.isascii():  # ASCII text cannot hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = f"{field} is not valid Unicode text (it holds a lone surrogate), which no storage can keep"
+            raise InvalidInputError(msg, field=field) from None
     return value
 
 

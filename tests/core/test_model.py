@@ -6,6 +6,7 @@ from decimal import Decimal
 import attrs
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from slotengine.errors import InvalidInputError, InvalidMoneyError, UnknownTimeZoneError
 from slotengine.model import (
@@ -18,6 +19,7 @@ from slotengine.model import (
     ResourceRole,
     Service,
     ServiceUnit,
+    check_text,
 )
 from slotengine.money import Money
 from slotengine.testing._model_strategies import customers, needs, resources, services
@@ -254,3 +256,24 @@ class TestText:
         """Text with a lone surrogate is refused like NUL: no storage can keep it."""
         with pytest.raises(InvalidInputError, match="lone surrogate"):
             Customer("c1", "Ann\ud800")
+
+
+class TestTextRule:
+    @given(st.text(max_size=30) | st.text(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2000\u3000a\x00\ud800", max_size=8))
+    def test_the_rule_as_written_in_its_docstring(self, text):
+        """check_text refuses exactly blank text, NUL and lone surrogates (its shortcuts change nothing)."""
+        blank = not text.strip()
+        try:
+            text.encode("utf-8")
+            surrogate = False
+        except UnicodeEncodeError:
+            surrogate = True
+        try:
+            check_text(text, "name")
+            refused = False
+        except InvalidInputError:
+            refused = True
+
+        assert refused == (blank or "\x00" in text or surrogate)
+        if not ("\x00" in text or surrogate):
+            assert text == check_text(text, "note", allow_empty=True)

@@ -666,6 +666,11 @@ def _json_array(documents: Sequence[str]) -> str:
     return "[" + ",".join(documents) + "]"
 
 
+_HEAD_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_json_text: Final = json.encoder.encode_basestring
+"""A string as JSON text (what ``json.dumps(text, ensure_ascii=False)`` gives, without making an encoder)."""
+
+
 def _reserve_request(
     booking: Booking,
     *,
@@ -685,7 +690,7 @@ def _reserve_request(
     as ISO 8601 text with their offset, which PostgreSQL reads to the microsecond.
     """
     hold = booking.hold_until
-    head = json.dumps(
+    head = _HEAD_ENCODER.encode(
         {
             "id": booking.id,
             "status": booking.status.value,
@@ -710,16 +715,13 @@ def _reserve_request(
                 for assignment, units in zip(booking.assignments, booking.units, strict=True)
                 for rid in assignment.resource_ids
             ],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+        }
     )
     records = ",".join(
-        f'{{"booking_id":{json.dumps(r.booking_id, ensure_ascii=False)},"doc":{dumps(transition_to_dict(r))}}}'
-        for r in transitions
+        f'{{"booking_id":{_json_text(r.booking_id)},"doc":{dumps(transition_to_dict(r))}}}' for r in transitions
     )
     messages = ",".join(
-        f'{{"id":{json.dumps(m.id, ensure_ascii=False)},"sent":{"true" if m.sent_at is not None else "false"},'
+        f'{{"id":{_json_text(m.id)},"sent":{"true" if m.sent_at is not None else "false"},'
         f'"failed":{"true" if m.failed_at is not None else "false"},"doc":{dumps(outbox_to_dict(m))}}}'
         for m in outbox
     )
