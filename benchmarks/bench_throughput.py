@@ -7,8 +7,10 @@ of 3 s). PostgreSQL comes from ``SLOTENGINE_BENCH_POSTGRES_DSN`` (default
 
 Every writer is its own process (``multiprocessing``, ``spawn``) with its own `BookingEngine` and its own
 storage (`SQLiteStorage` on one fresh file in a temporary directory, synchronous=FULL, the default; or
-`PostgresStorage` with a one-connection pool in one fresh schema, dropped at the end). All writers of a cell
-are released together by a barrier and call ``engine.book`` back to back for a fixed time (3 s per cell).
+`PostgresStorage` with a one-connection pool in one fresh schema, dropped at the end). Each writer's engine
+reads its catalogue before the race (one ``find_slots``, as a running app's engine has), then all writers of
+a cell are released together by a barrier and call ``engine.book`` back to back for a fixed time (3 s per
+cell).
 Each cell has its own tenant, so it starts empty. The workload (seed 20261122; writer *w* draws from
 ``random.Random(SEED + w)``, so every run and the bare-INSERT cells draw the same slots):
 
@@ -20,12 +22,12 @@ Each cell has its own tenant, so it starts empty. The workload (seed 20261122; w
 
 Per cell it prints committed bookings/s, calls/s, the p50 and p99 latency of one ``book`` call (all writers'
 calls together), the writer processes' own CPU time per call ("cpu ms": Python and driver, not the server),
-refusals (``ConflictError``), the engine's retries (counted by a storage wrapper: every transaction that
-ended with ``ConcurrencyError``, which the engine then retried) and the ``ConcurrencyError`` that reached the
-caller ("escaped", should be 0). Afterwards an independent check in plain SQL over the adapter's tables (not
-through slotengine) computes, per resource, the highest sum of units of live rows at any instant and compares
-it with the resource's capacity, and counts the overlapping pairs of live rows on capacity-1 resources:
-"double" is the number of resources over capacity plus those pairs (must be 0).
+refusals (``ConflictError``), the engine's retries (counted by a storage wrapper: every transaction, or
+one-call ``reserve_and_record``, that ended with ``ConcurrencyError``, which the engine then retried) and the
+``ConcurrencyError`` that reached the caller ("escaped", should be 0). Afterwards an independent check in
+plain SQL over the adapter's tables (not through slotengine) computes, per resource, the highest sum of units
+of live rows at any instant and compares it with the resource's capacity, and counts the overlapping pairs of
+live rows on capacity-1 resources: "double" is the number of resources over capacity plus those pairs (must be 0).
 
 The "practical limit" rows are the same writers doing the least a database can do for the same promise: a
 bare ``INSERT`` with psycopg, one row per transaction, into a PostgreSQL table with the same exclusion
@@ -73,6 +75,7 @@ try:
     import psycopg
     from psycopg import sql
 
+    import slotengine.adapters.postgres as postgres_module
     from slotengine.adapters.postgres import PostgresStorage
 except ImportError:  # pragma: no cover - the PostgreSQL cells are skipped
     psycopg = None  # type: ignore[assignment]
@@ -484,6 +487,13 @@ def where_time_goes(calls: int = 500) -> None:
         counts["round trips"] += 1
         original_commit(self)
 
+    original_at_once = postgres_module._reserve_at_once
+
+    def at_once(*args: Any) -> Any:  # the one-statement write goes through libpq, not a cursor
+        counts["statements"] += 1
+        counts["round trips"] += 1
+        return original_at_once(*args)
+
     try:
         storage = PostgresStorage(DSN, schema=schema, max_size=1)
         setup_tenant(storage, "profile", "uniform")
@@ -497,6 +507,7 @@ def where_time_goes(calls: int = 500) -> None:
         psycopg.Connection.execute = execute  # type: ignore[method-assign]
         psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign,assignment]
         psycopg.Connection.commit = commit  # type: ignore[method-assign]
+        postgres_module._reserve_at_once = at_once
         server, cpu, wall = _cpu_ticks(backend), time.process_time(), time.perf_counter()
         for _ in range(calls):
             with suppress(ConflictError):
@@ -508,6 +519,7 @@ def where_time_goes(calls: int = 500) -> None:
             original_pipeline,
             original_commit,
         )
+        postgres_module._reserve_at_once = original_at_once
         storage.close()
         print(
             f"slotengine book      : {counts['statements'] / calls:5.1f} statements in "
