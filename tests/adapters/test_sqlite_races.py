@@ -35,6 +35,7 @@ from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import ConflictError
+from slotengine.intervals import Interval
 from slotengine.model import Need, Resource, Service
 from slotengine.schedule import Schedule, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
@@ -96,6 +97,11 @@ def _race_process(path: str, trials: int, barrier: Any, results: Any, process: i
         try:
             for trial in range(trials):
                 engine = BookingEngine(storage, clock=clock, tenant=_tenant(trial), default_actor=Actor.system("racer"))
+                if me % 4 < 2:
+                    # Half the racers have read their catalogue (as a running app's engine has), so they decide
+                    # from it and write in one call (`reserve_and_record`), falling back when refused; the others
+                    # race them the transactional way from the start.
+                    engine.find_slots("visit", Interval(SLOT, SLOT + timedelta(hours=1)))
                 barrier.wait(BARRIER_TIMEOUT)
                 try:
                     if me % 2:
