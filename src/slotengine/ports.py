@@ -398,9 +398,9 @@ class ReserveAndRecord(Protocol):
 
     The engine decides a new hold or booking from its cached catalogue, then hands the storage everything that
     booking writes at once. An adapter that can do all of it in one round trip (`PostgresStorage`: one
-    statement) spares the transaction's separate reads and writes; `reserve_and_record_in` does it with any
-    transaction, for adapters that gain nothing from doing it differently. A storage without this method is
-    driven through `Storage.transaction` as usual.
+    statement) spares the transaction's separate reads and writes; `reserve_and_record_in` does it in one of
+    the storage's own transactions, for adapters that gain nothing from doing it differently. A storage without
+    this method is driven through `Storage.transaction` as usual.
     """
 
     def reserve_and_record(
@@ -433,7 +433,8 @@ class ReserveAndRecord(Protocol):
 
 
 def reserve_and_record_in(
-    tx: StorageTransaction,
+    storage: Storage,
+    tenant: str,
     booking: Booking,
     *,
     now: datetime,
@@ -442,22 +443,24 @@ def reserve_and_record_in(
     catalogue_version: int,
 ) -> None:
     """
-    Do the work of `ReserveAndRecord.reserve_and_record` in *tx* (which the caller commits).
+    Do `ReserveAndRecord.reserve_and_record` in one transaction of *storage*, committed before returning.
 
-    Adapters whose transactions are cheap implement the capability with this; *tx* must have
-    `CatalogueVersions.catalogue_version`.
+    Adapters whose transactions are cheap take this as their method (``reserve_and_record =
+    reserve_and_record_in``); their transactions must have `CatalogueVersions.catalogue_version`.
 
     Raises:
         CatalogueChangedError: the catalogue is not at *catalogue_version*; nothing was written.
-        Anything `reserve`, `append_transitions` or `append_outbox` raise.
+        Anything `reserve`, `append_transitions` or `append_outbox` raise (nothing is committed then).
     """
-    if not isinstance(tx, CatalogueVersions):
-        msg = "reserve_and_record needs a transaction with catalogue versions (CatalogueVersions)"
-        raise TypeError(msg)
-    current = tx.catalogue_version()
-    if current != catalogue_version:
-        msg = f"the catalogue changed meanwhile (version {current}, not {catalogue_version}); read it again"
-        raise CatalogueChangedError(msg, version=current)
-    tx.reserve(booking, now=now)
-    tx.append_transitions(transitions)
-    tx.append_outbox(outbox)
+    with storage.transaction(tenant) as tx:
+        if not isinstance(tx, CatalogueVersions):
+            msg = "reserve_and_record needs a transaction with catalogue versions (CatalogueVersions)"
+            raise TypeError(msg)
+        current = tx.catalogue_version()
+        if current != catalogue_version:
+            msg = f"the catalogue changed meanwhile (version {current}, not {catalogue_version}); read it again"
+            raise CatalogueChangedError(msg, version=current)
+        tx.reserve(booking, now=now)
+        tx.append_transitions(transitions)
+        tx.append_outbox(outbox)
+        tx.commit()

@@ -263,22 +263,8 @@ class MemoryStorage:
             tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy(), self._tenants.__setitem__)
             yield tx
 
-    def reserve_and_record(
-        self,
-        tenant: str,
-        booking: Booking,
-        *,
-        now: datetime,
-        transitions: Sequence[TransitionRecord],
-        outbox: Sequence[OutboxMessage],
-        catalogue_version: int,
-    ) -> None:
-        """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
-        with self.transaction(tenant) as tx:
-            reserve_and_record_in(
-                tx, booking, now=now, transitions=transitions, outbox=outbox, catalogue_version=catalogue_version
-            )
-            tx.commit()
+    reserve_and_record = reserve_and_record_in
+    """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
 
     def close(self) -> None:
         """Forget everything."""

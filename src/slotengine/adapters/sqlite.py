@@ -1182,22 +1182,8 @@ class SQLiteStorage:
             finally:
                 handle.busy = False
 
-    def reserve_and_record(
-        self,
-        tenant: str,
-        booking: Booking,
-        *,
-        now: datetime,
-        transitions: Sequence[TransitionRecord],
-        outbox: Sequence[OutboxMessage],
-        catalogue_version: int,
-    ) -> None:
-        """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
-        with self.transaction(tenant) as tx:
-            reserve_and_record_in(
-                tx, booking, now=now, transitions=transitions, outbox=outbox, catalogue_version=catalogue_version
-            )
-            tx.commit()
+    reserve_and_record = reserve_and_record_in
+    """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
 
     def _end(self, handle: _Handle) -> None:
         """Roll back whatever is left of a transaction; a connection that cannot is replaced."""
