@@ -679,7 +679,6 @@ def _reserve_request(
     locks: Sequence[tuple[int, bool]] = (),
     seen: int | None = None,
     catalogue: int | None = None,
-    lock_timeout: str | None = None,
     transitions: Sequence[TransitionRecord] = (),
     outbox: Sequence[OutboxMessage] = (),
 ) -> str:
@@ -709,7 +708,6 @@ def _reserve_request(
             "locks": locks,
             "seen": seen,
             "catalogue": catalogue,
-            "lock_timeout": lock_timeout,
             "loads": [
                 (rid, units)
                 for assignment, units in zip(booking.assignments, booking.units, strict=True)
@@ -1658,7 +1656,8 @@ class PostgresStorage:
         self._local.busy = True
         try:
             with self._pooled() as conn:
-                tx = _Transaction(tenant, conn, self._lock_timeout)
+                # The pooled connection's session already has this lock timeout (`_configure`).
+                tx = _Transaction(tenant, conn, self._lock_timeout, timeout_set=True)
                 try:
                     yield tx
                 finally:
