@@ -88,6 +88,7 @@ primary message only, never its detail line (which quotes row values).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -596,6 +597,7 @@ _LOADS: Final = """
 _RESERVE: Final = "SELECT slotengine_reserve(%s, %s::jsonb)"
 
 
+@functools.lru_cache(maxsize=4096)
 def resource_lock_key(tenant: str, resource_id: str) -> int:
     """
     Return the 64-bit advisory lock key of one resource of one tenant.
@@ -607,6 +609,7 @@ def resource_lock_key(tenant: str, resource_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8, person=b"slotengine-res").digest(), "big", signed=True)
 
 
+@functools.lru_cache(maxsize=256)
 def tenant_lock_key(tenant: str) -> int:
     """Return the 64-bit advisory lock key of a whole tenant (shared by every resource lock, exclusive when many)."""
     data = tenant.encode("utf-8", "surrogatepass")
@@ -1621,7 +1624,8 @@ class PostgresStorage:
             try:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.rollback()
-                conn.autocommit = True
+                if not conn.autocommit:  # the setter is a round of psycopg's machinery even when it changes nothing
+                    conn.autocommit = True
             except _CAUGHT:
                 conn.close()  # the pool replaces a closed connection
             try:
