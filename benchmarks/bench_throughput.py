@@ -22,6 +22,8 @@ Each cell has its own tenant, so it starts empty. The workload (seed 20261122; w
 
 Per cell it prints committed bookings/s, calls/s, the p50 and p99 latency of one ``book`` call (all writers'
 calls together), the writer processes' own CPU time per call ("cpu ms": Python and driver, not the server),
+the PostgreSQL server's CPU time per call ("srv ms": every process of the server on this host, the writers'
+backends and the WAL writer alike, read from ``/proc``; "-" when the server runs elsewhere or for SQLite),
 refusals (``ConflictError``), the engine's retries (counted by a storage wrapper: every transaction, or
 one-call ``reserve_and_record``, that ended with ``ConcurrencyError``, which the engine then retried) and the
 ``ConcurrencyError`` that reached the caller ("escaped", should be 0). Afterwards an independent check in
@@ -282,6 +284,7 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
     ]
     for p in procs:
         p.start()
+    server = _server_cpu() if kind in {"pg", "raw-pg"} else None
     results = []
     try:
         results.extend(out.get(timeout=BARRIER_TIMEOUT + seconds + 60) for _ in procs)
@@ -292,6 +295,7 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
+    server_after = _server_cpu() if server is not None else None
     latencies = sorted(x for r in results for x in r[1])
     errors = [r[7] for r in results if r[7]]
     elapsed = max((r[6] for r in results), default=0.0) or seconds
@@ -309,6 +313,11 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
         "retries": None if any(r is None for r in retries) else sum(retries),
         "errors": errors,
         "cpu": 1000 * sum(r[8] for r in results) / len(latencies) if latencies else float("nan"),
+        "server": (
+            1000 * (server_after - server) / len(latencies)
+            if server is not None and server_after is not None and latencies
+            else None
+        ),
     }
 
 
@@ -409,7 +418,7 @@ def pg_available() -> bool:
 
 
 def fmt_row(cells: list[str]) -> str:
-    widths = (20, 8, 7, 10, 8, 8, 8, 8, 7, 7, 6, 8, 7)
+    widths = (20, 8, 7, 10, 8, 8, 8, 8, 7, 7, 7, 6, 8, 7)
     return "  ".join(c.rjust(wd) if i else c.ljust(wd) for i, (c, wd) in enumerate(zip(cells, widths, strict=True)))
 
 
@@ -426,6 +435,7 @@ def report(backend: str, load: str, writers: int, r: dict[str, Any], double: int
                 f"{r['p50']:.2f}",
                 f"{r['p99']:.2f}",
                 f"{r['cpu']:.2f}",
+                "-" if r["server"] is None else f"{r['server']:.2f}",
                 str(r["refused"]),
                 retries,
                 str(r["escaped"]),
@@ -437,6 +447,35 @@ def report(backend: str, load: str, writers: int, r: dict[str, Any], double: int
     )
     for error in r["errors"]:
         print(f"    error: {error}", flush=True)
+
+
+def _server_cpu() -> float | None:
+    """
+    CPU seconds used so far by the PostgreSQL server on this host, or None if none is seen.
+
+    Every ``postgres`` process's own user + system time, plus what the postmaster has collected from its
+    exited children (the backends of writers that have closed their connections).
+    """
+    processes: dict[int, tuple[int, list[str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+        if name == "postgres":
+            fields = rest.split()
+            processes[int(entry.name)] = (int(fields[1]), fields)
+    if not processes:
+        return None
+    ticks = 0
+    for parent, fields in processes.values():
+        ticks += int(fields[11]) + int(fields[12])
+        if parent not in processes:  # the postmaster: add its reaped children
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -582,6 +621,7 @@ def main() -> None:
                 "p50 ms",
                 "p99 ms",
                 "cpu ms",
+                "srv ms",
                 "refused",
                 "retries",
                 "escaped",
