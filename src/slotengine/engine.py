@@ -92,6 +92,11 @@ class DispatchReport:
     withdrawn: int = 0
 
 
+def _digest(request: dict[str, Any]) -> str:
+    """The hash an idempotency record keeps of the request it answered."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _new_id() -> str:
     """A random (version 4) UUID as 32 hex digits: ``uuid.uuid4().hex`` without building a `uuid.UUID`."""
     raw = bytearray(os.urandom(16))
@@ -299,7 +304,7 @@ class BookingEngine:
         if key is None:
             return self._run(use_case)
         check_id(key, "idempotency key")
-        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+        digest = _digest(request)
 
         def keyed(tx: StorageTransaction, now: datetime) -> Booking:
             saved = tx.get_idempotency(key)
@@ -729,8 +734,31 @@ class BookingEngine:
                 customer_language=language,
             )
 
-        if idempotency_key is None and not override and strategy is not Strategy.LEAST_LOADED:
-            made = self._create_at_once(action, service_id, start, duration, pins, strategy, preferred, build, who)
+        request: dict[str, Any] = {}
+        keyed: tuple[str, str] | None = None
+        if idempotency_key is not None:
+            check_id(idempotency_key, "idempotency key")
+            request = {
+                "call": action.value,
+                "service_id": service_id,
+                "start": start.isoformat(),
+                "customer_id": customer_id,
+                "duration": None if duration is None else duration.total_seconds(),
+                "pin": pins,
+                "source": str(source),
+                "notes": notes,
+                "external_ref": external_ref,
+                "override": override,
+                "customer_zone": zone,
+                "customer_language": language,
+                "strategy": str(strategy),
+                "preferred": list(preferred),
+            }
+            keyed = (idempotency_key, _digest(request))
+        if not override and strategy is not Strategy.LEAST_LOADED:
+            made = self._create_at_once(
+                action, service_id, start, duration, pins, strategy, preferred, build, who, keyed
+            )
             if made is not None:
                 return made
 
@@ -756,24 +784,6 @@ class BookingEngine:
             self._record(tx, now, booking, None, action, str(who), "override" if override else "")
             return booking
 
-        request: dict[str, Any] = {}
-        if idempotency_key is not None:
-            request = {
-                "call": action.value,
-                "service_id": service_id,
-                "start": start.isoformat(),
-                "customer_id": customer_id,
-                "duration": None if duration is None else duration.total_seconds(),
-                "pin": pins,
-                "source": str(source),
-                "notes": notes,
-                "external_ref": external_ref,
-                "override": override,
-                "customer_zone": zone,
-                "customer_language": language,
-                "strategy": str(strategy),
-                "preferred": list(preferred),
-            }
         return self._keyed(idempotency_key, request, create)
 
     def _create_at_once(
@@ -787,6 +797,7 @@ class BookingEngine:
         preferred: Sequence[str],
         build: Callable[[_Catalogue, datetime, Service, Slot], Booking],
         who: Actor,
+        keyed: tuple[str, str] | None,
     ) -> Booking | None:
         """
         Hold or book in one storage call, or return None to go the usual way (`_create`'s transaction).
@@ -800,6 +811,8 @@ class BookingEngine:
         refuses, a full resource, a changed catalogue, a concurrent writer) goes the usual way, which reads
         the load under the locks, explains a refusal and retries; a start found full goes the usual way
         straight away for a minute (`_FULL_FOR`), so a contested slot costs one round trip less per refusal.
+        A keyed call (*keyed*: the idempotency key and the request's hash) saves its record in the same call;
+        a key the storage has already goes the usual way, which replays its first result or refuses.
         """
         writer = getattr(self.storage, "reserve_and_record", None)
         snapshot = self._cached
@@ -820,6 +833,11 @@ class BookingEngine:
             )
             booking = build(snapshot, now, service, slot)
             record, messages = self._facts(snapshot, now, booking, None, action, str(who), "")
+            saved = (
+                None
+                if keyed is None
+                else IdempotencyRecord(keyed[0], keyed[1], booking.id, dumps(booking_to_dict(booking)), now)
+            )
         except SlotEngineError:
             return None
         try:
@@ -830,6 +848,7 @@ class BookingEngine:
                 transitions=[record],
                 outbox=messages,
                 catalogue_version=snapshot.version,
+                idempotency=saved,
             )
         except ConflictError:
             if len(snapshot.full) >= _FULL_KEPT:

@@ -412,19 +412,22 @@ class ReserveAndRecord(Protocol):
         transitions: Sequence[TransitionRecord],
         outbox: Sequence[OutboxMessage],
         catalogue_version: int,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
         """
         Reserve *booking* and append its records in one transaction of *tenant*, committed before returning.
 
         In order: refuse unless the catalogue is at *catalogue_version* (`CatalogueVersions`), then
-        `StorageTransaction.reserve` *booking* at *now*, `StorageTransaction.append_transitions` *transitions*
-        and `StorageTransaction.append_outbox` *outbox*.
+        `StorageTransaction.reserve` *booking* at *now*, `StorageTransaction.append_transitions` *transitions*,
+        `StorageTransaction.append_outbox` *outbox* and, given *idempotency*,
+        `StorageTransaction.put_idempotency` it (the first result of a keyed call, saved with the booking).
 
         Raises:
             CatalogueChangedError: the catalogue is at another version (it changed since it was read).
             ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`).
             NotFoundError: a resource of the booking does not exist.
-            ConcurrencyError: a concurrent writer got in the way (as `Storage.transaction`); retry.
+            ConcurrencyError: a concurrent writer got in the way (as `Storage.transaction`), or the
+                idempotency key is saved already (as `StorageTransaction.put_idempotency`); retry.
 
         Whatever it raises, nothing was written. A transaction of the same storage must not be open in the
         calling thread (transactions do not nest).
@@ -441,6 +444,7 @@ def reserve_and_record_in(
     transitions: Sequence[TransitionRecord],
     outbox: Sequence[OutboxMessage],
     catalogue_version: int,
+    idempotency: IdempotencyRecord | None = None,
 ) -> None:
     """
     Do `ReserveAndRecord.reserve_and_record` in one transaction of *storage*, committed before returning.
@@ -450,7 +454,8 @@ def reserve_and_record_in(
 
     Raises:
         CatalogueChangedError: the catalogue is not at *catalogue_version*; nothing was written.
-        Anything `reserve`, `append_transitions` or `append_outbox` raise (nothing is committed then).
+        Anything `reserve`, `append_transitions`, `append_outbox` or `put_idempotency` raise (nothing is
+            committed then).
     """
     with storage.transaction(tenant) as tx:
         if not isinstance(tx, CatalogueVersions):
@@ -463,4 +468,6 @@ def reserve_and_record_in(
         tx.reserve(booking, now=now)
         tx.append_transitions(transitions)
         tx.append_outbox(outbox)
+        if idempotency is not None:
+            tx.put_idempotency(idempotency)
         tx.commit()

@@ -290,7 +290,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "idempotency keys overwritten": (
         mutant(put_idempotency=lambda tx, r: tx._data.idempotency.__setitem__(r.key, r)),
-        {"check_idempotency_records", "check_transaction_survives_refusals"},
+        {"check_idempotency_records", "check_transaction_survives_refusals", "check_reserve_and_record"},
     ),
     "log read backwards": (
         mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),

@@ -274,6 +274,17 @@ def fresh_schema() -> Iterator[str]:
     drop(name)
 
 
+def _schema_at_version(conn: Any, name: str, version: int) -> None:
+    """Create schema *name* as slotengine's migrations up to *version* left it (search_path set to it)."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(name)))
+    for step in range(version):
+        for statement in postgres_module._MIGRATIONS[step]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (step + 1,))
+
+
 @pytest.fixture
 def storage(schema: str) -> Iterator[PostgresStorage]:
     made = PostgresStorage(DSN, schema=schema, max_size=4)
@@ -398,13 +409,7 @@ class TestSchema:
         goes (deleting a booking still removes its rows), and what was booked stays booked.
         """
         with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(fresh_schema)))
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(fresh_schema)))
-            for version in range(3):
-                for statement in postgres_module._MIGRATIONS[version]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version + 1,))
+            _schema_at_version(conn, fresh_schema, 3)
             for rid, capacity in (("r1", 1), ("r2", 1), ("r3", 3)):
                 conn.execute(
                     "INSERT INTO resources (tenant_id, id, capacity, doc) VALUES ('t', %s, %s, %s::jsonb)",
@@ -489,6 +494,60 @@ class TestSchema:
         assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
         assert 1 == foreign  # the one to resources stays
         assert [("gone",), ("held",), ("over-the-lapsed-hold",)] == rows
+
+    def test_a_version_4_schema_gets_the_keyed_one_call_write(self, fresh_schema: str) -> None:
+        """
+        Version 4 -> 5: slotengine_reserve learns to save an idempotency record with the booking, and refuses
+        (writing nothing) a key that exists; version 4's function ignored the record.
+        """
+        with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
+            _schema_at_version(conn, fresh_schema, 4)
+            conn.execute(
+                "INSERT INTO resources (tenant_id, id, capacity, doc) VALUES ('t', 'r1', 1, %s::jsonb)",
+                (dumps(resource_to_dict(Resource("r1", "R1"))),),
+            )
+            first = booking("first", at(3, 10), at(3, 11))
+            key = IdempotencyRecord("k1", "hash", first.id, '"first"', at(2, 8))
+            request = postgres_module._reserve_request(first, now=at(2, 8), idempotency=key)
+            answer = conn.execute("SELECT slotengine_reserve('t', %s::jsonb)", (request,)).fetchone()
+            kept = conn.execute("SELECT count(*) FROM idempotency").fetchone()
+
+        assert ("ok",) == answer
+        assert (0,) == kept  # version 4 wrote the booking and dropped the record
+
+        storage = PostgresStorage(DSN, schema=fresh_schema, max_size=2)
+        try:
+            second = booking("second", at(3, 12), at(3, 13))
+            with storage.transaction("t") as tx:
+                version = tx.catalogue_version()
+            again = IdempotencyRecord("k2", "hash", second.id, '"second"', at(2, 8))
+            storage.reserve_and_record(
+                "t", second, now=at(2, 8), transitions=[], outbox=[], catalogue_version=version, idempotency=again
+            )
+            third = booking("third", at(3, 14), at(3, 15))
+            with pytest.raises(ConcurrencyError, match="idempotency key 'k2' was used meanwhile"):
+                storage.reserve_and_record(
+                    "t",
+                    third,
+                    now=at(2, 8),
+                    transitions=[],
+                    outbox=[],
+                    catalogue_version=version,
+                    idempotency=attrs.evolve(again, booking_id=third.id),
+                )
+            with storage.transaction("t") as tx:
+                saved = tx.get_idempotency("k2")
+                ids = [b.id for b in tx.find_bookings(BookingQuery())]
+            with raw(fresh_schema) as conn:
+                versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        finally:
+            storage.close()
+
+        assert again == saved
+        assert ["first", "second"] == ids  # the refused third wrote nothing
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
+        assert SCHEMA_VERSION == 5
+        assert f"ERRCODE = '{postgres_module._KEY_TAKEN}'" in postgres_module._RESERVE_FUNCTION
 
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
         """Opening an existing schema never re-creates it or loses data, however often."""

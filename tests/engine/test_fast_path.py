@@ -27,7 +27,8 @@ from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.availability import Strategy
 from slotengine.engine import BookingEngine
-from slotengine.errors import SlotEngineError
+from slotengine.errors import IdempotencyKeyMismatchError, SlotEngineError
+from slotengine.intervals import Interval
 from slotengine.model import Need, Resource, ResourceKind, Service
 from slotengine.money import Money
 from slotengine.ports import Storage
@@ -118,6 +119,7 @@ def steps(draw: st.DrawFn) -> tuple[Any, ...]:
         tuple(draw(st.lists(st.sampled_from([*BOXES, "ann"]), max_size=1))),
         strategy,
         tuple(draw(st.permutations(BOXES))) if strategy is Strategy.PREFERRED else (),
+        draw(st.sampled_from([None, None, None, "k1", "k2"])),  # a key used again replays or is refused
     )
 
 
@@ -172,7 +174,7 @@ def _run(engine: BookingEngine, clock: FrozenClock, script: list[tuple[Any, ...]
                     continue
                 booking = engine.cancel(made[step[1] % len(made)], by_business=True)
             else:
-                kind, service, start, duration, pin, strategy, preferred = step
+                kind, service, start, duration, pin, strategy, preferred, key = step
                 call = engine.book if kind == "book" else engine.hold
                 booking = call(
                     service,
@@ -182,6 +184,7 @@ def _run(engine: BookingEngine, clock: FrozenClock, script: list[tuple[Any, ...]
                     strategy=strategy,
                     preferred=preferred,
                     customer_id="c1",
+                    idempotency_key=key,
                 )
                 made.append(booking.id)
             name(booking.id)
@@ -256,3 +259,65 @@ class TestOneCallAgreesWithTransactions:
             storage.close()
 
         _agree(make, catalogue, script)
+
+
+class Counted:
+    """A storage that counts its transactions and its one-call writes (and what the last one was given)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.transactions = 0
+        self.one_calls: list[dict[str, Any]] = []
+
+    def transaction(self, tenant: str) -> Any:
+        self.transactions += 1
+        return self.inner.transaction(tenant)
+
+    def reserve_and_record(self, *args: Any, **kwargs: Any) -> None:
+        self.one_calls.append(kwargs)
+        self.inner.reserve_and_record(*args, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestKeyedCallsTakeTheOneCallWay:
+    def _engine(self) -> tuple[BookingEngine, Counted]:
+        storage = Counted(MemoryStorage())
+        clock = FrozenClock(at(2, 8))
+        resources = [Resource("box1", "Box 1", type="box")]
+        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
+        engine = _engine(storage, clock, (resources, services))
+        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))  # the engine has read its catalogue
+        return engine, storage
+
+    def test_a_new_key_books_and_saves_its_record_in_one_call(self) -> None:
+        """A keyed booking is one storage call, which is given the idempotency record with the booking."""
+        engine, storage = self._engine()
+        before = storage.transactions
+
+        booking = engine.book("wash", at(2, 9), customer_id="c1", idempotency_key="k1")
+
+        assert before == storage.transactions
+        assert 1 == len(storage.one_calls)
+        saved = storage.one_calls[0]["idempotency"]
+        assert ("k1", booking.id) == (saved.key, saved.booking_id)
+        with storage.inner.transaction("fast") as tx:
+            assert saved == tx.get_idempotency("k1")
+
+    def test_a_used_key_replays_the_first_booking_or_refuses_another_request(self) -> None:
+        """The same request again gets the first booking back; another request under the key is refused."""
+        engine, storage = self._engine()
+        first = engine.book("wash", at(2, 9), customer_id="c1", idempotency_key="k1")
+
+        again = engine.book("wash", at(2, 9), customer_id="c1", idempotency_key="k1")
+        with pytest.raises(IdempotencyKeyMismatchError):
+            engine.book("wash", at(2, 10), customer_id="c1", idempotency_key="k1")
+
+        assert first == again
+        assert [first] == engine.list()
+        assert 1 == len(engine.outbox())
+        with storage.inner.transaction("fast") as tx:
+            saved = tx.get_idempotency("k1")
+        assert saved is not None
+        assert first.id == saved.booking_id

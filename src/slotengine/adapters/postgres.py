@@ -148,7 +148,7 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, ch
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -375,7 +375,7 @@ _SCHEMA_V3: Final[tuple[LiteralString, ...]] = (
     """,
 )
 
-_RESERVE_FUNCTION: Final[LiteralString] = """
+_RESERVE_TEMPLATE: Final[LiteralString] = """
     CREATE FUNCTION slotengine_reserve(p_tenant text, p_request jsonb) RETURNS text
     LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
     DECLARE
@@ -518,11 +518,37 @@ _RESERVE_FUNCTION: Final[LiteralString] = """
         SELECT p_tenant, v_id, (a.n - 1)::integer, a.l->>0, (a.l->>1)::integer, v_blocked, v_booked, v_hold,
                v_live, v_live AND coalesce(v_caps[array_position(v_rids, a.l->>0)] = 1, false)
         FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n);
+        -- (idempotency)
         RETURN 'ok';
     END
     $$
     """
-"""A booking's write in the server (schema version 4); see `_SCHEMA_V4`."""
+"""A booking's write in the server; `_RESERVE_FUNCTION_V4` and `_RESERVE_FUNCTION` are made from it."""
+
+_KEY_TAKEN: Final = "SE409"
+"""The SQLSTATE `slotengine_reserve` raises when its idempotency key exists (a code of slotengine's own)."""
+
+_RESERVE_KEYED: Final[LiteralString] = """-- The idempotency record last, as `put_idempotency` after the appends:
+        -- a key that exists (or that a concurrent call holds, which ON CONFLICT waits for) undoes it all.
+        IF jsonb_typeof(p_request->'idempotency') = 'object' THEN
+            INSERT INTO idempotency (tenant_id, key, request_hash, booking_id, result, created_at)
+            VALUES (p_tenant, p_request->'idempotency'->>'key', p_request->'idempotency'->>'hash',
+                    p_request->'idempotency'->>'booking_id', p_request->'idempotency'->>'result',
+                    (p_request->'idempotency'->>'created_at')::timestamptz)
+            ON CONFLICT (tenant_id, key) DO NOTHING;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'idempotency key % was used meanwhile', p_request->'idempotency'->>'key'
+                    USING ERRCODE = 'SE409';
+            END IF;
+        END IF;"""
+
+_RESERVE_FUNCTION_V4: Final[LiteralString] = _RESERVE_TEMPLATE.replace("-- (idempotency)\n        ", "")
+"""The function as schema version 4 created it (no idempotency record)."""
+
+_RESERVE_FUNCTION: Final[LiteralString] = _RESERVE_TEMPLATE.replace(
+    "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
+).replace("-- (idempotency)", _RESERVE_KEYED)
+"""The function as this version writes it (schema version 5): version 4's, and the idempotency record."""
 
 # Version 4: a booking's whole write in one statement, and the load read from one table.
 #
@@ -574,10 +600,20 @@ _SCHEMA_V4: Final[tuple[LiteralString, ...]] = (
     CREATE TRIGGER bookings_drop_resources_truncate AFTER TRUNCATE ON bookings
         FOR EACH STATEMENT EXECUTE FUNCTION drop_booking_resources()
     """,
-    _RESERVE_FUNCTION,
+    _RESERVE_FUNCTION_V4,
 )
 
-_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
+# Version 5: slotengine_reserve also writes an idempotency record, so a keyed hold or booking takes the one
+# statement too (`ReserveAndRecord.reserve_and_record`'s ``idempotency``).
+_SCHEMA_V5: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
+
+_MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
+    0: _SCHEMA_V1,
+    1: _SCHEMA_V2,
+    2: _SCHEMA_V3,
+    3: _SCHEMA_V4,
+    4: _SCHEMA_V5,
+}
 
 _LOCK_RESOURCES: Final = """
     SELECT CASE WHEN u.shared THEN pg_advisory_xact_lock_shared(u.k) ELSE pg_advisory_xact_lock(u.k) END
@@ -651,6 +687,8 @@ def _translate(exc: BaseException) -> SlotEngineError:  # noqa: PLR0911 - one ex
     if state in _RETRYABLE:
         msg = f"a concurrent writer got in the way ({_RETRYABLE[state]}: {primary}); retry"
         return ConcurrencyError(msg, sqlstate=state)
+    if state == _KEY_TAKEN:
+        return ConcurrencyError(primary, sqlstate=state)
     if state == "23P01":
         msg = f"the time is taken: the database's exclusion constraint refused an overlapping booking ({primary})"
         return ConflictError(msg, sqlstate=state, constraint=getattr(diag, "constraint_name", None))
@@ -684,6 +722,7 @@ def _reserve_request(
     catalogue: int | None = None,
     transitions: Sequence[TransitionRecord] = (),
     outbox: Sequence[OutboxMessage] = (),
+    idempotency: IdempotencyRecord | None = None,
 ) -> str:
     """
     Return the JSON text of one `slotengine_reserve` request: a booking, its loads, locks and records.
@@ -716,6 +755,15 @@ def _reserve_request(
                 for assignment, units in zip(booking.assignments, booking.units, strict=True)
                 for rid in assignment.resource_ids
             ],
+            "idempotency": None
+            if idempotency is None
+            else {
+                "key": idempotency.key,
+                "hash": idempotency.request_hash,
+                "booking_id": idempotency.booking_id,
+                "result": idempotency.result,
+                "created_at": idempotency.created_at.isoformat(),
+            },
         }
     )
     records = ",".join(
@@ -1678,13 +1726,14 @@ class PostgresStorage:
         transitions: Sequence[TransitionRecord],
         outbox: Sequence[OutboxMessage],
         catalogue_version: int,
+        idempotency: IdempotencyRecord | None = None,
     ) -> None:
         """
         A booking's whole write as one statement (`slotengine.ports.ReserveAndRecord`).
 
         ``slotengine_reserve`` runs on a pooled connection outside any explicit transaction, so the one
         statement is the whole transaction: the lock timeout, the advisory locks, the catalogue version, the
-        capacity check, the writes and the commit take one round trip.
+        capacity check, the writes (with the idempotency record, if any) and the commit take one round trip.
 
         Raises:
             CatalogueChangedError, ConflictError, NotFoundError, ConcurrencyError: see the port; nothing was
@@ -1702,9 +1751,16 @@ class PostgresStorage:
             catalogue=catalogue_version,
             transitions=transitions,
             outbox=outbox,
+            idempotency=idempotency,
         )
         with self._pooled() as conn:
-            outcome = _reserve_at_once(conn, tenant, request)
+            try:
+                outcome = _reserve_at_once(conn, tenant, request)
+            except ConcurrencyError as exc:
+                if idempotency is None or exc.details.get("sqlstate") != _KEY_TAKEN:
+                    raise
+                msg = f"idempotency key {idempotency.key!r} was used meanwhile"  # put_idempotency's words
+                raise ConcurrencyError(msg, sqlstate=_KEY_TAKEN) from None
         _reserved(outcome, booking)
 
     def check_locking(self, *, timeout: timedelta = timedelta(milliseconds=200)) -> None:

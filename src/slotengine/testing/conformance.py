@@ -925,8 +925,9 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
     """
     `reserve_and_record` (optional) writes what `reserve` and the appends write, or nothing when it refuses.
 
-    It is one committed transaction; it refuses a full resource, a missing one, a stale catalogue version and an
-    outbox id that exists, writing nothing. An adapter without the capability has nothing to keep here.
+    It is one committed transaction, which saves the idempotency record it is given too; it refuses a full
+    resource, a missing one, a stale catalogue version, an outbox id that exists and an idempotency key that
+    exists, in that order, writing nothing. An adapter without the capability has nothing to keep here.
     """
     with _made(factory) as storage, _made(MemoryStorage) as reference:
         if not isinstance(storage, ReserveAndRecord):
@@ -937,7 +938,17 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
         held = _booking("held", at(10), at(11), status=BookingStatus.PRE_BOOKING, hold_until=at(9))
         firm = _booking("firm", at(12), at(13), resources=["r1", "r2"], buffer_after=15 * M)
 
-        def at_once(target: Storage, booking: Booking, *, now: datetime, messages: Sequence[str] = ("m1",)) -> None:
+        def saved(key: str | None, booking: Booking, now: datetime) -> IdempotencyRecord | None:
+            return None if key is None else IdempotencyRecord(key, f"hash-{key}", booking.id, f'"{booking.id}"', now)
+
+        def at_once(
+            target: Storage,
+            booking: Booking,
+            *,
+            now: datetime,
+            messages: Sequence[str] = ("m1",),
+            key: str | None = None,
+        ) -> None:
             records = [_record(booking.id, Action.HOLD if booking.status is BookingStatus.PRE_BOOKING else Action.BOOK)]
             outbox = [_message(m, booking_id=booking.id) for m in messages]
             target.reserve_and_record(  # type: ignore[attr-defined]
@@ -947,21 +958,27 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
                 transitions=records,
                 outbox=outbox,
                 catalogue_version=_version(target, "alpha"),
+                idempotency=saved(key, booking, now),
             )
 
-        def one_by_one(booking: Booking, *, now: datetime, messages: Sequence[str] = ("m1",)) -> None:
+        def one_by_one(
+            booking: Booking, *, now: datetime, messages: Sequence[str] = ("m1",), key: str | None = None
+        ) -> None:
             def work(tx: StorageTransaction) -> None:
                 tx.reserve(booking, now=now)
                 action = Action.HOLD if booking.status is BookingStatus.PRE_BOOKING else Action.BOOK
                 tx.append_transitions([_record(booking.id, action)])
                 tx.append_outbox([_message(m, booking_id=booking.id) for m in messages])
+                record = saved(key, booking, now)
+                if record is not None:
+                    tx.put_idempotency(record)
 
             _in(reference, "alpha", work)
 
         at_once(storage, held, now=at(8))
         one_by_one(held, now=at(8))
-        at_once(storage, firm, now=at(8), messages=("m2", "m3"))
-        one_by_one(firm, now=at(8), messages=("m2", "m3"))
+        at_once(storage, firm, now=at(8), messages=("m2", "m3"), key="k1")
+        one_by_one(firm, now=at(8), messages=("m2", "m3"), key="k1")
         _expect(
             "reserve_and_record writes what reserve and the appends write",
             _state(reference, "alpha"),
@@ -969,8 +986,17 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
         )
         _expect("reserve_and_record writes in its own tenant only", _state(reference, "beta"), _state(storage, "beta"))
 
-        refusals: list[tuple[str, type[BaseException], Booking, datetime, Sequence[str], int]] = [
-            ("of a booking on a full resource", ConflictError, _booking("x", at(10, 30), at(11)), at(8), ("m4",), 0),
+        free = _booking("x", at(15), at(16))
+        refusals: list[tuple[str, type[BaseException], Booking, datetime, Sequence[str], int, str | None]] = [
+            (
+                "of a booking on a full resource",
+                ConflictError,
+                _booking("x", at(10, 30), at(11)),
+                at(8),
+                ("m4",),
+                0,
+                None,
+            ),
             (
                 "of 2 units where 1 of 2 is taken (by a buffer)",
                 ConflictError,
@@ -978,6 +1004,7 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
                 at(8),
                 ("m4",),
                 0,
+                None,
             ),
             (
                 "of a booking on a missing resource",
@@ -986,15 +1013,28 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
                 at(8),
                 ("m4",),
                 0,
+                None,
             ),
-            ("at a stale catalogue version", CatalogueChangedError, _booking("x", at(15), at(16)), at(8), ("m4",), 1),
-            ("with an outbox id that exists", StorageError, _booking("x", at(15), at(16)), at(8), ("m1",), 0),
+            ("at a stale catalogue version", CatalogueChangedError, free, at(8), ("m4",), 1, None),
+            ("with an outbox id that exists", StorageError, free, at(8), ("m1",), 0, None),
+            ("with an idempotency key that exists", ConcurrencyError, free, at(8), ("m4",), 0, "k1"),
+            (
+                "on a full resource with a key that exists",
+                ConflictError,
+                _booking("x", at(10, 30), at(11)),
+                at(8),
+                ("m4",),
+                0,
+                "k1",
+            ),
+            ("with an outbox id and a key that exist", StorageError, free, at(8), ("m1",), 0, "k1"),
         ]
-        for what, error, booking, now, messages, skew in refusals:
+        for what, error, booking, now, messages, skew, key in refusals:
             before = _state(storage, "alpha")
             records = [_record(booking.id, Action.BOOK)]
             outbox = [_message(m, booking_id=booking.id) for m in messages]
             version = _version(storage, "alpha") + skew * 10**6
+            keyed = saved(key, booking, now)
 
             def call(
                 b: Booking = booking,
@@ -1002,16 +1042,19 @@ def check_reserve_and_record(factory: StorageFactory) -> None:
                 o: list[OutboxMessage] = outbox,
                 v: int = version,
                 n: datetime = now,
+                k: IdempotencyRecord | None = keyed,
             ) -> None:
-                storage.reserve_and_record("alpha", b, now=n, transitions=r, outbox=o, catalogue_version=v)
+                storage.reserve_and_record(
+                    "alpha", b, now=n, transitions=r, outbox=o, catalogue_version=v, idempotency=k
+                )
 
             _raises(f"reserve_and_record {what} raises {error.__name__}", error, call)
             _expect(f"reserve_and_record {what} writes nothing", before, _state(storage, "alpha"))
 
-        # at the hold's expiry the hold no longer counts; the new booking is written over it
+        # at the hold's expiry the hold no longer counts; the new booking is written over it (with a new key)
         over = _booking("over", at(10), at(11))
-        at_once(storage, over, now=at(9), messages=("m5",))
-        one_by_one(over, now=at(9), messages=("m5",))
+        at_once(storage, over, now=at(9), messages=("m5",), key="k2")
+        one_by_one(over, now=at(9), messages=("m5",), key="k2")
         _expect(
             "reserve_and_record ignores a lapsed hold, as reserve does",
             _state(reference, "alpha"),
@@ -2465,6 +2508,8 @@ class ReserveAtOnce:
     message_ids: tuple[str, ...] = ()
     stale: bool = False
     """Name a catalogue version that is not the current one (the call must then write nothing)."""
+    key: str | None = None
+    """Save an idempotency record under this key with the booking (a key used before refuses the call)."""
 
     def run(self, storage: ReserveAndRecord, tenant: str, now: datetime, version: int) -> None:
         """Apply the step (outside any transaction: the call is one)."""
@@ -2474,8 +2519,15 @@ class ReserveAtOnce:
             source, action = _EDGES[edge % len(_EDGES)]
             records.append(TransitionRecord(booking.id, source, TRANSITIONS[source][action], action, now, "system"))
         messages = [_message(m, booking_id=booking.id, created_at=now, due_at=now) for m in self.message_ids]
+        saved = None if self.key is None else IdempotencyRecord(self.key, "hash", booking.id, f'"{booking.id}"', now)
         storage.reserve_and_record(
-            tenant, booking, now=now, transitions=records, outbox=messages, catalogue_version=version
+            tenant,
+            booking,
+            now=now,
+            transitions=records,
+            outbox=messages,
+            catalogue_version=version,
+            idempotency=saved,
         )
 
 
@@ -2626,6 +2678,7 @@ def _reserves_at_once(draw: st.DrawFn) -> ReserveAtOnce:
         tuple(draw(st.lists(st.integers(0, len(_EDGES) - 1), max_size=2))),
         tuple(draw(st.lists(st.sampled_from(_MESSAGE_IDS), max_size=2))),
         draw(st.sampled_from([False] * 5 + [True])),
+        draw(st.sampled_from([None, None, None, *_KEYS])),
     )
 
 
