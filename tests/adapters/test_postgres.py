@@ -1726,6 +1726,52 @@ class TestLogOutboxIdempotency:
 
         assert record == got
 
+    def test_one_key_sent_by_many_at_once_books_once(self, schema: str) -> None:
+        """
+        Eight engines send one keyed request at the same moment, each in one statement: one booking is made
+        and every caller gets it back (the others' statements wait on the key, undo themselves, and replay).
+        """
+        storage = PostgresStorage(DSN, schema=schema, max_size=8)
+        try:
+            furnish(make_engine(storage))
+            engines = [make_engine(storage, prefix=f"e{i}-") for i in range(8)]
+            for each in engines:  # each has read its catalogue, so each takes the one-call write
+                each.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+            one_calls: list[str] = []
+            write = storage.reserve_and_record
+
+            def counted(*args: Any, **kwargs: Any) -> None:
+                one_calls.append(kwargs["idempotency"].key)
+                write(*args, **kwargs)
+
+            storage.reserve_and_record = counted  # type: ignore[method-assign]
+            barrier = threading.Barrier(len(engines))
+            answers: list[object] = [None] * len(engines)
+
+            def call(i: int) -> None:
+                barrier.wait(30)
+                try:
+                    answers[i] = engines[i].book("wash", at(2, 10), customer_id="ann", idempotency_key="once")
+                except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                    answers[i] = exc
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(engines))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            stored = engines[0].list()
+            with storage.transaction("wash") as tx:
+                saved = tx.get_idempotency("once")
+        finally:
+            storage.close()
+
+        assert 1 == len(stored)
+        assert [stored[0]] * len(engines) == answers
+        assert saved is not None
+        assert stored[0].id == saved.booking_id
+        assert len(engines) == len(one_calls)  # every caller tried the one-call write first
+
     def test_update_booking_checks_the_version_and_refuses_moves(
         self, engine: BookingEngine, storage: PostgresStorage
     ) -> None:
