@@ -127,6 +127,11 @@ class _Catalogue:
     full: dict[tuple[str, datetime, timedelta | None], datetime] = attrs.field(factory=dict, eq=False, repr=False)
     """When the one-call write last found (service, start, duration) full (`BookingEngine._create_at_once`)."""
 
+    def found_full(self, asked: tuple[str, datetime, timedelta | None], now: datetime) -> bool:
+        """Whether (service, start, duration) was found full less than `_FULL_FOR` ago (a hint, never a verdict)."""
+        when = self.full.get(asked)
+        return when is not None and now - when < _FULL_FOR
+
     @classmethod
     def read(cls, tx: StorageTransaction, version: int | None) -> _Catalogue:
         """Read the whole catalogue through *tx* (read its version first: the content is then no older)."""
@@ -768,8 +773,14 @@ class BookingEngine:
             business = catalogue.get_business(self.tenant)
             chosen = service.duration if duration is None else duration
             window = Interval(start, start + chosen)
-            pool_ids = [r.id for r in catalogue.pool(service)]
-            tx.lock_resources(pool_ids)
+            if not override and catalogue.found_full((service_id, start, duration), now):
+                # A start found full a moment ago is checked without the locks first: a refusal needs none
+                # (the load it reads is a state the resources were in), so the refusals of a contested slot
+                # neither wait for each other's locks nor hold up a booking. What passes is checked again below.
+                self._availability(tx, now, service, window).check(
+                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+                )
+            tx.lock_resources([r.id for r in catalogue.pool(service)])
             if override:
                 if not business.policies.allow_override:
                     msg = f"{business.name} does not allow managers to book outside the offered times"
@@ -820,9 +831,7 @@ class BookingEngine:
             return None
         service = snapshot.services.get(service_id)
         now = self._now()
-        asked = (service_id, start, duration)
-        found_full = snapshot.full.get(asked)
-        if service is None or (found_full is not None and now - found_full < _FULL_FOR):
+        if service is None or snapshot.found_full((service_id, start, duration), now):
             # A start found full a moment ago goes the usual way, which reads the load and explains.
             return None
         try:
@@ -853,7 +862,7 @@ class BookingEngine:
         except ConflictError:
             if len(snapshot.full) >= _FULL_KEPT:
                 snapshot.full.clear()
-            snapshot.full[asked] = now
+            snapshot.full[service_id, start, duration] = now
             return None
         except (NotFoundError, ConcurrencyError):
             return None

@@ -27,7 +27,7 @@ from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.availability import Strategy
 from slotengine.engine import BookingEngine
-from slotengine.errors import IdempotencyKeyMismatchError, SlotEngineError
+from slotengine.errors import ConflictError, IdempotencyKeyMismatchError, SlotEngineError
 from slotengine.intervals import Interval
 from slotengine.model import Need, Resource, ResourceKind, Service
 from slotengine.money import Money
@@ -321,3 +321,70 @@ class TestKeyedCallsTakeTheOneCallWay:
             saved = tx.get_idempotency("k1")
         assert saved is not None
         assert first.id == saved.booking_id
+
+
+class Locking:
+    """A storage whose transactions count the resource locks they take."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.locks = 0
+        self.reserve_and_record = inner.reserve_and_record
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with self.inner.transaction(tenant) as tx:
+            original = tx.lock_resources
+
+            def lock_resources(resource_ids: Any) -> None:
+                self.locks += 1
+                original(resource_ids)
+
+            tx.lock_resources = lock_resources
+            yield tx
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestAStartFoundFullIsRefusedWithoutLocks:
+    def test_the_refusals_of_a_full_start_take_no_lock(self) -> None:
+        """Once the one-call write found a start full, refusing it reads the load without the resources' locks."""
+        storage = Locking(MemoryStorage())
+        clock = FrozenClock(at(2, 8))
+        resources = [Resource("box1", "Box 1", type="box")]
+        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
+        engine = _engine(storage, clock, (resources, services))
+        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+        engine.book("wash", at(2, 9), customer_id="c1")
+        locks = storage.locks
+
+        refusals = []
+        for _ in range(3):
+            with pytest.raises(ConflictError) as refused:
+                engine.book("wash", at(2, 9), customer_id="c2")
+            refusals.append(tuple(r.code for r in refused.value.details["reasons"]))
+        other = engine.book("wash", at(2, 10), customer_id="c2")
+
+        assert locks == storage.locks
+        assert 1 == len(set(refusals))
+        assert at(2, 10) == other.start
+
+    def test_a_full_start_that_frees_up_is_booked_under_the_locks(self) -> None:
+        """The hint only shortens refusals: a start freed meanwhile is checked again under the locks, and booked."""
+        storage = Locking(MemoryStorage())
+        clock = FrozenClock(at(2, 8))
+        resources = [Resource("box1", "Box 1", type="box")]
+        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
+        engine = _engine(storage, clock, (resources, services))
+        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+        first = engine.book("wash", at(2, 9), customer_id="c1")
+        with pytest.raises(ConflictError):
+            engine.book("wash", at(2, 9), customer_id="c2")  # found full: remembered for a minute
+        engine.cancel(first.id, by_business=True)
+        locks = storage.locks
+
+        second = engine.book("wash", at(2, 9), customer_id="c2")
+
+        assert locks + 1 == storage.locks
+        assert ("c2", at(2, 9)) == (second.customer_id, second.start)
