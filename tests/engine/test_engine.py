@@ -506,3 +506,26 @@ class TestStrategiesWhenBooking:
 
         assert ("box2",) == least.resource_ids
         assert ("box2",) == preferred.resource_ids
+
+
+class TestDefaultIds:
+    def test_ids_are_random_version_4_uuids_in_hex(self):
+        """Without a new_id of its own, an engine names bookings and messages with random UUIDs (RFC 4122 v4)."""
+        import uuid
+
+        from slotengine.adapters.memory import MemoryStorage
+        from slotengine.engine import _new_id
+        from slotengine.testing.clock import FrozenClock
+
+        engine = BookingEngine(MemoryStorage(), clock=FrozenClock(at(2, 8)), tenant="ids", default_actor=SYSTEM)
+        engine.setup(business())
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        made = [engine.book("wash", at(3, 9 + i)).id for i in range(3)]
+        drawn = [_new_id() for _ in range(2000)] + made + [m.id for m in engine.outbox()]
+
+        parsed = [uuid.UUID(hex=i) for i in drawn]
+        assert all(u.hex == i for u, i in zip(parsed, drawn, strict=True))
+        assert {4} == {u.version for u in parsed}
+        assert {uuid.RFC_4122} == {u.variant for u in parsed}
+        assert len(drawn) == len(set(drawn))
