@@ -281,15 +281,19 @@ class Counted:
         self.inner.close()
 
 
+def _one_box(storage: Any) -> BookingEngine:
+    """An engine with one box and a 30-minute wash on *storage*, that has read its catalogue."""
+    resources = [Resource("box1", "Box 1", type="box")]
+    services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
+    engine = _engine(storage, FrozenClock(at(2, 8)), (resources, services))
+    engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+    return engine
+
+
 class TestKeyedCallsTakeTheOneCallWay:
     def _engine(self) -> tuple[BookingEngine, Counted]:
         storage = Counted(MemoryStorage())
-        clock = FrozenClock(at(2, 8))
-        resources = [Resource("box1", "Box 1", type="box")]
-        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
-        engine = _engine(storage, clock, (resources, services))
-        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))  # the engine has read its catalogue
-        return engine, storage
+        return _one_box(storage), storage
 
     def test_a_new_key_books_and_saves_its_record_in_one_call(self) -> None:
         """A keyed booking is one storage call, which is given the idempotency record with the booking."""
@@ -351,11 +355,7 @@ class TestAStartFoundFullIsRefusedWithoutLocks:
     def test_the_refusals_of_a_full_start_take_no_lock(self) -> None:
         """Once the one-call write found a start full, refusing it reads the load without the resources' locks."""
         storage = Locking(MemoryStorage())
-        clock = FrozenClock(at(2, 8))
-        resources = [Resource("box1", "Box 1", type="box")]
-        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
-        engine = _engine(storage, clock, (resources, services))
-        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+        engine = _one_box(storage)
         engine.book("wash", at(2, 9), customer_id="c1")
         locks = storage.locks
 
@@ -373,11 +373,7 @@ class TestAStartFoundFullIsRefusedWithoutLocks:
     def test_a_full_start_that_frees_up_is_booked_under_the_locks(self) -> None:
         """The hint only shortens refusals: a start freed meanwhile is checked again under the locks, and booked."""
         storage = Locking(MemoryStorage())
-        clock = FrozenClock(at(2, 8))
-        resources = [Resource("box1", "Box 1", type="box")]
-        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
-        engine = _engine(storage, clock, (resources, services))
-        engine.find_slots("wash", Interval(at(2, 9), at(2, 12)))
+        engine = _one_box(storage)
         first = engine.book("wash", at(2, 9), customer_id="c1")
         with pytest.raises(ConflictError):
             engine.book("wash", at(2, 9), customer_id="c2")  # found full: remembered for a minute
