@@ -38,6 +38,12 @@ same uniform slots (a violation counts as a refusal); and, for reference, a bare
 ``BEGIN IMMEDIATE`` (WAL, synchronous=FULL, no check at all). The ratio slotengine / raw is printed for the
 PostgreSQL uniform cells, each raw cell running right after the slotengine cell it is compared with.
 
+``--server-only`` measures the server's side alone: the engine's requests for the uniform load are recorded
+(nothing written), stored in a table, and pgbench (PostgreSQL's C client, whose own cost is next to nothing)
+replays them with 1, 4 and 16 clients against a bare INSERT of the same slots in the same order; both
+scripts look their request up by a sequence, so both pay that lookup. The ratio it prints is what a client
+costing nothing could reach on this server.
+
 Rates on a shared machine drift by tens of percent between runs; compare the ratios of one run, not the
 absolute rates of two runs.
 """
@@ -49,8 +55,11 @@ import multiprocessing
 import os
 import queue
 import random
+import re
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -282,6 +291,7 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
     procs = [
         ctx.Process(target=writer, args=(kind, target, tenant, load, seconds, w, barrier, out)) for w in range(writers)
     ]
+    server_processes = _server_processes()
     for p in procs:
         p.start()
     server = _server_cpu() if kind in {"pg", "raw-pg"} else None
@@ -295,7 +305,7 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
-    server_after = _server_cpu() if server is not None else None
+    server_after = _settled_server_cpu(server_processes) if server is not None else None
     latencies = sorted(x for r in results for x in r[1])
     errors = [r[7] for r in results if r[7]]
     elapsed = max((r[6] for r in results), default=0.0) or seconds
@@ -478,6 +488,28 @@ def _server_cpu() -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _settled_server_cpu(processes: int) -> float | None:
+    """
+    `_server_cpu` once the server has at most *processes* processes again (for up to 5 s): the backends of
+    connections just closed have then exited and been reaped, so their CPU is in the postmaster's count.
+    """
+    deadline = time.monotonic() + 5.0
+    while _server_processes() > processes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _server_cpu()
+
+
+def _server_processes() -> int:
+    """How many ``postgres`` processes run on this host now."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    count += 1
+    return count
+
+
 def _cpu_ticks(pid: int) -> int:
     """User + system CPU of a process on this host, in clock ticks (from /proc; the server's backend)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -592,6 +624,124 @@ def where_time_goes(calls: int = 500) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+SERVER_ONLY_SCRIPTS = {
+    # Both scripts take the next recorded request by a sequence, so both pay the same lookup.
+    "slotengine": (
+        "SELECT slotengine_reserve('replay', body) FROM bench_requests "
+        "WHERE id = (SELECT nextval('bench_next_request'));\n"
+    ),
+    # The same slot, bare; ON CONFLICT DO NOTHING (which exclusion constraints support) refuses without an
+    # error, which pgbench would count as a failure: cheaper than psycopg's error and rollback above.
+    "bare INSERT": (
+        "INSERT INTO raw_bookings (tenant_id, resource_id, during) "
+        "SELECT 'replay-raw', body->'loads'->0->>0, "
+        "tstzrange((body->>'start')::timestamptz, (body->>'end')::timestamptz) "
+        "FROM bench_requests WHERE id = (SELECT nextval('bench_next_request')) ON CONFLICT DO NOTHING;\n"
+    ),
+}
+
+
+def server_only(seconds: float, requests: int = 50_000) -> None:
+    """
+    The server's side alone: pgbench (PostgreSQL's C client, whose own cost is next to nothing) replays recorded
+    `slotengine_reserve` requests of the uniform load with 1, 4 and 16 clients, each cell against a bare INSERT
+    of the same slots in the same order: the ratio a client costing nothing could reach on this server.
+    """
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        sys.exit("pgbench (PostgreSQL's client tools) is not on PATH; --server-only needs it")
+    schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        storage = PostgresStorage(DSN, schema=schema, max_size=1)
+        setup_tenant(storage, "replay", "uniform")
+        engine = BookingEngine(storage, clock=FrozenClock(NOW), tenant="replay", default_actor=Actor.system("replay"))
+        engine.find_slots("s-r00", Interval(FIRST_DAY, FIRST_DAY + timedelta(days=1)))
+        recorded: list[str] = []
+        original_at_once = postgres_module._reserve_at_once
+
+        def record(*args: Any) -> Any:  # (connection, tenant, request): nothing is written
+            recorded.append(args[2])
+            return "ok"
+
+        postgres_module._reserve_at_once = record
+        try:
+            rng = random.Random(SEED)
+            while len(recorded) < requests:
+                _engine_call(engine, "uniform", rng)
+        finally:
+            postgres_module._reserve_at_once = original_at_once
+            storage.close()
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            conn.execute(RAW_TABLE)
+            conn.execute("CREATE TABLE bench_requests (id bigint PRIMARY KEY, body jsonb NOT NULL)")
+            conn.execute("CREATE SEQUENCE bench_next_request")
+            with conn.cursor().copy("COPY bench_requests (id, body) FROM STDIN") as copy:
+                for n, request in enumerate(recorded, 1):
+                    copy.write_row((n, request))
+            conn.execute("ANALYZE bench_requests")
+        print(f"{len(recorded):,} recorded requests, {seconds:.0f} s per cell, pgbench -M prepared")
+        print("clients  slotengine rows/s  calls/s  srv ms   bare INSERT rows/s  calls/s  srv ms   double  eng/raw")
+        with tempfile.TemporaryDirectory(prefix="slotengine-bench-") as tmp:
+            for clients in WRITERS:
+                cells = [_replay(pgbench, schema, Path(tmp), kind, clients, seconds) for kind in SERVER_ONLY_SCRIPTS]
+                (rows, calls, srv, double), (raw_rows, raw_calls, raw_srv, raw_double) = cells
+                print(
+                    f"{clients:7d}  {rows:17,.0f}  {calls:7,.0f}  {srv:6.2f}   {raw_rows:18,.0f}  {raw_calls:7,.0f}"
+                    f"  {raw_srv:6.2f}   {double + raw_double:6d}  {100 * rows / raw_rows:5.0f} %",
+                    flush=True,
+                )
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _replay(
+    pgbench: str, schema: str, tmp: Path, kind: str, clients: int, seconds: float
+) -> tuple[float, float, float, int]:
+    """One pgbench cell from empty tables and the first recorded request: (rows/s, calls/s, server ms/call, double)."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("TRUNCATE bookings, transitions, outbox, idempotency, raw_bookings")
+        conn.execute("SELECT setval('bench_next_request', 1, false)")
+    script = tmp / f"{kind.replace(' ', '-')}.sql"
+    script.write_text(SERVER_ONLY_SCRIPTS[kind])
+    command = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1))]
+    command += ["-T", str(round(seconds)), "-f", str(script), DSN]
+    server_processes = _server_processes()
+    server = _server_cpu()
+    done = subprocess.run(  # noqa: S603 - pgbench from PATH, arguments made here
+        command,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PGOPTIONS": f"-c search_path={schema}"},
+    )
+    server_after = _settled_server_cpu(server_processes)
+    processed = re.search(r"actually processed: (\d+)", done.stdout)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
+    if processed is None or tps is None:
+        msg = f"pgbench said something unexpected:\n{done.stdout}{done.stderr}"
+        raise RuntimeError(msg)
+    calls, rate = int(processed.group(1)), float(tps.group(1))
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        used = conn.execute("SELECT last_value FROM bench_next_request").fetchone()
+        total = conn.execute("SELECT count(*) FROM bench_requests").fetchone()
+        if used and total and used[0] >= total[0]:
+            msg = f"the {kind} cell with {clients} clients used every recorded request; record more"
+            raise RuntimeError(msg)
+        if kind == "slotengine":
+            row = conn.execute("SELECT count(*) FROM bookings WHERE tenant_id = 'replay'").fetchone()
+        else:
+            row = conn.execute("SELECT count(*) FROM raw_bookings").fetchone()
+    double = check_pg(schema, "replay", "uniform")[0] if kind == "slotengine" else check_raw_pg(schema, "replay-raw")
+    rows = row[0] if row else 0
+    elapsed = calls / rate
+    srv = float("nan") if server is None or server_after is None else 1000 * (server_after - server) / calls
+    return rows / elapsed, rate, srv, double
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true", help="1 s per cell instead of 3 s")
@@ -599,9 +749,19 @@ def main() -> None:
     parser.add_argument(
         "--where", action="store_true", help="only: statements, round trips, client and server CPU of one booking"
     )
+    parser.add_argument(
+        "--server-only",
+        action="store_true",
+        help="only: the server's side alone, pgbench replaying recorded requests against the bare INSERT",
+    )
     args = parser.parse_args()
     seconds = 1.0 if args.quick else 3.0
     use_pg = pg_available()
+    if args.server_only:
+        if not use_pg:
+            sys.exit(f"PostgreSQL at {DSN} not reachable (or psycopg missing)")
+        server_only(seconds)
+        return
     if args.where:
         if not use_pg:
             sys.exit(f"PostgreSQL at {DSN} not reachable (or psycopg missing)")
