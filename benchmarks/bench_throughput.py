@@ -714,13 +714,13 @@ def _replay(
         command,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env={**os.environ, "PGOPTIONS": f"-c search_path={schema}"},
     )
     server_after = _settled_server_cpu(server_processes)
     processed = re.search(r"actually processed: (\d+)", done.stdout)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
-    if processed is None or tps is None:
+    if done.returncode or processed is None or tps is None:
         msg = f"pgbench said something unexpected:\n{done.stdout}{done.stderr}"
         raise RuntimeError(msg)
     calls, rate = int(processed.group(1)), float(tps.group(1))
