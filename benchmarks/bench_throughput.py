@@ -291,7 +291,7 @@ def run_cell(kind: str, target: str, tenant: str, load: str, writers: int, secon
     procs = [
         ctx.Process(target=writer, args=(kind, target, tenant, load, seconds, w, barrier, out)) for w in range(writers)
     ]
-    server_processes = _server_processes()
+    server_processes = len(_postgres_processes())
     for p in procs:
         p.start()
     server = _server_cpu() if kind in {"pg", "raw-pg"} else None
@@ -459,13 +459,8 @@ def report(backend: str, load: str, writers: int, r: dict[str, Any], double: int
         print(f"    error: {error}", flush=True)
 
 
-def _server_cpu() -> float | None:
-    """
-    CPU seconds used so far by the PostgreSQL server on this host, or None if none is seen.
-
-    Every ``postgres`` process's own user + system time, plus what the postmaster has collected from its
-    exited children (the backends of writers that have closed their connections).
-    """
+def _postgres_processes() -> dict[int, tuple[int, list[str]]]:
+    """Every ``postgres`` process on this host now: pid -> (parent pid, its /proc stat fields after the name)."""
     processes: dict[int, tuple[int, list[str]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -478,6 +473,17 @@ def _server_cpu() -> float | None:
         if name == "postgres":
             fields = rest.split()
             processes[int(entry.name)] = (int(fields[1]), fields)
+    return processes
+
+
+def _server_cpu() -> float | None:
+    """
+    CPU seconds used so far by the PostgreSQL server on this host, or None if none is seen.
+
+    Every ``postgres`` process's own user + system time, plus what the postmaster has collected from its
+    exited children (the backends of writers that have closed their connections).
+    """
+    processes = _postgres_processes()
     if not processes:
         return None
     ticks = 0
@@ -494,20 +500,9 @@ def _settled_server_cpu(processes: int) -> float | None:
     connections just closed have then exited and been reaped, so their CPU is in the postmaster's count.
     """
     deadline = time.monotonic() + 5.0
-    while _server_processes() > processes and time.monotonic() < deadline:
+    while len(_postgres_processes()) > processes and time.monotonic() < deadline:
         time.sleep(0.01)
     return _server_cpu()
-
-
-def _server_processes() -> int:
-    """How many ``postgres`` processes run on this host now."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                if (entry / "comm").read_text().strip() == "postgres":
-                    count += 1
-    return count
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -708,7 +703,7 @@ def _replay(
     script.write_text(SERVER_ONLY_SCRIPTS[kind])
     command = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1))]
     command += ["-T", str(round(seconds)), "-f", str(script), DSN]
-    server_processes = _server_processes()
+    server_processes = len(_postgres_processes())
     server = _server_cpu()
     done = subprocess.run(  # noqa: S603 - pgbench from PATH, arguments made here
         command,
