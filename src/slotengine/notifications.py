@@ -308,8 +308,9 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
     """
     Return *due*, or the end of the quiet hours it falls in, in *zone*.
 
-    The end is resolved by the wall-time rule (`slotengine._time.localize`); a message due exactly at the end
-    of quiet hours is not moved.
+    The end is resolved by the wall-time rule (`slotengine._time.localize`), or, where that instant is not after
+    *due* (an end wall time the clocks show twice, *due* in the second pass), the end's second occurrence; a
+    message is never moved earlier, and one due exactly at the end of quiet hours is not moved.
     """
     due = to_utc(due, "due")
     if quiet is None:
@@ -325,7 +326,11 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
         end_day = day + timedelta(days=1) if wall >= quiet.start else day
     if not inside:
         return due
-    return localize(datetime.combine(end_day, quiet.end), zone)
+    wall_end = datetime.combine(end_day, quiet.end)
+    end = localize(wall_end, zone)
+    if end <= due:
+        end = to_utc(wall_end.replace(tzinfo=zone, fold=1), "end")
+    return max(end, due)
 
 
 _MONTHS: Final[Mapping[str, tuple[str, ...]]] = {

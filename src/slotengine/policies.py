@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import localize, to_utc
+from slotengine._time import is_nonexistent, localize, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus
 from slotengine.money import Money
@@ -48,9 +48,17 @@ _T = TypeVar("_T")
 
 
 def wall_clock_before(start: datetime, before: timedelta, zone: ZoneInfo) -> datetime:
-    """Return the instant *before* ahead of *start* on the wall clock of *zone* (see the module docstring)."""
-    local = to_utc(start, "start").astimezone(zone).replace(tzinfo=None)
-    return localize(local - before, zone)
+    """
+    Return the instant *before* ahead of *start* on the wall clock of *zone* (see the module docstring).
+
+    A deadline whose wall time the clocks skip (a DST gap) is read with the offset after the gap, so it lands
+    *before* of elapsed time ahead of *start*: never after the start, as the gap rule's forward move would put it.
+    """
+    start = to_utc(start, "start")
+    wall = start.astimezone(zone).replace(tzinfo=None) - before
+    if is_nonexistent(wall, zone):
+        return to_utc(wall.replace(tzinfo=zone, fold=1), "deadline")
+    return localize(wall, zone)
 
 
 def _timedelta(value: object, field: str, *, allow_zero: bool = True) -> timedelta:

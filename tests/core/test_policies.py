@@ -1,6 +1,7 @@
 """Policies: which action a request becomes, deadlines on the local wall clock, and quoted money."""
 
-from datetime import datetime, timedelta
+import functools
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -25,10 +26,29 @@ from slotengine.policies import (
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
 TIERED = CancellationPolicy(tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)], otherwise_percent=0)
 # Monday 30 March 2026, 10:00 in Paris; the clocks sprang forward on Sunday 29 March.
 START = datetime(2026, 3, 30, 10, tzinfo=PARIS)
+
+
+ZONES = [PARIS, *map(ZoneInfo, ["America/New_York", "Australia/Lord_Howe", "America/Santiago", "Asia/Kathmandu"])]
+
+
+@functools.cache
+def _offset_changes(zone: ZoneInfo, year: int) -> list[datetime]:
+    """The instants of *year* at which *zone*'s UTC offset changes (found hour by hour, then minute by minute)."""
+    hour = datetime(year, 1, 1, tzinfo=UTC)
+    changes = []
+    while hour.year == year:
+        if hour.astimezone(zone).utcoffset() != (hour + H).astimezone(zone).utcoffset():
+            minute = hour
+            while minute.astimezone(zone).utcoffset() == hour.astimezone(zone).utcoffset():
+                minute += MINUTE
+            changes.append(minute)
+        hour += H
+    return changes
 
 
 class TestWallClock:
@@ -38,6 +58,39 @@ class TestWallClock:
 
         assert datetime(2026, 3, 28, 10, tzinfo=PARIS) == deadline
         assert 47 * H == START - deadline
+
+    def test_before_into_the_gap(self):
+        """A deadline in the spring-forward gap is not moved past the start: 30 min before 03:15 is 01:45 CET."""
+        start = datetime(2025, 3, 30, 3, 15, tzinfo=PARIS)
+
+        deadline = wall_clock_before(start, 30 * MINUTE, PARIS)
+
+        assert datetime(2025, 3, 30, 0, 45, tzinfo=UTC) == deadline
+        assert 30 * MINUTE == start - deadline
+        quote = CancellationPolicy(tiers=[RefundTier(30 * MINUTE, 100)], otherwise_percent=0).quote(
+            price=EUR(40), paid=EUR(40), start=start, now=start + 25 * MINUTE, zone=PARIS, by_business=False
+        )
+        assert 0 == quote.refund_percent
+
+    @given(
+        zone=st.sampled_from(ZONES),
+        year=st.integers(1985, 2035),
+        which=st.integers(0, 3),
+        after=st.timedeltas(-6 * H, 6 * H),
+        before=st.one_of(st.timedeltas(timedelta(0), 4 * H), st.timedeltas(timedelta(0), 72 * H)),
+    )
+    def test_deadline_never_after_start(self, zone, year, which, after, before):
+        """Whatever the zone's DST rules, a deadline comes before the start, on the wall clock where it exists."""
+        changes = _offset_changes(zone, year) or [datetime(year, 6, 1, tzinfo=UTC)]
+        start = changes[which % len(changes)] + after
+
+        deadline = wall_clock_before(start, before, zone)
+
+        assert deadline <= start
+        assert deadline < start or not before
+        wall = start.astimezone(zone).replace(tzinfo=None) - before
+        if deadline != start - before:  # a DST change lies between them: the wall clock decides
+            assert wall == deadline.astimezone(zone).replace(tzinfo=None)
 
 
 class TestConfirmation:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import WASH, at, business, storage_factories
@@ -417,6 +418,34 @@ class TestHelpers:
         assert at(3, 8) == quiet_shift(at(3, 3), quiet, paris)
         assert at(3, 12) == quiet_shift(at(3, 12), quiet, paris)
         assert at(3, 8) == quiet_shift(at(3, 8), quiet, paris)
+
+    def test_quiet_shift_in_the_fold(self):
+        """Due at 02:10 in the second pass of a fall-back night, quiet until 02:30: it waits for the second 02:30."""
+        paris = at(2, 0).tzinfo
+        due = datetime(2025, 10, 26, 1, 10, tzinfo=UTC)  # 02:10 CET, after the clocks went back from 03:00 CEST
+
+        shifted = quiet_shift(due, QuietHours(time(21), time(2, 30)), paris)
+
+        assert datetime(2025, 10, 26, 1, 30, tzinfo=UTC) == shifted
+
+    @given(
+        zone=st.sampled_from([ZoneInfo(z) for z in ("Europe/Paris", "America/New_York", "Australia/Lord_Howe")]),
+        due=st.datetimes(datetime(2025, 1, 1), datetime(2027, 1, 1), timezones=st.just(UTC)),
+        start=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+        end=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+    )
+    def test_quiet_shift_never_earlier(self, zone, due, start, end):
+        """A message is never moved earlier, and where it is moved it lands outside the quiet hours."""
+        assume(start != end)
+        quiet = QuietHours(start, end)
+
+        shifted = quiet_shift(due, quiet, zone)
+
+        assert shifted >= due
+        assert shifted - due <= 26 * H
+        if shifted != due:
+            wall = shifted.astimezone(zone).time()
+            assert not (start <= wall < end if start < end else wall >= start or wall < end)
 
     @pytest.mark.parametrize(
         ("language", "expected"),
