@@ -195,6 +195,20 @@ class _Catalogue:
         return pool
 
 
+
+def _replayed(booking: Booking, payment_id: str, kind: PaymentKind, amount: Money) -> bool:
+    """Whether *payment_id* is already in the ledger as this very entry (a replay); refuse it as any other."""
+    for entry in booking.payments:
+        if entry.id == payment_id:
+            if entry.kind is not kind or entry.amount != amount:
+                msg = (
+                    f"{kind.value} {payment_id!r} cannot be recorded: that id is already in the ledger "
+                    f"as a {entry.kind.value} of {entry.amount}"
+                )
+                raise InvalidInputError(msg, payment_id=payment_id)
+            return True
+    return False
+
 class BookingEngine:
     """
     The booking engine for one business (tenant) on one storage.
@@ -956,12 +970,8 @@ class BookingEngine:
         def pay(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.PAY, booking)
-            for entry in booking.payments:
-                if entry.id == payment_id:
-                    if entry.kind is not PaymentKind.PAYMENT or entry.amount != amount:
-                        msg = f"payment {payment_id!r} was already recorded with another amount"
-                        raise InvalidInputError(msg, payment_id=payment_id)
-                    return booking
+            if _replayed(booking, payment_id, PaymentKind.PAYMENT, amount):
+                return booking
             lapsed = booking.status is BookingStatus.EXPIRED or (
                 booking.status is BookingStatus.PRE_BOOKING
                 and booking.hold_until is not None
@@ -998,11 +1008,14 @@ class BookingEngine:
         reason: str = "",
     ) -> Booking:
         """
-        Record money given back. A replayed *payment_id* changes nothing.
+        Record money given back.
+
+        A replayed *payment_id* changes nothing; the same id with another amount, or a payment's id, is refused.
 
         Raises:
             PolicyViolationError: more than the client has paid, net.
             IllegalTransitionError: the booking's status takes no refund.
+            InvalidInputError: *payment_id* is already in the ledger as another entry.
         """
         check_id(payment_id, "payment id")
         if not isinstance(amount, Money) or amount.amount <= 0:
@@ -1014,7 +1027,7 @@ class BookingEngine:
         def refund(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.REFUND, booking)
-            if booking.has_payment(payment_id):
+            if _replayed(booking, payment_id, PaymentKind.REFUND, amount):
                 return booking
             next_status(booking.status, Action.REFUND)
             if amount > booking.net_paid:

@@ -214,6 +214,22 @@ class TestPayments:
         with pytest.raises(PolicyViolationError):
             engine.refund(booking.id, EUR(16), payment_id="r2")
 
+    def test_refund_id_reused_for_other_money_is_refused(self, engine):
+        """A refund id replayed with another amount, or a payment's id, is refused and changes nothing."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(20), payment_id="p1")
+        engine.refund(booking.id, EUR(5), payment_id="r1")
+        before = state_hash(engine)
+
+        assert EUR(15) == engine.refund(booking.id, EUR(5), payment_id="r1").net_paid
+        with pytest.raises(InvalidInputError, match=r"already in the ledger as a refund of 5\.00 EUR"):
+            engine.refund(booking.id, EUR(8), payment_id="r1")
+        with pytest.raises(InvalidInputError, match="already in the ledger as a payment"):
+            engine.refund(booking.id, EUR(5), payment_id="p1")
+        with pytest.raises(InvalidInputError, match="already in the ledger as a refund"):
+            engine.pay(booking.id, EUR(5), payment_id="r1")
+        assert before == state_hash(engine)
+
 
 class TestCancellation:
     def test_quote_then_cancel_records_the_quoted_refund(self, engine):
