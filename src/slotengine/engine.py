@@ -39,6 +39,7 @@ from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
     IdempotencyKeyMismatchError,
+    IllegalTransitionError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -569,6 +570,7 @@ class BookingEngine:
             InvalidInputError: a bad duration, pin or window.
         """
         _check_window(window)
+        strategy = _check_choice(duration, pin, strategy, preferred)
 
         def query(tx: StorageTransaction, now: datetime) -> list[Slot]:
             service = self._catalogue(tx).get_service(service_id)
@@ -589,6 +591,8 @@ class BookingEngine:
     ) -> Explanation:
         """Say whether *start* is bookable for a service, and every reason it is not."""
         start = to_utc(start, "start")
+        _check_duration(duration)
+        _check_ids(pin, "pin")
 
         def query(tx: StorageTransaction, now: datetime) -> Explanation:
             service = self._catalogue(tx).get_service(service_id)
@@ -709,6 +713,7 @@ class BookingEngine:
         preferred: Sequence[str] = (),
     ) -> Booking:
         start = to_utc(start, "start")
+        strategy, pins = _check_choice(duration, pin, strategy, preferred), tuple(sorted(pin))
         who = self._who(actor)
         zone, language = None, ""
         if customer is not None:
@@ -726,7 +731,6 @@ class BookingEngine:
         if override:
             self._allow(who, Permission.OVERRIDE)
         check_text(notes, "notes", max_length=10_000, allow_empty=True)
-        pins = tuple(sorted(pin))
 
         def build(catalogue: _Catalogue, now: datetime, service: Service, slot: Slot) -> Booking:
             business = catalogue.get_business(self.tenant)
@@ -1161,15 +1165,24 @@ class BookingEngine:
         Raises:
             PolicyViolationError: past the reschedule deadline, or moved too many times already.
             ConflictError: the new time is not bookable; the booking stays where it was.
-            IllegalTransitionError: the booking is not live.
+            IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
         """
         new_start = to_utc(new_start, "new_start")
+        _check_duration(duration)
         who = self._who(actor)
 
         def move(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
+            if booking.hold_until is not None and booking.hold_until <= now:
+                msg = (
+                    f"cannot reschedule: this pre-booking's hold lapsed at {booking.hold_until.isoformat()} and "
+                    "its time is no longer held; hold the new time instead"
+                )
+                raise IllegalTransitionError(
+                    msg, status=booking.status, action=Action.RESCHEDULE, hold_until=booking.hold_until
+                )
             booking.policies.reschedule.check(
                 start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
             )
@@ -1201,7 +1214,12 @@ class BookingEngine:
             )
             return moved
 
-        request = {"call": "reschedule", "booking_id": booking_id, "start": new_start.isoformat()}
+        request = {
+            "call": "reschedule",
+            "booking_id": booking_id,
+            "start": new_start.isoformat(),
+            "duration": None if duration is None else duration.total_seconds(),
+        }
         return self._keyed(idempotency_key, request, move)
 
     def check_in(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
@@ -1475,13 +1493,9 @@ class BookingEngine:
             if customer_id is not None and customer_id != who.customer_id:
                 return []
             customer_id = who.customer_id
-        statuses: frozenset[BookingStatus] | None
-        if status is None:
-            statuses = None
-        elif isinstance(status, BookingStatus):
-            statuses = frozenset({status})
-        else:
-            statuses = frozenset(BookingStatus(str(s)) for s in status)
+        statuses = _statuses(status)
+        if period is not None:
+            _check_window(period)
         query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id)
         return self._run(lambda tx, _now: tx.find_bookings(query))
 
@@ -1539,6 +1553,49 @@ def _check_window(window: object) -> Interval:
         msg = f"a window is an Interval, not {type(window).__name__}"
         raise InvalidInputError(msg, field="window")
     return window
+
+
+def _check_duration(duration: object) -> None:
+    if duration is not None and not isinstance(duration, timedelta):
+        msg = f"duration must be a timedelta (or None for the service's own), not {duration!r}"
+        raise InvalidInputError(msg, field="duration")
+
+
+def _check_ids(value: object, field: str) -> None:
+    """Refuse what is not a collection of ids; a lone string would be read letter by letter."""
+    if isinstance(value, str) or not isinstance(value, Collection) or not all(isinstance(v, str) for v in value):
+        msg = f"{field} must be a collection of resource ids, such as ['r1'], not {value!r}"
+        raise InvalidInputError(msg, field=field)
+
+
+_STRATEGIES: Final = tuple(s.value for s in Strategy)
+
+
+def _check_choice(duration: object, pin: object, strategy: object, preferred: object) -> Strategy:
+    """Check a slot query's arguments at the engine's door; return the strategy as a `Strategy`."""
+    _check_duration(duration)
+    _check_ids(pin, "pin")
+    _check_ids(preferred, "preferred")
+    if isinstance(strategy, str) and strategy in _STRATEGIES:
+        return Strategy(strategy)
+    msg = f"strategy must be a Strategy or one of {', '.join(_STRATEGIES)}, not {strategy!r}"
+    raise InvalidInputError(msg, field="strategy")
+
+
+def _statuses(status: object) -> frozenset[BookingStatus] | None:
+    """A `list` filter's statuses: one status (or its name), a collection of them, or None for all."""
+    if status is None:
+        return None
+    given = [status] if isinstance(status, str) else status
+    if not isinstance(given, Collection):
+        msg = f"status must be a BookingStatus, its name, or a collection of them, not {status!r}"
+        raise InvalidInputError(msg, field="status")
+    try:
+        return frozenset(BookingStatus(s) for s in given)
+    except ValueError:
+        allowed = ", ".join(s.value for s in BookingStatus)
+        msg = f"unknown booking status in {status!r}; the statuses are {allowed}"
+        raise InvalidInputError(msg, field="status") from None
 
 
 def _span(service: Service, window: Interval) -> Interval:

@@ -290,6 +290,16 @@ class TestReschedule:
         assert before == state_hash(engine)
         assert at(3, 9) == engine.get(booking.id).start
 
+    def test_lapsed_hold_is_not_moved(self, engine, clock):
+        """A hold whose time lapsed holds nothing; moving it is refused, not reported done with nothing held."""
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(held.hold_until - clock.now())
+        before = state_hash(engine)
+
+        with pytest.raises(IllegalTransitionError, match="lapsed"):
+            engine.reschedule(held.id, at(3, 11))
+        assert before == state_hash(engine)
+
     def test_move_onto_its_own_time(self, engine):
         """A booking can move by less than its own length (its old time does not block it)."""
         booking = engine.book("wash", at(3, 9), pin=["box1"])
@@ -348,6 +358,17 @@ class TestIdempotency:
 
         with pytest.raises(IdempotencyKeyMismatchError):
             engine.hold("wash", at(3, 10), customer_id="c1", idempotency_key="k1")
+        assert before == state_hash(engine)
+
+    def test_reschedule_key_covers_the_duration(self, engine):
+        """A reschedule key replayed with another duration is another request, refused (I2)."""
+        engine.add_service(Service("long", "Long", needs=[Need(type="box")], duration=30 * M, max_duration=H, slot_step=30 * M))
+        booking = engine.book("long", at(3, 9))
+        engine.reschedule(booking.id, at(3, 11), duration=30 * M, idempotency_key="k1")
+        before = state_hash(engine)
+
+        with pytest.raises(IdempotencyKeyMismatchError):
+            engine.reschedule(booking.id, at(3, 11), duration=H, idempotency_key="k1")
         assert before == state_hash(engine)
 
 
@@ -468,6 +489,19 @@ class TestBadInput:
             (lambda e: e.add_service("wash"), InvalidInputError),
             (lambda e: e.pay(e.list()[0].id, 20.0, payment_id="p"), InvalidInputError),  # B12
             (lambda e: e.pay(e.list()[0].id, Money(20, "USD"), payment_id="p"), CurrencyMismatchError),  # B13
+            (lambda e: e.hold("wash", at(3, 9), duration=60), InvalidInputError),
+            (lambda e: e.explain("wash", at(3, 9), duration=60), InvalidInputError),
+            (lambda e: e.reschedule(e.list()[0].id, at(3, 11), duration=60), InvalidInputError),
+            (lambda e: e.find_slots("wash", DAY3, duration="30m"), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), pin=None), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), pin="box1"), InvalidInputError),
+            (lambda e: e.explain("wash", at(3, 9), pin="box1"), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), strategy="bogus"), InvalidInputError),
+            (lambda e: e.find_slots("wash", DAY3, strategy=3), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), strategy="preferred", preferred="box2"), InvalidInputError),
+            (lambda e: e.list(status="payed"), InvalidInputError),
+            (lambda e: e.list(status=7), InvalidInputError),
+            (lambda e: e.list(period=(at(3, 0), at(4, 0))), InvalidInputError),
         ],
     )
     def test_typed_error_and_nothing_changes(self, engine, call, error):
@@ -522,6 +556,24 @@ class TestStrategiesWhenBooking:
 
         assert ("box2",) == least.resource_ids
         assert ("box2",) == preferred.resource_ids
+
+    def test_strategy_by_name(self, engine):
+        """A strategy given by its name, as a form or a JSON body would, is the same strategy."""
+        engine.book("wash", at(3, 13), pin=["box1"])
+
+        assert ("box2",) == engine.find_slots("wash", DAY3, strategy="least_loaded")[0].resource_ids
+        assert ("box2",) == engine.hold("wash", at(3, 10), strategy="preferred", preferred=["box2"]).resource_ids
+
+
+class TestListFilters:
+    def test_status_by_name(self, engine):
+        """One status by name filters like the status itself (not letter by letter)."""
+        held = engine.hold("wash", at(3, 9))
+        paid = engine.pay(engine.book("wash", at(3, 10)).id, EUR(20), payment_id="p1")
+
+        assert [paid] == engine.list(status="paid")
+        assert [held] == engine.list(status=BookingStatus.PRE_BOOKING)
+        assert [held, paid] == engine.list(status=["pre_booking", BookingStatus.PAID])
 
 
 class TestDefaultIds:
