@@ -10,14 +10,24 @@ say so.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import Final
 
 import attrs
 
 from slotengine.errors import CurrencyMismatchError, InvalidMoneyError
 
-__all__ = ["CURRENCY_MINOR_UNITS", "Money"]
+__all__ = ["CURRENCY_MINOR_UNITS", "MAX_AMOUNT", "Money"]
 
 _TWO_DECIMALS = (
     "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF "
@@ -35,6 +45,13 @@ CURRENCY_MINOR_UNITS: Final[dict[str, int]] = {
     **dict.fromkeys("CLF UYW".split(), 4),
 }
 """ISO 4217 currency codes and the number of decimals of their minor unit."""
+
+
+MAX_AMOUNT: Final = Decimal(10) ** 18
+"""Every amount is below this in absolute value, so that every adapter stores it exactly."""
+
+_EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation, Overflow])
+"""Products and quantizations computed exactly (their size is bounded by `MAX_AMOUNT` before they are kept)."""
 
 
 def _check_currency(value: object) -> str:
@@ -65,9 +82,15 @@ def _to_decimal(value: object, currency: str) -> Decimal:
     if not amount.is_finite():
         msg = f"{value!r} is not a finite amount of money"
         raise InvalidMoneyError(msg, amount=value)
+    if abs(amount) >= MAX_AMOUNT:
+        msg = f"{value!r} {currency} is too large: amounts of money stay below 10^18 in absolute value"
+        raise InvalidMoneyError(msg, amount=value, currency=currency)
     places = CURRENCY_MINOR_UNITS[currency]
     quantum = Decimal(1).scaleb(-places)
-    quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    with localcontext(_EXACT):
+        quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    if not quantized:
+        quantized = quantized.copy_abs()  # no "-0.00 EUR"
     if quantized != amount:
         msg = (
             f"{amount} {currency} has more decimals than {currency} allows ({places}); "
@@ -86,8 +109,9 @@ class Money:
     (rounding half to even), and compares only within a currency.
 
     Raises:
-        InvalidMoneyError: the amount is a float, NaN, infinite, not a number, or more precise than the
-            currency's minor unit; or the currency is not an ISO 4217 code.
+        InvalidMoneyError: the amount is a float, NaN, infinite, not a number, 10^18 or more in absolute
+            value (`MAX_AMOUNT`), or more precise than the currency's minor unit; or the currency is not an
+            ISO 4217 code.
     """
 
     amount: Decimal
@@ -130,7 +154,11 @@ class Money:
         if isinstance(factor, bool) or not isinstance(factor, Decimal | int):
             msg = f"money can be multiplied by an int or a Decimal, not {type(factor).__name__} {factor!r}"
             raise InvalidMoneyError(msg)
-        return self._rounded(self.amount * factor)
+        if isinstance(factor, Decimal) and not factor.is_finite():
+            msg = f"money can be multiplied by a finite factor only, not {factor!r}"
+            raise InvalidMoneyError(msg)
+        with localcontext(_EXACT):
+            return self._rounded(self.amount * factor)
 
     __rmul__ = __mul__
 
@@ -139,11 +167,18 @@ class Money:
         if isinstance(percent, bool) or not isinstance(percent, Decimal | int):
             msg = f"a percentage must be an int or a Decimal, not {type(percent).__name__} {percent!r}"
             raise InvalidMoneyError(msg)
-        return self * (Decimal(percent) / 100)
+        if isinstance(percent, Decimal) and not percent.is_finite():
+            msg = f"a percentage must be finite, not {percent!r}"
+            raise InvalidMoneyError(msg)
+        return self * Decimal(percent).scaleb(-2)
 
     def _rounded(self, amount: Decimal) -> Money:
+        if abs(amount) >= MAX_AMOUNT:
+            msg = f"{amount} {self.currency} is too large: amounts of money stay below 10^18 in absolute value"
+            raise InvalidMoneyError(msg, amount=amount, currency=self.currency)
         quantum = Decimal(1).scaleb(-CURRENCY_MINOR_UNITS[self.currency])
-        return Money(amount.quantize(quantum, rounding=ROUND_HALF_EVEN), self.currency)
+        with localcontext(_EXACT):
+            return Money(amount.quantize(quantum, rounding=ROUND_HALF_EVEN), self.currency)
 
     def __lt__(self, other: Money) -> bool:
         return self.amount < self._same(other, "compare").amount

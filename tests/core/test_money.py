@@ -2,6 +2,7 @@
 
 import pickle
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -38,6 +39,16 @@ class TestConstruction:
         """Floats, bools, NaN, infinities and non-numbers raise InvalidMoneyError."""
         with pytest.raises(InvalidMoneyError):
             Money(amount, "EUR")
+
+    @pytest.mark.parametrize("amount", ["1E+30", "1000000000000000000000000000", "-1e18", Decimal("1E+999999")])
+    def test_refuses_amounts_too_large(self, amount):
+        """An amount of 10^18 or more is refused with InvalidMoneyError, not decimal's own exceptions."""
+        with pytest.raises(InvalidMoneyError, match="too large"):
+            Money(amount, "EUR")
+
+    def test_no_negative_zero(self):
+        """Minus nothing is nothing: it prints without a sign."""
+        assert "0.00 EUR" == str(Money("-0", "EUR")) == str(-Money.zero("EUR"))
 
     def test_float_message_shows_the_fix(self):
         """The float error tells a person what to pass instead."""
@@ -112,6 +123,32 @@ class TestArithmetic:
         with pytest.raises(InvalidMoneyError):
             Money("1", "EUR").percent(factor)
 
+    @pytest.mark.parametrize("factor", [Decimal("Infinity"), Decimal("-Infinity"), Decimal("NaN"), Decimal("sNaN")])
+    def test_multiply_refuses_non_finite_factors(self, factor):
+        """An infinite or NaN factor is refused with InvalidMoneyError."""
+        with pytest.raises(InvalidMoneyError):
+            Money("1", "EUR") * factor
+        with pytest.raises(InvalidMoneyError):
+            Money("1", "EUR").percent(factor)
+
+    @pytest.mark.parametrize("factor", [Decimal("1E+1000000"), Decimal(10) ** 18, 10**30])
+    def test_multiply_past_the_limit_is_refused(self, factor):
+        """A product of 10^18 or more is refused with InvalidMoneyError (decimal raised Overflow)."""
+        with pytest.raises(InvalidMoneyError, match="too large"):
+            Money("1", "EUR") * factor
+
+    @given(
+        st.decimals(min_value=-(10**15), max_value=10**15, places=2),
+        st.decimals(min_value=-1000, max_value=1000, allow_nan=False, allow_infinity=False),
+    )
+    def test_products_round_once(self, amount, factor):
+        """A product is the exact product rounded once, half to even (not first to decimal's 28 digits)."""
+        exact = Fraction(amount) * Fraction(factor)
+        expected = Fraction(round(exact * 100), 100)
+
+        product = Money(amount, "EUR") * factor
+
+        assert expected == Fraction(product.amount)
     @given(amounts, st.integers(-1000, 1000))
     def test_integer_multiples_are_repeated_addition(self, a, n):
         """n × money equals adding it n times (no rounding for integer factors)."""
