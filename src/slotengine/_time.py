@@ -36,9 +36,11 @@ from slotengine.errors import (
 
 __all__ = [
     "EPOCH",
+    "MAX_DURATION",
     "MAX_INSTANT",
     "MIN_INSTANT",
     "UTC",
+    "check_duration_range",
     "day_span",
     "days_span",
     "from_micros",
@@ -56,8 +58,23 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_INSTANT = EPOCH
 MAX_INSTANT = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_DURATION = MAX_INSTANT - MIN_INSTANT
+"""No duration is longer than the range of instants: any instant plus or minus any duration stays computable."""
 _ONE_US = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
+
+
+def check_duration_range(value: timedelta, name: str) -> timedelta:
+    """
+    Return *value* if it is no longer than `MAX_DURATION` either way.
+
+    Raises:
+        OutOfRangeError: a duration longer than the 230 years of instants slotengine accepts.
+    """
+    if -MAX_DURATION <= value <= MAX_DURATION:
+        return value
+    msg = f"{name} of {value.days:,} days is longer than the 1970-2200 range of instants slotengine accepts"
+    raise OutOfRangeError(msg, field=name)
 
 
 def require_aware(value: object, name: str = "datetime") -> datetime:

@@ -351,9 +351,9 @@ class _Index:
 
     @property
     def loads(self) -> list[Load]:
-        """The live loads on this resource, by start."""
+        """The live loads on this resource, by start, then booking id (the same order whatever storage gave)."""
         if self._loads is None:
-            self._loads = sorted(self._live, key=lambda ld: ld.interval.start)
+            self._loads = sorted(self._live, key=lambda ld: (ld.interval.start, ld.booking_id))
         return self._loads
 
     @property

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from slotengine._time import get_zone, to_utc
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, to_utc
 from slotengine.availability import Assignment, Load
-from slotengine.errors import InvalidInputError
+from slotengine.errors import InvalidInputError, OutOfRangeError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus
-from slotengine.model import check_id, check_text
+from slotengine.model import MAX_UNITS, check_id, check_text
 from slotengine.money import Money
 from slotengine.policies import Policies
 
@@ -124,8 +124,8 @@ def _units(value: object) -> tuple[int, ...]:
         msg = "units must be a sequence of whole numbers, one per assignment"
         raise InvalidInputError(msg, field="units")
     out = tuple(value)
-    if not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in out):
-        msg = f"units must be whole numbers of at least 1, got {out!r}"
+    if not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_UNITS for u in out):
+        msg = f"units must be whole numbers from 1 to {MAX_UNITS:,}, got {out!r}"
         raise InvalidInputError(msg, field="units")
     return out
 
@@ -164,12 +164,12 @@ def _buffer(value: object) -> timedelta:
     if not isinstance(value, timedelta) or value < timedelta(0):
         msg = f"a buffer must be a non-negative timedelta, got {value!r}"
         raise InvalidInputError(msg, field="buffer")
-    return value
+    return check_duration_range(value, "buffer")
 
 
 def _count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        msg = f"reschedules must be a whole number of at least 0, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
+        msg = f"reschedules must be a whole number from 0 to {MAX_UNITS:,}, got {value!r}"
         raise InvalidInputError(msg, field="reschedules")
     return value
 
@@ -228,6 +228,12 @@ class Booking:
         if self.end <= self.start:
             msg = f"a booking must end after it starts, got {self.start.isoformat()} to {self.end.isoformat()}"
             raise InvalidInputError(msg, field="end")
+        if self.start - self.buffer_before < MIN_INSTANT or self.end + self.buffer_after > MAX_INSTANT:
+            msg = (
+                f"a booking's time with its buffers, {(self.start - self.buffer_before).isoformat()} to "
+                f"{(self.end + self.buffer_after).isoformat()}, is outside the accepted range 1970 to 2200 UTC"
+            )
+            raise OutOfRangeError(msg, field="start")
         if len(self.units) != len(self.assignments):
             msg = "units must give one number per assignment"
             raise InvalidInputError(msg, field="units")

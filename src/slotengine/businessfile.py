@@ -39,7 +39,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
-from slotengine._time import get_zone, localize, to_utc
+from slotengine._time import MAX_DURATION, get_zone, localize, to_utc
 from slotengine.business import Business
 from slotengine.errors import BusinessFileError, InvalidInputError, SlotEngineError
 from slotengine.model import UNLIMITED, Capacity, Need, Resource, ResourceKind, ResourceRole, Service
@@ -275,7 +275,14 @@ def _duration(value: object) -> timedelta:
         msg = f'{value!r} is not a duration such as "30m", "1h30m", "2d" or "45s"'
         raise _Bad(msg)
     parts = {k: int(v) if v else 0 for k, v in match.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    try:
+        duration = timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    except OverflowError:
+        duration = None
+    if duration is None or duration > MAX_DURATION:
+        msg = f"{value!r} is longer than the 1970-2200 range of instants slotengine accepts"
+        raise _Bad(msg)
+    return duration
 
 
 def _clock(text: str, *, allow_24: bool = False) -> time:

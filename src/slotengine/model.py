@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from slotengine._time import get_zone
+from slotengine._time import check_duration_range, get_zone
 from slotengine.errors import InvalidInputError
 from slotengine.money import Money
 
@@ -94,7 +94,7 @@ def _duration(value: object, field: str, *, allow_zero: bool = False) -> timedel
         rule = "must not be negative" if allow_zero else "must be longer than zero"
         msg = f"{field} {rule}, got {value}"
         raise InvalidInputError(msg, field=field)
-    return value
+    return check_duration_range(value, field)
 
 
 AttributeValue: TypeAlias = str | int | bool | Decimal | Money
@@ -185,12 +185,16 @@ UNLIMITED: Final = _Unlimited.UNLIMITED
 Capacity: TypeAlias = int | Literal[_Unlimited.UNLIMITED]
 
 
+MAX_UNITS: Final = 1_000_000_000
+"""The largest capacity, units or count: a sum of two still fits every adapter's 32-bit integer columns."""
+
+
 def _capacity(value: object) -> Capacity:
     if value is UNLIMITED:
         return UNLIMITED
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS:
         msg = (
-            f"capacity must be a whole number of at least 1, or UNLIMITED, got {value!r}; "
+            f"capacity must be a whole number from 1 to {MAX_UNITS:,}, or UNLIMITED, got {value!r}; "
             "to close a resource, give it no working hours"
         )
         raise InvalidInputError(msg, field="capacity")
@@ -391,8 +395,8 @@ def _id_set(value: object) -> frozenset[str]:
 
 
 def _positive_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"{field} must be a whole number of at least 1, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS:
+        msg = f"{field} must be a whole number from 1 to {MAX_UNITS:,}, got {value!r}"
         raise InvalidInputError(msg, field=field)
     return value
 
@@ -476,10 +480,15 @@ def _needs(value: object) -> tuple[Need, ...]:
 
 
 def _price(value: object) -> Money | None:
-    if value is None or isinstance(value, Money):
-        return value
-    msg = f"price must be Money or None, not {type(value).__name__} {value!r}"
-    raise InvalidInputError(msg, field="price")
+    if value is None:
+        return None
+    if not isinstance(value, Money):
+        msg = f"price must be Money or None, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="price")
+    if value.amount < 0:
+        msg = f"price must not be negative, got {value}; a free service costs Money(0, ...)"
+        raise InvalidInputError(msg, field="price")
+    return value
 
 
 def _optional_time(value: object, field: str) -> time | None:

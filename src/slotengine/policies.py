@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import is_nonexistent, localize, to_utc
+from slotengine._time import check_duration_range, is_nonexistent, localize, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus
 from slotengine.money import Money
@@ -66,7 +66,7 @@ def _timedelta(value: object, field: str, *, allow_zero: bool = True) -> timedel
         rule = "a non-negative" if allow_zero else "a positive"
         msg = f"{field} must be {rule} timedelta, got {value!r}"
         raise InvalidInputError(msg, field=field)
-    return value
+    return check_duration_range(value, field)
 
 
 def _percent(value: object, field: str) -> Decimal:

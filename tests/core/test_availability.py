@@ -4,6 +4,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from slotengine.availability import Availability, Load, ReasonCode, Strategy
 from slotengine.errors import ConflictError, InvalidInputError, NaiveDatetimeError, NotFoundError
@@ -454,6 +456,20 @@ class TestReasonsForPeople:
             availability.check(CHECKUP, at(9), pin=["ann"])
         with pytest.raises(InvalidInputError, match="it allows 0:30:00"):
             availability.slots(CHECKUP, WHOLE_DAY, duration=HOUR)
+
+
+    @given(st.permutations([f"id{n}" for n in range(4)]))
+    def test_reasons_do_not_depend_on_the_order_storage_gave(self, ids):
+        """However the storage ordered the loads, the reasons read the same (ties on start go by booking id)."""
+        room = Resource("room", "Room", capacity=2)
+        service = Service("s", "S", needs=[Need(resource_ids=["room"])], duration=HOUR)
+
+        def reasons(order):
+            loads = [Load(i, "room", Interval(at(9), at(10))) for i in order]
+            return Availability([room], hours_for(room), loads, now=at(0)).explain(service, at(9)).reasons
+
+        assert reasons(sorted(ids)) == reasons(ids)
+        assert "(id0, id1, id2, id3)" in reasons(ids)[0].message
 
 
 class TestLimit:

@@ -229,6 +229,22 @@ needs = [{ resources = ["ghost"] }]
         assert "hours.monday: 18:00-09:00 ends before it starts" in [str(p)[: len("hours.monday: 18:00-09:00 ends before it starts")] for p in found]
         assert 10 == len(found)
 
+    @pytest.mark.parametrize(
+        ("old", "new", "location", "message"),
+        [
+            ('duration = "30m"', 'duration = "99999999999d"', "services[0].duration", "longer than the 1970-2200"),
+            ('duration = "30m"', 'duration = "30m"\nmin_notice = "99999999999999d"', "services[0].min_notice",
+             "longer than the 1970-2200"),
+            ('duration = "30m"', 'duration = "30m"\nprice = "1E+30 EUR"', "services[0].price", "too large"),
+        ],
+    )
+    def test_out_of_range_values_are_located_problems(self, old, new, location, message):
+        """A duration past every instant is a located problem, not an OverflowError."""
+        found = problems_of(MINIMAL.replace(old, new))
+
+        assert [location] == [p.location for p in found]
+        assert message in str(found[0])
+
     def test_the_error_lists_every_problem(self):
         """The error's message names the file and every problem, one per line."""
         with pytest.raises(BusinessFileError) as caught:

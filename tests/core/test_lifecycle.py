@@ -1,10 +1,12 @@
 """The lifecycle table: only its edges exist, and every step is recorded."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from slotengine.errors import IllegalTransitionError, InvalidInputError, NaiveDatetimeError
+from slotengine.availability import Assignment
+from slotengine.booking import Booking
+from slotengine.errors import IllegalTransitionError, InvalidInputError, NaiveDatetimeError, OutOfRangeError
 from slotengine.lifecycle import LIVE_STATUSES, TRANSITIONS, Action, BookingStatus, TransitionRecord, next_status
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -87,3 +89,29 @@ class TestTransitionRecord:
             TransitionRecord("b1", None, BookingStatus.PRE_BOOKING, Action.HOLD, datetime(2026, 1, 1), "x")
         with pytest.raises(InvalidInputError):
             TransitionRecord("b1", None, BookingStatus.PRE_BOOKING, Action.HOLD, NOW, "")
+
+
+class TestBookingValue:
+    @pytest.mark.parametrize(
+        ("start", "before", "after"),
+        [
+            (datetime(1970, 1, 1, tzinfo=UTC), timedelta(minutes=10), timedelta(0)),
+            (datetime(2199, 12, 31, 23, tzinfo=UTC), timedelta(0), timedelta(hours=2)),
+            (datetime(2026, 3, 2, 9, tzinfo=UTC), timedelta(days=100_000), timedelta(0)),
+        ],
+    )
+    def test_buffers_stay_inside_the_range_of_instants(self, start, before, after):
+        """A booking whose buffers reach outside 1970-2200 is refused when built, so no storage can keep it."""
+        with pytest.raises(OutOfRangeError):
+            Booking(
+                "b", "s", start, start + timedelta(minutes=30), (Assignment(0, "room", ("r",)),), (1,),
+                BookingStatus.CONFIRMED, start, buffer_before=before, buffer_after=after,
+            )
+
+    @pytest.mark.parametrize("units", [(0,), (1_000_000_001,), (2**31,)])
+    def test_units_are_bounded(self, units):
+        """Units run from 1 to MAX_UNITS, so every adapter stores them and their sums."""
+        start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        with pytest.raises(InvalidInputError, match="units"):
+            Booking("b", "s", start, start + timedelta(minutes=30), (Assignment(0, "room", ("r",)),), units,
+                    BookingStatus.CONFIRMED, start)

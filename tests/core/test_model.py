@@ -51,7 +51,7 @@ class TestResource:
         assert hall.unlimited
         assert "Lyon" == hall.attributes["city"]
 
-    @pytest.mark.parametrize("capacity", [0, -1, True, 1.5, None, "2"])
+    @pytest.mark.parametrize("capacity", [0, -1, True, 1.5, None, "2", 1_000_000_001, 3_000_000_000])
     def test_bad_capacity(self, capacity):
         """Capacity 0, negative, a bool, a float, None or a string raises InvalidInputError."""
         with pytest.raises(InvalidInputError, match="capacity"):
@@ -137,7 +137,9 @@ class TestNeed:
         with pytest.raises(InvalidInputError, match="must name its pool"):
             Need()
 
-    @pytest.mark.parametrize(("field", "value"), [("count", 0), ("count", True), ("units", -1), ("units", 1.0)])
+    @pytest.mark.parametrize(
+        ("field", "value"), [("count", 0), ("count", True), ("units", -1), ("units", 1.0), ("units", 2**31)]
+    )
     def test_bad_numbers(self, field, value):
         """Count and units must be whole numbers of at least 1."""
         with pytest.raises(InvalidInputError, match=field):
@@ -211,6 +213,10 @@ class TestService:
             ({"price": Decimal(10)}, "price must be Money"),
             ({"horizon": timedelta(hours=1), "min_notice": timedelta(hours=2)}, "leaves nothing"),
             ({"buffers_outside_hours": "yes"}, "buffers_outside_hours"),
+            ({"price": Money("-40", "EUR")}, "must not be negative"),
+            ({"duration": timedelta(days=999_999_999)}, "longer than the 1970-2200 range"),
+            ({"buffer_after": timedelta(days=100_000)}, "longer than the 1970-2200 range"),
+            ({"min_notice": timedelta.max}, "longer than the 1970-2200 range"),
         ],
     )
     def test_bad_services(self, kwargs, message):

@@ -254,6 +254,10 @@ class TestPolicies:
             lambda: ReschedulePolicy(max_times=-1),
             lambda: NoShowPolicy(grace=-H),
             lambda: RefundTier(-H, 10),
+            lambda: HoldPolicy(ttl=timedelta.max),
+            lambda: NoShowPolicy(grace=timedelta(days=10**8)),
+            lambda: RefundTier(timedelta(days=10**6), 10),
+            lambda: ReschedulePolicy(deadline=timedelta.max),
         ],
     )
     def test_bad_values(self, build):
