@@ -139,11 +139,14 @@ def get_zone(name: object) -> ZoneInfo:
 
     Names are matched exactly (``"europe/paris"`` is refused on every platform, not only on case-sensitive
     file systems) against `zoneinfo.available_timezones`, which also keeps paths such as ``"../etc"`` out.
-    Legacy keys the database still ships (``"EST"``, ``"UTC"``) are accepted.
+    Legacy keys the database still ships (``"EST"``, ``"UTC"``) are accepted, and so is a `ZoneInfo` of a
+    known key (one read from a file, without a key, is not).
 
     Raises:
-        UnknownTimeZoneError: *name* is not a string naming a known zone.
+        UnknownTimeZoneError: *name* is not a string naming a known zone, nor such a zone.
     """
+    if isinstance(name, ZoneInfo) and name.key in _known_zones():
+        return name
     if not isinstance(name, str) or name not in _known_zones():
         msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
         raise UnknownTimeZoneError(msg, zone=name)
@@ -163,7 +166,7 @@ def is_ambiguous(wall: datetime, zone: ZoneInfo) -> bool:
     return wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset()
 
 
-def localize(wall: datetime, zone: ZoneInfo, *, strict: bool = False) -> datetime:
+def localize(wall: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> datetime:
     """
     Turn a naive local wall time in *zone* into an aware UTC instant, by the module's wall-time rule.
 
@@ -172,10 +175,16 @@ def localize(wall: datetime, zone: ZoneInfo, *, strict: bool = False) -> datetim
     means its first occurrence (the earlier instant). With ``strict=True`` both cases raise instead.
 
     Raises:
-        InvalidInputError: *wall* is aware; a wall time has no zone of its own.
+        InvalidInputError: *wall* is not a naive datetime (a wall time has no zone of its own).
+        UnknownTimeZoneError: *zone* is neither a `ZoneInfo` nor the name of a known zone.
         NonexistentLocalTimeError: ``strict`` and *wall* falls in a gap.
         AmbiguousLocalTimeError: ``strict`` and *wall* falls in a fold.
     """
+    if type(zone) is not ZoneInfo:
+        zone = get_zone(zone)
+    if not isinstance(wall, datetime):
+        msg = f"a local wall time is a naive datetime, not {type(wall).__name__} {wall!r}"  # type: ignore[unreachable]
+        raise InvalidInputError(msg)
     if wall.tzinfo is not None:
         msg = f"a local wall time must be naive (it is read in {zone.key}), got {wall.isoformat()}"
         raise InvalidInputError(msg)

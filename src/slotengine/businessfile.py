@@ -27,6 +27,7 @@ The conventions of the format, so that nobody has to guess them:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tomllib
@@ -75,6 +76,8 @@ _DURATION: Final = re.compile(
     r"^\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
 )
 _RANGE: Final = re.compile(r"^\s*(?P<start>[0-9:.]+)\s*[-–]\s*(?P<end>[0-9:.]+)\s*(?P<next>next day)?\s*$")
+_CLOCK: Final = re.compile(r"^\s*\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?\s*$")
+"""HH:MM, HH:MM:SS or HH:MM:SS.ffffff; not the other forms `time.fromisoformat` takes ("08.5", "0830", "T08")."""
 _BARE_KEY: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
 PRESETS: Final[Mapping[str, tuple[NotificationRule, ...]]] = {"bitrix24": BITRIX24_RULES}
@@ -289,13 +292,12 @@ def _clock(text: str, *, allow_24: bool = False) -> time:
     """A time of day such as ``09:00``; ``24:00`` (the end of the day) becomes 00:00 when allowed."""
     if allow_24 and text.strip() in {"24:00", "24:00:00"}:
         return time(0)
-    try:
-        parsed = time.fromisoformat(text.strip())
-    except ValueError:
-        msg = f'{text!r} is not a time of day such as "09:00"'
-        raise _Bad(msg) from None
-    if parsed.tzinfo is not None:
-        msg = f"{text!r} carries an offset; hours are read in the schedule's zone"
+    parsed = None
+    if _CLOCK.match(text) is not None:
+        with contextlib.suppress(ValueError):  # 25:00, 09:61
+            parsed = time.fromisoformat(text.strip())
+    if parsed is None:
+        msg = f'{text!r} is not a time of day such as "09:00" (or "09:00:30")'
         raise _Bad(msg)
     return parsed
 

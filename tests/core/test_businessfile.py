@@ -236,10 +236,13 @@ needs = [{ resources = ["ghost"] }]
             ('duration = "30m"', 'duration = "30m"\nmin_notice = "99999999999999d"', "services[0].min_notice",
              "longer than the 1970-2200"),
             ('duration = "30m"', 'duration = "30m"\nprice = "1E+30 EUR"', "services[0].price", "too large"),
+            ('"09:00-18:00"', '"08.5-18:00"', "hours.weekdays", "not a time of day"),
+            ('"09:00-18:00"', '"0900-1800"', "hours.weekdays", "not a time of day"),
+            ('"09:00-18:00"', '"09-18"', "hours.weekdays", "not a time of day"),
         ],
     )
-    def test_out_of_range_values_are_located_problems(self, old, new, location, message):
-        """A duration past every instant is a located problem, not an OverflowError."""
+    def test_values_out_of_range_or_form_are_located_problems(self, old, new, location, message):
+        """A duration past every instant, or a time of day in a form other than HH:MM, is a located problem."""
         found = problems_of(MINIMAL.replace(old, new))
 
         assert [location] == [p.location for p in found]

@@ -1,6 +1,7 @@
 """The time rules: aware instants only, IANA zones only, one rule for DST gaps and folds."""
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from importlib.resources import files
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -112,6 +113,12 @@ class TestGetZone:
         with pytest.raises(UnknownTimeZoneError, match="unknown time zone"):
             get_zone(name)
 
+    def test_a_zoneinfo_of_a_known_key_is_itself(self):
+        """A ZoneInfo is accepted where a zone name is (a zone read from a file, without a key, is not)."""
+        assert PARIS is get_zone(PARIS)
+        with (files("tzdata.zoneinfo") / "Europe" / "Paris").open("rb") as tzif, pytest.raises(UnknownTimeZoneError):
+            get_zone(ZoneInfo.from_file(tzif))
+
     def test_legacy_keys_are_accepted(self):
         """Legacy keys that the tz database still ships, such as EST and UTC, are accepted."""
         assert "EST" == get_zone("EST").key
@@ -145,6 +152,14 @@ class TestLocalize:
         """In strict mode a time in a fold raises AmbiguousLocalTimeError."""
         with pytest.raises(AmbiguousLocalTimeError, match="happens twice"):
             localize(datetime(2025, 10, 26, 2, 30), ZoneInfo("Europe/Berlin"), strict=True)
+
+    def test_zone_by_name_and_bad_arguments(self):
+        """A zone may be named; a date or a bad zone is a typed input error, not a TypeError."""
+        assert localize(datetime(2026, 1, 1, 9), PARIS) == localize(datetime(2026, 1, 1, 9), "Europe/Paris")
+        with pytest.raises(InvalidInputError, match="naive datetime, not date"):
+            localize(date(2026, 1, 1), PARIS)
+        with pytest.raises(UnknownTimeZoneError):
+            localize(datetime(2026, 1, 1, 9), "Paris")
 
     def test_aware_input_is_refused(self):
         """A wall time must be naive; an aware one is an input error, not silently re-read."""
