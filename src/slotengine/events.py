@@ -40,6 +40,7 @@ from slotengine.codec import dumps, loads
 from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
+    CurrencyMismatchError,
     InvalidInputError,
     SalesClosedError,
     SoldOutError,
@@ -216,6 +217,22 @@ def _sales_end(value: object) -> datetime | None:
 
 def _status(value: object) -> OccurrenceStatus:
     return OccurrenceStatus(str(value))
+
+
+def _check_prices(occurrence: Occurrence, template: EventTemplate) -> None:
+    """Refuse price overrides for ticket types the template does not sell, or in another currency."""
+    tickets = {t.id: t for t in template.ticket_types}
+    for ticket_id, price in occurrence.prices:
+        ticket = tickets.get(ticket_id)
+        if ticket is None:
+            msg = (
+                f"occurrence {occurrence.id!r} overrides the price of {ticket_id!r}, which template "
+                f"{template.id!r} does not sell; its ticket types are {', '.join(sorted(tickets))}"
+            )
+            raise InvalidInputError(msg, field="prices", ticket_type=ticket_id)
+        if price.currency != ticket.price.currency:
+            msg = f"the price of {ticket_id!r} is in {ticket.price.currency}; an override of {price} cannot replace it"
+            raise CurrencyMismatchError(msg, currencies=(ticket.price.currency, price.currency))
 
 
 def _prices(value: object) -> tuple[tuple[str, Money], ...]:
@@ -846,6 +863,8 @@ class EventDesk:
         if before == incoming and previous is None:
             return incoming
         template = self._template_in(tx, incoming.template_id)
+        if previous is None:
+            _check_prices(incoming, template)
         new = _Resolved(incoming, template)
         old = None
         if before is not None:

@@ -16,6 +16,8 @@ from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
     ConflictError,
+    CurrencyMismatchError,
+    InvalidInputError,
     PolicyViolationError,
     SalesClosedError,
     SoldOutError,
@@ -113,6 +115,20 @@ class TestTickets:
         with pytest.raises(SalesClosedError):
             desk.sell("w1", "adult", customer_id="petr")
         assert Money("40", "EUR") == ticket.price
+
+    @pytest.mark.parametrize(
+        ("prices", "error"),
+        [({"vip": Money("20", "EUR")}, InvalidInputError), ({"adult": Money("20", "USD")}, CurrencyMismatchError)],
+    )
+    def test_price_override_must_name_a_ticket_in_its_currency(
+        self, desk: EventDesk, engine: BookingEngine, prices: dict[str, Money], error: type[Exception]
+    ) -> None:
+        """An override for a ticket type the template does not sell, or in another currency, is refused."""
+        before = (engine.outbox(), engine.list(), engine.resources())
+
+        with pytest.raises(error):
+            desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), prices=prices))
+        assert ([], before) == (desk.occurrences(), (engine.outbox(), engine.list(), engine.resources()))
 
     def test_tickets_are_paid_and_refunded_through_the_engine(self, desk: EventDesk, engine: BookingEngine) -> None:
         """A held ticket is paid, then cancelled with the policy's refund; its seat is free again."""
