@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import get_zone, to_utc
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, to_utc
 from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
 from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
@@ -1610,9 +1610,9 @@ def _span(service: Service, window: Interval) -> Interval:
     margin = service.buffer_before + service.buffer_after + _MARGIN
     start = to_utc(window.start) - margin
     end = to_utc(window.end) + longest + margin
-    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = max(start.replace(hour=0, minute=0, second=0, microsecond=0), MIN_INSTANT)
     last = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Interval(first, last if last == end else last + _ONE_DAY)
+    return Interval(first, min(last if last == end else last + _ONE_DAY, MAX_INSTANT))
 
 
 def _price(service: Service, duration: timedelta) -> Money | None:

@@ -28,11 +28,13 @@ from slotengine.lifecycle import Action, BookingStatus
 from slotengine.model import Need, Resource, Service
 from slotengine.money import Money
 from slotengine.policies import ConfirmationMode, ConfirmationPolicy, HoldPolicy
-from slotengine.schedule import Schedule
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.testing.clock import FrozenClock
 
 EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
 DAY3 = Interval(at(3, 0), at(4, 0))
 SYSTEM = Actor.system("tests")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TestFindAndHold:
@@ -597,3 +599,20 @@ class TestDefaultIds:
         assert {4} == {u.version for u in parsed}
         assert {uuid.RFC_4122} == {u.variant for u in parsed}
         assert len(drawn) == len(set(drawn))
+
+
+class TestRangeEdges:
+    def test_queries_at_the_ends_of_the_range(self, storage):
+        """Questions about the first and last day of 1970-2200 are answered; only a booking past the end is refused."""
+        utc = Schedule("UTC", WeeklyHours.every_day(TimeRange("00:00", "00:00")))
+        engine = BookingEngine(storage, clock=FrozenClock(EPOCH), tenant="edges", default_actor=SYSTEM)
+        engine.setup(Business("Edges", "UTC", utc))
+        engine.add_resource(Resource("r", "R", type="box"))
+        engine.add_service(Service("s", "S", needs=[Need(type="box")], duration=30 * M))
+        last = datetime(2199, 12, 31, 23, 30, tzinfo=UTC)
+
+        assert engine.explain("s", last).bookable
+        assert 48 == len(engine.find_slots("s", Interval(EPOCH, EPOCH + 24 * H)))
+        assert last == engine.book("s", last).start
+        with pytest.raises(OutOfRangeError, match="end 2200-01-01T00:15"):
+            engine.book("s", last + 15 * M)
