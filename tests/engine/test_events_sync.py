@@ -67,12 +67,13 @@ def batches(draw: st.DrawFn) -> list[Call]:
 def stored(engine: BookingEngine) -> tuple[Any, ...]:
     """Everything the desk and the engine keep for the tenant, outbox and transition log included."""
     kinds = ("event-template", "event-occurrence", "event-ref", "waitlist")
-    with engine.storage.transaction(engine.tenant) as tx:
+    bookings = engine.list()
+    with engine.storage.transaction(engine.tenant) as tx:  # after engine.list(): transactions do not nest
         return (
             {kind: tx.list_documents(kind) for kind in kinds},
             tx.list_resources(),
             tx.list_services(),
-            engine.list(),
+            bookings,
             tx.list_transitions(),
             tx.list_outbox(),
         )
