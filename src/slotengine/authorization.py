@@ -122,6 +122,11 @@ class Actor:
         """The application itself: sweepers, payment webhooks, imports."""
         return cls(name, Role.SYSTEM)
 
+    def __attrs_post_init__(self) -> None:
+        if self.role is Role.CUSTOMER and self.customer_id is None:
+            msg = f"a customer actor acts as a customer: give customer_id (Actor.customer({self.id!r}))"
+            raise InvalidInputError(msg, field="customer_id")
+
     def __str__(self) -> str:
         return f"{self.role.value}:{self.id}"
 
@@ -167,7 +172,9 @@ class RolePolicy:
         """Allow by `ROLE_PERMISSIONS`; a customer acts only on bookings with their customer id."""
         if permission not in ROLE_PERMISSIONS[actor.role]:
             raise _deny(actor, permission, f"a {actor.role.value} cannot")
-        if actor.role is Role.CUSTOMER and booking is not None and booking.customer_id != actor.customer_id:
+        if actor.role is not Role.CUSTOMER or booking is None:
+            return
+        if actor.customer_id is None or booking.customer_id != actor.customer_id:
             raise _deny(actor, permission, "it is not their booking")
 
     def __repr__(self) -> str:

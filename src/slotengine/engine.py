@@ -319,8 +319,14 @@ class BookingEngine:
         key: str | None,
         request: dict[str, Any],
         use_case: Callable[[StorageTransaction, datetime], Booking],
+        allow: tuple[Actor, Permission] | None = None,
     ) -> Booking:
-        """Run a booking-returning use case, saving or replaying its first result under *key*."""
+        """
+        Run a booking-returning use case, saving or replaying its first result under *key*.
+
+        A replay is authorized like the call itself (*allow*: the actor and the permission), since the use case,
+        which checks them, does not run again: a key does not open another customer's booking.
+        """
         if key is None:
             return self._run(use_case)
         check_id(key, "idempotency key")
@@ -332,7 +338,10 @@ class BookingEngine:
                 if saved.request_hash != digest:
                     msg = f"idempotency key {key!r} was already used for a different request"
                     raise IdempotencyKeyMismatchError(msg, key=key)
-                return booking_from_dict(loads(saved.result))
+                replayed = booking_from_dict(loads(saved.result))
+                if allow is not None:
+                    self._allow(*allow, replayed)
+                return replayed
             booking = use_case(tx, now)
             tx.put_idempotency(IdempotencyRecord(key, digest, booking.id, dumps(booking_to_dict(booking)), now))
             return booking
@@ -931,7 +940,8 @@ class BookingEngine:
                 return self._retake(tx, now, booking, action, str(who))
             return self._step(tx, now, booking, action, str(who))
 
-        return self._keyed(idempotency_key, {"call": "confirm", "booking_id": booking_id}, confirm)
+        request = {"call": "confirm", "booking_id": booking_id}
+        return self._keyed(idempotency_key, request, confirm, (who, Permission.CONFIRM))
 
     def _retake(
         self, tx: StorageTransaction, now: datetime, booking: Booking, action: Action, actor: str, **changes: Any
@@ -1145,7 +1155,7 @@ class BookingEngine:
             return cancelled
 
         request = {"call": "cancel", "booking_id": booking_id, "by_business": by_business, "reason": reason}
-        return self._keyed(idempotency_key, request, cancel)
+        return self._keyed(idempotency_key, request, cancel, (who, Permission.CANCEL))
 
     def reschedule(
         self,
@@ -1220,7 +1230,7 @@ class BookingEngine:
             "start": new_start.isoformat(),
             "duration": None if duration is None else duration.total_seconds(),
         }
-        return self._keyed(idempotency_key, request, move)
+        return self._keyed(idempotency_key, request, move, (who, Permission.RESCHEDULE))
 
     def check_in(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
         """

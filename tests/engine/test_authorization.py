@@ -1,11 +1,18 @@
 """Authorization: an actor on every call, a pluggable policy, and denials that change nothing (S5)."""
 
+import attrs
 import pytest
 
 from conftest import WASH, at, business, state_hash
 from slotengine.authorization import Actor, DenyAll, Permission, Role, RolePolicy
 from slotengine.engine import BookingEngine
-from slotengine.errors import ConflictError, PermissionDeniedError, PolicyViolationError, SlotEngineError
+from slotengine.errors import (
+    ConflictError,
+    InvalidInputError,
+    PermissionDeniedError,
+    PolicyViolationError,
+    SlotEngineError,
+)
 from slotengine.model import Resource
 from slotengine.money import Money
 from slotengine.policies import Policies
@@ -91,6 +98,41 @@ class TestMatrix:
         assert "bob" == booking.customer_id
         with pytest.raises(PermissionDeniedError):
             engine.hold("wash", at(3, 11), actor=BOB, customer_id="ann")
+
+    def test_a_customer_actor_names_its_customer(self, engine):
+        """A customer role without a customer id is refused when built; a policy never matches None with None."""
+        walk_in = engine.book("wash", at(3, 12), actor=Actor.staff("sam"))  # no customer
+
+        with pytest.raises(InvalidInputError, match="customer_id"):
+            Actor("eve", Role.CUSTOMER)
+        nobody = attrs.evolve(ANN, customer_id="x")
+        object.__setattr__(nobody, "customer_id", None)  # built around the check, as a policy might be handed
+        with pytest.raises(PermissionDeniedError, match="not their booking"):
+            RolePolicy().authorize(nobody, Permission.CANCEL, walk_in)
+
+    @pytest.mark.parametrize(
+        ("call", "key_call"),
+        [
+            ("cancel", lambda e, b, a: e.cancel(b, actor=a, idempotency_key="k")),
+            ("reschedule", lambda e, b, a: e.reschedule(b, at(4, 9), actor=a, idempotency_key="k")),
+        ],
+    )
+    def test_a_replayed_key_is_authorized_like_the_call(self, engine, held, call, key_call):
+        """Bob replaying the key of Ann's cancel or move gets PermissionDeniedError, not her booking."""
+        key_call(engine, held, ANN)
+        before = state_hash(engine)
+
+        with pytest.raises(PermissionDeniedError, match="not their booking"):
+            key_call(engine, held, BOB)
+        assert before == state_hash(engine)
+        assert held == key_call(engine, held, ANN).id
+
+    def test_a_replayed_confirm_key_is_authorized(self, engine, held):
+        """A customer may not confirm, not even by replaying staff's key."""
+        engine.confirm(held, actor=Actor.staff("sam"), idempotency_key="c1")
+
+        with pytest.raises(PermissionDeniedError):
+            engine.confirm(held, actor=BOB, idempotency_key="c1")
 
     def test_customers_cannot_read_the_outbox_or_all_history(self, engine, held):
         """The outbox and the full log are for staff."""
