@@ -1068,6 +1068,7 @@ class BookingEngine:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.READ, booking)
             next_status(booking.status, Action.CANCEL)
+            _refuse_lapsed(booking, now, Action.CANCEL, "it expires by itself and costs nothing")
             return self._quote(tx, booking, now, by_business)
 
         return self._run(quote)
@@ -1112,7 +1113,7 @@ class BookingEngine:
         passed), the cancellation is refused rather than surprising anyone.
 
         Raises:
-            IllegalTransitionError: the booking is not live.
+            IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
             PolicyViolationError: the client's cancellation deadline passed.
             ConflictError: the quote changed since *expected_quote*.
         """
@@ -1125,6 +1126,7 @@ class BookingEngine:
             if by_business and who.role is Role.CUSTOMER:
                 raise PermissionDeniedError(f"{who} cannot cancel on behalf of the business", actor=actor_label)
             next_status(booking.status, Action.CANCEL)
+            _refuse_lapsed(booking, now, Action.CANCEL, "it expires by itself and costs nothing")
             quote = self._quote(tx, booking, now, by_business)
             if expected_quote is not None and quote != expected_quote:
                 msg = f"the cancellation terms changed since they were quoted: now {quote.refund} back"
@@ -1185,14 +1187,7 @@ class BookingEngine:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
-            if booking.hold_until is not None and booking.hold_until <= now:
-                msg = (
-                    f"cannot reschedule: this pre-booking's hold lapsed at {booking.hold_until.isoformat()} and "
-                    "its time is no longer held; hold the new time instead"
-                )
-                raise IllegalTransitionError(
-                    msg, status=booking.status, action=Action.RESCHEDULE, hold_until=booking.hold_until
-                )
+            _refuse_lapsed(booking, now, Action.RESCHEDULE, "hold the new time instead")
             booking.policies.reschedule.check(
                 start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
             )
@@ -1556,6 +1551,20 @@ def _require(value: object, cls: type[_T]) -> _T:
         msg = f"expected {cls.__name__}, got {type(value).__name__}"
         raise InvalidInputError(msg)
     return value
+
+
+def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str) -> None:
+    """
+    Refuse *action* on a pre-booking whose hold lapsed but is not yet swept, as it would be refused once swept.
+
+    Its time is already free (another client may hold it), so it is no longer a live booking to act on.
+    """
+    if booking.hold_until is not None and booking.hold_until <= now:
+        msg = (
+            f"cannot {action.value}: this pre-booking's hold lapsed at {booking.hold_until.isoformat()} and its "
+            f"time is no longer held; {instead}"
+        )
+        raise IllegalTransitionError(msg, status=booking.status, action=action, hold_until=booking.hold_until)
 
 
 def _check_window(window: object) -> Interval:

@@ -116,6 +116,21 @@ class TestHoldExpiry:
         assert Action.EXPIRE == engine.transitions(held.id)[-1].action
         assert [] == engine.expire_due()
 
+    @pytest.mark.parametrize("swept", [False, True])
+    def test_a_lapsed_hold_is_not_cancelled(self, engine, clock, swept):
+        """Swept or not, a lapsed hold is refused a cancellation (and its fee); the answer does not hang on the sweep."""
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(held.hold_until - clock.now())
+        if swept:
+            engine.expire_due()
+        before = state_hash(engine)
+
+        with pytest.raises(IllegalTransitionError):
+            engine.cancel(held.id)
+        with pytest.raises(IllegalTransitionError):
+            engine.cancellation_quote(held.id)
+        assert before == state_hash(engine)
+
     def test_late_payment_revives_when_free(self, engine, clock):
         """A payment after expiry revives the booking if its time is still free, then counts."""
         held = engine.hold("wash", at(3, 9))
