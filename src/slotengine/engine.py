@@ -1175,7 +1175,8 @@ class BookingEngine:
         any that serve it); the old time is released only if the new one is taken.
 
         Raises:
-            PolicyViolationError: past the reschedule deadline, or moved too many times already.
+            PolicyViolationError: past the reschedule deadline, moved too many times already, or a new *duration*
+                whose price would change a paid booking's, or fall below what the client paid.
             ConflictError: the new time is not bookable; the booking stays where it was.
             IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
         """
@@ -1195,15 +1196,15 @@ class BookingEngine:
             service = catalogue.get_service(booking.service_id)
             pool_ids = [r.id for r in catalogue.pool(service)]
             tx.lock_resources(pool_ids)
-            chosen = duration if duration is not None else booking.end - booking.start
-            if service.unit is not ServiceUnit.MINUTES:
-                chosen = duration if duration is not None else service.duration
+            chosen = duration if duration is not None else _length(booking, service, self._zone_of(tx, booking))
             window = Interval(new_start, new_start + chosen)
             availability = self._availability(tx, now, service, window, ignore={booking.id})
             try:
                 slot = availability.check(service, new_start, duration=chosen, pin=booking.resource_ids)
             except (ConflictError, InvalidInputError):
                 slot = availability.check(service, new_start, duration=chosen)
+            price = booking.price if duration is None else _price(service, chosen)
+            _check_new_price(booking, price)
             moved = attrs.evolve(
                 booking,
                 start=slot.start,
@@ -1211,7 +1212,7 @@ class BookingEngine:
                 assignments=slot.assignments,
                 reschedules=booking.reschedules + 1,
                 version=booking.version + 1,
-                price=booking.price if duration is None else _price(service, chosen),
+                price=price,
             )
             tx.reserve(moved, now=now)
             self._record(
@@ -1632,6 +1633,28 @@ def _span(service: Service, window: Interval) -> Interval:
     first = max(start.replace(hour=0, minute=0, second=0, microsecond=0), MIN_INSTANT)
     last = end.replace(hour=0, minute=0, second=0, microsecond=0)
     return Interval(first, min(last if last == end else last + _ONE_DAY, MAX_INSTANT))
+
+
+def _length(booking: Booking, service: Service, zone: ZoneInfo) -> timedelta:
+    """A booking's own length, as a duration its service takes: elapsed time, or whole local days (nights)."""
+    if service.unit is ServiceUnit.MINUTES:
+        return booking.end - booking.start
+    return booking.end.astimezone(zone).date() - booking.start.astimezone(zone).date()
+
+
+def _check_new_price(booking: Booking, price: Money | None) -> None:
+    """Refuse a new length whose price leaves a paid booking unpaid, or the client's money above the price."""
+    if price == booking.price or price is None:
+        return
+    if booking.status is BookingStatus.PAID:
+        msg = (
+            f"a paid booking keeps its price ({booking.price}); its new length would cost {price}. "
+            "Move it keeping its length, or cancel it and book the new length"
+        )
+        raise PolicyViolationError(msg, rule="reschedule_paid_price")
+    if booking.net_paid > price:
+        msg = f"the new length costs {price}, less than the {booking.net_paid} paid: refund the difference first"
+        raise PolicyViolationError(msg, rule="reschedule_below_paid")
 
 
 def _price(service: Service, duration: timedelta) -> Money | None:

@@ -1,6 +1,6 @@
 """The booking engine, use case by use case, on every storage adapter."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -35,6 +35,7 @@ EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
 DAY3 = Interval(at(3, 0), at(4, 0))
 SYSTEM = Actor.system("tests")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 class TestFindAndHold:
@@ -316,6 +317,36 @@ class TestReschedule:
         with pytest.raises(IllegalTransitionError, match="lapsed"):
             engine.reschedule(held.id, at(3, 11))
         assert before == state_hash(engine)
+
+    def test_a_stay_keeps_its_days(self, engine):
+        """A three-day stay moved without a duration stays three days, at the same price."""
+        every_day = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange("00:00", "00:00")))
+        engine.add_resource(Resource("flat", "Flat", type="flat", schedule=every_day))
+        engine.add_service(
+            Service("stay", "Stay", needs=[Need(type="flat")], duration=DAY, max_duration=7 * DAY, unit="days",
+                    price=EUR(50))
+        )
+        stay = engine.book("stay", at(10, 0), duration=3 * DAY)
+
+        moved = engine.reschedule(stay.id, at(29, 0))  # across the spring-forward night
+
+        assert (at(29, 0), at(1, 0).replace(month=4), EUR(150)) == (moved.start, moved.end, moved.price)
+
+    def test_a_new_length_keeps_the_money_right(self, engine):
+        """A paid booking cannot change price by a move; nor can a move's price fall below what was paid."""
+        engine.add_service(Service("flex", "Flex", needs=[Need(type="box")], duration=H, max_duration=3 * H,
+                                   slot_step=30 * M, price=EUR(10)))
+        paid = engine.pay(engine.book("flex", at(3, 9)).id, EUR(10), payment_id="p1")
+        part = engine.book("flex", at(4, 9), duration=3 * H)
+        engine.pay(part.id, EUR(20), payment_id="p2")
+        before = state_hash(engine)
+
+        with pytest.raises(PolicyViolationError, match="keeps its price"):
+            engine.reschedule(paid.id, at(3, 13), duration=2 * H)
+        with pytest.raises(PolicyViolationError, match=r"less than the 20\.00 EUR paid"):
+            engine.reschedule(part.id, at(4, 13), duration=H)
+        assert before == state_hash(engine)
+        assert EUR(20) == engine.reschedule(part.id, at(4, 13), duration=2 * H).price
 
     def test_move_onto_its_own_time(self, engine):
         """A booking can move by less than its own length (its old time does not block it)."""
