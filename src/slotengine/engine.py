@@ -197,8 +197,17 @@ class _Catalogue:
 
 
 
+_CANCEL_REFUND: Final = "refund:{}:cancel"
+_CANCEL_FEE: Final = "fee:{}:cancel"
+_NO_SHOW_FEE: Final = "fee:{}:no_show"
+"""The ids of the ledger entries the engine writes itself, by booking id."""
+
+
 def _replayed(booking: Booking, payment_id: str, kind: PaymentKind, amount: Money) -> bool:
     """Whether *payment_id* is already in the ledger as this very entry (a replay); refuse it as any other."""
+    if payment_id in {own.format(booking.id) for own in (_CANCEL_REFUND, _CANCEL_FEE, _NO_SHOW_FEE)}:
+        msg = f"{payment_id!r} is the id of an entry slotengine writes itself; use the payment provider's id"
+        raise InvalidInputError(msg, payment_id=payment_id)
     for entry in booking.payments:
         if entry.id == payment_id:
             if entry.kind is not kind or entry.amount != amount:
@@ -1133,7 +1142,7 @@ class BookingEngine:
                 raise ConflictError(msg, quote=quote)
             cancelled = self._step(tx, now, booking, Action.CANCEL, actor_label, reason)
             if quote.refund.amount > 0:
-                entry = Payment(f"refund:{booking.id}:cancel", PaymentKind.REFUND, quote.refund, now, actor_label)
+                entry = Payment(_CANCEL_REFUND.format(booking.id), PaymentKind.REFUND, quote.refund, now, actor_label)
                 cancelled = self._step(
                     tx,
                     now,
@@ -1144,7 +1153,7 @@ class BookingEngine:
                     payments=(*cancelled.payments, entry),
                 )
             if quote.owed.amount > 0 and booking.policies.cancellation.charge_unpaid_penalty:
-                entry = Payment(f"fee:{booking.id}:cancel", PaymentKind.FEE, quote.owed, now, actor_label)
+                entry = Payment(_CANCEL_FEE.format(booking.id), PaymentKind.FEE, quote.owed, now, actor_label)
                 cancelled = self._step(
                     tx,
                     now,
@@ -1275,7 +1284,7 @@ class BookingEngine:
                 fee = booking.policies.cancellation.no_show_fee(booking.price)
                 owed = fee - booking.net_paid if fee > booking.net_paid else Money.zero(fee.currency)
                 if owed.amount > 0:
-                    entry = Payment(f"fee:{booking.id}:no_show", PaymentKind.FEE, owed, now, actor_label)
+                    entry = Payment(_NO_SHOW_FEE.format(booking.id), PaymentKind.FEE, owed, now, actor_label)
                     marked = self._step(
                         tx,
                         now,

@@ -232,6 +232,19 @@ class TestPayments:
         with pytest.raises(PolicyViolationError):
             engine.refund(booking.id, EUR(16), payment_id="r2")
 
+    def test_the_engines_own_entry_ids_are_reserved(self, engine):
+        """A payment or refund may not take the id the engine gives its own cancellation or no-show entries."""
+        booking = engine.book("wash", at(3, 9))
+        engine.pay(booking.id, EUR(10), payment_id="p1")
+        before = state_hash(engine)
+
+        for own in (f"fee:{booking.id}:cancel", f"refund:{booking.id}:cancel", f"fee:{booking.id}:no_show"):
+            with pytest.raises(InvalidInputError, match="slotengine writes itself"):
+                engine.pay(booking.id, EUR(5), payment_id=own)
+            with pytest.raises(InvalidInputError, match="slotengine writes itself"):
+                engine.refund(booking.id, EUR(5), payment_id=own)
+        assert before == state_hash(engine)
+
     def test_refund_id_reused_for_other_money_is_refused(self, engine):
         """A refund id replayed with another amount, or a payment's id, is refused and changes nothing."""
         booking = engine.book("wash", at(3, 9))
