@@ -48,7 +48,16 @@ from slotengine.errors import (
 )
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
-from slotengine.model import Customer, Resource, ResourceKind, Service, ServiceUnit, check_id, check_text
+from slotengine.model import (
+    MAX_ID_LENGTH,
+    Customer,
+    Resource,
+    ResourceKind,
+    Service,
+    ServiceUnit,
+    check_id,
+    check_text,
+)
 from slotengine.money import Money
 from slotengine.notifications import EVENT_OF_ACTION, NotificationRule, Recipient, format_local, quiet_shift
 from slotengine.outbox import OutboxMessage
@@ -195,6 +204,11 @@ class _Catalogue:
                 self.pools[service.id] = pool
         return pool
 
+
+
+def _dedupe(key: str) -> str:
+    """A message's dedupe key: as written while it is short enough for an id, else its SHA-256 (still one per key)."""
+    return key if len(key) <= MAX_ID_LENGTH else f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 _CANCEL_REFUND: Final = "refund:{}:cancel"
@@ -483,7 +497,7 @@ class BookingEngine:
             }
             out.append(
                 OutboxMessage(
-                    message_id, f"{kind}.{rule.id}", booking.id, now, at, f"{key}:{recipient}", dumps(payload)
+                    message_id, f"{kind}.{rule.id}", booking.id, now, at, _dedupe(f"{key}:{recipient}"), dumps(payload)
                 )
             )
         return out

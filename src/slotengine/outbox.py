@@ -16,7 +16,7 @@ import attrs
 
 from slotengine._time import to_utc
 from slotengine.errors import InvalidInputError
-from slotengine.model import check_id, check_text
+from slotengine.model import MAX_ID_LENGTH, check_id, check_text
 
 __all__ = ["OutboxMessage"]
 
@@ -26,7 +26,7 @@ def _id(value: object) -> str:
 
 
 def _topic(value: object) -> str:
-    return check_id(value, "topic")
+    return check_text(value, "topic", max_length=MAX_ID_LENGTH + 50)  # "remind." and the like before a rule id
 
 
 def _optional_id(value: object) -> str | None:

@@ -347,6 +347,20 @@ class TestPlanning:
         assert at(4, 0) == due["client:ken"]  # 08:00 in Tokyo
         assert at(3, 20, 30) == due["client:eve"]
 
+    def test_longest_ids_still_make_messages(self, storage):
+        """A 200-character customer and rule id are valid, so a booking with them plans its messages."""
+        rule_id = "r" * 200
+        notice = NotificationRule("n" * 200, Template("Booked", "$service"), on=["created"])
+        reminder = NotificationRule(rule_id, Template("Soon", "$service"), offset=-H)
+        engine, _clock = furnished(storage, rules=(notice, reminder))
+
+        engine.book("wash", at(4, 16), customer=Customer("c" * 200))
+        engine.book("wash", at(4, 16), customer=Customer("c" * 199 + "d"))
+
+        keys = [m.dedupe_key for m in engine.outbox() if m.topic.startswith(("notify.", "remind."))]
+        assert 4 == len(keys) == len(set(keys))  # a notice and a reminder each
+        assert all(len(k) <= 200 for k in keys)
+
     def test_welcome_held_by_quiet_hours_is_not_sent_after_a_cancellation(self, storage):
         """A welcome waiting for the morning is withdrawn if the client cancels during the night."""
         engine, clock = furnished(storage, quiet=QuietHours(time(21), time(8)))
