@@ -165,7 +165,17 @@ class TestErrors:
 
     @pytest.mark.parametrize(
         "args",
-        [["frobnicate"], ["slots"], ["--tz", "Mars/Olympus", "slots", "wash"], ["slots", "wash", "--date", "tuesday"]],
+        [
+            ["frobnicate"],
+            ["slots"],
+            ["--tz", "Mars/Olympus", "slots", "wash"],
+            ["slots", "wash", "--date", "tuesday"],
+            ["slots", "wash", "--date", "9999-12-31"],
+            ["agenda", "--date", "9999-12-31", "--week"],
+            ["export-ics", "--from", "9999-12-30"],
+            ["board", "--date", "9999-12-31"],
+            ["report", "revenue", "--from", "9999-12-30", "--to", "9999-12-31"],
+        ],
     )
     def test_usage_errors_exit_2(self, tmp_path, capsys, args):
         """Bad commands and arguments print one line and exit 2."""

@@ -22,11 +22,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slotengine._time import days_span, get_zone, localize, to_utc
+from slotengine._time import check_day_range, days_span, get_zone, localize, to_utc
 from slotengine.authorization import Actor, Role
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
-from slotengine.errors import InvalidInputError
+from slotengine.errors import InvalidInputError, OutOfRangeError
 from slotengine.intervals import Interval
 from slotengine.model import ServiceUnit
 from slotengine.money import Money
@@ -120,7 +120,9 @@ def _print_json(value: object) -> None:
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return check_day_range(date.fromisoformat(text), "date")
+    except OutOfRangeError as error:
+        raise click.BadParameter(str(error)) from None
     except ValueError:
         msg = f"{text!r} is not a date such as 2026-03-03"
         raise click.BadParameter(msg) from None

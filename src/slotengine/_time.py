@@ -40,6 +40,7 @@ __all__ = [
     "MAX_INSTANT",
     "MIN_INSTANT",
     "UTC",
+    "check_day_range",
     "check_duration_range",
     "day_span",
     "days_span",
@@ -62,6 +63,19 @@ MAX_DURATION = MAX_INSTANT - MIN_INSTANT
 """No duration is longer than the range of instants: any instant plus or minus any duration stays computable."""
 _ONE_US = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
+
+
+def check_day_range(day: date, name: str = "day") -> date:
+    """
+    Return the calendar *day* if it lies in the accepted range, 1970-01-01 to 2199-12-31.
+
+    Raises:
+        OutOfRangeError: an earlier or later day (date arithmetic near year 9999 would overflow).
+    """
+    if MIN_INSTANT.date() <= day < MAX_INSTANT.date():
+        return day
+    msg = f"{name} {day.isoformat()} is outside the accepted range 1970-01-01 to 2199-12-31"
+    raise OutOfRangeError(msg, field=name)
 
 
 def check_duration_range(value: timedelta, name: str) -> timedelta:
@@ -229,10 +243,14 @@ def days_span(first_day: date, days: int, zone: ZoneInfo) -> tuple[datetime, dat
 
     Raises:
         InvalidInputError: *days* is not a positive integer.
+        OutOfRangeError: a day of the span lies outside 1970-01-01 to 2199-12-31.
     """
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         msg = f"a whole-day span needs a positive number of days, got {days!r}"
         raise InvalidInputError(msg)
+    check_day_range(first_day, "first day")
+    if days > (MAX_INSTANT.date() - first_day).days:
+        check_day_range(MAX_INSTANT.date(), "last day")
     start = localize(datetime.combine(first_day, time()), zone)
     end = localize(datetime.combine(first_day + _ONE_DAY * days, time()), zone)
     return start, end

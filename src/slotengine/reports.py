@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TextIO, TypeVar
 
 import attrs
 
-from slotengine._time import days_span, get_zone
+from slotengine._time import check_day_range, days_span, get_zone
 from slotengine.booking import Booking, PaymentKind
 from slotengine.errors import InvalidInputError
 from slotengine.intervals import CapacityProfile, Interval, IntervalSet
@@ -164,7 +164,7 @@ def _day(value: object) -> date:
     if isinstance(value, datetime) or not isinstance(value, date):
         msg = f"a period is made of calendar dates (datetime.date), not {type(value).__name__} {value!r}"
         raise InvalidInputError(msg, field="day")
-    return value
+    return check_day_range(value)
 
 
 def _zone_key(value: object) -> str:

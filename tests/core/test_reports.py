@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from slotengine import reports
 from slotengine.availability import Assignment
 from slotengine.booking import Booking, Payment, PaymentKind
-from slotengine.errors import InvalidInputError
+from slotengine.errors import InvalidInputError, OutOfRangeError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import TRANSITIONS, Action, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Resource
@@ -100,6 +100,14 @@ def rows_by(rows, dimension):
 
 
 class TestPeriods:
+    @pytest.mark.parametrize("grain", ["day", "week", "month"])
+    def test_days_outside_the_range_are_refused(self, grain):
+        """Days before 1970 or after 2199 raise OutOfRangeError (month arithmetic at year 9999 overflowed)."""
+        with pytest.raises(OutOfRangeError, match="9999-12-31"):
+            reports.periods(date(9999, 12, 31), date(9999, 12, 31), "UTC", grain)
+        with pytest.raises(OutOfRangeError, match="1969-12-31"):
+            reports.periods(date(1969, 12, 31), date(1970, 1, 2), "UTC", grain)
+
     def test_a_moscow_day_is_not_a_utc_day(self):
         """A Moscow day runs from 21:00 UTC the evening before to 21:00 UTC."""
         [day] = reports.periods(date(2026, 3, 2), date(2026, 3, 2), MOSCOW)
