@@ -175,6 +175,7 @@ class TestErrors:
             ["export-ics", "--from", "9999-12-30"],
             ["board", "--date", "9999-12-31"],
             ["report", "revenue", "--from", "9999-12-30", "--to", "9999-12-31"],
+            ["report", "utilization", "--by", "source"],
         ],
     )
     def test_usage_errors_exit_2(self, tmp_path, capsys, args):

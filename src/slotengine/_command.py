@@ -635,7 +635,9 @@ _REPORTS = ("revenue", "utilization", "cancellations", "funnel")
 @click.option("--from", "first", help="The first local day (default: the first of this month).")
 @click.option("--to", "last", help="The last local day, included (default: today).")
 @click.option("--grain", type=click.Choice(["day", "week", "month"]), default="month", show_default=True)
-@click.option("--by", "dimensions", multiple=True, help="Rows per total, resource, type, service or source.")
+@click.option(
+    "--by", "dimensions", multiple=True, help="Rows per total, resource, type, service or source (not for utilization)."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 @_JSON
 @pass_app
@@ -658,7 +660,10 @@ def report(
     start_day = _day(first) if first else today.replace(day=1)
     end_day = _day(last) if last else today
     common: dict[str, Any] = {"grain": grain, "zone": zone.key}
-    if dimensions and kind != "utilization":
+    if dimensions and kind == "utilization":
+        msg = "utilization is reported per resource; --by applies to revenue, cancellations and funnel"
+        raise click.UsageError(msg)
+    if dimensions:
         common["dimensions"] = dimensions
     rows: Sequence[Any]
     if kind == "revenue":
