@@ -49,7 +49,7 @@ from slotengine.errors import (
     UnknownTemplateError,
 )
 from slotengine.intervals import Interval
-from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
+from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, next_status
 from slotengine.model import Need, Resource, ResourceKind, Service, check_id, check_text
 from slotengine.money import Money
 from slotengine.outbox import OutboxMessage
@@ -944,10 +944,9 @@ class EventDesk:
                 person = str(exc.details.get("resource_id", ""))
                 role = next((r for r, p in new.assignments().items() if p == person), None)
                 raise self._staff_conflict(tx, new, role, person, exc) from None
-            after = next_status(booking.status, Action.RESCHEDULE)
-            tx.append_transitions(
-                [TransitionRecord(booking.id, booking.status, after, Action.RESCHEDULE, now, actor, "occurrence moved")]
-            )
+            next_status(booking.status, Action.RESCHEDULE)
+            # Through the engine's record, so the ticket's messages follow it: reminders re-planned, events out.
+            self.engine._record(tx, now, moved, booking.status, Action.RESCHEDULE, actor, "occurrence moved")
 
     @staticmethod
     def _live_on(tx: StorageTransaction, resource_id: str, interval: Interval) -> list[Booking]:
@@ -970,17 +969,9 @@ class EventDesk:
             service_id = f"{new.occurrence.id}#staff:{role}"
             for booking in tx.find_bookings(BookingQuery(service_id=service_id, statuses=LIVE_STATUSES)):
                 after = next_status(booking.status, Action.CANCEL)
-                tx.update_booking(
-                    attrs.evolve(booking, status=after, hold_until=None, version=booking.version + 1),
-                    expected_version=booking.version,
-                )
-                tx.append_transitions(
-                    [
-                        TransitionRecord(
-                            booking.id, booking.status, after, Action.CANCEL, now, actor, f"{role} reassigned"
-                        )
-                    ]
-                )
+                cancelled = attrs.evolve(booking, status=after, hold_until=None, version=booking.version + 1)
+                tx.update_booking(cancelled, expected_version=booking.version)
+                self.engine._record(tx, now, cancelled, booking.status, Action.CANCEL, actor, f"{role} reassigned")
             person = wanted.get(role)
             if person is None:
                 continue
@@ -1010,7 +1001,7 @@ class EventDesk:
                 tx.reserve(booking, now=now)
             except ConflictError as exc:
                 raise self._staff_conflict(tx, new, role, person, exc) from None
-            tx.append_transitions([TransitionRecord(booking.id, None, status, Action.BOOK, now, actor, role)])
+            self.engine._record(tx, now, booking, None, Action.BOOK, actor, role)
 
     def _staff_conflict(
         self, tx: StorageTransaction, new: _Resolved, role: str | None, person: str, exc: ConflictError

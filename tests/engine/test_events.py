@@ -29,6 +29,7 @@ from slotengine.events import EventDesk, EventTemplate, Occurrence, OccurrenceSt
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Resource, ResourceKind
 from slotengine.money import Money
+from slotengine.notifications import NotificationRule, Template
 from slotengine.recurrence import Recurrence
 from slotengine.testing.clock import FrozenClock
 
@@ -219,6 +220,22 @@ class TestStaff:
         assert ["ivan"] == [b.resource_ids[0] for b in engine.list(resource_id="ivan", status=BookingStatus.CONFIRMED)]
         created, staffed, changed = "occurrence.created", "occurrence.staff_changed", "occurrence.staff_changed"
         assert [created, staffed, changed, created, staffed] == topics(engine)[1:]
+
+    def test_a_moved_ticket_takes_its_reminder_along(self, engine: BookingEngine) -> None:
+        """Moving an occurrence re-plans its ticket holders' reminders and records each ticket's move as an event."""
+        reminder = NotificationRule("soon", Template("Soon", "$service at $local_time"), offset=-2 * H)
+        engine.setup(attrs.evolve(engine.business(), rules=(reminder,)))
+        desk = desk_on(engine)
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        ticket = desk.sell("w1", "adult", customer_id="olga")
+
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(6, 15), staff={"speaker": "anna"}))
+
+        pending = [m for m in engine.outbox(pending_only=True) if m.topic == "remind.soon"]
+        assert [(ticket.id, at(6, 13))] == [(m.booking_id, m.due_at) for m in pending if m.booking_id == ticket.id]
+        assert [] == [m for m in pending if m.booking_id != ticket.id]  # the old one withdrawn, none for Anna
+        moves = [m.booking_id for m in engine.outbox() if m.topic == "booking.reschedule"]
+        assert ticket.id in moves
 
     def test_moving_an_occurrence_moves_its_tickets_and_staff(self, desk: EventDesk, engine: BookingEngine) -> None:
         """A moved occurrence takes its tickets and staff along, in one transaction, and emits occurrence.moved."""
