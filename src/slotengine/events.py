@@ -1264,8 +1264,10 @@ class EventDesk:
         """Return the month-end report per occurrence held in *month* (tickets only; staff bookings excluded)."""
         occurrences = {o.seats_id: o for o in self.occurrences()}
         capacities = {}
+        starts = {}
         for o in occurrences.values():
             capacities[o.id] = o.capacity or self.template(o.template_id).capacity
+            starts[o.id] = o.start
 
         def group(booking: Booking) -> str | None:
             for rid in booking.resource_ids:
@@ -1277,6 +1279,7 @@ class EventDesk:
             self.engine.list(actor=self.actor),
             group_by=group,
             capacity_of=capacities.get,
+            start_of=starts.get,
             month=month,
             zone=zone or self.engine.business().zone,
         )

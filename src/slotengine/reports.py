@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TextIO, TypeVar
 
 import attrs
 
-from slotengine._time import check_day_range, days_span, get_zone
+from slotengine._time import check_day_range, days_span, get_zone, to_utc
 from slotengine.booking import Booking, PaymentKind
 from slotengine.errors import InvalidInputError
 from slotengine.intervals import CapacityProfile, Interval, IntervalSet
@@ -1203,15 +1203,17 @@ def occurrence_finance(
     month: date,
     zone: str,
     tickets_of: Callable[[Booking], int] = _first_units,
+    start_of: Callable[[str], datetime | None] | None = None,
 ) -> tuple[OccurrenceFinance, ...]:
     """
     Return the month-end report per occurrence: every occurrence held in the local *month* of *zone*.
 
     Bookings are grouped into occurrences by *group_by* (for example the id of an occurrence's seat block,
     ``lambda b: b.resource_ids[0]``, or ``lambda b: b.external_ref``); a booking it maps to ``None`` belongs
-    to none. An occurrence is held when its earliest booking starts, and is reported if that instant falls in
-    *month* (any date of the month names it) in *zone*. A booking's tickets are *tickets_of* it, by default
-    its units on the first need (the seats). Rows are sorted by start, then key.
+    to none. An occurrence is held when *start_of* says (pass it when the occurrences are known: a moved
+    occurrence's cancelled tickets keep their old time), else when its earliest booking starts, and is reported
+    if that instant falls in *month* (any date of the month names it) in *zone*. A booking's tickets are
+    *tickets_of* it, by default its units on the first need (the seats). Rows are sorted by start, then key.
 
     Args:
         bookings: Ticket bookings, in any status.
@@ -1220,6 +1222,7 @@ def occurrence_finance(
         month: Any date in the month to report.
         zone: The zone whose calendar month is meant.
         tickets_of: How many tickets a booking holds.
+        start_of: When an occurrence is held, by key, or ``None`` to take its earliest booking's start.
 
     Raises:
         InvalidInputError: *month* is not a date, or a booking is not a `Booking`.
@@ -1237,6 +1240,9 @@ def occurrence_finance(
         group.bookings.append(booking)
     out: list[OccurrenceFinance] = []
     for key, group in groups.items():
+        held_at = start_of(key) if start_of is not None else None
+        if held_at is not None:
+            group.start = to_utc(held_at, "start")
         if not window.contains(group.start):
             continue
         held = group.bookings

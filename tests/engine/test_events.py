@@ -463,3 +463,16 @@ def test_finance_per_occurrence(desk: EventDesk, engine: BookingEngine) -> None:
     assert ("w1", 2, 4, {"EUR": Money("30", "EUR")}) == (row.key, row.tickets_sold, row.capacity, dict(row.net))
     assert json.dumps(row.to_dict())
     assert timedelta(0) < M
+
+
+def test_a_moved_occurrence_is_reported_in_the_month_it_is_held(desk: EventDesk, engine: BookingEngine) -> None:
+    """Moved from March to April after a ticket was cancelled, the occurrence is April's (the cancelled ticket stays)."""
+    desk.upsert_occurrence(Occurrence("w1", "walk", at(31, 11)))
+    desk.sell("w1", "adult", customer_id="olga", confirm=True)
+    desk.cancel_ticket(desk.sell("w1", "adult", customer_id="petr").id)
+
+    desk.upsert_occurrence(Occurrence("w1", "walk", at(31, 11) + timedelta(days=7)))
+
+    assert () == desk.finance(date(2026, 3, 1))
+    [row] = desk.finance(date(2026, 4, 1))
+    assert ("w1", at(31, 11) + timedelta(days=7), 1) == (row.key, row.start, row.tickets_sold)
