@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 import attrs
 
 from slotengine._time import get_zone, to_utc
-from slotengine.authorization import Actor, Permission
+from slotengine.authorization import Actor, Permission, Role
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
 from slotengine.codec import dumps, loads
@@ -42,6 +42,7 @@ from slotengine.errors import (
     ConflictError,
     CurrencyMismatchError,
     InvalidInputError,
+    PermissionDeniedError,
     SalesClosedError,
     SoldOutError,
     StaffConflictError,
@@ -728,6 +729,20 @@ class EventDesk:
         self.engine.authorization.authorize(who, Permission.SETUP, None)
         return who
 
+    def _allow(self, actor: Actor | None, permission: Permission, *, for_customer: str | None = None) -> Actor:
+        """
+        Authorize a call that reads or changes what belongs to customers (the desk's actor by default).
+
+        A customer may act only for themselves (*for_customer*), and may not read what names other customers.
+        """
+        who = actor if actor is not None else self.actor
+        self.engine.authorization.authorize(who, permission, None)
+        if who.role is Role.CUSTOMER and (for_customer is None or for_customer != who.customer_id):
+            what = "for another customer" if for_customer is not None else "what names other customers"
+            msg = f"{who} may not {permission.value.replace('_', ' ')} {what}"
+            raise PermissionDeniedError(msg, actor=str(who), permission=permission.value)
+        return who
+
     @staticmethod
     def _template_in(tx: StorageTransaction, template_id: str) -> EventTemplate:
         body = tx.get_document(_TEMPLATE, template_id)
@@ -1119,10 +1134,10 @@ class EventDesk:
 
     # --- tickets ---------------------------------------------------------------------------------------------
 
-    def tickets(self, occurrence: str) -> list[Booking]:
-        """Return every ticket booking of an occurrence, in any status, by start then id."""
+    def tickets(self, occurrence: str, *, actor: Actor | None = None) -> list[Booking]:
+        """Return the ticket bookings of an occurrence, in any status, by start then id (a customer sees theirs)."""
         resolved = find_result(self._read(lambda tx: self._resolve_in(tx, occurrence)), _Resolved)
-        return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=self.actor)
+        return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=actor or self.actor)
 
     def seats_left(self, occurrence: str) -> int:
         """How many seats an occurrence has free now (holds count while they last)."""
@@ -1260,8 +1275,11 @@ class EventDesk:
             self._advance(_occurrence_list(occurrence))
         return cancelled
 
-    def finance(self, month: date, *, zone: str | None = None) -> tuple[OccurrenceFinance, ...]:
+    def finance(
+        self, month: date, *, zone: str | None = None, actor: Actor | None = None
+    ) -> tuple[OccurrenceFinance, ...]:
         """Return the month-end report per occurrence held in *month* (tickets only; staff bookings excluded)."""
+        who = self._allow(actor, Permission.READ)
         occurrences = {o.seats_id: o for o in self.occurrences()}
         capacities = {}
         starts = {}
@@ -1276,7 +1294,7 @@ class EventDesk:
             return None
 
         return occurrence_finance(
-            self.engine.list(actor=self.actor),
+            self.engine.list(actor=who),
             group_by=group,
             capacity_of=capacities.get,
             start_of=starts.get,
@@ -1309,9 +1327,10 @@ class EventDesk:
             self._locked(tx, key[len("occurrence:") :])
 
     def join_waiting_list(
-        self, occurrence: str, customer_id: str, *, ticket_type: str, quantity: int = 1
+        self, occurrence: str, customer_id: str, *, ticket_type: str, quantity: int = 1, actor: Actor | None = None
     ) -> WaitingEntry:
-        """Put a customer on an occurrence's waiting list, last in line."""
+        """Put a customer on an occurrence's waiting list, last in line (a customer puts only themselves)."""
+        self._allow(actor, Permission.HOLD, for_customer=customer_id)
         _positive("quantity")(quantity)
         if quantity > self.max_tickets:
             msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
@@ -1324,8 +1343,11 @@ class EventDesk:
 
         return find_result(self._write(join), WaitingEntry)
 
-    def join_slot_waiting_list(self, service_id: str, start: datetime, customer_id: str) -> WaitingEntry:
-        """Put a customer on the waiting list of a full time slot of an ordinary service."""
+    def join_slot_waiting_list(
+        self, service_id: str, start: datetime, customer_id: str, *, actor: Actor | None = None
+    ) -> WaitingEntry:
+        """Put a customer on the waiting list of a full time slot of an ordinary service (a customer: themselves)."""
+        self._allow(actor, Permission.HOLD, for_customer=customer_id)
         start = to_utc(start, "start")
         key = f"slot:{service_id}@{start.isoformat()}"
 
@@ -1350,8 +1372,9 @@ class EventDesk:
         self._save(tx, key, [*entries, entry])
         return entry
 
-    def waiting_list(self, key: str) -> list[WaitingEntry]:
+    def waiting_list(self, key: str, *, actor: Actor | None = None) -> list[WaitingEntry]:
         """Return a waiting list (an occurrence id or external ref, or a slot key), in the order people joined."""
+        self._allow(actor, Permission.READ)
 
         def read(tx: StorageTransaction) -> list[WaitingEntry]:
             if not key.startswith("slot:"):
@@ -1360,15 +1383,16 @@ class EventDesk:
 
         return list(self._read(read))
 
-    def process_waiting_lists(self) -> list[Booking]:
+    def process_waiting_lists(self, *, actor: Actor | None = None) -> list[Booking]:
         """
         Expire lapsed holds, then walk every open waiting list: record accepted and lapsed offers, make offers.
 
         An offer is a hold for the next waiting person, in the order they joined; it expires after the
         business's hold time (`HoldPolicy.ttl`), refuses a late payment, and then passes on to the next.
         Return the offers made. Safe to run from several processes at once (each list is walked under its locks).
+        *actor* must be allowed to expire holds (staff or the system); the offers are made as the desk's actor.
         """
-        self.engine.expire_due(actor=self.actor)
+        self.engine.expire_due(actor=self._allow(actor, Permission.EXPIRE))
         offers: list[Booking] = []
         for key, body in self._read(lambda tx: tx.list_documents(_WAITLIST)):
             states = {d["state"] for d in loads(body)["entries"]}

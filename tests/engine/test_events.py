@@ -18,6 +18,7 @@ from slotengine.errors import (
     ConflictError,
     CurrencyMismatchError,
     InvalidInputError,
+    PermissionDeniedError,
     PolicyViolationError,
     SalesClosedError,
     SoldOutError,
@@ -476,3 +477,25 @@ def test_a_moved_occurrence_is_reported_in_the_month_it_is_held(desk: EventDesk,
     assert () == desk.finance(date(2026, 3, 1))
     [row] = desk.finance(date(2026, 4, 1))
     assert ("w1", at(31, 11) + timedelta(days=7), 1) == (row.key, row.start, row.tickets_sold)
+
+
+def test_customers_act_on_the_desk_for_themselves_only(desk: EventDesk, engine: BookingEngine) -> None:
+    """A customer joins waiting lists for themselves, sees only their tickets, and reads no list, report or sweep."""
+    olga, petr = Actor.customer("olga"), Actor.customer("petr")
+    desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+    ticket = desk.sell("w1", "adult", customer_id="olga", confirm=True)
+    desk.sell("w1", "adult", customer_id="rita", confirm=True)
+    before = (engine.outbox(), engine.list(), desk.waiting_list("w1"))
+
+    for call in (
+        lambda: desk.join_waiting_list("w1", "olga", ticket_type="adult", actor=petr),
+        lambda: desk.join_slot_waiting_list("walk", at(5, 11), "olga", actor=petr),
+        lambda: desk.waiting_list("w1", actor=olga),
+        lambda: desk.finance(date(2026, 3, 1), actor=olga),
+        lambda: desk.process_waiting_lists(actor=olga),
+    ):
+        with pytest.raises(PermissionDeniedError):
+            call()
+    assert before == (engine.outbox(), engine.list(), desk.waiting_list("w1"))
+    assert [ticket.id] == [b.id for b in desk.tickets("w1", actor=olga)]
+    assert "olga" == desk.join_waiting_list("w1", "olga", ticket_type="adult", actor=olga).customer_id
