@@ -138,7 +138,7 @@ class TestArithmetic:
             Money("1", "EUR") * factor
 
     @given(
-        st.decimals(min_value=-(10**15), max_value=10**15, places=2),
+        st.decimals(min_value=-(10**14), max_value=10**14, places=2),  # products stay below MAX_AMOUNT
         st.decimals(min_value=-1000, max_value=1000, allow_nan=False, allow_infinity=False),
     )
     def test_products_round_once(self, amount, factor):
