@@ -174,6 +174,7 @@ class StorageTransaction(Protocol):
 
     Every read and write is scoped to the transaction's tenant: ids of another tenant behave exactly like
     ids that do not exist. Leaving the transaction's ``with`` block without calling `commit` rolls back.
+    Once the block has ended, committed or not, every method raises `StorageError`.
     """
 
     @property
@@ -236,6 +237,8 @@ class StorageTransaction(Protocol):
 
         Raises:
             ConcurrencyError: the lock could not be had in time (retry the whole use case).
+            NotFoundError: a resource does not exist; of several, the one named is the smallest id in code
+                point order (the order of the locks).
         """
         ...
 
@@ -260,7 +263,10 @@ class StorageTransaction(Protocol):
 
         Raises:
             ConflictError: some resource would be over capacity; nothing was written.
-            NotFoundError: a resource of the booking does not exist.
+            NotFoundError: a resource of the booking does not exist; of several, the one named is the smallest
+                id in code point order. Nothing was written.
+            OutOfRangeError: the booking's interval widened by its buffers reaches outside the range of instants
+                slotengine accepts, before anything else is checked; nothing was written.
         """
         ...
 
@@ -297,7 +303,14 @@ class StorageTransaction(Protocol):
         ...
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        """Add messages to the outbox."""
+        """
+        Add *messages* to the outbox, in the given order: all of them, or none.
+
+        Raises:
+            StorageError: the id of one of *messages* is in the tenant's outbox already, or appears twice in
+                *messages*; the message names the first such id. Nothing of the call was written, and the
+                transaction goes on.
+        """
         ...
 
     def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
@@ -383,6 +396,11 @@ class Storage(Protocol):
 
         Use it as ``with storage.transaction("acme") as tx: ...; tx.commit()``; an exception or a missing
         `commit` rolls everything back.
+
+        Raises:
+            StorageError: a transaction of this storage is already open in this thread (transactions do not
+                nest; a transaction in another thread is waited for or runs alongside, as the adapter
+                serializes writers).
         """
         ...
 
@@ -425,7 +443,8 @@ class ReserveAndRecord(Protocol):
         Raises:
             CatalogueChangedError: the catalogue is at another version (it changed since it was read).
             ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`).
-            NotFoundError: a resource of the booking does not exist.
+            NotFoundError: a resource of the booking does not exist (named as `StorageTransaction.reserve` names it).
+            OutOfRangeError: the booking's buffers reach outside the accepted range (as `StorageTransaction.reserve`).
             ConcurrencyError: a concurrent writer got in the way (as `Storage.transaction`), or the
                 idempotency key is saved already (as `StorageTransaction.put_idempotency`); retry.
 

@@ -4,6 +4,9 @@
 It is what the other adapters are compared against, so it is written to be obviously right rather than
 fast: one lock serializes every transaction of the process, a transaction reads through its own pending
 changes, and `commit` applies them at once. It keeps nothing across processes or restarts.
+
+It refuses what the SQL adapters refuse, the same way: a transaction opened inside another of the same storage
+in the same thread (transactions do not nest), and any use of a transaction after its ``with`` block.
 """
 
 from __future__ import annotations
@@ -66,31 +69,40 @@ class _Transaction:
         self._tenant = tenant
         self._data = data
         self._publish = publish
-        self.committed = False
+        self.state = "open"  # open -> committed | over, as in the SQL adapters
 
     @property
     def tenant(self) -> str:
         return self._tenant
 
-    def _writable(self) -> _Tenant:
-        if self.committed:
-            msg = "this transaction was already committed; open a new one"
+    def _readable(self) -> _Tenant:
+        if self.state == "over":
+            # Left without commit, its private copy holds writes that were rolled back: nothing true to read.
+            msg = "this transaction is over; open a new one"
             raise StorageError(msg)
         return self._data
 
+    def _writable(self) -> _Tenant:
+        data = self._readable()
+        if self.state != "open":
+            msg = "this transaction was already committed; open a new one"
+            raise StorageError(msg)
+        return data
+
     def commit(self) -> None:
         data = self._writable()
-        self.committed = True
+        self.state = "committed"
         # Durable at once, as a SQL COMMIT is: an exception after commit() does not undo it.
         self._publish(self._tenant, data.copy())
 
     # --- business and catalogue ---------------------------------------------------------------------------
 
     def get_business(self) -> Business:
-        if self._data.business is None:
+        business = self._readable().business
+        if business is None:
             msg = f"business {self._tenant!r} is not set up"
             raise NotFoundError(msg, tenant=self._tenant)
-        return self._data.business
+        return business
 
     def put_business(self, business: Business) -> None:
         data = self._writable()
@@ -99,17 +111,17 @@ class _Transaction:
 
     def catalogue_version(self) -> int:
         """The catalogue's version (`slotengine.ports.CatalogueVersions`): drawn anew by every catalogue write."""
-        return self._data.catalogue_version
+        return self._readable().catalogue_version
 
     def get_resource(self, resource_id: str) -> Resource:
         try:
-            return self._data.resources[resource_id]
+            return self._readable().resources[resource_id]
         except KeyError:
             msg = f"no resource {resource_id!r}"
             raise NotFoundError(msg, resource_id=resource_id) from None
 
     def list_resources(self) -> list[Resource]:
-        return list(self._data.resources.values())
+        return list(self._readable().resources.values())
 
     def put_resource(self, resource: Resource) -> None:
         data = self._writable()
@@ -118,13 +130,13 @@ class _Transaction:
 
     def get_service(self, service_id: str) -> Service:
         try:
-            return self._data.services[service_id]
+            return self._readable().services[service_id]
         except KeyError:
             msg = f"no service {service_id!r}"
             raise NotFoundError(msg, service_id=service_id) from None
 
     def list_services(self) -> list[Service]:
-        return list(self._data.services.values())
+        return list(self._readable().services.values())
 
     def put_service(self, service: Service) -> None:
         data = self._writable()
@@ -134,15 +146,18 @@ class _Transaction:
     # --- bookings --------------------------------------------------------------------------------------------
 
     def lock_resources(self, resource_ids: Collection[str]) -> None:
-        # The storage-wide lock is already held for the whole transaction.
-        for rid in resource_ids:
+        # The storage-wide lock, held for the whole transaction, already covers every resource. What is left
+        # of the port's sorted order is the refusal: the ids are checked in that order, so a missing one is
+        # reported as the SQL adapters report it (the smallest, in code point order).
+        self._readable()
+        for rid in sorted(set(resource_ids)):
             self.get_resource(rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
         wanted = set(resource_ids)
         return [
             load
-            for booking in self._data.bookings.values()
+            for booking in self._readable().bookings.values()
             if booking.status in LIVE_STATUSES
             for load in booking.loads()
             if load.resource_id in wanted and load.blocked.overlaps(window)
@@ -150,22 +165,24 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         data = self._writable()
-        resources = {rid: self.get_resource(rid) for rid in booking.resource_ids}
-        skip = {booking.id, *exclude}
+        # The blocked time first: buffers reaching outside the accepted range raise OutOfRangeError here.
         window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        # In sorted order, so that of several missing resources the smallest is named, as by the SQL adapters.
+        resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
+        skip = {booking.id, *exclude}
         nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         data.bookings[booking.id] = booking
 
     def get_booking(self, booking_id: str) -> Booking:
         try:
-            return self._data.bookings[booking_id]
+            return self._readable().bookings[booking_id]
         except KeyError:
             msg = f"no booking {booking_id!r}"
             raise NotFoundError(msg, booking_id=booking_id) from None
 
     def find_bookings(self, query: BookingQuery) -> list[Booking]:
-        found = [b for b in self._data.bookings.values() if query.matches(b)]
+        found = [b for b in self._readable().bookings.values() if query.matches(b)]
         return sorted(found, key=lambda b: (b.start, b.id))
 
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
@@ -177,7 +194,7 @@ class _Transaction:
     def due_holds(self, now: datetime) -> list[Booking]:
         due = [
             b
-            for b in self._data.bookings.values()
+            for b in self._readable().bookings.values()
             if b.status is BookingStatus.PRE_BOOKING and b.hold_until is not None and b.hold_until <= now
         ]
         return sorted(due, key=lambda b: (b.hold_until, b.id))
@@ -188,18 +205,22 @@ class _Transaction:
         self._writable().transitions.extend(records)
 
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
-        return [r for r in self._data.transitions if booking_id is None or r.booking_id == booking_id]
+        return [r for r in self._readable().transitions if booking_id is None or r.booking_id == booking_id]
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         data = self._writable()
+        # Every id is checked before any is written: a refused call appends nothing (the port's contract).
+        ids: set[str] = set()
         for message in messages:
-            if message.id in data.outbox:
+            if message.id in data.outbox or message.id in ids:
                 msg = f"outbox message {message.id!r} exists already"
                 raise StorageError(msg)
+            ids.add(message.id)
+        for message in messages:
             data.outbox[message.id] = message
 
     def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
-        messages = list(self._data.outbox.values())
+        messages = list(self._readable().outbox.values())
         if booking_id is not None:
             messages = [m for m in messages if m.booking_id == booking_id]
         if pending_only:
@@ -214,7 +235,7 @@ class _Transaction:
         data.outbox[message.id] = message
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
-        return self._data.idempotency.get(key)
+        return self._readable().idempotency.get(key)
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
         data = self._writable()
@@ -227,7 +248,7 @@ class _Transaction:
 
     def get_document(self, kind: str, key: str) -> str | None:
         kind, key, _ = check_document(kind, key)
-        return self._data.documents.get((kind, key))
+        return self._readable().documents.get((kind, key))
 
     def put_document(self, kind: str, key: str, body: str) -> None:
         kind, key, body = check_document(kind, key, body)
@@ -235,33 +256,54 @@ class _Transaction:
 
     def list_documents(self, kind: str) -> list[tuple[str, str]]:
         kind, _, _ = check_document(kind, "-")
-        return sorted((k, body) for (c, k), body in self._data.documents.items() if c == kind)
+        return sorted((k, body) for (c, k), body in self._readable().documents.items() if c == kind)
 
 
 class MemoryStorage:
     """
     Storage in this process's memory: the reference implementation of the `Storage` port.
 
-    Every transaction holds one process-wide lock from start to end, so transactions run one at a time;
-    a transaction works on a private copy of its tenant's data and publishes it when `commit` is called.
-    Correct under any number of threads; nothing survives the process.
+    Every transaction holds one process-wide lock from start to end, so transactions run one at a time
+    (a transaction in another thread waits for it); a transaction works on a private copy of its tenant's
+    data and publishes it when `commit` is called. Correct under any number of threads; nothing survives the
+    process.
     """
 
     def __init__(self) -> None:
+        # Re-entrant only so that `close` works inside a transaction, as before; a nested transaction is refused
+        # by `_local.busy` before it reaches the lock.
         self._lock = threading.RLock()
+        self._local = threading.local()
         self._tenants: dict[str, _Tenant] = {}
         self._closed = False
 
     @contextmanager
     def transaction(self, tenant: str) -> Iterator[_Transaction]:
-        """Open a unit of work in *tenant*'s data (see `slotengine.ports.Storage.transaction`)."""
+        """
+        Open a unit of work in *tenant*'s data (see `slotengine.ports.Storage.transaction`).
+
+        It waits for a transaction open in another thread to end. The transaction refuses any use once its
+        ``with`` block has ended.
+
+        Raises:
+            StorageError: the storage is closed, or a transaction of this storage is already open in this
+                thread (they do not nest: the inner one's commit would be lost under the outer one's).
+        """
         check_id(tenant, "tenant")
+        if getattr(self._local, "busy", False):
+            msg = "a transaction of this storage is already open in this thread; transactions do not nest"
+            raise StorageError(msg)
         with self._lock:
             if self._closed:
                 msg = "this storage is closed"
                 raise StorageError(msg)
             tx = _Transaction(tenant, self._tenants.get(tenant, _Tenant()).copy(), self._tenants.__setitem__)
-            yield tx
+            self._local.busy = True
+            try:
+                yield tx
+            finally:
+                tx.state = "over"
+                self._local.busy = False
 
     reserve_and_record = reserve_and_record_in
     """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""

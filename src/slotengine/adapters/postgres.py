@@ -712,6 +712,19 @@ _json_text: Final = json.encoder.encode_basestring
 """A string as JSON text (what ``json.dumps(text, ensure_ascii=False)`` gives, without making an encoder)."""
 
 
+def _blocked(booking: Booking) -> Interval:
+    """
+    Return the time *booking* blocks: its interval widened by its buffers, checked like every `Interval`.
+
+    Memory and SQLite build this interval before they write; so must this adapter, before it sends anything:
+    the server would store a blocked span reaching before 1970 or after 2200, whose loads then never read back.
+
+    Raises:
+        OutOfRangeError: a buffer reaches outside the accepted range of instants.
+    """
+    return Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+
+
 def _reserve_request(
     booking: Booking,
     *,
@@ -723,22 +736,28 @@ def _reserve_request(
     transitions: Sequence[TransitionRecord] = (),
     outbox: Sequence[OutboxMessage] = (),
     idempotency: IdempotencyRecord | None = None,
+    blocked: Interval | None = None,
 ) -> str:
     """
     Return the JSON text of one `slotengine_reserve` request: a booking, its loads, locks and records.
 
     Stored documents are spliced in as made by `slotengine.codec.dumps` (never encoded twice); instants travel
-    as ISO 8601 text with their offset, which PostgreSQL reads to the microsecond.
+    as ISO 8601 text with their offset, which PostgreSQL reads to the microsecond. *blocked* is the booking's
+    `_blocked` time, if the caller built it already; it is built here otherwise.
+
+    Raises:
+        OutOfRangeError: the booking's buffers reach outside the accepted range (nothing was sent).
     """
     hold = booking.hold_until
+    span = _blocked(booking) if blocked is None else blocked  # OutOfRangeError before anything is sent
     head = _HEAD_ENCODER.encode(
         {
             "id": booking.id,
             "status": booking.status.value,
             "start": booking.start.isoformat(),
             "end": booking.end.isoformat(),
-            "blocked_start": (booking.start - booking.buffer_before).isoformat(),
-            "blocked_end": (booking.end + booking.buffer_after).isoformat(),
+            "blocked_start": span.start.isoformat(),
+            "blocked_end": span.end.isoformat(),
             "hold_until": None if hold is None else hold.isoformat(),
             "customer_id": booking.customer_id,
             "source": booking.source,
@@ -892,10 +911,10 @@ class _Transaction:
         return self._conn
 
     def _writable(self) -> Connection:
+        conn = self._usable()  # a transaction that is over says so, whether or not it was committed
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
             raise StorageError(msg)
-        conn = self._usable()
         if conn.autocommit:
             # The database transaction starts at the first write or lock. Reads before it ran one statement at
             # a time, which at READ COMMITTED sees exactly what they would have seen inside it (each statement
@@ -939,10 +958,10 @@ class _Transaction:
         return cursors
 
     def commit(self) -> None:
+        conn = self._usable()
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
             raise StorageError(msg)
-        conn = self._usable()
         try:
             if not conn.autocommit:
                 conn.commit()
@@ -1129,12 +1148,16 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         self._writable()
+        # Before the locks are counted as held: an OutOfRangeError here leaves the transaction as it was.
+        blocked = _blocked(booking)
         _rids, locks = self._locks_wanted(booking.resource_ids)
         steps: list[tuple[LiteralString, Sequence[Any] | dict[str, Any]]] = []
         if not self._timeout_set:
             steps.append((_SET_LOCK_TIMEOUT, (self._lock_timeout,)))
             self._timeout_set = True
-        request = _reserve_request(booking, now=now, exclude=exclude, locks=locks, seen=self._seen.get(booking.id))
+        request = _reserve_request(
+            booking, now=now, exclude=exclude, locks=locks, seen=self._seen.get(booking.id), blocked=blocked
+        )
         steps.append((_RESERVE, (self._tenant, request)))
         # One round trip (with BEGIN, if the transaction starts here): slotengine_reserve locks, checks and
         # writes in the server.
@@ -1306,9 +1329,8 @@ class _Transaction:
         if not messages:
             return
         rows = [self._outbox_row(message) for message in messages]
-        # One statement for all, in the given order (seq). An id that exists (or repeats) inserts nothing and
-        # is reported; the others stay written in this transaction, as they would one by one.
-        self._writable()
+        # One statement for all, in the given order (seq). An id that exists (or repeats) inserts nothing; the
+        # unique key decides, so a concurrent writer of the same id is caught too (ON CONFLICT waits for it).
         inserted = self._all(
             """
             INSERT INTO outbox (tenant_id, id, sent, failed, doc)
@@ -1328,12 +1350,15 @@ class _Transaction:
             ),
         )
         if len(inserted) != len(rows):
-            remaining = [row[0] for row in inserted]
+            # A refused call appends nothing (the port's contract): the rows this statement did insert go again,
+            # in this transaction, which stays usable. Their seq numbers stay unused, which orders nothing wrong.
+            written = [row[0] for row in inserted]
+            self._write("DELETE FROM outbox WHERE tenant_id = %s AND id = ANY(%s::text[])", (self._tenant, written))
             for r in rows:
-                if r["id"] not in remaining:
+                if r["id"] not in written:
                     msg = f"outbox message {r['id']!r} exists already"
                     raise StorageError(msg)
-                remaining.remove(r["id"])
+                written.remove(r["id"])
 
     def _outbox_row(self, message: OutboxMessage) -> dict[str, Any]:
         return {

@@ -422,10 +422,11 @@ class _Transaction:
         return self._conn
 
     def _writable(self) -> sqlite3.Connection:
+        conn = self._usable()  # a transaction that is over says so, whether or not it was committed
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
             raise StorageError(msg)
-        return self._usable()
+        return conn
 
     def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
         conn = self._usable()
@@ -606,9 +607,10 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         self._writable()
+        # The blocked time first: buffers reaching outside the accepted range raise OutOfRangeError here.
+        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
         resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
         skip = {booking.id, *exclude}
-        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
         nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         self._put_booking(booking)
@@ -800,10 +802,16 @@ class _Transaction:
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
+        # Every id is checked before any is written (the write lock is held): a refused call appends nothing.
+        ids: set[str] = set()
         for message in messages:
-            if self._one("SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message.id)):
+            if message.id in ids or self._one(
+                "SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message.id)
+            ):
                 msg = f"outbox message {message.id!r} exists already"
                 raise StorageError(msg)
+            ids.add(message.id)
+        for message in messages:
             self._write(
                 """
                 INSERT INTO outbox (tenant, id, seq, sent, failed, doc)
