@@ -599,12 +599,13 @@ class TestConsoleAndLogs:
                 log.send(message)
                 both.send(message)
             engine.dispatch_due(router)
-        engine.cancel(booking.id)
+        expired = engine.expire_due()  # the hold lapsed meanwhile: it expires (cancel refuses a lapsed hold)
         engine.dispatch_due(router)
 
         printed = stream.getvalue()
         lines = printed.splitlines()
         everything = printed + caplog.text + "".join(m.payload + m.last_error for m in engine.outbox())
+        assert [booking.id] == [b.id for b in expired]
         assert len(lines) == sum(1 for m in engine.outbox() if m.sent_at is not None)
         assert any(
             "to=client:ann" in line and "channel=whatsapp" in line and "Your booking at Car wash" in line
