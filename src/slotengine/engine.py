@@ -1017,8 +1017,8 @@ class BookingEngine:
             if lapsed:
                 booking = self._revive(tx, now, booking, actor_label)
             due = booking.price if booking.price is not None else Money.zero(amount.currency)
-            if booking.status is BookingStatus.NO_SHOW:
-                due = booking.net_paid + booking.outstanding_fees
+            if booking.status in {BookingStatus.NO_SHOW, BookingStatus.CANCELLED}:
+                due = booking.net_paid + booking.outstanding_fees  # only an owed fee can be paid
             action = booking.policies.confirmation.payment_action(booking.status, booking.net_paid, amount, due)
             entry = Payment(payment_id, PaymentKind.PAYMENT, amount, now, actor_label)
             return self._step(tx, now, booking, action, actor_label, payments=(*booking.payments, entry))

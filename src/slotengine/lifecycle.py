@@ -146,7 +146,9 @@ TRANSITIONS: Final[Mapping[BookingStatus | None, Mapping[Action, BookingStatus]]
             }
         ),
         _S.COMPLETED: MappingProxyType({_A.REFUND: _S.COMPLETED}),
-        _S.CANCELLED: MappingProxyType({_A.REFUND: _S.CANCELLED, _A.CHARGE_FEE: _S.CANCELLED}),
+        _S.CANCELLED: MappingProxyType(
+            {_A.REFUND: _S.CANCELLED, _A.CHARGE_FEE: _S.CANCELLED, _A.PAY_PARTIAL: _S.CANCELLED}
+        ),
         _S.EXPIRED: MappingProxyType({_A.REVIVE: _S.PRE_BOOKING, _A.REFUND: _S.EXPIRED}),
         _S.NO_SHOW: MappingProxyType({_A.REFUND: _S.NO_SHOW, _A.CHARGE_FEE: _S.NO_SHOW, _A.PAY_PARTIAL: _S.NO_SHOW}),
     }

@@ -178,8 +178,8 @@ class ConfirmationPolicy:
                 return Action.PAY_FULL
             deposit = due.percent(self.deposit_percent)
             return Action.DEPOSIT if total >= deposit else Action.PREPAY
-        if status is BookingStatus.NO_SHOW:
-            return Action.PAY_PARTIAL
+        if status in {BookingStatus.NO_SHOW, BookingStatus.CANCELLED}:
+            return Action.PAY_PARTIAL  # a fee paid
         return Action.PAY_FULL if full else Action.PAY_PARTIAL
 
     @staticmethod

@@ -27,7 +27,7 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import Action, BookingStatus
 from slotengine.model import Need, Resource, Service
 from slotengine.money import Money
-from slotengine.policies import ConfirmationMode, ConfirmationPolicy, HoldPolicy
+from slotengine.policies import CancellationPolicy, ConfirmationMode, ConfirmationPolicy, HoldPolicy, RefundTier
 from slotengine.schedule import Schedule, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
 
@@ -263,6 +263,23 @@ class TestPayments:
 
 
 class TestCancellation:
+    def test_a_cancellation_fee_can_be_paid(self, storage, clock):
+        """A late cancellation's owed fee is paid like a no-show's: the booking stays cancelled, owing nothing."""
+        late = CancellationPolicy(tiers=[RefundTier(48 * H, 100)], otherwise_percent=0, charge_unpaid_penalty=True)
+        engine = BookingEngine(storage, clock=clock, tenant="fees", default_actor=SYSTEM)
+        engine.setup(business(cancellation=late))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        cancelled = engine.cancel(engine.book("wash", at(3, 9)).id)
+        assert EUR(20) == cancelled.outstanding_fees
+
+        with pytest.raises(PolicyViolationError, match="more than"):
+            engine.pay(cancelled.id, EUR(25), payment_id="p1")
+        paid = engine.pay(cancelled.id, EUR(20), payment_id="p1")
+
+        assert (BookingStatus.CANCELLED, EUR(0)) == (paid.status, paid.outstanding_fees)
+        assert Action.PAY_PARTIAL == engine.transitions(cancelled.id)[-1].action
+
     def test_quote_then_cancel_records_the_quoted_refund(self, engine):
         """Cancelled 25 hours ahead, half is refunded: quoted first, recorded the same."""
         booking = engine.book("wash", at(3, 9))
@@ -505,6 +522,7 @@ class TestForbiddenTransitions:
                 BookingStatus.PAID,
                 BookingStatus.NO_SHOW,
                 BookingStatus.EXPIRED,
+                BookingStatus.CANCELLED,  # its fee, if one is owed
             },
             "refund": set(BookingStatus),
             "cancel": {BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED, BookingStatus.PAID},
