@@ -236,6 +236,17 @@ class TestWithoutClick:
 
 
 
+class TestDemoFile:
+    def test_the_global_db_is_where_the_demo_writes(self, tmp_path, capsys):
+        """`slotengine --db FILE demo` writes FILE (it went to a temporary folder); a PostgreSQL URL is refused."""
+        db = tmp_path / "story.db"
+
+        assert 0 == main(["--db", str(db), "demo"])
+        assert db.exists()
+        assert 2 == main(["--db", "postgresql://nowhere/test", "demo"])
+        assert "fresh SQLite file" in capsys.readouterr().err
+
+
 class TestEmptyReport:
     def test_a_report_with_no_rows_says_so(self, tmp_path):
         """A month without payments prints a sentence, not an empty table with no columns."""

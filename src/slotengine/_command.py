@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
@@ -784,11 +785,18 @@ def board(app: _App, day: str, out: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--db", "db", help="Where to create the SQLite file (default: a new temporary folder).")
-def demo(db: str | None) -> None:
+@click.option("--db", "db", help="Where to create the SQLite file (default: the global --db, else a temporary folder).")
+@click.pass_context
+def demo(ctx: click.Context, db: str | None) -> None:
     """Tell the whole story on a fresh SQLite file (five businesses, a simulated clock)."""
     from slotengine.cli import demo_at
 
+    parent = ctx.parent
+    if db is None and parent is not None and parent.get_parameter_source("db") is not ParameterSource.DEFAULT:
+        db = parent.params["db"]
+        if str(db).startswith(("postgresql://", "postgres://")):
+            msg = "the demo runs on a fresh SQLite file; give a file name with --db"
+            raise click.UsageError(msg)
     code = demo_at(db)
     if code:
         click.get_current_context().exit(code)
