@@ -33,7 +33,6 @@ from slotengine.lifecycle import BookingStatus
 from slotengine.model import Resource
 from slotengine.ports import BookingQuery, IdempotencyRecord, ReserveAndRecord, Storage
 from slotengine.testing.conformance import (
-    _PENDING_CHECKS,
     CHECKS,
     CheckFailure,
     ConcurrencyReport,
@@ -160,13 +159,6 @@ class TestContract:
     def test_check(self, factory: StorageFactory, name: str) -> None:
         """The adapter keeps this clause of the Storage contract."""
         CHECKS[name](factory)
-
-
-class TestPendingContract:
-    @pytest.mark.parametrize("name", list(_PENDING_CHECKS))
-    def test_check(self, factory: StorageFactory, name: str) -> None:
-        """The adapter keeps this clause, not yet in CHECKS (the how-to's example adapter has to learn it first)."""
-        _PENDING_CHECKS[name](factory)
 
 
 class TestAgreement:

@@ -443,23 +443,10 @@ def _expected_loads(bookings: Sequence[Booking], resource_ids: Collection[str], 
 # --- the battery ----------------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, _Check] = {}
-_PENDING_REGISTRY: dict[str, _Check] = {}
 
 
 def _check(function: _Check) -> _Check:
     _REGISTRY[function.__name__] = function
-    return function
-
-
-def _pending(function: _Check) -> _Check:
-    """
-    Register a check of a clause the shipped adapters keep but `check_storage` does not run yet.
-
-    The example adapter of docs/how-to/write-a-storage-adapter.md (which runs `CHECKS` and counts them) has
-    to learn these clauses first; until then slotengine's own tests run them on its three adapters
-    (`_PENDING_CHECKS`), and they move into `CHECKS` with that page.
-    """
-    _PENDING_REGISTRY[function.__name__] = function
     return function
 
 
@@ -595,7 +582,7 @@ def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseE
     return thread, raised
 
 
-@_pending
+@_check
 def check_transactions_do_not_nest(factory: StorageFactory) -> None:
     """
     A transaction opened in a thread that has one of the same storage open raises `StorageError`.
@@ -665,7 +652,7 @@ def check_transactions_do_not_nest(factory: StorageFactory) -> None:
         )
 
 
-@_pending
+@_check
 def check_transaction_is_over_after_its_block(factory: StorageFactory) -> None:
     """
     Once its ``with`` block has ended, a transaction refuses every read and write with `StorageError`.
@@ -750,7 +737,7 @@ def check_transaction_survives_refusals(factory: StorageFactory) -> None:
         )
 
 
-@_pending
+@_check
 def check_refused_append_outbox_writes_nothing(factory: StorageFactory) -> None:
     """
     `append_outbox` refused for one id (it exists, or repeats in the call) appends none of the call's messages.
@@ -963,7 +950,7 @@ def check_lock_resources(factory: StorageFactory) -> None:
         )
 
 
-@_pending
+@_check
 def check_not_found_names_the_smallest_missing_resource(factory: StorageFactory) -> None:
     """
     With several missing resources, the `NotFoundError` of `reserve` and `lock_resources` names the smallest.
@@ -1003,7 +990,7 @@ def check_not_found_names_the_smallest_missing_resource(factory: StorageFactory)
                 )
 
 
-@_pending
+@_check
 def check_reserve_refuses_blocked_time_out_of_range(factory: StorageFactory) -> None:
     """
     `reserve` refuses a booking whose buffers reach outside 1970-2200 with `OutOfRangeError`, writing nothing.
@@ -2272,9 +2259,6 @@ def check_documents(factory: StorageFactory) -> None:
 
 CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_REGISTRY))
 """Every check of `check_storage`, by name, in the order they run; each takes a `StorageFactory`."""
-
-_PENDING_CHECKS: Final[Mapping[str, _Check]] = MappingProxyType(dict(_PENDING_REGISTRY))
-"""Checks not in `CHECKS` yet (see `_pending`), by name; each takes a `StorageFactory`."""
 
 
 @attrs.frozen
