@@ -27,7 +27,7 @@ from slotengine._time import check_day_range, days_span, get_zone, localize, to_
 from slotengine.authorization import Actor, Role
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
-from slotengine.errors import InvalidInputError, OutOfRangeError
+from slotengine.errors import InvalidInputError, NotFoundError, OutOfRangeError
 from slotengine.intervals import Interval
 from slotengine.model import ServiceUnit
 from slotengine.money import Money
@@ -560,13 +560,16 @@ def agenda(app: _App, day: str | None, week: bool, resource: str | None, step: s
         first -= timedelta(days=first.weekday())
     days = 7 if week else 1
     window = _days_window(first, days, zone)
+    resources = [r for r in engine.resources() if resource is None or r.id == resource]
+    if not resources and resource is not None:
+        msg = f"no resource {resource!r}; 'slotengine info' lists them"
+        raise NotFoundError(msg, resource_id=resource)
     bookings = engine.agenda(window)
     if resource is not None:
         bookings = [b for b in bookings if resource in b.resource_ids]
     if as_json:
         _print_json([_booking_json(b, zone) for b in bookings])
         return
-    resources = [r for r in engine.resources() if resource is None or r.id == resource]
     console = _console()
     if week:
         console.print(_week_grid(bookings, resources, first, zone))
