@@ -59,7 +59,14 @@ from slotengine.model import (
     check_text,
 )
 from slotengine.money import Money
-from slotengine.notifications import EVENT_OF_ACTION, NotificationRule, Recipient, format_local, quiet_shift
+from slotengine.notifications import (
+    EVENT_OF_ACTION,
+    NotificationRule,
+    Recipient,
+    format_local,
+    quiet_begin,
+    quiet_shift,
+)
 from slotengine.outbox import OutboxMessage
 from slotengine.policies import CancellationQuote
 from slotengine.ports import BookingQuery, Clock, IdempotencyRecord, Notifier, Storage, StorageTransaction
@@ -69,6 +76,7 @@ __all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
 
 _T = TypeVar("_T")
 _MARGIN: Final = timedelta(days=2)
+_ONE_MINUTE: Final = timedelta(minutes=1)
 _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
 _HOURS_KEPT: Final = 4096
@@ -486,6 +494,11 @@ class BookingEngine:
         out = []
         for recipient, zone in recipients:
             at = quiet_shift(due, business.quiet_hours, zone) if rule.quiet_hours else due
+            if due < booking.start <= at and business.quiet_hours is not None:
+                # Waiting for the quiet hours to end would remind after the start: remind before they begin.
+                at = quiet_begin(due, business.quiet_hours, zone) - _ONE_MINUTE
+                if at <= now:
+                    continue  # too late for that too; nobody is woken for it
             message_id = self._new_id()
             payload = {
                 "rule": rule.id,

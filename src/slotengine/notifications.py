@@ -49,6 +49,7 @@ __all__ = [
     "Recipient",
     "Template",
     "format_local",
+    "quiet_begin",
     "quiet_shift",
 ]
 
@@ -331,6 +332,15 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
     if end <= due:
         end = to_utc(wall_end.replace(tzinfo=zone, fold=1), "end")
     return max(end, due)
+
+
+def quiet_begin(due: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
+    """Return when the quiet hours that *due* falls in began, in *zone* (by the wall-time rule)."""
+    local = to_utc(due, "due").astimezone(zone)
+    day = local.date()
+    if quiet.start > quiet.end and local.time().replace(tzinfo=None) < quiet.end:
+        day -= timedelta(days=1)  # the night began the evening before
+    return localize(datetime.combine(day, quiet.start), zone)
 
 
 _MONTHS: Final[Mapping[str, tuple[str, ...]]] = {

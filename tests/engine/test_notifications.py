@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import WASH, at, business, storage_factories
+from slotengine._time import is_nonexistent
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import InvalidInputError
@@ -27,6 +28,7 @@ from slotengine.notifications import (
     Recipient,
     Template,
     format_local,
+    quiet_begin,
     quiet_shift,
 )
 from slotengine.policies import HoldPolicy
@@ -347,6 +349,19 @@ class TestPlanning:
         assert at(4, 0) == due["client:ken"]  # 08:00 in Tokyo
         assert at(3, 20, 30) == due["client:eve"]
 
+    def test_a_reminder_is_never_pushed_past_its_start(self, storage):
+        """Quiet until 10:00, a 09:00 booking's 2-hours-before reminder goes the evening before, or not at all."""
+        rule = NotificationRule("soon", Template("Soon", "$service at $local_time"), offset=-2 * H)
+        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(21), time(10)))
+
+        early = engine.book("wash", at(4, 9), customer=Customer("ann"))
+        clock.set(at(4, 22))  # after 20:59 the evening before: too late to remind without waking anyone
+        late = engine.book("wash", at(5, 9, 30), customer=Customer("bob"))
+
+        due = {m.booking_id: m.due_at for m in engine.outbox(pending_only=True) if m.topic == "remind.soon"}
+        assert {early.id: at(3, 20, 59)} == due
+        assert late.id not in due
+
     def test_longest_ids_still_make_messages(self, storage):
         """A 200-character customer and rule id are valid, so a booking with them plans its messages."""
         rule_id = "r" * 200
@@ -432,6 +447,25 @@ class TestHelpers:
         assert at(3, 8) == quiet_shift(at(3, 3), quiet, paris)
         assert at(3, 12) == quiet_shift(at(3, 12), quiet, paris)
         assert at(3, 8) == quiet_shift(at(3, 8), quiet, paris)
+
+    @given(
+        zone=st.sampled_from([ZoneInfo(z) for z in ("Europe/Paris", "America/New_York", "Australia/Lord_Howe")]),
+        due=st.datetimes(datetime(2025, 1, 1), datetime(2027, 1, 1), timezones=st.just(UTC)),
+        start=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+        end=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+    )
+    def test_quiet_begin_is_the_start_before_due(self, zone, due, start, end):
+        """For a message inside quiet hours, they began at their start time on the wall clock, less than a day before."""
+        assume(start != end)
+        quiet = QuietHours(start, end)
+        assume(quiet_shift(due, quiet, zone) != due)
+
+        begun = quiet_begin(due, quiet, zone)
+
+        assert begun <= due
+        assert due - begun < 26 * H
+        if not is_nonexistent(datetime.combine(begun.astimezone(zone).date(), start), zone):
+            assert start == begun.astimezone(zone).time().replace(tzinfo=None)
 
     def test_quiet_shift_in_the_fold(self):
         """Due at 02:10 in the second pass of a fall-back night, quiet until 02:30: it waits for the second 02:30."""
