@@ -77,6 +77,7 @@ __all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
 _T = TypeVar("_T")
 _MARGIN: Final = timedelta(days=2)
 _ONE_MINUTE: Final = timedelta(minutes=1)
+_FIRM: Final = frozenset({BookingStatus.CONFIRMED, BookingStatus.PAID})
 _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
 _HOURS_KEPT: Final = 4096
@@ -525,12 +526,22 @@ class BookingEngine:
         reason: str = "",
         **changes: Any,
     ) -> Booking:
-        """Take one table edge on a stored booking whose time does not change, and record it."""
+        """
+        Take one table edge on a stored booking whose time does not change, and record it.
+
+        A hold that becomes firm (confirmed or paid) is checked again under its resources' locks, like a new
+        booking: a hold counts only until it lapses, and a writer whose clock says it has may have taken its time
+        already, so the firm booking must not simply be written over it.
+        """
         after = next_status(booking.status, action)
         if after is not BookingStatus.PRE_BOOKING and "hold_until" not in changes:
             changes["hold_until"] = None
         new = attrs.evolve(booking, status=after, version=booking.version + 1, **changes)
-        tx.update_booking(new, expected_version=booking.version)
+        if booking.status is BookingStatus.PRE_BOOKING and after in _FIRM:
+            tx.lock_resources(booking.resource_ids)
+            tx.reserve(new, now=now)
+        else:
+            tx.update_booking(new, expected_version=booking.version)
         self._record(tx, now, new, booking.status, action, actor, reason)
         return new
 
@@ -1042,6 +1053,7 @@ class BookingEngine:
         if not booking.policies.hold.accept_late_payment:
             msg = "this pre-booking expired and the business does not accept late payments"
             raise PolicyViolationError(msg, rule="late_payment", deadline=booking.hold_until)
+        tx.lock_resources(booking.resource_ids)  # before the first write, as every writer of these resources
         if booking.status is BookingStatus.PRE_BOOKING:
             # Lapsed but not yet swept: record the expiry first, so the log tells what happened.
             booking = self._step(tx, now, booking, Action.EXPIRE, "system", "hold lapsed", hold_until=None)

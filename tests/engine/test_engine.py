@@ -1,10 +1,12 @@
 """The booking engine, use case by use case, on every storage adapter."""
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from conftest import WASH, H, M, at, business, state_hash
+from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
 from slotengine.availability import Strategy
 from slotengine.business import Business
@@ -116,6 +118,55 @@ class TestHoldExpiry:
         assert (held.id, BookingStatus.EXPIRED, None) == (expired.id, expired.status, expired.hold_until)
         assert Action.EXPIRE == engine.transitions(held.id)[-1].action
         assert [] == engine.expire_due()
+
+    @pytest.mark.parametrize("firm", ["confirm", "pay"])
+    def test_a_hold_made_firm_is_checked_against_a_writer_whose_clock_says_it_lapsed(self, engine, storage, firm):
+        """A hold confirmed or paid by a clock a second behind one that saw it lapse and booked over it: refused."""
+        held = engine.hold("wash", at(3, 9), pin=["box1"])
+        ahead = BookingEngine(storage, clock=FrozenClock(held.hold_until), tenant="wash", default_actor=SYSTEM)
+        ahead.book("wash", at(3, 9), pin=["box1"])
+        behind = BookingEngine(
+            storage, clock=FrozenClock(held.hold_until - timedelta(seconds=1)), tenant="wash", default_actor=SYSTEM
+        )
+        before = state_hash(engine)
+
+        make_firm = {"confirm": lambda: behind.confirm(held.id), "pay": lambda: behind.pay(held.id, EUR(20), payment_id="p1")}
+
+        with pytest.raises(ConflictError):
+            make_firm[firm]()
+        assert before == state_hash(engine)
+        assert 1 == len(engine.list(resource_id="box1", status=[BookingStatus.CONFIRMED, BookingStatus.PAID]))
+
+    def test_a_late_payment_locks_before_it_writes(self, clock):
+        """Paying a lapsed hold takes its resources' locks before its first write (it wrote first, then locked,
+        which deadlocked on PostgreSQL against a hold of the same slot taking the lock first)."""
+        calls = []
+
+        class Spy:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def __getattr__(self, name):
+                if name in {"lock_resources", "update_booking", "reserve"}:
+                    calls.append(name)
+                return getattr(self.inner, name)
+
+        class SpyStorage(MemoryStorage):
+            @contextmanager
+            def transaction(self, tenant):
+                with super().transaction(tenant) as tx:
+                    yield Spy(tx)
+
+        engine = BookingEngine(SpyStorage(), clock=clock, tenant="wash", default_actor=SYSTEM)
+        engine.setup(business(hold=HoldPolicy(accept_late_payment=True)))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(held.hold_until - clock.now())
+        calls.clear()
+
+        assert BookingStatus.PAID == engine.pay(held.id, EUR(20), payment_id="p1").status
+        assert "lock_resources" == calls[0], calls
 
     @pytest.mark.parametrize("swept", [False, True])
     def test_a_lapsed_hold_is_not_cancelled(self, engine, clock, swept):
