@@ -364,21 +364,35 @@ class BookingEngine:
         check_id(key, "idempotency key")
         digest = _digest(request)
 
-        def keyed(tx: StorageTransaction, now: datetime) -> Booking:
+        def replay(tx: StorageTransaction, _now: datetime) -> Booking | None:
             saved = tx.get_idempotency(key)
-            if saved is not None:
-                if saved.request_hash != digest:
-                    msg = f"idempotency key {key!r} was already used for a different request"
-                    raise IdempotencyKeyMismatchError(msg, key=key)
-                replayed = booking_from_dict(loads(saved.result))
-                if allow is not None:
-                    self._allow(*allow, replayed)
+            if saved is None:
+                return None
+            if saved.request_hash != digest:
+                msg = f"idempotency key {key!r} was already used for a different request"
+                raise IdempotencyKeyMismatchError(msg, key=key)
+            replayed = booking_from_dict(loads(saved.result))
+            if allow is not None:
+                self._allow(*allow, replayed)
+            return replayed
+
+        def keyed(tx: StorageTransaction, now: datetime) -> Booking:
+            replayed = replay(tx, now)
+            if replayed is not None:
                 return replayed
             booking = use_case(tx, now)
             tx.put_idempotency(IdempotencyRecord(key, digest, booking.id, dumps(booking_to_dict(booking)), now))
             return booking
 
-        return self._run(keyed)
+        try:
+            return self._run(keyed)
+        except ConflictError:
+            # A twin request with the same key may have taken the time while this one waited for the locks (its
+            # key unseen when this transaction looked): then this is a retry, and gets the twin's answer.
+            replayed = self._run(replay)
+            if replayed is None:
+                raise
+            return replayed
 
     def _record(
         self,

@@ -489,6 +489,42 @@ class TestIdempotency:
             engine.hold("wash", at(3, 10), customer_id="c1", idempotency_key="k1")
         assert before == state_hash(engine)
 
+    def test_a_twin_that_won_the_time_is_replayed(self, clock):
+        """The same key sent twice at once: the one that waited for the locks, its key unseen, gets the twin's booking."""
+
+        class Stale:  # the first look for the key comes before the twin's commit
+            def __init__(self, inner, looks):
+                self.inner, self.looks = inner, looks
+
+            def get_idempotency(self, key):
+                self.looks.append(key)
+                return None if len(self.looks) == 1 else self.inner.get_idempotency(key)
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+        class StaleStorage(MemoryStorage):
+            looks: list[str] | None = None
+
+            @contextmanager
+            def transaction(self, tenant):
+                with super().transaction(tenant) as tx:
+                    yield tx if self.looks is None else Stale(tx, self.looks)
+
+        storage = StaleStorage()
+        engine = BookingEngine(storage, clock=clock, tenant="wash", default_actor=SYSTEM)
+        engine.setup(business())
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        twin = engine.hold("wash", at(3, 9), customer_id="c1", strategy="least_loaded", idempotency_key="k1")
+        storage.looks = []
+
+        again = engine.hold("wash", at(3, 9), customer_id="c1", strategy="least_loaded", idempotency_key="k1")
+
+        assert (twin, ["k1", "k1"]) == (again, storage.looks)
+        with pytest.raises(ConflictError):  # a key of its own finds the time taken, as before
+            engine.hold("wash", at(3, 9), customer_id="c1", strategy="least_loaded", idempotency_key="k2")
+
     def test_reschedule_key_covers_the_duration(self, engine):
         """A reschedule key replayed with another duration is another request, refused (I2)."""
         engine.add_service(Service("long", "Long", needs=[Need(type="box")], duration=30 * M, max_duration=H, slot_step=30 * M))
