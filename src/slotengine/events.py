@@ -1207,9 +1207,18 @@ class EventDesk:
         return find_result(self._write(sale), Booking)
 
     def _locked(self, tx: StorageTransaction, occurrence: str) -> _Resolved:
-        """Resolve an occurrence and take the locks of its seats and quotas (what its sales and its list share)."""
+        """
+        Resolve an occurrence and take the locks of its seats and quotas (what its sales and its list share).
+
+        The occurrence is read again under the locks: a cancel or a move that held them meanwhile has committed,
+        and a sale must see it. If its resources changed, the unit of work is run again (`ConcurrencyError`).
+        """
+        ids = sorted(r.id for r in self._resolve_in(tx, occurrence).resources())
+        tx.lock_resources(ids)
         resolved = self._resolve_in(tx, occurrence)
-        tx.lock_resources(sorted(r.id for r in resolved.resources()))
+        if sorted(r.id for r in resolved.resources()) != ids:
+            msg = f"occurrence {occurrence!r} changed its seats or quotas while this waited for their locks"
+            raise ConcurrencyError(msg)
         return resolved
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -499,3 +500,39 @@ def test_customers_act_on_the_desk_for_themselves_only(desk: EventDesk, engine: 
     assert before == (engine.outbox(), engine.list(), desk.waiting_list("w1"))
     assert [ticket.id] == [b.id for b in desk.tickets("w1", actor=olga)]
     assert "olga" == desk.join_waiting_list("w1", "olga", ticket_type="adult", actor=olga).customer_id
+
+
+def test_a_sale_reads_the_occurrence_again_under_its_locks(engine: BookingEngine) -> None:
+    """A sale that read the occurrence before a cancel committed, then waited for its locks, is refused (not sold)."""
+
+    class Stale:  # the sale's first look at the occurrence comes before the cancel's commit
+        def __init__(self, inner: Any, old: str) -> None:
+            self.inner, self.old = inner, old
+
+        def get_document(self, kind: str, key: str) -> str | None:
+            if kind == "event-occurrence" and self.old:
+                old, self.old = self.old, ""
+                return old
+            return self.inner.get_document(kind, key)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    desk = desk_on(engine)
+    desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+    with engine.storage.transaction(engine.tenant) as tx:
+        scheduled = tx.get_document("event-occurrence", "w1")
+    desk.cancel_occurrence("w1")
+    stale = EventDesk(engine)
+
+    def write(work: Any) -> Any:
+        with engine.storage.transaction(engine.tenant) as tx:
+            result = work(Stale(tx, scheduled or ""))
+            tx.commit()
+            return result
+
+    stale._write = write  # type: ignore[method-assign]
+
+    with pytest.raises(SalesClosedError):
+        stale.sell("w1", "adult", customer_id="olga", confirm=True)
+    assert [] == [b for b in desk.tickets("w1") if b.status in {BookingStatus.CONFIRMED, BookingStatus.PAID}]
