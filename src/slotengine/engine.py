@@ -1397,6 +1397,7 @@ class BookingEngine:
         limit: int = 100,
         max_attempts: int = 5,
         backoff: timedelta = timedelta(minutes=1),
+        lease: timedelta = timedelta(minutes=5),
         actor: Actor | None = None,
     ) -> DispatchReport:
         """
@@ -1407,9 +1408,16 @@ class BookingEngine:
         transaction: a notifier failure never rolls back a booking. A failed send is retried after
         ``backoff × 2^(attempts − 1)``; after *max_attempts* the message is given up and that is recorded. A
         crash between sending and recording sends the message again later, with the same ``dedupe_key``.
+
+        Where the storage can claim messages (`slotengine.ports.OutboxClaims`: all three adapters), each message
+        is claimed for *lease* before it is sent, so dispatchers running at once send it once between them, and
+        one that dies holding a claim lets the message go again when the lease ends.
         """
         who = self._who(actor)
         self._allow(who, Permission.DISPATCH)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            msg = f"lease must be a positive timedelta, got {lease!r}"
+            raise InvalidInputError(msg, field="lease")
 
         def claim(
             tx: StorageTransaction, now: datetime
@@ -1433,7 +1441,9 @@ class BookingEngine:
                     tx.update_outbox(attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies"))
                     withdrawn += 1
                     continue
-                ready.append((message, outgoing))
+                claimed = _claim(tx, message, now + lease)
+                if claimed is not None:  # else another dispatcher claimed it since this one listed it
+                    ready.append((claimed, outgoing))
             return ready, withdrawn
 
         ready, withdrawn = self._run(claim)
@@ -1455,17 +1465,21 @@ class BookingEngine:
                 ) -> None:
                     attempts = m.attempts + 1
                     if give_up:
-                        tx.update_outbox(attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e))
+                        record = attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e)
                     else:
                         later = self._quiet(tx, m, now + backoff * 2 ** (attempts - 1))
-                        tx.update_outbox(attrs.evolve(m, attempts=attempts, due_at=later, last_error=e))
+                        record = attrs.evolve(m, attempts=attempts, due_at=later, last_error=e)
+                    _rewrite(tx, m, record)
 
                 self._run(retry)
                 report = attrs.evolve(report, failed=report.failed + failed, retried=report.retried + (not failed))
                 continue
 
-            def sent(tx: StorageTransaction, now: datetime, *, m: OutboxMessage = stored) -> None:
-                tx.update_outbox(attrs.evolve(m, attempts=m.attempts + 1, sent_at=now, last_error=""))
+            def sent(
+                tx: StorageTransaction, now: datetime, *, m: OutboxMessage = stored, due: datetime = outgoing.due_at
+            ) -> None:
+                # Sent is the last word, whatever another dispatcher wrote meanwhile; due as planned, not the lease.
+                tx.update_outbox(attrs.evolve(m, attempts=m.attempts + 1, due_at=due, sent_at=now, last_error=""))
 
             self._run(sent)
             report = attrs.evolve(report, sent=report.sent + 1)
@@ -1614,6 +1628,24 @@ def _require(value: object, cls: type[_T]) -> _T:
         msg = f"expected {cls.__name__}, got {type(value).__name__}"
         raise InvalidInputError(msg)
     return value
+
+
+def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> OutboxMessage | None:
+    """Claim *message* for sending until *until* (`OutboxClaims`); None if another dispatcher changed it first."""
+    swap = getattr(tx, "swap_outbox", None)
+    if swap is None:
+        return message  # the storage cannot claim: one dispatcher at a time (see `OutboxClaims`)
+    claimed = attrs.evolve(message, due_at=until)
+    return claimed if swap(message, claimed) else None
+
+
+def _rewrite(tx: StorageTransaction, claimed: OutboxMessage, record: OutboxMessage) -> None:
+    """Record what became of a claimed message, unless another dispatcher took it over after the lease."""
+    swap = getattr(tx, "swap_outbox", None)
+    if swap is None:
+        tx.update_outbox(record)
+    else:
+        swap(claimed, record)
 
 
 def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "Clock",
     "IdempotencyRecord",
     "Notifier",
+    "OutboxClaims",
     "ReserveAndRecord",
     "Storage",
     "StorageTransaction",
@@ -383,6 +384,28 @@ class CatalogueVersions(Protocol):
         version is never handed out twice, even if the write that drew it rolled back (so a value read
         inside a transaction that later rolls back is never seen again). Reading it, then the catalogue, in
         one transaction gives a catalogue at least as new as the version. One cheap read.
+        """
+        ...
+
+
+@runtime_checkable
+class OutboxClaims(Protocol):
+    """
+    An optional capability of a `StorageTransaction`: replace an outbox message only if nobody changed it since.
+
+    With it, `BookingEngine.dispatch_due` claims each message before sending it, so dispatchers running at
+    once (several processes or hosts) hand each message to their notifiers once, and none records a delivered
+    message as failed. Without it, run one dispatcher per tenant at a time: concurrent ones send duplicates
+    (receivers drop them by ``dedupe_key``) and may overwrite each other's records.
+    """
+
+    def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        """
+        Replace the stored message by *message* if it still equals *expected*; return whether it did.
+
+        Compare-and-set: of writers racing to swap the same *expected*, exactly one succeeds (a writer that
+        waited for another's commit sees the new value, not *expected*). Raises `NotFoundError` if there is
+        no message with that id.
         """
         ...
 

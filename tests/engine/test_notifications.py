@@ -331,6 +331,45 @@ class TestPlanning:
         assert (3, True) == (info.attempts, info.failed_at is not None)
         assert "NotifierDown" in info.last_error
 
+    def test_two_dispatchers_at_once_send_each_message_once(self, storage):
+        """A dispatcher that runs while another is sending finds every message claimed; nothing goes twice."""
+        engine, clock = furnished(storage)
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        engine.book("wash", at(4, 11), customer_id="bob")
+        other = RecordingNotifier()
+        reports = []
+
+        class Meanwhile(RecordingNotifier):
+            def send(self, message):
+                if not reports:  # the other dispatcher runs while this one sends its first message
+                    reports.append(engine.dispatch_due(other))
+                super().send(message)
+
+        first = Meanwhile()
+        report = engine.dispatch_due(first)
+
+        assert report.sent > 0
+        assert (0, []) == (reports[0].sent, other.sent)
+        assert len(first.sent) == len({m.id for m in first.sent}) == report.sent
+        clock.advance(timedelta(minutes=10))  # past the lease: nothing left, every claim was settled
+        assert 0 == engine.dispatch_due(other).sent
+
+    def test_a_dead_dispatchers_claim_lapses(self, storage):
+        """A dispatcher that claimed and died (nothing recorded) lets the messages go when its lease ends."""
+        engine, clock = furnished(storage)
+        engine.hold("wash", at(4, 10), customer_id="ann")
+
+        class Dies(RecordingNotifier):
+            def send(self, message):
+                raise SystemExit  # the process dies mid-send: claims written, nothing else
+
+        with pytest.raises(SystemExit):
+            engine.dispatch_due(Dies(), lease=timedelta(minutes=3))
+        notifier = RecordingNotifier()
+        assert 0 == engine.dispatch_due(notifier).sent
+        clock.advance(timedelta(minutes=3))
+        assert engine.dispatch_due(notifier).sent > 0
+
     def test_quiet_hours_delay_in_recipient_zone(self, storage):
         """A reminder due at 04:30 for a client in Tokyo waits until 08:00 Tokyo time; in Paris it goes at once."""
         rule = NotificationRule(

@@ -234,6 +234,16 @@ class _Transaction:
             raise NotFoundError(msg)
         data.outbox[message.id] = message
 
+    def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        data = self._writable()
+        if message.id not in data.outbox:
+            msg = f"no outbox message {message.id!r}"
+            raise NotFoundError(msg)
+        if data.outbox[message.id] != expected:
+            return False
+        data.outbox[message.id] = message
+        return True
+
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         return self._readable().idempotency.get(key)
 

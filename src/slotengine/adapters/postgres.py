@@ -632,6 +632,8 @@ _LOADS: Final = """
 """
 _RESERVE: Final = "SELECT slotengine_reserve(%s, %s::jsonb)"
 
+_OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant_id = %s AND id = %s"
+
 
 @functools.lru_cache(maxsize=4096)
 def resource_lock_key(tenant: str, resource_id: str) -> int:
@@ -1400,6 +1402,22 @@ class _Transaction:
         if changed == 0:
             msg = f"no outbox message {message.id!r}"
             raise NotFoundError(msg)
+
+    def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        self._writable()
+        row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
+        # Under READ COMMITTED a writer that waited for the row re-reads it: after another's swap, doc differs.
+        changed = self._write(
+            """
+            UPDATE outbox SET sent = %(sent)s, failed = %(failed)s, doc = %(doc)s::jsonb
+            WHERE tenant_id = %(tenant)s AND id = %(id)s AND doc = %(expected)s::jsonb
+            """,
+            row,
+        )
+        if changed == 0 and self._one(_OUTBOX_EXISTS, (self._tenant, message.id)) is None:
+            msg = f"no outbox message {message.id!r}"
+            raise NotFoundError(msg)
+        return changed == 1
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         row = self._one(

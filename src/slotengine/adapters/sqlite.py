@@ -329,6 +329,8 @@ _DECODED_LIMIT: Final = 4096
 _UNCOMMITTED_VERSIONS: Final = itertools.count(-1, -1)
 """Versions for transactions that changed their own catalogue: negative, never handed out twice in a process."""
 
+_OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant = ? AND id = ?"
+
 
 # --- errors --------------------------------------------------------------------------------------------------
 
@@ -867,6 +869,21 @@ class _Transaction:
         if changed == 0:
             msg = f"no outbox message {message.id!r}"
             raise NotFoundError(msg)
+
+    def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        self._writable()
+        row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
+        changed = self._write(
+            """
+            UPDATE outbox SET sent = :sent, failed = :failed, doc = :doc
+            WHERE tenant = :tenant AND id = :id AND doc = :expected
+            """,
+            row,
+        )
+        if changed == 0 and self._one(_OUTBOX_EXISTS, (self._tenant, message.id)) is None:
+            msg = f"no outbox message {message.id!r}"
+            raise NotFoundError(msg)
+        return changed == 1
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         row = self._one(

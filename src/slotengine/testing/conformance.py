@@ -87,6 +87,7 @@ from slotengine.ports import (
     BookingQuery,
     CatalogueVersions,
     IdempotencyRecord,
+    OutboxClaims,
     ReserveAndRecord,
     Storage,
     StorageTransaction,
@@ -1809,6 +1810,43 @@ def check_outbox(factory: StorageFactory) -> None:
             storage,
             "alpha",
             lambda tx: tx.append_outbox([attrs.evolve(messages[0], topic="again")]),
+        )
+
+
+@_check
+def check_swap_outbox(factory: StorageFactory) -> None:
+    """`swap_outbox` (optional) replaces a message only if it is still what the caller read: a compare-and-set."""
+    with _made(factory) as storage:
+        first = _message("m1", due_at=at(8), booking_id="b1")
+        _in(storage, "alpha", lambda tx: tx.append_outbox([first]))
+        with storage.transaction("alpha") as tx:
+            if not isinstance(tx, OutboxClaims):
+                return  # nothing to hold the adapter to: the engine runs one dispatcher at a time on it
+        claimed = attrs.evolve(first, due_at=at(8) + 5 * M)
+        late = attrs.evolve(first, attempts=1, sent_at=at(9))
+
+        def swap(expected: OutboxMessage, message: OutboxMessage) -> Callable[[StorageTransaction], bool]:
+            return lambda tx: tx.swap_outbox(expected, message)  # type: ignore[attr-defined]
+
+        done = _in(storage, "alpha", swap(first, claimed))
+        _expect("swap_outbox of the stored message replaces it and says so", expected=True, actual=done)
+        done = _in(storage, "alpha", swap(first, late))
+        _expect("swap_outbox of a message changed since is refused (False)", expected=False, actual=done)
+        with storage.transaction("alpha") as tx:
+            _expect("a refused swap_outbox leaves the message as it was", [claimed], tx.list_outbox())
+        _refused(
+            "swap_outbox of a missing id raises NotFoundError",
+            NotFoundError,
+            storage,
+            "alpha",
+            lambda tx: tx.swap_outbox(_message("m9", due_at=at(8)), _message("m9", due_at=at(9))),  # type: ignore[attr-defined]
+        )
+        _refused(
+            "swap_outbox is scoped to the tenant: another's message is missing",
+            NotFoundError,
+            storage,
+            "beta",
+            lambda tx: tx.swap_outbox(claimed, late),  # type: ignore[attr-defined]
         )
 
 
