@@ -21,7 +21,9 @@ A start is offered when it lies on the slot grid, at or after ``now + min_notice
 ``now + horizon``, and every need of the service can be given ``count`` distinct resources of its pool that
 can serve it (one resource never serves two needs of one booking). The grid: each maximal stretch of a
 resource's open hours offers starts every ``slot_step`` from its beginning (plus ``buffer_before`` when
-buffers must stay inside hours); whole-day services offer every local day (or check-in time) instead. The
+buffers must stay inside hours), and again from every local midnight it runs through (in the resource's zone),
+so the grid of hours open around the clock, which have no beginning, is the same whatever window a query asks
+about; whole-day services offer every local day (or check-in time) instead. The
 candidate starts of a service are the union of the grids of every resource in its pools. Listing and the
 single-start check decide with the same per-resource test (`_Index.serves`), so a slot that is listed is a
 slot that validates.
@@ -635,22 +637,22 @@ class _Base:
         self._phases: frozenset[int] | None = None
 
     def _stretches(self) -> tuple[list[int], list[int]]:
-        """Every stretch of open hours of a member, as the first and one past the last start it offers."""
+        """Every grid segment of a member's open hours, as the first and one past the last start it offers."""
         shape = self.shape
         lead = shape.before if shape.in_hours else 0
         cut = self.length + (shape.after if shape.in_hours else 0) - 1
         firsts: list[int] = []
         ends: list[int] = []
-        seen: set[tuple[int, ...]] = set()
+        seen: set[tuple[tuple[int, ...], ZoneInfo]] = set()
         for ix in self.members:
-            b = ix.hours
-            if b in seen:
+            key = (ix.hours, ix.zone)
+            if key in seen:
                 continue
-            seen.add(b)
-            firsts.extend(map(add, b[0::2], repeat(lead)))
-            ends.extend(map(add, b[1::2], repeat(-cut)))
-        keep = list(map(lt, firsts, ends))
-        return list(compress(firsts, keep)), list(compress(ends, keep))
+            seen.add(key)
+            more_firsts, more_ends = _segments(ix.hours, ix.zone, lead, cut)
+            firsts += more_firsts
+            ends += more_ends
+        return firsts, ends
 
     def phases(self) -> set[int]:
         """The phases (``t % step``) of the grid: one when every stretch opens on the same rhythm."""
@@ -1232,24 +1234,20 @@ class Availability:
         if shape.service.unit is not ServiceUnit.MINUTES:
             yield from self._day_starts(shape, ix.zone, lo, hi)
             return
-        length = shape.duration // _US
         lead = shape.before if shape.in_hours else 0
-        tail = shape.after if shape.in_hours else 0
+        cut = shape.duration // _US + (shape.after if shape.in_hours else 0) - 1
         step = shape.step
         bounds = ix.hours
         i = bisect_right(bounds, lo)
         i -= i % 2
         for k in range(i, len(bounds), 2):
-            p, q = bounds[k], bounds[k + 1]
-            if p >= hi:
+            if bounds[k] >= hi:
                 return
-            t = p + lead
-            if t < lo:
-                t += -((t - lo) // step) * step
-            last = q - length - tail
-            while t <= last and t < hi:
-                yield t
-                t += step
+            for first, end in zip(*_segments(bounds[k : k + 2], ix.zone, lead, cut), strict=True):
+                t = first if first >= lo else first - ((first - lo) // step) * step  # the first at or after lo
+                while t < end and t < hi:
+                    yield t
+                    t += step
 
     def _limits(self, service: Service, window: Interval) -> tuple[int, int]:
         lo = max(to_micros(window.start), self._now_us + service.min_notice // _US)
@@ -2003,6 +2001,31 @@ def _overlaps(bounds: tuple[int, ...], start: int, end: int) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
+def _segments(bounds: tuple[int, ...], zone: ZoneInfo, lead: int, cut: int) -> tuple[list[int], list[int]]:
+    """
+    The grid segments of open hours *bounds*, as first starts and one past each segment's last start.
+
+    A stretch ``[p, q)`` offers starts from ``p + lead`` up to ``q - cut`` (exclusive), and its grid starts again
+    at every local midnight in between: each segment runs to the next midnight. A stretch that began before a
+    query's span (hours open around the clock) so offers the same starts whatever the span.
+    """
+    firsts: list[int] = []
+    ends: list[int] = []
+    for p, q in zip(bounds[0::2], bounds[1::2], strict=True):
+        first, end = p + lead, q - cut
+        if first >= end:
+            continue
+        midnight = _local_day_us(first, zone)[1]
+        while midnight < end:
+            firsts.append(first)
+            ends.append(midnight)
+            first = midnight
+            midnight = _local_day_us(midnight, zone)[1]
+        firsts.append(first)
+        ends.append(end)
+    return firsts, ends
+
+
 def _local_day_us(instant: int, zone: ZoneInfo) -> tuple[int, int]:
     day = from_micros(instant).astimezone(zone).date()
     start = localize(datetime.combine(day, time()), zone)

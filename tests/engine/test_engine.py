@@ -4,6 +4,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import WASH, H, M, at, business, state_hash
 from slotengine.adapters.memory import MemoryStorage
@@ -780,3 +782,28 @@ class TestRangeEdges:
         assert last == engine.book("s", last).start
         with pytest.raises(OutOfRangeError, match="end 2200-01-01T00:15"):
             engine.book("s", last + 15 * M)
+
+
+class TestGridAroundTheClock:
+    @given(
+        minutes=st.sampled_from([7, 25, 50, 100]),
+        earlier=st.integers(0, 96),
+        zone=st.sampled_from(["Europe/Paris", "UTC", "Australia/Lord_Howe"]),
+    )
+    @settings(max_examples=40, deadline=None)
+    def test_the_grid_does_not_hang_on_the_window(self, minutes, earlier, zone):
+        """Open around the clock, the starts offered on Tuesday afternoon are the same whatever window asks."""
+        always = Schedule(zone, WeeklyHours.every_day(TimeRange("00:00", "00:00")))
+        engine = BookingEngine(MemoryStorage(), clock=FrozenClock(at(2, 8)), tenant="t", default_actor=SYSTEM)
+        engine.setup(Business("24/7", zone, always))
+        engine.add_resource(Resource("booth", "Booth", type="booth"))
+        engine.add_service(Service("s", "S", needs=[Need(type="booth")], duration=minutes * M))
+        tuesday = Interval(at(10, 12), at(10, 15))
+
+        def starts(window):
+            return [s.start for s in engine.find_slots("s", window) if tuesday.start <= s.start < tuesday.end]
+
+        asked_early = starts(Interval(tuesday.start - earlier * H, tuesday.end))
+
+        assert starts(tuesday) == asked_early
+        assert all(engine.explain("s", t).bookable for t in asked_early)

@@ -143,16 +143,24 @@ class _World:
         tail = _minutes(service.buffer_after) if not service.buffers_outside_hours else 0
         step = _minutes(service.step)
         opened = self.open[r.id]
+        zone = self.zone[r.id]
         for m in sorted(opened):
             if m - 1 in opened:
                 continue
             q = m
             while q in opened:
                 q += 1
-            t = m + lead
-            while t + length + tail <= q:
-                out.add(t)
-                t += step
+            # The grid starts again at every local midnight after the run's first start (each later local day).
+            anchors = [m + lead]
+            day = _at(m + lead).astimezone(zone).date()
+            while (midnight := _wall(day + timedelta(days=1), time(), zone)) + length + tail <= q:
+                anchors.append(midnight)
+                day += timedelta(days=1)
+            for a, stop in zip(anchors, [*anchors[1:], q], strict=True):
+                t = a
+                while t < stop and t + length + tail <= q:
+                    out.add(t)
+                    t += step
         return out
 
     def assignment_exists(self, service: Service, duration: timedelta, start: int, pin: Collection[str]) -> bool:
