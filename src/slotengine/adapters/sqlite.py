@@ -329,9 +329,6 @@ _DECODED_LIMIT: Final = 4096
 _UNCOMMITTED_VERSIONS: Final = itertools.count(-1, -1)
 """Versions for transactions that changed their own catalogue: negative, never handed out twice in a process."""
 
-_OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant = ? AND id = ?"
-
-
 # --- errors --------------------------------------------------------------------------------------------------
 
 
@@ -802,14 +799,15 @@ class _Transaction:
             )
         return [self._transition(row) for row in rows]
 
+    def _has_outbox(self, message_id: str) -> bool:
+        return self._one("SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message_id)) is not None
+
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
         # Every id is checked before any is written (the write lock is held): a refused call appends nothing.
         ids: set[str] = set()
         for message in messages:
-            if message.id in ids or self._one(
-                "SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message.id)
-            ):
+            if message.id in ids or self._has_outbox(message.id):
                 msg = f"outbox message {message.id!r} exists already"
                 raise StorageError(msg)
             ids.add(message.id)
@@ -880,7 +878,7 @@ class _Transaction:
             """,
             row,
         )
-        if changed == 0 and self._one(_OUTBOX_EXISTS, (self._tenant, message.id)) is None:
+        if changed == 0 and not self._has_outbox(message.id):
             msg = f"no outbox message {message.id!r}"
             raise NotFoundError(msg)
         return changed == 1
