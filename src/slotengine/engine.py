@@ -1241,6 +1241,8 @@ class BookingEngine:
                 whose price would change a paid booking's, or fall below what the client paid.
             ConflictError: the new time is not bookable; the booking stays where it was.
             IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
+
+        A move to the time the booking already has changes nothing and is not counted as a reschedule.
         """
         new_start = to_utc(new_start, "new_start")
         _check_duration(duration)
@@ -1251,6 +1253,8 @@ class BookingEngine:
             self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
             _refuse_lapsed(booking, now, Action.RESCHEDULE, "hold the new time instead")
+            if new_start == booking.start and duration in {None, booking.end - booking.start}:
+                return booking  # already there: no move, nothing counted against the reschedule limit
             booking.policies.reschedule.check(
                 start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
             )
@@ -1415,9 +1419,7 @@ class BookingEngine:
         """
         who = self._who(actor)
         self._allow(who, Permission.DISPATCH)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            msg = f"lease must be a positive timedelta, got {lease!r}"
-            raise InvalidInputError(msg, field="lease")
+        _check_dispatch(notifier, lease)
 
         def claim(
             tx: StorageTransaction, now: datetime
@@ -1628,6 +1630,16 @@ def _require(value: object, cls: type[_T]) -> _T:
         msg = f"expected {cls.__name__}, got {type(value).__name__}"
         raise InvalidInputError(msg)
     return value
+
+
+def _check_dispatch(notifier: object, lease: object) -> None:
+    """Refuse a notifier that cannot send (every message would fail and be given up) or a lease that is no time."""
+    if not callable(getattr(notifier, "send", None)):
+        msg = f"notifier must have a send(message) method, got {notifier!r} (see slotengine.adapters.notifiers)"
+        raise InvalidInputError(msg, field="notifier")
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        msg = f"lease must be a positive timedelta, got {lease!r}"
+        raise InvalidInputError(msg, field="lease")
 
 
 def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> OutboxMessage | None:

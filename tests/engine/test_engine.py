@@ -401,6 +401,14 @@ class TestReschedule:
             engine.reschedule(held.id, at(3, 11))
         assert before == state_hash(engine)
 
+    def test_a_move_to_its_own_time_changes_nothing(self, engine):
+        """Rescheduling to the time a booking has is no move: no step, no message, nothing counted."""
+        booking = engine.book("wash", at(3, 9))
+        before = state_hash(engine)
+
+        assert booking == engine.reschedule(booking.id, at(3, 9))
+        assert before == state_hash(engine)
+
     def test_a_stay_keeps_its_days(self, engine):
         """A three-day stay moved without a duration stays three days, at the same price."""
         every_day = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange("00:00", "00:00")))

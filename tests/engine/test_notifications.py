@@ -331,6 +331,17 @@ class TestPlanning:
         assert (3, True) == (info.attempts, info.failed_at is not None)
         assert "NotifierDown" in info.last_error
 
+    @pytest.mark.parametrize("notifier", ["console", None, object()])
+    def test_a_notifier_that_cannot_send_is_refused(self, storage, notifier):
+        """A wrong notifier is refused at once; it used to count as failed sends until every message was given up."""
+        engine, _clock = furnished(storage)
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        before = engine.outbox()
+
+        with pytest.raises(InvalidInputError, match="send"):
+            engine.dispatch_due(notifier)
+        assert before == engine.outbox()
+
     def test_two_dispatchers_at_once_send_each_message_once(self, storage):
         """A dispatcher that runs while another is sending finds every message claimed; nothing goes twice."""
         engine, clock = furnished(storage)
