@@ -245,6 +245,21 @@ class TestWithoutClick:
 
 
 
+class TestWithoutIcal:
+    def test_export_ics_says_what_to_install(self, tmp_path):
+        """Without icalendar, export-ics prints one line saying to install slotengine[ical] (it printed a traceback)."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        block = "import sys; sys.modules['icalendar'] = None; from slotengine.cli import main; raise SystemExit(main(sys.argv[1:]))"
+
+        done = subprocess.run(
+            [sys.executable, "-c", block, "--db", str(db), "export-ics"], capture_output=True, text=True, timeout=60, check=False
+        )
+
+        assert 2 == done.returncode
+        assert ["slotengine[cli,ical]" in line for line in done.stderr.strip().splitlines()] == [True]
+
+
 class TestDemoFile:
     def test_the_global_db_is_where_the_demo_writes(self, tmp_path, capsys):
         """`slotengine --db FILE demo` writes FILE (it went to a temporary folder); a PostgreSQL URL is refused."""

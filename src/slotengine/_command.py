@@ -217,16 +217,20 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-read
 @click.option(
     "--db",
     envvar="SLOTENGINE_DB",
+    show_envvar=True,
     default="slotengine.db",
     show_default=True,
     help="A SQLite file, or a postgresql://... URL for PostgreSQL.",
 )
-@click.option("--tenant", envvar="SLOTENGINE_TENANT", default="default", show_default=True, help="The business.")
+@click.option(
+    "--tenant", envvar="SLOTENGINE_TENANT", show_envvar=True, default="default", show_default=True, help="The business."
+)
 @click.option("--tz", help="Your time zone, for times shown and typed (default: the business's zone).")
 @click.option(
     "--as",
     "actor",
     envvar="SLOTENGINE_ACTOR",
+    show_envvar=True,
     default="admin:cli",
     show_default=True,
     help="Who acts, as ROLE:ID (customer:anna, staff:desk, manager:sofia, admin:owner, system:cron).",
@@ -739,8 +743,14 @@ def notify(app: _App, limit: int, no_sweep: bool, as_json: bool) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
 @pass_app
 def export_ics(app: _App, first: str | None, days: int, resource: str | None, organizer: str, out: Path | None) -> None:
-    """Write the agenda as an iCalendar feed (.ics), to import or subscribe to."""
+    """Write the agenda as an iCalendar feed (.ics), to import or subscribe to (needs slotengine[ical])."""
     from slotengine.ical import agenda_feed
+
+    try:
+        import icalendar  # noqa: F401
+    except ImportError:
+        msg = "export-ics needs the icalendar package: pip install 'slotengine[cli,ical]'"
+        raise click.UsageError(msg) from None
 
     engine = app.engine()
     zone = app.zone()

@@ -1124,6 +1124,10 @@ class Availability:
             return base
         shape = self._shape(service, duration)
         pools = [[ix for ix in self._index.values() if need.matches(ix.resource)] for need in service.needs]
+        unmatched = next((need for need, pool in zip(service.needs, pools, strict=True) if not pool), None)
+        if unmatched is not None:
+            msg = f"service {service.id!r} cannot be booked: its need {unmatched!r} matches none of the resources"
+            raise InvalidInputError(msg, service_id=service.id)
         if not any(ix.resource.role is ResourceRole.PRIMARY for pool in pools for ix in pool):
             msg = (
                 f"service {service.id!r} can only take auxiliary resources; an auxiliary resource is "

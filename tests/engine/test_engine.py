@@ -719,7 +719,7 @@ class TestBadInput:
         """A service whose pool is empty offers nothing (its only primary need matches nobody)."""
         engine.add_service(Service("x", "X", needs=[Need(type="robot")], duration=H))
 
-        with pytest.raises(InvalidInputError, match="auxiliary"):
+        with pytest.raises(InvalidInputError, match=r"its need Need\(type='robot'\) matches none of the resources"):
             engine.find_slots("x", DAY3)
 
 

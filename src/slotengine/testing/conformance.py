@@ -28,7 +28,8 @@ Use it from pytest::
     def test_contract(name):
         CHECKS[name](my_factory)
 
-This module imports hypothesis, like the rest of `slotengine.testing`: it is for test suites only.
+This module imports hypothesis, like the rest of `slotengine.testing`: it is for test suites only
+(``pip install 'slotengine[testing]'``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ from typing import Any, Final, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+except ImportError:  # pragma: no cover - said once, plainly, instead of a bare ModuleNotFoundError
+    msg = "the conformance kit needs hypothesis and pytest: pip install 'slotengine[testing]'"
+    raise ImportError(msg) from None
 
 from slotengine._time import MAX_INSTANT, MIN_INSTANT
 from slotengine.adapters.memory import MemoryStorage
