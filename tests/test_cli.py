@@ -222,7 +222,7 @@ class TestErrors:
 
         assert 0 == init.returncode, init.stderr
         assert 0 == first.returncode, first.stderr
-        assert f"stay {day} 15:00" in first.stdout
+        assert f"stay {day} 15:00-{day + timedelta(days=1)} 11:00" in first.stdout  # the next day's date shown
         assert 1 == second.returncode
         assert 1 == len(second.stderr.strip().splitlines())
         assert "(conflict)" in second.stderr

@@ -160,6 +160,12 @@ def _money(text: str, currency: str | None) -> Money:
     return Money(text, currency)
 
 
+def _end_text(booking: Booking, zone: ZoneInfo) -> str:
+    """A booking's local end: the time alone on its start's day, else with its date (a stay ends days later)."""
+    end = booking.end.astimezone(zone)
+    return f"{end:%H:%M}" if end.date() == booking.start.astimezone(zone).date() else _local(end, zone)
+
+
 def _local(instant: datetime, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
@@ -193,7 +199,7 @@ def _show_booking(booking: Booking, zone: ZoneInfo, as_json: bool, verb: str = "
     who = f" for {booking.customer_id}" if booking.customer_id else ""
     click.echo(
         f"{verb + ' ' if verb else ''}{booking.id}: {booking.service_id} {_local(booking.start, zone)}"
-        f"-{booking.end.astimezone(zone):%H:%M} ({zone.key}) on {'+'.join(booking.resource_ids)}{who}: "
+        f"-{_end_text(booking, zone)} ({zone.key}) on {'+'.join(booking.resource_ids)}{who}: "
         f"{booking.status.value}{price}{paid}"
     )
 

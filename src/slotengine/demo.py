@@ -56,6 +56,12 @@ def _local(instant: datetime, zone: ZoneInfo = PARIS) -> str:
     return instant.astimezone(zone).strftime("%a %d %b %H:%M")
 
 
+def _until(start: datetime, end: datetime, zone: ZoneInfo = PARIS) -> str:
+    """The end after a start: the time alone on the same local day, else with its date."""
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    return _local(end, zone)[-5:] if same_day else _local(end, zone)
+
+
 class _Story:
     """Prints the demo as numbered sections with indented lines."""
 
@@ -313,7 +319,8 @@ def _cars_story(engine: BookingEngine, story: _Story) -> None:
     start = datetime(2026, 3, 4, 9, tzinfo=PARIS)
     ride = engine.book("ride", start, duration=3 * H, customer_id="farid", external_ref="crm-deal-77")
     story.line(
-        f"booked {_local(ride.start)}-{_local(ride.end)[-5:]}: {' + '.join(ride.resource_ids)}, price {ride.price}"
+        f"booked {_local(ride.start)}-{_until(ride.start, ride.end)}: "
+        f"{' + '.join(ride.resource_ids)}, price {ride.price}"
     )
     later = engine.find_slots("ride", Interval(start, start + 8 * H), limit=3)
     story.line(
@@ -377,6 +384,6 @@ def _agenda(engines: dict[str, BookingEngine], story: _Story) -> None:
         for booking in sorted(engine.agenda(week), key=lambda b: (b.start, b.resource_ids, b.customer_id or "")):
             who = booking.customer_id or "-"
             story.line(
-                f"{business.name[:22]:<22} {_local(booking.start, zone)}-{_local(booking.end, zone)[-5:]} "
+                f"{business.name[:22]:<22} {_local(booking.start, zone)}-{_until(booking.start, booking.end, zone)} "
                 f"{booking.status.value:<11} {'+'.join(booking.resource_ids):<28} {who}"
             )
