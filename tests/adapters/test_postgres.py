@@ -1182,6 +1182,7 @@ class TestLocks:
             """A connection whose every statement and commit fails with *error*."""
 
             autocommit = False  # inside the database transaction
+            broken = False  # the connection itself is alive
 
             class info:  # noqa: N801 - mimics psycopg's attribute
                 transaction_status = psycopg.pq.TransactionStatus.INTRANS
@@ -1222,6 +1223,65 @@ class TestLocks:
         assert not isinstance(info.value, ConcurrencyError)
         assert ["box1", "box2"] == [r.id for r in engine.resources()]
         assert engine.book("wash", at(2, 10)).id
+
+    def test_a_lost_connection_refuses_to_go_on(self, storage: PostgresStorage) -> None:
+        """After the session is lost, every later call of the transaction is a StorageError (psycopg's escaped)."""
+        furnish(make_engine(storage))
+        with storage.transaction("wash") as tx:
+            tx.list_resources()
+            with psycopg.connect(DSN, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (tx._conn.info.backend_pid,))
+            with pytest.raises(StorageError):
+                tx.list_resources()
+            for call in (lambda: tx.put_resource(Resource("box9", "Box 9")), lambda: tx.lock_resources(["box1"]), tx.commit):
+                with pytest.raises(StorageError, match="connection to PostgreSQL was lost"):
+                    call()
+
+    def test_an_idle_connection_the_server_closed_is_replaced(
+        self, storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Pooled connections the server closed while idle are checked and replaced; the next calls just work."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)  # every borrowed connection counts as idle
+        engine = make_engine(storage)
+        furnish(engine)
+        engine.book("wash", at(2, 10))
+        pids = [c.info.backend_pid for c in list(storage._pool._pool)]  # type: ignore[union-attr]
+        with psycopg.connect(DSN, autocommit=True) as killer:
+            for pid in pids:
+                killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        assert ["box1", "box2"] == [r.id for r in engine.resources()]
+        assert engine.book("wash", at(2, 11)).id
+
+    def test_a_busy_pool_gives_up_after_pool_timeout(self, schema: str) -> None:
+        """With every connection in use, a transaction waits pool_timeout, then ConcurrencyError (retryable)."""
+        storage = PostgresStorage(DSN, schema=schema, max_size=1, pool_timeout=timedelta(milliseconds=200))
+        try:
+            with storage.transaction("t") as tx:
+                tx.list_resources()
+                outcome: list[BaseException] = []
+
+                def other() -> None:
+                    try:
+                        with storage.transaction("t"):
+                            pass
+                    except BaseException as exc:  # noqa: BLE001 - reported to the test
+                        outcome.append(exc)
+
+                worker = threading.Thread(target=other)
+                worker.start()
+                worker.join(30)
+            assert [ConcurrencyError] == [type(e) for e in outcome]
+            with pytest.raises(InvalidInputError, match="pool_timeout"):
+                PostgresStorage(DSN, schema=schema, pool_timeout=timedelta(0))
+        finally:
+            storage.close()
+
+    def test_a_server_that_never_answers_is_waited_for_at_most_connect_timeout(self) -> None:
+        """A DSN without connect_timeout gets one (libpq would wait forever); one that has it keeps it."""
+        assert "connect_timeout=10" in postgres_module._with_connect_timeout("postgresql://u@h:5432/db")
+        assert "connect_timeout=2" in postgres_module._with_connect_timeout("postgresql://u@h/db?connect_timeout=2")
+        assert "connect_timeout=10" not in postgres_module._with_connect_timeout("host=h connect_timeout=3")
 
     def test_an_aborted_transaction_refuses_to_go_on(self, storage: PostgresStorage) -> None:
         """After a statement fails, PostgreSQL has aborted the transaction: later calls say so, nothing is written."""

@@ -94,6 +94,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -102,6 +103,7 @@ from typing import Any, Final, LiteralString
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.pq import TransactionStatus
     from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
@@ -632,6 +634,12 @@ _LOADS: Final = """
 """
 _RESERVE: Final = "SELECT slotengine_reserve(%s, %s::jsonb)"
 
+_IDLE_SINCE: Final = "_slotengine_idle_since"
+_IDLE_CHECK: Final = 1.0
+"""A pooled connection idle for this many seconds is checked before it is handed out."""
+_CONNECT_TIMEOUT: Final = 10
+"""Seconds to wait for a server to answer a new connection, unless the DSN says otherwise."""
+
 _OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant_id = %s AND id = %s"
 
 
@@ -910,6 +918,9 @@ class _Transaction:
         if self.state == "open" and self._conn.info.transaction_status == TransactionStatus.INERROR:
             msg = "PostgreSQL aborted this transaction after an earlier error; nothing of it was written"
             raise StorageError(msg)
+        if self._conn.broken:
+            msg = "the connection to PostgreSQL was lost; nothing of this transaction was written, open a new one"
+            raise StorageError(msg)
         return self._conn
 
     def _writable(self) -> Connection:
@@ -921,7 +932,10 @@ class _Transaction:
             # The database transaction starts at the first write or lock. Reads before it ran one statement at
             # a time, which at READ COMMITTED sees exactly what they would have seen inside it (each statement
             # takes a new snapshot either way), and saves a read-only use case its BEGIN and ROLLBACK.
-            conn.autocommit = False
+            try:
+                conn.autocommit = False
+            except _CAUGHT as exc:
+                raise _translate(exc) from None
         return conn
 
     def _all(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -1493,6 +1507,16 @@ def _check_schema(value: object) -> str:
     return value
 
 
+def _with_connect_timeout(dsn: str) -> str:
+    """*dsn* with a ``connect_timeout`` unless it has one: libpq waits forever for a server that never answers."""
+    try:
+        if "connect_timeout" in conninfo_to_dict(dsn):
+            return dsn
+        return make_conninfo(dsn, connect_timeout=_CONNECT_TIMEOUT)
+    except psycopg.ProgrammingError:
+        return dsn  # not a DSN at all: the first connection says so, as a StorageError
+
+
 def _check_lock_timeout(value: object) -> str:
     if not isinstance(value, timedelta) or value < timedelta(milliseconds=1):
         msg = f"lock_timeout must be a timedelta of at least 1 ms (0 would mean: wait forever), got {value!r}"
@@ -1524,6 +1548,13 @@ class PostgresStorage:
         lock_timeout: How long a transaction waits for a resource lock (or a row lock) before
             `ConcurrencyError`; at least 1 ms.
         schema: The schema holding slotengine's tables (created if missing).
+        pool_timeout: How long a transaction waits for a pooled connection when all ``max_size`` are busy
+            before `ConcurrencyError` (the engine retries it ``max_retries`` times, so a call can wait that
+            many times as long in all).
+
+    A new connection waits at most 10 s for the server to answer (``connect_timeout`` in the DSN overrides
+    it); a pooled connection that sat idle for a second or more is checked before use and replaced if the
+    server closed it meanwhile.
 
     Raises:
         InvalidInputError: an argument is not acceptable.
@@ -1539,12 +1570,17 @@ class PostgresStorage:
         max_size: int = 10,
         lock_timeout: timedelta = timedelta(seconds=3),
         schema: str = "slotengine",
+        pool_timeout: timedelta = timedelta(seconds=5),
     ) -> None:
         given: object = dsn
         if not isinstance(given, str):
             msg = f"dsn must be a connection string, not {type(given).__name__}"
             raise InvalidInputError(msg, field="dsn")
-        self._dsn = dsn
+        if not isinstance(pool_timeout, timedelta) or pool_timeout <= timedelta(0):
+            msg = f"pool_timeout must be a positive timedelta, got {pool_timeout!r}"
+            raise InvalidInputError(msg, field="pool_timeout")
+        self._pool_timeout = pool_timeout.total_seconds()
+        self._dsn = _with_connect_timeout(dsn)
         self._schema = _check_schema(schema)
         self._lock_timeout = _check_lock_timeout(lock_timeout)
         self._min_size = _check_size(min_size, "min_size", 0)
@@ -1568,6 +1604,7 @@ class PostgresStorage:
                 open=True,
                 configure=self._configure,
                 name=f"slotengine-{self._schema}",
+                timeout=self._pool_timeout,
             )
             self._probe_locks(direct)
         except BaseException:
@@ -1705,10 +1742,7 @@ class PostgresStorage:
         if pool is None:  # pragma: no cover - only during construction
             msg = "this storage is closed"
             raise StorageError(msg)
-        try:
-            conn = pool.getconn()
-        except _CAUGHT as exc:
-            raise _translate(exc) from None
+        conn = self._live_connection(pool)
         try:
             yield conn
         finally:
@@ -1719,10 +1753,36 @@ class PostgresStorage:
                     conn.autocommit = True
             except _CAUGHT:
                 conn.close()  # the pool replaces a closed connection
+            setattr(conn, _IDLE_SINCE, time.monotonic())  # a mark of ours on psycopg's object
             try:
                 pool.putconn(conn)
             except _CAUGHT:  # pragma: no cover - the pool was closed meanwhile
                 conn.close()
+
+    def _live_connection(self, pool: ConnectionPool[Connection]) -> Connection:
+        """
+        Borrow a connection, making sure one that sat idle is still alive (one empty round trip).
+
+        The server, a firewall or a pooler may close a connection while it sits in the pool (an idle timeout, a
+        terminated backend, a failover); handing it out would fail the next call for no fault of the caller's.
+        Connections used again within a second are not checked, so a busy storage pays nothing for this.
+        """
+        for _ in range(self._max_size + 1):
+            try:
+                conn = pool.getconn()
+            except _CAUGHT as exc:
+                raise _translate(exc) from None
+            if time.monotonic() - getattr(conn, _IDLE_SINCE, -_IDLE_CHECK) < _IDLE_CHECK:
+                return conn
+            try:
+                conn.execute("")
+            except _CAUGHT:
+                conn.close()  # dead: the pool replaces it
+                pool.putconn(conn)
+                continue
+            return conn
+        msg = "every pooled connection to PostgreSQL was found closed; the server may be restarting"
+        raise StorageError(msg)
 
     def _check_open(self) -> None:
         if self._closed:
