@@ -487,6 +487,16 @@ class TestRules:
         assert rule.condition is Condition.UNCONFIRMED
 
 
+_MINUTES = st.times().map(lambda t: t.replace(second=0, microsecond=0))
+QUIET_CASES = given(
+    zone=st.sampled_from([ZoneInfo(z) for z in ("Europe/Paris", "America/New_York", "Australia/Lord_Howe")]),
+    due=st.datetimes(datetime(2025, 1, 1), datetime(2027, 1, 1), timezones=st.just(UTC)),
+    start=_MINUTES,
+    end=_MINUTES,
+)
+"""A due instant and quiet hours on whole minutes, in zones with DST changes of an hour and of half an hour."""
+
+
 class TestHelpers:
     def test_quiet_shift(self):
         """Inside quiet hours a message waits for their end; outside it goes at once."""
@@ -498,12 +508,7 @@ class TestHelpers:
         assert at(3, 12) == quiet_shift(at(3, 12), quiet, paris)
         assert at(3, 8) == quiet_shift(at(3, 8), quiet, paris)
 
-    @given(
-        zone=st.sampled_from([ZoneInfo(z) for z in ("Europe/Paris", "America/New_York", "Australia/Lord_Howe")]),
-        due=st.datetimes(datetime(2025, 1, 1), datetime(2027, 1, 1), timezones=st.just(UTC)),
-        start=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
-        end=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
-    )
+    @QUIET_CASES
     def test_quiet_begin_is_the_start_before_due(self, zone, due, start, end):
         """For a message inside quiet hours, they began at their start time on the wall clock, less than a day before."""
         assume(start != end)
@@ -526,12 +531,7 @@ class TestHelpers:
 
         assert datetime(2025, 10, 26, 1, 30, tzinfo=UTC) == shifted
 
-    @given(
-        zone=st.sampled_from([ZoneInfo(z) for z in ("Europe/Paris", "America/New_York", "Australia/Lord_Howe")]),
-        due=st.datetimes(datetime(2025, 1, 1), datetime(2027, 1, 1), timezones=st.just(UTC)),
-        start=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
-        end=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
-    )
+    @QUIET_CASES
     def test_quiet_shift_never_earlier(self, zone, due, start, end):
         """A message is never moved earlier, and where it is moved it lands outside the quiet hours."""
         assume(start != end)
