@@ -1227,11 +1227,15 @@ def _attribute_values(resource_or_need: Mapping[str, object]) -> dict[str, objec
     return out
 
 
-def _write_resource(out: _Out, resource: Resource) -> None:
-    table = "users" if resource.kind is ResourceKind.USER else "resources"
+def _write_resource(out: _Out, resource: Resource, *, users_apart: bool) -> None:
+    """One resource; users under ``[[users]]`` if they all come after the others, else in place, with their kind."""
+    user = resource.kind is ResourceKind.USER
+    table = "users" if user and users_apart else "resources"
     out.header(table, array=True)
     out.set("id", resource.id)
     out.set("name", resource.name)
+    if user and not users_apart:
+        out.set("kind", resource.kind.value)  # in its place: the order of resources is the order needs try them
     if resource.type:
         out.set("type", resource.type)
     if resource.role is not ResourceRole.PRIMARY:
@@ -1329,8 +1333,10 @@ def dumps_business_file(value: BusinessFile) -> str:
             out.set(key, link)
     _write_schedule(out, business.hours, "hours", zone=False)
     _write_policies(out, business.policies)
+    kinds = [r.kind is ResourceKind.USER for r in value.resources]
+    users_apart = kinds == sorted(kinds)  # every user after every other resource: TOML keeps their order
     for resource in value.resources:
-        _write_resource(out, resource)
+        _write_resource(out, resource, users_apart=users_apart)
     for service in value.services:
         _write_service(out, service)
     for rule in business.rules:

@@ -390,6 +390,7 @@ def business_files(draw):
                     zone=None if own is not None else draw(st.none() | st.sampled_from(ZONES)),
                 )
             )
+    resources = list(draw(st.permutations(resources)))  # users and resources interleaved: their order is kept
     services = []
     if resources:  # a business file describes at least one service
         for sid in draw(st.lists(IDS, min_size=1, max_size=3, unique=True)):
