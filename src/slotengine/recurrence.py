@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, localize, to_utc
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, is_ambiguous, localize, to_utc
 from slotengine.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -505,12 +505,22 @@ def _ical_wall(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> d
     return parsed
 
 
+_ONE_MINUTE: Final = timedelta(minutes=1)
+
+
 def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
     pairs = _split_rule(rule)
     out: list[str] = []
     for key, value in pairs:
         if key == "UNTIL" and value.endswith("Z"):
             wall = _ical_wall(value, {}, tz, "UNTIL")
+            instant = datetime.strptime(value.strip().upper().rstrip("Z"), _ICAL_DATETIME).replace(tzinfo=UTC)
+            if localize(wall, tz) != instant:
+                # The instant is in the second pass of a fold, where occurrences take the first pass: every
+                # wall time up to the fold's end comes before it (RFC 5545: UNTIL is inclusive, of instants).
+                while is_ambiguous(wall + _ONE_MINUTE, tz):
+                    wall += _ONE_MINUTE
+                wall = wall.replace(second=59)
             out.append(f"UNTIL={wall.strftime(_ICAL_DATETIME)}")
         else:
             out.append(f"{key}={value}")

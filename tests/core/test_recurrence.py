@@ -127,6 +127,22 @@ class TestConstruction:
 
 
 class TestIcal:
+    @given(minutes=st.integers(-180, 180), zone=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Lord_Howe"]))
+    def test_a_utc_until_is_inclusive_of_instants_even_in_a_fold(self, minutes, zone):
+        """A UTC UNTIL keeps exactly the occurrences at or before its instant, in the fall-back fold too."""
+        fold_day = {"Europe/Paris": datetime(2025, 10, 26), "America/New_York": datetime(2025, 11, 2),
+                    "Australia/Lord_Howe": datetime(2025, 4, 6)}[zone]
+        every = Recurrence("FREQ=MINUTELY;INTERVAL=10", fold_day - timedelta(hours=1), zone)
+        window = ((fold_day - timedelta(days=1)).replace(tzinfo=UTC), (fold_day + timedelta(days=1)).replace(tzinfo=UTC))
+        first = every.between(*window)[6]
+        until = first + timedelta(minutes=minutes + 60)
+        stamp = until.strftime("%Y%m%dT%H%M%SZ")
+        start = (fold_day - timedelta(hours=1)).strftime("%Y%m%dT%H%M%S")
+
+        bounded = Recurrence.from_ical(f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=MINUTELY;INTERVAL=10;UNTIL={stamp}")
+
+        assert [t for t in every.between(*window) if t <= until][:60] == list(bounded.between(*window))[:60]
+
     def test_round_trip(self):
         """to_ical writes DTSTART with TZID, RRULE, EXDATE and RDATE, and from_ical reads them back."""
         rec = Recurrence(
