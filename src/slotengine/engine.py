@@ -543,15 +543,17 @@ class BookingEngine:
         """
         Take one table edge on a stored booking whose time does not change, and record it.
 
-        A hold that becomes firm (confirmed or paid) is checked again under its resources' locks, like a new
-        booking: a hold counts only until it lapses, and a writer whose clock says it has may have taken its time
-        already, so the firm booking must not simply be written over it.
+        A step that takes time again is checked under its resources' locks, like a new booking: a hold made firm
+        (a hold counts only until it lapses, and a writer whose clock says it has may have taken its time
+        already), and an expired booking revived.
         """
         after = next_status(booking.status, action)
         if after is not BookingStatus.PRE_BOOKING and "hold_until" not in changes:
             changes["hold_until"] = None
         new = attrs.evolve(booking, status=after, version=booking.version + 1, **changes)
-        if booking.status is BookingStatus.PRE_BOOKING and after in _FIRM:
+        firm_from_hold = booking.status is BookingStatus.PRE_BOOKING and after in _FIRM
+        revived = booking.status is BookingStatus.EXPIRED and after in LIVE_STATUSES
+        if firm_from_hold or revived:
             tx.lock_resources(booking.resource_ids)
             tx.reserve(new, now=now)
         else:
@@ -996,25 +998,10 @@ class BookingEngine:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.CONFIRM, booking)
             action = booking.policies.confirmation.confirm_action(booking.net_paid, booking.due)
-            next_status(booking.status, action)
-            if booking.hold_until is not None and booking.hold_until <= now:
-                return self._retake(tx, now, booking, action, str(who))
             return self._step(tx, now, booking, action, str(who))
 
         request = {"call": "confirm", "booking_id": booking_id}
         return self._keyed(idempotency_key, request, confirm, (who, Permission.CONFIRM))
-
-    def _retake(
-        self, tx: StorageTransaction, now: datetime, booking: Booking, action: Action, actor: str, **changes: Any
-    ) -> Booking:
-        """Take a lapsed pre-booking's time again, re-checked under lock like a new booking, then step."""
-        tx.lock_resources(booking.resource_ids)
-        after = next_status(booking.status, action)
-        hold = changes.pop("hold_until", None)
-        new = attrs.evolve(booking, status=after, version=booking.version + 1, hold_until=hold, **changes)
-        tx.reserve(new, now=now)
-        self._record(tx, now, new, booking.status, action, actor)
-        return new
 
     def pay(
         self,
@@ -1072,7 +1059,7 @@ class BookingEngine:
             # Lapsed but not yet swept: record the expiry first, so the log tells what happened.
             booking = self._step(tx, now, booking, Action.EXPIRE, "system", "hold lapsed", hold_until=None)
         hold = now + booking.policies.hold.ttl
-        return self._retake(tx, now, booking, Action.REVIVE, actor, hold_until=hold)
+        return self._step(tx, now, booking, Action.REVIVE, actor, hold_until=hold)
 
     def refund(
         self,
