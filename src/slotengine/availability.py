@@ -1161,6 +1161,16 @@ class Availability:
             self._last = (service, duration, pin, plan)
         return plan
 
+    def _check_preferred(self, strategy: Strategy, preferred: Sequence[str]) -> None:
+        """Refuse preferred resources that would be ignored: another strategy, or ids that are no resource here."""
+        if strategy != Strategy.PREFERRED:
+            msg = f"preferred resources are only used with strategy 'preferred', not {str(strategy)!r}"
+            raise InvalidInputError(msg, field="preferred")
+        for rid in preferred:
+            if rid not in self._index:
+                msg = f"preferred resource {rid!r} is not one of the resources given"
+                raise InvalidInputError(msg, resource_id=rid)
+
     def _pin(self, base: _Base, pin: frozenset[str]) -> list[list[_Index]]:
         """The pools with *pin* applied: a pinned resource serves the first need whose pool holds it only."""
         service = base.service
@@ -1369,8 +1379,9 @@ class Availability:
             preferred: For `Strategy.PREFERRED`, the resource ids to try first.
 
         Raises:
-            InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, or
-                the service can only take auxiliary resources.
+            InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, a
+                preferred id is unknown or given with another strategy, or the service can only take
+                auxiliary resources.
         """
         yield from self._slots(service, window, duration, pin, strategy, preferred)
 
@@ -1384,6 +1395,8 @@ class Availability:
         preferred: Sequence[str],
     ) -> Iterator[Slot]:
         """`iter_slots`, checking its arguments at once (not at the first `next`) and with no generator of its own."""
+        if preferred:
+            self._check_preferred(strategy, preferred)
         plan = self._plan(service, duration, pin)
         lo, hi = self._limits(service, window)
         if lo >= hi:
@@ -1519,6 +1532,8 @@ class Availability:
             InvalidInputError: as `iter_slots`.
         """
         start_dt = to_utc(start, "start")
+        if preferred:
+            self._check_preferred(strategy, preferred)
         s = to_micros(start_dt)
         plan = self._plan(service, duration, pin)
         shape = plan.base.shape
@@ -1708,6 +1723,8 @@ class Availability:
 
         Without *until* the search runs to the service's horizon, or to the end of the open hours given.
         """
+        if preferred:
+            self._check_preferred(strategy, preferred)
         quick = self._quick
         if quick is not None and until is None and strategy is _FIRST and type(after) is datetime:
             q_service, q_duration, q_pin, plan, points, _, _ = quick

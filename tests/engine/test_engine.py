@@ -675,6 +675,10 @@ class TestBadInput:
             (lambda e: e.hold("wash", at(3, 9), strategy="bogus"), InvalidInputError),
             (lambda e: e.find_slots("wash", DAY3, strategy=3), InvalidInputError),
             (lambda e: e.hold("wash", at(3, 9), strategy="preferred", preferred="box2"), InvalidInputError),
+            (lambda e: e.hold("wash", at(3, 9), strategy="preferred", preferred=["box9"]), InvalidInputError),
+            (lambda e: e.book("wash", at(3, 9), preferred=["box2"]), InvalidInputError),  # first available
+            (lambda e: e.find_slots("wash", DAY3, strategy="preferred", preferred=["bx2"]), InvalidInputError),
+            (lambda e: e.find_slots("wash", DAY3, strategy="least_loaded", preferred=["box2"]), InvalidInputError),
             (lambda e: e.list(status="payed"), InvalidInputError),
             (lambda e: e.list(status=7), InvalidInputError),
             (lambda e: e.list(period=(at(3, 0), at(4, 0))), InvalidInputError),
@@ -732,6 +736,15 @@ class TestStrategiesWhenBooking:
 
         assert ("box2",) == least.resource_ids
         assert ("box2",) == preferred.resource_ids
+
+    def test_preferred_that_would_be_ignored_is_refused(self, engine):
+        """A preferred id that is no resource (a typo) or a preference under another strategy says so."""
+        with pytest.raises(InvalidInputError, match="preferred resource 'bx2' is not one of the resources"):
+            engine.hold("wash", at(3, 10), strategy="preferred", preferred=["box2", "bx2"])
+        with pytest.raises(InvalidInputError, match="only used with strategy 'preferred', not 'first_available'"):
+            engine.find_slots("wash", DAY3, preferred=["box2"])
+
+        assert [] == engine.list()
 
     def test_strategy_by_name(self, engine):
         """A strategy given by its name, as a form or a JSON body would, is the same strategy."""
