@@ -185,15 +185,39 @@ def _dtstart(value: object) -> datetime:
     return _check_wall(value, "dtstart")
 
 
+def _check_date(value: object, name: str) -> datetime:
+    """An exdate or rdate: a naive wall time, or an aware datetime, which names one instant (kept in UTC)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return to_utc(value, name)
+    return _check_wall(value, name)
+
+
 def _walls(values: Iterable[datetime], name: str) -> tuple[datetime, ...]:
     if isinstance(values, (str, bytes, datetime)):
         values = (values,)
     try:
         items = list(values)
     except TypeError:
-        msg = f"{name} must be a collection of naive datetimes, not {type(values).__name__}"
+        msg = f"{name} must be a collection of datetimes (wall times or aware instants), not {type(values).__name__}"
         raise InvalidInputError(msg, field=name) from None
-    return tuple(sorted({_check_wall(item, name) for item in items}))
+    return tuple(_check_date(item, name) for item in items)
+
+
+def _exact(values: tuple[datetime, ...], tz: ZoneInfo, name: str) -> tuple[datetime, ...]:
+    """
+    Return exdates or rdates sorted, without duplicates, each instant as the wall time that names it.
+
+    An instant no wall time names by the wall-time rule (the second pass of a fold) stays in UTC, after the
+    wall times of its clock time, so that it keeps its meaning.
+    """
+    out: set[datetime] = set()
+    for value in values:
+        if value.tzinfo is None:
+            out.add(value)
+        else:
+            wall = _wall_of(value, tz)
+            out.add(_check_wall(wall, name) if localize(wall, tz) == value else value)
+    return tuple(sorted(out, key=lambda d: (d, False) if d.tzinfo is None else (_wall_of(d, tz), True)))
 
 
 def _exdates(values: Iterable[datetime]) -> tuple[datetime, ...]:
@@ -210,7 +234,8 @@ def _zone_name(value: object) -> str:
 
 def _fmt_wall(wall: datetime) -> str:
     text = wall.strftime("%Y-%m-%d %H:%M")
-    return text + wall.strftime(":%S") if wall.second or wall.microsecond else text
+    text = text + wall.strftime(":%S") if wall.second or wall.microsecond else text
+    return text if wall.tzinfo is None else text + " UTC"
 
 
 @attrs.frozen(repr=False)
@@ -240,13 +265,16 @@ class Recurrence:
             ``UNTIL`` is a local wall time; a date-only ``UNTIL`` includes that whole day.
         dtstart: the first local wall time, a naive `datetime`. Always required.
         zone: the IANA zone the wall times are read in.
-        exdates: naive wall times removed from the occurrences (they must match an occurrence exactly).
-        rdates: naive wall times added to the occurrences.
+        exdates: wall times removed from the occurrences. Each is read by the wall-time rule and removes the
+            occurrence at that instant (RFC 5545 matches instants: 02:30 on the night Paris springs forward
+            removes an occurrence written 02:30 or 03:30). An aware datetime names its instant exactly; it is
+            kept as its wall time, or in UTC when it is the second pass of a fold, which no wall time names.
+        rdates: wall times added to the occurrences, or aware instants, kept like exdates.
 
     Raises:
         InvalidInputError: the rule text is not a valid RRULE (unknown FREQ, ``INTERVAL=0``, COUNT mixed with
             UNTIL, out-of-range ``BY*`` values, ...), ``dtstart`` is missing, aware or not a datetime, or an
-            exdate/rdate is not a naive datetime.
+            exdate/rdate is not a datetime.
         UnknownTimeZoneError: *zone* is not a known IANA zone.
     """
 
@@ -256,9 +284,19 @@ class Recurrence:
     exdates: tuple[datetime, ...] = attrs.field(default=(), converter=_exdates)
     rdates: tuple[datetime, ...] = attrs.field(default=(), converter=_rdates)
     _rset: rruleset = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _excluded: frozenset[datetime] = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _added: tuple[datetime, ...] = attrs.field(init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        tz = self.tz
+        object.__setattr__(self, "exdates", _exact(self.exdates, tz, "exdates"))
+        object.__setattr__(self, "rdates", _exact(self.rdates, tz, "rdates"))
         object.__setattr__(self, "_rset", _build(self.rule, self.dtstart, self.exdates, self.rdates))
+        # dateutil matches exdates on wall times; queries for instants also drop every occurrence at an
+        # exdate's instant, and add the rdates that only an instant names.
+        excluded = frozenset(d if d.tzinfo is not None else localize(d, tz) for d in self.exdates)
+        object.__setattr__(self, "_excluded", excluded)
+        object.__setattr__(self, "_added", tuple(d for d in self.rdates if d.tzinfo is not None))
 
     # --- construction from iCalendar text ---------------------------------------------------------------
 
@@ -269,8 +307,9 @@ class Recurrence:
 
         ``DTSTART`` is required (a rule without one has no first occurrence, and dateutil would use the
         current time). Its ``TZID`` gives the zone when *zone* is not passed; when both are given they must
-        agree. Values in UTC (ending in ``Z``), as calendar exports write ``UNTIL``, are converted to local
-        wall time in the zone.
+        agree. Values in UTC (ending in ``Z``), as calendar exports write them, are converted to local wall
+        time in the zone; an EXDATE or RDATE in the second pass of a fold, which no wall time names, is kept
+        as its UTC instant (EXDATE and RDATE match occurrences as instants, RFC 5545).
 
         Raises:
             InvalidInputError: a line is not one of those properties, DTSTART is missing or date-only, the
@@ -299,19 +338,22 @@ class Recurrence:
         tz = get_zone(zone_name)
         dtstart = _ical_wall(start_value, start_params, tz, "DTSTART")
         rule = _rule_with_local_until(props["RRULE"][0][1], tz)
-        exdates = [_ical_wall(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
-        rdates = [_ical_wall(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
+        exdates = [_ical_date(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
+        rdates = [_ical_date(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
         return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
 
     def to_ical(self) -> str:
-        """Return the recurrence as iCalendar lines (DTSTART with TZID, RRULE, EXDATE, RDATE)."""
+        """
+        Return the recurrence as iCalendar lines (DTSTART with TZID, RRULE, EXDATE, RDATE).
+
+        Exdates and rdates kept as instants (a fold's second pass) are written in UTC, so they read back the same.
+        """
         lines = [f"DTSTART;TZID={self.zone}:{self.dtstart.strftime(_ICAL_DATETIME)}", f"RRULE:{self.rule}"]
-        if self.exdates:
-            values = ",".join(d.strftime(_ICAL_DATETIME) for d in self.exdates)
-            lines.append(f"EXDATE;TZID={self.zone}:{values}")
-        if self.rdates:
-            values = ",".join(d.strftime(_ICAL_DATETIME) for d in self.rdates)
-            lines.append(f"RDATE;TZID={self.zone}:{values}")
+        for prop, dates in (("EXDATE", self.exdates), ("RDATE", self.rdates)):
+            walls = ",".join(d.strftime(_ICAL_DATETIME) for d in dates if d.tzinfo is None)
+            instants = ",".join(d.strftime(_ICAL_DATETIME + "Z") for d in dates if d.tzinfo is not None)
+            lines += [f"{prop};TZID={self.zone}:{walls}"] if walls else []
+            lines += [f"{prop}:{instants}"] if instants else []
         return "\n".join(lines)
 
     # --- queries -----------------------------------------------------------------------------------------
@@ -335,15 +377,19 @@ class Recurrence:
         """
         Return the occurrences, as naive local wall times, between two wall times (on them too with *inc*).
 
-        This is the raw dateutil answer, before the wall-time rule: schedules use it to find the local days a
-        rule touches.
+        This is the raw dateutil answer, before the wall-time rule (exdates match wall times here), plus the
+        wall times of rdates kept as instants: schedules use it to find the local days a rule touches.
 
         Raises:
             InvalidInputError: a bound is not a naive datetime.
         """
         lo = _check_wall(after, "after")
         hi = _check_wall(before, "before")
-        return tuple(self._rset.between(lo, hi, inc=inc))
+        walls = self._rset.between(lo, hi, inc=inc)
+        if self._added:  # rdates kept as instants are not in dateutil's set
+            extra = (_wall_of(i, self.tz) for i in self._added)
+            walls = sorted({*walls, *(w for w in extra if lo < w < hi or (inc and lo <= w <= hi))})
+        return tuple(walls)
 
     def between(self, after: datetime, before: datetime, inc: bool = False) -> tuple[datetime, ...]:
         """
@@ -362,7 +408,7 @@ class Recurrence:
             return ()
         tz = self.tz
         walls = self._rset.between(_wall_of(lo, tz) - _MARGIN, _wall_of(hi, tz) + _MARGIN, inc=True)
-        found = {localize(w, tz) for w in walls}
+        found = {localize(w, tz) for w in walls}.union(self._added) - self._excluded
         chosen = (i for i in found if lo <= i <= hi) if inc else (i for i in found if lo < i < hi)
         return tuple(sorted(chosen))
 
@@ -382,11 +428,13 @@ class Recurrence:
             if wall > limit or (stop is not None and wall > stop):
                 break
             moment = localize(wall, tz)
-            if (moment > at or (inc and moment == at)) and (best is None or moment < best):
+            later = moment > at or (inc and moment == at)
+            if later and (best is None or moment < best) and moment not in self._excluded:
                 best = moment
                 # Wall order and instant order differ only inside a gap, by less than the margin.
                 stop = wall + _MARGIN
-        return best
+        added = (i for i in self._added if (i > at or (inc and i == at)) and i not in self._excluded)
+        return min(filter(None, (best, *added)), default=None)
 
     def before(self, instant: datetime, inc: bool = False) -> datetime | None:
         """
@@ -405,9 +453,11 @@ class Recurrence:
             if wall > stop:
                 break
             moment = localize(wall, tz)
-            if (moment < at or (inc and moment == at)) and (best is None or moment > best):
+            earlier = moment < at or (inc and moment == at)
+            if earlier and (best is None or moment > best) and moment not in self._excluded:
                 best = moment
-        return best
+        added = (i for i in self._added if (i < at or (inc and i == at)) and i not in self._excluded)
+        return max(filter(None, (best, *added)), default=None)
 
     def __repr__(self) -> str:
         text = f"Recurrence({self.rule!r}, dtstart={_fmt_wall(self.dtstart)}, zone={self.zone!r}"
@@ -436,9 +486,11 @@ def _build(rule: str, dtstart: datetime, exdates: Iterable[datetime], rdates: It
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, Warning) as exc:
         raise _rule_error(rule, str(exc) or type(exc).__name__) from None
     for wall in exdates:
-        rset.exdate(wall)
+        if wall.tzinfo is None:
+            rset.exdate(wall)
     for wall in rdates:
-        rset.rdate(wall)
+        if wall.tzinfo is None:
+            rset.rdate(wall)
     return rset
 
 
@@ -505,6 +557,17 @@ def _ical_wall(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> d
     return parsed
 
 
+def _utc_value(value: str) -> datetime:
+    """The instant of an iCalendar value in UTC (``20251026T013000Z``), already checked by `_ical_wall`."""
+    return datetime.strptime(value.strip().upper().rstrip("Z"), _ICAL_DATETIME).replace(tzinfo=UTC)
+
+
+def _ical_date(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> datetime:
+    """Read an EXDATE or RDATE value: a wall time, or its instant when in UTC (the constructor keeps it exact)."""
+    wall = _ical_wall(value, params, tz, prop)
+    return _utc_value(value) if value.strip().upper().endswith("Z") else wall
+
+
 _ONE_MINUTE: Final = timedelta(minutes=1)
 
 
@@ -514,7 +577,7 @@ def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
     for key, value in pairs:
         if key == "UNTIL" and value.endswith("Z"):
             wall = _ical_wall(value, {}, tz, "UNTIL")
-            instant = datetime.strptime(value.strip().upper().rstrip("Z"), _ICAL_DATETIME).replace(tzinfo=UTC)
+            instant = _utc_value(value)
             if localize(wall, tz) != instant:
                 # The instant is in the second pass of a fold, where occurrences take the first pass: every
                 # wall time up to the fold's end comes before it (RFC 5545: UNTIL is inclusive, of instants).

@@ -115,14 +115,27 @@ class TestConstruction:
         with pytest.raises(UnknownTimeZoneError):
             Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "Mars/Olympus")
 
-    def test_aware_exdate(self):
-        """An aware exdate is refused: exdates are local wall times like dtstart."""
-        with pytest.raises(InvalidInputError, match="exdates"):
-            Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "UTC", exdates=[utc(2025, 1, 2, 10)])
+    def test_aware_exdates_and_rdates_are_instants(self):
+        """An aware exdate or rdate is an instant: kept as its wall time when one names it, else in UTC (a fold's second pass)."""
+        second_pass = datetime(2025, 10, 26, 2, 30, tzinfo=PARIS, fold=1)
+        rec = Recurrence(
+            "FREQ=DAILY",
+            datetime(2025, 10, 24, 2, 30),
+            "Europe/Paris",
+            exdates=[utc(2025, 10, 25, 0, 30), second_pass],
+            rdates=[second_pass, datetime(2025, 10, 26, 2, 30)],
+        )
+
+        assert (datetime(2025, 10, 25, 2, 30), utc(2025, 10, 26, 1, 30)) == rec.exdates
+        assert (datetime(2025, 10, 26, 2, 30), utc(2025, 10, 26, 1, 30)) == rec.rdates
+        assert (
+            "Recurrence('FREQ=DAILY', dtstart=2025-10-24 02:30, zone='Europe/Paris', "
+            "exdates=[2025-10-25 02:30, 2025-10-26 01:30 UTC], rdates=[2025-10-26 02:30, 2025-10-26 01:30 UTC])"
+        ) == repr(rec)
 
     def test_exdates_not_a_collection(self):
         """Exdates given as something that is not a collection are refused."""
-        with pytest.raises(InvalidInputError, match="collection of naive datetimes"):
+        with pytest.raises(InvalidInputError, match="collection of datetimes"):
             Recurrence("FREQ=DAILY", datetime(2025, 1, 1, 10), "UTC", exdates=5)
 
 
@@ -142,6 +155,98 @@ class TestIcal:
         bounded = Recurrence.from_ical(f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=MINUTELY;INTERVAL=10;UNTIL={stamp}")
 
         assert [t for t in every.between(*window) if t <= until][:60] == list(bounded.between(*window))[:60]
+
+    @pytest.mark.parametrize(
+        ("zone", "start", "exdate", "first_pass"),
+        [
+            # Paris falls back at 03:00 CEST: 02:30 is 00:30 UTC (CEST), then 01:30 UTC (CET).
+            ("Europe/Paris", "20251024T023000", "20251026T013000Z", utc(2025, 10, 26, 0, 30)),
+            # New York falls back at 02:00 EDT: 01:30 is 05:30 UTC (EDT), then 06:30 UTC (EST).
+            ("America/New_York", "20251031T013000", "20251102T063000Z", utc(2025, 11, 2, 5, 30)),
+        ],
+    )
+    def test_a_utc_exdate_in_a_folds_second_pass_keeps_the_first_pass(self, zone, start, exdate, first_pass):
+        """A UTC EXDATE naming the second pass of a fold removes no occurrence: the rule's is at the first pass."""
+        plain = Recurrence.from_ical(f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=DAILY")
+        rec = Recurrence.from_ical(f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=DAILY\nEXDATE:{exdate}")
+        window = (first_pass - timedelta(days=2), first_pass + timedelta(days=2))
+
+        assert first_pass in rec.between(*window)
+        assert plain.between(*window) == rec.between(*window)
+
+    @pytest.mark.parametrize(
+        ("zone", "start", "exdate", "left"),
+        [
+            # Paris springs forward at 02:00 CET: 02:30 is read as 02:30 CET, 01:30 UTC (03:30 CEST).
+            ("Europe/Paris", "20250329T023000", "20250330T013000Z", (utc(2025, 3, 29, 1, 30), utc(2025, 3, 31, 0, 30))),
+            # New York springs forward at 02:00 EST: 02:30 is read as 02:30 EST, 07:30 UTC (03:30 EDT).
+            ("America/New_York", "20250308T023000", "20250309T073000Z", (utc(2025, 3, 8, 7, 30), utc(2025, 3, 10, 6, 30))),
+        ],
+    )
+    def test_a_utc_exdate_removes_a_gap_occurrence_at_its_instant(self, zone, start, exdate, left):
+        """A UTC EXDATE naming the instant a gap's wall time is moved to removes that occurrence."""
+        rec = Recurrence.from_ical(f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=DAILY;COUNT=3\nEXDATE:{exdate}")
+
+        assert left == rec.between(utc(2025, 3, 1), utc(2025, 4, 1))
+
+    @pytest.mark.parametrize(
+        ("zone", "start", "rdate", "second_pass"),
+        [
+            ("Europe/Paris", "20251025T100000", "20251026T013000Z", utc(2025, 10, 26, 1, 30)),
+            ("America/New_York", "20251101T100000", "20251102T063000Z", utc(2025, 11, 2, 6, 30)),
+        ],
+    )
+    def test_a_utc_rdate_in_a_folds_second_pass_adds_the_second_pass(self, zone, start, rdate, second_pass):
+        """A UTC RDATE naming the second pass of a fold adds that instant, not the first pass; to_ical keeps it in UTC."""
+        text = f"DTSTART;TZID={zone}:{start}\nRRULE:FREQ=DAILY;COUNT=1\nRDATE:{rdate}"
+        rec = Recurrence.from_ical(text)
+
+        assert second_pass == rec.between(second_pass - timedelta(hours=3), second_pass + timedelta(hours=3), inc=True)[0]
+        assert 2 == len(rec.between(utc(2025, 10, 1), utc(2025, 12, 1)))
+        assert text == rec.to_ical()
+        assert rec == Recurrence.from_ical(rec.to_ical())
+
+    def test_a_utc_exdate_removes_a_second_pass_rdate(self):
+        """EXDATE and RDATE in UTC match as instants: the second pass is removed, the rule's first pass stays."""
+        rec = Recurrence.from_ical(
+            "DTSTART;TZID=Europe/Paris:20251025T023000\nRRULE:FREQ=DAILY;COUNT=3\n"
+            "RDATE:20251026T013000Z\nEXDATE:20251026T013000Z"
+        )
+
+        assert (utc(2025, 10, 25, 0, 30), utc(2025, 10, 26, 0, 30), utc(2025, 10, 27, 1, 30)) == rec.between(
+            utc(2025, 10, 24), utc(2025, 10, 28)
+        )
+        assert utc(2025, 10, 27, 1, 30) == rec.after(utc(2025, 10, 26, 0, 30))
+        assert utc(2025, 10, 26, 0, 30) == rec.before(utc(2025, 10, 27, 1, 30))
+
+    @given(zone=st.sampled_from(DST_ZONES), data=st.data())
+    def test_utc_exdates_and_rdates_match_occurrences_as_instants(self, zone, data):
+        """Near real transitions, a UTC EXDATE removes exactly the occurrence at its instant, if any, and a UTC RDATE adds exactly its instant."""
+        tz = ZoneInfo(zone)
+        transitions = dst_transitions(zone)
+        around = data.draw(st.sampled_from(transitions)) if transitions else datetime(2020, 6, 1, tzinfo=UTC)
+        # Clock times from just before to just after the change, so they land in its gap or fold.
+        clock = (around.astimezone(tz).replace(tzinfo=None) + timedelta(minutes=data.draw(st.integers(-90, 90)))).time()
+        start = datetime.combine(around.astimezone(tz).date() - timedelta(days=3), clock)
+        lo, hi = around - timedelta(days=2), around + timedelta(days=2)
+        head = f"DTSTART;TZID={zone}:{start:%Y%m%dT%H%M%S}\nRRULE:FREQ=DAILY"
+        found = Recurrence.from_ical(head).between(lo, hi, inc=True)
+        # The same instant, or one a transition's length away: the other pass of a fold, or a gap's other side.
+        before, after = ((around + timedelta(hours=h)).astimezone(tz).utcoffset() for h in (-1, 1))
+        change = abs(after - before) or timedelta(hours=1)
+        shift = data.draw(st.sampled_from([timedelta(0), change, -change]))
+        excluded = data.draw(st.sampled_from(found)) + shift
+        added = around + timedelta(minutes=data.draw(st.integers(-180, 180)))
+
+        rec = Recurrence.from_ical(f"{head}\nEXDATE:{excluded:%Y%m%dT%H%M%SZ}\nRDATE:{added:%Y%m%dT%H%M%SZ}")
+
+        expected = sorted(({*found} - {excluded}) | ({added} - {excluded}))
+        assert expected == list(rec.between(lo, hi, inc=True))
+        assert expected[1:] == [rec.after(t) for t in expected[:-1]]
+        assert expected[:-1] == [rec.before(t) for t in expected[1:]]
+        again = Recurrence.from_ical(rec.to_ical())
+        assert rec == again
+        assert rec.between(lo, hi, inc=True) == again.between(lo, hi, inc=True)
 
     def test_round_trip(self):
         """to_ical writes DTSTART with TZID, RRULE, EXDATE and RDATE, and from_ical reads them back."""
