@@ -440,7 +440,7 @@ class BookingEngine:
         its life).
         """
         record = TransitionRecord(booking.id, before, booking.status, action, now, actor, reason)
-        payload = {
+        payload: dict[str, object] = {
             "booking_id": booking.id,
             "action": action.value,
             "from": None if before is None else before.value,
@@ -450,6 +450,8 @@ class BookingEngine:
             "resource_ids": list(booking.resource_ids),
             "service_id": booking.service_id,
         }
+        if booking.payments:
+            payload.update(_money_facts(booking, action))
         message_id = self._new_id()
         messages = [
             OutboxMessage(
@@ -1682,6 +1684,23 @@ def _check_ids(value: object, field: str) -> None:
 
 
 _STRATEGIES: Final = tuple(s.value for s in Strategy)
+
+
+def _money_facts(booking: Booking, action: Action) -> dict[str, object]:
+    """
+    What a booking event says about money once money has moved: what the business holds and the fees unpaid.
+
+    On expiry it repeats what the business holds as ``refund_due``: a lapsed hold keeps its prepayment until
+    someone refunds it (`BookingEngine.refund`) or a late payment revives it.
+    """
+    net = booking.net_paid
+    facts: dict[str, object] = {
+        "net_paid": {"amount": str(net.amount), "currency": net.currency},
+        "fees_outstanding": {"amount": str(booking.outstanding_fees.amount), "currency": net.currency},
+    }
+    if action is Action.EXPIRE and net.amount > 0:
+        facts["refund_due"] = facts["net_paid"]
+    return facts
 
 
 def _check_choice(duration: object, pin: object, strategy: object, preferred: object) -> Strategy:

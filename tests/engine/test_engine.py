@@ -1,5 +1,6 @@
 """The booking engine, use case by use case, on every storage adapter."""
 
+import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -120,6 +121,30 @@ class TestHoldExpiry:
         assert (held.id, BookingStatus.EXPIRED, None) == (expired.id, expired.status, expired.hold_until)
         assert Action.EXPIRE == engine.transitions(held.id)[-1].action
         assert [] == engine.expire_due()
+
+    def test_a_lapsed_hold_with_money_on_it_says_what_to_refund(self, engine, clock):
+        """The expiry event of a part-prepaid hold carries refund_due; once refunded, the events say so."""
+        held = engine.hold("wash", at(3, 9))
+        engine.pay(held.id, EUR(5), payment_id="p1")
+        clock.advance(31 * M)
+        engine.expire_due()
+        engine.refund(held.id, EUR(5), payment_id="r1")
+
+        payloads = {m.topic: json.loads(m.payload) for m in engine.outbox() if m.topic.startswith("booking.")}
+        five, zero = {"amount": "5.00", "currency": "EUR"}, {"amount": "0.00", "currency": "EUR"}
+        assert "net_paid" not in payloads["booking.hold"]  # no money moved yet: no money facts
+        assert (five, five) == (payloads["booking.expire"]["net_paid"], payloads["booking.expire"]["refund_due"])
+        assert (zero, zero) == (payloads["booking.refund"]["net_paid"], payloads["booking.refund"]["fees_outstanding"])
+        assert "refund_due" not in payloads["booking.refund"]
+
+    def test_a_lapsed_hold_without_money_has_no_refund_due(self, engine, clock):
+        held = engine.hold("wash", at(3, 9))
+        clock.advance(31 * M)
+        engine.expire_due()
+
+        [expired] = [m for m in engine.outbox() if m.topic == "booking.expire"]
+        assert held.id == expired.booking_id
+        assert "refund_due" not in json.loads(expired.payload)
 
     @pytest.mark.parametrize("firm", ["confirm", "pay"])
     def test_a_hold_made_firm_is_checked_against_a_writer_whose_clock_says_it_lapsed(self, engine, storage, firm):
