@@ -1283,7 +1283,9 @@ class BookingEngine:
         }
         return self._keyed(idempotency_key, request, move, (who, Permission.RESCHEDULE))
 
-    def check_in(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
+    def check_in(
+        self, booking_id: str, *, actor: Actor | None = None, idempotency_key: str | None = None
+    ) -> Booking:
         """
         Record that the client arrived (before the booking ends).
 
@@ -1304,9 +1306,12 @@ class BookingEngine:
                 raise PolicyViolationError(msg, rule="check_in_after_end", deadline=booking.end)
             return self._step(tx, now, booking, Action.CHECK_IN, str(who), checked_in_at=now)
 
-        return self._run(check_in)
+        request = {"call": "check_in", "booking_id": booking_id}
+        return self._keyed(idempotency_key, request, check_in, (who, Permission.CHECK_IN))
 
-    def mark_no_show(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
+    def mark_no_show(
+        self, booking_id: str, *, actor: Actor | None = None, idempotency_key: str | None = None
+    ) -> Booking:
         """
         Mark a confirmed or paid booking a no-show, after its grace period, and charge the no-show fee.
 
@@ -1342,9 +1347,12 @@ class BookingEngine:
                     )
             return marked
 
-        return self._run(no_show)
+        request = {"call": "mark_no_show", "booking_id": booking_id}
+        return self._keyed(idempotency_key, request, no_show, (who, Permission.MARK_NO_SHOW))
 
-    def complete(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
+    def complete(
+        self, booking_id: str, *, actor: Actor | None = None, idempotency_key: str | None = None
+    ) -> Booking:
         """
         Mark a confirmed or paid booking completed, once it has ended.
 
@@ -1363,7 +1371,8 @@ class BookingEngine:
                 raise PolicyViolationError(msg, rule="complete_before_end", deadline=booking.end)
             return self._step(tx, now, booking, Action.COMPLETE, str(who))
 
-        return self._run(complete)
+        request = {"call": "complete", "booking_id": booking_id}
+        return self._keyed(idempotency_key, request, complete, (who, Permission.COMPLETE))
 
     def expire_due(self, *, actor: Actor | None = None) -> list[Booking]:
         """

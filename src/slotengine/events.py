@@ -51,7 +51,7 @@ from slotengine.errors import (
 )
 from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, next_status
-from slotengine.model import Need, Resource, ResourceKind, Service, check_id, check_text
+from slotengine.model import Customer, Need, Resource, ResourceKind, Service, check_id, check_text
 from slotengine.money import Money
 from slotengine.outbox import OutboxMessage
 from slotengine.ports import BookingQuery
@@ -1155,6 +1155,7 @@ class EventDesk:
         quantity: int = 1,
         *,
         customer_id: str | None = None,
+        customer: Customer | None = None,
         confirm: bool = False,
         external_ref: str | None = None,
         idempotency_key: str | None = None,
@@ -1198,6 +1199,7 @@ class EventDesk:
                 quantity,
                 confirm=confirm,
                 customer_id=customer_id,
+                customer=customer,
                 source=source,
                 external_ref=external_ref,
                 idempotency_key=idempotency_key,
@@ -1243,6 +1245,7 @@ class EventDesk:
         *,
         confirm: bool,
         customer_id: str | None,
+        customer: Customer | None,
         source: str,
         external_ref: str | None,
         idempotency_key: str | None,
@@ -1263,6 +1266,7 @@ class EventDesk:
                 service.id,
                 resolved.interval.start,
                 customer_id=customer_id,
+                customer=customer,
                 source=source,
                 external_ref=external_ref,
                 idempotency_key=idempotency_key,
@@ -1465,6 +1469,7 @@ class EventDesk:
                 entry.quantity,
                 confirm=False,
                 customer_id=entry.customer_id,
+                customer=None,
                 source="waitlist",
                 external_ref=entry.id[:200],
                 idempotency_key=key,

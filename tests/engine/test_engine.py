@@ -560,6 +560,20 @@ class TestIdempotency:
         with pytest.raises(ConflictError):  # a key of its own finds the time taken, as before
             engine.hold("wash", at(3, 9), customer_id="c1", strategy="least_loaded", idempotency_key="k2")
 
+    @pytest.mark.parametrize("step", ["complete", "mark_no_show", "check_in"])
+    def test_a_retried_step_after_the_start_returns_the_first_result(self, engine, clock, step):
+        """complete, mark_no_show and check_in take a key too: a client retrying after a lost answer gets it."""
+        booking = engine.book("wash", at(3, 9), customer_id="c1")
+        clock.set(at(3, 9, 20) if step == "check_in" else at(3, 10))
+        call = getattr(engine, step)
+        first = call(booking.id, idempotency_key="k1")
+        logged = len(engine.transitions(booking.id))
+
+        assert first == call(booking.id, idempotency_key="k1")
+        assert logged == len(engine.transitions(booking.id))
+        with pytest.raises(IdempotencyKeyMismatchError):
+            call(engine.book("wash", at(3, 11)).id, idempotency_key="k1")
+
     def test_reschedule_key_covers_the_duration(self, engine):
         """A reschedule key replayed with another duration is another request, refused (I2)."""
         engine.add_service(Service("long", "Long", needs=[Need(type="box")], duration=30 * M, max_duration=H, slot_step=30 * M))

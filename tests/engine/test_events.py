@@ -29,7 +29,7 @@ from slotengine.errors import (
 )
 from slotengine.events import EventDesk, EventTemplate, Occurrence, OccurrenceStatus, Quota, TicketType, WaitingState
 from slotengine.lifecycle import BookingStatus
-from slotengine.model import Resource, ResourceKind
+from slotengine.model import Customer, Resource, ResourceKind
 from slotengine.money import Money
 from slotengine.notifications import NotificationRule, Template
 from slotengine.recurrence import Recurrence
@@ -78,6 +78,17 @@ class TestTickets:
 
         assert (BookingStatus.PRE_BOOKING, Money("45", "EUR")) == (first.status, first.price)
         assert 1 == desk.seats_left("w1")
+
+    def test_a_sale_takes_a_customer_with_their_zone_and_language(self, desk: EventDesk) -> None:
+        """Like engine.hold, sell takes a Customer, whose zone and language the ticket's messages use."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        olga = Customer("olga", "Olga", zone="Asia/Almaty", language="ru")
+        ticket = desk.sell("w1", "adult", customer=olga)
+
+        assert ("olga", "Asia/Almaty", "ru") == (ticket.customer_id, ticket.customer_zone, ticket.customer_language)
+        with pytest.raises(InvalidInputError, match="disagree"):
+            desk.sell("w1", "adult", customer_id="petr", customer=olga)
+        assert 3 == desk.seats_left("w1")  # of 4: the refused sale took none
 
     def test_a_quota_spans_ticket_types_within_the_capacity(self, desk: EventDesk) -> None:
         """Child tickets draw from a 2-seat quota as well as the seats: a third child ticket is refused."""
