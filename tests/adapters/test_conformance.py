@@ -12,6 +12,7 @@ Set ``SLOTENGINE_MACHINE_SCALE`` to multiply the agreement machine's examples (n
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -181,9 +182,10 @@ class TestConcurrency:
         report = check_concurrency(factory, threads=8, trials=TRIALS[adapter])
 
         trials = TRIALS[adapter]
-        expected_wins = 2 * sum(min(1 + t % 3, 8) for t in range(trials))
+        races = 3  # the same slot, two needs, and one-call writes (every adapter here has reserve_and_record)
+        expected_wins = races * sum(min(1 + t % 3, 8) for t in range(trials))
         assert (trials, 8, expected_wins) == (report.trials, report.racers, report.wins)
-        assert 2 * trials * 8 - expected_wins == report.conflicts
+        assert races * trials * 8 - expected_wins == report.conflicts
 
 
 class TestAdapterChecks:
@@ -288,6 +290,18 @@ def mutant(**overrides: Callable[..., object]) -> StorageFactory:
 
 US = timedelta(microseconds=1)
 
+
+def _counted(name: str) -> Callable[..., object]:
+    """A catalogue write that sets the version to the last one + 1, kept with the tenant's (rolled-back) data."""
+
+    def write(tx: object, value: object) -> None:
+        before = tx.catalogue_version()  # type: ignore[attr-defined]
+        getattr(tx, name)(value)
+        tx._data.catalogue_version = before + 1  # type: ignore[attr-defined]
+
+    return write
+
+
 MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "holds count one microsecond too long": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now - US, exclude=exclude)),
@@ -343,6 +357,14 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
             )
         ),
         {"check_update_booking", "check_transaction_survives_refusals", "check_update_booking_keeps_blocked_time"},
+    ),
+    "catalogue version that never moves": (
+        mutant(catalogue_version=lambda tx: 1),
+        {"check_catalogue_versions"},
+    ),
+    "catalogue version counted in the tenant's own data (a rollback hands a number out again)": (
+        mutant(**{name: _counted(name) for name in ("put_business", "put_resource", "put_service")}),
+        {"check_catalogue_versions"},
     ),
     "documents listed backwards": (
         mutant(list_documents=lambda tx, kind: tx.list_documents(kind)[::-1]),
@@ -423,6 +445,41 @@ class TestTheKitCatchesMutants:
         with pytest.raises(AssertionError, match="exactly min\\(capacity, racers\\) racers win"):
             check_concurrency(mutant(reserve=unchecked), threads=4, trials=2)
 
+    def test_the_races_catch_a_one_call_write_that_checks_and_writes_apart(self) -> None:
+        """
+        A reserve_and_record that checks in one transaction and writes in another oversells; the races say so.
+
+        The engine makes every new booking this way once its catalogue is cached; the kit raced only
+        transactions, so such an adapter passed every check while the engine oversold through it.
+        """
+
+        class CheckThenWrite(MemoryStorage):
+            def reserve_and_record(self, tenant, booking, *, now, transitions, outbox, catalogue_version, idempotency=None):  # type: ignore[no-untyped-def]
+                with self.transaction(tenant) as tx:  # the check, never committed
+                    tx.reserve(booking, now=now)
+                time.sleep(0.002)  # the round trip between the two
+                with self.transaction(tenant) as tx:
+                    tx._data.bookings[booking.id] = booking
+                    tx.append_transitions(transitions)
+                    tx.append_outbox(outbox)
+                    tx.commit()
+
+        with pytest.raises(AssertionError, match=r"one-call writes .* racers win: expected 1, actual [2-8]"):
+            check_concurrency(CheckThenWrite, threads=8, trials=1)
+
+    def test_the_races_catch_a_one_call_write_that_loses_its_records(self) -> None:
+        """A reserve_and_record that stores the booking but not its outbox message is caught."""
+
+        class Forgetful(MemoryStorage):
+            def reserve_and_record(self, tenant, booking, *, now, transitions, outbox, catalogue_version, idempotency=None):  # type: ignore[no-untyped-def]
+                with self.transaction(tenant) as tx:
+                    tx.reserve(booking, now=now)
+                    tx.append_transitions(transitions)
+                    tx.commit()
+
+        with pytest.raises(AssertionError, match="the winners' outbox messages are stored with their bookings"):
+            check_concurrency(Forgetful, threads=4, trials=1)  # every racer writes at once: a winner forgot
+
     def test_a_machine_needs_a_factory(self) -> None:
         """StorageAgreement itself is abstract: build it with agreement_machine(factory)."""
         with pytest.raises(TypeError, match="agreement_machine"):
@@ -433,6 +490,6 @@ class TestTheKitCatchesMutants:
         report = check_concurrency(MemoryStorage, threads=2, trials=1)
 
         assert isinstance(report, ConcurrencyReport)
-        assert (1, 2, 2, 2) == (report.trials, report.racers, report.wins, report.conflicts)
+        assert (1, 2, 3, 3) == (report.trials, report.racers, report.wins, report.conflicts)
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             report.wins = 0  # type: ignore[misc]

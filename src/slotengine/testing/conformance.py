@@ -1198,6 +1198,56 @@ def _version(storage: Storage, tenant: str) -> int:
 
 
 @_check
+def check_catalogue_versions(factory: StorageFactory) -> None:
+    """
+    ``catalogue_version`` (optional) changes with every committed catalogue write, and never comes back.
+
+    The engine caches its catalogue by this version and books from the cache while the version stays the
+    same, so a version that does not move after a write lets it book on a stale catalogue (a closed day, a
+    deleted service), and one handed out twice (a counter that a rolled-back write advanced, then the next
+    write advanced again to the same number) does the same once. Reading does not move it. An adapter
+    without the capability has nothing to keep here: the engine reads its catalogue afresh every time.
+    """
+    with _made(factory) as storage:
+        if not _in(storage, "alpha", lambda tx: isinstance(tx, CatalogueVersions), commit=False):
+            return
+        _setup(storage, "alpha", {"r1": 1})
+        seen = [_version(storage, "alpha")]
+        _expect("reading the version does not change it", seen[0], _version(storage, "alpha"))
+        writes: list[tuple[str, Callable[[StorageTransaction], None]]] = [
+            ("put_business of a changed business", lambda tx: tx.put_business(_business("Closed on Tuesdays"))),
+            ("put_resource of a new resource", lambda tx: tx.put_resource(Resource("r2", "Box 2"))),
+            ("put_resource replacing one", lambda tx: tx.put_resource(Resource("r1", "Box 1", capacity=2))),
+            ("put_service of a new service", lambda tx: tx.put_service(_service("s2", "Polish"))),
+            ("put_service replacing one", lambda tx: tx.put_service(_service("s1", "Wash and dry"))),
+        ]
+        for what, write in writes:
+            _in(storage, "alpha", write)
+            now = _version(storage, "alpha")
+            if now in seen:
+                msg = (
+                    f"after a committed {what}, catalogue_version is {now!r}, a version readers saw before "
+                    f"({seen!r}): an engine that cached the catalogue at that version would keep booking on it"
+                )
+                raise AssertionError(msg)
+            seen.append(now)
+
+        def write_and_read(tx: StorageTransaction) -> int:
+            tx.put_resource(Resource("r3", "Box 3"))
+            return tx.catalogue_version()  # type: ignore[attr-defined, no-any-return]
+
+        doomed = _in(storage, "alpha", write_and_read, commit=False)
+        _in(storage, "alpha", lambda tx: tx.put_resource(Resource("r4", "Box 4")))
+        after = _version(storage, "alpha")
+        if after == doomed or after in seen:
+            msg = (
+                f"catalogue_version {after!r}, after a committed write, was seen before: inside a transaction that "
+                f"rolled back ({doomed!r}) or earlier ({seen!r}); a version is never handed out twice"
+            )
+            raise AssertionError(msg)
+
+
+@_check
 def check_reserve_and_record(factory: StorageFactory) -> None:
     """
     `reserve_and_record` (optional) writes what `reserve` and the appends write, or nothing when it refuses.
@@ -2402,9 +2452,14 @@ def _attempt(
     storage: Storage, tenant: str, work: Callable[[StorageTransaction], None], *, retries: int
 ) -> tuple[str, int, BaseException | None]:
     """Run *work* in its own committed transaction, retrying `ConcurrencyError` as the engine does."""
+    return _attempt_call(lambda: _in(storage, tenant, work), retries=retries)
+
+
+def _attempt_call(call: Callable[[], object], *, retries: int) -> tuple[str, int, BaseException | None]:
+    """Make *call* (a whole committed write), retrying `ConcurrencyError` as the engine does."""
     for attempt in range(retries + 1):
         try:
-            _in(storage, tenant, work)
+            call()
         except ConflictError:
             return "conflict", attempt, None
         except ConcurrencyError as exc:
@@ -2477,6 +2532,12 @@ def check_concurrency(
        sorted order (a `ConcurrencyError` is retried, as `BookingEngine` does, up to *retries* times).
     3. **One idempotency key** (I1): every racer saves the same key; exactly one succeeds, the others get
        `ConcurrencyError` and then find the winner's record.
+    4. **One-call writes** (only for a storage with `slotengine.ports.ReserveAndRecord`, which the engine uses
+       for every new hold or booking once it has read its catalogue): every racer calls ``reserve_and_record``
+       (two trials in four), or half of them do and the others reserve in a transaction, on the same slot
+       (even trials) or on two resources named in opposite orders (odd trials). Exactly
+       ``min(capacity, threads)`` win, and each winner's transition record and outbox message are stored with
+       its booking, no loser's.
 
     Args:
         factory: A zero-argument callable returning a fresh, empty `Storage` that threads may share.
@@ -2507,7 +2568,7 @@ def check_concurrency(
     return ConcurrencyReport(trials, threads, wins, conflicts, retried, time.perf_counter() - started)
 
 
-def _run_races(  # noqa: PLR0915 - three races written out, each with its own checks
+def _run_races(  # noqa: C901, PLR0915 - the races written out, each with its own checks
     storage: Storage, pool: ThreadPoolExecutor, *, threads: int, trials: int, retries: int, timeout: float
 ) -> tuple[int, int, int]:
     wins = conflicts = retried = 0
@@ -2618,7 +2679,89 @@ def _run_races(  # noqa: PLR0915 - three races written out, each with its own ch
         )
         found = _in(storage, tenant, _key_reader(key), commit=False)
         _expect(f"{clause}: the stored record is the winner's", saved, [found])
+
+        # 4. one-call writes against transactions
+        if isinstance(storage, ReserveAndRecord):
+            race = _one_call_race(storage, pool, tenant, trial, threads=threads, retries=retries, timeout=timeout)
+            wins += expected
+            conflicts += race.outcomes.count("conflict")
+            retried += race.retries
     return wins, conflicts, retried
+
+
+def _one_call_race(
+    storage: Storage,
+    pool: ThreadPoolExecutor,
+    tenant: str,
+    trial: int,
+    *,
+    threads: int,
+    retries: int,
+    timeout: float,
+) -> _Race:
+    """Race 4 of `check_concurrency`: ``reserve_and_record`` against transactions; check what was stored."""
+    capacity = 1 + trial % 3
+    expected = min(capacity, threads)
+    first, second = f"once-{trial}", f"once-{trial}-b"
+    rids = (first,) if trial % 2 == 0 else (first, second)
+    _in(storage, tenant, _cataloguing(dict.fromkeys(rids, capacity)))
+    version = _version(storage, tenant)
+    write_at_once = storage.reserve_and_record  # type: ignore[attr-defined]
+    mixed = trial % 4 >= 2  # every racer writes at once (as engines do), or half of them in a transaction
+
+    def racer(index: int) -> Callable[[], tuple[str, int, BaseException | None]]:
+        order = rids if index % 4 < 2 else rids[::-1]
+        booking_id = f"o{trial}-{index}"
+        assignments = tuple(Assignment(i, f"need-{i}", (rid,)) for i, rid in enumerate(order))
+        booking = Booking(
+            booking_id, "s1", at(10), at(11), assignments, (1,) * len(order), BookingStatus.CONFIRMED, CREATED
+        )
+        records = [_record(booking_id, Action.BOOK)]
+        messages = [_message(booking_id, booking_id=booking_id)]
+        if not mixed or index % 2 == 0:
+            return lambda: _attempt_call(
+                lambda: write_at_once(
+                    tenant, booking, now=at(8), transitions=records, outbox=messages, catalogue_version=version
+                ),
+                retries=retries,
+            )
+
+        def work(tx: StorageTransaction) -> None:
+            tx.reserve(booking, now=at(8))
+            tx.append_transitions(records)
+            tx.append_outbox(messages)
+
+        return lambda: _attempt(storage, tenant, work, retries=retries)
+
+    where = "the same slot" if len(rids) == 1 else "two resources named in opposite orders"
+    against = " against transactions" if mixed else ""
+    clause = f"one-call writes (reserve_and_record){against} on {where}, trial {trial}, capacity {capacity}"
+    race = _race(pool, [racer(i) for i in range(threads)], timeout=timeout, clause=clause)
+    won = race.outcomes.count("won")
+    stored = _in(storage, tenant, _finding(BookingQuery(resource_id=first)), commit=False)
+    if won != expected:
+        msg = (
+            f"{clause}: exactly min(capacity, racers) racers win: expected {expected}, actual {won}; "
+            f"{len(stored)} of their bookings are stored (a check and a write in separate transactions, or a lock "
+            "that does not reach every writer, lets several racers see the slot free)"
+        )
+        raise AssertionError(msg)
+    _expect(f"{clause}: every winner's booking is stored, and nothing else", expected, len(stored))
+    for resource_id in rids:
+        if _peak(stored, resource_id) > capacity:
+            msg = f"{clause}: the stored bookings exceed the capacity of {resource_id} (oversold)"
+            raise AssertionError(msg)
+    winners = sorted(b.id for b in stored)
+
+    def records_of(tx: StorageTransaction) -> tuple[list[str], list[str]]:
+        logged = sorted(r.booking_id for r in tx.list_transitions() if r.booking_id.startswith(f"o{trial}-"))
+        queued = sorted(m.id for m in tx.list_outbox() if m.id.startswith(f"o{trial}-"))
+        return logged, queued
+
+    logged, queued = _in(storage, tenant, records_of, commit=False)
+    _expect(f"{clause}: the winners' transition records are stored with their bookings, no loser's", winners, logged)
+    _expect(f"{clause}: the winners' outbox messages are stored with their bookings, no loser's", winners, queued)
+    return race
 
 
 # --- the agreement machine -----------------------------------------------------------------------------------------
