@@ -511,8 +511,9 @@ class BookingEngine:
         out = []
         for recipient, zone in recipients:
             at = quiet_shift(due, business.quiet_hours, zone) if rule.quiet_hours else due
-            if due < booking.start <= at and business.quiet_hours is not None:
+            if kind == "remind" and due < booking.start <= at and business.quiet_hours is not None:
                 # Waiting for the quiet hours to end would remind after the start: remind before they begin.
+                # (A notice of what happened is never dropped: it goes when they end, even after the start.)
                 at = quiet_begin(due, business.quiet_hours, zone) - _ONE_MINUTE
                 if at <= now:
                     continue  # too late for that too; nobody is woken for it

@@ -335,12 +335,31 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
 
 
 def quiet_begin(due: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
-    """Return when the quiet hours that *due* falls in began, in *zone* (by the wall-time rule)."""
+    """
+    Return when the quiet hours that *due* falls in began in *zone*: the first instant showing their start time.
+
+    That is their start by the wall-time rule, except when the start time falls in a spring-forward gap: then
+    they began when the clocks jumped over it (the rule's instant, after the gap, could come after *due*).
+    """
     local = to_utc(due, "due").astimezone(zone)
     day = local.date()
     if quiet.start > quiet.end and local.time().replace(tzinfo=None) < quiet.end:
         day -= timedelta(days=1)  # the night began the evening before
-    return localize(datetime.combine(day, quiet.start), zone)
+    wall = datetime.combine(day, quiet.start)
+    begun = localize(wall, zone)
+    before = to_utc(wall.replace(tzinfo=zone, fold=1), "start")  # in a gap, the instant as if the clocks had jumped
+    if before >= begun:
+        return begun
+    # In the gap: the jump is the one instant in (before, begun] where the wall clock passes the start time
+    # (zones change their offsets on whole seconds).
+    low, high = 0, int((begun - before).total_seconds())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (before + timedelta(seconds=middle)).astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return before + timedelta(seconds=high)
 
 
 _MONTHS: Final[Mapping[str, tuple[str, ...]]] = {

@@ -440,6 +440,21 @@ class TestPlanning:
         assert "notify.booking-info" not in [m.topic for m in notifier.sent]
         assert 1 <= report.withdrawn
 
+    @pytest.mark.parametrize("event", ["cancelled", "created"])
+    def test_a_notice_made_in_quiet_hours_for_an_earlier_start_still_goes(self, storage, event):
+        """A notice made at night for a booking that starts before the quiet hours end goes when they end."""
+        rule = NotificationRule("told", Template("x", "$service at $local_time"), on=[event])
+        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(21), time(10)))
+        booking = engine.book("wash", at(4, 9), customer_id="ann") if event == "cancelled" else None
+        clock.set(at(3, 22))
+        if booking is not None:
+            engine.cancel(booking.id, by_business=True, reason="flooded")
+        else:
+            engine.book("wash", at(4, 9, 30), customer_id="ann")
+
+        [notice] = [m for m in engine.outbox() if m.topic == "notify.told"]
+        assert at(4, 10) == notice.due_at
+
     def test_agent_and_staff_recipients(self, storage):
         """Agent alerts go to the business's agent; staff messages to each person serving the booking."""
         rules = (
@@ -519,8 +534,18 @@ class TestHelpers:
 
         assert begun <= due
         assert due - begun < 26 * H
+        before = begun - timedelta(minutes=1)
+        assert before == quiet_shift(before, quiet, zone)  # the minute before they began is not quiet
         if not is_nonexistent(datetime.combine(begun.astimezone(zone).date(), start), zone):
             assert start == begun.astimezone(zone).time().replace(tzinfo=None)
+
+    def test_quiet_hours_that_begin_in_a_gap_began_at_the_jump(self):
+        """Quiet from 02:30, a time Paris skips on 29 March 2026: they began at 03:00 CEST, when the clocks jumped."""
+        paris = at(2, 0).tzinfo
+        quiet = QuietHours(time(2, 30), time(6))
+        due = datetime(2026, 3, 29, 1, 10, tzinfo=UTC)  # 03:10 CEST, inside them
+
+        assert datetime(2026, 3, 29, 1, 0, tzinfo=UTC) == quiet_begin(due, quiet, paris)
 
     def test_quiet_shift_in_the_fold(self):
         """Due at 02:10 in the second pass of a fall-back night, quiet until 02:30: it waits for the second 02:30."""
