@@ -1243,23 +1243,26 @@ class BookingEngine:
             self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
             _refuse_lapsed(booking, now, Action.RESCHEDULE, "hold the new time instead")
-            if new_start == booking.start and duration in {None, booking.end - booking.start}:
-                return booking  # already there: no move, nothing counted against the reschedule limit
-            booking.policies.reschedule.check(
-                start=booking.start, now=now, zone=self._zone_of(tx, booking), times_so_far=booking.reschedules
-            )
             catalogue = self._catalogue(tx)
             service = catalogue.get_service(booking.service_id)
+            zone = self._zone_of(tx, booking)
+            own = _length(booking, service, zone)  # elapsed time, or whole days or nights, as the service counts
+            length = None if duration == own else duration  # its own length again is no new length
+            if new_start == booking.start and length is None:
+                return booking  # already there: no move, nothing counted against the reschedule limit
+            booking.policies.reschedule.check(
+                start=booking.start, now=now, zone=zone, times_so_far=booking.reschedules
+            )
             pool_ids = [r.id for r in catalogue.pool(service)]
             tx.lock_resources(pool_ids)
-            chosen = duration if duration is not None else _length(booking, service, self._zone_of(tx, booking))
+            chosen = own if length is None else length
             window = Interval(new_start, new_start + chosen)
             availability = self._availability(tx, now, service, window, ignore={booking.id})
             try:
                 slot = availability.check(service, new_start, duration=chosen, pin=booking.resource_ids)
             except (ConflictError, InvalidInputError):
                 slot = availability.check(service, new_start, duration=chosen)
-            price = booking.price if duration is None else _price(service, chosen)
+            price = booking.price if length is None else _price(service, chosen)
             _check_new_price(booking, price)
             moved = attrs.evolve(
                 booking,

@@ -2,8 +2,9 @@
 
 import json
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -447,6 +448,27 @@ class TestReschedule:
         moved = engine.reschedule(stay.id, at(29, 0))  # across the spring-forward night
 
         assert (at(29, 0), at(1, 0).replace(month=4), EUR(150)) == (moved.start, moved.end, moved.price)
+
+    @pytest.mark.parametrize(
+        ("unit", "start", "later"), [("days", at(28, 0), at(4, 0).replace(month=4)), ("nights", at(10, 15), at(17, 15))]
+    )
+    def test_a_stay_moved_to_its_own_time_and_length_is_no_move(self, engine, unit, start, later):
+        """A stay's own start and number of days (or nights) is no move, across a DST night too: nothing counted."""
+        every_day = Schedule("Europe/Paris", WeeklyHours.every_day(TimeRange("00:00", "00:00")))
+        engine.add_resource(Resource("flat", "Flat", type="flat", schedule=every_day))
+        engine.add_service(
+            Service("stay", "Stay", needs=[Need(type="flat")], duration=DAY, max_duration=7 * DAY, unit=unit,
+                    check_in=time(15) if unit == "nights" else None, check_out=time(11) if unit == "nights" else None,
+                    price=EUR(50))
+        )
+        stay = engine.pay(engine.book("stay", start, duration=3 * DAY).id, EUR(150), payment_id="p1")
+        engine.add_service(attrs.evolve(engine.services()[-1], price=EUR(60)))  # the price went up since
+        before = state_hash(engine)
+
+        assert stay == engine.reschedule(stay.id, stay.start, duration=3 * DAY)
+        assert before == state_hash(engine)
+        moved = engine.reschedule(stay.id, later, duration=3 * DAY)  # its own length: its own price
+        assert (1, EUR(150)) == (moved.reschedules, moved.price)
 
     def test_a_new_length_keeps_the_money_right(self, engine):
         """A paid booking cannot change price by a move; nor can a move's price fall below what was paid."""
