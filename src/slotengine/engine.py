@@ -1412,16 +1412,21 @@ class BookingEngine:
         Messages for people are rendered first, and withdrawn instead if their rule's condition no longer
         holds (the client confirmed, the booking moved or was cancelled). Sending happens outside any storage
         transaction: a notifier failure never rolls back a booking. A failed send is retried after
-        ``backoff × 2^(attempts − 1)``; after *max_attempts* the message is given up and that is recorded. A
-        crash between sending and recording sends the message again later, with the same ``dedupe_key``.
+        ``backoff × 2^(attempts − 1)`` (at most 30 days); after *max_attempts* the message is given up and that is
+        recorded. A crash between sending and recording sends the message again later, with the same
+        ``dedupe_key``.
 
         Where the storage can claim messages (`slotengine.ports.OutboxClaims`: all three adapters), each message
         is claimed for *lease* before it is sent, so dispatchers running at once send it once between them, and
         one that dies holding a claim lets the message go again when the lease ends.
+
+        Raises:
+            InvalidInputError: a notifier without ``send``; *limit* or *max_attempts* below 1; a *lease* not
+                above 0 or longer than a day; a *backoff* below 0 or longer than a day.
         """
         who = self._who(actor)
         self._allow(who, Permission.DISPATCH)
-        _check_dispatch(notifier, lease)
+        _check_dispatch(notifier, limit, max_attempts, backoff, lease)
 
         def claim(
             tx: StorageTransaction, now: datetime
@@ -1471,7 +1476,7 @@ class BookingEngine:
                     if give_up:
                         record = attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e)
                     else:
-                        later = self._quiet(tx, m, now + backoff * 2 ** (attempts - 1))
+                        later = self._quiet(tx, m, now + _retry_delay(backoff, attempts))
                         record = attrs.evolve(m, attempts=attempts, due_at=later, last_error=e)
                     _rewrite(tx, m, record)
 
@@ -1634,14 +1639,32 @@ def _require(value: object, cls: type[_T]) -> _T:
     return value
 
 
-def _check_dispatch(notifier: object, lease: object) -> None:
-    """Refuse a notifier that cannot send (every message would fail and be given up) or a lease that is no time."""
+_MAX_LEASE: Final = timedelta(days=1)
+_MAX_BACKOFF: Final = timedelta(days=1)
+_MAX_RETRY_DELAY: Final = timedelta(days=30)
+
+
+def _check_dispatch(notifier: object, limit: object, max_attempts: object, backoff: object, lease: object) -> None:
+    """Refuse a notifier that cannot send (every message would be given up), and counts or times out of reason."""
     if not callable(getattr(notifier, "send", None)):
         msg = f"notifier must have a send(message) method, got {notifier!r} (see slotengine.adapters.notifiers)"
         raise InvalidInputError(msg, field="notifier")
-    if not isinstance(lease, timedelta) or lease <= timedelta(0):
-        msg = f"lease must be a positive timedelta, got {lease!r}"
+    for name, count in (("limit", limit), ("max_attempts", max_attempts)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            msg = f"{name} must be a whole number of at least 1, got {count!r}"
+            raise InvalidInputError(msg, field=name)
+    if not isinstance(lease, timedelta) or not timedelta(0) < lease <= _MAX_LEASE:
+        msg = f"lease must be a timedelta longer than 0 and at most {_MAX_LEASE}, got {lease!r}"
         raise InvalidInputError(msg, field="lease")
+    if not isinstance(backoff, timedelta) or not timedelta(0) <= backoff <= _MAX_BACKOFF:
+        msg = f"backoff must be a timedelta from 0 to {_MAX_BACKOFF}, got {backoff!r}"
+        raise InvalidInputError(msg, field="backoff")
+
+
+def _retry_delay(backoff: timedelta, attempts: int) -> timedelta:
+    """``backoff × 2^(attempts − 1)``, at most `_MAX_RETRY_DELAY`: a long run of failures waits a month, not forever."""
+    factor: int = 2 ** min(attempts - 1, 20)
+    return min(backoff * factor, _MAX_RETRY_DELAY)
 
 
 def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> OutboxMessage | None:

@@ -342,6 +342,45 @@ class TestPlanning:
             engine.dispatch_due(notifier)
         assert before == engine.outbox()
 
+    @pytest.mark.parametrize(
+        ("settings_", "field"),
+        [
+            ({"lease": timedelta(days=3_000_000)}, "lease"),
+            ({"lease": timedelta.max}, "lease"),
+            ({"lease": timedelta(0)}, "lease"),
+            ({"backoff": timedelta.max}, "backoff"),
+            ({"backoff": -timedelta(seconds=1)}, "backoff"),
+            ({"limit": 0}, "limit"),
+            ({"limit": True}, "limit"),
+            ({"max_attempts": "5"}, "max_attempts"),
+        ],
+    )
+    def test_dispatch_settings_out_of_reason_are_refused(self, storage, settings_, field):
+        """A lease or backoff of ages (it overflowed the clock's arithmetic), or a count below 1: a typed error."""
+        engine, _clock = furnished(storage)
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        before = engine.outbox()
+
+        with pytest.raises(InvalidInputError, match=field):
+            engine.dispatch_due(RecordingNotifier(), **settings_)
+        assert before == engine.outbox()
+
+    def test_many_failures_wait_a_month_at_most(self, storage):
+        """The doubling backoff stops at 30 days: a hundredth failure neither overflows nor waits for ever."""
+        engine, clock = furnished(storage, rules=())
+        engine.hold("wash", at(4, 10), customer_id="ann")
+        [message] = engine.outbox()
+        with storage.transaction("n") as tx:
+            tx.update_outbox(attrs.evolve(message, attempts=99))
+            tx.commit()
+        notifier = RecordingNotifier()
+        notifier.fail_next()
+
+        report = engine.dispatch_due(notifier, max_attempts=1000)
+
+        [retried] = engine.outbox()
+        assert (1, clock.now() + timedelta(days=30)) == (report.retried, retried.due_at)
+
     def test_two_dispatchers_at_once_send_each_message_once(self, storage):
         """A dispatcher that runs while another is sending finds every message claimed; nothing goes twice."""
         engine, clock = furnished(storage)
