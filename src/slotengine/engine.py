@@ -1444,11 +1444,11 @@ class BookingEngine:
                 except (KeyError, ValueError, LookupError) as exc:
                     # A message that cannot be rendered is given up alone; the others still go.
                     error = f"cannot render: {type(exc).__name__}"
-                    tx.update_outbox(attrs.evolve(message, failed_at=now, last_error=error))
+                    _rewrite(tx, message, attrs.evolve(message, failed_at=now, last_error=error))
                     continue
                 if outgoing is None:
-                    tx.update_outbox(attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies"))
-                    withdrawn += 1
+                    withdrawal = attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies")
+                    withdrawn += _rewrite(tx, message, withdrawal)
                     continue
                 claimed = _claim(tx, message, now + lease)
                 if claimed is not None:  # else another dispatcher claimed it since this one listed it
@@ -1676,13 +1676,13 @@ def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> O
     return claimed if swap(message, claimed) else None
 
 
-def _rewrite(tx: StorageTransaction, claimed: OutboxMessage, record: OutboxMessage) -> None:
-    """Record what became of a claimed message, unless another dispatcher took it over after the lease."""
+def _rewrite(tx: StorageTransaction, seen: OutboxMessage, record: OutboxMessage) -> bool:
+    """Record what became of a message this dispatcher saw as *seen*, unless another changed it since; say if so."""
     swap = getattr(tx, "swap_outbox", None)
     if swap is None:
         tx.update_outbox(record)
-    else:
-        swap(claimed, record)
+        return True
+    return bool(swap(seen, record))
 
 
 def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str) -> None:

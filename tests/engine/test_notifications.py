@@ -404,6 +404,48 @@ class TestPlanning:
         clock.advance(timedelta(minutes=10))  # past the lease: nothing left, every claim was settled
         assert 0 == engine.dispatch_due(other).sent
 
+    def test_a_withdrawal_does_not_overwrite_another_dispatchers_claim(self, storage):
+        """A dispatcher that listed a message before another claimed it leaves the claim alone when withdrawing."""
+        engine, clock = furnished(storage, quiet=QuietHours(time(21), time(8)))
+        clock.set(at(2, 22))
+        booking = engine.book("wash", at(4, 10), customer_id="ann")
+        engine.cancel(booking.id, by_business=True)  # the held welcome no longer applies
+        clock.set(at(3, 8))
+        stale = engine.outbox(pending_only=True)  # what the late dispatcher listed
+        [welcome] = [m for m in stale if m.topic == "notify.booking-info"]
+        claim = attrs.evolve(welcome, due_at=clock.now() + timedelta(minutes=5))
+        with storage.transaction("n") as tx:  # the other dispatcher's claim, made after that listing
+            assert tx.swap_outbox(welcome, claim)
+            tx.commit()
+
+        class Stale:
+            def __init__(self, inner):
+                self.inner = inner
+
+            @contextlib.contextmanager
+            def transaction(self, tenant):
+                with self.inner.transaction(tenant) as tx:
+                    yield StaleListing(tx)
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+        class StaleListing:
+            def __init__(self, tx):
+                self.tx = tx
+
+            def list_outbox(self, *, pending_only=False, booking_id=None):
+                return list(stale) if pending_only else self.tx.list_outbox(booking_id=booking_id)
+
+            def __getattr__(self, name):
+                return getattr(self.tx, name)
+
+        late = BookingEngine(Stale(storage), clock=clock, tenant="n", default_actor=Actor.system("late"))
+        report = late.dispatch_due(RecordingNotifier())
+
+        assert 0 == report.withdrawn
+        assert claim in engine.outbox()
+
     def test_a_dead_dispatchers_claim_lapses(self, storage):
         """A dispatcher that claimed and died (nothing recorded) lets the messages go when its lease ends."""
         engine, clock = furnished(storage)
