@@ -51,7 +51,7 @@ MAX_AMOUNT: Final = Decimal(10) ** 18
 """Every amount is below this in absolute value, so that every adapter stores it exactly."""
 
 _EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation, Overflow])
-"""Products and quantizations computed exactly (their size is bounded by `MAX_AMOUNT` before they are kept)."""
+"""Every computation on amounts is exact in this context, whatever the caller's (products are sized first)."""
 
 
 def _check_currency(value: object) -> str:
@@ -62,6 +62,11 @@ def _check_currency(value: object) -> str:
 
 
 def _to_decimal(value: object, currency: str) -> Decimal:
+    with localcontext(_EXACT):
+        return _to_exact_decimal(value, currency)
+
+
+def _to_exact_decimal(value: object, currency: str) -> Decimal:
     if isinstance(value, bool | float):
         msg = (
             f"money amounts must be exact: pass Decimal({str(value)!r}) or the string {str(value)!r}, "
@@ -82,13 +87,12 @@ def _to_decimal(value: object, currency: str) -> Decimal:
     if not amount.is_finite():
         msg = f"{value!r} is not a finite amount of money"
         raise InvalidMoneyError(msg, amount=value)
-    if abs(amount) >= MAX_AMOUNT:
+    if amount.copy_abs() >= MAX_AMOUNT:
         msg = f"{value!r} {currency} is too large: amounts of money stay below 10^18 in absolute value"
         raise InvalidMoneyError(msg, amount=value, currency=currency)
     places = CURRENCY_MINOR_UNITS[currency]
     quantum = Decimal(1).scaleb(-places)
-    with localcontext(_EXACT):
-        quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    quantized = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
     if not quantized:
         quantized = quantized.copy_abs()  # no "-0.00 EUR"
     if quantized != amount:
@@ -142,13 +146,15 @@ class Money:
         return other
 
     def __add__(self, other: Money) -> Money:
-        return Money(self.amount + self._same(other, "add").amount, self.currency)
+        with localcontext(_EXACT):
+            return Money(self.amount + self._same(other, "add").amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
-        return Money(self.amount - self._same(other, "subtract").amount, self.currency)
+        with localcontext(_EXACT):
+            return Money(self.amount - self._same(other, "subtract").amount, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money(self.amount.copy_negate(), self.currency)
 
     def __mul__(self, factor: Decimal | int) -> Money:
         if isinstance(factor, bool) or not isinstance(factor, Decimal | int):
@@ -157,8 +163,7 @@ class Money:
         if isinstance(factor, Decimal) and not factor.is_finite():
             msg = f"money can be multiplied by a finite factor only, not {factor!r}"
             raise InvalidMoneyError(msg)
-        with localcontext(_EXACT):
-            return self._rounded(self.amount * factor)
+        return self._times(Decimal(factor), 0, f"{self} × {factor}")
 
     __rmul__ = __mul__
 
@@ -170,10 +175,29 @@ class Money:
         if isinstance(percent, Decimal) and not percent.is_finite():
             msg = f"a percentage must be finite, not {percent!r}"
             raise InvalidMoneyError(msg)
-        return self * Decimal(percent).scaleb(-2)
+        return self._times(Decimal(percent), -2, f"{percent} % of {self}")
+
+    def _times(self, factor: Decimal, shift: int, product: str) -> Money:
+        """
+        Return this amount × *factor* × 10^*shift* (described as *product*), rounded once, half to even.
+
+        The product is sized from the exponents first: 10^18 or more is refused before decimal computes (and
+        overflows on) it, and below a tenth of the minor unit it is zero.
+        """
+        if not self.amount or not factor:
+            return Money.zero(self.currency)
+        # |product| is in [10^magnitude, 10^(magnitude + 2))
+        magnitude = self.amount.adjusted() + factor.adjusted() + shift
+        if magnitude >= MAX_AMOUNT.adjusted():
+            msg = f"{product} is too large: amounts of money stay below 10^18 in absolute value"
+            raise InvalidMoneyError(msg, amount=self.amount, factor=factor, currency=self.currency)
+        if magnitude + 2 <= -CURRENCY_MINOR_UNITS[self.currency] - 1:  # below a tenth of the minor unit
+            return Money.zero(self.currency)
+        with localcontext(_EXACT):
+            return self._rounded((self.amount * factor).scaleb(shift))
 
     def _rounded(self, amount: Decimal) -> Money:
-        if abs(amount) >= MAX_AMOUNT:
+        if amount.copy_abs() >= MAX_AMOUNT:
             msg = f"{amount} {self.currency} is too large: amounts of money stay below 10^18 in absolute value"
             raise InvalidMoneyError(msg, amount=amount, currency=self.currency)
         quantum = Decimal(1).scaleb(-CURRENCY_MINOR_UNITS[self.currency])
