@@ -11,12 +11,17 @@ Set ``SLOTENGINE_MACHINE_SCALE`` to multiply the agreement machine's examples (n
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
+import pickle
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -41,6 +46,7 @@ from slotengine.testing.conformance import (
     StorageFactory,
     agreement_machine,
     check_concurrency,
+    check_concurrency_across_processes,
     check_storage,
     run_checks,
 )
@@ -493,3 +499,132 @@ class TestTheKitCatchesMutants:
         assert (1, 2, 3, 3) == (report.trials, report.racers, report.wins, report.conflicts)
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             report.wins = 0  # type: ignore[misc]
+
+
+# --- the kit itself: processes ---------------------------------------------------------------------------------------
+
+
+class PickledMemory(MemoryStorage):
+    """
+    A MemoryStorage kept in a pickle file: each transaction loads it, under the storage's own lock, and writes it back.
+
+    Thread-safe (every transaction of one storage holds its lock from the load to the write-back) and process-unsafe
+    (nothing stops another process from loading the same file meanwhile, and the last write-back wins): the shape of
+    an adapter that serializes its transactions on a shared database with a ``threading.Lock``. Module-level, so
+    spawned processes can unpickle ``functools.partial(PickledMemory, path)``.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with self._lock:
+            try:
+                self._tenants = pickle.loads(self.path.read_bytes())
+            except FileNotFoundError:
+                self._tenants = {}
+            with super().transaction(tenant) as tx:
+                yield tx
+            spare = self.path.with_name(f"{self.path.name}.{os.getpid()}")
+            spare.write_bytes(pickle.dumps(self._tenants))
+            spare.replace(self.path)
+
+
+class StuckPickledMemory(PickledMemory):
+    """A PickledMemory whose commits never return in a racing process (a lock never released)."""
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with super().transaction(tenant) as tx:
+            yield _Wrapped(tx, {"commit": lambda tx: time.sleep(3600)}) if multiprocessing.parent_process() else tx
+
+
+def _expected_wins(trials: int, processes: int) -> int:
+    return sum(min(1 + t % 3, processes) for t in range(trials))
+
+
+class TestAcrossProcesses:
+    """check_concurrency_across_processes: racing processes, each with its own storage on one database."""
+
+    PROCESSES = 4
+    TRIALS = 6  # capacities 1, 2, 3, on one slot and on two resources; the spawns cost most of the time
+
+    def _check(self, opener: Callable[[], Storage]) -> None:
+        report = check_concurrency_across_processes(opener, processes=self.PROCESSES, trials=self.TRIALS)
+
+        wins = _expected_wins(self.TRIALS, self.PROCESSES)
+        assert (self.TRIALS, self.PROCESSES, wins) == (report.trials, report.racers, report.wins)
+        assert self.TRIALS * self.PROCESSES - wins == report.conflicts
+        assert report.retries >= 0
+
+    def test_sqlite(self, tmp_path: Path) -> None:
+        """Processes racing on one SQLite file: exactly capacity win, their records with them, no loser's."""
+        self._check(functools.partial(SQLiteStorage, str(tmp_path / "shared.db")))
+
+    def test_postgres(self) -> None:
+        """Processes racing on one PostgreSQL schema (a fresh one, dropped afterwards)."""
+        if not _postgres_available():
+            pytest.skip(POSTGRES_MISSING)
+        import psycopg
+        from psycopg import sql
+
+        from slotengine.adapters.postgres import PostgresStorage
+
+        schema = f"slotengine_test_{uuid.uuid4().hex[:12]}"
+        try:
+            self._check(functools.partial(PostgresStorage, DSN, schema=schema, max_size=2))
+        finally:
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+    def test_a_tenant_of_its_own_on_a_database_with_data(self, tmp_path: Path) -> None:
+        """Two runs on one file (the second finds the first's data) both pass."""
+        opener = functools.partial(SQLiteStorage, str(tmp_path / "shared.db"))
+        for _ in range(2):
+            report = check_concurrency_across_processes(opener, processes=2, trials=2)
+            assert _expected_wins(2, 2) == report.wins
+
+    def test_threads_pass_a_storage_locked_for_one_process_only(self, tmp_path: Path) -> None:
+        """check_concurrency, racing threads through one storage object, cannot see what is wrong with PickledMemory."""
+        counter = iter(range(1_000_000))
+
+        def factory() -> Storage:
+            return PickledMemory(str(tmp_path / f"{next(counter)}.pickle"))
+
+        report = check_concurrency(factory, threads=8, trials=6)
+
+        wins = 3 * _expected_wins(6, 8)  # three races: the same slot, two needs, one-call writes
+        assert (wins, 3 * 6 * 8 - wins) == (report.wins, report.conflicts)
+
+    def test_processes_catch_a_storage_locked_for_one_process_only(self, tmp_path: Path) -> None:
+        """Processes racing on PickledMemory's one file are each told they won, and the last write-back wins."""
+        opener = functools.partial(PickledMemory, str(tmp_path / "shared.pickle"))
+
+        with pytest.raises(AssertionError, match=r"told they won .*overwrit"):  # about 19 trials in 20 catch it
+            check_concurrency_across_processes(opener, processes=self.PROCESSES, trials=12)  # stops at the first
+
+        assert [] == multiprocessing.active_children()
+
+    def test_a_racer_that_never_answers_is_reported_and_ended(self, tmp_path: Path) -> None:
+        """A racer stuck in its commit fails the trial after *timeout*, and no racing process is left running."""
+        opener = functools.partial(StuckPickledMemory, str(tmp_path / "shared.pickle"))
+        started = time.monotonic()
+
+        with pytest.raises(AssertionError, match=r"trial 0, capacity 1: 2 of 2 racing processes did not answer"):
+            check_concurrency_across_processes(opener, processes=2, trials=1, timeout=2.0)
+
+        assert [] == multiprocessing.active_children()
+        assert time.monotonic() - started < 30
+
+    def test_refuses_what_cannot_race_across_processes(self) -> None:
+        """An opener that does not pickle is a TypeError, a MemoryStorage (one process's data) a ValueError."""
+
+        def local() -> Storage:
+            return SQLiteStorage(":memory:")
+
+        with pytest.raises(TypeError, match="must pickle"):
+            check_concurrency_across_processes(local, processes=2, trials=1)
+        with pytest.raises(ValueError, match="one process"):
+            check_concurrency_across_processes(MemoryStorage, processes=2, trials=1)

@@ -16,8 +16,10 @@ every storage it makes.
   return different values or raise different exception classes (research note, M4).
 - `check_concurrency` races threads through separate transactions of one storage: exactly *capacity* racers
   win a contested slot, the others get `ConflictError`, two needs locked in opposite orders never end in a
-  deadlock, and an idempotency key is saved once (research note, C1, C2, C5, I1). Processes are the adapter's
-  own tests' job.
+  deadlock, and an idempotency key is saved once (research note, C1, C2, C5, I1).
+- `check_concurrency_across_processes` races processes, each with its own storage on the same database, for
+  the same slots: it catches a storage whose transactions are serialized by a lock of one process only. It
+  takes an *opener* (a picklable callable opening the same database each time) instead of a factory.
 
 Use it from pytest::
 
@@ -36,13 +38,17 @@ from __future__ import annotations
 
 import functools
 import itertools
+import multiprocessing
+import pickle
+import queue
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall
 from decimal import Decimal
@@ -108,6 +114,7 @@ __all__ = [
     "StorageFactory",
     "agreement_machine",
     "check_concurrency",
+    "check_concurrency_across_processes",
     "check_storage",
     "run_checks",
 ]
@@ -2762,6 +2769,334 @@ def _one_call_race(
     _expect(f"{clause}: the winners' transition records are stored with their bookings, no loser's", winners, logged)
     _expect(f"{clause}: the winners' outbox messages are stored with their bookings, no loser's", winners, queued)
     return race
+
+
+# --- concurrency across processes ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Role:
+    """What one racing process does in one trial of `check_concurrency_across_processes`."""
+
+    order: tuple[str, ...]
+    at_once: bool
+    lock: bool
+
+
+_SPAWN_WAIT: Final = 30.0
+"""Seconds the racing processes get to start, on top of the first trial's *timeout*."""
+
+
+def _cross_resources(trial: int) -> tuple[str, ...]:
+    """The resources a trial races for: one slot (even trials) or two resources (odd trials)."""
+    return (f"xp-{trial}",) if trial % 2 == 0 else (f"xp-{trial}", f"xp-{trial}-b")
+
+
+def _cross_role(trial: int, index: int, *, one_call: bool) -> _Role:
+    """
+    The role of racer *index* in *trial*, from the two numbers alone (the main process needs no message for it).
+
+    Roles turn every two trials: a one-call write (or, without `ReserveAndRecord`, a transaction that locks
+    first) naming the resources in order, a locking transaction naming them backwards, a one-call write (or a
+    plain transaction) naming them backwards, and a plain transaction naming them in order.
+    """
+    role = (index + trial // 2) % 4
+    rids = _cross_resources(trial)
+    order = rids[::-1] if role in {1, 2} else rids
+    return _Role(order, one_call and role in {0, 2}, role in {0, 1})
+
+
+def _cross_booking(trial: int, index: int, order: Sequence[str]) -> Booking:
+    """The booking racer *index* asks for in *trial*: 10:00 to 11:00, one unit of each resource in *order*."""
+    assignments = tuple(Assignment(i, f"need-{i}", (rid,)) for i, rid in enumerate(order))
+    return Booking(
+        f"x{trial}-{index}", "s1", at(10), at(11), assignments, (1,) * len(order), BookingStatus.CONFIRMED, CREATED
+    )
+
+
+def _told(exc: BaseException) -> str:
+    """An exception as text, for the queue (an adapter's exception may not pickle)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _cross_call(storage: Storage, tenant: str, trial: int, index: int) -> Callable[[], object]:
+    """The whole write racer *index* makes in *trial*, its booking with a transition record and an outbox message."""
+    role = _cross_role(trial, index, one_call=isinstance(storage, ReserveAndRecord))
+    booking = _cross_booking(trial, index, role.order)
+    records = [_record(booking.id, Action.BOOK)]
+    messages = [_message(booking.id, booking_id=booking.id)]
+    if role.at_once and isinstance(storage, ReserveAndRecord):
+        version = _version(storage, tenant)
+        write_at_once = storage.reserve_and_record
+        return lambda: write_at_once(
+            tenant, booking, now=at(8), transitions=records, outbox=messages, catalogue_version=version
+        )
+
+    def work(tx: StorageTransaction) -> None:
+        if role.lock:
+            tx.lock_resources(role.order)
+        tx.reserve(booking, now=at(8))
+        tx.append_transitions(records)
+        tx.append_outbox(messages)
+
+    return lambda: _in(storage, tenant, work)
+
+
+def _process_racer(
+    opener: StorageFactory,
+    tenant: str,
+    index: int,
+    trials: int,
+    retries: int,
+    timeout: float,
+    barrier: Any,
+    outcomes: Any,
+) -> None:
+    """
+    One racing process of `check_concurrency_across_processes` (a module-level function, so ``spawn`` finds it).
+
+    For each trial it waits at *barrier* until the trial's resources exist, reads the catalogue version, waits
+    again for the start, makes its write and puts ``(trial, index, outcome, retries, error)`` on *outcomes*. A
+    failure outside the race (the opener, a broken barrier) is put with trial -1, and breaks the barrier.
+    """
+    try:
+        storage = opener()
+    except BaseException as exc:  # noqa: BLE001 - reported to the main process, which fails the check
+        outcomes.put((-1, index, "error", 0, f"opening the storage raised {_told(exc)}"))
+        barrier.abort()
+        return
+    try:
+        for trial in range(trials):
+            barrier.wait(timeout + (_SPAWN_WAIT if trial == 0 else 0.0))  # the trial's resources exist
+            call = _cross_call(storage, tenant, trial, index)
+            barrier.wait(timeout)  # go
+            outcome, retried, error = _attempt_call(call, retries=retries)
+            outcomes.put((trial, index, outcome, retried, None if error is None else _told(error)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the main process, which fails the check
+        outcomes.put((-1, index, "error", 0, _told(exc)))
+        barrier.abort()
+    finally:
+        storage.close()
+
+
+def check_concurrency_across_processes(
+    opener: StorageFactory,
+    *,
+    processes: int = 4,
+    trials: int = 10,
+    retries: int = 50,
+    timeout: float = 60.0,
+) -> ConcurrencyReport:
+    """
+    Race *processes* processes, each with its own storage on the same database, *trials* times.
+
+    `check_concurrency` races threads sharing one storage object, so a storage that serializes its transactions
+    with a lock of its own process (a ``threading.Lock``) passes it, and still oversells as soon as two
+    processes (two web workers) open the same database. Here every racer is a ``spawn``ed process that calls
+    *opener* once. Each trial races for a fresh resource of capacity 1, 2 or 3 (even trials) or two resources
+    named in opposite orders (odd trials); half the racers write in a transaction (locking first or not), the
+    others with ``reserve_and_record`` if the storage has `slotengine.ports.ReserveAndRecord` (else in
+    transactions too). Exactly ``min(capacity, processes)`` win, the others get `ConflictError`
+    (`ConcurrencyError` is retried up to *retries* times); the stored bookings are the winners' and never
+    exceed capacity, and every winner's transition record and outbox message are stored, no loser's. The run
+    uses a tenant of its own (``xproc-<random>``), so the database may hold other data.
+
+    Args:
+        opener: A picklable zero-argument callable that opens a `Storage` on the same database every time (a
+            module-level function, or ``functools.partial(SQLiteStorage, path)``,
+            ``functools.partial(PostgresStorage, dsn, schema=name)``): it is sent to the racing processes. A
+            storage that lives in one process (`MemoryStorage`) cannot take part.
+        processes: Racing processes (a ``spawn`` costs about a second, paid once per run).
+        trials: Races run by those processes.
+        retries: How often a racer retries after `ConcurrencyError` before that counts as a failure.
+        timeout: Seconds to wait for the racers at each start and for their answers in each trial (the first
+            start waits 30 s more, for the processes to start).
+
+    Returns:
+        The figures of the run (``racers`` is *processes*).
+
+    Raises:
+        AssertionError: a race went wrong; the message names the trial and what happened to the data.
+        TypeError: *opener* does not pickle.
+        ValueError: fewer than 2 processes or 1 trial, or *opener* opens a `MemoryStorage`.
+    """
+    if processes < 2 or trials < 1:
+        msg = "check_concurrency_across_processes needs at least 2 processes and 1 trial"
+        raise ValueError(msg)
+    try:
+        pickle.dumps(opener)
+    except Exception as exc:
+        msg = (
+            f"the opener must pickle, to be sent to the racing processes (a module-level function, or a "
+            f"functools.partial of a class): {_told(exc)}"
+        )
+        raise TypeError(msg) from exc
+    started = time.perf_counter()
+    tenant = f"xproc-{uuid.uuid4().hex[:12]}"
+    context = multiprocessing.get_context("spawn")
+    with _made(opener) as storage:
+        if type(storage) is MemoryStorage:
+            msg = "a MemoryStorage lives in one process: racing processes cannot share it"
+            raise ValueError(msg)
+        _in(storage, tenant, lambda tx: tx.put_business(_business()))
+        barrier = context.Barrier(processes + 1)
+        outcomes = context.Queue()
+        racers = [
+            context.Process(
+                target=_process_racer,
+                args=(opener, tenant, index, trials, retries, timeout, barrier, outcomes),
+                name=f"slotengine-racer-{index}",
+                daemon=True,
+            )
+            for index in range(processes)
+        ]
+        finished = False
+        try:
+            for racer in racers:
+                racer.start()
+            wins = conflicts = retried = 0
+            for trial in range(trials):
+                won, refused, again = _process_trial(storage, tenant, trial, racers, barrier, outcomes, timeout)
+                wins, conflicts, retried = wins + won, conflicts + refused, retried + again
+            finished = True
+        finally:
+            _stop_racers(racers, barrier, outcomes, grace=10.0 if finished else 1.0)
+    return ConcurrencyReport(trials, processes, wins, conflicts, retried, time.perf_counter() - started)
+
+
+def _stop_racers(racers: Sequence[Any], barrier: Any, outcomes: Any, *, grace: float) -> None:
+    """Release racers waiting at the barrier, give them *grace* seconds to end, then end the rest."""
+    barrier.abort()
+    deadline = time.monotonic() + grace
+    for racer in racers:
+        if racer.pid is not None:
+            racer.join(max(0.0, deadline - time.monotonic()))
+    for racer in racers:
+        if racer.is_alive():
+            racer.terminate()
+            racer.join(5.0)
+        if racer.is_alive():  # pragma: no cover - a racer that ignores SIGTERM
+            racer.kill()
+            racer.join(5.0)
+    outcomes.close()
+    outcomes.join_thread()
+
+
+def _racer_failures(racers: Sequence[Any], outcomes: Any) -> str:
+    """What the racers said went wrong outside the race, or how they ended, for a failure message."""
+    said: list[str] = []
+    with suppress(queue.Empty, OSError, ValueError):
+        while True:
+            trial, index, outcome, _, error = outcomes.get(timeout=0.2)
+            if outcome == "error":
+                said.append(f"process {index}{'' if trial < 0 else f' (trial {trial})'}: {error}")
+    ended = [f"process {i} exited with code {r.exitcode}" for i, r in enumerate(racers) if r.exitcode not in {None, 0}]
+    return "; ".join(said + ended) or "no racer said why"
+
+
+def _process_trial(
+    storage: Storage, tenant: str, trial: int, racers: Sequence[Any], barrier: Any, outcomes: Any, timeout: float
+) -> tuple[int, int, int]:
+    """One trial of `check_concurrency_across_processes`: set up, release the racers, check what is stored."""
+    processes = len(racers)
+    capacity = 1 + trial % 3
+    expected = min(capacity, processes)
+    rids = _cross_resources(trial)
+    where = "the same slot" if len(rids) == 1 else "two resources named in opposite orders"
+    clause = f"trial {trial}, capacity {capacity}"
+    _in(storage, tenant, _cataloguing(dict.fromkeys(rids, capacity)))
+    for moment, wait in (("ready", timeout + (_SPAWN_WAIT if trial == 0 else 0.0)), ("start", timeout)):
+        try:
+            barrier.wait(wait)
+        except threading.BrokenBarrierError:
+            msg = (
+                f"{clause}: the racing processes did not all reach the {moment} within {wait} s (a racer stuck in a "
+                f"transaction, or one that failed: {_racer_failures(racers, outcomes)})"
+            )
+            raise AssertionError(msg) from None
+    got = _collect(racers, outcomes, trial, timeout, clause)
+    errors = [f"process {index}: {error}" for index, (outcome, _, error) in got.items() if outcome == "error"]
+    if errors:
+        hint = ""
+        if any("NotFoundError" in e for e in errors):
+            hint = " (does every opener() open the same database? a storage of one process only cannot take part)"
+        msg = f"{clause}: racers may only win or get ConflictError, got {'; '.join(errors[:3])}{hint}"
+        raise AssertionError(msg)
+    exhausted = [index for index, (outcome, _, _) in got.items() if outcome == "exhausted"]
+    if exhausted:
+        msg = (
+            f"{clause}: {len(exhausted)} racing processes still got ConcurrencyError after every retry (a deadlock "
+            "between processes surfaced?)"
+        )
+        raise AssertionError(msg)
+    winners = sorted(f"x{trial}-{index}" for index, (outcome, _, _) in got.items() if outcome == "won")
+    stored = _in(storage, tenant, _finding(BookingQuery(resource_id=rids[0])), commit=False)
+    held = f"{len(stored)} booking{'' if len(stored) == 1 else 's'} {'is' if len(stored) == 1 else 'are'} stored"
+    if len(winners) > expected:
+        msg = (
+            f"{clause}: {len(winners)} processes were told they won {where}; {held} (a lock that serializes one "
+            "process only, or commits that overwrite each other)"
+        )
+        raise AssertionError(msg)
+    if len(winners) < expected:
+        msg = (
+            f"{clause}: only {len(winners)} of {processes} processes won {where} with room for {expected}; {held} "
+            "(racers were refused room that was free)"
+        )
+        raise AssertionError(msg)
+    if winners != sorted(b.id for b in stored):
+        msg = (
+            f"{clause}: the processes told they won are {winners}, but the stored bookings are "
+            f"{sorted(b.id for b in stored)} (a commit that overwrote another process's, or a refused write that "
+            "was kept)"
+        )
+        raise AssertionError(msg)
+    for rid in rids:
+        peak = _peak(stored, rid)
+        if peak > capacity:
+            msg = f"{clause}: the stored bookings take {peak} units of {rid} at once, over its capacity (oversold)"
+            raise AssertionError(msg)
+
+    def records_of(tx: StorageTransaction) -> tuple[list[str], list[str]]:
+        logged = sorted(r.booking_id for r in tx.list_transitions() if r.booking_id.startswith(f"x{trial}-"))
+        queued = sorted(m.id for m in tx.list_outbox() if m.id.startswith(f"x{trial}-"))
+        return logged, queued
+
+    logged, queued = _in(storage, tenant, records_of, commit=False)
+    _expect(f"{clause}: the winners' transition records are stored with their bookings, no loser's", winners, logged)
+    _expect(f"{clause}: the winners' outbox messages are stored with their bookings, no loser's", winners, queued)
+    refused = sum(1 for outcome, _, _ in got.values() if outcome == "conflict")
+    return expected, refused, sum(again for _, again, _ in got.values())
+
+
+def _collect(
+    racers: Sequence[Any], outcomes: Any, trial: int, timeout: float, clause: str
+) -> dict[int, tuple[str, int, str | None]]:
+    """Every racer's answer for *trial*, by racer; a racer that does not answer within *timeout* fails the check."""
+    got: dict[int, tuple[str, int, str | None]] = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < len(racers):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            missing = sorted(set(range(len(racers))) - set(got))
+            msg = (
+                f"{clause}: {len(missing)} of {len(racers)} racing processes did not answer within {timeout} s "
+                f"(processes {missing}: a deadlock, or a lock never released)"
+            )
+            raise AssertionError(msg)
+        try:
+            answer_trial, index, outcome, again, error = outcomes.get(timeout=min(left, 0.5))
+        except queue.Empty:
+            dead = [i for i, racer in enumerate(racers) if i not in got and not racer.is_alive()]
+            if dead:
+                msg = f"{clause}: racing processes {dead} ended without answering ({_racer_failures(racers, outcomes)})"
+                raise AssertionError(msg) from None
+            continue
+        if answer_trial != trial:
+            msg = f"{clause}: process {index} failed outside the race: {error}"
+            raise AssertionError(msg)
+        got[index] = (outcome, again, error)
+    return got
 
 
 # --- the agreement machine -----------------------------------------------------------------------------------------
