@@ -451,6 +451,24 @@ class TestTheKitCatchesMutants:
         with pytest.raises(AssertionError, match="exactly min\\(capacity, racers\\) racers win"):
             check_concurrency(mutant(reserve=unchecked), threads=4, trials=2)
 
+    def test_the_battery_catches_a_commit_that_an_exception_undoes(self) -> None:
+        """A storage that publishes at the end of the block, not at commit, loses a commit an exception follows."""
+
+        class PublishAtTheEnd(MemoryStorage):
+            @contextmanager
+            def transaction(self, tenant: str) -> Iterator[Any]:  # type: ignore[override]
+                with super().transaction(tenant) as tx:
+                    published: list[tuple[str, Any]] = []
+                    tx._publish = lambda t, data: published.append((t, data))  # type: ignore[attr-defined]
+                    yield tx
+                    for t, data in published:  # only when the block ends without an exception
+                        self._tenants[t] = data
+
+        failures = run_checks(PublishAtTheEnd)
+
+        assert ["check_rollback_on_exception"] == [f.name for f in failures]
+        assert "an exception after commit keeps what was committed" in failures[0].message
+
     def test_the_races_catch_a_one_call_write_that_checks_and_writes_apart(self) -> None:
         """
         A reserve_and_record that checks in one transaction and writes in another oversells; the races say so.

@@ -546,7 +546,12 @@ def _write_everything_more(tx: StorageTransaction) -> None:
 
 @_check
 def check_rollback_on_exception(factory: StorageFactory) -> None:
-    """An exception inside a transaction's ``with`` block propagates unchanged and rolls every write back."""
+    """
+    An exception inside a transaction's ``with`` block propagates unchanged and rolls every write back.
+
+    What was committed stays committed: an exception raised after `commit` (the caller's own code, before the
+    block ends) undoes nothing, as the engine counts on once it has told the client.
+    """
     with _made(factory) as storage:
         boom = _Abort("boom")
 
@@ -561,6 +566,16 @@ def check_rollback_on_exception(factory: StorageFactory) -> None:
         _in(storage, "alpha", lambda tx: _write_everything(tx, " v1"))
         _raises("an exception inside a transaction propagates", _Abort, lambda: fail(_write_everything_more))
         _expect("an exception rolls back every write", _written(" v1"), _state(storage, "alpha"))
+
+        committed: list[dict[str, object]] = []
+
+        def commit_then_fail(tx: StorageTransaction) -> None:
+            _write_everything_more(tx)
+            committed.append(_snapshot(tx))
+            tx.commit()
+
+        _raises("an exception after commit propagates", _Abort, lambda: fail(commit_then_fail))
+        _expect("an exception after commit keeps what was committed", committed[0], _state(storage, "alpha"))
 
 
 @_check
@@ -2233,11 +2248,10 @@ def check_hostile_strings_round_trip(factory: StorageFactory) -> None:
 @_check
 def check_lone_surrogates_round_trip(factory: StorageFactory) -> None:
     r"""
-    Text the domain accepts is stored verbatim, lone surrogates included (`slotengine.model.check_text`).
+    A guard: text with a lone surrogate (``"\\ud800"``) is either refused by the domain or kept verbatim.
 
-    The domain refuses only NUL and over-long text, "which every adapter must agree on"; a string with a
-    lone surrogate such as ``"\\ud800"`` is therefore a valid id, and an adapter must keep it or the domain
-    must refuse it first (then this check passes trivially).
+    The domain refuses it today (`slotengine.model.check_text`), so no adapter sees it and this check passes
+    at once; it fails only if the domain starts accepting such text and the adapter cannot keep it.
     """
     text = "lone \ud800 surrogate"
     try:
