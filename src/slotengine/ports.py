@@ -417,8 +417,8 @@ class Storage(Protocol):
         """
         Open a unit of work in *tenant*'s data, serialized with other writers as the adapter documents.
 
-        Use it as ``with storage.transaction("acme") as tx: ...; tx.commit()``; an exception or a missing
-        `commit` rolls everything back.
+        Use it as ``with storage.transaction("acme") as tx: ...; tx.commit()``; an exception before `commit`,
+        or no `commit`, rolls everything back. `commit` is final: an exception after it undoes nothing.
 
         Raises:
             StorageError: a transaction of this storage is already open in this thread (transactions do not
