@@ -170,7 +170,16 @@ def _fields(value: object) -> dict[str, object] | None:
 
 
 def _describe(expected: object, actual: object) -> str:
-    """Show what differs between two values: the differing fields of attrs values, else both reprs."""
+    """Show what differs between two values: the differing fields of attrs values, keys of dicts, else both reprs."""
+    if isinstance(expected, dict) and isinstance(actual, dict) and expected.keys() == actual.keys():
+        keys = [key for key in expected if expected[key] != actual[key]]
+        parts = [f"\n  {key!s}: {_describe(expected[key], actual[key]).lstrip()}" for key in keys]
+        return "these differ (the rest is equal):" + "".join(parts)
+    if isinstance(expected, list | tuple) and isinstance(actual, list | tuple) and len(expected) != len(actual):
+        missing = [item for item in expected if item not in actual]
+        extra = [item for item in actual if item not in expected]
+        if missing or extra:
+            return f"{len(expected)} expected, {len(actual)} actual; missing: {missing!r}; unexpected: {extra!r}"
     left, right = _fields(expected), _fields(actual)
     if left is not None and right is not None and type(expected) is type(actual):
         lines = [
@@ -675,7 +684,8 @@ def check_transactions_do_not_nest(factory: StorageFactory) -> None:
         )
         _expect("another thread's transaction is not refused as a nested one", [], raised)
         _expect(
-            "transactions of two threads both commit",
+            "transactions of two threads both commit (a commit that overwrote the other's writes with a copy read "
+            "before them is a lost update: hold the lock from the transaction's start to its end, or re-read)",
             [outer_write, main_write, other_write],
             _state(storage, "alpha")["resources"],
         )
@@ -2190,10 +2200,15 @@ def check_hostile_strings_round_trip(factory: StorageFactory) -> None:
                 tx.put_idempotency(key)
 
             _in(storage, tenant, write)
-            clause = f"hostile string #{index} {text!r}"
+            clause = f"hostile string #{index} {text!r}, written as the tenant and in every field,"
             with storage.transaction(tenant) as tx:
                 _expect(f"{clause} round-trips as a tenant and business name", _business(text), tx.get_business())
-                _expect(f"{clause} round-trips in a resource", [Resource(text, text, type=text)], tx.list_resources())
+                _expect(
+                    f"{clause} round-trips in a resource (another resource here is another tenant's, whose name "
+                    "this tenant's was made to match: encode tenant names, never sanitize or case-fold them)",
+                    [Resource(text, text, type=text)],
+                    tx.list_resources(),
+                )
                 _expect(
                     f"{clause} round-trips in a service",
                     Service(text, text, needs=[Need(type=text, label=text)], duration=30 * M),
