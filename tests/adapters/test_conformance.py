@@ -40,6 +40,7 @@ from slotengine.model import Resource
 from slotengine.ports import BookingQuery, IdempotencyRecord, ReserveAndRecord, Storage
 from slotengine.testing.conformance import (
     CHECKS,
+    CapabilityNotOffered,
     CheckFailure,
     ConcurrencyReport,
     StorageAgreement,
@@ -450,6 +451,41 @@ class TestTheKitCatchesMutants:
 
         with pytest.raises(AssertionError, match="exactly min\\(capacity, racers\\) racers win"):
             check_concurrency(mutant(reserve=unchecked), threads=4, trials=2)
+
+    def test_a_capability_not_offered_is_a_warning_not_a_failure(self) -> None:
+        """Without reserve_and_record, catalogue_version and swap_outbox, their checks pass and say so."""
+        hidden = {"reserve_and_record", "catalogue_version", "swap_outbox"}
+
+        class Bare:
+            def __init__(self, inner: Any) -> None:
+                self._inner = inner
+
+            def __getattr__(self, name: str) -> Any:
+                if name in hidden:
+                    raise AttributeError(name)
+                return getattr(self._inner, name)
+
+        class Plain:
+            def __init__(self) -> None:
+                self._inner = MemoryStorage()
+
+            @contextmanager
+            def transaction(self, tenant: str) -> Iterator[Any]:
+                with self._inner.transaction(tenant) as tx:
+                    yield Bare(tx)
+
+            def close(self) -> None:
+                self._inner.close()
+
+        with pytest.warns(CapabilityNotOffered) as caught:
+            failures = run_checks(Plain)
+
+        assert [] == failures
+        assert ["check_catalogue_versions", "check_reserve_and_record", "check_swap_outbox"] == sorted(
+            str(w.message).split(":")[0] for w in caught
+        )
+        with pytest.warns(CapabilityNotOffered, match="offers no reserve_and_record"):
+            CHECKS["check_reserve_and_record"](Plain)
 
     def test_the_battery_catches_a_commit_that_an_exception_undoes(self) -> None:
         """A storage that publishes at the end of the block, not at commit, loses a commit an exception follows."""
