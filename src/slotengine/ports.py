@@ -260,7 +260,9 @@ class StorageTransaction(Protocol):
         each of them over the booking's interval widened by its buffers (holds only while ``now <
         hold_until``; bookings in *exclude*, such as the booking's own earlier version, not at all), and
         write the booking (insert, or replace the stored one with the same id) only if every resource stays
-        within its capacity at every instant.
+        within its capacity at every instant. The check does not depend on the booking's own status: a
+        booking reserved as cancelled or completed must fit too (`slotengine.capacity.check_capacity`); the
+        engine reserves only live bookings, and the agreement machine holds adapters to the reference here.
 
         Raises:
             ConflictError: some resource would be over capacity; nothing was written.
