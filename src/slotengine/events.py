@@ -840,7 +840,8 @@ class EventDesk:
         new staff bookings (refused with `StaffConflictError` if the person is busy), the document, and one outbox
         event per kind of change (``occurrence.created``, ``.moved``, ``.changed``, ``.staff_changed``,
         ``.cancelled``). The same occurrence upserted twice changes and emits nothing the second time.
-        Cancelling cancels its tickets afterwards, by the business (refunds as the policy says).
+        Cancelling cancels its live tickets too, by the business (refunds as the policy says), in the same
+        transaction; a hold that has lapsed is left to expire.
 
         Raises:
             UnknownTemplateError: the template does not exist.
@@ -851,11 +852,15 @@ class EventDesk:
             msg = f"expected Occurrence, got {type(occurrence).__name__}"
             raise InvalidInputError(msg)
         who = self._authorize(actor)
-        # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
-        stored: Occurrence = self._write(lambda tx: self._upsert(tx, occurrence, str(who)))
-        if stored.status is OccurrenceStatus.CANCELLED:
-            self._cancel_tickets(stored)
-        return stored
+
+        def upsert(tx: StorageTransaction) -> Occurrence:
+            # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
+            stored = self._upsert(tx, occurrence, str(who))
+            if stored.status is OccurrenceStatus.CANCELLED:
+                self._cancel_tickets(tx, stored)
+            return stored
+
+        return cast("Occurrence", self._write(upsert))
 
     def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
         self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None
@@ -1127,10 +1132,18 @@ class EventDesk:
         current = self.occurrence(occurrence)
         return self.upsert_occurrence(attrs.evolve(current, status=OccurrenceStatus.CANCELLED), actor=actor)
 
-    def _cancel_tickets(self, occurrence: Occurrence) -> None:
-        for booking in self.tickets(occurrence.id):
-            if booking.status in LIVE_STATUSES:
-                self.engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=self.actor)
+    def _cancel_tickets(self, tx: StorageTransaction, occurrence: Occurrence) -> None:
+        """
+        Cancel the live tickets of a cancelled occurrence by the business, in the occurrence's own transaction.
+
+        All of them or none: a refusal undoes the occurrence's cancellation too. A hold that has lapsed (not yet
+        swept) is left to expire by itself: it holds no seat and costs nothing.
+        """
+        engine, now = self._engine_in(tx), self._now()
+        for booking in tx.find_bookings(BookingQuery(resource_id=occurrence.seats_id)):
+            lapsed = booking.hold_until is not None and booking.hold_until <= now
+            if booking.status in LIVE_STATUSES and not lapsed:
+                engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=self.actor)
 
     # --- tickets ---------------------------------------------------------------------------------------------
 

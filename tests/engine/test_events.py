@@ -351,6 +351,24 @@ class TestSync:
             desk.sell(month[0].id, "adult", customer_id="petr")
 
 
+    def test_cancelling_with_a_lapsed_hold_among_the_tickets_cancels_all_the_live_ones(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """A hold that lapsed (never swept) is left to expire; it used to stop the cancel half-way."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        lapsed = desk.sell("w1", "adult", customer_id="olga")
+        clock.advance(engine.business().policies.hold.ttl)
+        firm = desk.sell("w1", "adult", customer_id="petr", confirm=True)
+
+        desk.cancel_occurrence("w1")
+
+        assert (BookingStatus.PRE_BOOKING, BookingStatus.CANCELLED) == (
+            engine.get(lapsed.id).status,
+            engine.get(firm.id).status,
+        )
+        assert OccurrenceStatus.CANCELLED == desk.occurrence("w1").status
+
+
 def _occurrences() -> st.SearchStrategy[Occurrence]:
     return st.builds(
         Occurrence,
