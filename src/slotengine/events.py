@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 
-from slotengine._time import get_zone, to_utc
+from slotengine._time import check_day_range, get_zone, to_utc
 from slotengine.authorization import Actor, Permission, Role
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
@@ -852,15 +852,15 @@ class EventDesk:
             msg = f"expected Occurrence, got {type(occurrence).__name__}"
             raise InvalidInputError(msg)
         who = self._authorize(actor)
+        return cast("Occurrence", self._write(lambda tx: self._upsert_whole(tx, occurrence, who)))
 
-        def upsert(tx: StorageTransaction) -> Occurrence:
-            # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
-            stored = self._upsert(tx, occurrence, str(who))
-            if stored.status is OccurrenceStatus.CANCELLED:
-                self._cancel_tickets(tx, stored)
-            return stored
-
-        return cast("Occurrence", self._write(upsert))
+    def _upsert_whole(self, tx: StorageTransaction, occurrence: Occurrence, who: Actor) -> Occurrence:
+        """`upsert_occurrence` inside *tx*: the occurrence and what follows from it, its tickets' cancellation too."""
+        # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
+        stored = self._upsert(tx, occurrence, str(who))
+        if stored.status is OccurrenceStatus.CANCELLED:
+            self._cancel_tickets(tx, stored)
+        return stored
 
     def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
         self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None
@@ -1111,21 +1111,38 @@ class EventDesk:
         Upsert one occurrence per date of *recurrence* from local day *first* to *last* (both included).
 
         Their ids are ``"<template id>@<local start>"`` (``"kremlin@2026-05-02T11:00"``), so scheduling the same
-        month again is idempotent. Exceptions are the recurrence's exdates.
+        month again is idempotent. Exceptions are the recurrence's exdates. All the dates are written in one
+        transaction: a date refused (a staff member busy then) leaves none of them written.
+
+        Raises:
+            UnknownTemplateError: the template does not exist.
+            StaffConflictError: a staff member or the venue is booked elsewhere on one of the dates.
+            InvalidInputError: *first* or *last* is not a date, or *recurrence* not a `Recurrence`.
         """
+        who = self._authorize(actor)
+        for name, day in (("first", first), ("last", last)):
+            if not isinstance(day, date) or isinstance(day, datetime):
+                msg = f"{name} must be a date (a local day), not {day!r}"
+                raise InvalidInputError(msg, field=name)
+            check_day_range(day, name)
+        if not isinstance(cast("object", recurrence), Recurrence):
+            msg = f"recurrence must be a Recurrence, not {type(recurrence).__name__}"
+            raise InvalidInputError(msg, field="recurrence")
         template = self.template(template_id)
         zone = get_zone(template.zone)
         lo = datetime.combine(first, time(0), zone)
         hi = datetime.combine(last + timedelta(days=1), time(0), zone)
-        out = []
+        wanted = []
         for start in recurrence.between(lo, hi, inc=True):
             if start >= hi:
                 continue
             local = start.astimezone(zone)
-            occurrence = Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=staff or {})
-            existing = self._read(lambda tx, oid=occurrence.id: self._occurrence_in(tx, oid))
-            out.append(self.upsert_occurrence(existing or occurrence, actor=actor))
-        return out
+            wanted.append(Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=staff or {}))
+
+        def schedule(tx: StorageTransaction) -> list[Occurrence]:
+            return [self._upsert_whole(tx, self._occurrence_in(tx, o.id) or o, who) for o in wanted]
+
+        return cast("list[Occurrence]", self._write(schedule))
 
     def cancel_occurrence(self, occurrence: str, *, actor: Actor | None = None) -> Occurrence:
         """Cancel an occurrence: emit ``occurrence.cancelled``, free its staff, cancel its tickets by the business."""

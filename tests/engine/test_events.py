@@ -168,6 +168,19 @@ class TestStaff:
         assert "anna" == refused.value.details["staff_id"]
         assert {} == desk.occurrence("w2").roles()
 
+    def test_a_month_refused_on_one_date_schedules_none(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """schedule writes every date or none: Anna busy on the 10th leaves the 5th to the 9th unwritten too."""
+        desk.upsert_occurrence(Occurrence("w-other", "walk", at(10, 12), staff={"speaker": "anna"}))
+        before = (desk.occurrences(), engine.list())
+        daily = Recurrence("FREQ=DAILY", datetime(2026, 3, 1, 11), "Europe/Paris")
+
+        with pytest.raises(StaffConflictError):
+            desk.schedule("walk", daily, date(2026, 3, 5), date(2026, 3, 12), staff={"speaker": "anna"})
+
+        assert before == (desk.occurrences(), engine.list())
+        with pytest.raises(InvalidInputError, match="first must be a date"):
+            desk.schedule("walk", daily, datetime(2026, 3, 5, tzinfo=PARIS), date(2026, 3, 12))
+
     def test_a_refused_assignment_says_why(self, desk: EventDesk, engine: BookingEngine) -> None:
         """The refusal names the person, the occurrence in the way, its booking and its local time."""
         desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
