@@ -146,7 +146,6 @@ def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-@functools.cache
 def get_zone(name: object) -> ZoneInfo:
     """
     Return the `ZoneInfo` for an IANA zone key such as ``"Europe/Paris"``.
@@ -159,6 +158,14 @@ def get_zone(name: object) -> ZoneInfo:
     Raises:
         UnknownTimeZoneError: *name* is not a string naming a known zone, nor such a zone.
     """
+    if isinstance(name, str | ZoneInfo):
+        return _zone(name)  # memoized: only hashable values reach the cache
+    msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
+    raise UnknownTimeZoneError(msg, zone=repr(name))
+
+
+@functools.cache
+def _zone(name: str | ZoneInfo) -> ZoneInfo:
     if isinstance(name, ZoneInfo) and name.key in _known_zones():
         return name
     if not isinstance(name, str) or name not in _known_zones():

@@ -273,7 +273,14 @@ class BookingEngine:
         self.tenant = check_id(tenant, "tenant")
         self.authorization: AuthorizationPolicy = RolePolicy() if authorization is None else authorization
         self.default_actor = None if default_actor is None else _require(default_actor, Actor)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 100:
+            msg = f"max_retries must be a whole number from 0 to 100, got {max_retries!r}"
+            raise InvalidInputError(msg, field="max_retries")
         self.max_retries = max_retries
+        for name, port in (("new_id", new_id), ("clock.now", getattr(clock, "now", None))):
+            if not callable(port):
+                msg = f"{name} must be callable, got {port!r}"
+                raise InvalidInputError(msg, field=name)
         self._new_id = new_id
         self._cached: _Catalogue | None = None  # the newest versioned snapshot seen
         self._local = threading.local()  # .current: (this thread's open transaction, its snapshot)
@@ -644,6 +651,7 @@ class BookingEngine:
             NotFoundError: no such service.
             InvalidInputError: a bad duration, pin or window.
         """
+        check_id(service_id, "service id")
         _check_window(window)
         strategy = _check_choice(duration, pin, strategy, preferred)
 
@@ -665,6 +673,7 @@ class BookingEngine:
         pin: Collection[str] = (),
     ) -> Explanation:
         """Say whether *start* is bookable for a service, and every reason it is not."""
+        check_id(service_id, "service id")
         start = to_utc(start, "start")
         _check_duration(duration)
         _check_ids(pin, "pin")
@@ -703,6 +712,7 @@ class BookingEngine:
             NotFoundError: no such service.
             InvalidInputError: a bad value (naive start, disallowed duration, unknown pin, ...).
         """
+        check_id(service_id, "service id")
         return self._create(
             Action.HOLD,
             service_id,
@@ -750,6 +760,7 @@ class BookingEngine:
             PolicyViolationError: overrides are not allowed by this business.
             ConflictError: the time is not bookable (with an override: some resource is full).
         """
+        check_id(service_id, "service id")
         return self._create(
             Action.BOOK,
             service_id,
@@ -995,6 +1006,7 @@ class BookingEngine:
             IllegalTransitionError: the booking is not a pre-booking.
             ConflictError: its hold lapsed and its time was taken meanwhile.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def confirm(tx: StorageTransaction, now: datetime) -> Booking:
@@ -1027,6 +1039,7 @@ class BookingEngine:
             ConflictError: a late payment whose time was taken meanwhile (nothing recorded; refund it).
             IllegalTransitionError: the booking takes no payment in its status.
         """
+        check_id(booking_id, "booking id")
         check_id(payment_id, "payment id")
         amount = _require(amount, Money)
         who = self._who(actor)
@@ -1083,6 +1096,7 @@ class BookingEngine:
             IllegalTransitionError: the booking's status takes no refund.
             InvalidInputError: *payment_id* is already in the ledger as another entry.
         """
+        check_id(booking_id, "booking id")
         check_id(payment_id, "payment id")
         if not isinstance(amount, Money) or amount.amount <= 0:
             msg = f"a refund must be a positive amount of Money, got {amount!r}"
@@ -1114,6 +1128,7 @@ class BookingEngine:
             PolicyViolationError: a client may no longer cancel (the deadline passed).
             IllegalTransitionError: the booking cannot be cancelled in its status.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def quote(tx: StorageTransaction, now: datetime) -> CancellationQuote:
@@ -1169,6 +1184,7 @@ class BookingEngine:
             PolicyViolationError: the client's cancellation deadline passed.
             ConflictError: the quote changed since *expected_quote*.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
         actor_label = str(who)
 
@@ -1234,6 +1250,7 @@ class BookingEngine:
 
         A move to the time the booking already has changes nothing and is not counted as a reschedule.
         """
+        check_id(booking_id, "booking id")
         new_start = to_utc(new_start, "new_start")
         _check_duration(duration)
         who = self._who(actor)
@@ -1297,6 +1314,7 @@ class BookingEngine:
             IllegalTransitionError: the booking is not confirmed or paid.
             PolicyViolationError: the booking is over.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def check_in(tx: StorageTransaction, now: datetime) -> Booking:
@@ -1326,6 +1344,7 @@ class BookingEngine:
             PolicyViolationError: too early, or the client checked in.
             IllegalTransitionError: the booking is not confirmed or paid.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
         actor_label = str(who)
 
@@ -1364,6 +1383,7 @@ class BookingEngine:
             PolicyViolationError: it has not ended yet.
             IllegalTransitionError: the booking is not confirmed or paid.
         """
+        check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def complete(tx: StorageTransaction, now: datetime) -> Booking:
@@ -1556,6 +1576,7 @@ class BookingEngine:
 
     def get(self, booking_id: str, *, actor: Actor | None = None) -> Booking:
         """Return one booking. Raises `NotFoundError`, or `PermissionDeniedError` for another's booking."""
+        check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def get(tx: StorageTransaction, _now: datetime) -> Booking:
@@ -1599,6 +1620,8 @@ class BookingEngine:
         self, booking_id: str | None = None, *, actor: Actor | None = None
     ) -> builtins.list[TransitionRecord]:
         """Return the transition log of one booking, or of all (staff only), in order."""
+        if booking_id is not None:
+            check_id(booking_id, "booking id")
         who = self._who(actor)
 
         def log(tx: StorageTransaction, _now: datetime) -> builtins.list[TransitionRecord]:

@@ -217,7 +217,25 @@ def _sales_end(value: object) -> datetime | None:
 
 
 def _status(value: object) -> OccurrenceStatus:
-    return OccurrenceStatus(str(value))
+    if isinstance(value, str) and value in _OCCURRENCE_STATUSES:
+        return OccurrenceStatus(value)
+    msg = f"status must be one of {', '.join(_OCCURRENCE_STATUSES)}, not {value!r}"
+    raise InvalidInputError(msg, field="status")
+
+
+def _pairs(value: object, field: str, what: str) -> list[tuple[object, object]]:
+    """The (key, value) pairs of a mapping, or of a sequence of pairs; anything else is refused."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        msg = f"{field} must map {what}"
+        raise InvalidInputError(msg, field=field)
+    pairs = []
+    for item in items:
+        if isinstance(item, str | bytes) or not isinstance(item, tuple | list) or len(item) != 2:
+            msg = f"{field} must map {what}; {item!r} is not a (key, value) pair"
+            raise InvalidInputError(msg, field=field)
+        pairs.append((item[0], item[1]))
+    return pairs
 
 
 def _check_prices(occurrence: Occurrence, template: EventTemplate) -> None:
@@ -237,19 +255,13 @@ def _check_prices(occurrence: Occurrence, template: EventTemplate) -> None:
 
 
 def _prices(value: object) -> tuple[tuple[str, Money], ...]:
-    items = value.items() if isinstance(value, Mapping) else value
-    if not isinstance(items, Iterable):
-        msg = "prices must map ticket type ids to Money"
-        raise InvalidInputError(msg, field="prices")
-    return tuple(sorted((check_id(k, "ticket type id"), _money(v)) for k, v in items))
+    pairs = _pairs(value, "prices", "ticket type ids to Money")
+    return tuple(sorted((check_id(k, "ticket type id"), _money(v)) for k, v in pairs))
 
 
 def _staff(value: object) -> tuple[tuple[str, str], ...]:
-    items = value.items() if isinstance(value, Mapping) else value
-    if not isinstance(items, Iterable):
-        msg = "staff must map role names to the ids of the people (USER resources) who take them"
-        raise InvalidInputError(msg, field="staff")
-    return tuple(sorted((check_id(k, "role"), check_id(v, "staff id")) for k, v in items))
+    pairs = _pairs(value, "staff", "role names to the ids of the people (USER resources) who take them")
+    return tuple(sorted((check_id(k, "role"), check_id(v, "staff id")) for k, v in pairs))
 
 
 @attrs.frozen
@@ -329,6 +341,9 @@ class OccurrenceStatus(enum.StrEnum):
 
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
+
+
+_OCCURRENCE_STATUSES: Final = tuple(s.value for s in OccurrenceStatus)
 
 
 @attrs.frozen
@@ -670,6 +685,14 @@ class _Joined:
         return f"<joined transaction of {self._tx.tenant!r}>"
 
 
+def _actor(value: object) -> Actor:
+    """Return *value* if it is an `Actor` (a name alone says nothing of the role it acts in)."""
+    if not isinstance(value, Actor):
+        msg = f"actor must be an Actor, such as Actor.manager('desk'), not {value!r}"
+        raise InvalidInputError(msg, field="actor")
+    return value
+
+
 class EventDesk:
     """
     The events façade over a `BookingEngine`: templates, occurrences, tickets, staff roles and waiting lists.
@@ -682,7 +705,7 @@ class EventDesk:
 
     def __init__(self, engine: BookingEngine, *, actor: Actor | None = None, max_tickets: int = 10) -> None:
         self.engine = engine
-        self.actor = actor if actor is not None else Actor.system("events")
+        self.actor = _actor(actor) if actor is not None else Actor.system("events")
         self.max_tickets = _positive("max_tickets")(max_tickets)
 
     def __repr__(self) -> str:
@@ -725,7 +748,7 @@ class EventDesk:
         return joined
 
     def _authorize(self, actor: Actor | None) -> Actor:
-        who = actor if actor is not None else self.actor
+        who = _actor(actor) if actor is not None else self.actor
         self.engine.authorization.authorize(who, Permission.SETUP, None)
         return who
 
@@ -735,7 +758,7 @@ class EventDesk:
 
         A customer may act only for themselves (*for_customer*), and may not read what names other customers.
         """
-        who = actor if actor is not None else self.actor
+        who = _actor(actor) if actor is not None else self.actor
         self.engine.authorization.authorize(who, permission, None)
         if who.role is Role.CUSTOMER and (for_customer is None or for_customer != who.customer_id):
             what = "for another customer" if for_customer is not None else "what names other customers"
@@ -1210,6 +1233,10 @@ class EventDesk:
         if quantity > self.max_tickets:
             msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
             raise InvalidInputError(msg, field="quantity")
+        check_id(occurrence, "occurrence")
+        check_id(ticket_type, "ticket type")
+        if idempotency_key is not None:
+            check_id(idempotency_key, "idempotency key")
 
         def sale(tx: StorageTransaction) -> Booking:
             resolved = self._locked(tx, occurrence)
@@ -1378,6 +1405,8 @@ class EventDesk:
         if quantity > self.max_tickets:
             msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
             raise InvalidInputError(msg, field="quantity")
+        check_id(occurrence, "occurrence")
+        check_id(ticket_type, "ticket type")
 
         def join(tx: StorageTransaction) -> WaitingEntry:
             resolved = self._locked(tx, occurrence)
@@ -1417,6 +1446,7 @@ class EventDesk:
 
     def waiting_list(self, key: str, *, actor: Actor | None = None) -> list[WaitingEntry]:
         """Return a waiting list (an occurrence id or external ref, or a slot key), in the order people joined."""
+        check_id(key, "waiting list key")
         self._allow(actor, Permission.READ)
 
         def read(tx: StorageTransaction) -> list[WaitingEntry]:

@@ -314,6 +314,9 @@ class IntervalSet:
         if isinstance(intervals, IntervalSet):
             self._bounds = intervals._bounds
             return
+        if isinstance(intervals, str | bytes | Interval) or not isinstance(intervals, Iterable):
+            msg = f"an IntervalSet is made of a collection of Intervals or (start, end) pairs, not {intervals!r}"
+            raise InvalidInputError(msg)
         starts: list[int] = []
         ends: list[int] = []
         for item in intervals:
