@@ -36,7 +36,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import attrs
 
@@ -1020,6 +1020,9 @@ def loads_business_file(text: str, *, source: str = "<business file>") -> Busine
         BusinessFileError: the text is not valid TOML (the problem names its line and column), or it
             describes something invalid; ``problems`` lists every problem found with its location.
     """
+    if not isinstance(cast("object", text), str):
+        problem = Problem("", f"a business file is read from text (str), not {type(text).__name__}")
+        raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=str(source))
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1043,10 +1046,14 @@ def load_business_file(path: str | Path) -> BusinessFile:
         BusinessFileError: the file cannot be read or is not UTF-8 text, or `loads_business_file` refuses it.
     """
     source = str(path)
+    if not isinstance(cast("object", path), str | Path):
+        problem = Problem("", f"a business file is named by a path (str or Path), not {type(path).__name__}")
+        raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source)
     try:
         data = Path(path).read_bytes()
-    except OSError as exc:
-        problem = Problem("", f"cannot be read: {exc.strerror or exc}")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        problem = Problem("", f"cannot be read: {reason}")
         raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
     try:
         text = data.decode("utf-8")

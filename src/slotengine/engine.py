@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, to_utc
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, to_utc
 from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
 from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
@@ -1733,6 +1733,8 @@ def _check_duration(duration: object) -> None:
     if duration is not None and not isinstance(duration, timedelta):
         msg = f"duration must be a timedelta (or None for the service's own), not {duration!r}"
         raise InvalidInputError(msg, field="duration")
+    if duration is not None:
+        check_duration_range(duration, "duration")  # start + duration must stay computable
 
 
 def _check_ids(value: object, field: str) -> None:

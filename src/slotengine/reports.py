@@ -69,7 +69,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
-from typing import TYPE_CHECKING, Final, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TextIO, TypeVar, cast
 
 import attrs
 
@@ -325,6 +325,10 @@ class Amounts(Mapping[str, Money]):
         return f"Amounts({', '.join(str(m) for m in self._items.values())})"
 
 
+_MAX_PARTS: Final = 100_000
+"""The most shares `split_evenly` makes (one `Money` each: a number of parts without bound exhausts memory)."""
+
+
 def split_evenly(amount: Money, parts: int) -> tuple[Money, ...]:
     """
     Split *amount* into *parts* shares that differ by at most one minor unit and add up to it exactly.
@@ -334,10 +338,13 @@ def split_evenly(amount: Money, parts: int) -> tuple[Money, ...]:
     ``split_evenly(Money("100.00", "EUR"), 3)`` is 33.34, 33.33, 33.33.
 
     Raises:
-        InvalidInputError: *parts* is not a whole number of at least 1.
+        InvalidInputError: *amount* is not `Money`, or *parts* is not a whole number from 1 to 100,000.
     """
-    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
-        msg = f"money is split into a whole number of parts, at least 1, got {parts!r}"
+    if not isinstance(cast("object", amount), Money):
+        msg = f"split_evenly splits Money, not {type(amount).__name__} {amount!r}"
+        raise InvalidInputError(msg, field="amount")
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_PARTS:
+        msg = f"money is split into a whole number of parts, from 1 to {_MAX_PARTS:,}, got {parts!r}"
         raise InvalidInputError(msg, field="parts")
     places = CURRENCY_MINOR_UNITS[amount.currency]
     minor = int(amount.amount.scaleb(places))
@@ -748,9 +755,17 @@ class _Finder:
         return i if i >= 0 and self._periods[i].contains(instant) else None
 
 
+def _collection(value: object, field: str, what: str) -> Iterable[object]:
+    """Return *value* if it is a collection of items (not text, which iterates as characters), else refuse it."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        msg = f"{field} must be a collection of {what}, not {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
 def _dimensions(value: Iterable[Dimension | str], allowed: Collection[Dimension]) -> tuple[Dimension, ...]:
     out: list[Dimension] = []
-    for item in value:
+    for item in _collection(value, "dimensions", "dimension names"):
         try:
             dimension = Dimension(str(item))
         except ValueError:
@@ -809,7 +824,7 @@ def _by_booking(transitions: Iterable[TransitionRecord]) -> dict[str, list[Trans
 def _all_of(values: Iterable[object], kind: type[_T], what: str, field: str) -> list[_T]:
     """Return *values* as a list, refusing anything that is not a *kind* (a report never guesses)."""
     out: list[_T] = []
-    for value in values:
+    for value in _collection(values, field, f"{kind.__name__} values"):
         if not isinstance(value, kind):
             msg = f"{what}, not {type(value).__name__} {value!r}"
             raise InvalidInputError(msg, field=field)
@@ -822,7 +837,20 @@ def _check_bookings(bookings: Iterable[Booking]) -> list[Booking]:
 
 
 def _statuses(value: Iterable[BookingStatus | str]) -> frozenset[BookingStatus]:
-    return frozenset(BookingStatus(str(s)) for s in value)
+    known = {s.value: s for s in BookingStatus}
+    out: set[BookingStatus] = set()
+    for item in _collection(value, "statuses", "booking statuses"):
+        if not isinstance(item, str) or item not in known:
+            msg = f"statuses are booking statuses ({', '.join(known)}), not {item!r}"
+            raise InvalidInputError(msg, field="statuses")
+        out.add(known[item])
+    return frozenset(out)
+
+
+def _callable(value: object, field: str) -> None:
+    if not callable(value):
+        msg = f"{field} must be a function, not {value!r}"
+        raise InvalidInputError(msg, field=field)
 
 
 # --- utilization -----------------------------------------------------------------------------------------------
@@ -1228,6 +1256,10 @@ def occurrence_finance(
         InvalidInputError: *month* is not a date, or a booking is not a `Booking`.
         UnknownTimeZoneError: *zone* is not a known IANA zone.
     """
+    for name, function in (("group_by", group_by), ("capacity_of", capacity_of), ("tickets_of", tickets_of)):
+        _callable(function, name)
+    if start_of is not None:
+        _callable(start_of, "start_of")
     first = _day(month).replace(day=1)
     window = periods(first, (first + 32 * _ONE_DAY).replace(day=1) - _ONE_DAY, zone, Grain.MONTH)[0]
     groups: dict[str, _Occurrence] = {}
