@@ -685,6 +685,9 @@ class _Joined:
         return f"<joined transaction of {self._tx.tenant!r}>"
 
 
+_MAX_TICKETS: Final = 10_000
+
+
 def _actor(value: object) -> Actor:
     """Return *value* if it is an `Actor` (a name alone says nothing of the role it acts in)."""
     if not isinstance(value, Actor):
@@ -707,6 +710,9 @@ class EventDesk:
         self.engine = engine
         self.actor = _actor(actor) if actor is not None else Actor.system("events")
         self.max_tickets = _positive("max_tickets")(max_tickets)
+        if self.max_tickets > _MAX_TICKETS:
+            msg = f"max_tickets is at most {_MAX_TICKETS:,} (one sale is one booking of its seats), not {max_tickets}"
+            raise InvalidInputError(msg, field="max_tickets")
 
     def __repr__(self) -> str:
         return f"<EventDesk(tenant={self.engine.tenant!r})>"

@@ -90,6 +90,12 @@ class TestTickets:
             desk.sell("w1", "adult", customer_id="petr", customer=olga)
         assert 3 == desk.seats_left("w1")  # of 4: the refused sale took none
 
+    @pytest.mark.parametrize("max_tickets", [0, 10_001, 10**40, "5"])
+    def test_a_desk_takes_a_sensible_max_tickets(self, engine: BookingEngine, max_tickets: object) -> None:
+        """max_tickets is a whole number from 1 to 10,000 (10**40 was taken, and stored on waiting lists)."""
+        with pytest.raises(InvalidInputError, match="max_tickets"):
+            EventDesk(engine, max_tickets=max_tickets)  # type: ignore[arg-type]
+
     def test_a_quota_spans_ticket_types_within_the_capacity(self, desk: EventDesk) -> None:
         """Child tickets draw from a 2-seat quota as well as the seats: a third child ticket is refused."""
         desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
