@@ -22,6 +22,7 @@ instead of guessing.
 from __future__ import annotations
 
 import functools
+import reprlib
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -146,6 +147,11 @@ def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 80  # an error message quotes a zone name, not 100,000 characters of one
+_SHORT.maxother = 80
+
+
 def get_zone(name: object) -> ZoneInfo:
     """
     Return the `ZoneInfo` for an IANA zone key such as ``"Europe/Paris"``.
@@ -160,8 +166,8 @@ def get_zone(name: object) -> ZoneInfo:
     """
     if isinstance(name, str | ZoneInfo):
         return _zone(name)  # memoized: only hashable values reach the cache
-    msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
-    raise UnknownTimeZoneError(msg, zone=repr(name))
+    msg = f"unknown time zone {_SHORT.repr(name)}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
+    raise UnknownTimeZoneError(msg, zone=_SHORT.repr(name))
 
 
 @functools.cache
@@ -169,8 +175,8 @@ def _zone(name: str | ZoneInfo) -> ZoneInfo:
     if isinstance(name, ZoneInfo) and name.key in _known_zones():
         return name
     if not isinstance(name, str) or name not in _known_zones():
-        msg = f"unknown time zone {name!r}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
-        raise UnknownTimeZoneError(msg, zone=name)
+        msg = f"unknown time zone {_SHORT.repr(name)}: use an IANA zone name such as 'Europe/Paris' or 'Asia/Tokyo'"
+        raise UnknownTimeZoneError(msg, zone=name if len(str(name)) <= 200 else _SHORT.repr(name))
     return ZoneInfo(name)
 
 

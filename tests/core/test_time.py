@@ -107,11 +107,20 @@ class TestGetZone:
         """An IANA key gives its ZoneInfo."""
         assert PARIS == get_zone("Europe/Paris")
 
-    @pytest.mark.parametrize("name", ["Mars/Olympus", "europe/paris", "../../etc/passwd", "", "/etc/localtime", None, 3])
+    @pytest.mark.parametrize(
+        "name", ["Mars/Olympus", "europe/paris", "../../etc/passwd", "", "/etc/localtime", None, 3, [], {"a": 1}]
+    )
     def test_unknown_zone(self, name):
         """Unknown, mis-cased, path-like and non-string names raise UnknownTimeZoneError."""
         with pytest.raises(UnknownTimeZoneError, match="unknown time zone"):
             get_zone(name)
+
+    def test_a_huge_name_is_quoted_short(self):
+        """The message quotes at most 80 characters of a name, not all 100,000 of one."""
+        with pytest.raises(UnknownTimeZoneError) as refused:
+            get_zone("x" * 100_000)
+
+        assert len(str(refused.value)) < 200
 
     def test_a_zoneinfo_of_a_known_key_is_itself(self):
         """A ZoneInfo is accepted where a zone name is (a zone read from a file, without a key, is not)."""
