@@ -410,10 +410,12 @@ class BookingEngine:
         action: Action,
         actor: str,
         reason: str = "",
+        *,
+        reviving: bool = False,
     ) -> TransitionRecord:
         """Append the transition record and the outbox messages of one effective step, re-planning reminders."""
         catalogue = self._catalogue(tx)
-        record, messages = self._facts(catalogue, now, booking, before, action, actor, reason)
+        record, messages = self._facts(catalogue, now, booking, before, action, actor, reason, reviving=reviving)
         tx.append_transitions([record])
         if before is not None and action in _REPLAN and self._rules(catalogue, booking):
             # The booking's pending reminders are withdrawn (never sent); `_facts` planned them anew.
@@ -438,6 +440,8 @@ class BookingEngine:
         action: Action,
         actor: str,
         reason: str,
+        *,
+        reviving: bool = False,
     ) -> tuple[TransitionRecord, builtins.list[OutboxMessage]]:
         """
         Return the transition record of one step and the outbox messages it makes due.
@@ -458,7 +462,7 @@ class BookingEngine:
             "service_id": booking.service_id,
         }
         if booking.payments:
-            payload.update(_money_facts(booking, action))
+            payload.update(_money_facts(booking, action, reviving=reviving))
         message_id = self._new_id()
         messages = [
             OutboxMessage(
@@ -548,10 +552,15 @@ class BookingEngine:
         action: Action,
         actor: str,
         reason: str = "",
+        *,
+        reviving: bool = False,
         **changes: Any,
     ) -> Booking:
         """
         Take one table edge on a stored booking whose time does not change, and record it.
+
+        *reviving*: an expiry recorded on the way to reviving the booking in the same transaction (a late
+        payment), whose event must not ask for the prepayment back.
 
         A step that takes time again is checked under its resources' locks, like a new booking: a hold made firm
         (a hold counts only until it lapses, and a writer whose clock says it has may have taken its time
@@ -568,7 +577,7 @@ class BookingEngine:
             tx.reserve(new, now=now)
         else:
             tx.update_booking(new, expected_version=booking.version)
-        self._record(tx, now, new, booking.status, action, actor, reason)
+        self._record(tx, now, new, booking.status, action, actor, reason, reviving=reviving)
         return new
 
     # --- the catalogue -------------------------------------------------------------------------------------
@@ -1073,7 +1082,9 @@ class BookingEngine:
         tx.lock_resources(booking.resource_ids)  # before the first write, as every writer of these resources
         if booking.status is BookingStatus.PRE_BOOKING:
             # Lapsed but not yet swept: record the expiry first, so the log tells what happened.
-            booking = self._step(tx, now, booking, Action.EXPIRE, "system", "hold lapsed", hold_until=None)
+            booking = self._step(
+                tx, now, booking, Action.EXPIRE, "system", "hold lapsed", reviving=True, hold_until=None
+            )
         hold = now + booking.policies.hold.ttl
         return self._step(tx, now, booking, Action.REVIVE, actor, hold_until=hold)
 
@@ -1747,7 +1758,7 @@ def _check_ids(value: object, field: str) -> None:
 _STRATEGIES: Final = tuple(s.value for s in Strategy)
 
 
-def _money_facts(booking: Booking, action: Action) -> dict[str, object]:
+def _money_facts(booking: Booking, action: Action, *, reviving: bool = False) -> dict[str, object]:
     """
     What a booking event says about money once money has moved: what the business holds and the fees unpaid.
 
@@ -1759,7 +1770,7 @@ def _money_facts(booking: Booking, action: Action) -> dict[str, object]:
         "net_paid": {"amount": str(net.amount), "currency": net.currency},
         "fees_outstanding": {"amount": str(booking.outstanding_fees.amount), "currency": net.currency},
     }
-    if action is Action.EXPIRE and net.amount > 0:
+    if action is Action.EXPIRE and net.amount > 0 and not reviving:
         facts["refund_due"] = facts["net_paid"]
     return facts
 

@@ -138,6 +138,16 @@ class TestHoldExpiry:
         assert (zero, zero) == (payloads["booking.refund"]["net_paid"], payloads["booking.refund"]["fees_outstanding"])
         assert "refund_due" not in payloads["booking.refund"]
 
+    def test_a_late_payment_on_a_lapsed_hold_asks_no_refund(self, engine, clock):
+        """A lapsed part-prepaid hold revived and paid by a late payment: its expiry event asks nothing back."""
+        held = engine.hold("wash", at(3, 9))
+        engine.pay(held.id, EUR(5), payment_id="p1")
+        clock.advance(31 * M)  # lapsed, not swept: the payment records the expiry, then revives it
+
+        assert BookingStatus.PAID == engine.pay(held.id, EUR(15), payment_id="p2").status
+        [expired] = [json.loads(m.payload) for m in engine.outbox() if m.topic == "booking.expire"]
+        assert ("refund_due" not in expired, {"amount": "5.00", "currency": "EUR"}) == (True, expired["net_paid"])
+
     def test_a_lapsed_hold_without_money_has_no_refund_due(self, engine, clock):
         held = engine.hold("wash", at(3, 9))
         clock.advance(31 * M)
