@@ -204,6 +204,20 @@ class _Catalogue:
             found = self.hours[key] = (opened, off)
         return found
 
+    def preferred(self, service: Service, ids: Sequence[str]) -> tuple[str, ...]:
+        """
+        The preferred *ids* that serve *service*, in their order; an id that is no resource at all is refused.
+
+        One list of favourites may be used for every service: a resource that serves others is passed over,
+        but a typo is not.
+        """
+        for rid in ids:
+            if rid not in self.by_id:
+                msg = f"preferred resource {rid!r} is not a resource of this business"
+                raise InvalidInputError(msg, resource_id=rid)
+        pool = {r.id for r in self.pool(service)}
+        return tuple(rid for rid in ids if rid in pool)
+
     def pool(self, service: Service) -> tuple[Resource, ...]:
         """The resources that can serve some need of *service*, in catalogue order (memoized per service)."""
         pool = self.pools.get(service.id)
@@ -665,10 +679,12 @@ class BookingEngine:
         strategy = _check_choice(duration, pin, strategy, preferred)
 
         def query(tx: StorageTransaction, now: datetime) -> list[Slot]:
-            service = self._catalogue(tx).get_service(service_id)
+            catalogue = self._catalogue(tx)
+            service = catalogue.get_service(service_id)
+            ranked = catalogue.preferred(service, preferred) if preferred else ()
             availability = self._availability(tx, now, service, window)
             return availability.slots(
-                service, window, duration=duration, pin=pin, strategy=strategy, preferred=preferred, limit=limit
+                service, window, duration=duration, pin=pin, strategy=strategy, preferred=ranked, limit=limit
             )
 
         return self._run(query)
@@ -883,7 +899,7 @@ class BookingEngine:
         def create(tx: StorageTransaction, now: datetime) -> Booking:
             catalogue = self._catalogue(tx)
             service = catalogue.get_service(service_id)
-            business = catalogue.get_business(self.tenant)
+            business, ranked = catalogue.get_business(self.tenant), catalogue.preferred(service, preferred)
             chosen = service.duration if duration is None else duration
             window = Interval(start, start + chosen)
             if not override and catalogue.found_full((service_id, start, duration), now):
@@ -891,7 +907,7 @@ class BookingEngine:
                 # (the load it reads is a state the resources were in), so the refusals of a contested slot
                 # neither wait for each other's locks nor hold up a booking. What passes is checked again below.
                 self._availability(tx, now, service, window).check(
-                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
                 )
             tx.lock_resources([r.id for r in catalogue.pool(service)])
             if override:
@@ -901,7 +917,7 @@ class BookingEngine:
                 slot = self._override_slot(tx, now, service, start, duration, pins)
             else:
                 slot = self._availability(tx, now, service, window).check(
-                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+                    service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
                 )
             booking = build(catalogue, now, service, slot)
             tx.reserve(booking, now=now)
@@ -950,8 +966,9 @@ class BookingEngine:
         try:
             chosen = service.duration if duration is None else duration
             span = _span(service, Interval(start, start + chosen))
+            ranked = snapshot.preferred(service, preferred) if preferred else ()
             slot = self._view(snapshot, now, service, span, ()).check(
-                service, start, duration=duration, pin=pins, strategy=strategy, preferred=preferred
+                service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
             )
             booking = build(snapshot, now, service, slot)
             record, messages = self._facts(snapshot, now, booking, None, action, str(who), "")

@@ -891,7 +891,7 @@ class EventDesk:
             self._cancel_tickets(tx, stored)
         return stored
 
-    def _upsert(  # noqa: C901, PLR0912 - one branch per kind of change, read top to bottom
+    def _upsert(  # noqa: C901, PLR0912, PLR0915 - one branch per kind of change, read top to bottom
         self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None
     ) -> Occurrence:
         """
@@ -931,7 +931,8 @@ class EventDesk:
         else:
             self._check_capacity(tx, now, old, resources)
             if old.interval != new.interval:
-                self._move(tx, now, old, new, actor)
+                if incoming.status is not OccurrenceStatus.CANCELLED:  # cancelled too: its bookings do not move
+                    self._move(tx, now, old, new, actor)
                 topics.append("occurrence.moved")
             if (old.capacity, old.occurrence.prices, old.occurrence.sales_start, old.occurrence.sales_end) != (
                 new.capacity,
@@ -1182,13 +1183,23 @@ class EventDesk:
         """
         Cancel the live tickets of a cancelled occurrence by the business, in the occurrence's own transaction.
 
-        All of them or none: a refusal undoes the occurrence's cancellation too. A hold that has lapsed (not yet
-        swept) is left to expire by itself: it holds no seat and costs nothing.
+        All of them or none: a refusal undoes the occurrence's cancellation too. A hold that has lapsed (swept or
+        not) holds no seat and is left to expire, but no longer takes a late payment, which would revive it into
+        a paid ticket for an occurrence that will not take place.
         """
         engine, now = self._engine_in(tx), self._now()
         for booking in tx.find_bookings(BookingQuery(resource_id=occurrence.seats_id)):
-            lapsed = booking.hold_until is not None and booking.hold_until <= now
-            if booking.status in LIVE_STATUSES and not lapsed:
+            held_until = booking.hold_until
+            lapsed = booking.status is BookingStatus.EXPIRED or (
+                booking.status is BookingStatus.PRE_BOOKING and held_until is not None and held_until <= now
+            )
+            if lapsed and booking.policies.hold.accept_late_payment:
+                hold = attrs.evolve(booking.policies.hold, accept_late_payment=False)
+                strict = attrs.evolve(
+                    booking, policies=attrs.evolve(booking.policies, hold=hold), version=booking.version + 1
+                )
+                tx.update_booking(strict, expected_version=booking.version)
+            elif booking.status in LIVE_STATUSES and not lapsed:
                 engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=self.actor)
 
     # --- tickets ---------------------------------------------------------------------------------------------

@@ -810,12 +810,23 @@ class TestStrategiesWhenBooking:
 
     def test_preferred_that_would_be_ignored_is_refused(self, engine):
         """A preferred id that is no resource (a typo) or a preference under another strategy says so."""
-        with pytest.raises(InvalidInputError, match="preferred resource 'bx2' is not one of the resources"):
+        with pytest.raises(InvalidInputError, match="preferred resource 'bx2' is not a resource of this business"):
             engine.hold("wash", at(3, 10), strategy="preferred", preferred=["box2", "bx2"])
         with pytest.raises(InvalidInputError, match="only used with strategy 'preferred', not 'first_available'"):
             engine.find_slots("wash", DAY3, preferred=["box2"])
 
         assert [] == engine.list()
+
+    def test_one_list_of_favourites_serves_every_service(self, engine):
+        """A preferred resource that exists but serves another service is passed over, not refused."""
+        engine.add_resource(Resource("vac1", "Vacuum", type="vacuum"))
+        engine.book("wash", at(3, 13), pin=["box1"])
+
+        held = engine.hold("wash", at(3, 13), strategy="preferred", preferred=["vac1", "box2"])
+        slots = engine.find_slots("wash", DAY3, strategy="preferred", preferred=["vac1", "box2"])
+
+        assert ("box2",) == held.resource_ids
+        assert all(s.resource_ids == ("box2",) for s in slots[:1])
 
     def test_strategy_by_name(self, engine):
         """A strategy given by its name, as a form or a JSON body would, is the same strategy."""

@@ -388,6 +388,37 @@ class TestSync:
         assert OccurrenceStatus.CANCELLED == desk.occurrence("w1").status
 
 
+    @pytest.mark.parametrize("swept", [False, True])
+    def test_a_lapsed_ticket_of_a_cancelled_occurrence_takes_no_late_payment(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock, swept: bool
+    ) -> None:
+        """A late payment would revive the lapsed hold into a paid ticket for an occurrence that will not be held."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        ticket = desk.sell("w1", "adult", customer_id="olga")
+        clock.advance(engine.business().policies.hold.ttl)
+        if swept:
+            engine.expire_due()
+        desk.cancel_occurrence("w1")
+
+        with pytest.raises(PolicyViolationError, match="late payments"):
+            engine.pay(ticket.id, Money("15", "EUR"), payment_id="p1")
+        assert engine.get(ticket.id).status in {BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED}
+
+    def test_moved_and_cancelled_at_once_moves_nothing(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """Its tickets are cancelled where they are (no 'moved' notice), and staff busy at the new time do not matter."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
+        desk.upsert_occurrence(Occurrence("w2", "walk", at(6, 11), staff={"speaker": "anna"}))
+        ticket = desk.sell("w1", "adult", customer_id="olga", confirm=True)
+
+        moved_away = attrs.evolve(desk.occurrence("w1"), start=at(6, 11), status=OccurrenceStatus.CANCELLED)
+        desk.upsert_occurrence(moved_away)
+
+        topics = [m.topic for m in engine.outbox() if m.booking_id == ticket.id]
+        assert (BookingStatus.CANCELLED, at(5, 11)) == (engine.get(ticket.id).status, engine.get(ticket.id).start)
+        assert "booking.reschedule" not in topics
+        assert OccurrenceStatus.CANCELLED == desk.occurrence("w1").status
+
+
 def _occurrences() -> st.SearchStrategy[Occurrence]:
     return st.builds(
         Occurrence,
