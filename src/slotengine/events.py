@@ -402,6 +402,8 @@ class WaitingState(enum.StrEnum):
     OFFERED = "offered"
     ACCEPTED = "accepted"
     EXPIRED = "expired"
+    CLOSED = "closed"
+    """The occurrence was cancelled while the person still waited: no seat will come (``waitlist.closed``)."""
 
 
 @attrs.frozen
@@ -889,7 +891,21 @@ class EventDesk:
         stored = self._upsert(tx, occurrence, str(who))
         if stored.status is OccurrenceStatus.CANCELLED:
             self._cancel_tickets(tx, stored)
+            self._close_waiting_list(tx, stored)
         return stored
+
+    def _close_waiting_list(self, tx: StorageTransaction, occurrence: Occurrence) -> None:
+        """Tell everyone still waiting for a cancelled occurrence that no seat will come, and close their entries."""
+        key = _occurrence_list(occurrence.id)
+        entries = self._entries(tx, key)
+        waiting = [e for e in entries if e.state is WaitingState.WAITING]
+        if not waiting:
+            return
+        now = self._now()
+        self._save(tx, key, [attrs.evolve(e, state=WaitingState.CLOSED) if e in waiting else e for e in entries])
+        for entry in waiting:
+            payload = {"occurrence_id": occurrence.id, "entry_id": entry.id, "customer_id": entry.customer_id}
+            self._message(tx, now, "waitlist.closed", payload)
 
     def _upsert(  # noqa: C901, PLR0912, PLR0915 - one branch per kind of change, read top to bottom
         self, tx: StorageTransaction, incoming: Occurrence, actor: str, *, previous: EventTemplate | None = None

@@ -485,6 +485,22 @@ class TestWaitingList:
         assert [WaitingState.EXPIRED, WaitingState.OFFERED] == [e.state for e in desk.waiting_list("w1")]
         assert BookingStatus.EXPIRED == engine.get(first[0].id).status
 
+    def test_cancelling_the_occurrence_closes_its_list_and_says_so(
+        self, desk: EventDesk, engine: BookingEngine
+    ) -> None:
+        """People still waiting are told no seat will come (``waitlist.closed``); they no longer wait for ever."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        desk.sell("w1", "adult", 4, customer_id="olga", confirm=True)
+        desk.join_waiting_list("w1", "petr", ticket_type="adult")
+        desk.join_waiting_list("w1", "rita", ticket_type="adult")
+
+        desk.cancel_occurrence("w1")
+
+        assert [WaitingState.CLOSED] * 2 == [e.state for e in desk.waiting_list("w1")]
+        closed = [json.loads(m.payload)["customer_id"] for m in engine.outbox() if m.topic == "waitlist.closed"]
+        assert ["petr", "rita"] == closed
+        assert [] == desk.process_waiting_lists()
+
     def test_a_paid_offer_is_accepted(self, desk: EventDesk, engine: BookingEngine) -> None:
         """A customer who pays the offered hold keeps the seat; the entry is accepted."""
         desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
