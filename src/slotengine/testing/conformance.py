@@ -2820,17 +2820,21 @@ def _one_call_race(
         if _peak(stored, resource_id) > capacity:
             msg = f"{clause}: the stored bookings exceed the capacity of {resource_id} (oversold)"
             raise AssertionError(msg)
-    winners = sorted(b.id for b in stored)
+    _check_winners_records(storage, tenant, f"o{trial}-", sorted(b.id for b in stored), clause)
+    return race
+
+
+def _check_winners_records(storage: Storage, tenant: str, prefix: str, winners: list[str], clause: str) -> None:
+    """The racers' transition records and outbox messages (ids starting *prefix*) are the winners' alone."""
 
     def records_of(tx: StorageTransaction) -> tuple[list[str], list[str]]:
-        logged = sorted(r.booking_id for r in tx.list_transitions() if r.booking_id.startswith(f"o{trial}-"))
-        queued = sorted(m.id for m in tx.list_outbox() if m.id.startswith(f"o{trial}-"))
+        logged = sorted(r.booking_id for r in tx.list_transitions() if r.booking_id.startswith(prefix))
+        queued = sorted(m.id for m in tx.list_outbox() if m.id.startswith(prefix))
         return logged, queued
 
     logged, queued = _in(storage, tenant, records_of, commit=False)
     _expect(f"{clause}: the winners' transition records are stored with their bookings, no loser's", winners, logged)
     _expect(f"{clause}: the winners' outbox messages are stored with their bookings, no loser's", winners, queued)
-    return race
 
 
 # --- concurrency across processes ------------------------------------------------------------------------------------
@@ -3119,14 +3123,7 @@ def _process_trial(
             msg = f"{clause}: the stored bookings take {peak} units of {rid} at once, over its capacity (oversold)"
             raise AssertionError(msg)
 
-    def records_of(tx: StorageTransaction) -> tuple[list[str], list[str]]:
-        logged = sorted(r.booking_id for r in tx.list_transitions() if r.booking_id.startswith(f"x{trial}-"))
-        queued = sorted(m.id for m in tx.list_outbox() if m.id.startswith(f"x{trial}-"))
-        return logged, queued
-
-    logged, queued = _in(storage, tenant, records_of, commit=False)
-    _expect(f"{clause}: the winners' transition records are stored with their bookings, no loser's", winners, logged)
-    _expect(f"{clause}: the winners' outbox messages are stored with their bookings, no loser's", winners, queued)
+    _check_winners_records(storage, tenant, f"x{trial}-", winners, clause)
     refused = sum(1 for outcome, _, _ in got.values() if outcome == "conflict")
     return expected, refused, sum(again for _, again, _ in got.values())
 
