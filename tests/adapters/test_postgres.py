@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -235,6 +236,58 @@ def _empty(name: str) -> None:
             "DELETE FROM idempotency; DELETE FROM services; DELETE FROM resources; DELETE FROM businesses; "
             "DELETE FROM documents"
         )
+
+
+class _FreezingProxy:
+    """A TCP relay to the test server whose connections can be made to go silent (open, but never answering)."""
+
+    def __init__(self, dsn: str) -> None:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+        self._target = (str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._frozen: list[socket.socket] = []
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        port = self._listener.getsockname()[1]
+        self.dsn = psycopg.conninfo.make_conninfo(dsn, host="127.0.0.1", hostaddr="127.0.0.1", port=port)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def freeze(self) -> None:
+        """Stop relaying on every connection open now; later connections are relayed as usual."""
+        with self._lock:
+            self._frozen.extend(self._sockets)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while source in self._frozen and not self._closed:
+                    time.sleep(0.05)  # silent: what was read is never passed on
+                sink.sendall(data)
+        except OSError:
+            pass
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -1252,6 +1305,33 @@ class TestLocks:
 
         assert ["box1", "box2"] == [r.id for r in engine.resources()]
         assert engine.book("wash", at(2, 11)).id
+
+    def test_an_idle_connection_whose_server_went_silent_is_replaced(
+        self, schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A pooled connection the server stopped answering on (TCP still open) is given up after pool_timeout."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)  # every borrowed connection counts as idle
+        with _FreezingProxy(DSN) as proxy:
+            storage = PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=500))
+            try:
+                engine = make_engine(storage)
+                furnish(engine)
+                engine.book("wash", at(2, 10))
+                proxy.freeze()  # the connections open so far go silent; new ones still reach the server
+                done: list[object] = []
+                worker = threading.Thread(target=lambda: done.append(engine.book("wash", at(2, 11)).id), daemon=True)
+                worker.start()
+                worker.join(30)
+                assert not worker.is_alive(), "the storage waited for ever on a silent connection"
+                assert len(done) == 1
+                assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
+            finally:
+                storage.close()
+
+    def test_pooled_connections_have_the_connect_timeout(self, storage: PostgresStorage) -> None:
+        """The pool opens its connections with the storage's DSN, connect_timeout included."""
+        with storage._pooled() as conn:
+            assert "10" == conn.info.get_parameters().get("connect_timeout")
 
     def test_a_busy_pool_gives_up_after_pool_timeout(self, schema: str) -> None:
         """With every connection in use, a transaction waits pool_timeout, then ConcurrencyError (retryable)."""

@@ -93,6 +93,7 @@ import hashlib
 import json
 import os
 import secrets
+import selectors
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -872,6 +873,32 @@ def _reserve_at_once(conn: Connection, tenant: str, request: str) -> str | None:
     return None  # pragma: no cover - the loop returns or raises
 
 
+def _answers(conn: Connection, timeout: float) -> bool:
+    """
+    Return whether the server answers an empty query on idle *conn* within *timeout* seconds.
+
+    libpq itself would wait for ever for a server that keeps the TCP connection open but stopped answering
+    (a hung host behind a proxy, a frozen virtual machine), and so would the caller's request.
+    """
+    pgconn = conn.pgconn
+    deadline = time.monotonic() + timeout
+    try:
+        pgconn.send_query(b"")
+        with selectors.DefaultSelector() as selector:
+            selector.register(pgconn.socket, selectors.EVENT_READ)
+            while pgconn.is_busy():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    return False
+                pgconn.consume_input()
+        ok = True
+        while (result := pgconn.get_result()) is not None:
+            ok = ok and result.status == psycopg.pq.ExecStatus.EMPTY_QUERY
+    except (psycopg.Error, OSError):
+        return False
+    return ok and pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 def _corrupt(what: str, exc: SlotEngineError) -> StorageError:
     msg = f"a stored {what} cannot be read back: {exc}"
     return StorageError(msg)
@@ -1553,8 +1580,10 @@ class PostgresStorage:
             many times as long in all).
 
     A new connection waits at most 10 s for the server to answer (``connect_timeout`` in the DSN overrides
-    it); a pooled connection that sat idle for a second or more is checked before use and replaced if the
-    server closed it meanwhile.
+    it); a pooled connection that sat idle for a second or more is checked before use (one empty query,
+    answered within ``pool_timeout``) and replaced if the server closed it or stopped answering meanwhile.
+    A statement sent to a server that stops answering in the middle of a transaction waits as libpq does:
+    add ``keepalives_idle`` and ``tcp_user_timeout`` to the DSN to bound it (see PostgreSQL's libpq docs).
 
     Raises:
         InvalidInputError: an argument is not acceptable.
@@ -1598,7 +1627,7 @@ class PostgresStorage:
         try:
             self._migrate(direct)
             self._pool = ConnectionPool(
-                dsn,
+                self._dsn,
                 min_size=self._min_size,
                 max_size=self._max_size,
                 open=True,
@@ -1774,13 +1803,10 @@ class PostgresStorage:
                 raise _translate(exc) from None
             if time.monotonic() - getattr(conn, _IDLE_SINCE, -_IDLE_CHECK) < _IDLE_CHECK:
                 return conn
-            try:
-                conn.execute("")
-            except _CAUGHT:
-                conn.close()  # dead: the pool replaces it
-                pool.putconn(conn)
-                continue
-            return conn
+            if _answers(conn, self._pool_timeout):
+                return conn
+            conn.close()  # dead, or silent: the pool replaces it
+            pool.putconn(conn)
         msg = "every pooled connection to PostgreSQL was found closed; the server may be restarting"
         raise StorageError(msg)
 
