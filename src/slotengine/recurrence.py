@@ -309,7 +309,10 @@ class Recurrence:
         current time). Its ``TZID`` gives the zone when *zone* is not passed; when both are given they must
         agree. Values in UTC (ending in ``Z``), as calendar exports write them, are converted to local wall
         time in the zone; an EXDATE or RDATE in the second pass of a fold, which no wall time names, is kept
-        as its UTC instant (EXDATE and RDATE match occurrences as instants, RFC 5545).
+        as its UTC instant (EXDATE and RDATE match occurrences as instants, RFC 5545). A UTC ``DTSTART`` in
+        the second pass of a fold keeps its instant too: its wall time becomes an exdate and the instant an
+        rdate, so the first occurrence is not an hour early (later wall times inside that fold, of a rule
+        that repeats more than hourly, still take the first pass, by the wall-time rule).
 
         Raises:
             InvalidInputError: a line is not one of those properties, DTSTART is missing or date-only, the
@@ -340,6 +343,13 @@ class Recurrence:
         rule = _rule_with_local_until(props["RRULE"][0][1], tz)
         exdates = [_ical_date(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
         rdates = [_ical_date(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
+        start = _ical_date(start_value, start_params, tz, "DTSTART")
+        # A UTC DTSTART in the second pass of a fold, which its wall time does not name: the first occurrence,
+        # if the rule has one there, is that instant and not the wall time's first pass.
+        second_pass = start.tzinfo is not None and localize(dtstart, tz) != start
+        if second_pass and dtstart in cls(rule, dtstart, zone_name).between_walls(dtstart, dtstart, inc=True):
+            exdates.append(dtstart)
+            rdates.append(start)
         return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
 
     def to_ical(self) -> str:

@@ -248,6 +248,29 @@ class TestIcal:
         assert rec == again
         assert rec.between(lo, hi, inc=True) == again.between(lo, hi, inc=True)
 
+    @given(zone=st.sampled_from(DST_ZONES), data=st.data())
+    def test_a_utc_dtstart_is_the_first_occurrence_at_its_instant(self, zone, data):
+        """A UTC DTSTART, in a fold's second pass too, is the first occurrence, at its own instant, never before it."""
+        transitions = dst_transitions(zone)
+        around = data.draw(st.sampled_from(transitions)) if transitions else datetime(2020, 6, 1, tzinfo=UTC)
+        start = around + timedelta(minutes=data.draw(st.integers(-90, 90)))
+        rule = data.draw(st.sampled_from(["FREQ=DAILY;COUNT=3", "FREQ=HOURLY;COUNT=4", "FREQ=WEEKLY;INTERVAL=2"]))
+
+        rec = Recurrence.from_ical(f"DTSTART:{start:%Y%m%dT%H%M%SZ}\nRRULE:{rule}", zone=zone)
+
+        assert start == rec.after(start - timedelta(days=1))
+        assert rec.before(start) is None
+        lo, hi = start - timedelta(days=1), start + timedelta(days=4)
+        assert rec.between(lo, hi) == Recurrence.from_ical(rec.to_ical()).between(lo, hi)
+        if rule.endswith("COUNT=3"):
+            assert 3 == len(rec.between(lo, hi))
+
+    def test_a_utc_dtstart_in_a_fold_the_rule_does_not_name_adds_nothing(self):
+        """A UTC DTSTART in a fold's second pass on a day the rule skips is no occurrence, as any DTSTART."""
+        rec = Recurrence.from_ical("DTSTART:20251026T013000Z\nRRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2", zone="Europe/Paris")
+
+        assert (utc(2025, 10, 27, 1, 30), utc(2025, 11, 3, 1, 30)) == rec.between(utc(2025, 10, 1), utc(2025, 12, 1))
+
     def test_round_trip(self):
         """to_ical writes DTSTART with TZID, RRULE, EXDATE and RDATE, and from_ical reads them back."""
         rec = Recurrence(
