@@ -890,7 +890,7 @@ class EventDesk:
         # The catalogue writes in it change the storage's catalogue version, so the engine's cache sees them.
         stored = self._upsert(tx, occurrence, str(who))
         if stored.status is OccurrenceStatus.CANCELLED:
-            self._cancel_tickets(tx, stored)
+            self._cancel_tickets(tx, stored, who)
             self._close_waiting_list(tx, stored)
         return stored
 
@@ -1195,13 +1195,13 @@ class EventDesk:
         current = self.occurrence(occurrence)
         return self.upsert_occurrence(attrs.evolve(current, status=OccurrenceStatus.CANCELLED), actor=actor)
 
-    def _cancel_tickets(self, tx: StorageTransaction, occurrence: Occurrence) -> None:
+    def _cancel_tickets(self, tx: StorageTransaction, occurrence: Occurrence, who: Actor) -> None:
         """
-        Cancel the live tickets of a cancelled occurrence by the business, in the occurrence's own transaction.
+        Cancel the live tickets of a cancelled occurrence by the business, as *who*, in the occurrence's transaction.
 
-        All of them or none: a refusal undoes the occurrence's cancellation too. A hold that has lapsed (swept or
-        not) holds no seat and is left to expire, but no longer takes a late payment, which would revive it into
-        a paid ticket for an occurrence that will not take place.
+        All of them or none: a refusal (the authorization policy's too) undoes the occurrence's cancellation.
+        A hold that has lapsed (swept or not) holds no seat and is left to expire, but no longer takes a late
+        payment, which would revive it into a paid ticket for an occurrence that will not take place.
         """
         engine, now = self._engine_in(tx), self._now()
         for booking in tx.find_bookings(BookingQuery(resource_id=occurrence.seats_id)):
@@ -1216,7 +1216,7 @@ class EventDesk:
                 )
                 tx.update_booking(strict, expected_version=booking.version)
             elif booking.status in LIVE_STATUSES and not lapsed:
-                engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=self.actor)
+                engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=who)
 
     # --- tickets ---------------------------------------------------------------------------------------------
 

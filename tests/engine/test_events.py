@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import PARIS, H, M, at, business
 from slotengine.adapters.memory import MemoryStorage
-from slotengine.authorization import Actor
+from slotengine.authorization import Actor, Permission, Role
+from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
     ConflictError,
@@ -403,6 +404,36 @@ class TestSync:
         with pytest.raises(PolicyViolationError, match="late payments"):
             engine.pay(ticket.id, Money("15", "EUR"), payment_id="p1")
         assert engine.get(ticket.id).status in {BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED}
+
+    def test_tickets_are_cancelled_as_the_caller(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """The tickets' history names who cancelled the occurrence, not the desk's own actor."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        ticket = desk.sell("w1", "adult", customer_id="olga", confirm=True)
+
+        desk.cancel_occurrence("w1", actor=Actor.admin("zoe"))
+
+        assert ["admin:zoe"] == [t.actor for t in engine.transitions(ticket.id) if t.to_status is BookingStatus.CANCELLED]
+
+    def test_a_caller_the_policy_forbids_to_cancel_tickets_cancels_nothing(
+        self, desk: EventDesk, engine: BookingEngine
+    ) -> None:
+        """A policy that lets an admin set up but not cancel bookings refuses the occurrence's cancellation whole."""
+
+        class NoCancelling:
+            def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+                if permission is Permission.CANCEL and actor.role is Role.ADMIN:
+                    raise PermissionDeniedError(f"{actor} may not cancel", actor=str(actor))
+
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11)))
+        ticket = desk.sell("w1", "adult", customer_id="olga", confirm=True)
+        engine.authorization = NoCancelling()
+
+        with pytest.raises(PermissionDeniedError):
+            desk.cancel_occurrence("w1", actor=Actor.admin("zoe"))
+        assert (OccurrenceStatus.SCHEDULED, BookingStatus.CONFIRMED) == (
+            desk.occurrence("w1").status,
+            engine.get(ticket.id).status,
+        )
 
     def test_moved_and_cancelled_at_once_moves_nothing(self, desk: EventDesk, engine: BookingEngine) -> None:
         """Its tickets are cancelled where they are (no 'moved' notice), and staff busy at the new time do not matter."""
