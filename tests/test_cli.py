@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from slotengine import Actor, BookingEngine, BookingStatus
-from slotengine._command import cli
+from slotengine._command import _length, cli
 from slotengine.adapters.clock import SystemClock
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.cli import main
@@ -269,6 +269,28 @@ class TestDemoFile:
         assert db.exists()
         assert 2 == main(["--db", "postgresql://nowhere/test", "demo"])
         assert "fresh SQLite file" in capsys.readouterr().err
+
+
+class TestInfo:
+    def test_durations_read_as_a_business_file_writes_them(self, tmp_path):
+        """`info` prints a nightly stay as 1d and a wash as 30m, not as `1 day, 0:00:00` and `0:30:00`."""
+        flat, wash = tmp_path / "flat.db", tmp_path / "wash.db"
+        ok(flat, "init", str(EXAMPLES / "apartment.toml"))
+        ok(wash, "init", str(EXAMPLES / "car-wash.toml"))
+
+        flat_info, wash_info = ok(flat, "info"), ok(wash, "info")
+
+        assert " 1d " in flat_info
+        assert " 30m " in wash_info
+        assert "day," not in flat_info
+        assert "0:30:00" not in wash_info
+
+    @pytest.mark.parametrize(
+        ("minutes", "expected"), [(0, "0m"), (30, "30m"), (90, "1h30m"), (24 * 60, "1d"), (26 * 60 + 5, "1d2h5m")]
+    )
+    def test_length(self, minutes, expected):
+        """A duration is written in the business file's units: d, h, m (and s)."""
+        assert expected == _length(timedelta(minutes=minutes))
 
 
 class TestEmptyReport:

@@ -27,15 +27,13 @@ from zoneinfo import ZoneInfo
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.board import HOUR_HEIGHT, render_board
-from slotengine.demo import run_demo
+from slotengine.demo import TENANTS, run_demo
 from slotengine.engine import BookingEngine
 from slotengine.intervals import Interval
 from slotengine.testing.clock import FrozenClock
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 OUT = ROOT / "docs" / "images" / "board.png"
-# The tenants `slotengine.demo.run_demo` creates, one per business.
-TENANTS = ("wash", "clinic", "cars", "flat", "congress", "barber")
 PARIS = ZoneInfo("Europe/Paris")
 # Where the demo's simulated clock stops (its last step, in the barbershop story).
 DEMO_END = datetime(2026, 3, 5, 15, 10, tzinfo=PARIS)

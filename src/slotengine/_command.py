@@ -282,6 +282,16 @@ def init(app: _App, business_file: Path, check: bool) -> None:
     click.echo(f"{summary}; written to {app.db} (tenant {app.tenant!r})")
 
 
+def _length(duration: timedelta) -> str:
+    """A duration as a business file writes it: ``30m``, ``1h30m``, ``1d`` (``str`` gives ``1 day, 0:00:00``)."""
+    seconds = int(duration.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return "".join(parts) or "0m"
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 @pass_app
@@ -318,7 +328,7 @@ def info(app: _App, as_json: bool) -> None:
     console.print(table)
     services_table = Table("id", "name", "duration", "unit", "price", title="Services")
     for s in services:
-        services_table.add_row(s.id, s.name, str(s.duration), s.unit.value, str(s.price or ""))
+        services_table.add_row(s.id, s.name, _length(s.duration), s.unit.value, str(s.price or ""))
     console.print(services_table)
 
 
@@ -593,6 +603,10 @@ def _label(booking: Booking) -> str:
     return f"[{style}]{booking.service_id} {who} ({booking.status.value})[/{style}]" if style else booking.service_id
 
 
+def _by_start(booking: Booking) -> tuple[datetime, str]:
+    return booking.start, booking.customer_id or ""
+
+
 def _day_grid(
     bookings: Sequence[Booking], resources: Sequence[Any], window: Interval, zone: ZoneInfo, step: timedelta
 ) -> Table:
@@ -611,12 +625,11 @@ def _day_grid(
     while at < end:
         row = [at.astimezone(zone).strftime("%H:%M")]
         for r in resources:
-            cell = ""
-            for b in bookings:
-                if r.id in b.resource_ids and b.start < at + step and b.end > at:
-                    cell = _label(b) if at <= b.start < at + step else "[dim]│[/dim]"
-                    break
-            row.append(cell)
+            # Every booking that starts in the row is named (a resource with capacity takes several at once);
+            # a row that only continues bookings gets a bar.
+            here = [b for b in bookings if r.id in b.resource_ids and b.start < at + step and b.end > at]
+            starting = [_label(b) for b in sorted(here, key=_by_start) if at <= b.start]
+            row.append("\n".join(starting) if starting else "[dim]│[/dim]" if here else "")
         table.add_row(*row)
         at += step
     return table
@@ -804,10 +817,14 @@ def board(app: _App, day: str, out: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--db", "db", help="Where to create the SQLite file (default: the global --db, else a temporary folder).")
+@click.option(
+    "--db",
+    "db",
+    help="Create and keep the SQLite file here (default: the global --db, else a temporary file, then deleted).",
+)
 @click.pass_context
 def demo(ctx: click.Context, db: str | None) -> None:
-    """Tell the whole story on a fresh SQLite file (five businesses, a simulated clock)."""
+    """Tell the whole story on a fresh SQLite file (six businesses, one tenant each, a simulated clock)."""
     from slotengine.cli import demo_at
 
     parent = ctx.parent
@@ -816,9 +833,40 @@ def demo(ctx: click.Context, db: str | None) -> None:
         if str(db).startswith(("postgresql://", "postgres://")):
             msg = "the demo runs on a fresh SQLite file; give a file name with --db"
             raise click.UsageError(msg)
+    if db is None:
+        _demo_in_a_temporary_folder()
+        return
     code = demo_at(db)
     if code:
         click.get_current_context().exit(code)
+
+
+def _demo_in_a_temporary_folder() -> None:
+    """
+    Run the demo on a file in a new temporary folder, and delete the folder when the demo has finished.
+
+    If the demo fails, the folder is kept and its path printed on standard error, so that the file can be
+    examined. A reader that goes away (``slotengine demo | head``) or Ctrl-C is not a failure: the folder goes.
+    """
+    import shutil
+    import tempfile
+
+    from slotengine.demo import run_demo
+
+    folder = Path(tempfile.mkdtemp(prefix="slotengine-demo-"))
+    path = folder / "demo.db"
+    try:
+        run_demo(str(path), temporary=True)
+    except (BrokenPipeError, KeyboardInterrupt):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except Exception:
+        click.echo(f"slotengine: the demo stopped before its end; its file is kept for a look: {path}", err=True)
+        raise
+    try:
+        shutil.rmtree(folder)
+    except OSError as error:
+        click.echo(f"slotengine: could not delete the demo's temporary folder {folder}: {error}", err=True)
 
 
 def run(argv: Sequence[str] | None) -> int:

@@ -1,18 +1,23 @@
 """
 `slotengine demo`: the whole story on a fresh SQLite file, in plain text.
 
-Five businesses from the seeds, each its own tenant in one database: a car wash with boxes, a clinic with
-doctors and rooms, a car rental with drivers, a daily apartment, and a conference hall. The demo shows free
-slots, books, shows a conflicting attempt refused with its reasons, takes bookings through confirmation,
-payment, a cancellation with a quoted refund, a reschedule, an expired hold and a no-show, and prints the
-agenda. It runs on a simulated clock (a `FrozenClock` it moves forward), so its output is the same every time.
+Six businesses from the booking scenarios the project was built from, each its own tenant in one database
+(`BUSINESSES`): a car wash with boxes, a clinic with doctors and rooms, a car rental with drivers, a daily
+apartment, a conference centre and a barbershop. The demo shows free slots, books, shows a conflicting attempt
+refused with its reasons, takes bookings through confirmation, payment, a cancellation with a quoted refund, a
+reschedule, an expired hold and a no-show, sends a barbershop's reminders, and prints the agenda. It runs on a
+simulated clock (a `FrozenClock` it moves forward, saying so each time), so its output is the same every time.
+It ends with the tenant ids, which the other `slotengine` commands need (``--tenant``) to open a kept file.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import textwrap
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from slotengine.adapters.sqlite import SQLiteStorage
@@ -36,7 +41,7 @@ from slotengine.policies import (
 from slotengine.schedule import Schedule, TimeOff, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
 
-__all__ = ["run_demo"]
+__all__ = ["TENANTS", "run_demo"]
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)
@@ -53,7 +58,12 @@ def _eur(amount: str) -> Money:
 
 
 def _local(instant: datetime, zone: ZoneInfo = PARIS) -> str:
-    return instant.astimezone(zone).strftime("%a %d %b %H:%M")
+    """A local time as the library writes it in its messages (2026-03-03 11:00), with the weekday in front."""
+    return instant.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+
+
+def _day(instant: datetime, zone: ZoneInfo = PARIS) -> str:
+    return instant.astimezone(zone).strftime("%a %Y-%m-%d")
 
 
 def _until(start: datetime, end: datetime, zone: ZoneInfo = PARIS) -> str:
@@ -76,6 +86,11 @@ class _Story:
 
     def line(self, text: str) -> None:
         self.out(f"   {text}")
+
+    def move_clock(self, clock: FrozenClock, to: datetime) -> None:
+        """Set the simulated clock and say so, so that no time printed later comes as a surprise."""
+        clock.set(to)
+        self.line(f"[clock moves to {_local(to)}]")
 
 
 def _car_wash(engine: BookingEngine) -> None:
@@ -198,6 +213,25 @@ def _barbershop(engine: BookingEngine) -> None:
     engine.add_service(Service("cut", "Haircut", needs=[Need(type="barber")], duration=30 * M, price=_eur("30")))
 
 
+# The demo's businesses, one tenant each, in the order the story visits them: tenant id -> setup.
+_SETUP: Final[dict[str, Callable[[BookingEngine], None]]] = {
+    "wash": _car_wash,
+    "clinic": _clinic,
+    "cars": _car_rental,
+    "flat": _apartment,
+    "congress": _conference,
+    "barber": _barbershop,
+}
+TENANTS: Final[tuple[str, ...]] = tuple(_SETUP)
+"""The tenant ids of the demo's businesses; the other ``slotengine`` commands open one with ``--tenant``."""
+
+_NUMBERS: Final = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _count(number: int) -> str:
+    return _NUMBERS[number] if number < len(_NUMBERS) else str(number)
+
+
 class _Printer:
     """A notifier for the demo: prints what a person would receive (the outbox's event feed is left out)."""
 
@@ -210,36 +244,48 @@ class _Printer:
             return
         when = _local(self.clock.now())
         self.story.line(f"{when} -> {payload['recipient']} by {payload['channel']}: {payload['subject']}")
-        self.story.line(f"{'':15} {payload['body']}")
+        self.story.line(f"{'':{len(when)}} {payload['body']}")
 
 
-def run_demo(db_path: str, out: Callable[[str], None] = print) -> None:
-    """Build the demo businesses in a fresh SQLite file at *db_path* and tell their story through *out*."""
+def run_demo(db_path: str, out: Callable[[str], None] = print, *, temporary: bool = False) -> None:
+    """
+    Build the demo businesses in a fresh SQLite file at *db_path* and tell their story through *out*.
+
+    The story ends with the tenant ids. Unless *temporary* (the caller deletes the file afterwards), it also
+    prints a command that opens the kept file.
+    """
     storage = SQLiteStorage(db_path)
     clock = FrozenClock(START)
     story = _Story(out)
     try:
-        engines = {
-            name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE)
-            for name in ("wash", "clinic", "cars", "flat", "congress", "barber")
-        }
-        _car_wash(engines["wash"])
-        _clinic(engines["clinic"])
-        _car_rental(engines["cars"])
-        _apartment(engines["flat"])
-        _conference(engines["congress"])
-        _barbershop(engines["barber"])
-        out(f"slotengine demo: five businesses in one SQLite file ({db_path}), one tenant each")
-        out(f"Simulated clock: {_local(START)} (Paris)")
+        engines = {name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE) for name in TENANTS}
+        for name, setup in _SETUP.items():
+            setup(engines[name])
+        where = "a temporary SQLite file, deleted at the end" if temporary else f"one SQLite file ({db_path})"
+        out(f"slotengine demo: {_count(len(engines))} businesses in {where}, one tenant each")
+        out(f"Simulated clock: starts at {_local(START)} (Paris); each time it moves, the demo says so")
         _wash_story(engines["wash"], clock, story)
-        _clinic_story(engines["clinic"], story)
+        _clinic_story(engines["clinic"], clock, story)
         _cars_story(engines["cars"], story)
         _flat_story(engines["flat"], story)
         _congress_story(engines["congress"], story)
         _barber_story(engines["barber"], clock, story)
         _agenda(engines, story)
+        _tenants(engines, db_path, out, temporary=temporary)
     finally:
         storage.close()
+
+
+def _tenants(engines: dict[str, BookingEngine], db_path: str, out: Callable[[str], None], *, temporary: bool) -> None:
+    out("")
+    out("Each business is a tenant of the file; other slotengine commands choose one with --tenant:")
+    names = ", ".join(f"{name} ({engine.business().name})" for name, engine in engines.items())
+    out(textwrap.fill(names, width=100, initial_indent="   ", subsequent_indent="   ", break_on_hyphens=False))
+    look = "--tenant congress agenda --date 2026-03-05"
+    if temporary:
+        out(f"To keep the file and look again: slotengine demo --db demo.db, then slotengine --db demo.db {look}")
+    else:
+        out(f"Look again, for example: slotengine --db {shlex.quote(db_path)} {look}")
 
 
 def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> None:
@@ -268,14 +314,11 @@ def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> Non
     quote = engine.cancellation_quote(first.id)
     story.line(f"quote: {quote.refund_percent}% back = {quote.refund}, penalty {quote.penalty}")
     cancelled = engine.cancel(first.id, expected_quote=quote, actor=Actor.customer("anna"), reason="car sold")
-    story.line(f"cancelled: refunded {cancelled.refunded}, kept {cancelled.net_paid}; Box freed again")
+    story.line(f"cancelled: refunded {cancelled.refunded}, kept {cancelled.net_paid}; its box is free again")
 
     story.title("Car wash: Boris's hold expires after 15 minutes; nobody swept it, yet its box is free")
-    clock.advance(16 * M)
-    story.line(
-        f"clock: {_local(clock.now())}; 09:00 bookable again: "
-        f"{engine.explain('wash', datetime(2026, 3, 3, 9, tzinfo=PARIS)).bookable}"
-    )
+    story.move_clock(clock, clock.now() + 16 * M)
+    story.line(f"09:00 bookable again: {engine.explain('wash', datetime(2026, 3, 3, 9, tzinfo=PARIS)).bookable}")
     swept = engine.expire_due()
     story.line(f"sweep marked {len(swept)} hold(s) expired: {', '.join(b.customer_id or '?' for b in swept)}")
 
@@ -283,13 +326,13 @@ def _wash_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> Non
     walk_in = engine.book("wash", datetime(2026, 3, 3, 10, tzinfo=PARIS), customer_id="dmitri", source="manager")
     moved = engine.reschedule(walk_in.id, datetime(2026, 3, 3, 11, tzinfo=PARIS), actor=SOFIA)
     story.line(f"moved to {_local(moved.start)}, still {moved.status.value}, moves: {moved.reschedules}")
-    clock.set(datetime(2026, 3, 3, 11, 20, tzinfo=PARIS))
+    story.move_clock(clock, datetime(2026, 3, 3, 11, 20, tzinfo=PARIS))
     no_show = engine.mark_no_show(walk_in.id, actor=SOFIA)
-    story.line(f"{_local(clock.now())}: {no_show.status.value}, no-show fee owed {no_show.outstanding_fees}")
+    story.line(f"Dmitri never came: {no_show.status.value}, no-show fee owed {no_show.outstanding_fees}")
     story.line("history: " + " -> ".join(t.action.value for t in engine.transitions(walk_in.id)))
 
 
-def _clinic_story(engine: BookingEngine, story: _Story) -> None:
+def _clinic_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> None:
     story.title("Clinic: a check-up needs a dentist AND a room AND the X-ray unit (auxiliary), all free at once")
     start = datetime(2026, 3, 4, 8, tzinfo=PARIS)
     booked = engine.hold("checkup", start, customer_id="elena", source="partner")
@@ -299,6 +342,9 @@ def _clinic_story(engine: BookingEngine, story: _Story) -> None:
         + ": "
         + ", ".join(f"{a.label}={'+'.join(a.resource_ids)}" for a in booked.assignments)
     )
+    if booked.hold_until is not None:
+        held_for = (booked.hold_until - clock.now()) // M
+        story.line(f"the clock still says {_local(clock.now())}; the hold lasts {held_for} minutes from now")
     explanation = engine.explain("checkup", start)
     story.line(f"same time for another patient: bookable={explanation.bookable}")
     for reason in explanation.reasons[:3]:
@@ -338,7 +384,7 @@ def _flat_story(engine: BookingEngine, story: _Story) -> None:
     )
     window = Interval(datetime(2026, 3, 26, tzinfo=PARIS), datetime(2026, 4, 1, tzinfo=PARIS))
     nights = engine.find_slots("stay", window)
-    story.line("free check-ins: " + ", ".join(_local(s.start)[:10] for s in nights))
+    story.line("free check-ins: " + ", ".join(_day(s.start) for s in nights))
 
 
 def _congress_story(engine: BookingEngine, story: _Story) -> None:
@@ -356,11 +402,14 @@ def _congress_story(engine: BookingEngine, story: _Story) -> None:
 
 
 def _barber_story(engine: BookingEngine, clock: FrozenClock, story: _Story) -> None:
-    story.title("Barbershop: the seeds' Bitrix24 message sequence, sent from the outbox as the clock moves")
+    story.title(
+        "Barbershop: the reminders Bitrix24 (a CRM with a booking module) sends, from the outbox as the clock moves"
+    )
     printer = _Printer(story, clock)
     booking = engine.hold(
         "cut", datetime(2026, 3, 5, 15, tzinfo=PARIS), customer=Customer("mia", zone="Europe/Paris", language="en")
     )
+    story.line(f"{_local(clock.now())}: Mia holds a haircut on Thursday at 15:00 (this shop holds for three days)")
     for moment in (
         datetime(2026, 3, 3, 11, 30, tzinfo=PARIS),
         datetime(2026, 3, 4, 15, tzinfo=PARIS),
