@@ -1026,11 +1026,13 @@ class BookingEngine:
         """
         Confirm a pre-booking (a manager's confirmation). Fully prepaid pre-bookings become paid.
 
-        A pre-booking whose hold has lapsed (not yet swept) is confirmed only if its time is still free.
+        A pre-booking whose hold has lapsed, swept or not, is revived and confirmed if its time is still free
+        (its log reads ``expire``, ``revive``, ``confirm``), whatever the sweep's timing: a manager's late
+        confirmation is a deliberate act, unlike a late payment, which `HoldPolicy.accept_late_payment` governs.
 
         Raises:
-            IllegalTransitionError: the booking is not a pre-booking.
-            ConflictError: its hold lapsed and its time was taken meanwhile.
+            IllegalTransitionError: the booking is not a pre-booking, nor an expired one.
+            ConflictError: its hold lapsed and its time was taken meanwhile; nothing is recorded.
         """
         check_id(booking_id, "booking id")
         who = self._who(actor)
@@ -1038,6 +1040,8 @@ class BookingEngine:
         def confirm(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.CONFIRM, booking)
+            if _lapsed(booking, now):
+                booking = self._revive(tx, now, booking, str(who), late_payment=False)
             action = booking.policies.confirmation.confirm_action(booking.net_paid, booking.due)
             return self._step(tx, now, booking, action, str(who))
 
@@ -1076,12 +1080,7 @@ class BookingEngine:
             self._allow(who, Permission.PAY, booking)
             if _replayed(booking, payment_id, PaymentKind.PAYMENT, amount):
                 return booking
-            lapsed = booking.status is BookingStatus.EXPIRED or (
-                booking.status is BookingStatus.PRE_BOOKING
-                and booking.hold_until is not None
-                and booking.hold_until <= now
-            )
-            if lapsed:
+            if _lapsed(booking, now):
                 booking = self._revive(tx, now, booking, actor_label)
             due = booking.price if booking.price is not None else Money.zero(amount.currency)
             if booking.status in {BookingStatus.NO_SHOW, BookingStatus.CANCELLED}:
@@ -1092,8 +1091,11 @@ class BookingEngine:
 
         return self._run(pay)
 
-    def _revive(self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str) -> Booking:
-        if not booking.policies.hold.accept_late_payment:
+    def _revive(
+        self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str, *, late_payment: bool = True
+    ) -> Booking:
+        """Bring a lapsed hold back to a live pre-booking with a new hold, if its time is still free."""
+        if late_payment and not booking.policies.hold.accept_late_payment:
             msg = "this pre-booking expired and the business does not accept late payments"
             raise PolicyViolationError(msg, rule="late_payment", deadline=booking.hold_until)
         tx.lock_resources(booking.resource_ids)  # before the first write, as every writer of these resources
@@ -1734,6 +1736,13 @@ def _rewrite(tx: StorageTransaction, seen: OutboxMessage, record: OutboxMessage)
         tx.update_outbox(record)
         return True
     return bool(swap(seen, record))
+
+
+def _lapsed(booking: Booking, now: datetime) -> bool:
+    """Whether *booking* is a hold that lapsed: expired by the sweep, or a pre-booking past its hold, not yet swept."""
+    return booking.status is BookingStatus.EXPIRED or (
+        booking.status is BookingStatus.PRE_BOOKING and booking.hold_until is not None and booking.hold_until <= now
+    )
 
 
 def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str) -> None:

@@ -173,7 +173,8 @@ def next_status(status: BookingStatus | None, action: Action) -> BookingStatus:
         return TRANSITIONS[status][action]
     except KeyError:
         allowed = ", ".join(sorted(a.value for a in TRANSITIONS.get(status, {}))) or "nothing"
-        where = f"a {status.value} booking" if status is not None else "a booking that does not exist yet"
+        article = "an" if status is not None and status.value[0] in "aeiou" else "a"
+        where = f"{article} {status.value} booking" if status is not None else "a booking that does not exist yet"
         msg = f"cannot {action.value.replace('_', ' ')} {where}; allowed: {allowed}"
         raise IllegalTransitionError(msg, status=status, action=action) from None
 
