@@ -119,6 +119,8 @@ def _start_time(value: time | str) -> time:
 
 
 def _end_time(value: time | str) -> time:
+    if isinstance(value, str) and value.strip() in {"24:00", "24:00:00"}:
+        return time(0)  # the midnight that ends the day, as business files write it
     return _to_time(value, "end")
 
 
@@ -167,7 +169,9 @@ class TimeRange:
     ``end <= start`` means the range ends on the **following** day: ``TimeRange("22:00", "06:00")`` is a night
     shift from 22:00 to 06:00 the next morning. The same rule makes ``start == end`` a range of 24 hours of
     wall time from *start* to *start* the next day (``TimeRange("00:00", "00:00")`` is the whole day); a
-    range can never be empty or longer than a day. A range belongs to the day it starts on.
+    range can never be empty or longer than a day. A range belongs to the day it starts on. An end written
+    ``"24:00"`` is the midnight that ends the day, as in business files (``TimeRange("00:00", "24:00")`` is
+    the whole day too).
 
     How long a range lasts in real time depends on the day's DST changes; see the module docstring.
 

@@ -70,6 +70,13 @@ class TestTimeRange:
         assert by_time == by_text
         assert "TimeRange('09:00', '17:30')" == repr(by_text)
 
+    @pytest.mark.parametrize("start", ["00:00", "09:00", "23:59"])
+    def test_an_end_of_24_00_is_the_midnight_that_ends_the_day(self, start):
+        """'24:00' as an end, as business files write it, ends the range at the next midnight; not as a start."""
+        assert TimeRange(start, "00:00") == TimeRange(start, "24:00") == TimeRange(start, " 24:00:00 ")
+        with pytest.raises(InvalidInputError):
+            TimeRange("24:00", "06:00")
+
     def test_end_before_start_is_a_night_shift(self):
         """end <= start means the range ends on the next day."""
         night = TimeRange("22:00", "06:00")
