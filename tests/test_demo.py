@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from slotengine import demo
+from slotengine import cli, demo
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.cli import main
 from slotengine.errors import InvalidInputError
@@ -125,6 +125,15 @@ class TestTemporaryFile:
         assert [] == list(tmp_path.iterdir())
         assert "a temporary SQLite file, deleted at the end" in out.splitlines()[0]
         assert "slotengine demo --db demo.db" in out.splitlines()[-1]
+
+    def test_without_click_nothing_is_left_behind_either(self, tmp_path, monkeypatch, capsys):
+        """The argparse fallback (no [cli] extra) deletes the temporary folder too; it used to leave it."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+        assert 0 == cli._fallback(["demo"])
+
+        assert "a temporary SQLite file, deleted at the end" in capsys.readouterr().out.splitlines()[0]
+        assert [] == list(tmp_path.iterdir())
 
     def test_a_demo_that_fails_keeps_its_file_and_says_where(self, tmp_path, monkeypatch, capsys):
         """A failure in the middle keeps the temporary file for a look and prints its path, then the error."""

@@ -833,40 +833,9 @@ def demo(ctx: click.Context, db: str | None) -> None:
         if str(db).startswith(("postgresql://", "postgres://")):
             msg = "the demo runs on a fresh SQLite file; give a file name with --db"
             raise click.UsageError(msg)
-    if db is None:
-        _demo_in_a_temporary_folder()
-        return
     code = demo_at(db)
     if code:
         click.get_current_context().exit(code)
-
-
-def _demo_in_a_temporary_folder() -> None:
-    """
-    Run the demo on a file in a new temporary folder, and delete the folder when the demo has finished.
-
-    If the demo fails, the folder is kept and its path printed on standard error, so that the file can be
-    examined. A reader that goes away (``slotengine demo | head``) or Ctrl-C is not a failure: the folder goes.
-    """
-    import shutil
-    import tempfile
-
-    from slotengine.demo import run_demo
-
-    folder = Path(tempfile.mkdtemp(prefix="slotengine-demo-"))
-    path = folder / "demo.db"
-    try:
-        run_demo(str(path), temporary=True)
-    except (BrokenPipeError, KeyboardInterrupt):
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    except Exception:
-        click.echo(f"slotengine: the demo stopped before its end; its file is kept for a look: {path}", err=True)
-        raise
-    try:
-        shutil.rmtree(folder)
-    except OSError as error:
-        click.echo(f"slotengine: could not delete the demo's temporary folder {folder}: {error}", err=True)
 
 
 def run(argv: Sequence[str] | None) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,15 +32,39 @@ def demo_at(db: str | None) -> int:
     from slotengine.demo import run_demo
 
     if db is None:
-        folder = Path(tempfile.mkdtemp(prefix="slotengine-demo-"))
-        path = folder / "demo.db"
-    else:
-        path = Path(db)
-        if path.exists():
-            print(f"slotengine: {path} exists; the demo needs a fresh file", file=sys.stderr)
-            return 2
+        _demo_in_a_temporary_folder()
+        return 0
+    path = Path(db)
+    if path.exists():
+        print(f"slotengine: {path} exists; the demo needs a fresh file", file=sys.stderr)
+        return 2
     run_demo(str(path))
     return 0
+
+
+def _demo_in_a_temporary_folder() -> None:
+    """
+    Run the demo on a file in a new temporary folder, and delete the folder when the demo has finished.
+
+    If the demo fails, the folder is kept and its path printed on standard error, so that the file can be
+    examined. A reader that goes away (``slotengine demo | head``) or Ctrl-C is not a failure: the folder goes.
+    """
+    from slotengine.demo import run_demo
+
+    folder = Path(tempfile.mkdtemp(prefix="slotengine-demo-"))
+    path = folder / "demo.db"
+    try:
+        run_demo(str(path), temporary=True)
+    except (BrokenPipeError, KeyboardInterrupt):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except Exception:
+        print(f"slotengine: the demo stopped before its end; its file is kept for a look: {path}", file=sys.stderr)
+        raise
+    try:
+        shutil.rmtree(folder)
+    except OSError as error:
+        print(f"slotengine: could not delete the demo's temporary folder {folder}: {error}", file=sys.stderr)
 
 
 def _fallback(argv: Sequence[str] | None) -> int:
