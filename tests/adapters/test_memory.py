@@ -86,3 +86,12 @@ class TestNesting:
         assert waited
         assert [["r1"]] == seen
         assert ["r1", "r2"] == final
+
+
+def test_a_storage_is_a_context_manager() -> None:
+    """`with MemoryStorage() as s:` closes it at the end of the block, as the other adapters."""
+    with MemoryStorage() as storage, storage.transaction("t") as tx:
+        tx.put_resource(Resource("r1", "One"))
+        tx.commit()
+    with pytest.raises(StorageError, match="closed"), storage.transaction("t"):
+        pass

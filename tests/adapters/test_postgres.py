@@ -249,6 +249,7 @@ class _FreezingProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._refusing = False
         port = self._listener.getsockname()[1]
         self.dsn = psycopg.conninfo.make_conninfo(dsn, host="127.0.0.1", hostaddr="127.0.0.1", port=port)
         threading.Thread(target=self._accept, daemon=True).start()
@@ -263,6 +264,20 @@ class _FreezingProxy:
             for sock in self._sockets:
                 sock.close()
 
+    def cut(self) -> None:
+        """Close every connection, and refuse new ones until `restore`: the server is gone, as far as a client sees."""
+        with self._lock:
+            self._refusing = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        """Relay new connections again."""
+        self._refusing = False
+
     def freeze(self) -> None:
         """Stop relaying on every connection open now; later connections are relayed as usual."""
         with self._lock:
@@ -274,6 +289,9 @@ class _FreezingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             server = socket.create_connection(self._target)
             with self._lock:
                 self._sockets += [client, server]
@@ -1358,10 +1376,79 @@ class TestLocks:
             storage.close()
 
     def test_a_server_that_never_answers_is_waited_for_at_most_connect_timeout(self) -> None:
-        """A DSN without connect_timeout gets one (libpq would wait forever); one that has it keeps it."""
-        assert "connect_timeout=10" in postgres_module._with_connect_timeout("postgresql://u@h:5432/db")
-        assert "connect_timeout=2" in postgres_module._with_connect_timeout("postgresql://u@h/db?connect_timeout=2")
-        assert "connect_timeout=10" not in postgres_module._with_connect_timeout("host=h connect_timeout=3")
+        """A DSN without libpq's timeouts gets them (libpq would wait forever); the DSN's own settings win."""
+        conninfo = psycopg.conninfo.conninfo_to_dict
+        given = conninfo(postgres_module._with_timeouts("postgresql://u@h:5432/db"))
+        assert {k: str(v) for k, v in postgres_module._TIMEOUTS.items()}.items() <= given.items()
+        assert "2" == conninfo(postgres_module._with_timeouts("postgresql://u@h/db?connect_timeout=2"))["connect_timeout"]
+        assert "3" == conninfo(postgres_module._with_timeouts("host=h connect_timeout=3"))["connect_timeout"]
+        own = conninfo(postgres_module._with_timeouts("host=h keepalives=0"))
+        assert ("0", None) == (own["keepalives"], own.get("keepalives_idle"))
+
+    def test_a_server_gone_after_startup_is_a_storage_error_at_once_then_comes_back(
+        self, schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the server unreachable, a call says so (StorageError, not a retried ConcurrencyError); then recovers."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)
+        with _FreezingProxy(DSN) as proxy:
+            storage = PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=300))
+            try:
+                engine = make_engine(storage)
+                furnish(engine)
+                engine.book("wash", at(2, 10))
+                proxy.cut()  # every connection closed, new ones refused
+                with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
+                    engine.book("wash", at(2, 11))
+                assert not isinstance(info.value, ConcurrencyError)
+                proxy.restore()
+                for _ in range(100):  # the pool reconnects in the background, with a back-off
+                    try:
+                        assert engine.book("wash", at(2, 11)).id
+                        break
+                    except StorageError:
+                        time.sleep(0.1)
+                assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
+            finally:
+                storage.close()
+
+    def test_a_schema_the_pool_cannot_set_up_is_a_storage_error_that_says_why(
+        self, fresh_schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An operator dropped slotengine_reserve: new connections fail to set up, and the error names it."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)
+        with PostgresStorage(DSN, schema=fresh_schema, max_size=2, pool_timeout=timedelta(milliseconds=300)) as storage:
+            engine = make_engine(storage)
+            furnish(engine)
+            pids = [c.info.backend_pid for c in list(storage._pool._pool)]  # type: ignore[union-attr]
+            with psycopg.connect(DSN, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP FUNCTION {}.slotengine_reserve").format(sql.Identifier(fresh_schema)))
+                for pid in pids:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            with pytest.raises(StorageError, match="slotengine_reserve") as info:
+                engine.resources()
+            assert not isinstance(info.value, ConcurrencyError)
+
+    def test_a_storage_is_a_context_manager(self, schema: str) -> None:
+        """`with PostgresStorage(...) as s:` closes it (and its connections) at the end of the block."""
+        with PostgresStorage(DSN, schema=schema, max_size=1) as storage:
+            catalogue(storage, "t", {"r1": 1})
+        with pytest.raises(StorageError, match="closed"), storage.transaction("t"):
+            pass
+
+    def test_closing_lets_a_transaction_of_another_thread_finish(self, schema: str) -> None:
+        """close() in another thread: the open transaction commits as it would have; new ones are refused."""
+        storage = PostgresStorage(DSN, schema=schema, max_size=2)
+        with storage.transaction("t") as tx:
+            tx.put_resource(Resource("r1", "One"))
+            closer = threading.Thread(target=storage.close)
+            closer.start()
+            closer.join(30)
+            tx.commit()
+        with pytest.raises(StorageError, match="closed"), storage.transaction("t"):
+            pass
+        with PostgresStorage(DSN, schema=schema, max_size=1) as again, again.transaction("t") as tx:
+            assert ["r1"] == [r.id for r in tx.list_resources()]
 
     def test_an_aborted_transaction_refuses_to_go_on(self, storage: PostgresStorage) -> None:
         """After a statement fails, PostgreSQL has aborted the transaction: later calls say so, nothing is written."""

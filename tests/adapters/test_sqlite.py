@@ -1309,3 +1309,14 @@ class TestWithoutJSON1:
             return storage
 
         check_outbox(factory)
+
+
+def test_a_storage_is_a_context_manager(tmp_path: Path) -> None:
+    """`with SQLiteStorage(path) as s:` closes it at the end of the block; the file keeps what was committed."""
+    with SQLiteStorage(tmp_path / "db.sqlite") as storage, storage.transaction("t") as tx:
+        tx.put_resource(Resource("r1", "One"))
+        tx.commit()
+    with pytest.raises(StorageError, match="closed"), storage.transaction("t"):
+        pass
+    with SQLiteStorage(tmp_path / "db.sqlite") as again, again.transaction("t") as tx:
+        assert ["r1"] == [r.id for r in tx.list_resources()]

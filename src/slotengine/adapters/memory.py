@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Self
 
 import attrs
 
@@ -323,6 +324,13 @@ class MemoryStorage:
         with self._lock:
             self._closed = True
             self._tenants.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close the storage at the end of a ``with`` block (see `close`)."""
+        self.close()
 
     def __repr__(self) -> str:
         return f"<MemoryStorage(tenants={len(self._tenants)})>"

@@ -99,7 +99,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Final, LiteralString
+from typing import Any, Final, LiteralString, Self
 
 try:
     import psycopg
@@ -638,8 +638,15 @@ _RESERVE: Final = "SELECT slotengine_reserve(%s, %s::jsonb)"
 _IDLE_SINCE: Final = "_slotengine_idle_since"
 _IDLE_CHECK: Final = 1.0
 """A pooled connection idle for this many seconds is checked before it is handed out."""
-_CONNECT_TIMEOUT: Final = 10
-"""Seconds to wait for a server to answer a new connection, unless the DSN says otherwise."""
+_TIMEOUTS: Final[dict[str, int]] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+"""libpq's timeouts (seconds; milliseconds for ``tcp_user_timeout``) that a DSN gets unless it sets them."""
 
 _OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant_id = %s AND id = %s"
 
@@ -1534,12 +1541,25 @@ def _check_schema(value: object) -> str:
     return value
 
 
-def _with_connect_timeout(dsn: str) -> str:
-    """*dsn* with a ``connect_timeout`` unless it has one: libpq waits forever for a server that never answers."""
+def _with_timeouts(dsn: str) -> str:
+    """
+    Return *dsn* with libpq's timeouts where it does not set them.
+
+    Without them libpq waits for ever (or for the kernel's quarter of an hour) on a server that never
+    answers, or that a network partition cut off.
+
+    ``connect_timeout``: a new connection; TCP keepalives: a connection waiting for an answer that will not
+    come (about a minute); ``tcp_user_timeout`` (libpq 12 and later, where the system has it): data sent
+    and never acknowledged.
+    """
     try:
-        if "connect_timeout" in conninfo_to_dict(dsn):
-            return dsn
-        return make_conninfo(dsn, connect_timeout=_CONNECT_TIMEOUT)
+        given = conninfo_to_dict(dsn)
+        wanted = {key: value for key, value in _TIMEOUTS.items() if key not in given}
+        if "keepalives" in given:  # the DSN chose its keepalives: keep them as they are
+            wanted = {key: value for key, value in wanted.items() if not key.startswith("keepalives")}
+        if psycopg.pq.version() < 120000:  # libpq 12 brought tcp_user_timeout
+            wanted.pop("tcp_user_timeout", None)
+        return make_conninfo(dsn, **wanted) if wanted else dsn
     except psycopg.ProgrammingError:
         return dsn  # not a DSN at all: the first connection says so, as a StorageError
 
@@ -1576,14 +1596,18 @@ class PostgresStorage:
             `ConcurrencyError`; at least 1 ms.
         schema: The schema holding slotengine's tables (created if missing).
         pool_timeout: How long a transaction waits for a pooled connection when all ``max_size`` are busy
-            before `ConcurrencyError` (the engine retries it ``max_retries`` times, so a call can wait that
-            many times as long in all).
+            before `ConcurrencyError` (the engine retries it ``max_retries`` times, and a new hold or booking
+            first tries its one-statement write, so a call can wait up to ``max_retries + 2`` times as long
+            in all). Also how long the check of an idle pooled connection waits for the server's answer.
 
     A new connection waits at most 10 s for the server to answer (``connect_timeout`` in the DSN overrides
-    it); a pooled connection that sat idle for a second or more is checked before use (one empty query,
-    answered within ``pool_timeout``) and replaced if the server closed it or stopped answering meanwhile.
-    A statement sent to a server that stops answering in the middle of a transaction waits as libpq does:
-    add ``keepalives_idle`` and ``tcp_user_timeout`` to the DSN to bound it (see PostgreSQL's libpq docs).
+    it), and TCP keepalives end a connection whose server went silent after about a minute (see
+    `_with_timeouts`; the DSN's own settings win). A pooled connection that sat idle for a second or more
+    is checked before use (one empty query, answered within ``pool_timeout``) and replaced if the server
+    closed it or stopped answering meanwhile.
+    When no pooled connection comes within ``pool_timeout`` because the server cannot be reached or set up
+    (down, refusing, a function of the schema dropped), the call raises `StorageError` saying why, at once,
+    rather than a `ConcurrencyError` the engine would retry.
 
     Raises:
         InvalidInputError: an argument is not acceptable.
@@ -1609,7 +1633,7 @@ class PostgresStorage:
             msg = f"pool_timeout must be a positive timedelta, got {pool_timeout!r}"
             raise InvalidInputError(msg, field="pool_timeout")
         self._pool_timeout = pool_timeout.total_seconds()
-        self._dsn = _with_connect_timeout(dsn)
+        self._dsn = _with_timeouts(dsn)
         self._schema = _check_schema(schema)
         self._lock_timeout = _check_lock_timeout(lock_timeout)
         self._min_size = _check_size(min_size, "min_size", 0)
@@ -1617,6 +1641,8 @@ class PostgresStorage:
         self._guard = threading.Lock()
         self._local = threading.local()
         self._closed = False
+        self._connect_errors = 0  # the pool's count of failed connections, at the last wait for one
+        self._setup_failed = False  # a new pooled connection failed `_configure` since that wait
         self._pid = os.getpid()
         self._pool: ConnectionPool[Connection] | None = None
         try:
@@ -1662,6 +1688,13 @@ class PostgresStorage:
 
     def _configure(self, conn: Connection) -> None:
         """Set up a new pooled connection: this schema first, UTC, READ COMMITTED (see the module docstring)."""
+        try:
+            self._set_up(conn)
+        except BaseException:
+            self._setup_failed = True  # the pool only logs it: `_why_no_connection` looks
+            raise
+
+    def _set_up(self, conn: Connection) -> None:
         conn.autocommit = True  # until a storage transaction's first write (see _Transaction._writable)
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
         conn.execute("SET TimeZone TO 'UTC'")
@@ -1799,6 +1832,8 @@ class PostgresStorage:
         for _ in range(self._max_size + 1):
             try:
                 conn = pool.getconn()
+            except PoolTimeout as exc:
+                raise self._why_no_connection(pool, exc) from None
             except _CAUGHT as exc:
                 raise _translate(exc) from None
             if time.monotonic() - getattr(conn, _IDLE_SINCE, -_IDLE_CHECK) < _IDLE_CHECK:
@@ -1809,6 +1844,34 @@ class PostgresStorage:
             pool.putconn(conn)
         msg = "every pooled connection to PostgreSQL was found closed; the server may be restarting"
         raise StorageError(msg)
+
+    def _why_no_connection(self, pool: ConnectionPool[Connection], timeout: PoolTimeout) -> StorageError:
+        """
+        Tell a busy pool (`ConcurrencyError`, worth a retry) from a server it cannot use (`StorageError`).
+
+        psycopg_pool only says that no connection came in time; when its connections failed to open or to be
+        set up since the last such wait, one direct connection, set up as the pool's are, says why (refused,
+        unknown database, a function dropped...). A busy pool of healthy connections costs no probe.
+        """
+        errors = pool.get_stats().get("connections_errors", 0)
+        failing, self._connect_errors, self._setup_failed = (
+            errors > self._connect_errors or self._setup_failed,
+            errors,
+            False,
+        )
+        if failing:
+            try:
+                with psycopg.connect(self._dsn, autocommit=True) as probe:
+                    self._set_up(probe)
+            except _CAUGHT as exc:
+                reason = _translate(exc)
+                msg = f"PostgreSQL cannot be used: {reason}"
+                return StorageError(msg, **reason.details)
+            except StorageError as error:
+                msg = f"PostgreSQL cannot be used: {error}"
+                return StorageError(msg, **error.details)
+        msg = f"no PostgreSQL connection became free in time ({timeout}); retry"
+        return ConcurrencyError(msg)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1937,12 +2000,22 @@ class PostgresStorage:
 
     def close(self) -> None:
         """
-        Close the pool and every connection in it; transactions still open in other threads fail.
+        Close the pool and its idle connections; new transactions raise `StorageError`.
 
-        The storage cannot be used afterwards; closing twice is harmless.
+        A transaction open in another thread ends as it would have, and its connection is closed then.
+
+        The storage cannot be used afterwards; closing twice is harmless. ``with PostgresStorage(...) as s:``
+        closes it at the end of the block.
         """
         with self._guard:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None and os.getpid() == self._pid:
             pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close the storage at the end of a ``with`` block (see `close`)."""
+        self.close()

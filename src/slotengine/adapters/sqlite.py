@@ -50,7 +50,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from slotengine._time import from_micros, to_micros
 from slotengine.availability import Load
@@ -1279,3 +1279,10 @@ class SQLiteStorage:
         for handle in handles:
             with handle.lock:
                 handle.discard()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close the storage at the end of a ``with`` block (see `close`)."""
+        self.close()
