@@ -305,6 +305,23 @@ class TestEmptyReport:
         assert f"nothing to report: no revenue figures from {day} to {day}" in out
 
 
+@pytest.mark.parametrize(
+    ("db", "shown"),
+    [
+        ("postgresql://ann:s3cr3t@db.example:5432/shop", "postgresql://ann:***@db.example:5432/shop"),
+        ("postgres://ann:p%40ss@db/shop?sslmode=require", "postgres://ann:***@db/shop?sslmode=require"),
+        ("postgresql://ann@db/shop?password=s3cr3t&sslmode=require", "postgresql://ann@db/shop?password=%2A%2A%2A&sslmode=require"),
+        ("postgresql://db/shop", "postgresql://db/shop"),
+        ("shop.db", "shop.db"),
+    ],
+)
+def test_a_database_url_is_printed_without_its_password(db, shown):
+    """What the command prints about the database never shows a password (`init` printed the whole URL)."""
+    from slotengine._command import _App
+
+    assert shown == _App(db, "default", None, "admin:cli", "slotengine", debug=False).shown_db
+
+
 POSTGRES_DSN = os.environ.get("SLOTENGINE_TEST_POSTGRES_DSN")
 
 

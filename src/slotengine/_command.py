@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import click
@@ -51,6 +52,22 @@ class _App:
     @property
     def postgres(self) -> bool:
         return self.db.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def shown_db(self) -> str:
+        """The database as printed: a PostgreSQL URL without its password (in the user part or the query)."""
+        if not self.postgres:
+            return self.db
+        parts = urlsplit(self.db)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.partition(':')[0]}:***@{host}"
+        query = parts.query
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key == "password" for key, _ in pairs):
+            query = urlencode([(key, "***" if key == "password" else value) for key, value in pairs])
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
 
     def storage(self, *, create: bool = False) -> Storage:
         if self._storage is None:
@@ -279,7 +296,7 @@ def init(app: _App, business_file: Path, check: bool) -> None:
         engine.add_resource(resource)
     for service in loaded.services:
         engine.add_service(service)
-    click.echo(f"{summary}; written to {app.db} (tenant {app.tenant!r})")
+    click.echo(f"{summary}; written to {app.shown_db} (tenant {app.tenant!r})")
 
 
 def _length(duration: timedelta) -> str:
