@@ -282,9 +282,11 @@ class StorageError(SlotEngineError):
 
 class ConcurrencyError(StorageError):
     """
-    A concurrent writer got in the way (a serialization failure, a deadlock, a lock timeout).
+    A concurrent writer got in the way, or the storage could not serve the call for a moment; nothing was written.
 
-    Retrying the same call is safe and usually succeeds; the engine retries a bounded number of times.
+    A serialization failure, a deadlock or a lock timeout; no pooled connection free in time, or a connection
+    lost before the transaction committed. Retrying the same call is safe and usually succeeds; the engine
+    retries a bounded number of times.
     """
 
     code: ClassVar[str] = "concurrency"

@@ -238,6 +238,12 @@ def _empty(name: str) -> None:
         )
 
 
+def _terminate(pid: int) -> None:
+    """End one backend, and wait until it is gone (so that its client's next read finds it closed)."""
+    with psycopg.connect(DSN, autocommit=True) as killer:
+        assert killer.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone() == (True,)
+
+
 class _FreezingProxy:
     """A TCP relay to the test server whose connections can be made to go silent (open, but never answering)."""
 
@@ -1281,19 +1287,66 @@ class TestLocks:
         assert dict.fromkeys(calls, expected) == got
 
     def test_a_connection_killed_mid_transaction(self, storage: PostgresStorage) -> None:
-        """The server ends the session inside a transaction: StorageError, nothing written, the storage goes on."""
+        """The server ends the session inside a transaction: retryable (nothing was written), the storage goes on."""
         engine = make_engine(storage)
         furnish(engine)
         with storage.transaction("wash") as tx:
             tx.put_resource(Resource("box9", "Box 9", type="box"))
-            with psycopg.connect(DSN, autocommit=True) as killer:
-                killer.execute("SELECT pg_terminate_backend(%s)", (tx._conn.info.backend_pid,))
-            with pytest.raises(StorageError) as info:
+            _terminate(tx._conn.info.backend_pid)
+            with pytest.raises(ConcurrencyError, match="lost before this transaction committed") as info:
                 tx.list_resources()
 
-        assert not isinstance(info.value, ConcurrencyError)
+        assert info.value.details["connection_lost"]
         assert ["box1", "box2"] == [r.id for r in engine.resources()]
         assert engine.book("wash", at(2, 10)).id
+
+    def test_a_connection_lost_while_committing_is_not_called_unwritten(self, storage: PostgresStorage) -> None:
+        """Lost at COMMIT, the outcome is unknown: a StorageError that says so, not a retryable error."""
+        with storage.transaction("wash") as tx:
+            tx.put_resource(Resource("box9", "Box 9", type="box"))
+            _terminate(tx._conn.info.backend_pid)
+            with pytest.raises(StorageError, match="may or may not have been written") as info:
+                tx.commit()
+
+        assert not isinstance(info.value, ConcurrencyError)
+
+    def test_the_engine_runs_a_use_case_again_after_its_connection_was_lost(self, schema: str) -> None:
+        """A backend terminated in the middle of a confirm (a restart, a failover): the engine's retry confirms it."""
+
+        class LosingOnce(PostgresStorage):
+            losses = 1
+
+            @contextlib.contextmanager
+            def transaction(self, tenant: str) -> Iterator[Any]:
+                with super().transaction(tenant) as tx:
+                    if self.losses:
+                        self.losses -= 1
+                        tx.list_resources()
+                        _terminate(tx._conn.info.backend_pid)
+                    yield tx
+
+        with LosingOnce(DSN, schema=schema, max_size=2) as storage:
+            engine = make_engine(storage)
+            furnish(engine)
+            held = engine.hold("wash", at(2, 10))
+            storage.losses = 1
+
+            assert BookingStatus.CONFIRMED == engine.confirm(held.id).status
+            assert 0 == storage.losses
+            assert 1 == sum(t.to_status is BookingStatus.CONFIRMED for t in engine.transitions(held.id))
+
+    def test_connections_terminated_a_moment_ago_are_not_handed_out(
+        self, storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every pooled backend terminated just after use (no idle check due): the next calls work all the same."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 3600.0)  # every connection counts as just used
+        engine = make_engine(storage)
+        furnish(engine)
+        for pid in {c.info.backend_pid for c in list(storage._pool._pool)}:  # type: ignore[union-attr]
+            _terminate(pid)
+
+        assert ["box1", "box2"] == [r.id for r in engine.resources()]
+        assert engine.book("wash", at(2, 11)).id
 
     def test_a_lost_connection_refuses_to_go_on(self, storage: PostgresStorage) -> None:
         """After the session is lost, every later call of the transaction is a StorageError (psycopg's escaped)."""

@@ -880,6 +880,21 @@ def _reserve_at_once(conn: Connection, tenant: str, request: str) -> str | None:
     return None  # pragma: no cover - the loop returns or raises
 
 
+def _not_closed(conn: Connection) -> bool:
+    """
+    Return whether idle *conn* is not known to be closed, reading what the server sent without waiting.
+
+    A terminated backend sends its error and closes the socket; libpq learns it only when it reads, which
+    a query would do too late. Reading costs one non-blocking ``recv`` (libpq's sockets never block).
+    """
+    pgconn = conn.pgconn
+    try:
+        pgconn.consume_input()
+    except psycopg.Error:
+        return False
+    return pgconn.status == psycopg.pq.ConnStatus.OK
+
+
 def _answers(conn: Connection, timeout: float) -> bool:
     """
     Return whether the server answers an empty query on idle *conn* within *timeout* seconds.
@@ -969,15 +984,30 @@ class _Transaction:
             try:
                 conn.autocommit = False
             except _CAUGHT as exc:
-                raise _translate(exc) from None
+                raise self._failed(exc) from None
         return conn
+
+    def _failed(self, exc: psycopg.Error | UnicodeEncodeError) -> SlotEngineError:
+        """
+        The error to raise for *exc*, raised by a statement before the commit.
+
+        A connection lost then (a terminated backend, a restart, a network failure) took its uncommitted
+        transaction with it: nothing of it was written, so the use case may run again (`ConcurrencyError`).
+        """
+        if self._conn.broken:
+            msg = (
+                f"the connection to PostgreSQL was lost before this transaction committed ({_translate(exc)}); "
+                "nothing of it was written; retry"
+            )
+            return ConcurrencyError(msg, connection_lost=True)
+        return _translate(exc)
 
     def _all(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
         conn = self._usable()
         try:
             return conn.execute(query, params).fetchall()
         except _CAUGHT as exc:
-            raise _translate(exc) from None
+            raise self._failed(exc) from None
 
     def _one(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
         rows = self._all(query, params)
@@ -988,7 +1018,7 @@ class _Transaction:
         try:
             return conn.execute(query, params).rowcount
         except _CAUGHT as exc:
-            raise _translate(exc) from None
+            raise self._failed(exc) from None
 
     def _batch(
         self, steps: Sequence[tuple[LiteralString, Sequence[Any] | dict[str, Any]]], *, write: bool
@@ -1004,7 +1034,7 @@ class _Transaction:
             with conn.pipeline():
                 cursors = [conn.execute(query, params) for query, params in steps]
         except _CAUGHT as exc:
-            raise _translate(exc) from None
+            raise self._failed(exc) from None
         return cursors
 
     def commit(self) -> None:
@@ -1017,6 +1047,12 @@ class _Transaction:
                 conn.commit()
         except _CAUGHT as exc:
             self.state = "over"
+            if conn.broken:
+                msg = (
+                    f"the connection to PostgreSQL was lost while this transaction committed ({_translate(exc)}); "
+                    "it may or may not have been written: read before you retry"
+                )
+                raise StorageError(msg, connection_lost=True) from None
             raise _translate(exc) from None
         self.state = "committed"
 
@@ -1827,7 +1863,8 @@ class PostgresStorage:
 
         The server, a firewall or a pooler may close a connection while it sits in the pool (an idle timeout, a
         terminated backend, a failover); handing it out would fail the next call for no fault of the caller's.
-        Connections used again within a second are not checked, so a busy storage pays nothing for this.
+        Connections used again within a second get only a look at what the server sent meanwhile (no round
+        trip): a backend that was terminated (a restart, a failover, ``pg_terminate_backend``) said so.
         """
         for _ in range(self._max_size + 1):
             try:
@@ -1837,8 +1874,9 @@ class PostgresStorage:
             except _CAUGHT as exc:
                 raise _translate(exc) from None
             if time.monotonic() - getattr(conn, _IDLE_SINCE, -_IDLE_CHECK) < _IDLE_CHECK:
-                return conn
-            if _answers(conn, self._pool_timeout):
+                if _not_closed(conn):
+                    return conn
+            elif _answers(conn, self._pool_timeout):
                 return conn
             conn.close()  # dead, or silent: the pool replaces it
             pool.putconn(conn)
