@@ -480,6 +480,24 @@ class TestSchema:
         assert {*TABLES, "schema_version"} == tables
         assert 1 == gist
 
+    def test_migrate_false_opens_only_a_current_schema(self, fresh_schema: str) -> None:
+        """App servers opened with migrate=False refuse a missing or older schema and change nothing."""
+        with pytest.raises(StorageError, match="migrate=False"):
+            PostgresStorage(DSN, schema=fresh_schema, migrate=False)
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (fresh_schema,)).fetchone() is None
+            with conn.transaction():
+                _schema_at_version(conn, fresh_schema, SCHEMA_VERSION - 1)
+        with pytest.raises(StorageError, match=f"version {SCHEMA_VERSION - 1} and this slotengine needs") as info:
+            PostgresStorage(DSN, schema=fresh_schema, migrate=False)
+        assert SCHEMA_VERSION - 1 == info.value.details["schema_version"]
+        with pytest.raises(InvalidInputError, match="migrate"):
+            PostgresStorage(DSN, schema=fresh_schema, migrate="no")  # type: ignore[arg-type]
+
+        PostgresStorage(DSN, schema=fresh_schema).close()  # the release step
+        with PostgresStorage(DSN, schema=fresh_schema, migrate=False) as storage:
+            catalogue(storage, "t", {"r1": 1})
+
     def test_a_version_3_schema_is_upgraded_in_place(self, fresh_schema: str) -> None:
         """
         Version 3 -> 4: the resource rows get their booking's interval and hold, the foreign key to bookings

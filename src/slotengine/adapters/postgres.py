@@ -1631,6 +1631,9 @@ class PostgresStorage:
         lock_timeout: How long a transaction waits for a resource lock (or a row lock) before
             `ConcurrencyError`; at least 1 ms.
         schema: The schema holding slotengine's tables (created if missing).
+        migrate: Whether opening creates or upgrades the schema (the default). With ``False`` a schema that
+            is missing or older than this slotengine's raises `StorageError` and nothing is changed: app
+            servers can then leave upgrades to a release step (see docs/explanation/concurrency.md).
         pool_timeout: How long a transaction waits for a pooled connection when all ``max_size`` are busy
             before `ConcurrencyError` (the engine retries it ``max_retries`` times, and a new hold or booking
             first tries its one-statement write, so a call can wait up to ``max_retries + 2`` times as long
@@ -1660,6 +1663,7 @@ class PostgresStorage:
         lock_timeout: timedelta = timedelta(seconds=3),
         schema: str = "slotengine",
         pool_timeout: timedelta = timedelta(seconds=5),
+        migrate: bool = True,
     ) -> None:
         given: object = dsn
         if not isinstance(given, str):
@@ -1668,6 +1672,11 @@ class PostgresStorage:
         if not isinstance(pool_timeout, timedelta) or pool_timeout <= timedelta(0):
             msg = f"pool_timeout must be a positive timedelta, got {pool_timeout!r}"
             raise InvalidInputError(msg, field="pool_timeout")
+        wanted: object = migrate
+        if not isinstance(wanted, bool):
+            msg = f"migrate must be True or False, got {migrate!r}"
+            raise InvalidInputError(msg, field="migrate")
+        self._migrates = migrate
         self._pool_timeout = pool_timeout.total_seconds()
         self._dsn = _with_timeouts(dsn)
         self._schema = _check_schema(schema)
@@ -1753,6 +1762,13 @@ class PostgresStorage:
                     msg = (
                         f"schema {self._schema!r} has version {version}, newer than this slotengine understands "
                         f"({SCHEMA_VERSION}); upgrade slotengine to use it"
+                    )
+                    raise StorageError(msg, schema_version=version)
+                if version < SCHEMA_VERSION and not self._migrates:
+                    msg = (
+                        f"schema {self._schema!r} has version {version} and this slotengine needs {SCHEMA_VERSION}; "
+                        "it was opened with migrate=False: upgrade it first, opening a PostgresStorage with "
+                        "migrate=True once (a release step), with every older slotengine stopped"
                     )
                     raise StorageError(msg, schema_version=version)
                 if version < SCHEMA_VERSION:
