@@ -1026,13 +1026,11 @@ class BookingEngine:
         """
         Confirm a pre-booking (a manager's confirmation). Fully prepaid pre-bookings become paid.
 
-        A pre-booking whose hold has lapsed, swept or not, is revived and confirmed if its time is still free
-        (its log reads ``expire``, ``revive``, ``confirm``), whatever the sweep's timing: a manager's late
-        confirmation is a deliberate act, unlike a late payment, which `HoldPolicy.accept_late_payment` governs.
+        A pre-booking whose hold has lapsed is refused, swept or not (its time is no longer held: hold it
+        again), as `cancel` and `reschedule` refuse it, so the answer does not hang on the sweep's timing.
 
         Raises:
-            IllegalTransitionError: the booking is not a pre-booking, nor an expired one.
-            ConflictError: its hold lapsed and its time was taken meanwhile; nothing is recorded.
+            IllegalTransitionError: the booking is not a live pre-booking (its hold lapsed, or it is firm).
         """
         check_id(booking_id, "booking id")
         who = self._who(actor)
@@ -1040,8 +1038,7 @@ class BookingEngine:
         def confirm(tx: StorageTransaction, now: datetime) -> Booking:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.CONFIRM, booking)
-            if _lapsed(booking, now):
-                booking = self._revive(tx, now, booking, str(who), late_payment=False)
+            _refuse_lapsed(booking, now, Action.CONFIRM, "hold the time again and confirm that")
             action = booking.policies.confirmation.confirm_action(booking.net_paid, booking.due)
             return self._step(tx, now, booking, action, str(who))
 
@@ -1091,13 +1088,17 @@ class BookingEngine:
 
         return self._run(pay)
 
-    def _revive(
-        self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str, *, late_payment: bool = True
-    ) -> Booking:
-        """Bring a lapsed hold back to a live pre-booking with a new hold, if its time is still free."""
-        if late_payment and not booking.policies.hold.accept_late_payment:
+    def _revive(self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str) -> Booking:
+        """Bring a lapsed hold back to a live pre-booking with a new hold, for a late payment, if its time is free."""
+        if not booking.policies.hold.accept_late_payment:
             msg = "this pre-booking expired and the business does not accept late payments"
             raise PolicyViolationError(msg, rule="late_payment", deadline=booking.hold_until)
+        if booking.start <= now:
+            msg = (
+                f"this pre-booking expired and its time began at {booking.start.isoformat()}: a late payment "
+                "cannot revive it; refund the payment"
+            )
+            raise PolicyViolationError(msg, rule="late_payment", start=booking.start)
         tx.lock_resources(booking.resource_ids)  # before the first write, as every writer of these resources
         if booking.status is BookingStatus.PRE_BOOKING:
             # Lapsed but not yet swept: record the expiry first, so the log tells what happened.

@@ -149,32 +149,26 @@ class TestHoldExpiry:
         assert ("refund_due" not in expired, {"amount": "5.00", "currency": "EUR"}) == (True, expired["net_paid"])
 
     @pytest.mark.parametrize("swept", [False, True])
-    def test_a_lapsed_hold_is_confirmed_the_same_swept_or_not(self, engine, clock, swept):
-        """A manager's late confirmation revives the hold if its time is free; it failed once the sweep had run."""
+    def test_a_lapsed_hold_is_refused_confirmation_swept_or_not(self, engine, clock, swept):
+        """Like cancel and reschedule, confirm refuses a lapsed hold whether or not the sweep ran; nothing changes."""
         held = engine.hold("wash", at(3, 9))
         clock.advance(held.hold_until - clock.now())
         if swept:
             engine.expire_due()
-
-        confirmed = engine.confirm(held.id, actor=Actor.manager("ann"))
-
-        assert (BookingStatus.CONFIRMED, None) == (confirmed.status, confirmed.hold_until)
-        assert [Action.HOLD, Action.EXPIRE, Action.REVIVE, Action.CONFIRM] == [
-            t.action for t in engine.transitions(held.id)
-        ]
-
-    @pytest.mark.parametrize("swept", [False, True])
-    def test_a_lapsed_hold_whose_time_was_taken_is_not_confirmed(self, engine, clock, swept):
-        """Another client took the time after the hold lapsed: ConflictError, and nothing is recorded."""
-        held = engine.hold("wash", at(3, 9), pin=["box1"])
-        clock.advance(held.hold_until - clock.now())
-        if swept:
-            engine.expire_due()
-        engine.book("wash", at(3, 9), pin=["box1"])
         before = state_hash(engine)
 
-        with pytest.raises(ConflictError):
+        with pytest.raises(IllegalTransitionError):
             engine.confirm(held.id, actor=Actor.manager("ann"))
+        assert before == state_hash(engine)
+
+    def test_a_late_payment_does_not_revive_a_hold_whose_time_has_begun(self, engine, clock):
+        """The payment is refused (refund it): a booking revived at or after its start would be in the past."""
+        held = engine.hold("wash", at(3, 9))
+        clock.set(at(3, 9))
+        before = state_hash(engine)
+
+        with pytest.raises(PolicyViolationError, match="its time began"):
+            engine.pay(held.id, EUR(20), payment_id="p1")
         assert before == state_hash(engine)
 
     def test_a_lapsed_hold_without_money_has_no_refund_due(self, engine, clock):
@@ -712,7 +706,7 @@ class TestForbiddenTransitions:
         before = state_hash(engine)
 
         allowed = {
-            "confirm": {BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED},  # an expired hold, revived if still free
+            "confirm": {BookingStatus.PRE_BOOKING},
             "pay": {
                 BookingStatus.PRE_BOOKING,
                 BookingStatus.CONFIRMED,
