@@ -47,6 +47,7 @@ from slotengine.engine import BookingEngine
 from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
+    IllegalTransitionError,
     InvalidInputError,
     NotFoundError,
     SlotEngineError,
@@ -63,6 +64,7 @@ from slotengine.testing.clock import FrozenClock
 
 try:
     import psycopg
+    import psycopg_pool
     from psycopg import sql
 
     import slotengine.adapters.postgres as postgres_module
@@ -1019,7 +1021,7 @@ class TestBackstop:
             engine.book("wash", at(2, 10))
         clock.advance(held.hold_until - clock.now())
         booked = engine.book("wash", at(2, 10))
-        with pytest.raises(ConflictError):
+        with pytest.raises(IllegalTransitionError, match="lapsed"):
             engine.confirm(held.id)
 
         assert BookingStatus.CONFIRMED == booked.status
@@ -1417,6 +1419,65 @@ class TestLocks:
             finally:
                 storage.close()
 
+    def test_checks_of_silent_connections_share_one_pool_timeout(
+        self, schema: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Many silent idle connections: the checks of one borrow wait pool_timeout in all, not each that long."""
+        monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)
+        waits: list[float] = []
+
+        def never_answers(conn: Any, timeout: float) -> bool:
+            waits.append(timeout)
+            time.sleep(timeout)  # as a silent server does
+            return False
+
+        with PostgresStorage(DSN, schema=schema, min_size=6, max_size=6, pool_timeout=timedelta(seconds=1)) as storage:
+            storage._pool.wait()  # type: ignore[union-attr]
+            monkeypatch.setattr(postgres_module, "_answers", never_answers)
+            with pytest.raises(StorageError, match="answered within pool_timeout"), storage.transaction("t"):
+                pass
+
+        assert len(waits) >= 2
+        assert sum(waits) <= 1.0 + 2 * postgres_module._MIN_WAIT  # halving, then the floor once the time is up
+
+    @pytest.mark.parametrize(
+        ("failure", "retryable"),
+        [
+            ('FATAL:  too many connections for role "app"', True),
+            ("FATAL:  sorry, too many clients already", True),
+            ("FATAL:  the database system is starting up", True),
+            ('FATAL:  database "shop" does not exist', False),
+            ("Connection refused", False),
+        ],
+    )
+    def test_a_pool_that_cannot_connect_says_whether_to_retry(
+        self, storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch, failure: str, retryable: bool
+    ) -> None:
+        """A connection limit or a starting server is worth a retry (ConcurrencyError); the rest is a StorageError."""
+
+        def refuse(*_: object, **__: object) -> None:
+            raise psycopg.OperationalError(f"connection failed: {failure}")
+
+        monkeypatch.setattr(psycopg, "connect", refuse)
+        error = storage._why_no_connection(psycopg_pool.PoolTimeout("couldn't get a connection"))
+
+        assert (True, retryable) == (isinstance(error, StorageError), isinstance(error, ConcurrencyError))
+        assert failure in str(error)
+
+    def test_a_read_after_commit_on_a_lost_connection_does_not_say_nothing_was_written(
+        self, storage: PostgresStorage
+    ) -> None:
+        """Committed, then the connection is lost: a later read is a plain StorageError, not 'nothing was written'."""
+        with storage.transaction("t") as tx:
+            tx.put_resource(Resource("r1", "One"))
+            tx.commit()
+            _terminate(tx._conn.info.backend_pid)
+            with pytest.raises(StorageError) as info:
+                tx.list_resources()
+
+        assert not isinstance(info.value, ConcurrencyError)
+        assert "nothing of it was written" not in str(info.value)
+
     def test_pooled_connections_have_the_connect_timeout(self, storage: PostgresStorage) -> None:
         """The pool opens its connections with the storage's DSN, connect_timeout included."""
         with storage._pooled() as conn:
@@ -1468,9 +1529,11 @@ class TestLocks:
                 furnish(engine)
                 engine.book("wash", at(2, 10))
                 proxy.cut()  # every connection closed, new ones refused
-                with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
-                    engine.book("wash", at(2, 11))
-                assert not isinstance(info.value, ConcurrencyError)
+                for _ in range(4):  # a server that stays down, while the pool's reconnection attempts back off
+                    with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
+                        engine.book("wash", at(2, 11))
+                    assert not isinstance(info.value, ConcurrencyError)
+                    time.sleep(0.6)
                 proxy.restore()
                 for _ in range(100):  # the pool reconnects in the background, with a back-off
                     try:

@@ -636,6 +636,8 @@ _LOADS: Final = """
 _RESERVE: Final = "SELECT slotengine_reserve(%s, %s::jsonb)"
 
 _IDLE_SINCE: Final = "_slotengine_idle_since"
+_MIN_WAIT: Final = 0.05
+"""Seconds a borrow still waits for a connection, or for a check's answer, once its deadline is near."""
 _IDLE_CHECK: Final = 1.0
 """A pooled connection idle for this many seconds is checked before it is handed out."""
 _TIMEOUTS: Final[dict[str, int]] = {
@@ -647,6 +649,26 @@ _TIMEOUTS: Final[dict[str, int]] = {
     "tcp_user_timeout": 60_000,
 }
 """libpq's timeouts (seconds; milliseconds for ``tcp_user_timeout``) that a DSN gets unless it sets them."""
+
+_PROBE_EVERY: Final = 1.0
+"""Seconds one diagnosis of a pool that gave no connection serves every caller (see `_why_no_connection`)."""
+_TRANSIENT_CONNECT: Final = frozenset({"53300", "57P03"})
+"""SQLSTATEs of a server that refuses a connection for now: too many connections, starting up."""
+_TRANSIENT_WORDS: Final = (
+    "too many connections",
+    "too many clients",
+    "remaining connection slots",
+    "is starting up",
+    "not yet accepting connections",
+    "in recovery mode",
+)
+"""How the server says the same while a connection starts, when libpq gives no SQLSTATE."""
+
+
+def _probe_timeout(pool_timeout: float) -> int:
+    """Return the whole seconds a diagnosis waits to connect: about ``pool_timeout``, at least one."""
+    return max(1, round(pool_timeout))
+
 
 _OUTBOX_EXISTS: Final = "SELECT 1 FROM outbox WHERE tenant_id = %s AND id = %s"
 
@@ -994,7 +1016,7 @@ class _Transaction:
         A connection lost then (a terminated backend, a restart, a network failure) took its uncommitted
         transaction with it: nothing of it was written, so the use case may run again (`ConcurrencyError`).
         """
-        if self._conn.broken:
+        if self._conn.broken and self.state == "open":
             msg = (
                 f"the connection to PostgreSQL was lost before this transaction committed ({_translate(exc)}); "
                 "nothing of it was written; retry"
@@ -1686,8 +1708,7 @@ class PostgresStorage:
         self._guard = threading.Lock()
         self._local = threading.local()
         self._closed = False
-        self._connect_errors = 0  # the pool's count of failed connections, at the last wait for one
-        self._setup_failed = False  # a new pooled connection failed `_configure` since that wait
+        self._probed: tuple[float, StorageError | None] | None = None  # `_why_no_connection`'s last verdict
         self._pid = os.getpid()
         self._pool: ConnectionPool[Connection] | None = None
         try:
@@ -1733,11 +1754,7 @@ class PostgresStorage:
 
     def _configure(self, conn: Connection) -> None:
         """Set up a new pooled connection: this schema first, UTC, READ COMMITTED (see the module docstring)."""
-        try:
-            self._set_up(conn)
-        except BaseException:
-            self._setup_failed = True  # the pool only logs it: `_why_no_connection` looks
-            raise
+        self._set_up(conn)
 
     def _set_up(self, conn: Connection) -> None:
         conn.autocommit = True  # until a storage transaction's first write (see _Transaction._writable)
@@ -1882,50 +1899,70 @@ class PostgresStorage:
         Connections used again within a second get only a look at what the server sent meanwhile (no round
         trip): a backend that was terminated (a restart, a failover, ``pg_terminate_backend``) said so.
         """
+        deadline = time.monotonic() + self._pool_timeout  # for the whole borrow, checks included
         for _ in range(self._max_size + 1):
             try:
-                conn = pool.getconn()
+                conn = pool.getconn(timeout=max(deadline - time.monotonic(), _MIN_WAIT))
             except PoolTimeout as exc:
-                raise self._why_no_connection(pool, exc) from None
+                raise self._why_no_connection(exc) from None
             except _CAUGHT as exc:
                 raise _translate(exc) from None
             if time.monotonic() - getattr(conn, _IDLE_SINCE, -_IDLE_CHECK) < _IDLE_CHECK:
                 if _not_closed(conn):
                     return conn
-            elif _answers(conn, self._pool_timeout):
+            elif _answers(conn, max((deadline - time.monotonic()) / 2, _MIN_WAIT)):
+                # Half the time left: one silent connection must leave time for a new one, or the next check.
                 return conn
             conn.close()  # dead, or silent: the pool replaces it
             pool.putconn(conn)
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"no pooled connection to PostgreSQL answered within pool_timeout ({self._pool_timeout:g} s); "
+                    "the server or the network may be down"
+                )
+                raise StorageError(msg)
         msg = "every pooled connection to PostgreSQL was found closed; the server may be restarting"
         raise StorageError(msg)
 
-    def _why_no_connection(self, pool: ConnectionPool[Connection], timeout: PoolTimeout) -> StorageError:
+    def _why_no_connection(self, timeout: PoolTimeout) -> StorageError:
         """
         Tell a busy pool (`ConcurrencyError`, worth a retry) from a server it cannot use (`StorageError`).
 
-        psycopg_pool only says that no connection came in time; when its connections failed to open or to be
-        set up since the last such wait, one direct connection, set up as the pool's are, says why (refused,
-        unknown database, a function dropped...). A busy pool of healthy connections costs no probe.
+        psycopg_pool only says that no connection came in time, and only logs why its own attempts failed. One
+        direct connection, set up as the pool's are, says why (refused, unknown database, a function dropped);
+        its verdict serves every caller for `_PROBE_EVERY` seconds, so a busy pool costs at most one
+        connection a second. A server at its connection limit, or still starting, is worth a retry.
         """
-        errors = pool.get_stats().get("connections_errors", 0)
-        failing, self._connect_errors, self._setup_failed = (
-            errors > self._connect_errors or self._setup_failed,
-            errors,
-            False,
-        )
-        if failing:
-            try:
-                with psycopg.connect(self._dsn, autocommit=True) as probe:
-                    self._set_up(probe)
-            except _CAUGHT as exc:
-                reason = _translate(exc)
-                msg = f"PostgreSQL cannot be used: {reason}"
-                return StorageError(msg, **reason.details)
-            except StorageError as error:
-                msg = f"PostgreSQL cannot be used: {error}"
-                return StorageError(msg, **error.details)
+        now = time.monotonic()
+        with self._guard:
+            probed = self._probed
+        if probed is None or now - probed[0] >= _PROBE_EVERY:
+            probed = (now, self._probe())
+            with self._guard:
+                self._probed = probed
+        if probed[1] is not None:
+            return probed[1]
         msg = f"no PostgreSQL connection became free in time ({timeout}); retry"
         return ConcurrencyError(msg)
+
+    def _probe(self) -> StorageError | None:
+        """Open and set up one connection outside the pool; return what stops it, or None when it works."""
+        wait = _probe_timeout(self._pool_timeout)
+        try:
+            with psycopg.connect(self._dsn, autocommit=True, connect_timeout=wait) as probe:
+                self._set_up(probe)
+        except _CAUGHT as exc:
+            reason: SlotEngineError = _translate(exc)
+        except StorageError as error:
+            reason = error
+        else:
+            return None
+        text = str(reason)
+        if reason.details.get("sqlstate") in _TRANSIENT_CONNECT or any(words in text for words in _TRANSIENT_WORDS):
+            msg = f"PostgreSQL takes no new connection for now ({reason}); retry"
+            return ConcurrencyError(msg, **reason.details)
+        msg = f"PostgreSQL cannot be used: {reason}"
+        return StorageError(msg, **reason.details)
 
     def _check_open(self) -> None:
         if self._closed:
