@@ -10,6 +10,7 @@ the end read the adapter's source (research note C10, S2, S3, D5).
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import itertools
 import os
@@ -17,7 +18,8 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -1320,3 +1322,94 @@ def test_a_storage_is_a_context_manager(tmp_path: Path) -> None:
         pass
     with SQLiteStorage(tmp_path / "db.sqlite") as again, again.transaction("t") as tx:
         assert ["r1"] == [r.id for r in tx.list_resources()]
+
+
+def _in_a_forked_child(work: Callable[[], str]) -> str:
+    """Run *work* in a child made by fork() and return what it says (or the name of what it raised)."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns about fork() with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            answer = work()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            answer = f"{type(exc).__name__}: {exc}"
+        os.write(write_end, answer.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+class TestFork:
+    def test_a_forked_child_cannot_use_its_parents_file(self, tmp_path: Path) -> None:
+        """
+        A storage open at fork() is refused in the child, and so is a new one on the same file (SQLite's locks
+        stay with the parent: the child's commits went into a log another process deleted); another file works.
+        """
+        path, other = tmp_path / "shared.db", tmp_path / "own.db"
+        storage = SQLiteStorage(path)
+        try:
+            engine = make_engine(storage)
+            furnish(engine)
+
+            def inherited() -> str:
+                return str(len(engine.resources()))
+
+            def reopened() -> str:
+                with SQLiteStorage(path) as again, again.transaction("wash") as tx:
+                    return str(len(tx.list_resources()))
+
+            def elsewhere() -> str:
+                with SQLiteStorage(other) as mine, mine.transaction("t") as tx:
+                    return str(len(tx.list_resources()))
+
+            assert _in_a_forked_child(inherited).startswith("StorageError: a SQLiteStorage cannot cross fork()")
+            assert _in_a_forked_child(reopened).startswith("StorageError: ")
+            assert "was open in the process this one was forked from" in _in_a_forked_child(reopened)
+            assert "0" == _in_a_forked_child(elsewhere)
+            assert 2 == len(engine.resources())  # the parent goes on
+        finally:
+            storage.close()
+
+    def test_a_file_closed_before_the_fork_opens_in_the_child(self, tmp_path: Path) -> None:
+        """Closing in the parent before forking (a preloading server's clean way) leaves the child free to open it."""
+        path = tmp_path / "shared.db"
+        with SQLiteStorage(path) as storage:
+            furnish(make_engine(storage))
+
+        def reopened() -> str:
+            with SQLiteStorage(path) as mine, mine.transaction("wash") as tx:
+                return str(len(tx.list_resources()))
+
+        assert "2" == _in_a_forked_child(reopened)
+
+
+def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
+    """Refused, and not switched to WAL mode on the way (its header changed from rollback journal to WAL)."""
+    path = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(path)) as theirs:
+        theirs.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        theirs.commit()
+    before = path.read_bytes()
+
+    with pytest.raises(StorageError, match="another program"):
+        SQLiteStorage(path)
+    assert before == path.read_bytes()
+
+
+def test_create_false_opens_only_an_existing_database(tmp_path: Path) -> None:
+    """A mistyped path with create=False is an error, not a new empty database; an existing file opens."""
+    with pytest.raises(StorageError, match="create=False"):
+        SQLiteStorage(tmp_path / "tpyo.db", create=False)
+    assert not (tmp_path / "tpyo.db").exists()
+    with pytest.raises(InvalidInputError, match="create"):
+        SQLiteStorage(tmp_path / "db.sqlite", create="no")  # type: ignore[arg-type]
+
+    SQLiteStorage(tmp_path / "db.sqlite").close()
+    with SQLiteStorage(tmp_path / "db.sqlite", create=False) as storage, storage.transaction("t") as tx:
+        assert [] == tx.list_resources()

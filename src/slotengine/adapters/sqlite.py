@@ -364,6 +364,38 @@ _CAUGHT: Final = (sqlite3.Error, UnicodeEncodeError, OverflowError)
 # --- connections ---------------------------------------------------------------------------------------------
 
 
+_OPEN_STORAGES: weakref.WeakSet[SQLiteStorage] = weakref.WeakSet()
+"""Every `SQLiteStorage` of this process, for the fork hook."""
+_INHERITED_FILES: dict[tuple[int, int], str] = {}
+"""Files (device, inode) a parent process had open when it forked this one: SQLite cannot be used on them here."""
+_KEPT_ACROSS_FORK: list[sqlite3.Connection] = []
+"""The parent's connections in a forked child, kept from being closed: closing one here could unlock the parent's."""
+
+
+def _after_fork_in_child() -> None:
+    """
+    In a forked child, fence off every file the parent had open.
+
+    SQLite's file locks belong to the process that took them and are not inherited, but SQLite's memory of
+    them is: a child that used the file (through the parent's connections or new ones) would write without
+    the locks that keep other processes out, and could lose commits or double-book (SQLite's "how to corrupt
+    a database file", section 2.6).
+    """
+    for storage in list(_OPEN_STORAGES):
+        storage._fence_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _file_stat(path: str) -> os.stat_result | None:
+    try:
+        return Path(path).stat()
+    except OSError:
+        return None
+
+
 def _close_quietly(conn: sqlite3.Connection, pid: int) -> None:
     """Close *conn* unless this is a forked child (a connection must never cross a fork)."""
     if os.getpid() != pid:
@@ -953,6 +985,13 @@ def _check_timeout(value: object) -> float:
     return float(value)
 
 
+def _check_create(value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"create must be True or False, got {value!r}"
+        raise InvalidInputError(msg, field="create")
+    return value
+
+
 def _check_synchronous(value: object) -> str:
     mode = value.upper() if isinstance(value, str) else ""
     if mode not in _SYNCHRONOUS:
@@ -974,8 +1013,10 @@ class SQLiteStorage:
     plain readers of the file, and `backup`, running alongside.
 
     Each thread gets its own connection on first use; a connection is closed when its thread ends or at
-    `close`. Do not carry a `SQLiteStorage` across ``fork()``: make a new one in the child (the
-    ``spawn`` start method is the safe choice).
+    `close`. A `SQLiteStorage` cannot cross ``fork()``, and a forked child cannot open a file its parent had
+    open when it forked (SQLite's locks stay with the parent): both raise `StorageError` rather than risk
+    lost commits. Open the storage in each process after it starts (gunicorn without ``--preload``, or in a
+    ``post_fork`` hook; multiprocessing's ``spawn`` start method).
 
     Args:
         path: The database file; created with the current schema if it is new or empty.
@@ -983,6 +1024,8 @@ class SQLiteStorage:
         synchronous: ``"FULL"`` (default) makes every commit durable against power loss. ``"NORMAL"``
             trades that for speed: in WAL mode a process crash still loses nothing, but an OS crash or
             power loss may lose the last commits (never corrupting the file). ``"EXTRA"`` is FULL and more.
+        create: Whether a missing file is created (the default). With ``False`` a missing file raises
+            `StorageError`, so that a mistyped path does not start an empty database.
 
     Raises:
         InvalidInputError: *path* is not a file path, or *timeout* or *synchronous* is not acceptable.
@@ -990,7 +1033,9 @@ class SQLiteStorage:
             slotengine (a higher schema version).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 10.0, synchronous: str = "FULL", create: bool = True
+    ) -> None:
         given: object = path
         if not isinstance(given, str | os.PathLike):
             msg = f"path must be a file path, not {type(given).__name__}"
@@ -1010,6 +1055,8 @@ class SQLiteStorage:
         self._pid = os.getpid()
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._refuse_unusable(create=_check_create(create))
+        _OPEN_STORAGES.add(self)
         handle = self._handle()
         try:
             with handle.lock:
@@ -1080,19 +1127,65 @@ class SQLiteStorage:
         if self._closed:
             msg = "this storage is closed"
             raise StorageError(msg)
+        if os.getpid() != self._pid:
+            msg = (
+                "a SQLiteStorage cannot cross fork(): SQLite's file locks stay with the parent; open the storage "
+                "in each process after it starts (gunicorn without --preload, multiprocessing's 'spawn')"
+            )
+            raise StorageError(msg)
+
+    def _refuse_unusable(self, *, create: bool) -> None:
+        """
+        Refuse a file this process must not open, before any connection changes it (WAL mode is a change).
+
+        A missing file when *create* is false; a file a parent process had open when it forked this one
+        (`_after_fork_in_child`); another program's database or a newer slotengine's, read without a write.
+        """
+        found = _file_stat(self._path)
+        if found is None and not create:
+            msg = f"no slotengine database at {self._path!r} (create=False: a missing file is not created)"
+            raise StorageError(msg)
+        if found is not None and (found.st_dev, found.st_ino) in _INHERITED_FILES:
+            msg = (
+                f"{self._path!r} was open in the process this one was forked from, and SQLite cannot be used on it "
+                "here (its file locks stay with the parent: commits could be lost); open it only in processes "
+                "that did not inherit it (close it in the parent before forking, or use multiprocessing's 'spawn')"
+            )
+            raise StorageError(msg)
+        if found is None or found.st_size == 0:
+            return  # a new database
+        try:
+            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
+        except _CAUGHT as exc:
+            raise self._fail(exc) from None
+        try:
+            version, app_id = self._versions(conn)
+            if (version, app_id) != (SCHEMA_VERSION, APPLICATION_ID):
+                self._check_identity(conn, version, app_id)
+        except _CAUGHT as exc:
+            raise self._fail(exc) from None
+        finally:
+            conn.close()
+
+    def _fence_after_fork(self) -> None:
+        """In a forked child (no other thread runs): keep the parent's connections unused and unclosed."""
+        self._guard = threading.Lock()  # another thread of the parent may have held it at the fork
+        kept = []
+        for handle in list(self._handles):
+            handle.finalizer.detach()
+            if handle.conn is not None:
+                kept.append(handle.conn)
+            handle.conn = None
+        if kept:
+            _KEPT_ACROSS_FORK.extend(kept)
+            found = _file_stat(self._path)
+            if found is not None:
+                _INHERITED_FILES[found.st_dev, found.st_ino] = self._path
 
     def _handle(self) -> _Handle:
         """Return this thread's connection handle, opening it on first use."""
         with self._guard:
             self._check_open()
-            if os.getpid() != self._pid:
-                # A forked child: the parent's connections must not be used (nor closed) here.
-                for old in list(self._handles):
-                    old.finalizer.detach()
-                    old.conn = None
-                self._pid = os.getpid()
-                self._local = threading.local()
-                self._handles = weakref.WeakSet()
             handle: _Handle | None = getattr(self._local, "handle", None)
             if handle is not None and handle.conn is not None:
                 return handle
