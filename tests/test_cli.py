@@ -310,7 +310,11 @@ class TestEmptyReport:
     [
         ("postgresql://ann:s3cr3t@db.example:5432/shop", "postgresql://ann:***@db.example:5432/shop"),
         ("postgres://ann:p%40ss@db/shop?sslmode=require", "postgres://ann:***@db/shop?sslmode=require"),
-        ("postgresql://ann@db/shop?password=s3cr3t&sslmode=require", "postgresql://ann@db/shop?password=%2A%2A%2A&sslmode=require"),
+        ("postgresql://ann@db/shop?password=s3cr3t&sslmode=require", "postgresql://ann@db/shop?password=***&sslmode=require"),
+        ("postgresql://ann:pa#ss@db/shop", "postgresql://ann:***@db/shop"),
+        ("postgresql://ann:pa?s/s@db/shop", "postgresql://ann:***@db/shop"),
+        ("postgresql://ann@db/shop?sslpassword=key&password=x", "postgresql://ann@db/shop?sslpassword=***&password=***"),
+        ("postgresql://ann:pw@[::1/shop", "postgresql://ann:***@[::1/shop"),
         ("postgresql://db/shop", "postgresql://db/shop"),
         ("shop.db", "shop.db"),
     ],

@@ -10,13 +10,13 @@ of ``--tz`` (default: the business's zone), read by the library's wall-time rule
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import click
@@ -55,19 +55,13 @@ class _App:
 
     @property
     def shown_db(self) -> str:
-        """The database as printed: a PostgreSQL URL without its password (in the user part or the query)."""
+        """The database as printed: a PostgreSQL URL without its passwords (user part, password=, sslpassword=)."""
         if not self.postgres:
             return self.db
-        parts = urlsplit(self.db)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.partition(':')[0]}:***@{host}"
-        query = parts.query
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key == "password" for key, _ in pairs):
-            query = urlencode([(key, "***" if key == "password" else value) for key, value in pairs])
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+        # libpq reads the password up to the last "@" of the authority, unencoded "#", "?" or "/" included;
+        # hiding too much is harmless, showing any of it is not.
+        shown = re.sub(r"^(postgres(?:ql)?://[^:@/?#]*:).*@", r"\1***@", self.db)
+        return re.sub(r"([?&](?:ssl)?password=)[^&]*", r"\1***", shown)
 
     def storage(self, *, create: bool = False) -> Storage:
         if self._storage is None:

@@ -519,7 +519,9 @@ class RecurringHours:
         if named:
             msg = f"recurring hours take their times from hours={self.hours!r}; remove {', '.join(named)}"
             raise _err(msg, field="recurrence")
-        for wall in (rec.dtstart, *rec.rdates):
+        for date_time in (rec.dtstart, *rec.rdates):
+            # An rdate kept as an instant (a fold's second pass) is at its wall time in the recurrence's zone.
+            wall = date_time if date_time.tzinfo is None else date_time.astimezone(rec.tz).replace(tzinfo=None)
             if wall.time() != self.hours.start:
                 msg = (
                     f"the recurrence's dtstart and rdates must be at the hours' start "

@@ -306,6 +306,18 @@ class TestRecurringHours:
             Interval(paris(2025, 1, 18, 10), paris(2025, 1, 18, 14)),
         ] == list(opened)
 
+    def test_a_recurrence_from_ical_with_a_utc_instant_in_a_fold(self):
+        """An RDATE or DTSTART in UTC in a fold's second pass is at the hours' start in wall time: accepted."""
+        night = TimeRange("02:00", "04:00")
+        for text in (
+            "DTSTART;TZID=Europe/Paris:20251019T020000\nRRULE:FREQ=WEEKLY;COUNT=3\nRDATE:20251026T010000Z",
+            "DTSTART:20251026T010000Z\nRRULE:FREQ=WEEKLY;COUNT=3",
+        ):
+            hours = RecurringHours(Recurrence.from_ical(text, zone="Europe/Paris"), night)
+            opened = Schedule("Europe/Paris", recurring=[hours]).expand(Interval(utc(2025, 10, 25), utc(2025, 10, 27)))
+
+            assert utc(2025, 10, 26, 0) == next(iter(opened)).start  # 02:00, the day's opening from its first pass
+
     def test_every_other_saturday_across_spring_forward(self):
         """The recurring opening stays 10:00–14:00 local across the DST change."""
         saturdays = RecurringHours.every(
