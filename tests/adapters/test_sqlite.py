@@ -1413,3 +1413,17 @@ def test_create_false_opens_only_an_existing_database(tmp_path: Path) -> None:
     SQLiteStorage(tmp_path / "db.sqlite").close()
     with SQLiteStorage(tmp_path / "db.sqlite", create=False) as storage, storage.transaction("t") as tx:
         assert [] == tx.list_resources()
+
+
+@pytest.mark.parametrize("target", [":memory:", "", None, 7, "file:copy.db"])
+def test_backup_needs_a_file_path(tmp_path: Path, target: object) -> None:
+    """A backup to ':memory:' did nothing and said nothing; None raised a bare TypeError."""
+    with SQLiteStorage(tmp_path / "db.sqlite") as storage, pytest.raises(InvalidInputError, match="file path"):
+        storage.backup(target)  # type: ignore[arg-type]
+
+
+def test_a_closed_storage_is_no_context_manager(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "db.sqlite")
+    storage.close()
+    with pytest.raises(StorageError, match="closed"), storage:
+        pass

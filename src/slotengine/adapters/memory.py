@@ -326,6 +326,9 @@ class MemoryStorage:
             self._tenants.clear()
 
     def __enter__(self) -> Self:
+        if self._closed:
+            msg = "this storage is closed"
+            raise StorageError(msg)
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -2105,6 +2105,8 @@ class PostgresStorage:
             pool.close()
 
     def __enter__(self) -> Self:
+        with self._guard:
+            self._check_open()
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -1325,10 +1325,14 @@ class SQLiteStorage:
         by dropping this process's locks). An existing file at *target_path* is overwritten.
 
         Raises:
-            InvalidInputError: *target_path* is this storage's own file.
+            InvalidInputError: *target_path* is not a file path, or is this storage's own file.
             StorageError: the copy failed (the target may be incomplete).
         """
-        target = os.fspath(target_path)
+        given: object = target_path
+        target = os.fspath(given) if isinstance(given, str | os.PathLike) else None
+        if not isinstance(target, str) or target in {"", ":memory:"} or target.startswith("file:"):
+            msg = f"backup needs a file path to copy to, not {given!r}"
+            raise InvalidInputError(msg, field="target_path")
         if Path(target).resolve() == Path(self._path).resolve():
             msg = "cannot back a database up onto itself"
             raise InvalidInputError(msg, field="target_path")
@@ -1374,6 +1378,8 @@ class SQLiteStorage:
                 handle.discard()
 
     def __enter__(self) -> Self:
+        with self._guard:
+            self._check_open()
         return self
 
     def __exit__(self, *_: object) -> None:
