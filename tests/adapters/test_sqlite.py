@@ -1427,3 +1427,25 @@ def test_a_closed_storage_is_no_context_manager(tmp_path: Path) -> None:
     storage.close()
     with pytest.raises(StorageError, match="closed"), storage:
         pass
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_file_deleted_or_replaced_while_open_is_not_written_to(tmp_path: Path, how: str) -> None:
+    """SQLite wrote on into the unlinked file, lost to every other process; now the next transaction refuses."""
+    path = tmp_path / "db.sqlite"
+    storage = SQLiteStorage(path)
+    try:
+        engine = make_engine(storage)
+        furnish(engine)
+        if how == "deleted":
+            path.unlink()
+        else:
+            SQLiteStorage(tmp_path / "other.sqlite").close()
+            (tmp_path / "other.sqlite").replace(path)
+
+        with pytest.raises(StorageError, match=how):
+            engine.add_resource(Resource("box9", "Box 9"))
+    finally:
+        storage.close()
+    with SQLiteStorage(path) as again, again.transaction("wash") as tx:
+        assert "box9" not in [r.id for r in tx.list_resources()]

@@ -1065,6 +1065,8 @@ class SQLiteStorage:
         except BaseException:
             self.close()
             raise
+        opened = _file_stat(self._path)
+        self._identity = None if opened is None else (opened.st_dev, opened.st_ino)
 
     @property
     def path(self) -> str:
@@ -1166,6 +1168,22 @@ class SQLiteStorage:
             raise self._fail(exc) from None
         finally:
             conn.close()
+
+    def _refuse_a_replaced_file(self, conn: sqlite3.Connection) -> None:
+        """
+        Refuse to go on when the path no longer names the file this storage opened (deleted, or replaced).
+
+        SQLite would write on into the unlinked file, and the next process to open the path would find an
+        empty or another database: those commits would be lost to everyone else. One ``stat`` per transaction.
+        """
+        found = _file_stat(self._path)
+        if found is not None and (found.st_dev, found.st_ino) == self._identity:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        what = "deleted" if found is None else "replaced by another file"
+        msg = f"{self._path!r} was {what} after this storage opened it; nothing was written: open it again"
+        raise StorageError(msg)
 
     def _fence_after_fork(self) -> None:
         """In a forked child (no other thread runs): keep the parent's connections unused and unclosed."""
@@ -1289,6 +1307,7 @@ class SQLiteStorage:
                     conn.execute("BEGIN IMMEDIATE")
                 except _CAUGHT as exc:
                     raise self._fail(exc) from None
+                self._refuse_a_replaced_file(conn)
                 tx = _Transaction(tenant, conn, self._timeout, json1=self._json1)
                 try:
                     yield tx
