@@ -1529,7 +1529,7 @@ class TestLocks:
                 furnish(engine)
                 engine.book("wash", at(2, 10))
                 proxy.cut()  # every connection closed, new ones refused
-                for _ in range(4):  # a server that stays down, while the pool's reconnection attempts back off
+                for _ in range(2):  # a server that stays down, while the pool's reconnection attempts back off
                     with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
                         engine.book("wash", at(2, 11))
                     assert not isinstance(info.value, ConcurrencyError)
