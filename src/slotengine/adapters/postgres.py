@@ -665,6 +665,11 @@ _TRANSIENT_WORDS: Final = (
 """How the server says the same while a connection starts, when libpq gives no SQLSTATE."""
 
 
+def _reconnect_timeout(pool_timeout: float) -> float:
+    """Return how long the pool keeps retrying a lost connection in the background: twice ``pool_timeout``."""
+    return max(1.0, 2 * pool_timeout)
+
+
 def _probe_timeout(pool_timeout: float) -> int:
     """Return the whole seconds a diagnosis waits to connect: about ``pool_timeout``, at least one."""
     return max(1, round(pool_timeout))
@@ -1726,6 +1731,10 @@ class PostgresStorage:
                 configure=self._configure,
                 name=f"slotengine-{self._schema}",
                 timeout=self._pool_timeout,
+                # psycopg_pool retries a lost connection with a doubling delay (1, 2, 4... s) for 5 minutes: after
+                # an outage of a minute it may not try again for another. Giving up sooner hands the reconnection
+                # to the next caller's wait, which tries at once.
+                reconnect_timeout=_reconnect_timeout(self._pool_timeout),
             )
             self._probe_locks(direct)
         except BaseException:
