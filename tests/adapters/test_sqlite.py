@@ -1449,3 +1449,18 @@ def test_a_file_deleted_or_replaced_while_open_is_not_written_to(tmp_path: Path,
         storage.close()
     with SQLiteStorage(path) as again, again.transaction("wash") as tx:
         assert "box9" not in [r.id for r in tx.list_resources()]
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_another_program_sharing_a_user_version_is_named_as_such(tmp_path: Path, version: int) -> None:
+    """It said 'no such table: services' (a migration ran on it); it is refused as another program's, unchanged."""
+    path = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(path)) as theirs:
+        theirs.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        theirs.execute(f"PRAGMA user_version = {version}")
+        theirs.commit()
+    before = path.read_bytes()
+
+    with pytest.raises(StorageError, match="another program"):
+        SQLiteStorage(path)
+    assert before == path.read_bytes()

@@ -1278,6 +1278,15 @@ class SQLiteStorage:
             if tables.fetchone()[0]:
                 msg = f"{self._path!r} is an SQLite database of another program (it has tables but no slotengine mark)"
                 raise StorageError(msg)
+        if version > 0 and app_id != APPLICATION_ID:
+            # An older slotengine's file has its tables; another program's may only share the user_version.
+            ours = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bookings'")
+            if not ours.fetchone()[0]:
+                msg = (
+                    f"{self._path!r} is an SQLite database of another program "
+                    f"(user_version {version}, but no slotengine tables)"
+                )
+                raise StorageError(msg)
 
     # --- the port --------------------------------------------------------------------------------------------
 
