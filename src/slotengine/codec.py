@@ -73,6 +73,9 @@ def loads(text: str) -> Doc:
     except (TypeError, ValueError) as exc:
         msg = f"not a stored slotengine document: {exc}"
         raise InvalidInputError(msg) from None
+    except RecursionError:  # slotengine never nests that deep: a damaged or foreign document
+        msg = "not a stored slotengine document: nested too deeply"
+        raise InvalidInputError(msg) from None
     if not isinstance(doc, dict):
         msg = "a stored slotengine document must be a JSON object"
         raise InvalidInputError(msg)

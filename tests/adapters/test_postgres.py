@@ -1599,7 +1599,13 @@ class TestLocks:
 
     @pytest.mark.parametrize(
         ("doc", "table"),
-        [('{"id": 1}', "resources"), ("{}", "businesses"), ('{"id": "x"}', "bookings"), ('"text"', "bookings")],
+        [
+            ('{"id": 1}', "resources"),
+            ("{}", "businesses"),
+            ('{"id": "x"}', "bookings"),
+            ('"text"', "bookings"),
+            ('{"a":' * 3000 + "1" + "}" * 3000, "bookings"),  # deeper than Python's JSON parser goes
+        ],
     )
     def test_a_corrupt_row_is_a_storage_error(self, engine: BookingEngine, schema: str, doc: str, table: str) -> None:
         """A stored document that no longer decodes gives StorageError, not a JSON or attrs error."""

@@ -1006,7 +1006,13 @@ class TestNoRawErrors:
 
     @pytest.mark.parametrize(
         ("table", "doc"),
-        [("bookings", "{not json"), ("bookings", "[]"), ("resources", '{"id": 1}'), ("businesses", "{}")],
+        [
+            ("bookings", "{not json"),
+            ("bookings", "[]"),
+            ("bookings", '{"a":' * 100_000 + "1" + "}" * 100_000),  # RecursionError escaped
+            ("resources", '{"id": 1}'),
+            ("businesses", "{}"),
+        ],
     )
     def test_a_corrupt_row_is_a_storage_error(self, engine: BookingEngine, path: Path, table: str, doc: str) -> None:
         """A stored document that no longer decodes gives StorageError, not a JSON or attrs error."""

@@ -1035,6 +1035,9 @@ class _Transaction:
             return conn.execute(query, params).fetchall()
         except _CAUGHT as exc:
             raise self._failed(exc) from None
+        except RecursionError:  # psycopg's JSON loader on a document slotengine never nests that deep
+            msg = "a stored document cannot be read back: it is nested too deeply"
+            raise StorageError(msg) from None
 
     def _one(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
         rows = self._all(query, params)
