@@ -1402,22 +1402,21 @@ class TestLocks:
     ) -> None:
         """A pooled connection the server stopped answering on (TCP still open) is given up after pool_timeout."""
         monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)  # every borrowed connection counts as idle
-        with _FreezingProxy(DSN) as proxy:
-            storage = PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=500))
-            try:
-                engine = make_engine(storage)
-                furnish(engine)
-                engine.book("wash", at(2, 10))
-                proxy.freeze()  # the connections open so far go silent; new ones still reach the server
-                done: list[object] = []
-                worker = threading.Thread(target=lambda: done.append(engine.book("wash", at(2, 11)).id), daemon=True)
-                worker.start()
-                worker.join(30)
-                assert not worker.is_alive(), "the storage waited for ever on a silent connection"
-                assert len(done) == 1
-                assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
-            finally:
-                storage.close()
+        with (
+            _FreezingProxy(DSN) as proxy,
+            PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=500)) as storage,
+        ):
+            engine = make_engine(storage)
+            furnish(engine)
+            engine.book("wash", at(2, 10))
+            proxy.freeze()  # the connections open so far go silent; new ones still reach the server
+            done: list[object] = []
+            worker = threading.Thread(target=lambda: done.append(engine.book("wash", at(2, 11)).id), daemon=True)
+            worker.start()
+            worker.join(30)
+            assert not worker.is_alive(), "the storage waited for ever on a silent connection"
+            assert len(done) == 1
+            assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
 
     def test_checks_of_silent_connections_share_one_pool_timeout(
         self, schema: str, monkeypatch: pytest.MonkeyPatch
@@ -1522,25 +1521,24 @@ class TestLocks:
     ) -> None:
         """With the server unreachable, a call says so (StorageError, not a retried ConcurrencyError); then recovers."""
         monkeypatch.setattr(postgres_module, "_IDLE_CHECK", 0.0)
-        with _FreezingProxy(DSN) as proxy:
-            storage = PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=300))
-            try:
-                engine = make_engine(storage)
-                furnish(engine)
-                engine.book("wash", at(2, 10))
-                proxy.cut()  # every connection closed, new ones refused
-                for _ in range(4):  # a server that stays down, while the pool's reconnection attempts back off
-                    with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
-                        engine.book("wash", at(2, 11))
-                    assert not isinstance(info.value, ConcurrencyError)
-                    time.sleep(0.6)
-                proxy.restore()
+        with (
+            _FreezingProxy(DSN) as proxy,
+            PostgresStorage(proxy.dsn, schema=schema, max_size=2, pool_timeout=timedelta(milliseconds=300)) as storage,
+        ):
+            engine = make_engine(storage)
+            furnish(engine)
+            engine.book("wash", at(2, 10))
+            proxy.cut()  # every connection closed, new ones refused
+            for _ in range(4):  # a server that stays down, while the pool's reconnection attempts back off
+                with pytest.raises(StorageError, match="PostgreSQL cannot be used") as info:
+                    engine.book("wash", at(2, 11))
+                assert not isinstance(info.value, ConcurrencyError)
+                time.sleep(0.6)
+            proxy.restore()
 
-                # At once: psycopg_pool's own next try could be seconds away (1, 3, 7 s... after the cut).
-                assert engine.book("wash", at(2, 11)).id
-                assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
-            finally:
-                storage.close()
+            # At once: psycopg_pool's own next try could be seconds away (1, 3, 7 s... after the cut).
+            assert engine.book("wash", at(2, 11)).id
+            assert [at(2, 10), at(2, 11)] == sorted(b.start for b in engine.list())
 
     def test_a_schema_the_pool_cannot_set_up_is_a_storage_error_that_says_why(
         self, fresh_schema: str, monkeypatch: pytest.MonkeyPatch

@@ -720,9 +720,6 @@ def _translate(exc: BaseException) -> SlotEngineError:  # noqa: PLR0911 - one ex
     if isinstance(exc, UnicodeEncodeError):
         msg = "a text value contains a lone surrogate character, which PostgreSQL cannot store"
         return InvalidInputError(msg, reason=exc.reason)
-    if isinstance(exc, PoolTimeout):
-        msg = f"no PostgreSQL connection became free in time ({exc}); retry"
-        return ConcurrencyError(msg)
     if isinstance(exc, PoolClosed):
         msg = "this storage is closed"
         return StorageError(msg)
