@@ -344,9 +344,15 @@ class Booking:
 
     @property
     def due(self) -> Money:
-        """What the client must pay in all: the price plus any fees."""
-        base = self.price if self.price is not None else Money.zero(self.currency or "EUR")
-        return base + self.fees
+        """
+        What the client must pay in all.
+
+        The price; once cancelled or a no-show, what the business kept plus any fee still unpaid (the price is
+        no longer owed: the fee stands in for it).
+        """
+        if self.status in {BookingStatus.CANCELLED, BookingStatus.NO_SHOW}:
+            return self.net_paid + self.outstanding_fees
+        return self.price if self.price is not None else Money.zero(self.currency or "EUR")
 
     @property
     def outstanding_fees(self) -> Money:

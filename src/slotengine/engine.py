@@ -38,6 +38,7 @@ from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
 from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
+    CurrencyMismatchError,
     IdempotencyKeyMismatchError,
     IllegalTransitionError,
     InvalidInputError,
@@ -1077,11 +1078,19 @@ class BookingEngine:
             self._allow(who, Permission.PAY, booking)
             if _replayed(booking, payment_id, PaymentKind.PAYMENT, amount):
                 return booking
+            _same_currency(booking, amount, "a payment")
             if _lapsed(booking, now):
                 booking = self._revive(tx, now, booking, actor_label)
             due = booking.price if booking.price is not None else Money.zero(amount.currency)
             if booking.status in {BookingStatus.NO_SHOW, BookingStatus.CANCELLED}:
-                due = booking.net_paid + booking.outstanding_fees  # only an owed fee can be paid
+                due = booking.due  # only an owed fee can be paid
+                if booking.net_paid + amount > due:
+                    owed = due - booking.net_paid
+                    msg = (
+                        f"this booking is {booking.status.value.replace('_', ' ')}: only its unpaid fees can be paid, "
+                        f"{owed} now; a payment of {amount} is more than that"
+                    )
+                    raise PolicyViolationError(msg, rule="overpayment", due=due, paid=booking.net_paid)
             action = booking.policies.confirmation.payment_action(booking.status, booking.net_paid, amount, due)
             entry = Payment(payment_id, PaymentKind.PAYMENT, amount, now, actor_label)
             return self._step(tx, now, booking, action, actor_label, payments=(*booking.payments, entry))
@@ -1141,6 +1150,7 @@ class BookingEngine:
             if _replayed(booking, payment_id, PaymentKind.REFUND, amount):
                 return booking
             next_status(booking.status, Action.REFUND)
+            _same_currency(booking, amount, "a refund")
             if amount > booking.net_paid:
                 msg = f"cannot refund {amount}: the client has paid {booking.net_paid} net"
                 raise PolicyViolationError(msg, rule="refund_exceeds_paid")
@@ -1160,6 +1170,7 @@ class BookingEngine:
             IllegalTransitionError: the booking cannot be cancelled in its status.
         """
         check_id(booking_id, "booking id")
+        _check_flag(by_business, "by_business")
         who = self._who(actor)
 
         def quote(tx: StorageTransaction, now: datetime) -> CancellationQuote:
@@ -1173,6 +1184,8 @@ class BookingEngine:
 
     def _quote(self, tx: StorageTransaction, booking: Booking, now: datetime, by_business: bool) -> CancellationQuote:
         price = booking.price if booking.price is not None else Money.zero(booking.currency or "EUR")
+        # A pre-booking binds nobody yet (letting its hold lapse costs nothing): withdrawing it is free.
+        by_business = by_business or booking.status is BookingStatus.PRE_BOOKING
         return booking.policies.cancellation.quote(
             price=price,
             paid=booking.net_paid,
@@ -1216,6 +1229,7 @@ class BookingEngine:
             ConflictError: the quote changed since *expected_quote*.
         """
         check_id(booking_id, "booking id")
+        _check_flag(by_business, "by_business")
         who = self._who(actor)
         actor_label = str(who)
 
@@ -1291,6 +1305,7 @@ class BookingEngine:
             self._allow(who, Permission.RESCHEDULE, booking)
             next_status(booking.status, Action.RESCHEDULE)
             _refuse_lapsed(booking, now, Action.RESCHEDULE, "hold the new time instead")
+            _refuse_begun(booking, now, client=who.role is Role.CUSTOMER)
             catalogue = self._catalogue(tx)
             service = catalogue.get_service(booking.service_id)
             zone = self._zone_of(tx, booking)
@@ -1320,11 +1335,15 @@ class BookingEngine:
                 reschedules=booking.reschedules + 1,
                 version=booking.version + 1,
                 price=price,
+                checked_in_at=None,  # a check-in was for the old time
             )
             tx.reserve(moved, now=now)
             self._record(
                 tx, now, moved, booking.status, Action.RESCHEDULE, str(who), f"from {booking.start.isoformat()}"
             )
+            if _paid_up(moved):
+                # A shorter length whose price what the client paid already covers: the booking is paid.
+                moved = self._step(tx, now, moved, Action.PAY_FULL, str(who), "paid in full at the new price")
             return moved
 
         request = {
@@ -1737,6 +1756,45 @@ def _rewrite(tx: StorageTransaction, seen: OutboxMessage, record: OutboxMessage)
         tx.update_outbox(record)
         return True
     return bool(swap(seen, record))
+
+
+def _same_currency(booking: Booking, amount: Money, what: str) -> None:
+    currency = booking.currency
+    if currency is not None and amount.currency != currency:
+        msg = f"this booking is in {currency}: {what} of {amount} cannot be recorded (slotengine never converts)"
+        raise CurrencyMismatchError(msg, currencies=(currency, amount.currency))
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {value!r}"
+        raise InvalidInputError(msg, field=name)
+
+
+def _refuse_begun(booking: Booking, now: datetime, *, client: bool) -> None:
+    """Refuse to move a booking that has ended, or that has begun when a client asks (staff may move a late client)."""
+    if booking.end <= now:
+        msg = (
+            f"cannot reschedule: this booking ended at {booking.end.isoformat()}; mark it completed or a no-show, "
+            "and book the new time"
+        )
+        raise PolicyViolationError(msg, rule="reschedule_ended", end=booking.end)
+    if client and booking.start <= now:
+        msg = (
+            f"cannot reschedule: this booking began at {booking.start.isoformat()}; ask the business to move it"
+        )
+        raise PolicyViolationError(msg, rule="reschedule_started", start=booking.start)
+
+
+def _paid_up(booking: Booking) -> bool:
+    """Whether a confirmed booking's payments now cover its whole (non-zero) price."""
+    price = booking.price
+    return (
+        booking.status is BookingStatus.CONFIRMED
+        and price is not None
+        and price.amount > 0
+        and booking.net_paid >= price
+    )
 
 
 def _lapsed(booking: Booking, now: datetime) -> bool:

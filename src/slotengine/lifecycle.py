@@ -162,6 +162,20 @@ LIVE_STATUSES: Final = frozenset({_S.PRE_BOOKING, _S.CONFIRMED, _S.PAID})
 """Statuses whose bookings take time on their resources (a pre-booking only until its hold expires)."""
 
 
+# How a refusal names the actions whose value is not a verb phrase ("cannot pay full a paid booking").
+_VERBS: Final = MappingProxyType(
+    {
+        Action.CONFIRM_PAID: "confirm",
+        Action.DEPOSIT: "take a deposit on",
+        Action.PREPAY: "take a payment on",
+        Action.PAY_PARTIAL: "take a payment on",
+        Action.PAY_FULL: "take a payment on",
+        Action.CHARGE_FEE: "charge a fee on",
+        Action.CHECK_IN: "check in",
+    }
+)
+
+
 def next_status(status: BookingStatus | None, action: Action) -> BookingStatus:
     """
     Return the status after *action* from *status*, by the table.
@@ -175,7 +189,7 @@ def next_status(status: BookingStatus | None, action: Action) -> BookingStatus:
         allowed = ", ".join(sorted(a.value for a in TRANSITIONS.get(status, {}))) or "nothing"
         article = "an" if status is not None and status.value[0] in "aeiou" else "a"
         where = f"{article} {status.value} booking" if status is not None else "a booking that does not exist yet"
-        msg = f"cannot {action.value.replace('_', ' ')} {where}; allowed: {allowed}"
+        msg = f"cannot {_VERBS.get(action, action.value.replace('_', ' '))} {where}; allowed: {allowed}"
         raise IllegalTransitionError(msg, status=status, action=action) from None
 
 

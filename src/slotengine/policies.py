@@ -273,11 +273,17 @@ class CancellationPolicy:
         Return what cancelling now would cost, without changing anything.
 
         Raises:
-            PolicyViolationError: a client cancels after the deadline.
+            PolicyViolationError: a client cancels after the deadline, or once the booking has begun.
         """
         now = to_utc(now, "now")
         if by_business:
             return CancellationQuote(_HUNDRED, Money.zero(price.currency), paid, Money.zero(price.currency), None)
+        if now >= start:
+            msg = (
+                f"the booking began at {start.astimezone(zone).isoformat()}: it can no longer be cancelled on the "
+                "client's terms; mark it completed or a no-show, or cancel it on the business's terms"
+            )
+            raise PolicyViolationError(msg, rule="cancellation_started", start=start)
         if self.deadline is not None:
             deadline = wall_clock_before(start, self.deadline, zone)
             if now > deadline:

@@ -43,6 +43,20 @@ class TestTable:
         with pytest.raises(IllegalTransitionError, match="allowed:"):
             next_status(status, action)
 
+    @pytest.mark.parametrize(
+        ("status", "action", "words"),
+        [
+            (BookingStatus.PAID, Action.CONFIRM_PAID, "cannot confirm a paid booking"),
+            (BookingStatus.PAID, Action.PAY_FULL, "cannot take a payment on a paid booking"),
+            (BookingStatus.EXPIRED, Action.CHECK_IN, "cannot check in an expired booking"),
+            (BookingStatus.COMPLETED, Action.CHARGE_FEE, "cannot charge a fee on a completed booking"),
+        ],
+    )
+    def test_refusals_read_as_sentences(self, status, action, words):
+        """An action whose name is not a verb is said as one ("cannot pay full a paid booking" was the old text)."""
+        with pytest.raises(IllegalTransitionError, match=f"^{words};"):
+            next_status(status, action)
+
     def test_terminal_statuses_allow_only_money(self):
         """Completed, cancelled and no-show bookings only take refunds, fees and fee payments."""
         money = {Action.REFUND, Action.CHARGE_FEE, Action.PAY_PARTIAL}

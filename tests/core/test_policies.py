@@ -68,7 +68,7 @@ class TestWallClock:
         assert datetime(2025, 3, 30, 0, 45, tzinfo=UTC) == deadline
         assert 30 * MINUTE == start - deadline
         quote = CancellationPolicy(tiers=[RefundTier(30 * MINUTE, 100)], otherwise_percent=0).quote(
-            price=EUR(40), paid=EUR(40), start=start, now=start + 25 * MINUTE, zone=PARIS, by_business=False
+            price=EUR(40), paid=EUR(40), start=start, now=start.astimezone(UTC) - 25 * MINUTE, zone=PARIS, by_business=False
         )
         assert 0 == quote.refund_percent
 
@@ -187,7 +187,7 @@ class TestCancellation:
         assert START - 2 * H == info.value.deadline
 
     @given(
-        st.integers(0, 10**6), st.integers(0, 100), st.integers(0, 100), st.integers(-200, 200)
+        st.integers(0, 10**6), st.integers(0, 100), st.integers(0, 100), st.integers(1, 200)
     )
     def test_money_balances(self, cents, paid_share, percent, hours_before):
         """Refund + kept = paid, penalty = kept + owed, and nothing is negative, for any amounts."""
@@ -201,6 +201,18 @@ class TestCancellation:
         assert not quote.owed.is_negative
         assert not kept.is_negative
         assert quote.penalty == kept + quote.owed
+
+    @given(st.timedeltas(timedelta(0), 30 * 24 * H))
+    def test_no_client_cancellation_once_begun(self, after):
+        """From the start on, a client can no longer cancel on the policy's terms; the business still can, refunding all."""
+        policy = CancellationPolicy(tiers=[RefundTier(24 * H, 100)], otherwise_percent=100)
+        now = START.astimezone(UTC) + after
+
+        with pytest.raises(PolicyViolationError, match="began at") as info:
+            policy.quote(price=EUR(40), paid=EUR(40), start=START, now=now, zone=PARIS, by_business=False)
+        assert "cancellation_started" == info.value.rule
+        quote = policy.quote(price=EUR(40), paid=EUR(40), start=START, now=now, zone=PARIS, by_business=True)
+        assert EUR(40) == quote.refund
 
     def test_no_show_fee(self):
         """The no-show fee is a share of the price."""

@@ -321,6 +321,17 @@ class TestPayments:
             engine.pay(booking.id, Money(20, "USD"), payment_id="p2")
         assert before == state_hash(engine)
 
+    def test_money_in_another_currency_says_which_the_booking_is_in(self, engine):
+        """A payment or refund in the wrong currency names the booking's currency, not a 0.00 the caller never sent."""
+        booking = engine.pay(engine.book("wash", at(3, 9)).id, EUR(10), payment_id="p1")
+        before = state_hash(engine)
+
+        with pytest.raises(CurrencyMismatchError, match=r"this booking is in EUR: a payment of 10\.00 USD"):
+            engine.pay(booking.id, Money("10", "USD"), payment_id="p2")
+        with pytest.raises(CurrencyMismatchError, match=r"this booking is in EUR: a refund of 5\.00 USD"):
+            engine.refund(booking.id, Money("5", "USD"), payment_id="r1")
+        assert before == state_hash(engine)
+
     def test_refund(self, engine):
         """A refund is recorded and cannot exceed what was paid."""
         booking = engine.book("wash", at(3, 9))
@@ -410,7 +421,114 @@ class TestCancellation:
         assert EUR(0) == engine.cancel(booking.id, by_business=True).net_paid
 
 
+    def test_a_client_cannot_cancel_once_begun(self, engine, clock):
+        """From its start on, a booking is no longer cancelled on the client's terms; the business still can."""
+        booking = engine.pay(engine.book("wash", at(3, 9), customer_id="ann").id, EUR(20), payment_id="p1")
+        clock.set(at(3, 9))
+        before = state_hash(engine)
+
+        for actor in (Actor.customer("ann"), Actor.manager("desk")):
+            with pytest.raises(PolicyViolationError, match="began at") as info:
+                engine.cancel(booking.id, actor=actor)
+            assert "cancellation_started" == info.value.rule
+        with pytest.raises(PolicyViolationError, match="began at"):
+            engine.cancellation_quote(booking.id)
+        assert before == state_hash(engine)
+        clock.set(at(3, 12))
+        assert EUR(0) == engine.cancel(booking.id, by_business=True).net_paid
+
+    def test_withdrawing_a_hold_costs_nothing(self, storage, clock):
+        """A pre-booking binds nobody yet: cancelling it charges no fee, even where late cancellations pay one."""
+        late = CancellationPolicy(tiers=[RefundTier(48 * H, 100)], otherwise_percent=0, charge_unpaid_penalty=True)
+        engine = BookingEngine(storage, clock=clock, tenant="holds", default_actor=SYSTEM)
+        engine.setup(business(cancellation=late))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        held = engine.hold("wash", at(3, 9), customer_id="ann")
+
+        quote = engine.cancellation_quote(held.id)
+        cancelled = engine.cancel(held.id, actor=Actor.customer("ann"))
+
+        assert (EUR(0), EUR(0)) == (quote.penalty, quote.owed)
+        assert (BookingStatus.CANCELLED, EUR(0), EUR(0)) == (cancelled.status, cancelled.fees, cancelled.due)
+        firm = engine.book("wash", at(3, 9))
+        assert EUR(20) == engine.cancel(firm.id).fees  # a confirmed booking still pays its late fee
+
+    @pytest.mark.parametrize("flag", ["no", 0, None])
+    def test_by_business_must_be_true_or_false(self, engine, flag):
+        """A truthy string is not a business cancellation (it would refund everything): refused, nothing changed."""
+        booking = engine.pay(engine.book("wash", at(3, 9)).id, EUR(20), payment_id="p1")
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="by_business must be True or False"):
+            engine.cancel(booking.id, by_business=flag)
+        with pytest.raises(InvalidInputError, match="by_business must be True or False"):
+            engine.cancellation_quote(booking.id, by_business=flag)
+        assert before == state_hash(engine)
+
+    def test_what_is_due_once_cancelled_or_a_no_show_is_the_fee(self, storage, clock):
+        """A cancelled or no-show booking owes its fee, not its price on top: `due` and `pay` agree."""
+        late = CancellationPolicy(
+            tiers=[RefundTier(48 * H, 100)], otherwise_percent=0, no_show_fee_percent=50, charge_unpaid_penalty=True
+        )
+        engine = BookingEngine(storage, clock=clock, tenant="due", default_actor=SYSTEM)
+        engine.setup(business(cancellation=late))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(WASH)
+        cancelled = engine.cancel(engine.book("wash", at(3, 9)).id)
+        missed = engine.book("wash", at(2, 9))
+        clock.set(at(2, 9, 20))
+        missed = engine.mark_no_show(missed.id)
+
+        assert (EUR(20), EUR(10)) == (cancelled.due, missed.due)
+        with pytest.raises(PolicyViolationError, match=r"only its unpaid fees can be paid, 10\.00 EUR now"):
+            engine.pay(missed.id, EUR(20), payment_id="p0")
+        paid = engine.pay(missed.id, missed.due - missed.net_paid, payment_id="p1")
+        assert (EUR(10), EUR(0)) == (paid.due, paid.outstanding_fees)
+
+
 class TestReschedule:
+    def test_a_client_cannot_move_a_begun_booking_and_nobody_an_ended_one(self, engine, clock):
+        """Staff may move a late client's booking until its end; a client not once it began; nobody after its end."""
+        booking = engine.book("wash", at(3, 9), customer_id="ann")
+        clock.set(at(3, 9, 5))
+        before = state_hash(engine)
+
+        with pytest.raises(PolicyViolationError, match="began at") as info:
+            engine.reschedule(booking.id, at(3, 11), actor=Actor.customer("ann"))
+        assert "reschedule_started" == info.value.rule
+        assert before == state_hash(engine)
+        moved = engine.reschedule(booking.id, at(3, 9, 30), actor=Actor.manager("desk"))
+        clock.set(moved.end)
+        with pytest.raises(PolicyViolationError, match="ended at") as info:
+            engine.reschedule(booking.id, at(4, 11), actor=Actor.manager("desk"))
+        assert "reschedule_ended" == info.value.rule
+
+    def test_a_move_forgets_the_check_in(self, engine, clock):
+        """A check-in was for the old time: after a move the client can be a no-show at the new one."""
+        booking = engine.book("wash", at(2, 9))
+        clock.set(at(2, 8, 55))
+        engine.check_in(booking.id)
+
+        moved = engine.reschedule(booking.id, at(3, 9), actor=Actor.manager("desk"))
+        clock.set(at(3, 9, 20))
+
+        assert moved.checked_in_at is None
+        assert BookingStatus.NO_SHOW == engine.mark_no_show(booking.id).status
+
+    def test_a_shorter_length_that_is_paid_up_makes_the_booking_paid(self, engine):
+        """A deposit that covers the new, lower price pays the booking: it does not stay confirmed and unpayable."""
+        engine.add_service(Service("flex", "Flex", needs=[Need(type="box")], duration=2 * H, min_duration=H,
+                                   max_duration=3 * H, slot_step=30 * M, price=EUR(20)))
+        booking = engine.book("flex", at(3, 9))
+        engine.pay(booking.id, EUR(10), payment_id="p1")
+
+        moved = engine.reschedule(booking.id, at(3, 13), duration=H)
+
+        assert (BookingStatus.PAID, EUR(10), EUR(10)) == (moved.status, moved.price, moved.net_paid)
+        assert moved == engine.get(booking.id)
+        assert [Action.RESCHEDULE, Action.PAY_FULL] == [t.action for t in engine.transitions(booking.id)][-2:]
+
     def test_moves_keeping_status_and_money(self, engine):
         """A paid booking moves to a free time with its status and payments."""
         booking = engine.book("wash", at(3, 9))
