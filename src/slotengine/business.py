@@ -7,6 +7,7 @@ One `Business` per tenant. Resources without a schedule of their own inherit its
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -44,10 +45,10 @@ def _policies(value: object) -> Policies:
 
 
 def _rules(value: object) -> tuple[NotificationRule, ...]:
-    if not isinstance(value, Iterable) or not all(isinstance(r, NotificationRule) for r in value):
+    rules = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping) else None
+    if rules is None or not all(isinstance(r, NotificationRule) for r in rules):
         msg = "notification rules must be a sequence of NotificationRule values"
         raise InvalidInputError(msg, field="rules")
-    rules = tuple(value)
     ids = [r.id for r in rules]
     if len(ids) != len(set(ids)):
         msg = "two notification rules have the same id"
@@ -69,19 +70,19 @@ def _links(value: object) -> FrozenMap:
     if not isinstance(value, Mapping):
         msg = "links must be a mapping such as {'cancel': 'https://shop.example/cancel/$booking_id'}"
         raise InvalidInputError(msg, field="links")
-    unknown = sorted(set(value) - _LINKS)
+    unknown = sorted(repr(key) for key in set(value) - _LINKS)
     if unknown:
-        msg = f"unknown link(s) {unknown}; links are {sorted(_LINKS)}"
+        msg = f"unknown link(s) {', '.join(unknown)}; links are {', '.join(sorted(_LINKS))}"
         raise InvalidInputError(msg, field="links")
     out = {}
     for key, text in value.items():
         check_text(text, f"link {key!r}", max_length=2_000)
-        if "$booking_id" not in text and "${booking_id}" not in text:
-            msg = f"link {key!r} must contain $booking_id so that each booking gets its own"
+        pattern = string.Template(text)
+        if not pattern.is_valid() or set(pattern.get_identifiers()) - {"booking_id"}:
+            msg = f"link {key!r} may use $booking_id only (write $$ for a dollar sign), got {text!r}"
             raise InvalidInputError(msg, field="links")
-        rest = text.replace("${booking_id}", "").replace("$booking_id", "").replace("$$", "")
-        if "$" in rest:
-            msg = f"link {key!r} may use $booking_id only (write $$ for a dollar sign)"
+        if "booking_id" not in pattern.get_identifiers():
+            msg = f"link {key!r} must contain $booking_id so that each booking gets its own"
             raise InvalidInputError(msg, field="links")
         out[key] = text
     return FrozenMap(out)

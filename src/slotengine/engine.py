@@ -64,6 +64,7 @@ from slotengine.notifications import (
     EVENT_OF_ACTION,
     NotificationRule,
     Recipient,
+    events_of,
     format_local,
     quiet_begin,
     quiet_shift,
@@ -494,12 +495,12 @@ class BookingEngine:
         if not rules:
             return record, messages
         business = catalogue.get_business(self.tenant)
-        event = EVENT_OF_ACTION.get(action)
-        if event is not None:
-            for rule in rules:
-                if event in rule.on:
-                    key = f"{booking.id}:{rule.id}:v{booking.version}"
-                    messages += self._messages(catalogue, business, booking, rule, "notify", now, now, key)
+        # An expiry on the way to a revival is no news to the client: the late payment brings the booking back.
+        events = frozenset() if reviving else events_of(action, before)
+        for rule in rules:
+            if rule.on & events:
+                key = f"{booking.id}:{rule.id}:v{booking.version}"
+                messages += self._messages(catalogue, business, booking, rule, "notify", now, now, key)
         if action in _REPLAN and booking.status in LIVE_STATUSES:
             for rule in rules:
                 if rule.offset is not None and booking.start + rule.offset > now:
@@ -1500,9 +1501,9 @@ class BookingEngine:
 
         def claim(
             tx: StorageTransaction, now: datetime
-        ) -> tuple[builtins.list[tuple[OutboxMessage, OutboxMessage]], int]:
+        ) -> tuple[builtins.list[tuple[OutboxMessage, OutboxMessage]], int, int]:
             ready: builtins.list[tuple[OutboxMessage, OutboxMessage]] = []
-            withdrawn = 0
+            withdrawn = given_up = 0
             for message in tx.list_outbox(pending_only=True):
                 if message.due_at > now:
                     continue
@@ -1514,7 +1515,7 @@ class BookingEngine:
                 except (KeyError, ValueError, LookupError) as exc:
                     # A message that cannot be rendered is given up alone; the others still go.
                     error = f"cannot render: {type(exc).__name__}"
-                    _rewrite(tx, message, attrs.evolve(message, failed_at=now, last_error=error))
+                    given_up += _rewrite(tx, message, attrs.evolve(message, failed_at=now, last_error=error))
                     continue
                 if outgoing is None:
                     withdrawal = attrs.evolve(message, failed_at=now, last_error="withdrawn: no longer applies")
@@ -1523,10 +1524,10 @@ class BookingEngine:
                 claimed = _claim(tx, message, now + lease)
                 if claimed is not None:  # else another dispatcher claimed it since this one listed it
                     ready.append((claimed, outgoing))
-            return ready, withdrawn
+            return ready, withdrawn, given_up
 
-        ready, withdrawn = self._run(claim)
-        report = DispatchReport(withdrawn=withdrawn)
+        ready, withdrawn, given_up = self._run(claim)
+        report = DispatchReport(withdrawn=withdrawn, failed=given_up)
         for stored, outgoing in ready:
             try:
                 notifier.send(outgoing)

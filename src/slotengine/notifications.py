@@ -80,7 +80,22 @@ EVENT_OF_ACTION: Final[Mapping[Action, Event]] = {
     Action.MARK_NO_SHOW: Event.NO_SHOW,
     Action.COMPLETE: Event.COMPLETED,
 }
-"""Which lifecycle actions raise which event (actions absent here raise none)."""
+"""Which lifecycle actions raise which event (actions absent here raise none); see `events_of`."""
+
+
+def events_of(action: Action, before: BookingStatus | None) -> frozenset[Event]:
+    """
+    The events one step raises.
+
+    A step that makes a pre-booking paid at once (paid in full, or confirmed when already paid) is both
+    ``confirmed`` and ``paid``: a rule on either hears of it.
+    """
+    event = EVENT_OF_ACTION.get(action)
+    if event is None:
+        return frozenset()
+    if action is Action.CONFIRM_PAID or (action is Action.PAY_FULL and before is BookingStatus.PRE_BOOKING):
+        return frozenset({Event.CONFIRMED, Event.PAID})
+    return frozenset({event})
 
 
 _LIVE_EVENTS: Final = frozenset({Event.CREATED, Event.CONFIRMED, Event.PAID, Event.RESCHEDULED})
@@ -178,11 +193,17 @@ def _events(value: object) -> frozenset[Event]:
         raise InvalidInputError(msg, field="on") from None
 
 
+_MAX_OFFSET: Final = timedelta(days=366)
+
+
 def _offset(value: object) -> timedelta | None:
     if value is None:
         return None
-    if not isinstance(value, timedelta):
-        msg = f"offset must be a timedelta (negative: before the start), got {value!r}"
+    if not isinstance(value, timedelta) or not -_MAX_OFFSET <= value <= _MAX_OFFSET:
+        msg = (
+            f"offset must be a timedelta of at most {_MAX_OFFSET.days} days either way (negative: before the start), "
+            f"got {value!r}"
+        )
         raise InvalidInputError(msg, field="offset")
     return value
 
@@ -270,8 +291,8 @@ class NotificationRule:
         about a booking being made, confirmed, paid or moved is not sent once the booking is no longer live.
         """
         live = booking.takes_time(now)
-        if self.offset is not None and not live:
-            return False
+        if self.offset is not None and (not live or (self.offset < timedelta(0) and now >= booking.start)):
+            return False  # a reminder of a start that has come is no reminder (a retry, or a relay that was down)
         if self.offset is None and self.on <= _LIVE_EVENTS and not live:
             # "Your booking is confirmed, here is how to cancel" must not reach someone whose booking
             # ended before the message went out (it waited for quiet hours, or the relay was down).

@@ -17,7 +17,9 @@ from slotengine._time import is_nonexistent
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
 from slotengine.errors import InvalidInputError
+from slotengine.lifecycle import Action
 from slotengine.model import Customer, Resource
+from slotengine.money import Money
 from slotengine.notifications import (
     BITRIX24_RULES,
     EVENT_OF_ACTION,
@@ -107,6 +109,8 @@ class Channel(RecordingNotifier):
             assert booking.checked_in_at is None, (message.topic, booking)
         if rule.offset is not None:
             assert live, (message.topic, booking)
+        if rule.offset is not None and rule.offset < timedelta(0):
+            assert now < booking.start, ("a reminder sent at or after the start", message.topic, booking)
         if message.topic.startswith("remind."):
             assert payload["start"] == booking.start.isoformat(), "a reminder for a moved booking"
             assert booking.takes_time(self.clock.now()), "a reminder for a dead booking"
@@ -123,6 +127,8 @@ def should_go(rule, booking, now):
     )
     if rule.offset is not None and not live:
         return False
+    if rule.offset is not None and rule.offset < timedelta(0) and now >= booking.start:
+        return False  # a reminder of a start that has come
     if rule.offset is None and set(rule.on) <= LIVE_EVENTS and not live:
         return False
     if rule.condition is Condition.UNCONFIRMED:
@@ -536,6 +542,68 @@ class TestPlanning:
         [notice] = [m for m in engine.outbox() if m.topic == "notify.told"]
         assert at(4, 10) == notice.due_at
 
+    def test_a_reminder_is_not_sent_once_its_start_has_come(self, storage):
+        """A reminder retried, or held by a relay that was down, until the start it reminds of is withdrawn."""
+        rule = NotificationRule("soon", Template("Soon", "$service at $local_time"), offset=-2 * H)
+        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(21), time(10)))
+        first = engine.book("wash", at(4, 9), customer_id="ann")  # reminded at 20:59 the evening before
+        second = engine.book("wash", at(4, 16), customer_id="bob")  # reminded at 14:00
+        notifier = RecordingNotifier()
+        engine.dispatch_due(notifier)  # the bookings' own events go now
+        notifier.fail_next(1)
+        clock.set(at(3, 20, 59))
+        assert 1 == engine.dispatch_due(notifier).retried  # the retry waits for the morning: 10:00, after 09:00
+        clock.set(at(4, 10))
+        report = engine.dispatch_due(notifier)
+        clock.set(at(4, 17))  # the relay was down from before 14:00 until after the second start
+        late = engine.dispatch_due(notifier)
+
+        assert (0, 1, 0, 1) == (report.sent, report.withdrawn, late.sent, late.withdrawn)
+        assert [] == [m for m in notifier.delivered if m.topic == "remind.soon"]
+        assert {first.id, second.id} == {
+            m.booking_id for m in engine.outbox() if m.last_error == "withdrawn: no longer applies"
+        }
+
+    def test_paying_a_hold_in_full_is_confirmed_and_paid(self, storage):
+        """A hold paid in full at once is confirmed by that payment: rules on `confirmed` and on `paid` both hear it."""
+        rules = (
+            NotificationRule("ok", Template("Confirmed", "$service"), on=["confirmed"]),
+            NotificationRule("paid", Template("Paid", "$service"), on=["paid"]),
+            NotificationRule("both", Template("Both", "$service"), on=["confirmed", "paid"]),
+        )
+        engine, _clock = furnished(storage, rules=rules)
+        held = engine.hold("wash", at(4, 10), customer_id="ann")
+        engine.pay(held.id, Money("20", "EUR"), payment_id="p1")
+
+        topics = sorted(m.topic for m in engine.outbox() if m.topic.startswith("notify."))
+        assert ["notify.both", "notify.ok", "notify.paid"] == topics
+
+    def test_a_late_payment_sends_no_expiry_notice(self, storage):
+        """A lapsed hold paid late (not yet swept) comes back to life: its client is not told it expired."""
+        rules = (NotificationRule("gone", Template("Expired", "$service"), on=["expired"]),)
+        engine, clock = furnished(storage, rules=rules)
+        held = engine.hold("wash", at(4, 10), customer_id="ann")
+        clock.set(held.hold_until)
+        paid = engine.pay(held.id, Money("20", "EUR"), payment_id="p1")
+
+        assert "paid" == paid.status.value
+        assert Action.EXPIRE in [t.action for t in engine.transitions(held.id)]
+        assert [] == [m for m in engine.outbox() if m.topic == "notify.gone"]
+
+    def test_a_message_that_cannot_be_rendered_counts_as_given_up(self, storage, monkeypatch):
+        """The report counts a message given up because it could not be rendered (it said failed=0)."""
+        engine, _clock = furnished(storage)
+        engine.hold("wash", at(4, 10), customer_id="ann")
+
+        def broken(*_args):
+            raise KeyError("cancel_url")
+
+        monkeypatch.setattr(engine, "_render", broken)
+        report = engine.dispatch_due(RecordingNotifier())
+
+        assert 1 == report.failed
+        assert 1 == len([m for m in engine.outbox() if m.last_error == "cannot render: KeyError"])
+
     def test_agent_and_staff_recipients(self, storage):
         """Agent alerts go to the business's agent; staff messages to each person serving the booking."""
         rules = (
@@ -568,6 +636,25 @@ class TestRules:
         """Every bad rule is refused when built."""
         with pytest.raises(InvalidInputError, match=message):
             NotificationRule("r", **kwargs)
+
+    def test_offsets_out_of_reason_are_refused(self):
+        """An offset of a billion days was accepted, and every later booking failed with OverflowError."""
+        for offset in (-timedelta(days=999_999_999), timedelta(days=367)):
+            with pytest.raises(InvalidInputError, match="at most 366 days"):
+                NotificationRule("r", Template("a", "b"), offset=offset)
+        assert timedelta(days=-366) == NotificationRule("r", Template("a", "b"), offset=timedelta(days=-366)).offset
+
+    def test_business_settings_for_messages_are_checked_whole(self):
+        """Rules given as a generator are all kept; a misspelt link placeholder or a link key not a string is refused."""
+        rules = (NotificationRule(f"r{i}", Template("a", "b"), on=["created"]) for i in range(5))
+        assert 5 == len(attrs.evolve(business(), rules=rules).rules)
+        for links, message in (
+            ({"cancel": "https://x.example/c?id=$booking_idx"}, "may use \\$booking_id only"),
+            ({"cancel": "https://x.example/c?id=$"}, "may use \\$booking_id only"),
+            ({1: "https://x.example/$booking_id", "cancle": "x"}, "unknown link"),
+        ):
+            with pytest.raises(InvalidInputError, match=message):
+                attrs.evolve(business(), links=links)
 
     @pytest.mark.parametrize(("text", "message"), [("Hi $nmae", "unknown placeholder"), ("costs 5$", "stray")])
     def test_bad_templates(self, text, message):
