@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import check_duration_range, is_nonexistent, localize, to_utc
+from slotengine._time import check_duration_range, is_ambiguous, is_nonexistent, localize, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus
 from slotengine.money import Money
@@ -53,11 +53,18 @@ def wall_clock_before(start: datetime, before: timedelta, zone: ZoneInfo) -> dat
 
     A deadline whose wall time the clocks skip (a DST gap) is read with the offset after the gap, so it lands
     *before* of elapsed time ahead of *start*: never after the start, as the gap rule's forward move would put it.
+    A deadline whose wall time happens twice (a DST fold) is the one of the two nearer *before* of elapsed time
+    ahead of *start*, and never after it: "an hour before 02:15" after the clocks went back is 01:15 the second
+    time, not an hour earlier.
     """
     start = to_utc(start, "start")
     wall = start.astimezone(zone).replace(tzinfo=None) - before
     if is_nonexistent(wall, zone):
         return to_utc(wall.replace(tzinfo=zone, fold=1), "deadline")
+    if is_ambiguous(wall, zone):
+        elapsed = start - before
+        passes = [to_utc(wall.replace(tzinfo=zone, fold=fold), "deadline") for fold in (0, 1)]
+        return min((p for p in passes if p <= start), key=lambda p: abs(p - elapsed))
     return localize(wall, zone)
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from slotengine._time import is_ambiguous
 from slotengine.errors import CurrencyMismatchError, InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus
 from slotengine.money import Money
@@ -91,6 +92,22 @@ class TestWallClock:
         wall = start.astimezone(zone).replace(tzinfo=None) - before
         if deadline != start - before:  # a DST change lies between them: the wall clock decides
             assert wall == deadline.astimezone(zone).replace(tzinfo=None)
+        if is_ambiguous(wall, zone):  # of the wall time's two instants, the one nearer the elapsed reading
+            passes = [wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1)]
+            assert deadline == min((p for p in passes if p <= start), key=lambda p: abs(p - (start - before)))
+
+    def test_a_deadline_in_the_fold_is_the_pass_nearer_the_elapsed_time(self):
+        """An hour before 02:15 EST on New York's fall-back night is 01:15 EST, not 01:15 EDT two hours before."""
+        new_york = ZoneInfo("America/New_York")
+        start = datetime(2026, 11, 1, 7, 15, tzinfo=UTC)  # 02:15 EST, after the clocks went back
+        first_pass = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)  # 01:50 EDT, before they did
+
+        assert start - H == wall_clock_before(start, H, new_york)
+        assert first_pass - 30 * MINUTE == wall_clock_before(first_pass, 30 * MINUTE, new_york)
+        quote = CancellationPolicy(tiers=[RefundTier(H, 100)], otherwise_percent=0).quote(
+            price=EUR(40), paid=EUR(40), start=start, now=start - 65 * MINUTE, zone=new_york, by_business=False
+        )
+        assert 100 == quote.refund_percent
 
 
 class TestConfirmation:
