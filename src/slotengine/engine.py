@@ -198,7 +198,9 @@ class _Catalogue:
         if found is None:
             opened = effective_hours(resource.schedule, business.hours, span)
             own = resource.schedule.time_off if resource.schedule is not None else ()
-            zone = resource.zone or business.zone
+            # Whole days off are days where the hours are kept, as `effective_hours` applies them: the resource's
+            # own schedule's zone, or the business's for a resource that inherits its hours.
+            zone = (resource.schedule or business.hours).tz
             entries = (*own, *business.hours.time_off)
             off = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(span.start, span.end)
             if len(self.hours) >= _HOURS_KEPT:

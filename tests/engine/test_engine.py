@@ -1038,3 +1038,28 @@ class TestGridAroundTheClock:
 
         assert starts(tuesday) == asked_early
         assert all(engine.explain("s", t).bookable for t in asked_early)
+
+
+class TestExplainTimeOff:
+    @pytest.mark.parametrize("hour", [0, 12, 23])
+    def test_a_holiday_is_the_reason_where_the_hours_are_kept(self, storage, hour):
+        """A resource in New York that inherits Paris hours is closed all of Paris's 25 December: the reason says so."""
+        from datetime import date
+
+        from slotengine.schedule import TimeOff
+
+        hours = Schedule(
+            "Europe/Paris",
+            WeeklyHours.every_day(TimeRange("00:00", "24:00")),
+            time_off=[TimeOff.days(date(2026, 12, 25), reason="Christmas")],
+        )
+        engine = BookingEngine(storage, clock=FrozenClock(at(2, 8)), tenant="xmas", default_actor=SYSTEM)
+        engine.setup(Business("Shop", "Europe/Paris", hours))
+        engine.add_resource(Resource("r", "R", type="x", zone="America/New_York"))
+        engine.add_service(Service("s", "S", needs=[Need(type="x")], duration=30 * M))
+        start = datetime(2026, 12, 25, hour, 30, tzinfo=at(2, 8).tzinfo)
+
+        codes = [r.code.value for r in engine.explain("s", start).reasons]
+
+        assert "time_off" in codes
+        assert "outside_hours" not in codes
