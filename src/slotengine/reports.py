@@ -43,7 +43,12 @@ money belongs to the period of its start, whatever its status (a kept deposit of
 revenue). Per service and per source a booking's money goes whole to its service and source; **per resource**
 it is split with `split_evenly` among the booking's distinct resources, in the order of `Booking.resource_ids`
 (the service's needs in order): equal parts in the currency's minor unit, the remainder one minor unit each to
-the first resources, so the parts always add up exactly to the whole.
+the first resources, so the parts always add up exactly to the whole. The booking's **totals** are split, once,
+never its ledger entries one by one (two payments of 50.01 on a car and a driver are 50.01 each, not 50.02 and
+50.00): its net (paid minus refunded), its fees and its fees outstanding are each split so; so is the larger of
+paid and refunded, and the smaller takes what leaves each resource's paid minus refunded equal to its part of
+the net. A resource's net in the revenue report is therefore its part of what was kept in the cancellation
+report, and every figure's parts differ by at most one minor unit.
 
 **Cancellations and no-shows** count every booking that starts in the period except expired holds.
 The cancellation rate is cancelled ÷ bookings; the no-show rate is no-shows ÷ (no-shows + completed), the
@@ -218,8 +223,15 @@ class Period:
         return f"{self.first_day.year}-{self.first_day.month:02d}"
 
     def contains(self, instant: datetime) -> bool:
-        """Return whether *instant* lies in ``[start, end)``."""
-        return self.start <= instant < self.end
+        """
+        Return whether *instant* lies in ``[start, end)``.
+
+        Raises:
+            NaiveDatetimeError: *instant* has no time zone (a wall time is not an instant).
+            InvalidInputError: *instant* is not a `datetime`.
+            OutOfRangeError: *instant* is before 1970 or after 2200.
+        """
+        return self.start <= to_utc(instant, "instant") < self.end
 
     def to_dict(self) -> dict[str, object]:
         """Return the period as JSON-ready values."""
@@ -720,8 +732,22 @@ def to_csv(rows: Iterable[_Row], stream: TextIO) -> int:
 
     The columns are every key of every row's `to_row`, in the order first seen (so each currency of a revenue
     report gets its own ``net_<currency>`` column); a row without a column leaves it empty.
+
+    Raises:
+        InvalidInputError: *rows* is not a collection of report rows (values with a ``to_row()`` method, such as
+            `Revenue`), or *stream* has no ``write`` method. Nothing was written.
     """
-    flat = [row.to_row() for row in rows]
+    flat: list[dict[str, object]] = []
+    for row in _collection(rows, "rows", "report rows"):
+        to_row = getattr(row, "to_row", None)
+        values = to_row() if callable(to_row) else None
+        if not isinstance(values, dict):
+            msg = f"to_csv writes report rows (such as Revenue or Utilization values), not {type(row).__name__} {row!r}"
+            raise InvalidInputError(msg, field="rows")
+        flat.append(values)
+    if not callable(getattr(stream, "write", None)):
+        msg = f"to_csv writes to a text stream (an open file or io.StringIO), not {type(stream).__name__} {stream!r}"
+        raise InvalidInputError(msg, field="stream")
     columns: dict[str, None] = {}
     for row in flat:
         columns.update(dict.fromkeys(row))
@@ -797,21 +823,66 @@ def _ledger(booking: Booking, kind: PaymentKind) -> list[Money]:
     return [entry.amount for entry in booking.payments if entry.kind is kind]
 
 
-def _shares(amounts: Sequence[Money], parts: int) -> list[list[Money]]:
-    """Split each amount with `split_evenly`; return, for each part, its share of every amount."""
-    out: list[list[Money]] = [[] for _ in range(parts)]
-    for money in amounts:
-        for i, share in enumerate(split_evenly(money, parts)):
-            out[i].append(share)
-    return out
+@attrs.frozen
+class _Share:
+    """
+    One key's part of a booking's money.
+
+    ``paid``, ``refunded`` and ``fees`` hold one amount, or none when the booking's ledger has no entry of that
+    kind (so that a currency shows up only where money of that kind moved). ``kept`` is paid minus refunded and
+    ``outstanding`` the fees not yet paid; they are meaningful only for a booking with ledger entries.
+    """
+
+    paid: tuple[Money, ...]
+    refunded: tuple[Money, ...]
+    fees: tuple[Money, ...]
+    kept: Money
+    outstanding: Money
 
 
-def _attributed(booking: Booking, dimension: Dimension, amounts: Sequence[Money]) -> list[tuple[str, list[Money]]]:
-    """The keys a booking counts for in *dimension*, each with its part of *amounts* (split per resource)."""
+def _money_shares(booking: Booking, parts: int) -> list[_Share]:
+    """
+    Split a booking's money into *parts* shares: each of its totals once, never ledger entry by ledger entry.
+
+    Splitting entry by entry gave every entry's remainder to the first resource: two payments of 50.01 split
+    50.02 and 50.00. The rule: the net (paid minus refunded, what the business holds), the fees charged and the
+    fees outstanding are each split with `split_evenly`; so is the larger of paid and refunded, and the smaller
+    is what leaves each share's paid minus refunded equal to its share of the net. So revenue's net and the
+    cancellation report's kept agree share by share, and every total's shares add up to it exactly and differ
+    by at most one minor unit (two splits that give their remainders to the first shares differ, share by share,
+    by amounts that themselves differ by at most one unit).
+    """
+    net = booking.net_paid
+    nets = split_evenly(net, parts)
+    if net.amount >= 0:
+        paid = split_evenly(booking.paid, parts)
+        refunded = tuple(p - n for p, n in zip(paid, nets, strict=True))
+    else:
+        refunded = split_evenly(booking.refunded, parts)
+        paid = tuple(r + n for r, n in zip(refunded, nets, strict=True))
+    fees = split_evenly(booking.fees, parts)
+    outstanding = split_evenly(booking.outstanding_fees, parts)
+    kinds = {entry.kind for entry in booking.payments}
+
+    def moved(shares: tuple[Money, ...], kind: PaymentKind, i: int) -> tuple[Money, ...]:
+        return (shares[i],) if kind in kinds else ()
+
+    return [
+        _Share(
+            moved(paid, PaymentKind.PAYMENT, i),
+            moved(refunded, PaymentKind.REFUND, i),
+            moved(fees, PaymentKind.FEE, i),
+            nets[i],
+            outstanding[i],
+        )
+        for i in range(parts)
+    ]
+
+
+def _attributed(booking: Booking, dimension: Dimension) -> list[tuple[str, _Share]]:
+    """The keys a booking counts for in *dimension*, each with its part of the booking's money (see `_Share`)."""
     keys = _keys(booking, dimension)
-    if dimension is not Dimension.RESOURCE or len(keys) == 1:
-        return [(key, list(amounts)) for key in keys]
-    return list(zip(keys, _shares(amounts, len(keys)), strict=True))
+    return list(zip(keys, _money_shares(booking, len(keys)), strict=True))
 
 
 def _by_booking(transitions: Iterable[TransitionRecord]) -> dict[str, list[TransitionRecord]]:
@@ -851,6 +922,35 @@ def _callable(value: object, field: str) -> None:
     if not callable(value):
         msg = f"{field} must be a function, not {value!r}"
         raise InvalidInputError(msg, field=field)
+
+
+def _flag(value: object, field: str) -> bool:
+    """Return *value* if it is True or False: a string such as ``"no"`` is truthy and would mean yes."""
+    if not isinstance(value, bool):
+        msg = f"{field} must be True or False, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _count(value: object, field: str, what: str, *, or_none: bool = False) -> int:
+    """Return *value* if it is a whole number, 0 or more: what a caller's *field* function must give."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        kinds = "a whole number from 0 up" + (" or None" if or_none else "")
+        msg = f"{field} must return {what}: {kinds}, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _span(cut: Sequence[Period]) -> Interval | None:
+    """
+    The instants *cut* covers, or ``None`` when they hold no time at all.
+
+    A local day that a zone skipped lasts 0 hours (30 December 2011 in Pacific/Apia, which crossed the date
+    line), and no interval can be empty: ``Interval(start, start)`` is refused.
+    """
+    if not cut or cut[-1].end <= cut[0].start:
+        return None
+    return Interval(cut[0].start, cut[-1].end)
 
 
 # --- utilization -----------------------------------------------------------------------------------------------
@@ -905,22 +1005,24 @@ def utilization(
             off closes every resource.
         periods: The report's columns, in time order (see `periods`).
         statuses: Which statuses are booked time.
-        include_buffers: Count each booking's buffers as booked time too.
+        include_buffers: Count each booking's buffers as booked time too (True or False).
 
     Raises:
-        InvalidInputError: a period, booking or resource is of the wrong type, or periods overlap.
+        InvalidInputError: a period, booking or resource is of the wrong type, periods overlap, or
+            *include_buffers* is not True or False.
     """
     cut = _check_periods(periods)
+    buffers = _flag(include_buffers, "include_buffers")
     if not cut:
         return ()
     counted = _statuses(statuses)
-    hull = Interval(cut[0].start, cut[-1].end)
+    hull = _span(cut)
     loads: dict[str, list[tuple[Interval, int]]] = defaultdict(list)
     for booking in _check_bookings(bookings):
-        if booking.status not in counted:
+        if booking.status not in counted or hull is None:
             continue
         interval = booking.interval
-        if include_buffers:
+        if buffers:
             interval = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
         if not interval.overlaps(hull):
             continue
@@ -930,11 +1032,12 @@ def utilization(
 
     rows: list[list[Utilization]] = [[] for _ in cut]
     by_type: list[dict[str, _TypeSum]] = [defaultdict(_TypeSum) for _ in cut]
-    spans = [IntervalSet.of(p.start, p.end) for p in cut]
+    # A 0-hour period (a local day the zone skipped) has no time, so no working time: its rows say 0 hours.
+    spans = [IntervalSet.of(p.start, p.end) if p.end > p.start else IntervalSet.empty() for p in cut]
     for resource in sorted(
         _all_of(resources, Resource, "reports read Resource values", "resources"), key=lambda r: r.id
     ):
-        hours = effective_hours(resource.schedule, business_hours, hull)
+        hours = IntervalSet.empty() if hull is None else effective_hours(resource.schedule, business_hours, hull)
         steps = list(CapacityProfile(loads.get(resource.id, ())).steps())
         ends = [interval.end for interval, _ in steps]
         capacity = resource.capacity if isinstance(resource.capacity, int) else None
@@ -1001,15 +1104,13 @@ def revenue(
         i = finder.find(booking.start)
         if i is None or not booking.payments:
             continue
-        paid, refunded, fees = (_ledger(booking, k) for k in (PaymentKind.PAYMENT, PaymentKind.REFUND, PaymentKind.FEE))
-        amounts = [*paid, *refunded, *fees]
         for dimension in wanted:
-            for key, parts in _attributed(booking, dimension, amounts):
+            for key, share in _attributed(booking, dimension):
                 entry = sums[i, dimension, key]
                 entry.bookings += 1
-                entry.paid.extend(parts[: len(paid)])
-                entry.refunded.extend(parts[len(paid) : len(paid) + len(refunded)])
-                entry.fees.extend(parts[len(paid) + len(refunded) :])
+                entry.paid.extend(share.paid)
+                entry.refunded.extend(share.refunded)
+                entry.fees.extend(share.fees)
     return tuple(
         Revenue(cut[i], dimension, key, s.bookings, Amounts(s.paid), Amounts(s.refunded), Amounts(s.fees))
         for (i, dimension, key), s in sorted(sums.items(), key=lambda kv: (kv[0][0], wanted.index(kv[0][1]), kv[0][2]))
@@ -1072,14 +1173,11 @@ def cancellations(
         if booking.status is _S.CANCELLED:
             at = _cancelled_at(log.get(booking.id, ()))
             lead = None if at is None else booking.start - at
-        kept: list[Money] = []
-        fees: list[Money] = []
-        outstanding: list[Money] = []
-        if penalised and booking.payments:
-            kept, fees, outstanding = [booking.net_paid], _ledger(booking, PaymentKind.FEE), [booking.outstanding_fees]
-        amounts = [*kept, *fees, *outstanding]
+        money = penalised and bool(booking.payments)  # what was kept: only of bookings that moved money
         for dimension in wanted:
-            for key, parts in _attributed(booking, dimension, amounts):
+            keys = _keys(booking, dimension)
+            shares = _money_shares(booking, len(keys)) if money else None
+            for k, key in enumerate(keys):
                 entry = sums[i, dimension, key]
                 entry.bookings += 1
                 entry.cancelled += booking.status is _S.CANCELLED
@@ -1087,9 +1185,10 @@ def cancellations(
                 entry.completed += booking.status is _S.COMPLETED
                 if lead is not None:
                     entry.lead_times.append(lead)
-                entry.kept.extend(parts[: len(kept)])
-                entry.fees.extend(parts[len(kept) : len(kept) + len(fees)])
-                entry.outstanding.extend(parts[len(kept) + len(fees) :])
+                if shares is not None:
+                    entry.kept.append(shares[k].kept)
+                    entry.fees.extend(shares[k].fees)
+                    entry.outstanding.append(shares[k].outstanding)
     return tuple(
         Cancellations(
             cut[i],
@@ -1253,7 +1352,10 @@ def occurrence_finance(
         start_of: When an occurrence is held, by key, or ``None`` to take its earliest booking's start.
 
     Raises:
-        InvalidInputError: *month* is not a date, or a booking is not a `Booking`.
+        InvalidInputError: *month* is not a date, a booking is not a `Booking`, a function is not callable, or
+            one returns something else than it should: *group_by* a ``str`` or ``None``, *capacity_of* a whole
+            number from 0 up or ``None``, *tickets_of* a whole number from 0 up.
+        NaiveDatetimeError: *start_of* returns a datetime without a time zone.
         UnknownTimeZoneError: *zone* is not a known IANA zone.
     """
     for name, function in (("group_by", group_by), ("capacity_of", capacity_of), ("tickets_of", tickets_of)):
@@ -1264,9 +1366,15 @@ def occurrence_finance(
     window = periods(first, (first + 32 * _ONE_DAY).replace(day=1) - _ONE_DAY, zone, Grain.MONTH)[0]
     groups: dict[str, _Occurrence] = {}
     for booking in _check_bookings(bookings):
-        key = group_by(booking)
+        key = cast("object", group_by(booking))
         if key is None:
             continue
+        if not isinstance(key, str):
+            msg = (
+                f"group_by must return the key of a booking's occurrence (a str) or None, not "
+                f"{type(key).__name__} {key!r} (for booking {booking.id!r})"
+            )
+            raise InvalidInputError(msg, field="group_by")
         group = groups.setdefault(key, _Occurrence(booking.start))
         group.start = min(group.start, booking.start)
         group.bookings.append(booking)
@@ -1277,20 +1385,24 @@ def occurrence_finance(
             group.start = to_utc(held_at, "start")
         if not window.contains(group.start):
             continue
-        held = group.bookings
+        held = [(b, _count(tickets_of(b), "tickets_of", f"the tickets of booking {b.id!r}")) for b in group.bookings]
+        seats = cast("object", capacity_of(key))
+        capacity = (
+            None if seats is None else _count(seats, "capacity_of", f"the seats of occurrence {key!r}", or_none=True)
+        )
         out.append(
             OccurrenceFinance(
                 key=key,
                 month=window.label,
                 start=group.start,
                 bookings=len(held),
-                tickets_sold=sum(tickets_of(b) for b in held if b.status in BOOKED_STATUSES),
-                tickets_cancelled=sum(tickets_of(b) for b in held if b.status is _S.CANCELLED),
-                tickets_refunded=sum(tickets_of(b) for b in held if _ledger(b, PaymentKind.REFUND)),
-                capacity=capacity_of(key),
-                paid=Amounts(m for b in held for m in _ledger(b, PaymentKind.PAYMENT)),
-                refunded=Amounts(m for b in held for m in _ledger(b, PaymentKind.REFUND)),
-                fees=Amounts(m for b in held for m in _ledger(b, PaymentKind.FEE)),
+                tickets_sold=sum(n for b, n in held if b.status in BOOKED_STATUSES),
+                tickets_cancelled=sum(n for b, n in held if b.status is _S.CANCELLED),
+                tickets_refunded=sum(n for b, n in held if _ledger(b, PaymentKind.REFUND)),
+                capacity=capacity,
+                paid=Amounts(m for b, _ in held for m in _ledger(b, PaymentKind.PAYMENT)),
+                refunded=Amounts(m for b, _ in held for m in _ledger(b, PaymentKind.REFUND)),
+                fees=Amounts(m for b, _ in held for m in _ledger(b, PaymentKind.FEE)),
             )
         )
     return tuple(sorted(out, key=lambda o: (o.start, o.key)))
@@ -1299,10 +1411,27 @@ def occurrence_finance(
 # --- engine helpers --------------------------------------------------------------------------------------------
 
 
+def _engine(engine: object) -> BookingEngine:
+    """Return *engine* if it is a `BookingEngine` (the helpers read through its public methods only)."""
+    from slotengine.engine import BookingEngine  # at run time, and lazily: the engine is heavy to import
+
+    if not isinstance(engine, BookingEngine):
+        msg = f"a report reads the bookings of a BookingEngine, not of a {type(engine).__name__} ({engine!r})"
+        raise InvalidInputError(msg, field="engine")
+    return engine
+
+
 def _window(
     engine: BookingEngine, first_day: date, last_day: date, grain: Grain | str, zone: str | None
 ) -> list[Period]:
-    return periods(first_day, last_day, zone or engine.business().zone, grain)
+    checked = _engine(engine)  # first, even when a zone is given
+    return periods(first_day, last_day, zone or checked.business().zone, grain)
+
+
+def _overlapping(engine: BookingEngine, cut: Sequence[Period], actor: Actor | None) -> list[Booking]:
+    """The bookings of *engine* that overlap the report's window (none if the window holds no time)."""
+    span = _span(cut)
+    return [] if span is None else engine.list(period=span, actor=actor)
 
 
 def utilization_report(
@@ -1319,15 +1448,26 @@ def utilization_report(
     """
     Return `utilization` of every resource of *engine* over *first_day* to *last_day* (local days of *zone*).
 
-    *zone* defaults to the business's zone. Reads the business, its resources and the bookings overlapping the
-    window (widened by a day for buffers) through the engine's public read methods, as *actor*.
+    *zone* defaults to the business's zone. Reads the business, its resources and the bookings in *statuses*
+    through the engine's public read methods, as *actor*: those overlapping the window, or, with
+    *include_buffers*, all of them. A booking keeps the buffers its service had when it was made, and they may
+    be of any length (cleaning a van for 40 hours), so only the bookings themselves say whose buffers reach
+    into the window; `utilization` leaves out the others.
+
+    Raises:
+        InvalidInputError: *engine* is not a `BookingEngine`, *include_buffers* is not True or False, or a
+            bound, the grain or a status is refused as in `periods` and `utilization`.
     """
     cut = _window(engine, first_day, last_day, grain, zone)
     counted = _statuses(statuses)
-    around = Interval(cut[0].start - _ONE_DAY, cut[-1].end + _ONE_DAY)
-    found = engine.list(period=around, status=counted, actor=actor)
+    buffers = _flag(include_buffers, "include_buffers")
+    span = _span(cut)
+    if buffers:
+        found = engine.list(status=counted, actor=actor)
+    else:
+        found = [] if span is None else engine.list(period=span, status=counted, actor=actor)
     return utilization(
-        found, engine.resources(), engine.business().hours, cut, statuses=counted, include_buffers=include_buffers
+        found, engine.resources(), engine.business().hours, cut, statuses=counted, include_buffers=buffers
     )
 
 
@@ -1341,10 +1481,15 @@ def revenue_report(
     dimensions: Iterable[Dimension | str] = _MONEY_DIMENSIONS,
     actor: Actor | None = None,
 ) -> tuple[Revenue, ...]:
-    """Return `revenue` of *engine*'s bookings that start between *first_day* and *last_day* (local days)."""
+    """
+    Return `revenue` of *engine*'s bookings that start between *first_day* and *last_day* (local days).
+
+    Raises:
+        InvalidInputError: *engine* is not a `BookingEngine`, or an argument is refused as in `periods` and
+            `revenue`.
+    """
     cut = _window(engine, first_day, last_day, grain, zone)
-    found = engine.list(period=Interval(cut[0].start, cut[-1].end), actor=actor)
-    return revenue(found, cut, dimensions=dimensions)
+    return revenue(_overlapping(engine, cut, actor), cut, dimensions=dimensions)
 
 
 def cancellation_report(
@@ -1357,9 +1502,15 @@ def cancellation_report(
     dimensions: Iterable[Dimension | str] = _MONEY_DIMENSIONS,
     actor: Actor | None = None,
 ) -> tuple[Cancellations, ...]:
-    """Return `cancellations` of *engine*'s bookings that start between *first_day* and *last_day*."""
+    """
+    Return `cancellations` of *engine*'s bookings that start between *first_day* and *last_day*.
+
+    Raises:
+        InvalidInputError: *engine* is not a `BookingEngine`, or an argument is refused as in `periods` and
+            `cancellations`.
+    """
     cut = _window(engine, first_day, last_day, grain, zone)
-    found = engine.list(period=Interval(cut[0].start, cut[-1].end), actor=actor)
+    found = _overlapping(engine, cut, actor)
     return cancellations(found, engine.transitions(actor=actor), cut, dimensions=dimensions)
 
 
@@ -1373,7 +1524,13 @@ def funnel_report(
     dimensions: Iterable[Dimension | str] = (Dimension.TOTAL, Dimension.SOURCE),
     actor: Actor | None = None,
 ) -> tuple[Funnel, ...]:
-    """Return the `funnel` of *engine*'s bookings created between *first_day* and *last_day* (local days)."""
+    """
+    Return the `funnel` of *engine*'s bookings created between *first_day* and *last_day* (local days).
+
+    Raises:
+        InvalidInputError: *engine* is not a `BookingEngine`, or an argument is refused as in `periods` and
+            `funnel`.
+    """
     cut = _window(engine, first_day, last_day, grain, zone)
     return funnel(engine.list(actor=actor), engine.transitions(actor=actor), cut, dimensions=dimensions)
 
@@ -1393,7 +1550,12 @@ def occurrence_report(
 
     Without *capacity_of*, an occurrence's capacity is that of the resource whose id is its key (a seat block
     grouped by ``lambda b: b.resource_ids[0]``), or unknown if no such resource exists or it is unlimited.
+
+    Raises:
+        InvalidInputError: *engine* is not a `BookingEngine`, or an argument (or what a function returns) is
+            refused as in `occurrence_finance`.
     """
+    _engine(engine)
     if capacity_of is None:
         capacities: dict[str, int | None] = {
             r.id: r.capacity if isinstance(r.capacity, int) else None for r in engine.resources()
