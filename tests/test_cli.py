@@ -1,20 +1,26 @@
 """The `slotengine` command end to end on a temporary SQLite file, with the real (system) clock."""
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
+import click
 import pytest
 from click.testing import CliRunner
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from slotengine import Actor, BookingEngine, BookingStatus
-from slotengine._command import _length, cli
+from slotengine import Actor, Assignment, Booking, BookingEngine, BookingStatus, Resource
+from slotengine._command import _day_grid, _days_window, _gap, _instant, _length, cli
+from slotengine._time import is_nonexistent
 from slotengine.adapters.clock import SystemClock
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.cli import main
@@ -365,3 +371,198 @@ class TestOnPostgres:
         finally:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- DST: typed times and the day grid (docs/time.md) ----------------------------------------------------------
+
+NIGHT_DESK = """
+name = "Night desk"
+zone = "Europe/Paris"
+currency = "EUR"
+[hours]
+every_day = "00:00-24:00"
+[[resources]]
+id = "desk"
+type = "desk"
+[[services]]
+id = "slot"
+name = "Half hour"
+duration = "30m"
+needs = [{ type = "desk" }]
+"""
+# Zones whose clocks change at odd hours or by odd amounts, besides every zone with summer time that year.
+ODD_ZONES = [
+    "Africa/Casablanca", "America/Havana", "America/Nuuk", "America/Santiago", "America/Sao_Paulo", "America/St_Johns",
+    "Antarctica/Troll", "Asia/Beirut", "Asia/Gaza", "Atlantic/Azores", "Australia/Lord_Howe", "Europe/Dublin",
+    "Europe/Moscow", "Pacific/Apia", "Pacific/Chatham",
+]
+
+
+@functools.cache
+def clock_changes(key, year):
+    """Every change of *key*'s UTC offset in *year*: (the instant, the offset before, the offset after)."""
+    zone, found = ZoneInfo(key), []
+    at = datetime(year, 1, 1, tzinfo=UTC)
+    while at.year == year:
+        low, high = at, at + timedelta(hours=6)
+        before, after = low.astimezone(zone).utcoffset(), high.astimezone(zone).utcoffset()
+        if before != after:
+            first, last = int(low.timestamp()), int(high.timestamp())  # clocks change on a whole second
+            while last - first > 1:
+                middle = (first + last) // 2
+                first, last = (first, middle) if datetime.fromtimestamp(middle, zone).utcoffset() == after else (middle, last)
+            found.append((datetime.fromtimestamp(last, UTC), before, after))
+        at += timedelta(hours=6)
+    return found
+
+
+@functools.cache
+def zones_that_change(year):
+    """The zones with summer time in *year* (their offset differs in January and July), and the odd ones."""
+    keys = available_timezones()
+    summer = {k for k in keys if datetime(year, 1, 1, tzinfo=ZoneInfo(k)).utcoffset() != datetime(year, 7, 1, tzinfo=ZoneInfo(k)).utcoffset()}
+    return sorted(summer | set(ODD_ZONES))
+
+
+@st.composite
+def changes(draw, kind=None):
+    """A zone and one change of its clocks: a gap (they jump forward), a fold (they go back), or either."""
+    year = draw(st.integers(1971, 2060))
+    key = draw(st.sampled_from(zones_that_change(year)))
+    found = [(at, before, after) for at, before, after in clock_changes(key, year) if kind is None or (after > before) == (kind == "gap")]
+    assume(found)
+    return (ZoneInfo(key), *draw(st.sampled_from(found)))
+
+
+def next_paris_change(kind):
+    """The local date of the next spring-forward ("gap") or fall-back ("fold") night in Paris, a week ahead at least."""
+    today = datetime.now(PARIS).date() + timedelta(days=7)
+    for year in (today.year, today.year + 1):
+        for at, before, after in clock_changes("Europe/Paris", year):
+            if (after > before) == (kind == "gap") and at.date() > today:
+                return at.astimezone(PARIS).date()
+    raise AssertionError("no change of Paris clocks next year")
+
+
+class TestTypedTimes:
+    @pytest.mark.parametrize("command", ["book", "hold", "reschedule"])
+    def test_a_time_the_clocks_skip_or_pass_twice_is_refused(self, tmp_path, capsys, command):
+        """A typed start in a DST gap or fold is refused, saying what exists and how to pick a pass (it was guessed)."""
+        (tmp_path / "night.toml").write_text(NIGHT_DESK)
+        db = tmp_path / "night.db"
+        ok(db, "init", str(tmp_path / "night.toml"))
+        gap, fold = next_paris_change("gap"), next_paris_change("fold")
+        booked = json.loads(ok(db, "book", "slot", f"{gap}T09:00", "--customer", "ann", "--json"))
+
+        def attempt(start):
+            if command == "reschedule":
+                return main(["--db", str(db), "reschedule", booked["id"], start])
+            return main(["--db", str(db), command, "slot", start, "--customer", "bob"])
+
+        skipped, skipped_err = attempt(f"{gap} 02:30"), capsys.readouterr().err
+        twice, twice_err = attempt(f"{fold} 02:30"), capsys.readouterr().err
+        agenda = [json.loads(ok(db, "agenda", "--date", str(day), "--json")) for day in (gap, fold)]
+
+        assert (2, 2) == (skipped, twice)
+        assert f"{gap} 02:30 does not exist in Europe/Paris: the clocks jump from 02:00 to 03:00" in skipped_err
+        assert f"{fold} 02:30 happens twice in Europe/Paris" in twice_err
+        assert f"{fold}T02:30+02:00 for the first time (CEST) or {fold}T02:30+01:00 for the second (CET)" in twice_err
+        assert [[(booked["id"], booked["start"])], []] == [[(b["id"], b["start"]) for b in day] for day in agenda]
+
+    def test_an_offset_says_which_pass_through_a_fold(self, tmp_path):
+        """The offsets the refusal suggests book the first or the second 02:30 of a fall-back night."""
+        (tmp_path / "night.toml").write_text(NIGHT_DESK)
+        db = tmp_path / "night.db"
+        ok(db, "init", str(tmp_path / "night.toml"))
+        fold = next_paris_change("fold")
+
+        first = json.loads(ok(db, "book", "slot", f"{fold}T02:30+02:00", "--customer", "ann", "--json"))
+        second = json.loads(ok(db, "book", "slot", f"{fold} 02:30+01:00", "--customer", "bob", "--json"))
+
+        assert (f"{fold}T02:30:00+02:00", f"{fold}T02:30:00+01:00") == (first["start"], second["start"])
+
+    @given(changes("gap"), st.data())
+    def test_a_refused_gap_is_named_exactly(self, change, data):
+        """In any zone, a typed time in a gap is refused, naming the wall times the clocks jump between."""
+        zone, at, before, after = change
+        wall = (at + before).replace(tzinfo=None) + timedelta(seconds=data.draw(st.integers(0, (after - before) // timedelta(seconds=1) - 1)))
+
+        with pytest.raises(click.BadParameter) as refused:
+            _instant(wall.isoformat(sep=" "), zone)
+        start, end = _gap(wall, zone)
+
+        assert (at + before).replace(tzinfo=None) == start
+        assert (at + after).replace(tzinfo=None) == end
+        assert (True, False, False) == (is_nonexistent(start, zone), is_nonexistent(end, zone), is_nonexistent(start - timedelta(seconds=1), zone))
+        assert "does not exist" in refused.value.format_message()
+
+    @given(changes("fold"), st.data())
+    def test_a_refused_fold_offers_both_passes(self, change, data):
+        """In any zone, a typed time in a fold is refused with its two passes, each typed with an offset, which are accepted."""
+        zone, at, before, after = change
+        wall = (at + after).replace(tzinfo=None) + timedelta(seconds=data.draw(st.integers(0, (before - after) // timedelta(seconds=1) - 1)))
+
+        with pytest.raises(click.BadParameter) as refused:
+            _instant(wall.isoformat(sep=" "), zone)
+        offered = re.findall(r"\d{4}-\d\d-\d\dT[\d:.]+[+-][\d:]+", refused.value.format_message())
+        passes = [_instant(text, zone) for text in offered]
+
+        assert 2 == len(passes)
+        assert passes[0] < passes[1]
+        assert [wall, wall] == [p.astimezone(zone).replace(tzinfo=None) for p in passes]
+
+
+def grid(bookings, day, zone):
+    """The day grid's row labels and, per row, what the desk's cell says."""
+    table = _day_grid(bookings, [Resource("desk", "Desk")], _days_window(day, 1, zone), zone, timedelta(minutes=30))
+    return list(table.columns[0]._cells), list(table.columns[1]._cells)
+
+
+def a_booking(start, minutes=45):
+    return Booking("b1", "slot", start, start + timedelta(minutes=minutes), (Assignment(0, "desk", ("desk",)),), (1,),
+                   BookingStatus.CONFIRMED, start - timedelta(days=1), customer_id="ann")
+
+
+def wall_clock_rows(day, zone):
+    """Every instant of *day* whose wall clock shows 08:00, 08:30, ... 19:30, found minute by minute, and its label."""
+    start, end = _days_window(day, 1, zone).start, _days_window(day, 1, zone).end
+    instants = [start + timedelta(minutes=m) for m in range(int((end - start) / timedelta(minutes=1)))]
+    rows = [t for t in instants if (w := t.astimezone(zone)).second == 0 and w.minute % 30 == 0 and 8 <= w.hour < 20]
+    walls = [f"{t.astimezone(zone):%H:%M}" for t in rows]
+    return rows, [w if walls.count(w) == 1 else f"{w} {t.astimezone(zone):%Z}" for w, t in zip(walls, rows, strict=True)]
+
+
+class TestDayGrid:
+    @given(changes(), st.integers(-1, 1))
+    def test_rows_follow_the_wall_clock(self, change, shift):
+        """On a day the clocks change, and the days either side, the rows are the wall times 08:00-19:30 that exist."""
+        zone, at, _, _ = change
+        day = at.astimezone(zone).date() + timedelta(days=shift)
+        assume(_days_window(day, 1, zone).start < _days_window(day, 1, zone).end if date(1970, 1, 2) <= day else False)
+
+        labels, _ = grid([], day, zone)
+
+        assert wall_clock_rows(day, zone)[1] == labels
+
+    @given(changes(), st.data())
+    def test_a_booking_is_named_in_the_row_of_its_start(self, change, data):
+        """A booking that starts on a row of a DST day is named there, and nowhere else (one was hidden on 25 October)."""
+        zone, at, _, _ = change
+        day = at.astimezone(zone).date()
+        rows, expected = wall_clock_rows(day, zone)
+        assume(rows)
+        index = data.draw(st.integers(0, len(rows) - 1))
+
+        labels, cells = grid([a_booking(rows[index])], day, zone)
+
+        assert expected == labels[: len(expected)]
+        assert [index] == [i for i, cell in enumerate(cells) if "ann" in cell]
+
+    def test_the_fall_back_day_shows_the_evening(self):
+        """On 25 October 2026 in Paris the rows run to 19:30 and show a 19:00 booking (they stopped at 18:30)."""
+        day = date(2026, 10, 25)
+
+        labels, cells = grid([a_booking(datetime(2026, 10, 25, 19, tzinfo=PARIS))], day, PARIS)
+
+        assert ("08:00", "19:30", 24) == (labels[0], labels[-1], len(labels))
+        assert "slot ann (confirmed)" in cells[labels.index("19:00")]

@@ -3,18 +3,20 @@ The full ``slotengine`` command, on click and rich (the ``[cli]`` extra); `slote
 
 It reads arguments, opens the storage, calls `BookingEngine`, and prints: tables for people, ``--json`` for
 programs. It never decides anything the library decides. Times typed on the command line are local wall times
-of ``--tz`` (default: the business's zone), read by the library's wall-time rule; an explicit offset
-(``2026-03-03T09:00+01:00``) is taken as given.
+of ``--tz`` (default: the business's zone); an explicit offset (``2026-03-03T09:00+01:00``) is taken as given.
+The start of one booking is read strictly (docs/time.md): a wall time in a DST gap or fold is refused, not
+guessed, and the offset says which pass through a fold is meant. Days (``--date``) follow the wall-time rule.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -24,11 +26,17 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
-from slotengine._time import check_day_range, days_span, get_zone, localize, to_utc
+from slotengine._time import check_day_range, days_span, get_zone, is_nonexistent, localize, to_utc
 from slotengine.authorization import Actor, Role
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
-from slotengine.errors import InvalidInputError, NotFoundError, OutOfRangeError
+from slotengine.errors import (
+    AmbiguousLocalTimeError,
+    InvalidInputError,
+    NonexistentLocalTimeError,
+    NotFoundError,
+    OutOfRangeError,
+)
 from slotengine.intervals import Interval
 from slotengine.model import ServiceUnit
 from slotengine.money import Money
@@ -141,12 +149,68 @@ def _day(text: str) -> date:
 
 
 def _instant(text: str, zone: ZoneInfo) -> datetime:
+    """
+    The instant a person typed for one booking: a wall time of *zone*, or a date and time with an offset.
+
+    A guess would book the wrong hour (docs/time.md, "Strict mode for exact times"), so a wall time that the
+    clocks skip, or pass twice, is refused with what to type instead; an offset says which pass is meant.
+
+    Raises:
+        click.BadParameter: *text* is not a date and time, or is a wall time in a DST gap or fold of *zone*.
+    """
     try:
         value = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text.strip() else text)
     except ValueError:
         msg = f"{text!r} is not a date and time such as 2026-03-03T09:00"
         raise click.BadParameter(msg) from None
-    return to_utc(value) if value.tzinfo is not None else localize(value, zone)
+    if value.tzinfo is not None:
+        return to_utc(value)
+    try:
+        return localize(value, zone, strict=True)
+    except NonexistentLocalTimeError:
+        start, end = _gap(value, zone)
+        with_date = not start.date() == end.date() == value.date()
+        start_text, end_text = _wall(start, with_date=with_date), _wall(end, with_date=with_date)
+        msg = (
+            f"{_wall(value)} does not exist in {zone.key}: the clocks jump from {start_text} to {end_text}; "
+            f"give a time before {start_text} or from {end_text}"
+        )
+        raise click.BadParameter(msg) from None
+    except AmbiguousLocalTimeError:
+        first, second = (value.replace(tzinfo=zone, fold=fold) for fold in (0, 1))
+        msg = (
+            f"{_wall(value)} happens twice in {zone.key} (the clocks go back): give its offset, "
+            f"{_typed(first)} for the first time ({first.tzname()}) "
+            f"or {_typed(second)} for the second ({second.tzname()})"
+        )
+        raise click.BadParameter(msg) from None
+
+
+def _gap(wall: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The naive wall times that start and end the gap *wall* falls in: the clocks jump from the one to the other."""
+    before, after = (wall.replace(tzinfo=zone, fold=fold).utcoffset() or timedelta(0) for fold in (0, 1))
+    # The clocks change at a whole second of (wall - after, wall - before], the first one in force of *after*.
+    low = math.floor((wall - after).replace(tzinfo=UTC).timestamp())
+    high = math.ceil((wall - before).replace(tzinfo=UTC).timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    change = datetime.fromtimestamp(high, UTC).replace(tzinfo=None)
+    return change + before, change + after
+
+
+def _wall(value: datetime, *, with_date: bool = True) -> str:
+    """A naive wall time as one types it, ``2027-03-28 02:30``; with seconds only when it has some."""
+    shown = f"{value:%H:%M:%S}" if value.second or value.microsecond else f"{value:%H:%M}"
+    return f"{value:%Y-%m-%d} {shown}" if with_date else shown
+
+
+def _typed(value: datetime) -> str:
+    """An aware datetime as one types it on the command line, with its offset: ``2027-10-31T02:30+01:00``."""
+    return value.isoformat(timespec="minutes" if not value.second and not value.microsecond else "auto")
 
 
 def _duration(text: str | None) -> timedelta | None:
@@ -621,28 +685,44 @@ def _by_start(booking: Booking) -> tuple[datetime, str]:
 def _day_grid(
     bookings: Sequence[Booking], resources: Sequence[Any], window: Interval, zone: ZoneInfo, step: timedelta
 ) -> Table:
-    """Rows of *step* down the day (from the first to the last hour with a booking, 08:00-20:00 at least)."""
+    """
+    Rows of *step* down the day, from the first to the last hour with a booking (08:00-20:00 at least).
+
+    Rows follow the wall clock, so every day shows the same hours, DST days too (docs/time.md): a row the clocks
+    skip is left out (the row before it lasts until the jump), and a row they pass twice is shown twice, each
+    with the abbreviation of its offset.
+    """
     table = Table(
         "time", *[r.name for r in resources], title=f"{window.start.astimezone(zone):%A %Y-%m-%d} ({zone.key})"
     )
-    day_start = window.start
-    first_hour = min([8] + [b.start.astimezone(zone).hour for b in bookings if b.start >= day_start])
-    last_hour = max([20] + [b.end.astimezone(zone).hour + 1 for b in bookings if b.end <= window.end])
-    at = localize(datetime.combine(day_start.astimezone(zone).date(), time(first_hour)), zone)
-    end = min(
-        window.end,
-        localize(datetime.combine(day_start.astimezone(zone).date(), time(0)), zone) + last_hour * timedelta(hours=1),
-    )
-    while at < end:
-        row = [at.astimezone(zone).strftime("%H:%M")]
+    midnight = datetime.combine(window.start.astimezone(zone).date(), time(0))
+    # The hours the bookings reach on this day's clock; one that runs past midnight reaches 24:00.
+    today = [b for b in bookings if b.start < window.end and window.start < b.end]
+    starts = [max(b.start, window.start).astimezone(zone).hour for b in today]
+    ends = [24 if b.end >= window.end else b.end.astimezone(zone).hour + 1 for b in today]
+    wall, last = midnight + timedelta(hours=min([8, *starts])), midnight + timedelta(hours=max([20, *ends]))
+    rows: list[tuple[datetime, str]] = []
+    while wall < last:
+        if not is_nonexistent(wall, zone):
+            passes = sorted({wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)})
+            for at in passes:
+                label = f"{wall:%H:%M}" if len(passes) == 1 else f"{wall:%H:%M} {at.astimezone(zone):%Z}"
+                rows.append((at, label))
+        wall += step
+    rows.sort()  # the second pass through a fold comes after the first
+    # The last row runs to the end of its hour: the later of the two instants that wall time can mean.
+    end = min(window.end, max(last.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)))
+    rows = [(at, label) for at, label in rows if window.start <= at < end]
+    for index, (at, label) in enumerate(rows):
+        until = rows[index + 1][0] if index + 1 < len(rows) else end
+        cells = [label]
         for r in resources:
-            # Every booking that starts in the row is named (a resource with capacity takes several at once);
-            # a row that only continues bookings gets a bar.
-            here = [b for b in bookings if r.id in b.resource_ids and b.start < at + step and b.end > at]
-            starting = [_label(b) for b in sorted(here, key=_by_start) if at <= b.start]
-            row.append("\n".join(starting) if starting else "[dim]│[/dim]" if here else "")
-        table.add_row(*row)
-        at += step
+            # Every booking that starts in the row is named (a resource with capacity takes several at once), and
+            # in the first row those that began before it; a row that only continues bookings gets a bar.
+            here = [b for b in bookings if r.id in b.resource_ids and b.start < until and b.end > at]
+            starting = [_label(b) for b in sorted(here, key=_by_start) if at <= b.start or index == 0]
+            cells.append("\n".join(starting) if starting else "[dim]│[/dim]" if here else "")
+        table.add_row(*cells)
     return table
 
 

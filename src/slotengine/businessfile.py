@@ -40,7 +40,7 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import attrs
 
-from slotengine._time import MAX_DURATION, get_zone, localize, to_utc
+from slotengine._time import MAX_DURATION, MAX_INSTANT, MIN_INSTANT, get_zone, localize, to_utc
 from slotengine.business import Business
 from slotengine.errors import BusinessFileError, InvalidInputError, SlotEngineError
 from slotengine.model import UNLIMITED, Capacity, Need, Resource, ResourceKind, ResourceRole, Service
@@ -70,6 +70,8 @@ _T = TypeVar("_T")
 Path_: TypeAlias = tuple[str | int, ...]
 _DAY: Final = timedelta(days=1)
 _DAY_US: Final = 24 * 3600 * 1_000_000
+_FIRST_DAY: Final = MIN_INSTANT.date()
+_LAST_DAY: Final = MAX_INSTANT.date() - timedelta(days=1)
 _TOML_POSITION: Final = re.compile(r"^(?P<message>.*?)\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$", re.DOTALL)
 _TOML_END: Final = re.compile(r"^(?P<message>.*?)\s*\(at end of document\)$", re.DOTALL)
 _DURATION: Final = re.compile(
@@ -459,22 +461,44 @@ def _from_offsets(start: int, end: int) -> TimeRange:
     return TimeRange(at(start), at(end))
 
 
-def _without_breaks(ranges: tuple[TimeRange, ...], breaks: tuple[TimeRange, ...]) -> tuple[TimeRange, ...]:
-    """*ranges* with every break cut out, in wall time; a break applies to the day the range starts on."""
+_Cut: TypeAlias = tuple[tuple[TimeRange, ...], tuple[TimeRange, ...]]
+"""A day's ranges with the breaks cut out: the pieces that start on the day, and those that start after midnight."""
+
+
+def _without_breaks(ranges: tuple[TimeRange, ...], breaks: tuple[TimeRange, ...], used: set[int]) -> _Cut:
+    """
+    *ranges* of one day with every break cut out of every day they cover, in wall time.
+
+    A break is a time of day, so it is cut from the day a range starts on and, for a night shift, from the
+    next morning too: ``22:00-06:00 next day`` less ``02:00-02:30`` is open 22:00-02:00 and 02:30-06:00.
+    A piece that starts after midnight belongs to the next day (a `TimeRange` belongs to the day it starts
+    on), so it is returned apart, as a range of the next day. The index of every break that overlaps one of
+    *ranges* as written is added to *used*.
+    """
     pieces = [_offsets(r) for r in ranges]
-    for cut in breaks:
+    written = list(pieces)
+    for index, cut in enumerate(breaks):
         low, high = _offsets(cut)
-        kept = []
-        for start, end in pieces:
-            if high <= start or low >= end:
-                kept.append((start, end))
-                continue
-            if start < low:
-                kept.append((start, low))
-            if high < end:
-                kept.append((high, end))
-        pieces = kept
-    return tuple(_from_offsets(s, e) for s, e in pieces)
+        for lo, hi in ((low, high), (low + _DAY_US, high + _DAY_US)):
+            if any(lo < end and start < hi for start, end in written):
+                used.add(index)
+            kept = []
+            for start, end in pieces:
+                if hi <= start or lo >= end:
+                    kept.append((start, end))
+                    continue
+                if start < lo:
+                    kept.append((start, lo))
+                if hi < end:
+                    kept.append((hi, end))
+            pieces = kept
+    today = tuple(_from_offsets(s, e) for s, e in pieces if s < _DAY_US)
+    tomorrow = tuple(_from_offsets(s - _DAY_US, e - _DAY_US) for s, e in pieces if s >= _DAY_US)
+    return today, tomorrow
+
+
+def _same_hours(one: tuple[TimeRange, ...], other: tuple[TimeRange, ...]) -> bool:
+    return sorted(map(_offsets, one)) == sorted(map(_offsets, other))
 
 
 def _schedule(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walker) -> Schedule | None:
@@ -492,14 +516,21 @@ def _schedule(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walk
     for index, name in enumerate(WEEKDAYS):
         if name in doc:
             week[index] = _day_hours(doc[name], (*path, name), walk) or ()
+    dates = _override_hours(doc, path, walk)
     breaks: tuple[TimeRange, ...] = ()
     if "breaks" in doc:
+        # A break that cuts nothing is only worth a problem when the hours it was meant for were read.
+        hours_read = len(walk.problems) == before
         breaks = _day_hours(doc["breaks"], (*path, "breaks"), walk) or ()
         for index, cut in enumerate(breaks):
             if cut.crosses_midnight:
                 walk.add((*path, "breaks", index), "a break ends on the day it starts, before midnight")
-        week = {day: _without_breaks(hours, breaks) for day, hours in week.items()}
-    overrides = _overrides(doc, path, breaks, walk)
+        week, dates = _cut_breaks(week, dates, breaks, (*path, "breaks") if hours_read else None, walk)
+    overrides = [
+        found
+        for day, (where, hours) in dates.items()
+        if (found := walk.build(where, partial(DateOverride, day, hours))) is not None
+    ]
     time_off = _time_off(doc, path, zone, walk)
     recurring = _recurring(doc, path, zone, walk)
     if zone is None or len(walk.problems) > before:
@@ -511,18 +542,69 @@ def _schedule(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walk
     )
 
 
-def _overrides(doc: Mapping[str, Any], path: Path_, breaks: tuple[TimeRange, ...], walk: _Walker) -> list[DateOverride]:
+_Dates: TypeAlias = dict[date, tuple[Path_, tuple[TimeRange, ...]]]
+"""The hours of each date of a ``dates`` table, and where the date is written."""
+
+
+def _override_hours(doc: Mapping[str, Any], path: Path_, walk: _Walker) -> _Dates:
+    """The ``dates`` table of a schedule: each date's hours, as written."""
     dates = walk.table(doc, "dates", path)
-    out = []
+    out: _Dates = {}
     for key, value in (dates or {}).items():
         where = (*path, "dates", key)
         day = walk.read(key, where, _day)
         hours = _day_hours(value, where, walk)
-        if day is not None and hours is not None:
-            found = walk.build(where, partial(DateOverride, day, _without_breaks(hours, breaks)))
-            if found is not None:
-                out.append(found)
+        if day is not None and day in out:  # "2026-12-24" and " 2026-12-24" are two TOML keys
+            msg = f"two overrides for {day.isoformat()}; give each date one override with all its hours"
+            walk.add((*path, "dates"), msg)
+        elif day is not None and hours is not None:
+            out[day] = (where, hours)
     return out
+
+
+def _cut_breaks(
+    week: Mapping[int, tuple[TimeRange, ...]],
+    dates: _Dates,
+    breaks: tuple[TimeRange, ...],
+    where: Path_ | None,
+    walk: _Walker,
+) -> tuple[dict[int, tuple[TimeRange, ...]], _Dates]:
+    """
+    The weekly hours and the dates' hours with the breaks cut out of every day (docs/cli.md).
+
+    The part of a night shift after a break past midnight becomes a range of the next day: of the next
+    weekday for weekly hours. That part still belongs to the night, whatever the next day's own hours say
+    (a closed 25 December does not cut short the night shift of the 24th). So a date gets the end of the
+    night before it, and the day after a date whose night ends otherwise than its weekday's night gets
+    hours of its own: its weekday's, and that night's end. A break that cuts nothing from any range is a
+    problem at *where* (none if *where* is None): it was written for some hours, and would be ignored.
+    """
+    used: set[int] = set()
+    cut_week = {day: _without_breaks(week.get(day, ()), breaks, used) for day in range(7)}
+    cut_dates = {day: (path, _without_breaks(hours, breaks, used)) for day, (path, hours) in dates.items()}
+    for index, cut in enumerate(breaks):
+        if where is not None and index not in used and not cut.crosses_midnight:
+            msg = f"the break {_fmt_range(cut)} cuts nothing: it lies outside every range of hours of this schedule"
+            walk.add((*where, index), msg)
+    if not any(after for _, after in cut_week.values()) and not any(after for _, (_, after) in cut_dates.values()):
+        # No piece starts after midnight (the usual case): every day keeps its own hours, less the breaks.
+        kept = {day: (path, today) for day, (path, (today, _)) in cut_dates.items()}
+        return {day: cut_week[day][0] for day in week}, kept
+
+    def night_before(day: date) -> tuple[TimeRange, ...]:
+        if day == date.min:
+            return ()
+        previous = day - _DAY
+        return cut_dates[previous][1][1] if previous in cut_dates else cut_week[previous.weekday()][1]
+
+    weekly = {day: cut_week[day][0] + cut_week[(day - 1) % 7][1] for day in range(7)}
+    out = {day: (path, today + night_before(day)) for day, (path, (today, _)) in cut_dates.items()}
+    for day, (path, (_, after)) in cut_dates.items():
+        following = day + _DAY if _FIRST_DAY <= day < _LAST_DAY else None  # a day outside is a problem already
+        if following is None or following in cut_dates or _same_hours(after, cut_week[day.weekday()][1]):
+            continue
+        out[following] = (path, cut_week[following.weekday()][0] + after)
+    return weekly, out
 
 
 def _instant(value: object, zone: str | None) -> datetime:

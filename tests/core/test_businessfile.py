@@ -4,6 +4,7 @@ import tomllib
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,8 @@ from slotengine import (
     ConfirmationPolicy,
     DateOverride,
     HoldPolicy,
+    Interval,
+    IntervalSet,
     Money,
     Need,
     Policies,
@@ -38,6 +41,7 @@ from slotengine.businessfile import (
 )
 from slotengine.errors import BusinessFileError, InvalidInputError
 from slotengine.notifications import NotificationRule, Template
+from slotengine.schedule import WEEKDAYS
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 MINIMAL = """
@@ -407,3 +411,125 @@ def business_files(draw):
                 )
             )
     return BusinessFile(business, resources, services)
+
+
+NIGHT_DESK = """
+name = "Night desk"
+zone = "Europe/Paris"
+currency = "EUR"
+[hours]
+{hours}
+[[resources]]
+id = "desk"
+[[services]]
+id = "slot"
+duration = "30m"
+needs = [{{ resources = ["desk"] }}]
+"""
+
+
+def expand_file(text, first, last):
+    """The instants a business file's hours are open from local midnight on *first* to local midnight on *last*."""
+    schedule = loads_business_file(text).business.hours
+    return schedule.expand(Interval(datetime.combine(first, time(0), schedule.tz), datetime.combine(last, time(0), schedule.tz)))
+
+
+def clock(minutes):
+    return "24:00" if minutes == 24 * 60 else f"{minutes // 60:02}:{minutes % 60:02}"
+
+
+HALF_HOURS = st.integers(0, 47).map(lambda n: n * 30)
+
+
+@st.composite
+def hours_texts(draw):
+    """A range of hours as a business file writes it: same day, up to 24:00, or into the next day."""
+    start = draw(HALF_HOURS)
+    if draw(st.booleans()):
+        return f"{clock(start)}-{clock(draw(st.integers(start // 30 + 1, 48)) * 30)}"
+    return f"{clock(start)}-{clock(draw(st.integers(0, start // 30)) * 30)} next day"
+
+
+@st.composite
+def break_texts(draw):
+    """A break: a range of the day that ends before midnight."""
+    start = draw(st.integers(0, 46)) * 30
+    return f"{clock(start)}-{clock(draw(st.integers(start // 30 + 1, 47)) * 30)}"
+
+
+class TestBreaks:
+    def test_a_break_after_midnight_is_cut_from_every_night(self):
+        """A night shift's break after midnight is cut from every night (it was ignored: open 02:00-02:30)."""
+        text = NIGHT_DESK.format(hours='every_day = "22:00-06:00 next day"\nbreaks = ["02:00-02:30", "23:00-23:30"]')
+        paris = ZoneInfo("Europe/Paris")
+
+        opened = expand_file(text, date(2027, 10, 25), date(2027, 11, 2))  # through the fall-back night
+        pieces = (((0, time(22)), (0, time(23))), ((0, time(23, 30)), (1, time(2))), ((1, time(2, 30)), (1, time(6))))
+        nights = IntervalSet(
+            Interval(
+                datetime.combine(night + timedelta(days=start_day), start, paris),
+                datetime.combine(night + timedelta(days=end_day), end, paris),
+            )
+            for night in (date(2027, 10, 24) + timedelta(days=n) for n in range(9))
+            for (start_day, start), (end_day, end) in pieces
+        )
+        window = Interval(datetime(2027, 10, 25, tzinfo=paris), datetime(2027, 11, 2, tzinfo=paris))
+
+        assert nights & IntervalSet([window]) == opened
+
+    def test_the_end_of_the_night_belongs_to_the_night(self):
+        """With a break after midnight, a closed date keeps the end of the night before, and loses its own night's end."""
+        text = NIGHT_DESK.format(
+            hours='every_day = "22:00-06:00 next day"\nbreaks = ["02:00-02:30"]\n[hours.dates]\n2026-12-25 = "closed"'
+        )
+        paris = ZoneInfo("Europe/Paris")
+
+        opened = expand_file(text, date(2026, 12, 25), date(2026, 12, 27))
+
+        assert IntervalSet.of(datetime(2026, 12, 25, 0, tzinfo=paris), datetime(2026, 12, 25, 2, tzinfo=paris)) | IntervalSet.of(
+            datetime(2026, 12, 25, 2, 30, tzinfo=paris), datetime(2026, 12, 25, 6, tzinfo=paris)
+        ) | IntervalSet.of(datetime(2026, 12, 26, 22, tzinfo=paris), datetime(2026, 12, 27, tzinfo=paris)) == opened
+
+    def test_a_break_that_cuts_nothing_is_a_problem(self):
+        """A break outside every range of hours is reported where it is written (it was silently ignored)."""
+        found = problems_of(NIGHT_DESK.format(hours='weekdays = "09:00-18:00"\nbreaks = ["12:30-13:00", "19:00-19:30"]'))
+
+        assert ["hours.breaks[1]"] == [p.location for p in found]
+        assert "19:00-19:30 cuts nothing" in found[0].message
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(st.lists(hours_texts(), max_size=2), min_size=7, max_size=7),
+        st.dictionaries(st.dates(date(2026, 6, 8), date(2026, 6, 14)), st.lists(hours_texts(), max_size=2), max_size=3),
+        st.lists(break_texts(), min_size=1, max_size=3),
+    )
+    def test_breaks_are_cut_from_every_day(self, week, dates, breaks):
+        """
+        The hours with breaks are the hours without them, less every break on every day, night shifts' mornings included.
+
+        In UTC wall time and instants agree, so the cut is checked exactly (DST is the schedule's own rule). A break
+        that cuts nothing from the hours of any day is the only problem, and it is reported.
+        """
+        days = "\n".join(f"{name} = {toml_value(ranges or 'closed')}" for name, ranges in zip(WEEKDAYS, week, strict=True))
+        overrides = "\n".join(f"{day} = {toml_value(ranges or 'closed')}" for day, ranges in dates.items())
+        plain = NIGHT_DESK.replace("Europe/Paris", "UTC").format(hours=f"{days}\n[hours.dates]\n{overrides}")
+        with_breaks = plain.replace("[hours.dates]", f"breaks = {toml_value(breaks)}\n[hours.dates]")
+        first, last = date(2026, 5, 25), date(2026, 6, 29)  # five weeks around the dates
+        cuts = [
+            IntervalSet(
+                Interval(datetime.combine(first + timedelta(days=n), time.fromisoformat(b[:5]), UTC),
+                         datetime.combine(first + timedelta(days=n), time.fromisoformat(b[6:]), UTC))
+                for n in range(-1, (last - first).days + 1)
+            )
+            for b in breaks
+        ]
+
+        without = expand_file(plain, first, last)
+        idle = [f"hours.breaks[{i}]" for i, cut in enumerate(cuts) if not without & cut]
+        if idle:
+            assert idle == [p.location for p in problems_of(with_breaks)]
+        else:
+            expected = without
+            for cut in cuts:
+                expected -= cut
+            assert expected == expand_file(with_breaks, first, last)
