@@ -19,27 +19,38 @@ the free time of a resource (`Availability.free_time`).
 
 A start is offered when it lies on the slot grid, at or after ``now + min_notice``, at or before
 ``now + horizon``, and every need of the service can be given ``count`` distinct resources of its pool that
-can serve it (one resource never serves two needs of one booking). The grid: each maximal stretch of a
-resource's open hours offers starts every ``slot_step`` from its beginning (plus ``buffer_before`` when
-buffers must stay inside hours), and again from every local midnight it runs through (in the resource's zone),
-so the grid of hours open around the clock, which have no beginning, is the same whatever window a query asks
-about; whole-day services offer every local day (or check-in time) instead. The
-candidate starts of a service are the union of the grids of every resource in its pools. Listing and the
-single-start check decide with the same per-resource test (`_Index.serves`), so a slot that is listed is a
-slot that validates.
+can serve it (one resource never serves two needs of one booking), such that:
+
+* every pinned resource is among them, serving a need whose pool holds it (any such need: a resource that
+  two needs' pools hold serves whichever leaves the others a choice, so pinning exactly the resources of an
+  offered slot always finds it again);
+* at least one of the booking's resources is primary: an auxiliary resource is booked only together with a
+  primary one (`ResourceRole`). The rule is on the booking as a whole, so a need of auxiliary resources only
+  (an X-ray unit) is served beside another need's primary one, but a pool of a car and a trailer never gives
+  the trailer alone. A service that can take only auxiliary resources, or pins that leave no room for a
+  primary one, are refused as input errors.
+
+The grid: each maximal stretch of a resource's open hours offers starts every ``slot_step`` from its
+beginning (plus ``buffer_before`` when buffers must stay inside hours), and again from every local midnight it
+runs through (in the resource's zone), so the grid of hours open around the clock, which have no beginning, is
+the same whatever window a query asks about; whole-day services offer every local day (or check-in time)
+instead. The candidate starts of a service are the union of the grids of every resource in its pools.
+Listing and the single-start check decide with the same per-resource test (`_Index.serves`), so a slot that
+is listed is a slot that validates.
 
 **How it stays fast.** Nothing is computed per resource until a query needs it, and what is computed is
 kept: the load profile, the free bounds for *u* units, and (for services in minutes) the bounds of every
 start the resource serves, which is `_Index.serves` solved for all starts at once (`_Index.starts`). When no
-resource sits in two needs' pools, a service's bookable starts are then set algebra on those bounds
-(`_Plan.bookable`), listed with C-level ``range`` steps; large pools are walked lazily instead, trying
+resource sits in two needs' pools (pinned ones included), a service's bookable starts are then set algebra on
+those bounds (`_Plan.bookable`; the primary rule, where it can refuse, adds the union of the primary
+resources' starts), listed with C-level ``range`` steps; large pools are walked lazily instead, trying
 resources in order, so that the first slots cost only the resources tried. The plan of a query (service,
 duration, pins) is cached, and `slot_starts` (raw integers) and `is_bookable` build no datetime at all. A
 loop of point queries (`is_bookable`, `next_start`, `next_available`) soon indexes the plan's bookable starts
 as offsets from the epoch (`_Points`), so that each question is one subtraction and one set lookup or
 bisection, with no conversion of the question to integers.
 Everything else (whole days, nights, pools that share resources) takes the general path, one `_assign`
-per candidate; tests hold the two paths equal.
+per candidate, with a small matching where pools share resources; tests hold the two paths equal.
 
 A hold counts while ``now < hold_until``: an expired hold frees its time at that instant, even if no sweeper
 has marked it expired yet.
@@ -53,7 +64,7 @@ import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from itertools import compress, islice, repeat
+from itertools import compress, islice, product, repeat
 from operator import add, itemgetter, lt
 from typing import Final, cast
 from zoneinfo import ZoneInfo
@@ -685,36 +696,34 @@ class _Base:
 
 
 class _NeedPlan:
-    """One need of a plan: the pinned resources that must serve it, and the others it is filled from."""
+    """One need of a fast plan: the pinned resources that must serve it, and the others it is filled from."""
 
     __slots__ = ("index", "key", "label", "mine", "msets", "osets", "others", "want")
 
-    def __init__(
-        self,
-        index: int,
-        need: Need,
-        pool: list[_Index],
-        pin: frozenset[str],
-        base: _Base,
-    ) -> None:
+    def __init__(self, index: int, need: Need, mine: list[_Index], others: list[_Index], base: _Base) -> None:
         shape = base.shape
-        before, length, after, in_hours = shape.before, base.length, shape.after, shape.in_hours
         self.index = index
         self.label = need.label
-        self.key = (need.units, before, length, after, in_hours)
-        # A pinned resource serves the first need whose pool holds it (see `Availability._pin`).
-        mine = [rid for rid in pin if base.holders[rid][0] == index]
-        order = base.positions[index]
-        self.mine = [base.by_id[rid] for rid in sorted(mine, key=order.__getitem__)]
-        self.want = need.count - len(self.mine)
-        if not self.want:
-            self.others: list[_Index] = []
-        elif self.mine:
-            self.others = [ix for ix in pool if ix.resource.id not in pin]
-        else:
-            self.others = pool
+        self.key = (need.units, shape.before, base.length, shape.after, shape.in_hours)
+        self.mine = mine
+        self.want = need.count - len(mine)
+        self.others: list[_Index] = others if self.want else []
         self.msets = [ix.starts(self.key) for ix in self.mine]
         self.osets: list[tuple[int, ...] | None] = [None] * len(self.others)
+
+    def primaries(self) -> list[tuple[int, ...]]:
+        """The starts of each primary resource among the others (what a booking that lacks one may take)."""
+        if not self.want:
+            return []
+        osets = self.osets
+        out: list[tuple[int, ...]] = []
+        for j, ix in enumerate(self.others):
+            if ix.resource.role is ResourceRole.PRIMARY:
+                found = osets[j]
+                if found is None:
+                    found = osets[j] = ix.starts(self.key)
+                out.append(found)
+        return out
 
     def allowed(self) -> tuple[int, ...]:
         """The starts at which this need can be served."""
@@ -732,9 +741,14 @@ class _Plan:
     """
     A query plan for one service, duration and set of pins, cached by `Availability` across queries.
 
-    It is *fast* when the service is booked in minutes and no resource sits in two needs' pools: then no
-    matching is needed, every need is served independently, and the bookable starts are set algebra on each
-    resource's `_Index.starts` intersected with the grid, instead of one test per candidate.
+    Each pinned resource must serve one need whose pool holds it. When each is held by one need's pool only,
+    it is that need's (``mine``) and the need is filled up from the rest of its pool (``others``, never a
+    pinned resource); a resource pinned into several needs' pools goes wherever a matching places it.
+
+    It is *fast* when the service is booked in minutes, every pin has one need and no other resource sits in
+    two needs' pools: then no matching is needed, every need is served independently, and the bookable
+    starts are set algebra on each resource's `_Index.starts` intersected with the grid, instead of one test
+    per candidate.
     """
 
     __slots__ = (
@@ -744,6 +758,7 @@ class _Plan:
         "_count",
         "_points",
         "base",
+        "binds",
         "duration",
         "earliest",
         "fast",
@@ -751,7 +766,10 @@ class _Plan:
         "fixed",
         "latest",
         "length",
+        "mine",
         "needs",
+        "others",
+        "overlapping",
         "pin",
         "pools",
         "sets",
@@ -759,12 +777,10 @@ class _Plan:
         "step",
     )
 
-    def __init__(
-        self, base: _Base, pin: frozenset[str], pools: list[list[_Index]], now: int, *, fast: bool = True
-    ) -> None:
+    def __init__(self, base: _Base, pin: frozenset[str], now: int, *, fast: bool = True) -> None:
         self.base = base
         self.pin = pin
-        self.pools = pools
+        pools = self.pools = base.pools
         service = base.service
         self.earliest = now + service.min_notice // _US
         """The first start the minimum notice allows."""
@@ -773,15 +789,28 @@ class _Plan:
         self.step = base.shape.step
         self.length = base.length
         self.duration = base.shape.duration
-        overlapping = base.overlapping and _pools_overlap(pools)
-        self.fast = fast and base.minutes and not overlapping
-        shape = base.shape
+        self.others = [[ix for ix in pool if ix.resource.id not in pin] for pool in pools] if pin else pools
+        """Each need's pool without the pinned resources: what fills a need beyond its pins."""
+        holders = base.holders
+        self.mine: list[list[_Index]] | None = None
+        """Each need's pinned resources, when every pin sits in one need's pool only (else None: see above)."""
+        if all(len(holders[rid]) == 1 for rid in pin):
+            self.mine = [
+                [base.by_id[rid] for rid in sorted((r for r in pin if holders[r][0] == i), key=order.__getitem__)]
+                for i, order in enumerate(base.positions)
+            ]
+        self.overlapping = self.mine is None or (base.overlapping and _pools_overlap(self.others))
+        """Whether choosing resources takes a matching (a resource that two needs could take)."""
+        self.binds = self._binds(service)
+        """Whether a choice could lack a primary resource, so that `_assign` and `bookable` must see to one."""
+        self.fast = fast and base.minutes and not self.overlapping
+        mine = self.mine
         self.needs = (
             [
-                _NeedPlan(i, need, pool, pin, base)
-                for i, (need, pool) in enumerate(zip(shape.service.needs, pools, strict=True))
+                _NeedPlan(i, need, mine[i], others, base)
+                for i, (need, others) in enumerate(zip(service.needs, self.others, strict=True))
             ]
-            if self.fast
+            if self.fast and mine is not None
             else []
         )
         self.first_orders: list[Sequence[int]] = [range(len(np.others)) for np in self.needs]
@@ -796,8 +825,26 @@ class _Plan:
         self._asked = 0
         self.fixed: tuple[Assignment, ...] | None = None
         """With no choice to make (every free resource of every need is taken), the one assignment there is."""
-        if self.fast and all(np.want == len(np.others) for np in self.needs):
+        if self.fast and not self.binds and all(np.want == len(np.others) for np in self.needs):
             self.fixed = self.pick_bookable(self.first_orders)
+
+    def _binds(self, service: Service) -> bool:
+        """
+        Whether the rule "an auxiliary resource is booked only together with a primary one" may refuse a choice.
+
+        It never does when a pinned resource is primary, or when some need must take a primary resource
+        whatever it chooses: it wants more resources than its pool (pins aside) has auxiliary ones. (A need
+        whose pool holds resources pinned into several pools wants at least its count less all of those.)
+        """
+        pin = self.pin
+        if any(self.base.by_id[rid].resource.role is ResourceRole.PRIMARY for rid in pin):
+            return False
+        mine = self.mine
+        for i, (need, pool, others) in enumerate(zip(service.needs, self.pools, self.others, strict=True)):
+            pinned = len(mine[i]) if mine is not None else sum(1 for ix in pool if ix.resource.id in pin)
+            if need.count - pinned > sum(1 for ix in others if ix.resource.role is not ResourceRole.PRIMARY):
+                return False
+        return True
 
     @property
     def eager(self) -> bool:
@@ -811,6 +858,10 @@ class _Plan:
             # spans: with one phase, the bookable starts are simply the starts of that phase in *allowed*.
             # The minimum notice and the horizon depend only on now and the service: apply them here too.
             allowed = _clip(_intersect_all([np.allowed() for np in self.needs]), self.earliest, self.latest + 1)
+            if self.binds:
+                # No need is sure to take a primary resource: a start also needs one free in some need's pool
+                # (that need can then take it and fill up from the rest, as `pick` does).
+                allowed = _cut(allowed, _at_least([bounds for np in self.needs for bounds in np.primaries()], 1))
             phases = self.base.phases()
             step = self.step
             found: dict[int, tuple[int, ...]] = {}
@@ -893,7 +944,37 @@ class _Plan:
                             break
                 else:
                     return None
+        if self.binds and not self._has_primary(chosen):
+            return self._with_primary(t, orders, chosen)
         return self._assignment(chosen)
+
+    def _has_primary(self, chosen: list[int]) -> bool:
+        """Whether the chosen others (as `_assignment` takes them) include a primary resource."""
+        k = 0
+        for np in self.needs:
+            if any(np.others[j].resource.role is ResourceRole.PRIMARY for j in chosen[k : k + np.want]):
+                return True
+            k += np.want
+        return False
+
+    def _with_primary(self, t: int, orders: list[Sequence[int]], chosen: list[int]) -> tuple[Assignment, ...] | None:
+        """
+        *chosen*, which has no primary resource, with one: the first need that has a free primary one takes it.
+
+        It takes the place of the need's last choice (the first free primary one in the need's order comes after
+        every choice, which were all the free auxiliary ones before it). As `Availability._assign` does.
+        """
+        k = 0
+        for np, order in zip(self.needs, orders, strict=True):
+            want = np.want
+            if want:
+                picked = chosen[k : k + want]
+                for j in order:
+                    ix = np.others[j]
+                    if ix.resource.role is ResourceRole.PRIMARY and bisect_right(ix.starts(np.key), t) & 1:
+                        return self._assignment([*chosen[:k], *picked[:-1], j, *chosen[k + want :]])
+                k += want
+        return None
 
     def _assignment(self, chosen: list[int]) -> tuple[Assignment, ...]:
         """The assignments for the chosen others (indexes into each need's others, need after need)."""
@@ -1152,7 +1233,8 @@ class Availability:
         plan = self._plans.get(key)
         if plan is None or plan.base.service is not service:
             base = self._base(service, duration)
-            plan = _Plan(base, pins, self._pin(base, pins), self._now_us, fast=self._fast)
+            self._check_pins(base, pins)
+            plan = _Plan(base, pins, self._now_us, fast=self._fast)
             if len(self._plans) >= _PLANS:
                 self._plans.clear()
             self._plans[key] = plan
@@ -1171,39 +1253,53 @@ class Availability:
                 msg = f"preferred resource {rid!r} is not one of the resources given"
                 raise InvalidInputError(msg, resource_id=rid)
 
-    def _pin(self, base: _Base, pin: frozenset[str]) -> list[list[_Index]]:
-        """The pools with *pin* applied: a pinned resource serves the first need whose pool holds it only."""
-        service = base.service
-        pools = base.pools
+    def _check_pins(self, base: _Base, pin: frozenset[str]) -> None:
+        """
+        Refuse pins that no booking of the service could keep, whatever the time.
+
+        Each pinned resource must serve a need whose pool holds it (a resource in several needs' pools may
+        serve any one of them), so: an unknown id, an id that no need takes, more pins than the needs that
+        take them have room for, or pins that leave no room for a primary resource when none of them is one.
+        """
         if not pin:
-            return pools
-        owned: list[int] = [0] * len(pools)
-        for rid in sorted(pin):
+            return
+        service = base.service
+        ordered = sorted(pin)
+        for rid in ordered:
             if rid not in self._index:
                 msg = f"pinned resource {rid!r} is not one of the resources given"
                 raise InvalidInputError(msg, resource_id=rid)
-            holders = base.holders.get(rid)
-            if not holders:
+            if rid not in base.holders:
                 msg = f"pinned resource {rid!r} does not match any need of service {service.id!r}"
                 raise InvalidInputError(msg, resource_id=rid)
-            owned[holders[0]] += 1
-        for i, need in enumerate(service.needs):
-            if owned[i] > need.count:
-                msg = (
-                    f"{owned[i]} resources are pinned to a need of service {service.id!r} that takes only {need.count}"
+        counts = [need.count for need in service.needs]
+        stuck = _place(ordered, base.holders, counts)
+        if stuck is not None:
+            ids, needs = stuck
+            labels = [repr(service.needs[i].label or f"need {i + 1}") for i in needs]
+            room = sum(counts[i] for i in needs)
+            if len(needs) == 1:
+                where = f"to the need {labels[0]} of service {service.id!r}, which takes only {room}"
+            else:
+                where = (
+                    f"that only the needs {', '.join(labels)} of service {service.id!r} take, "
+                    f"which take only {room} between them"
                 )
-                raise InvalidInputError(msg, service_id=service.id)
-        # A pinned resource serves the first need whose pool holds it, and no other need.
-        dropped: dict[int, set[str]] = {}
-        for rid in pin:
-            for i in base.holders[rid][1:]:
-                dropped.setdefault(i, set()).add(rid)
-        if not dropped:
-            return pools
-        return [
-            [ix for ix in pool if ix.resource.id not in dropped[i]] if i in dropped else pool
-            for i, pool in enumerate(pools)
+            msg = f"{len(ids)} resources are pinned ({', '.join(ids)}) {where}"
+            raise InvalidInputError(msg, service_id=service.id)
+        if any(base.by_id[rid].resource.role is ResourceRole.PRIMARY for rid in ordered):
+            return
+        primaries = [
+            ix.resource.id
+            for ix in base.members
+            if ix.resource.role is ResourceRole.PRIMARY and ix.resource.id not in pin
         ]
+        if not any(_place([*ordered, rid], base.holders, counts) is None for rid in primaries):
+            msg = (
+                f"pinning {', '.join(ordered)} leaves service {service.id!r} no room for a primary resource; "
+                "an auxiliary resource is booked only together with a primary one"
+            )
+            raise InvalidInputError(msg, service_id=service.id)
 
     # --- the booked interval of one start --------------------------------------------------------------
 
@@ -1295,20 +1391,23 @@ class Availability:
 
     def _assign(
         self,
-        shape: _Shape,
-        pools: list[list[_Index]],
+        plan: _Plan,
         start: int,
-        pin: Collection[str],
         strategy: Strategy,
         preferred: Sequence[str],
-        overlapping: bool,
+        *,
+        primary: bool = True,
     ) -> tuple[int, tuple[Assignment, ...]] | None:
         """
         Return ``(end, assignments)`` if *start* can be served, else None: the single decision point.
 
-        Pinned resources serve the first need whose pool holds them; the rest of every need is filled in
-        the strategy's order. When pools share resources, a matching keeps one resource to one need.
+        Every pinned resource serves a need whose pool holds it; the rest of every need is filled in the
+        strategy's order. When a resource could go to two needs (pools that share resources, or a resource
+        pinned into several pools), a matching keeps one resource to one need and finds a choice whenever
+        there is one. With *primary* (always, but for `explain`'s look at why not), the choice holds a
+        primary resource: "an auxiliary resource is booked only together with a primary one".
         """
+        shape = plan.base.shape
         service = shape.service
         ends: dict[str, int | None] = {}
 
@@ -1319,34 +1418,14 @@ class Availability:
             end = ends[key]
             return end is not None and ix.serves(start, end, shape.before, shape.after, units, shape.in_hours)
 
-        pinned: list[list[_Index]] = []
-        feasible: list[list[_Index]] = []
-        needed: list[int] = []
-        for need, pool in zip(service.needs, pools, strict=True):
-            mine = [ix for ix in pool if ix.resource.id in pin]
-            if not all(serves(ix, need.units) for ix in mine):
-                return None
-            want = need.count - len(mine)
-            free: list[_Index] = []
-            if want:
-                for ix in self._order(pool, strategy, preferred, start):
-                    if ix.resource.id in pin or not serves(ix, need.units):
-                        continue
-                    free.append(ix)
-                    if not overlapping and len(free) == want:
-                        break
-                if len(free) < want:
-                    return None
-            pinned.append(mine)
-            feasible.append(free)
-            needed.append(want)
-        if overlapping:
-            matched = _match(feasible, needed)
-            if matched is None:
-                return None
-            feasible = matched
-        chosen = [mine + free[:want] for mine, free, want in zip(pinned, feasible, needed, strict=True)]
-        first = chosen[0][0] if chosen[0] else next(pick[0] for pick in chosen if pick)
+        binds = primary and plan.binds
+        if plan.mine is not None and not plan.overlapping:
+            chosen = self._greedy(plan, start, strategy, preferred, serves, binds)
+        else:
+            chosen = self._matched(plan, start, strategy, preferred, serves, binds)
+        if chosen is None:
+            return None
+        first = next(pick[0] for pick in chosen if pick)
         end = ends[first.zone.key]
         assert end is not None  # noqa: S101 - it served, so the start is valid in its zone
         assignments = tuple(
@@ -1354,6 +1433,77 @@ class Availability:
             for i, (need, pick) in enumerate(zip(service.needs, chosen, strict=True))
         )
         return end, assignments
+
+    def _greedy(
+        self,
+        plan: _Plan,
+        start: int,
+        strategy: Strategy,
+        preferred: Sequence[str],
+        serves: Callable[[_Index, int], bool],
+        binds: bool,
+    ) -> list[list[_Index]] | None:
+        """`_assign` when no resource could go to two needs: each need's pins, then its first free others."""
+        mine = plan.mine
+        assert mine is not None  # noqa: S101 - the caller's condition
+        needs = plan.base.service.needs
+        chosen: list[list[_Index]] = []
+        rests: list[list[_Index]] = []
+        for need, pinned, others in zip(needs, mine, plan.others, strict=True):
+            if not all(serves(ix, need.units) for ix in pinned):
+                return None
+            want = need.count - len(pinned)
+            free: list[_Index] = []
+            if want:
+                for ix in self._order(others, strategy, preferred, start):
+                    if serves(ix, need.units):
+                        free.append(ix)
+                        if len(free) == want and not binds:
+                            break
+                if len(free) < want:
+                    return None
+            chosen.append(pinned + free[:want])
+            rests.append(free[want:])
+        if binds and not _has_primary(chosen):
+            # As `_Plan._with_primary`: the first need with a free primary resource takes it instead of its
+            # last choice (all its choices are auxiliary, and come before it in the order).
+            for i, rest in enumerate(rests):
+                found = next((ix for ix in rest if ix.resource.role is ResourceRole.PRIMARY), None)
+                if found is not None:
+                    chosen[i] = [*chosen[i][:-1], found]
+                    return chosen
+            return None
+        return chosen
+
+    def _matched(
+        self,
+        plan: _Plan,
+        start: int,
+        strategy: Strategy,
+        preferred: Sequence[str],
+        serves: Callable[[_Index, int], bool],
+        binds: bool,
+    ) -> list[list[_Index]] | None:
+        """`_assign` when a resource could go to two needs: a matching, with the pins, and a primary one if bound."""
+        pin = plan.pin
+        needs = plan.base.service.needs
+        required = [plan.base.by_id[rid] for rid in sorted(pin)]
+        options = [
+            [ix for ix in self._order(pool, strategy, preferred, start) if serves(ix, need.units)]
+            for need, pool in zip(needs, plan.pools, strict=True)
+        ]
+        counts = [need.count for need in needs]
+        matched = _match(options, counts, required, pin)
+        if matched is None or not binds or _has_primary(matched):
+            return matched
+        # Not one primary resource: make each free one required in turn, needs and their orders first to last.
+        for option in options:
+            for ix in option:
+                if ix.resource.role is ResourceRole.PRIMARY and ix.resource.id not in pin:
+                    matched = _match(options, counts, [*required, ix], pin)
+                    if matched is not None:
+                        return matched
+        return None
 
     # --- public queries ------------------------------------------------------------------------------------
 
@@ -1379,9 +1529,10 @@ class Availability:
             preferred: For `Strategy.PREFERRED`, the resource ids to try first.
 
         Raises:
-            InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, a
-                preferred id is unknown or given with another strategy, or the service can only take
-                auxiliary resources.
+            InvalidInputError: the duration is not allowed, a pinned id is unknown or matches no need, the
+                pins cannot all be part of one booking (more than the needs that take them have room for, or
+                only auxiliary ones with no room for a primary one), a preferred id is unknown or given with
+                another strategy, or the service can only take auxiliary resources.
         """
         yield from self._slots(service, window, duration, pin, strategy, preferred)
 
@@ -1477,9 +1628,8 @@ class Availability:
         eager = plan.eager
         starts = _progression(plan.bookable() if eager else plan.base.grid(), plan.step, lo, hi)
         if orders is None:
-            shape = plan.base.shape
             for t in starts:
-                found = self._assign(shape, plan.pools, t, plan.pin, strategy, preferred, overlapping=False)
+                found = self._assign(plan, t, strategy, preferred)
                 if found is not None:
                     yield _slot(EPOCH + t * _US, EPOCH + (t + length) * _US, found[1])
             return
@@ -1494,15 +1644,13 @@ class Availability:
     ) -> Iterator[tuple[int, int, tuple[Assignment, ...]]]:
         """The general path: every candidate of the grids in [lo, hi), each decided by `_assign`."""
         shape = plan.base.shape
-        pools = plan.pools
         grids = [self._grid(shape, ix, lo, hi) for ix in plan.base.members]
         if len(grids) == 1:
             candidates: Iterable[int] = grids[0]
         else:
             candidates = sorted({t for grid in grids for t in grid})
-        overlapping = _pools_overlap(pools)
         for start in candidates:
-            found = self._assign(shape, pools, start, plan.pin, strategy, preferred, overlapping)
+            found = self._assign(plan, start, strategy, preferred)
             if found is not None:
                 yield start, found[0], found[1]
 
@@ -1537,8 +1685,6 @@ class Availability:
         s = to_micros(start_dt)
         plan = self._plan(service, duration, pin)
         shape = plan.base.shape
-        pin = plan.pin
-        pools = plan.pools
         reasons: list[Reason] = []
         if s < self._now_us:
             reasons.append(Reason(ReasonCode.MIN_NOTICE, "this time has already passed"))
@@ -1549,15 +1695,15 @@ class Availability:
             reasons.append(
                 Reason(ReasonCode.BEYOND_HORIZON, f"bookings are taken at most {spoken(service.horizon)} ahead")
             )
-        if not self._on_grid(shape, pools, s):
+        if not self._on_grid(shape, plan.pools, s):
             reasons.append(Reason(ReasonCode.OFF_GRID, "this is not one of the offered start times"))
-        found = self._assign(shape, pools, s, pin, strategy, preferred, _pools_overlap(pools))
+        found = self._assign(plan, s, strategy, preferred)
         if found is not None and not reasons:
             end, assignments = found
             slot = Slot(start_dt, from_micros(end), assignments)
             return Explanation(start_dt, bookable=True, slot=slot, reasons=())
         if found is None:
-            reasons.extend(self._need_reasons(shape, pools, s, pin))
+            reasons.extend(self._need_reasons(plan, s))
         return Explanation(start_dt, bookable=False, slot=None, reasons=tuple(reasons))
 
     def check(
@@ -1584,20 +1730,24 @@ class Availability:
             raise ConflictError(msg, start=explanation.start, reasons=explanation.reasons)
         return explanation.slot
 
-    def _need_reasons(self, shape: _Shape, pools: list[list[_Index]], start: int, pin: Collection[str]) -> list[Reason]:
+    def _need_reasons(self, plan: _Plan, start: int) -> list[Reason]:
         reasons: list[Reason] = []
+        shape = plan.base.shape
         service = shape.service
-        for i, (need, pool) in enumerate(zip(service.needs, pools, strict=True)):
+        pin = plan.pin
+        owners = _reason_pins(plan)
+        for i, (need, pool) in enumerate(zip(service.needs, plan.pools, strict=True)):
             label = need.label or f"need {i + 1}"
-            # A pinned resource must serve; the rest of the need comes from the others. Reasons about the
-            # others are only worth telling when they are why the need cannot be filled.
+            # A pinned resource must serve its need; the rest of the need comes from the others. Reasons about
+            # the others are only worth telling when they are why the need cannot be filled.
+            own = owners[i]
             busy_pinned = []
-            for ix in (ix for ix in pool if ix.resource.id in pin):
+            for ix in (ix for ix in pool if ix.resource.id in own):
                 found = self._resource_reasons(shape, ix, need, start, i)
                 reasons.extend(found)
                 if found:
                     busy_pinned.append(ix.resource.id)
-            want = need.count - sum(1 for ix in pool if ix.resource.id in pin)
+            want = need.count - len(own)
             free = 0
             about_others: list[Reason] = []
             for ix in (ix for ix in pool if ix.resource.id not in pin):
@@ -1617,6 +1767,10 @@ class Availability:
                         ReasonCode.NO_MEMBER_FREE, f"{label}: {free} of the {want} needed resources are free", need=i
                     )
                 )
+        if not reasons and plan.binds:
+            without = self._assign(plan, start, Strategy.FIRST_AVAILABLE, (), primary=False)
+            if without is not None:
+                reasons.extend(self._primary_reasons(plan, start, without[1]))
         if not reasons:
             reasons.append(
                 Reason(
@@ -1624,6 +1778,27 @@ class Availability:
                     "no combination of free resources serves every need at once",
                 )
             )
+        return reasons
+
+    def _primary_reasons(self, plan: _Plan, start: int, auxiliary: tuple[Assignment, ...]) -> list[Reason]:
+        """Why *start* has only auxiliary resources free (the choice *auxiliary*): each primary one's reasons."""
+        shape = plan.base.shape
+        needs = shape.service.needs
+        reasons: list[Reason] = []
+        for ix in plan.base.members:
+            if ix.resource.role is ResourceRole.PRIMARY and ix.resource.id not in plan.pin:
+                held = plan.base.holders[ix.resource.id]
+                every = [self._resource_reasons(shape, ix, needs[i], start, i) for i in held]
+                if all(every):
+                    reasons.extend(every[0])
+        ids = ", ".join(rid for a in auxiliary for rid in a.resource_ids)
+        reasons.append(
+            Reason(
+                ReasonCode.NO_MEMBER_FREE,
+                f"no primary resource is free to go with {ids}: "
+                "an auxiliary resource is booked only together with a primary one",
+            )
+        )
         return reasons
 
     def _resource_reasons(self, shape: _Shape, ix: _Index, need: Need, start: int, need_index: int) -> list[Reason]:
@@ -1924,19 +2099,7 @@ class Availability:
         if t < plan.earliest or t > plan.latest:
             return False
         shape = plan.base.shape
-        return (
-            self._on_grid(shape, plan.pools, t)
-            and self._assign(
-                shape,
-                plan.pools,
-                t,
-                plan.pin,
-                Strategy.FIRST_AVAILABLE,
-                (),
-                _pools_overlap(plan.pools),
-            )
-            is not None
-        )
+        return self._on_grid(shape, plan.pools, t) and self._assign(plan, t, Strategy.FIRST_AVAILABLE, ()) is not None
 
     def remaining(self, resource_id: str, interval: Interval) -> int | None:
         """
@@ -2064,35 +2227,154 @@ def _pools_overlap(pools: list[list[_Index]]) -> bool:
     return False
 
 
-def _match(feasible: list[list[_Index]], counts: list[int]) -> list[list[_Index]] | None:
+def _reason_pins(plan: _Plan) -> list[set[str]]:
     """
-    Choose ``counts[i]`` distinct resources for every need *i*, no resource serving two needs.
+    The pinned resources of each need, as `explain` tells them (one need for a resource in several pools).
 
-    A small augmenting-path matching (each need is expanded into ``count`` seats); sizes are tiny, so
-    Kuhn's algorithm is plenty. Returns the choice per need in the given order, or None if none exists.
+    A resource pinned into several needs' pools is told as serving the first need (in the needs' order) that
+    leaves every need enough other resources to fill up from. So pinning Ann, a coach who is also the only
+    senior, is told as "senior: Ann" and "coach: who else is free", not as a senior missing. Resources pinned
+    into one pool only are that need's.
     """
-    seats = [i for i, count in enumerate(counts) for _ in range(count)]
-    owner: dict[str, int] = {}
+    holders = plan.base.holders
+    needs = plan.base.service.needs
+    pin = plan.pin
+    fixed = [{rid for rid in pin if holders[rid] == [i]} for i in range(len(needs))]
+    shared = sorted(rid for rid in pin if len(holders[rid]) > 1)
+    if not shared:
+        return fixed
+    spare = [len(others) for others in plan.others]
+    first: list[set[str]] | None = None
+    for ways in islice(product(*(holders[rid] for rid in shared)), _REASON_WAYS):
+        own = [set(ids) for ids in fixed]
+        for rid, i in zip(shared, ways, strict=True):
+            own[i].add(rid)
+        if all(len(own[i]) <= need.count <= len(own[i]) + spare[i] for i, need in enumerate(needs)):
+            return own
+        first = own if first is None else first
+    assert first is not None  # noqa: S101 - every pinned resource has a need
+    return first
 
-    def augment(seat: int, visited: set[str]) -> bool:
-        for ix in feasible[seats[seat]]:
+
+_REASON_WAYS: Final = 256
+"""How many ways of giving resources pinned into several pools to needs `explain` looks at for its words."""
+
+
+def _has_primary(chosen: list[list[_Index]]) -> bool:
+    """Whether a choice of resources, need by need, holds a primary resource."""
+    return any(ix.resource.role is ResourceRole.PRIMARY for pick in chosen for ix in pick)
+
+
+def _place(
+    required: Sequence[str], holders: Mapping[str, list[int]], counts: Sequence[int]
+) -> tuple[list[str], list[int]] | None:
+    """
+    Give each *required* resource a place in a need that may take it (*holders*), ``counts[i]`` places per need.
+
+    Whatever the time: this is the shape of a service's needs only. Returns None when they all fit; else some of
+    them and the needs they may go to, which have fewer places than they are (Hall's condition: why no
+    placement exists). A small augmenting-path matching (Kuhn's), from the resources' side.
+    """
+    seats_of: list[range] = []
+    first = 0
+    for count in counts:
+        seats_of.append(range(first, first + count))
+        first += count
+    taker: list[str | None] = [None] * first
+
+    def place(rid: str, visited: set[int]) -> bool:
+        for i in holders[rid]:
+            for seat in seats_of[i]:
+                if seat in visited:
+                    continue
+                visited.add(seat)
+                other = taker[seat]
+                if other is None or place(other, visited):
+                    taker[seat] = rid
+                    return True
+        return False
+
+    for rid in required:
+        visited: set[int] = set()
+        if not place(rid, visited):
+            # Every place of every need these resources may go to was tried, and each is taken by one of them.
+            needs = [i for i, seats in enumerate(seats_of) if any(seat in visited for seat in seats)]
+            stuck = sorted({rid, *(taker[seat] or rid for seat in visited)})
+            return stuck, needs
+    return None
+
+
+def _match(
+    options: list[list[_Index]], counts: list[int], required: Sequence[_Index], pin: Collection[str]
+) -> list[list[_Index]] | None:
+    """
+    Choose ``counts[i]`` distinct resources of ``options[i]`` for every need *i*, with every *required* one.
+
+    Each need is expanded into ``count`` places. The *required* resources (the pins) are placed first, from
+    their side; then every empty place is filled from the need's options, in their order, by augmenting
+    paths (Kuhn's algorithm; sizes are tiny). An augmenting path moves resources between places but never
+    drops one, so the required ones stay; and when some choice keeps them all, this finds one (a matching
+    that covers the required resources and one that fills every place make one that does both). Returns each
+    need's choice, the ones in *pin* first, then by the given resource order; or None if there is no choice.
+    """
+    matching = _Matching(options, counts)
+    if not all(matching.place(ix, set()) for ix in required):
+        return None
+    taker = matching.taker
+    if not all(taker[seat] is not None or matching.fill(seat, set()) for seat in range(len(taker))):
+        return None
+    return [
+        sorted(
+            (cast("_Index", taker[seat]) for seat in seats),
+            key=lambda ix: (ix.resource.id not in pin, ix.order),
+        )
+        for seats in matching.seats_of
+    ]
+
+
+class _Matching:
+    """The places of `_match` and who takes them, with the two augmenting searches."""
+
+    __slots__ = ("ids", "options", "seat_of", "seats", "seats_of", "taker")
+
+    def __init__(self, options: list[list[_Index]], counts: list[int]) -> None:
+        self.options = options
+        self.seats = [i for i, count in enumerate(counts) for _ in range(count)]
+        """The need of each place."""
+        self.seats_of: list[list[int]] = [[] for _ in counts]
+        for seat, i in enumerate(self.seats):
+            self.seats_of[i].append(seat)
+        self.ids = [{ix.resource.id for ix in option} for option in options]
+        self.taker: list[_Index | None] = [None] * len(self.seats)
+        self.seat_of: dict[str, int] = {}
+
+    def place(self, ix: _Index, visited: set[int]) -> bool:
+        """Give resource *ix* a place of a need it may serve, moving the ones in the way (from its side)."""
+        rid = ix.resource.id
+        for i, held in enumerate(self.ids):
+            if rid not in held:
+                continue
+            for seat in self.seats_of[i]:
+                if seat in visited:
+                    continue
+                visited.add(seat)
+                other = self.taker[seat]
+                if other is None or self.place(other, visited):
+                    self.taker[seat] = ix
+                    self.seat_of[rid] = seat
+                    return True
+        return False
+
+    def fill(self, seat: int, visited: set[str]) -> bool:
+        """Give empty place *seat* a resource of its need's options, moving the ones in the way (from its side)."""
+        for ix in self.options[self.seats[seat]]:
             rid = ix.resource.id
             if rid in visited:
                 continue
             visited.add(rid)
-            if rid not in owner or augment(owner[rid], visited):
-                owner[rid] = seat
+            held = self.seat_of.get(rid)
+            if held is None or self.fill(held, visited):
+                self.taker[seat] = ix
+                self.seat_of[rid] = seat
                 return True
         return False
-
-    for seat in range(len(seats)):
-        if not augment(seat, set()):
-            return None
-    chosen_ids = set(owner)
-    return [
-        sorted(
-            (ix for ix in pool if ix.resource.id in chosen_ids and seats[owner[ix.resource.id]] == i),
-            key=lambda ix: ix.order,
-        )
-        for i, pool in enumerate(feasible)
-    ]

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, to_utc
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, spoken, to_utc
 from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
 from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
@@ -221,6 +221,27 @@ class _Catalogue:
                 raise InvalidInputError(msg, resource_id=rid)
         pool = {r.id for r in self.pool(service)}
         return tuple(rid for rid in ids if rid in pool)
+
+    def check_pins(self, service: Service, pins: Collection[str]) -> None:
+        """
+        Refuse a pinned id that is no resource of this business, or a resource that serves no need of *service*.
+
+        The solver is given the service's pool only, so it could not tell the two apart from a typo.
+        """
+        pool = {r.id for r in self.pool(service)}
+        for rid in sorted(pins):
+            if rid in pool:
+                continue
+            if rid not in self.by_id:
+                msg = f"pinned resource {rid!r} is not a resource of this business"
+            else:
+                msg = f"pinned resource {rid!r} does not match any need of service {service.id!r}"
+            raise InvalidInputError(msg, resource_id=rid)
+
+    def screened(self, service: Service, pins: Collection[str], preferred: Sequence[str]) -> tuple[str, ...]:
+        """Refuse bad *pins* (`check_pins`); return the *preferred* ids that serve *service* (`preferred`)."""
+        self.check_pins(service, pins)
+        return self.preferred(service, preferred) if preferred else ()
 
     def pool(self, service: Service) -> tuple[Resource, ...]:
         """The resources that can serve some need of *service*, in catalogue order (memoized per service)."""
@@ -685,7 +706,7 @@ class BookingEngine:
         def query(tx: StorageTransaction, now: datetime) -> list[Slot]:
             catalogue = self._catalogue(tx)
             service = catalogue.get_service(service_id)
-            ranked = catalogue.preferred(service, preferred) if preferred else ()
+            ranked = catalogue.screened(service, pin, preferred)
             availability = self._availability(tx, now, service, window)
             return availability.slots(
                 service, window, duration=duration, pin=pin, strategy=strategy, preferred=ranked, limit=limit
@@ -708,8 +729,10 @@ class BookingEngine:
         _check_ids(pin, "pin")
 
         def query(tx: StorageTransaction, now: datetime) -> Explanation:
-            service = self._catalogue(tx).get_service(service_id)
-            window = Interval(start, start + (duration or service.duration))
+            catalogue = self._catalogue(tx)
+            service = catalogue.get_service(service_id)
+            catalogue.check_pins(service, pin)
+            window = Interval(start, start + (service.duration if duration is None else duration))
             return self._availability(tx, now, service, window).explain(service, start, duration=duration, pin=pin)
 
         return self._run(query)
@@ -903,7 +926,7 @@ class BookingEngine:
         def create(tx: StorageTransaction, now: datetime) -> Booking:
             catalogue = self._catalogue(tx)
             service = catalogue.get_service(service_id)
-            business, ranked = catalogue.get_business(self.tenant), catalogue.preferred(service, preferred)
+            business, ranked = catalogue.get_business(self.tenant), catalogue.screened(service, pins, preferred)
             chosen = service.duration if duration is None else duration
             window = Interval(start, start + chosen)
             if not override and catalogue.found_full((service_id, start, duration), now):
@@ -918,7 +941,7 @@ class BookingEngine:
                 if not business.policies.allow_override:
                     msg = f"{business.name} does not allow managers to book outside the offered times"
                     raise PolicyViolationError(msg, rule="override")
-                slot = self._override_slot(tx, now, service, start, duration, pins)
+                slot = self._override_slot(tx, now, service, start, duration, pins, strategy, ranked)
             else:
                 slot = self._availability(tx, now, service, window).check(
                     service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
@@ -970,7 +993,7 @@ class BookingEngine:
         try:
             chosen = service.duration if duration is None else duration
             span = _span(service, Interval(start, start + chosen))
-            ranked = snapshot.preferred(service, preferred) if preferred else ()
+            ranked = snapshot.screened(service, pins, preferred)
             slot = self._view(snapshot, now, service, span, ()).check(
                 service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
             )
@@ -1010,8 +1033,14 @@ class BookingEngine:
         start: datetime,
         duration: timedelta | None,
         pin: Collection[str],
+        strategy: Strategy,
+        preferred: Sequence[str],
     ) -> Slot:
-        """Check *start* with every pool resource open around it and no notice or horizon: capacity only."""
+        """
+        Check *start* with every pool resource open around it and no notice or horizon: capacity only.
+
+        Resources are chosen as without an override: *pin*, then *strategy* (with the *preferred* ids of the pool).
+        """
         relaxed = attrs.evolve(service, min_notice=timedelta(0), horizon=None, buffers_outside_hours=False)
         chosen = service.duration if duration is None else duration
         longest = chosen + _ONE_DAY if service.unit is not ServiceUnit.MINUTES else chosen
@@ -1022,7 +1051,7 @@ class BookingEngine:
         found = tx.loads([r.id for r in pool], span)
         business = catalogue.get_business(self.tenant)
         availability = Availability(pool, opened, found, now=now, zone=business.zone)
-        return availability.check(relaxed, start, duration=duration, pin=pin)
+        return availability.check(relaxed, start, duration=duration, pin=pin, strategy=strategy, preferred=preferred)
 
     # --- moving through the lifecycle ----------------------------------------------------------------------
 
@@ -1833,6 +1862,9 @@ def _check_duration(duration: object) -> None:
         msg = f"duration must be a timedelta (or None for the service's own), not {duration!r}"
         raise InvalidInputError(msg, field="duration")
     if duration is not None:
+        if duration <= timedelta(0):
+            msg = f"duration must be longer than zero, got {spoken(duration)}"
+            raise InvalidInputError(msg, field="duration")
         check_duration_range(duration, "duration")  # start + duration must stay computable
 
 
@@ -1868,10 +1900,16 @@ def _check_choice(duration: object, pin: object, strategy: object, preferred: ob
     _check_duration(duration)
     _check_ids(pin, "pin")
     _check_ids(preferred, "preferred")
-    if isinstance(strategy, str) and strategy in _STRATEGIES:
-        return Strategy(strategy)
-    msg = f"strategy must be a Strategy or one of {', '.join(_STRATEGIES)}, not {strategy!r}"
-    raise InvalidInputError(msg, field="strategy")
+    if not isinstance(strategy, str) or strategy not in _STRATEGIES:
+        msg = f"strategy must be a Strategy or one of {', '.join(_STRATEGIES)}, not {strategy!r}"
+        raise InvalidInputError(msg, field="strategy")
+    chosen = Strategy(strategy)
+    if preferred and chosen is not Strategy.PREFERRED:
+        # Refused here, whatever the ids: the solver only sees those of the service's pool (`_Catalogue.preferred`),
+        # so it would refuse a list of favourites in the pool and silently ignore one outside it.
+        msg = f"preferred resources are only used with strategy 'preferred', not {str(chosen)!r}"
+        raise InvalidInputError(msg, field="preferred")
+    return chosen
 
 
 def _statuses(status: object) -> frozenset[BookingStatus] | None:

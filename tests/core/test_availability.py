@@ -185,6 +185,124 @@ class TestCombinedNeeds:
         assert ("ann", "chair") == availability.slots(both, WHOLE_DAY)[0].resource_ids
 
 
+CAT = Resource("cat", "Dr Cat", kind="user", type="dentist")
+DUO = Service(
+    "duo",
+    "Duo",
+    needs=[Need(type="dentist", label="any"), Need(resource_ids=["ann"], label="senior")],
+    duration=HOUR,
+)
+"""Any dentist plus Ann as the senior: Ann sits in both needs' pools."""
+
+
+class TestPinsAcrossNeeds:
+    def test_pinning_an_offered_slot_checks_out_on_its_resources(self):
+        """Pinning exactly the resources of an offered slot gives that slot back, whatever needs they share."""
+        availability = Availability([ANN, BOB], hours_for(ANN, BOB), now=at(0))
+        offered = availability.slots(DUO, WHOLE_DAY)[0]
+
+        slot = availability.check(DUO, offered.start, pin=offered.resource_ids)
+
+        assert ("bob", "ann") == offered.resource_ids
+        assert offered == slot
+
+    def test_a_resource_in_two_pools_is_pinned_to_the_need_that_leaves_a_choice(self):
+        """Pinning Ann offers Bob + Ann (Ann as the senior), as a matching finds; not nothing."""
+        loads = [Load("b1", "bob", Interval(at(9), at(10)))]
+        availability = Availability([ANN, BOB], hours_for(ANN, BOB), loads, now=at(0))
+
+        slots = availability.slots(DUO, WHOLE_DAY, pin=["ann"])
+
+        assert at(10) == slots[0].start
+        assert all((("bob",), ("ann",)) == tuple(a.resource_ids for a in s.assignments) for s in slots)
+        assert availability.is_bookable(DUO, at(10), pin=("ann",))
+        assert not availability.is_bookable(DUO, at(9), pin=("ann",))
+
+    def test_the_refusal_of_a_pin_in_two_pools_names_the_busy_need(self):
+        """Bob and Cat busy: pinning Ann is refused for want of another dentist, not of a senior."""
+        loads = [Load("b1", "bob", Interval(at(9), at(10))), Load("b2", "cat", Interval(at(9), at(10)))]
+        availability = Availability([ANN, BOB, CAT], hours_for(ANN, BOB, CAT), loads, now=at(0))
+
+        messages = [r.message for r in availability.explain(DUO, at(9), pin=["ann"]).reasons]
+
+        assert ["bob is booked (b1)", "cat is booked (b2)", "any: 0 of the 1 needed resources are free"] == messages
+
+    @pytest.mark.parametrize(
+        ("seniors", "pin", "words"),
+        [
+            (
+                ["ann", "bob"],
+                ["ann", "bob", "cat"],
+                (
+                    "3 resources are pinned (ann, bob, cat) that only the needs 'any', 'senior' of service 'duo' "
+                    "take, which take only 2 between them"
+                ),
+            ),
+            (
+                ["ann"],
+                ["bob", "cat"],
+                "2 resources are pinned (bob, cat) to the need 'any' of service 'duo', which takes only 1",
+            ),
+        ],
+    )
+    def test_pins_that_no_booking_could_hold_are_refused(self, seniors, pin, words):
+        """More pins than the needs that take them have room for is an input error that says which and why."""
+        needs = [Need(type="dentist", label="any"), Need(resource_ids=seniors, label="senior")]
+        service = Service("duo", "Duo", needs=needs, duration=HOUR)
+        availability = Availability([ANN, BOB, CAT], hours_for(ANN, BOB, CAT), now=at(0))
+
+        with pytest.raises(InvalidInputError) as info:
+            availability.slots(service, WHOLE_DAY, pin=pin)
+
+        assert words == str(info.value)
+
+
+TRAILER = Resource("trailer", "Trailer", type="dentist", role=ResourceRole.AUXILIARY)
+
+
+class TestAuxiliaryResources:
+    def test_an_auxiliary_resource_is_never_booked_alone(self):
+        """With Ann booked, the auxiliary trailer of the same pool is not offered on its own, and explain says why."""
+        loads = [Load("b1", "ann", Interval(at(9), at(10)))]
+        availability = Availability([ANN, TRAILER], hours_for(ANN, TRAILER), loads, now=at(0))
+
+        slots = availability.slots(CHECKUP, WHOLE_DAY)
+        why = availability.explain(CHECKUP, at(9))
+
+        assert at(10) == slots[0].start
+        assert all(("ann",) == s.resource_ids for s in slots)
+        assert [
+            "ann is booked (b1)",
+            (
+                "no primary resource is free to go with trailer: an auxiliary resource is booked only together "
+                "with a primary one"
+            ),
+        ] == [r.message for r in why.reasons]
+        assert not availability.is_bookable(CHECKUP, at(9))
+        assert at(10) == availability.next_available(CHECKUP, at(9)).start
+
+    def test_a_need_takes_a_primary_resource_when_no_other_need_has_one(self):
+        """Two mixed needs: when the first need's free choice is auxiliary only, the second takes its primary one."""
+        hitch = Resource("hitch", "Hitch", type="hitch", role=ResourceRole.AUXILIARY)
+        car = Resource("car", "Car", type="hitch")
+        service = Service("s", "S", needs=[Need(type="dentist"), Need(type="hitch")], duration=HOUR)
+        loads = [Load("b1", "ann", Interval(at(9), at(10)))]
+        availability = Availability([ANN, TRAILER, hitch, car], hours_for(ANN, TRAILER, hitch, car), loads, now=at(0))
+
+        first = availability.slots(service, WHOLE_DAY)[0]
+        later = availability.slots(service, Interval(at(10), at(11)))[0]
+
+        assert (at(9), ("trailer", "car")) == (first.start, first.resource_ids)
+        assert ("ann", "hitch") == later.resource_ids
+
+    def test_pinning_only_auxiliary_resources_is_refused(self):
+        """Pins that leave no room for a primary resource could never be booked: an input error says so."""
+        availability = Availability([ANN, TRAILER], hours_for(ANN, TRAILER), now=at(0))
+
+        with pytest.raises(InvalidInputError, match="pinning trailer leaves service 'checkup' no room for a primary"):
+            availability.slots(CHECKUP, WHOLE_DAY, pin=["trailer"])
+
+
 class TestStrategies:
     def setup_method(self):
         self.loads = [Load("b1", "ann", Interval(at(14), at(16)))]

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ import slotengine.availability as availability_module
 from slotengine.availability import Availability, Load, Strategy
 from slotengine.errors import InvalidInputError, NotFoundError
 from slotengine.intervals import Interval, IntervalSet
-from slotengine.model import UNLIMITED, Need, Resource, Service
+from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service
 from slotengine.testing._solver_strategies import scenarios
 
 FIVE = timedelta(minutes=5)
@@ -68,6 +69,17 @@ def candidate_starts(sc):
     return sorted(out)
 
 
+@st.composite
+def mostly_auxiliary(draw):
+    """A scenario whose resources are each auxiliary half the time, with no pin (so its plan is often fast)."""
+    sc = draw(scenarios())
+    roles = [draw(st.booleans()) for _ in sc.resources]
+    flipped = tuple(
+        attrs.evolve(r, role=ResourceRole.AUXILIARY) if aux else r for r, aux in zip(sc.resources, roles, strict=True)
+    )
+    return attrs.evolve(sc, resources=flipped, pin=frozenset())
+
+
 class TestFastPathEqualsGeneralPath:
     @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios(), st.sampled_from(list(Strategy)), st.booleans())
@@ -83,6 +95,19 @@ class TestFastPathEqualsGeneralPath:
         assert general == lazy
         if general[0] != "error":
             assert general[1] == [(s.start - EPOCH) // US for s in general[0]]
+
+    @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+    @given(mostly_auxiliary(), st.sampled_from(list(Strategy)), st.booleans())
+    def test_same_slots_when_a_primary_resource_must_be_found(self, sc, strategy, reverse):
+        """With many auxiliary resources (a need may have to take a primary one), both paths still agree."""
+        preferred = sorted((r.id for r in sc.resources), reverse=reverse) if strategy is Strategy.PREFERRED else []
+        general = answers(build(sc, fast=False), sc, strategy, preferred)
+        eager = answers(build(sc, fast=True), sc, strategy, preferred)
+        with eager_below(0):
+            lazy = answers(build(sc, fast=True), sc, strategy, preferred)
+
+        assert general == eager
+        assert general == lazy
 
     @settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
     @given(scenarios())

@@ -926,6 +926,155 @@ class TestBadInput:
             engine.find_slots("x", DAY3)
 
 
+def coaching(engine):
+    """Ann, Bob and Cat coach; a duo session needs any coach plus Ann as the senior (Ann is in both pools)."""
+    for rid in ("ann", "bob", "cat"):
+        engine.add_resource(Resource(rid, rid.title(), kind="user", type="coach"))
+    needs = [Need(type="coach", label="coach"), Need(resource_ids=["ann"], label="senior")]
+    engine.add_service(Service("duo", "Duo", needs=needs, duration=H))
+
+
+class TestPinsAcrossNeeds:
+    def test_holding_an_offered_slot_by_its_resources_books_them(self, engine):
+        """Pinning exactly the resources of an offered slot holds it on them ("what the client saw is booked")."""
+        coaching(engine)
+        offered = engine.find_slots("duo", DAY3)[0]
+
+        held = engine.hold("duo", offered.start, pin=offered.resource_ids)
+
+        assert ("bob", "ann") == offered.resource_ids
+        assert offered.assignments == held.assignments
+
+    def test_a_resource_two_needs_could_take_is_pinned_where_a_booking_fits(self, engine):
+        """Pinning Ann (a coach, and the only senior) offers and holds Bob + Ann rather than nothing."""
+        coaching(engine)
+
+        slots = engine.find_slots("duo", DAY3, pin=["ann"])
+        held = engine.hold("duo", at(3, 9), pin=["ann"])
+
+        assert at(3, 9) == slots[0].start
+        assert all(s.resource_ids == ("bob", "ann") for s in slots)
+        assert (("bob",), ("ann",)) == tuple(a.resource_ids for a in held.assignments)
+
+    def test_a_refused_pin_into_two_pools_names_what_is_busy(self, engine):
+        """With Bob and Cat busy, pinning Ann is refused because no other coach is free, not for want of a senior."""
+        coaching(engine)
+        engine.add_service(Service("solo", "Solo", needs=[Need(type="coach")], duration=H))
+        engine.book("solo", at(3, 9), pin=["bob"])
+        engine.book("solo", at(3, 9), pin=["cat"])
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError, match="coach: 0 of the 1 needed resources are free") as info:
+            engine.hold("duo", at(3, 9), pin=["ann"])
+
+        assert "senior:" not in str(info.value)
+        assert before == state_hash(engine)
+
+    def test_reschedule_keeps_the_resources_when_they_are_free(self, engine):
+        """A booking on Cat + Ann moved to a time when both are free stays on Cat + Ann."""
+        coaching(engine)
+        booked = engine.hold("duo", at(3, 9), strategy=Strategy.PREFERRED, preferred=["cat"])
+
+        moved = engine.reschedule(booked.id, at(3, 11))
+
+        assert ("cat", "ann") == booked.resource_ids
+        assert booked.assignments == moved.assignments
+
+
+class TestAuxiliaryResources:
+    def test_an_auxiliary_resource_is_never_booked_on_its_own(self, engine):
+        """Once the car is taken, the trailer of the same pool is neither offered nor booked alone."""
+        engine.add_resource(Resource("car", "Car", type="vehicle"))
+        engine.add_resource(Resource("trailer", "Trailer", type="vehicle", role="auxiliary"))
+        engine.add_service(Service("hire", "Hire", needs=[Need(type="vehicle")], duration=H))
+        engine.book("hire", at(3, 9))
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError, match="booked only together with a primary one"):
+            engine.book("hire", at(3, 9))
+        assert [at(3, 10)] == [s.start for s in engine.find_slots("hire", Interval(at(3, 9), at(3, 11)))][:1]
+        assert all(s.resource_ids == ("car",) for s in engine.find_slots("hire", DAY3))
+        assert ["car is booked (id1)"] == [
+            r.message for r in engine.explain("hire", at(3, 9)).reasons if r.resource_id is not None
+        ]
+        with pytest.raises(InvalidInputError, match="no room for a primary resource"):
+            engine.find_slots("hire", DAY3, pin=["trailer"])
+        assert before == state_hash(engine)
+
+
+class TestOverride:
+    def test_an_override_follows_the_strategy_and_the_preferred_resources(self, storage, clock):
+        """book(override=True) chooses resources as without one: Pavel when he is preferred and free."""
+        engine = BookingEngine(storage, clock=clock, tenant="cut", default_actor=SYSTEM)
+        engine.setup(business(allow_override=True))
+        for rid in ("ivan", "pavel"):
+            engine.add_resource(Resource(rid, rid.title(), kind="user", type="barber"))
+        engine.add_service(Service("cut", "Cut", needs=[Need(type="barber")], duration=30 * M))
+        manager = Actor.manager("m")
+
+        off_grid = engine.book(
+            "cut", at(3, 9, 7), strategy="preferred", preferred=["pavel"], override=True, actor=manager
+        )
+        least = engine.book("cut", at(3, 20), strategy="least_loaded", override=True, actor=manager)
+
+        assert ("pavel",) == off_grid.resource_ids
+        assert ("ivan",) == least.resource_ids  # Pavel has 30 minutes booked that day, Ivan none
+
+
+class TestRefusalsSayWhatIsWrong:
+    def test_a_pin_outside_the_pool_says_it_serves_no_need(self, engine):
+        """A real resource that the service cannot take is named as such, not as unknown."""
+        engine.add_resource(Resource("room", "Room", type="room"))
+
+        with pytest.raises(InvalidInputError, match="pinned resource 'room' does not match any need of service 'wash'"):
+            engine.find_slots("wash", DAY3, pin=["room"])
+        with pytest.raises(InvalidInputError, match="pinned resource 'room' does not match any need"):
+            engine.hold("wash", at(3, 9), pin=["room"])
+        with pytest.raises(InvalidInputError, match="pinned resource 'room' does not match any need"):
+            engine.explain("wash", at(3, 9), pin=["room"])
+        with pytest.raises(InvalidInputError, match="pinned resource 'zz' is not a resource of this business"):
+            engine.hold("wash", at(3, 9), pin=["zz"])
+        assert [] == engine.list()
+
+    @pytest.mark.parametrize("duration", [timedelta(0), -30 * M])
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda e, d: e.hold("wash", at(3, 9), duration=d),
+            lambda e, d: e.book("wash", at(3, 9), duration=d),
+            lambda e, d: e.explain("wash", at(3, 9), duration=d),
+            lambda e, d: e.find_slots("wash", DAY3, duration=d),
+            lambda e, d: e.reschedule(e.list()[0].id, at(3, 11), duration=d),
+        ],
+    )
+    def test_a_duration_of_zero_or_less_is_refused_by_name(self, engine, call, duration):
+        """A zero or negative duration is refused as a duration, never read as "not given" nor as a bad interval."""
+        engine.book("wash", at(3, 10))
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="duration must be longer than zero") as info:
+            call(engine, duration)
+
+        assert "duration" == info.value.details["field"]
+        assert before == state_hash(engine)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda e: e.find_slots("wash", DAY3, preferred=["vac1"]),
+            lambda e: e.hold("wash", at(3, 9), preferred=["vac1"]),
+            lambda e: e.book("wash", at(3, 9), strategy="least_loaded", preferred=["vac1"]),
+        ],
+    )
+    def test_preferred_with_another_strategy_is_refused_whatever_the_ids(self, engine, call):
+        """preferred= without strategy 'preferred' is refused even when its ids serve another service."""
+        engine.add_resource(Resource("vac1", "Vacuum", type="vacuum"))
+
+        with pytest.raises(InvalidInputError, match="only used with strategy 'preferred'"):
+            call(engine)
+        assert [] == engine.list()
+
+
 class TestStrategiesWhenBooking:
     def test_hold_follows_the_strategy(self, engine):
         """hold() assigns by the strategy it is given, like find_slots does."""
