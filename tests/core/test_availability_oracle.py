@@ -1,6 +1,5 @@
 """The solver against the brute-force oracle: same starts, valid assignments, and explain agrees."""
 
-import itertools
 import os
 from datetime import timedelta
 
@@ -12,9 +11,8 @@ from hypothesis import strategies as st
 from slotengine.availability import Availability
 from slotengine.errors import InvalidInputError
 from slotengine.model import ResourceRole
-from slotengine.testing import _solver_oracle
-from slotengine.testing._solver_oracle import oracle_valid_assignment
 from slotengine.testing._solver_strategies import scenarios
+from slotengine.testing.oracle import oracle_slot_starts, oracle_valid_assignment
 
 FIVE = timedelta(minutes=5)
 # 300 examples per CI run; SLOTENGINE_NIGHTLY=1 runs ten times as many (the `nightly` marker names these tests).
@@ -23,50 +21,11 @@ EXAMPLES = 300 * (10 if os.environ.get("SLOTENGINE_NIGHTLY") == "1" else 1)
 FEW = 100 * (10 if os.environ.get("SLOTENGINE_NIGHTLY") == "1" else 1)
 
 
-class _World(_solver_oracle._World):
-    """
-    The shared oracle's world, with the assignment rule as `slotengine.availability` states it.
-
-    Every pinned resource is part of the choice, serving any need whose pool holds it (not only the first),
-    and the choice holds at least one primary resource: "an auxiliary resource is booked only together with
-    a primary one" (`slotengine.model.ResourceRole`), a rule on the booking as a whole, so a need of auxiliary
-    resources only (the clinic's X-ray unit) is served beside a primary one of another need. Every
-    combination of every need is tried, nothing clever.
-    """
-
-    def assignment_exists(self, service, duration, start, pin):
-        options = []
-        for need, pool in zip(service.needs, self.pools(service), strict=True):
-            free = [r for r in pool if self.serves(r, service, duration, start, need.units)]
-            options.append(list(itertools.combinations(free, need.count)))
-        for choice in itertools.product(*options):
-            chosen = [r for combo in choice for r in combo]
-            ids = {r.id for r in chosen}
-            if len(ids) == len(chosen) and set(pin) <= ids and any(r.role is ResourceRole.PRIMARY for r in chosen):
-                return True
-        return False
-
-
-def oracle_slot_starts(resources, hours, loads, *, now, service, window, pin=(), zone="UTC"):
-    """The starts the solver must offer, by brute force (`_solver_oracle.oracle_slot_starts` with `_World`)."""
-    world = _World(resources, hours, loads, now, zone)
-    m = _solver_oracle._minute
-    lo = max(m(window.start), world.now + _solver_oracle._minutes(service.min_notice))
-    hi = m(window.end)
-    if service.horizon is not None:
-        hi = min(hi, world.now + _solver_oracle._minutes(service.horizon) + 1)
-    starts = sorted(t for t in world.grid(service, service.duration) if lo <= t < hi)
-    return [
-        _solver_oracle._at(t) for t in starts if world.assignment_exists(service, service.duration, t, frozenset(pin))
-    ]
-
-
 def valid_assignment(sc, slot, pin):
-    """The shared oracle's checks (counts, distinct, serving, pins kept), and a primary resource among them."""
-    roles = {r.id: r.role for r in sc.resources}
+    """The shared oracle's checks: counts, distinct, serving, pins kept, a primary resource among them."""
     return oracle_valid_assignment(
         sc.resources, sc.hours, sc.loads, now=sc.now, service=sc.service, slot=slot, pin=pin, zone=sc.zone
-    ) and any(roles[rid] is ResourceRole.PRIMARY for rid in slot.resource_ids)
+    )
 
 
 def solve(sc):

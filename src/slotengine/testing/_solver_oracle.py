@@ -164,27 +164,21 @@ class _World:
         return out
 
     def assignment_exists(self, service: Service, duration: timedelta, start: int, pin: Collection[str]) -> bool:
-        pools = self.pools(service)
-        first_holder: dict[str, int] = {}
-        for i, pool in enumerate(pools):
-            for r in pool:
-                first_holder.setdefault(r.id, i)
-        options: list[list[tuple[str, ...]]] = []
-        for i, (need, pool) in enumerate(zip(service.needs, pools, strict=True)):
-            free = [
-                r.id
-                for r in pool
-                if (r.id not in pin or first_holder[r.id] == i) and self.serves(r, service, duration, start, need.units)
-            ]
-            combos = [
-                combo
-                for combo in itertools.combinations(free, need.count)
-                if all(rid in combo for rid in pin if first_holder.get(rid) == i)
-            ]
-            options.append(combos)
+        """
+        Whether some choice of free resources serves every need, trying every combination.
+
+        Each pinned resource is among them (serving any need whose pool holds it), all distinct, and at least one
+        primary ("an auxiliary resource is booked only together with a primary one", a rule on the booking as a
+        whole).
+        """
+        options = []
+        for need, pool in zip(service.needs, self.pools(service), strict=True):
+            free = [r for r in pool if self.serves(r, service, duration, start, need.units)]
+            options.append(list(itertools.combinations(free, need.count)))
         for choice in itertools.product(*options):
-            ids = [rid for combo in choice for rid in combo]
-            if len(ids) == len(set(ids)):
+            chosen = [r for combo in choice for r in combo]
+            ids = {r.id for r in chosen}
+            if len(ids) == len(chosen) and set(pin) <= ids and any(r.role is ResourceRole.PRIMARY for r in chosen):
                 return True
         return False
 
@@ -230,7 +224,7 @@ def oracle_valid_assignment(
     pin: Collection[str] = (),
     zone: str = "UTC",
 ) -> bool:
-    """Return whether *slot*'s assignment is one the rule allows: counts, distinct, all serving, pins kept."""
+    """Return whether *slot*'s assignment is one the rule allows: counts, distinct, serving, pins kept, a primary."""
     world = _World(resources, hours, loads, now, zone)
     chosen = service.duration if duration is None else duration
     start = _minute(slot.start)
@@ -239,6 +233,8 @@ def oracle_valid_assignment(
         return False
     ids = slot.resource_ids
     if len(ids) != len(set(ids)) or not set(pin) <= set(ids):
+        return False
+    if not any(rid in by_id and by_id[rid].role is ResourceRole.PRIMARY for rid in ids):
         return False
     for assignment, need in zip(slot.assignments, service.needs, strict=True):
         if len(assignment.resource_ids) != need.count:
