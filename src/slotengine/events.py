@@ -29,10 +29,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import check_day_range, get_zone, to_utc
+from slotengine._time import check_day_range, days_span, get_zone, is_ambiguous, local_date, to_utc
 from slotengine.authorization import Actor, Permission, Role
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
@@ -57,7 +58,7 @@ from slotengine.outbox import OutboxMessage
 from slotengine.ports import BookingQuery
 from slotengine.recurrence import Recurrence
 from slotengine.reports import OccurrenceFinance, occurrence_finance
-from slotengine.schedule import DateOverride, Schedule, TimeRange
+from slotengine.schedule import DateOverride, Schedule, TimeOff, TimeRange
 
 if TYPE_CHECKING:
     from slotengine.engine import BookingEngine
@@ -238,6 +239,23 @@ def _pairs(value: object, field: str, what: str) -> list[tuple[object, object]]:
     return pairs
 
 
+def _ref_owner(tx: StorageTransaction, kind: str, ref: str) -> str | None:
+    """
+    The id of the template or occurrence (*kind*) whose external ref is *ref*, or None.
+
+    The storage keeps a ref document per ref it was ever given, and has no way to delete one; so a ref is
+    believed only while its owner still carries it. A ref the owner gave up (re-linked to another deal) names
+    nothing, and is free for another template or occurrence.
+    """
+    owner = tx.get_document(_REF, f"{kind}:{ref}")
+    if owner is None:
+        return None
+    body = tx.get_document(_OCCURRENCE if kind == "occurrence" else _TEMPLATE, owner)
+    if body is None or loads(body).get("external_ref") != ref:
+        return None
+    return owner
+
+
 def _check_prices(occurrence: Occurrence, template: EventTemplate) -> None:
     """Refuse price overrides for ticket types the template does not sell, or in another currency."""
     tickets = {t.id: t for t in template.ticket_types}
@@ -252,6 +270,33 @@ def _check_prices(occurrence: Occurrence, template: EventTemplate) -> None:
         if price.currency != ticket.price.currency:
             msg = f"the price of {ticket_id!r} is in {ticket.price.currency}; an override of {price} cannot replace it"
             raise CurrencyMismatchError(msg, currencies=(ticket.price.currency, price.currency))
+
+
+def _occ(body: str) -> Occurrence:
+    return occurrence_from_doc(loads(body))
+
+
+def _check_overrides(template: EventTemplate, occurrences: Iterable[Occurrence]) -> None:
+    """
+    Refuse a template edit that would leave one of its occurrences overriding a price it cannot override.
+
+    Such an occurrence could no longer be changed, cancelled or staffed (`upsert_occurrence` refuses its
+    overrides), so the template edit is refused instead, naming the occurrence to change first.
+    """
+    for occurrence in occurrences:
+        if occurrence.template_id != template.id:
+            continue
+        try:
+            _check_prices(occurrence, template)
+        except CurrencyMismatchError as exc:
+            msg = f"template {template.id!r} cannot change so: {exc.message} (occurrence {occurrence.id!r})"
+            raise CurrencyMismatchError(msg, **{**exc.details, "occurrence_id": occurrence.id}) from None
+        except InvalidInputError as exc:
+            msg = (
+                f"template {template.id!r} cannot change so: {exc.message}; "
+                "remove that price override from the occurrence first"
+            )
+            raise InvalidInputError(msg, **{**exc.details, "occurrence_id": occurrence.id}) from None
 
 
 def _prices(value: object) -> tuple[tuple[str, Money], ...]:
@@ -576,13 +621,35 @@ class _Resolved:
         return roles
 
     def schedule(self) -> Schedule:
-        """Open exactly during the occurrence (in the template's zone), closed on every other day."""
+        """
+        Open exactly during the occurrence, to the instant, and closed at every other time (template's zone).
+
+        Wall-time hours cannot always say when that is: an end in the second pass of an autumn fold (01:30 + 2 h
+        ends at the second 02:30), a start there, or 24 real hours that are 25 on the clock across a spring
+        gap. So the local days the occurrence touches are opened whole, and the instants before its start and
+        from its end are taken off them as exact instants; the result is the occurrence's interval, whatever
+        its length and whatever DST does meanwhile.
+        """
         zone = get_zone(self.template.zone)
-        start = self.interval.start.astimezone(zone)
-        end = self.interval.end.astimezone(zone)
+        interval = self.interval
+        first, last = local_date(interval.start, zone), local_date(interval.end, zone)
+        days = (last - first).days + 1
+        opened, closed = days_span(first, days, zone)
+        whole_day = [TimeRange(time(0), time(0))]
+        off = []
+        if opened < interval.start:
+            off.append(TimeOff(opened, interval.start, reason="before the occurrence"))
+        if interval.end < closed:
+            off.append(TimeOff(interval.end, closed, reason="after the occurrence"))
         return Schedule(
-            self.template.zone, overrides=[DateOverride(start.date(), [TimeRange(start.time(), end.time())])]
+            self.template.zone,
+            overrides=[DateOverride(first + timedelta(days=i), whole_day) for i in range(days)],
+            time_off=off,
         )
+
+    def when(self) -> str:
+        """The occurrence's time as people where it happens read it (see `_local`)."""
+        return _local(self.interval, self.template.zone)
 
     def resources(self) -> list[Resource]:
         """The seat resource and one resource per quota, all open during the occurrence only."""
@@ -603,7 +670,7 @@ class _Resolved:
         ]
         out += [
             Resource(
-                f"{occurrence.id}#quota:{q.id}",
+                _quota_resource(occurrence.id, q.id),
                 f"{name} ({q.id})",
                 type="event-quota",
                 capacity=q.size,
@@ -619,7 +686,7 @@ class _Resolved:
         needs = [Need(resource_ids=[self.occurrence.seats_id], units=quantity, label="seats")]
         if ticket.quota_id is not None:
             needs.append(
-                Need(resource_ids=[f"{self.occurrence.id}#quota:{ticket.quota_id}"], units=quantity, label="quota")
+                Need(resource_ids=[_quota_resource(self.occurrence.id, ticket.quota_id)], units=quantity, label="quota")
             )
         return Service(
             f"{self.occurrence.id}#{ticket.id}x{quantity}",
@@ -792,7 +859,7 @@ class EventDesk:
         check_id(ref, "occurrence")
         occurrence = self._occurrence_in(tx, ref)
         if occurrence is None:
-            by_ref = tx.get_document(_REF, f"occurrence:{ref}")
+            by_ref = _ref_owner(tx, "occurrence", ref)
             occurrence = None if by_ref is None else self._occurrence_in(tx, by_ref)
         if occurrence is None:
             msg = f"no occurrence {ref!r} (by id or external ref): the sale is refused, not attached to nothing"
@@ -813,7 +880,11 @@ class EventDesk:
         template emits ``event_template.changed``; its occurrences take its new values from then on.
 
         Raises:
-            InvalidInputError: the external ref already names another template.
+            InvalidInputError: the external ref already names another template, or the new template no longer
+                sells a ticket type whose price one of its occurrences overrides; nothing changed.
+            CurrencyMismatchError: an occurrence overrides a price in another currency than the new template's
+                price of that ticket type; nothing changed (change or drop the override first).
+            ConflictError: an occurrence has more tickets sold than the new capacity or quota; nothing changed.
         """
         if not isinstance(cast("object", template), EventTemplate):
             msg = f"expected EventTemplate, got {type(template).__name__}"
@@ -822,7 +893,7 @@ class EventDesk:
 
         def upsert(tx: StorageTransaction) -> bool:
             if template.external_ref is not None:
-                owner = tx.get_document(_REF, f"template:{template.external_ref}")
+                owner = _ref_owner(tx, "template", template.external_ref)
                 if owner is not None and owner != template.id:
                     msg = f"external ref {template.external_ref!r} already names template {owner!r}"
                     raise InvalidInputError(msg, field="external_ref")
@@ -830,6 +901,8 @@ class EventDesk:
             before = tx.get_document(_TEMPLATE, template.id)
             if before == body:
                 return False
+            if before is not None:
+                _check_overrides(template, (_occ(doc) for _, doc in tx.list_documents(_OCCURRENCE)))
             tx.put_document(_TEMPLATE, template.id, body)
             if template.external_ref is not None:
                 tx.put_document(_REF, f"template:{template.external_ref}", template.id)
@@ -855,7 +928,7 @@ class EventDesk:
 
         def find(tx: StorageTransaction) -> EventTemplate:
             if tx.get_document(_TEMPLATE, template_id) is None:
-                by_ref = tx.get_document(_REF, f"template:{template_id}")
+                by_ref = _ref_owner(tx, "template", template_id)
                 return self._template_in(tx, by_ref or template_id)
             return self._template_in(tx, template_id)
 
@@ -919,7 +992,7 @@ class EventDesk:
         now = self._now()
         before: Occurrence | None = None
         if incoming.external_ref is not None:
-            owner = tx.get_document(_REF, f"occurrence:{incoming.external_ref}")
+            owner = _ref_owner(tx, "occurrence", incoming.external_ref)
             if owner is not None:
                 before = self._occurrence_in(tx, owner)
                 incoming = attrs.evolve(incoming, id=owner)
@@ -942,13 +1015,18 @@ class EventDesk:
         for resource in resources:
             tx.put_resource(resource)
         topics: list[str] = []
+        cancelled = incoming.status is OccurrenceStatus.CANCELLED
+        wanted = {} if cancelled else new.assignments()
+        had = {} if old is None or old.occurrence.status is OccurrenceStatus.CANCELLED else old.assignments()
         if old is None:
             topics.append("occurrence.created")
         else:
             self._check_capacity(tx, now, old, resources)
             if old.interval != new.interval:
-                if incoming.status is not OccurrenceStatus.CANCELLED:  # cancelled too: its bookings do not move
-                    self._move(tx, now, old, new, actor)
+                if not cancelled:  # cancelled too: its bookings do not move
+                    # Only the roles that keep their holder move; `_restaff` frees the others where they are.
+                    kept = {role: person for role, person in had.items() if wanted.get(role) == person}
+                    self._move(tx, now, old, new, kept, actor)
                 topics.append("occurrence.moved")
             if (old.capacity, old.occurrence.prices, old.occurrence.sales_start, old.occurrence.sales_end) != (
                 new.capacity,
@@ -957,9 +1035,6 @@ class EventDesk:
                 new.occurrence.sales_end,
             ):
                 topics.append("occurrence.changed")
-        cancelled = incoming.status is OccurrenceStatus.CANCELLED
-        wanted = {} if cancelled else new.assignments()
-        had = {} if old is None or old.occurrence.status is OccurrenceStatus.CANCELLED else old.assignments()
         self._restaff(tx, now, new, had, wanted, actor)
         if had != wanted:
             topics.append("occurrence.staff_changed")
@@ -991,28 +1066,39 @@ class EventDesk:
                 msg = f"{resource.name}: {sold} seats are taken, more than the new capacity {resource.capacity}"
                 raise ConflictError(msg, resource_id=resource.id, sold=sold)
 
-    def _move(self, tx: StorageTransaction, now: datetime, old: _Resolved, new: _Resolved, actor: str) -> None:
-        """Move every live ticket and staff booking of the occurrence to its new time, under the storage's check."""
+    def _move(
+        self, tx: StorageTransaction, now: datetime, old: _Resolved, new: _Resolved, kept: dict[str, str], actor: str
+    ) -> None:
+        """
+        Move every live ticket, and the staff bookings of the *kept* roles, to the occurrence's new time.
+
+        Each goes under the storage's check. A ticket hold that has lapsed (swept or not) holds no seat and is
+        not moved; it stays where it was, so it no longer takes a late payment, which would revive it at a
+        time the occurrence left (and sell a seat twice): every live ticket lies at the occurrence's time.
+        """
         delta_start = new.interval.start - old.interval.start
         length = new.interval.end - new.interval.start
-        ids = [r.id for r in old.resources()] + list(old.assignments().values())
-        tx.lock_resources(sorted(set(ids)))
-        prefix = f"{old.occurrence.id}#"
-        moving = {
-            b.id: b for rid in ids for b in self._live_on(tx, rid, old.interval) if b.service_id.startswith(prefix)
-        }
+        seat_ids = [r.id for r in old.resources()]
+        tx.lock_resources(sorted({*seat_ids, *kept.values()}))
+        moving = {b.id: b for rid in seat_ids for b in self._live_on(tx, rid, old.interval) if not _lapsed(b, now)}
+        for role, person in kept.items():
+            service_id = f"{old.occurrence.id}#staff:{role}"
+            moving |= {b.id: b for b in self._live_on(tx, person, old.interval) if b.service_id == service_id}
         for booking in sorted(moving.values(), key=lambda b: b.id):
             start = booking.start + delta_start
             moved = attrs.evolve(booking, start=start, end=start + length, version=booking.version + 1)
             try:
                 tx.reserve(moved, now=now)
             except ConflictError as exc:
-                person = str(exc.details.get("resource_id", ""))
-                role = next((r for r, p in new.assignments().items() if p == person), None)
-                raise self._staff_conflict(tx, new, role, person, exc) from None
+                busy = str(exc.details.get("resource_id", ""))
+                held = next((r for r, p in new.assignments().items() if p == busy), None)
+                raise self._staff_conflict(tx, new, held, busy, exc) from None
             next_status(booking.status, Action.RESCHEDULE)
             # Through the engine's record, so the ticket's messages follow it: reminders re-planned, events out.
             self.engine._record(tx, now, moved, booking.status, Action.RESCHEDULE, actor, "occurrence moved")
+        for booking in tx.find_bookings(BookingQuery(resource_id=old.occurrence.seats_id)):
+            if booking.id not in moving and _lapsed(booking, now):
+                _refuse_late_payment(tx, booking)
 
     @staticmethod
     def _live_on(tx: StorageTransaction, resource_id: str, interval: Interval) -> list[Booking]:
@@ -1095,10 +1181,13 @@ class EventDesk:
             return StaffConflictError(
                 f"{refused}: {exc}", staff_id=person, role=role, occurrence_id=new.occurrence.id, **exc.details
             )
-        other = self._occurrence_in(tx, blocking.service_id.split("#", 1)[0])
+        staffed = self._staff_of(tx, blocking)
+        seats = next((rid for rid in blocking.resource_ids if rid.endswith(_SEATS)), None)
+        other, task = staffed if staffed is not None else (None, "")
+        if other is None and seats is not None:
+            other = self._occurrence_in(tx, seats[: -len(_SEATS)])
         if other is not None:
             there = _Resolved(other, self._template_in(tx, other.template_id))
-            task = blocking.service_id.partition("#staff:")[2]
             what = f"the {task} of " if task else ""
             because = f"{what}{there.template.title} on {_local(blocking.interval, there.template.zone)}"
             because += f" (occurrence {other.id!r}, booking {blocking.id!r})"
@@ -1160,6 +1249,9 @@ class EventDesk:
         month again is idempotent. Exceptions are the recurrence's exdates. All the dates are written in one
         transaction: a date refused (a staff member busy then) leaves none of them written.
 
+        *staff* (``{"speaker": "anna"}``) gives those roles on every date: to the new occurrences, and to the
+        ones already scheduled, whose other roles are kept.
+
         Raises:
             UnknownTemplateError: the template does not exist.
             StaffConflictError: a staff member or the venue is booked elsewhere on one of the dates.
@@ -1174,6 +1266,7 @@ class EventDesk:
         if not isinstance(cast("object", recurrence), Recurrence):
             msg = f"recurrence must be a Recurrence, not {type(recurrence).__name__}"
             raise InvalidInputError(msg, field="recurrence")
+        roles = dict(_staff({} if staff is None else staff))
         template = self.template(template_id)
         zone = get_zone(template.zone)
         lo = datetime.combine(first, time(0), zone)
@@ -1183,12 +1276,21 @@ class EventDesk:
             if start >= hi:
                 continue
             local = start.astimezone(zone)
-            wanted.append(Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=staff or {}))
+            wanted.append(Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=roles))
 
         def schedule(tx: StorageTransaction) -> list[Occurrence]:
-            return [self._upsert_whole(tx, self._occurrence_in(tx, o.id) or o, who) for o in wanted]
+            return [self._upsert_whole(tx, self._scheduled(tx, o, roles), who) for o in wanted]
 
         return cast("list[Occurrence]", self._write(schedule))
+
+    def _scheduled(self, tx: StorageTransaction, occurrence: Occurrence, roles: dict[str, str]) -> Occurrence:
+        """What `schedule` upserts for one date: a new occurrence, or the stored one with the roles *staff* names."""
+        stored = self._occurrence_in(tx, occurrence.id)
+        if stored is None:
+            return occurrence
+        if not roles or stored.status is OccurrenceStatus.CANCELLED:
+            return stored
+        return attrs.evolve(stored, staff={**stored.roles(), **roles})
 
     def cancel_occurrence(self, occurrence: str, *, actor: Actor | None = None) -> Occurrence:
         """Cancel an occurrence: emit ``occurrence.cancelled``, free its staff, cancel its tickets by the business."""
@@ -1205,17 +1307,9 @@ class EventDesk:
         """
         engine, now = self._engine_in(tx), self._now()
         for booking in tx.find_bookings(BookingQuery(resource_id=occurrence.seats_id)):
-            held_until = booking.hold_until
-            lapsed = booking.status is BookingStatus.EXPIRED or (
-                booking.status is BookingStatus.PRE_BOOKING and held_until is not None and held_until <= now
-            )
-            if lapsed and booking.policies.hold.accept_late_payment:
-                hold = attrs.evolve(booking.policies.hold, accept_late_payment=False)
-                strict = attrs.evolve(
-                    booking, policies=attrs.evolve(booking.policies, hold=hold), version=booking.version + 1
-                )
-                tx.update_booking(strict, expected_version=booking.version)
-            elif booking.status in LIVE_STATUSES and not lapsed:
+            if _lapsed(booking, now):
+                _refuse_late_payment(tx, booking)
+            elif booking.status in LIVE_STATUSES:
                 engine.cancel(booking.id, by_business=True, reason="occurrence cancelled", actor=who)
 
     # --- tickets ---------------------------------------------------------------------------------------------
@@ -1226,10 +1320,12 @@ class EventDesk:
         return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=actor or self.actor)
 
     def seats_left(self, occurrence: str) -> int:
-        """How many seats an occurrence has free now (holds count while they last)."""
+        """How many seats an occurrence has free now (holds count while they last); 0 once it is cancelled."""
 
         def count(tx: StorageTransaction) -> int:
             resolved = self._resolve_in(tx, occurrence)
+            if resolved.occurrence.status is OccurrenceStatus.CANCELLED:
+                return 0  # none will be sold
             return resolved.capacity - self._sold(tx, self._now(), resolved.occurrence.seats_id, resolved.interval)
 
         return int(self._read(count))
@@ -1253,13 +1349,15 @@ class EventDesk:
 
         The sale is a hold (checkout; pay it with `BookingEngine.pay`), or a confirmed booking with
         ``confirm=True`` (back office). The engine's capacity check under lock decides; a full occurrence or
-        quota raises `SoldOutError`. While people wait on the occurrence's waiting list, seats go to them first:
-        the list is read under the occurrence's locks, in the sale's own transaction.
+        quota raises `SoldOutError`, saying which. While people wait on the occurrence's waiting list, seats they
+        could use go to them first (the rule is stated on the module's reference page and in the excursions
+        recipe): the list is read under the occurrence's locks, in the sale's own transaction.
 
         Raises:
             UnknownOccurrenceError: no occurrence has that id or external ref (nothing is sold).
-            SalesClosedError: the occurrence is cancelled, or outside its sales window.
-            SoldOutError: not enough seats (or quota) left, or people are waiting for them.
+            SalesClosedError: the occurrence is cancelled, over, or outside its sales window.
+            SoldOutError: not enough seats (or quota) left, or people waiting could use them.
+            ConflictError: the engine refused the seats for another reason (the business closed then, say).
             InvalidInputError: an unknown ticket type or a quantity outside 1..max_tickets.
         """
         _positive("quantity")(quantity)
@@ -1276,12 +1374,9 @@ class EventDesk:
             ticket = resolved.template.ticket_type(ticket_type)
             # A retried call with its idempotency key gets its first answer, whatever happened since.
             if idempotency_key is None or tx.get_idempotency(idempotency_key) is None:
-                self._check_on_sale(resolved, self._now())
-                if any(
-                    e.state is WaitingState.WAITING for e in self._entries(tx, _occurrence_list(resolved.occurrence.id))
-                ):
-                    msg = f"{resolved.template.title}: freed seats go to the waiting list first"
-                    raise SoldOutError(msg, occurrence_id=resolved.occurrence.id, reasons=["waiting_list"])
+                now = self._now()
+                self._check_on_sale(resolved, now)
+                self._check_waiting_list(tx, resolved, ticket, quantity, now)
             return self._take_seats(
                 tx,
                 resolved,
@@ -1297,6 +1392,47 @@ class EventDesk:
             )
 
         return find_result(self._write(sale), Booking)
+
+    def _check_waiting_list(
+        self, tx: StorageTransaction, resolved: _Resolved, ticket: TicketType, quantity: int, now: datetime
+    ) -> None:
+        """
+        Refuse a sale that would take a seat (or a quota unit) that someone on the waiting list could use.
+
+        The rule: walk the list as `process_waiting_lists` would, in join order. The people it would offer
+        seats to now have those seats set aside; from the first who does not fit on, everyone still waits. The
+        sale goes through if, in each pool it draws from (the seats, its quota), it leaves at least as much
+        as the largest request still waiting on that pool. So a sale that cannot compete with anyone waiting
+        (a full-price seat while people wait for a full quota, with seats to spare) is not held up, and one
+        that would leave a waiting person further from their seats is refused with `SoldOutError`.
+        """
+        listed = self._entries(tx, _occurrence_list(resolved.occurrence.id))
+        entries = [e for e in listed if e.state is WaitingState.WAITING]
+        if not entries:
+            return
+        free = self._free(tx, resolved, now)
+        tickets = {t.id: t for t in resolved.template.ticket_types}
+        wanted: dict[str, int] = {}
+        blocked = False
+        for entry in entries:
+            wants = tickets.get(entry.ticket_type or "")
+            if wants is None:
+                continue  # a ticket type no longer sold: the next walk closes the entry; it waits for nothing
+            needs = _pools(resolved, wants, entry.quantity)
+            if not blocked and all(free[rid] >= units for rid, units in needs.items()):
+                for rid, units in needs.items():
+                    free[rid] -= units
+                continue
+            blocked = True
+            for rid, units in needs.items():
+                wanted[rid] = max(wanted.get(rid, 0), units)
+        for rid, units in _pools(resolved, ticket, quantity).items():
+            if free[rid] - units < wanted.get(rid, 0):
+                msg = (
+                    f"{resolved.template.title} on {resolved.when()}: the seats left are set aside for "
+                    f"the people on its waiting list ({len(entries)} waiting)"
+                )
+                raise SoldOutError(msg, occurrence_id=resolved.occurrence.id, reasons=["waiting_list"])
 
     def _locked(self, tx: StorageTransaction, occurrence: str) -> _Resolved:
         """
@@ -1315,16 +1451,30 @@ class EventDesk:
 
     @staticmethod
     def _check_on_sale(resolved: _Resolved, now: datetime) -> None:
-        occ = resolved.occurrence
+        """
+        Refuse a sale (or a place on the waiting list) of an occurrence that is not on sale at *now*.
+
+        Sales close at the end of the sales window (at the start, without one), and never later than the
+        occurrence's end, whatever the window says: a ticket for an event that is over is never sold.
+        """
+        occ, zone = resolved.occurrence, resolved.template.zone
+        title, when = resolved.template.title, resolved.when()
         if occ.status is OccurrenceStatus.CANCELLED:
-            msg = f"{resolved.template.title} on {resolved.interval.start.isoformat()} was cancelled"
-            raise SalesClosedError(msg, rule="occurrence_cancelled")
-        closes = occ.sales_end or resolved.interval.start
-        if (occ.sales_start is not None and now < occ.sales_start) or now >= closes:
-            msg = f"tickets for {resolved.template.title} are on sale until {closes.isoformat()}" + (
-                f", from {occ.sales_start.isoformat()}" if occ.sales_start else ""
+            msg = f"{title} on {when} was cancelled: its tickets are no longer on sale"
+            raise SalesClosedError(msg, rule="occurrence_cancelled", occurrence_id=occ.id)
+        if now >= resolved.interval.end:
+            msg = f"{title} on {when} is over: its tickets are no longer on sale"
+            raise SalesClosedError(msg, rule="occurrence_over", deadline=resolved.interval.end, occurrence_id=occ.id)
+        closes = min(occ.sales_end or resolved.interval.start, resolved.interval.end)
+        if occ.sales_start is not None and now < occ.sales_start:
+            msg = (
+                f"tickets for {title} on {when} go on sale at {_local_instant(occ.sales_start, zone)}, "
+                f"until {_local_instant(closes, zone)}"
             )
-            raise SalesClosedError(msg, rule="sales_window", deadline=closes)
+            raise SalesClosedError(msg, rule="sales_window", deadline=closes, occurrence_id=occ.id)
+        if now >= closes:
+            msg = f"tickets for {title} on {when} were on sale until {_local_instant(closes, zone)}"
+            raise SalesClosedError(msg, rule="sales_window", deadline=closes, occurrence_id=occ.id)
 
     def _take_seats(
         self,
@@ -1365,18 +1515,116 @@ class EventDesk:
         except SoldOutError:
             raise
         except ConflictError as exc:
-            reasons = [getattr(r, "code", str(r)) for r in exc.details.get("reasons", ())]
-            when = resolved.interval.start.isoformat()
-            msg = f"{resolved.template.title} on {when} has fewer than {quantity} seats left"
-            raise SoldOutError(msg, occurrence_id=resolved.occurrence.id, reasons=reasons) from None
+            raise self._why_not(tx, resolved, ticket, quantity, exc) from None
+
+    def _free(self, tx: StorageTransaction, resolved: _Resolved, now: datetime) -> dict[str, int]:
+        """Units free now on the occurrence's seat resource and on each of its quota resources, by resource id."""
+        sizes = {resolved.occurrence.seats_id: resolved.capacity}
+        sizes |= {_quota_resource(resolved.occurrence.id, q.id): q.size for q in resolved.template.quotas}
+        return {rid: size - self._sold(tx, now, rid, resolved.interval) for rid, size in sizes.items()}
+
+    def _why_not(
+        self, tx: StorageTransaction, resolved: _Resolved, ticket: TicketType, quantity: int, exc: ConflictError
+    ) -> ConflictError:
+        """
+        Say why the engine refused a sale: too few seats, a full quota (`SoldOutError`), or something else.
+
+        Something else (the business closed that day, say) is a `ConflictError` with the engine's own reason:
+        the occurrence is not sold out, and a waiting list would wait for nothing.
+        """
+        title, when, occurrence_id = resolved.template.title, resolved.when(), resolved.occurrence.id
+        codes = [str(getattr(r, "code", r)) for r in exc.details.get("reasons", ())]  # the engine's, after ours
+        free = self._free(tx, resolved, self._now())
+        seats = max(free[resolved.occurrence.seats_id], 0)
+        if seats < quantity:
+            left = f"only {_seats(seats)} left" if seats > 0 else "no seats left"
+            msg = f"{title} on {when} has {left}, not {quantity}"
+            return SoldOutError(msg, occurrence_id=occurrence_id, reasons=["seats", *codes], seats_left=seats)
+        if ticket.quota_id is not None:
+            quota = max(free[_quota_resource(occurrence_id, ticket.quota_id)], 0)
+            if quota < quantity:
+                left = f"only {quota} of them are left" if quota > 0 else "that quota is full"
+                msg = (
+                    f"{title} on {when}: {ticket.name} tickets draw from the quota {ticket.quota_id!r}, and {left} "
+                    f"({quantity} asked for; {_seats(seats)} left for other ticket types)"
+                )
+                return SoldOutError(
+                    msg,
+                    occurrence_id=occurrence_id,
+                    reasons=["quota", *codes],
+                    quota_id=ticket.quota_id,
+                    quota_left=quota,
+                )
+        msg = f"{title} on {when} cannot be sold: {exc.message}"
+        return ConflictError(msg, **{**exc.details, "occurrence_id": occurrence_id})
 
     def cancel_ticket(self, booking_id: str, *, actor: Actor | None = None, reason: str = "") -> Booking:
-        """Cancel a ticket (refund per the policy) and offer the freed seats to the waiting list, in order."""
-        cancelled = self.engine.cancel(booking_id, actor=actor, reason=reason)
-        occurrence = cancelled.service_id.split("#", 1)[0]
-        if self._read(lambda tx: tx.get_document(_OCCURRENCE, occurrence)) is not None:
-            self._advance(_occurrence_list(occurrence))
-        return cancelled
+        """
+        Cancel a ticket (refund per the policy) and offer the freed seats to the waiting list, in order.
+
+        Both happen in one transaction, under the occurrence's locks: the cancellation is never committed
+        without the offers it frees.
+
+        Raises:
+            InvalidInputError: the booking is not a ticket of an occurrence (a staff role's booking is changed
+                with `assign`; an ordinary booking is cancelled with `BookingEngine.cancel`).
+            NotFoundError: no booking has that id.
+        """
+        check_id(booking_id, "booking id")
+
+        def cancel(tx: StorageTransaction) -> Booking:
+            booking = tx.get_booking(booking_id)
+            occurrence = self._ticket_occurrence(tx, booking)
+            key = _occurrence_list(occurrence)
+            exists = self._occurrence_in(tx, occurrence) is not None
+            if exists:
+                self._lock_list(tx, key)
+            cancelled = self._engine_in(tx).cancel(booking_id, actor=actor, reason=reason)
+            if exists:
+                self._advance_in(tx, key, self._now())
+            return cancelled
+
+        return find_result(self._write(cancel), Booking)
+
+    def _ticket_occurrence(self, tx: StorageTransaction, booking: Booking) -> str:
+        """The id of the occurrence *booking* is a ticket of (the one whose seats it takes), or a refusal."""
+        for rid in booking.resource_ids:
+            if rid.endswith(_SEATS):
+                return rid[: -len(_SEATS)]
+        found = self._staff_of(tx, booking)
+        if found is not None:
+            occurrence, role = found
+            msg = (
+                f"booking {booking.id!r} is not a ticket: it books the {role} of occurrence {occurrence.id!r}; "
+                f"change the role with EventDesk.assign({occurrence.id!r}, {role!r}, ...)"
+            )
+        else:
+            msg = (
+                f"booking {booking.id!r} ({booking.service_id}) is not a ticket of an occurrence; "
+                "cancel it with BookingEngine.cancel"
+            )
+        raise InvalidInputError(msg, field="booking_id", booking_id=booking.id)
+
+    def _staff_of(self, tx: StorageTransaction, booking: Booking) -> tuple[Occurrence, str] | None:
+        """
+        The occurrence and the role a staff booking is of, or None for any other booking.
+
+        Its service id is ``"<occurrence id>#staff:<role>"``, and ids may hold ``#`` themselves, so every way
+        of reading it is tried: the occurrence must exist, and preferably give that role to the booked person.
+        """
+        marker = "#staff:"
+        found: tuple[Occurrence, str] | None = None
+        at = booking.service_id.find(marker)
+        while at > 0:
+            occurrence = self._occurrence_in(tx, booking.service_id[:at])
+            role = booking.service_id[at + len(marker) :]
+            if occurrence is not None:
+                holder = _Resolved(occurrence, self._template_in(tx, occurrence.template_id)).assignments().get(role)
+                if holder in booking.resource_ids:
+                    return occurrence, role
+                found = found or (occurrence, role)
+            at = booking.service_id.find(marker, at + 1)
+        return found
 
     def finance(
         self, month: date, *, zone: str | None = None, actor: Actor | None = None
@@ -1432,7 +1680,16 @@ class EventDesk:
     def join_waiting_list(
         self, occurrence: str, customer_id: str, *, ticket_type: str, quantity: int = 1, actor: Actor | None = None
     ) -> WaitingEntry:
-        """Put a customer on an occurrence's waiting list, last in line (a customer puts only themselves)."""
+        """
+        Put a customer on an occurrence's waiting list, last in line (a customer puts only themselves).
+
+        The list is walked at once, in the same transaction: if the seats they ask for are free and nobody
+        waits ahead of them, the entry comes back already `WaitingState.OFFERED`, with a hold in their name.
+
+        Raises:
+            SalesClosedError: the occurrence is cancelled, over, or outside its sales window (as `sell`).
+            InvalidInputError: an unknown ticket type, or a quantity outside 1..max_tickets.
+        """
         self._allow(actor, Permission.HOLD, for_customer=customer_id)
         _positive("quantity")(quantity)
         if quantity > self.max_tickets:
@@ -1444,7 +1701,12 @@ class EventDesk:
         def join(tx: StorageTransaction) -> WaitingEntry:
             resolved = self._locked(tx, occurrence)
             resolved.template.ticket_type(ticket_type)
-            return self._join(tx, _occurrence_list(resolved.occurrence.id), customer_id, quantity, ticket_type)
+            now = self._now()
+            self._check_on_sale(resolved, now)
+            key = _occurrence_list(resolved.occurrence.id)
+            joined = self._join(tx, key, customer_id, quantity, ticket_type)
+            self._advance_in(tx, key, now)  # seats free for them now are offered now
+            return next(e for e in self._entries(tx, key) if e.id == joined.id)
 
         return find_result(self._write(join), WaitingEntry)
 
@@ -1511,27 +1773,55 @@ class EventDesk:
 
         def advance(tx: StorageTransaction) -> list[Booking]:
             self._lock_list(tx, key)
-            now = self._now()
-            before = self._entries(tx, key)
-            entries = list(before)
-            offers: list[Booking] = []
-            blocked = False
-            for i, entry in enumerate(entries):
-                if entry.state is WaitingState.OFFERED and entry.booking_id is not None:
-                    entries[i] = attrs.evolve(entry, state=_outcome(tx.get_booking(entry.booking_id), now))
-                elif entry.state is WaitingState.WAITING and not blocked:
-                    try:
-                        offer = self._offer_in(tx, entry, now)
-                    except (ConflictError, SalesClosedError):
-                        blocked = True  # strictly in order: nobody behind the first who does not fit goes first
-                        continue
-                    offers.append(offer)
-                    entries[i] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
-            if entries != before:
-                self._save(tx, key, entries)
-            return offers
+            return self._advance_in(tx, key, self._now())
 
         return list(self._write(advance))
+
+    def _advance_in(self, tx: StorageTransaction, key: str, now: datetime) -> list[Booking]:
+        """
+        `_advance` inside *tx*, whose caller holds the list's locks.
+
+        An entry for a ticket type the template no longer sells can never be served: it is closed
+        (`WaitingState.CLOSED`, a ``waitlist.closed`` message with the reason) and holds nobody up.
+        """
+        before = self._entries(tx, key)
+        entries = list(before)
+        offers: list[Booking] = []
+        blocked = False
+        sold = self._ticket_types_sold(tx, key)
+        for i, entry in enumerate(entries):
+            if entry.state is WaitingState.OFFERED and entry.booking_id is not None:
+                entries[i] = attrs.evolve(entry, state=_outcome(tx.get_booking(entry.booking_id), now))
+            elif entry.state is WaitingState.WAITING and sold is not None and entry.ticket_type not in sold:
+                entries[i] = attrs.evolve(entry, state=WaitingState.CLOSED)
+                payload = {
+                    "occurrence_id": key[len("occurrence:") :],
+                    "entry_id": entry.id,
+                    "customer_id": entry.customer_id,
+                    "reason": "ticket_type_withdrawn",
+                    "ticket_type": entry.ticket_type,
+                }
+                self._message(tx, now, "waitlist.closed", payload)
+            elif entry.state is WaitingState.WAITING and not blocked:
+                try:
+                    offer = self._offer_in(tx, entry, now)
+                except (ConflictError, SalesClosedError):
+                    blocked = True  # strictly in order: nobody behind the first who does not fit goes first
+                    continue
+                offers.append(offer)
+                entries[i] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
+        if entries != before:
+            self._save(tx, key, entries)
+        return offers
+
+    def _ticket_types_sold(self, tx: StorageTransaction, key: str) -> frozenset[str] | None:
+        """The ticket type ids an occurrence's list may wait for (None for a slot's list, which has none)."""
+        if key.startswith("slot:"):
+            return None
+        occurrence = self._occurrence_in(tx, key[len("occurrence:") :])
+        if occurrence is None:
+            return None
+        return frozenset(t.id for t in self._template_in(tx, occurrence.template_id).ticket_types)
 
     def _offer_in(self, tx: StorageTransaction, entry: WaitingEntry, now: datetime) -> Booking:
         """
@@ -1580,12 +1870,44 @@ class EventDesk:
         return strict
 
 
+def _clock(local: datetime) -> str:
+    """``02:30``, or ``02:30 CET`` for a time a DST fold shows twice (which of the two it is)."""
+    tz = local.tzinfo
+    if isinstance(tz, ZoneInfo) and is_ambiguous(local.replace(tzinfo=None), tz):
+        return f"{local:%H:%M %Z}"
+    return f"{local:%H:%M}"
+
+
 def _local(interval: Interval, zone: str) -> str:
     """``2026-03-05 11:00–13:00 (Europe/Paris)``: an interval as people there read it."""
     tz = get_zone(zone)
     start, end = interval.start.astimezone(tz), interval.end.astimezone(tz)
-    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
-    return f"{start:%Y-%m-%d %H:%M}–{until} ({zone})"
+    until = _clock(end) if end.date() == start.date() else f"{end:%Y-%m-%d} {_clock(end)}"
+    return f"{start:%Y-%m-%d} {_clock(start)}–{until} ({zone})"
+
+
+def _local_instant(instant: datetime, zone: str) -> str:
+    """``2026-03-05 11:00 (Europe/Paris)``: an instant as people there read it."""
+    local = instant.astimezone(get_zone(zone))
+    return f"{local:%Y-%m-%d} {_clock(local)} ({zone})"
+
+
+def _lapsed(booking: Booking, now: datetime) -> bool:
+    """Whether *booking* is a hold that has lapsed: swept (EXPIRED), or a pre-booking past its hold."""
+    held_until = booking.hold_until
+    return booking.status is BookingStatus.EXPIRED or (
+        booking.status is BookingStatus.PRE_BOOKING and held_until is not None and held_until <= now
+    )
+
+
+def _refuse_late_payment(tx: StorageTransaction, booking: Booking) -> None:
+    """Switch off the late payment of a lapsed hold that must never come back (its seat or its time is gone)."""
+    hold = booking.policies.hold
+    if hold.accept_late_payment:
+        policies = attrs.evolve(booking.policies, hold=attrs.evolve(hold, accept_late_payment=False))
+        tx.update_booking(
+            attrs.evolve(booking, policies=policies, version=booking.version + 1), expected_version=booking.version
+        )
 
 
 def _outcome(booking: Booking, now: datetime) -> WaitingState:
@@ -1595,6 +1917,23 @@ def _outcome(booking: Booking, now: datetime) -> WaitingState:
     if booking.status is BookingStatus.PRE_BOOKING and (booking.hold_until is None or booking.hold_until > now):
         return WaitingState.OFFERED
     return WaitingState.EXPIRED
+
+
+def _seats(count: int) -> str:
+    return f"{count} seat" if count == 1 else f"{count} seats"
+
+
+def _pools(resolved: _Resolved, ticket: TicketType, quantity: int) -> dict[str, int]:
+    """What *quantity* tickets of *ticket* take: units by resource id (the seats, and its quota if any)."""
+    pools = {resolved.occurrence.seats_id: quantity}
+    if ticket.quota_id is not None:
+        pools[_quota_resource(resolved.occurrence.id, ticket.quota_id)] = quantity
+    return pools
+
+
+def _quota_resource(occurrence_id: str, quota_id: str) -> str:
+    """The id of the resource whose units are an occurrence's seats of one `Quota`."""
+    return f"{occurrence_id}#quota:{quota_id}"
 
 
 def _occurrence_list(occurrence_id: str) -> str:

@@ -1,11 +1,13 @@
 """
 The waiting list as a state machine, against a tiny model of seats, holds and a line of people.
 
-Rules buy, join, cancel a ticket, advance the `FrozenClock`, walk the lists, pay an offer (in time or late);
-after each, the desk must agree with the model, and the invariants hold: offers go strictly in join order,
-live tickets and outstanding offers never exceed the seats or the quota, an expired offer stays expired and is
-never paid, and after a walk nobody waits while their seats are free. Memory storage at CI size; one short run
-on an SQLite file; ``SLOTENGINE_NIGHTLY=1`` runs ten times as many examples.
+Rules buy, join, cancel a ticket, advance the `FrozenClock`, walk the lists, pay an offer (in time or late),
+pay a checkout hold (in time or late), and move the occurrence; after each, the desk must agree with the model,
+and the invariants hold: offers go strictly in join order, live tickets and outstanding offers never exceed the
+seats or the quota, every live ticket lies at the occurrence's current time, an expired offer stays expired and
+is never paid, and after a walk nobody waits while their seats are free. A sale goes through only if it leaves
+enough for everyone waiting (the rule of `EventDesk.sell`). Memory storage at CI size; one short run on an
+SQLite file; ``SLOTENGINE_NIGHTLY=1`` runs ten times as many examples.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from conftest import at, business
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.authorization import Actor
+from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
-from slotengine.errors import PolicyViolationError, SoldOutError
+from slotengine.errors import ConflictError, PolicyViolationError, SoldOutError
 from slotengine.events import EventDesk, EventTemplate, Occurrence, Quota, TicketType, WaitingState
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus
 from slotengine.money import Money
@@ -55,6 +58,7 @@ class Ticket:
     kind: str
     held_until: datetime | None  # None once confirmed or paid
     cancelled: bool = False
+    left_behind: bool = False  # a lapsed hold the occurrence moved away from: it takes no late payment
 
     def takes(self, now: datetime) -> int:
         if self.cancelled or (self.held_until is not None and self.held_until <= now):
@@ -71,6 +75,12 @@ class Waiting:
     kind: str
     state: WaitingState = WaitingState.WAITING
     booking_id: str | None = None
+
+
+def _lapsed(booking: Booking, now: datetime) -> bool:
+    return booking.status is BookingStatus.EXPIRED or (
+        booking.status is BookingStatus.PRE_BOOKING and booking.hold_until is not None and booking.hold_until <= now
+    )
 
 
 class WaitingListMachine(RuleBasedStateMachine):
@@ -92,6 +102,7 @@ class WaitingListMachine(RuleBasedStateMachine):
         self.desk = EventDesk(self.engine)
         self.desk.upsert_template(TOUR)
         self.desk.upsert_occurrence(Occurrence("o1", "tour", at(9, 11)))
+        self.start = at(9, 11)
         self.tickets: dict[str, Ticket] = {}
         self.line: list[Waiting] = []
         self.customers = 0
@@ -117,6 +128,35 @@ class WaitingListMachine(RuleBasedStateMachine):
 
     def fits(self, quantity: int, kind: str) -> bool:
         return self.free(kind) >= quantity
+
+    @staticmethod
+    def pools(quantity: int, kind: str) -> dict[str, int]:
+        return {"seats": quantity, "kids": quantity} if kind == "kid" else {"seats": quantity}
+
+    def sale_allowed(self, quantity: int, kind: str) -> bool:
+        """
+        The sale rule: the people the next walk would offer seats to have them set aside; after the sale, each
+        pool it takes from keeps at least the largest request still waiting on it.
+        """
+        now = self.now()
+        free = {
+            "seats": SEATS - sum(t.takes(now) for t in self.tickets.values()),
+            "kids": KIDS - sum(t.takes(now) for t in self.tickets.values() if t.kind == "kid"),
+        }
+        wanted: dict[str, int] = {}
+        blocked = False
+        for person in self.line:
+            if person.state is not WaitingState.WAITING:
+                continue
+            needs = self.pools(person.quantity, person.kind)
+            if not blocked and all(free[p] >= n for p, n in needs.items()):
+                for p, n in needs.items():
+                    free[p] -= n
+                continue
+            blocked = True
+            for p, n in needs.items():
+                wanted[p] = max(wanted.get(p, 0), n)
+        return all(free[p] - n >= wanted.get(p, 0) for p, n in self.pools(quantity, kind).items())
 
     def next_customer(self, prefix: str) -> str:
         self.customers += 1
@@ -157,7 +197,7 @@ class WaitingListMachine(RuleBasedStateMachine):
     @rule(quantity=st.integers(1, 2), kind=st.sampled_from(["full", "kid"]), confirm=st.booleans())
     def buy(self, quantity: int, kind: str, confirm: bool) -> None:
         quantity = 1 if kind == "kid" else quantity
-        expected = not any(p.state is WaitingState.WAITING for p in self.line) and self.fits(quantity, kind)
+        expected = self.sale_allowed(quantity, kind)
         customer = self.next_customer("buyer")
         try:
             booking = self.desk.sell("o1", kind, quantity, customer_id=customer, confirm=confirm)
@@ -171,8 +211,12 @@ class WaitingListMachine(RuleBasedStateMachine):
     def join(self, quantity: int, kind: str) -> None:
         quantity = 1 if kind == "kid" else quantity
         customer = self.next_customer("waiter")
-        self.desk.join_waiting_list("o1", customer, ticket_type=kind, quantity=quantity)
+        entry = self.desk.join_waiting_list("o1", customer, ticket_type=kind, quantity=quantity)
         self.line.append(Waiting(customer, quantity, kind))
+        offered = self.walk()  # a join walks the list at once: seats free for the newcomer are offered now
+
+        assert (customer in offered) == (entry.state is WaitingState.OFFERED)
+        self.record_offers(offered)
 
     @precondition(lambda self: any(t.takes(self.now()) for t in self.tickets.values()))
     @rule(data=st.data())
@@ -220,6 +264,52 @@ class WaitingListMachine(RuleBasedStateMachine):
         assert paid.status in (BookingStatus.CONFIRMED, BookingStatus.PAID)
         ticket.held_until = None
 
+    @precondition(
+        lambda self: any(
+            t.held_until is not None and not t.cancelled and not i.startswith("offer") for i, t in self.tickets.items()
+        )
+    )
+    @rule(data=st.data())
+    def pay_a_hold(self, data: st.DataObject) -> None:
+        """A checkout hold is paid: in time it confirms; late it revives where its seat is still free, if ever."""
+        offers = {p.booking_id for p in self.line}
+        held = [i for i, t in self.tickets.items() if t.held_until is not None and not t.cancelled and i not in offers]
+        if not held:
+            return
+        booking_id = data.draw(st.sampled_from(held))
+        ticket = self.tickets[booking_id]
+        booking = self.engine.get(booking_id)
+        assert booking.price is not None
+        lapsed = ticket.takes(self.now()) == 0
+        if lapsed and ticket.left_behind:
+            event("a hold left behind by a move is paid late")
+            with pytest.raises(PolicyViolationError):
+                self.engine.pay(booking_id, booking.price, payment_id=f"pay-{booking_id}")
+            return
+        if lapsed and not self.fits(ticket.quantity, ticket.kind):
+            event("a late payment finds its seat taken")
+            with pytest.raises(ConflictError):
+                self.engine.pay(booking_id, booking.price, payment_id=f"pay-{booking_id}")
+            return
+        event("a hold is paid late" if lapsed else "a hold is paid in time")
+        paid = self.engine.pay(booking_id, booking.price, payment_id=f"pay-{booking_id}")
+        assert paid.status in (BookingStatus.CONFIRMED, BookingStatus.PAID)
+        assert self.start == paid.start
+        ticket.held_until = None
+
+    @rule(hours=st.sampled_from([-24, -2, 3, 24]))
+    def move_the_occurrence(self, hours: int) -> None:
+        """The tour moves: live tickets go along; lapsed holds stay where they were and take no late payment."""
+        start = self.start + timedelta(hours=hours)
+        if not at(8, 11) <= start <= at(10, 11):
+            return
+        self.desk.upsert_occurrence(attrs.evolve(self.desk.occurrence("o1"), start=start))
+        self.start = start
+        now = self.now()
+        for ticket in self.tickets.values():
+            if not ticket.cancelled and ticket.held_until is not None and ticket.takes(now) == 0:
+                ticket.left_behind = True
+
     # --- invariants --------------------------------------------------------------------------------------
 
     @invariant()
@@ -247,6 +337,16 @@ class WaitingListMachine(RuleBasedStateMachine):
 
         assert sum(b.units[0] for b in live) <= SEATS
         assert sum(b.units[0] for b in live if "#kid" in b.service_id) <= KIDS
+
+    @invariant()
+    def every_live_ticket_lies_at_the_occurrences_time(self) -> None:
+        now = self.now()
+        start = self.desk.occurrence("o1").start
+        live = [b for b in self.desk.tickets("o1") if b.status in LIVE_STATUSES and not _lapsed(b, now)]
+        away = [b for b in self.desk.tickets("o1") if b.start != start and _lapsed(b, now)]
+
+        assert all(start == b.start for b in live)
+        assert not any(b.policies.hold.accept_late_payment for b in away)
 
     @invariant()
     def an_expired_offer_stays_expired_and_unpaid(self) -> None:
