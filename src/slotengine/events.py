@@ -77,6 +77,8 @@ __all__ = [
 
 _T = TypeVar("_T")
 _MAX_DURATION: Final = timedelta(hours=24)
+_MAX_SCHEDULED: Final = 10_000  # occurrences per `EventDesk.schedule` call: an hourly tour for a year is 8,760
+_SCHEDULE_CHUNK: Final = timedelta(days=31)
 _TEMPLATE: Final = "event-template"
 _OCCURRENCE: Final = "event-occurrence"
 _REF: Final = "event-ref"
@@ -1255,7 +1257,8 @@ class EventDesk:
         Raises:
             UnknownTemplateError: the template does not exist.
             StaffConflictError: a staff member or the venue is booked elsewhere on one of the dates.
-            InvalidInputError: *first* or *last* is not a date, or *recurrence* not a `Recurrence`.
+            InvalidInputError: *first* or *last* is not a date, *last* is before *first*, *recurrence* is not a
+                `Recurrence`, or it makes more than 10,000 occurrences in the span (schedule less at a time).
         """
         who = self._authorize(actor)
         for name, day in (("first", first), ("last", last)):
@@ -1266,17 +1269,30 @@ class EventDesk:
         if not isinstance(cast("object", recurrence), Recurrence):
             msg = f"recurrence must be a Recurrence, not {type(recurrence).__name__}"
             raise InvalidInputError(msg, field="recurrence")
+        if last < first:
+            msg = f"last ({last}) is before first ({first}): nothing to schedule"
+            raise InvalidInputError(msg, field="last")
         roles = dict(_staff({} if staff is None else staff))
         template = self.template(template_id)
         zone = get_zone(template.zone)
-        lo = datetime.combine(first, time(0), zone)
-        hi = datetime.combine(last + timedelta(days=1), time(0), zone)
         wanted = []
-        for start in recurrence.between(lo, hi, inc=True):
-            if start >= hi:
-                continue
-            local = start.astimezone(zone)
-            wanted.append(Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=roles))
+        # A month at a time, so that a rule far too dense for one call is refused before it is all expanded.
+        day = first
+        while day <= last:
+            until = min(day + _SCHEDULE_CHUNK, last + timedelta(days=1))
+            lo, hi = datetime.combine(day, time(0), zone), datetime.combine(until, time(0), zone)
+            for start in recurrence.between(lo, hi, inc=True):
+                if start >= hi:
+                    continue
+                local = start.astimezone(zone)
+                wanted.append(Occurrence(f"{template.id}@{local:%Y-%m-%dT%H:%M}", template.id, start, staff=roles))
+            if len(wanted) > _MAX_SCHEDULED:
+                msg = (
+                    f"{recurrence.to_ical()!r} from {first} to {last} makes more than {_MAX_SCHEDULED:,} occurrences "
+                    "in one call; schedule a shorter span at a time"
+                )
+                raise InvalidInputError(msg, field="recurrence")
+            day = until
 
         def schedule(tx: StorageTransaction) -> list[Occurrence]:
             return [self._upsert_whole(tx, self._scheduled(tx, o, roles), who) for o in wanted]

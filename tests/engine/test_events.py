@@ -188,6 +188,17 @@ class TestStaff:
         with pytest.raises(InvalidInputError, match="first must be a date"):
             desk.schedule("walk", daily, datetime(2026, 3, 5, tzinfo=PARIS), date(2026, 3, 12))
 
+    def test_a_schedule_out_of_reason_is_refused_before_it_is_expanded(self, desk: EventDesk, engine: BookingEngine) -> None:
+        """Every minute for five years (2.6 million dates, minutes of work) and a span that ends before it begins."""
+        before = (desk.occurrences(), engine.list())
+        every_minute = Recurrence("FREQ=MINUTELY", datetime(2026, 3, 1, 11), "Europe/Paris")
+
+        with pytest.raises(InvalidInputError, match="more than 10,000 occurrences"):
+            desk.schedule("walk", every_minute, date(2026, 3, 5), date(2031, 3, 5))
+        with pytest.raises(InvalidInputError, match="is before first"):
+            desk.schedule("walk", every_minute, date(2026, 3, 5), date(2026, 3, 4))
+        assert before == (desk.occurrences(), engine.list())
+
     def test_a_refused_assignment_says_why(self, desk: EventDesk, engine: BookingEngine) -> None:
         """The refusal names the person, the occurrence in the way, its booking and its local time."""
         desk.upsert_occurrence(Occurrence("w1", "walk", at(5, 11), staff={"speaker": "anna"}))
