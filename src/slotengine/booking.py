@@ -167,11 +167,19 @@ def _buffer(value: object) -> timedelta:
     return check_duration_range(value, "buffer")
 
 
-def _count(value: object) -> int:
+def _count(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
-        msg = f"reschedules must be a whole number from 0 to {MAX_UNITS:,}, got {value!r}"
-        raise InvalidInputError(msg, field="reschedules")
+        msg = f"{field} must be a whole number from 0 to {MAX_UNITS:,}, got {value!r}"
+        raise InvalidInputError(msg, field=field)
     return value
+
+
+def _reschedules(value: object) -> int:
+    return _count(value, "reschedules")
+
+
+def _version(value: object) -> int:
+    return _count(value, "version")
 
 
 def _optional_zone(value: object) -> str | None:
@@ -218,9 +226,9 @@ class Booking:
     external_ref: str | None = attrs.field(default=None, converter=_external_ref)
     price: Money | None = attrs.field(default=None, converter=_price)
     payments: tuple[Payment, ...] = attrs.field(default=(), converter=_payments)
-    reschedules: int = attrs.field(default=0, converter=_count)
+    reschedules: int = attrs.field(default=0, converter=_reschedules)
     checked_in_at: datetime | None = attrs.field(default=None, converter=_optional_instant)
-    version: int = attrs.field(default=1, converter=_count)
+    version: int = attrs.field(default=1, converter=_version)
     customer_zone: str | None = attrs.field(default=None, converter=_optional_zone)
     customer_language: str = attrs.field(default="", converter=_language)
 

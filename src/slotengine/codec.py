@@ -5,12 +5,16 @@ Storage adapters keep catalogues and bookings as JSON documents made by these fu
 saves the first result of an idempotent call the same way. Every ``*_from_dict`` goes back through the
 values' own constructors, so a stored document is validated again when it is read: a corrupt row raises an
 `InvalidInputError`, never yields a broken value. Instants are ISO 8601 strings in UTC, durations whole
-microseconds, money a ``[amount, currency]`` pair of strings.
+microseconds, money a ``[amount, currency]`` pair of strings, decimals strings. Documents are read back with
+exactly the JSON types written: a ``true`` is not the number 1, a float is never a duration or an amount, a
+string is not a list of ids, and a pair has two items; anything else is refused, never loaded another way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -19,9 +23,9 @@ from slotengine._time import to_utc
 from slotengine.availability import Assignment
 from slotengine.booking import Booking, Payment
 from slotengine.business import Business
-from slotengine.errors import InvalidInputError
+from slotengine.errors import InvalidInputError, SlotEngineError
 from slotengine.lifecycle import TransitionRecord
-from slotengine.model import UNLIMITED, Need, Resource, Service
+from slotengine.model import UNLIMITED, Need, Resource, Service, check_id
 from slotengine.money import Money
 from slotengine.notifications import NotificationRule, QuietHours, Template
 from slotengine.outbox import OutboxMessage
@@ -82,54 +86,153 @@ def loads(text: str) -> Doc:
     return doc
 
 
+_DECODING_ERRORS: Final = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError)
+"""What a damaged document can make Python raise while it is rebuilt (decimal.InvalidOperation is arithmetic)."""
+
+
 def _guard(build: Any, doc: Any, what: str) -> Any:
-    """Call *build* on *doc*, turning a structural mistake in a stored document into an input error."""
+    """
+    Call *build* on *doc*, turning any mistake in a stored document into an `InvalidInputError`.
+
+    The decoders below check every JSON type themselves; this is the net under them, so that a damaged row
+    never escapes as a raw ``IndexError``, ``OverflowError`` or ``decimal.InvalidOperation``.
+    """
     try:
         return build(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, InvalidInputError):
-            raise
-        msg = f"malformed stored {what}: {type(exc).__name__}: {exc}"
+    except InvalidInputError:
+        raise
+    except SlotEngineError as exc:  # a value's own rule, such as a transition record's lifecycle edge
+        msg = f"malformed stored {what}: {exc}"
+        raise InvalidInputError(msg) from None
+    except _DECODING_ERRORS as exc:
+        msg = f"malformed stored {what}: {type(exc).__name__}"
+        with contextlib.suppress(ValueError):  # str() of an error about an enormous integer can fail too
+            msg = f"{msg}: {exc}"[:300]
         raise InvalidInputError(msg) from None
 
 
-# --- scalars ---------------------------------------------------------------------------------------------------
+# --- strict JSON types -------------------------------------------------------------------------------------------
+#
+# A stored document is read back with the types `*_to_dict` wrote and nothing else: a JSON true is not the
+# number 1, a float is never a duration or an amount, a string is not a list of ids. Anything else raises
+# InvalidInputError naming the field, so a damaged row is reported rather than loaded with another value.
+
+_MAX_US: Final = timedelta.max // _US
+_DECIMAL: Final = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:E[+-]?\d+)?", re.IGNORECASE)
+
+
+def _show(value: Any) -> str:
+    """Describe *value* for a message, briefly (never the repr of a huge integer, which Python refuses)."""
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else f"a number of about {value.bit_length() * 3 // 10} digits"
+    if isinstance(value, float | str):
+        text = repr(value)
+        return text if len(text) <= 60 else f"{text[:57]}..."
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _wrong(field: str, expected: str, value: Any) -> InvalidInputError:
+    return InvalidInputError(f"stored {field} must be {expected}, got {_show(value)}", field=field)
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong(field, "a string", value)
+    return value
+
+
+def _optional_text(value: Any, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _whole(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(field, "a whole number", value)
+    return value
+
+
+def _optional_whole(value: Any, field: str) -> int | None:
+    return None if value is None else _whole(value, field)
+
+
+def _flag(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong(field, "true or false", value)
+    return value
+
+
+def _list(value: Any, field: str, length: int | None = None) -> list[Any]:
+    if not isinstance(value, list):
+        raise _wrong(field, "a list", value)
+    if length is not None and len(value) != length:
+        msg = f"stored {field} must be a list of {length} items, got {len(value)}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _object(value: Any, field: str) -> Doc:
+    if not isinstance(value, dict):
+        raise _wrong(field, "an object", value)
+    return value
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        raise _wrong(field, "a decimal number written as a string", value)
+    return Decimal(value)
 
 
 def _instant(value: datetime | None) -> str | None:
     return None if value is None else to_utc(value).isoformat()
 
 
-def _from_instant(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+def _from_instant(value: Any, field: str = "instant") -> datetime | None:
+    return None if value is None else _instant_required(value, field)
 
 
-def _instant_required(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _instant_required(value: Any, field: str = "instant") -> datetime:
+    instant = datetime.fromisoformat(_text(value, field))
+    if instant.tzinfo is None:
+        raise _wrong(field, "an instant with its UTC offset", value)
+    return instant
+
+
+def _from_date(value: Any, field: str) -> date:
+    return date.fromisoformat(_text(value, field))
 
 
 def _duration(value: timedelta | None) -> int | None:
     return None if value is None else value // _US
 
 
-def _from_duration(value: int | None) -> timedelta | None:
-    return None if value is None else timedelta(microseconds=value)
+def _from_duration(value: Any, field: str = "duration") -> timedelta | None:
+    if value is None:
+        return None
+    micros = _whole(value, field)
+    if not -_MAX_US <= micros <= _MAX_US:
+        raise _wrong(field, f"a number of microseconds within ±{_MAX_US}", value)
+    return timedelta(microseconds=micros)
 
 
 def _money(value: Money | None) -> list[str] | None:
     return None if value is None else [str(value.amount), value.currency]
 
 
-def _from_money(value: list[str] | None) -> Money | None:
-    return None if value is None else Money(value[0], value[1])
+def _from_money(value: Any, field: str = "money") -> Money | None:
+    if value is None:
+        return None
+    amount, currency = _list(value, field, 2)
+    return Money(_decimal(amount, f"{field} amount"), _text(currency, f"{field} currency"))
 
 
 def _time(value: time | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _from_time(value: str | None) -> time | None:
-    return None if value is None else time.fromisoformat(value)
+def _from_time(value: Any, field: str = "time") -> time | None:
+    return None if value is None else time.fromisoformat(_text(value, field))
 
 
 def _attribute(value: Any) -> Any:
@@ -140,12 +243,25 @@ def _attribute(value: Any) -> Any:
     return value
 
 
-def _from_attribute(value: Any) -> Any:
+def _from_attribute(value: Any, field: str) -> Any:
     if isinstance(value, dict):
-        if "money" in value:
-            return _from_money(value["money"])
-        return Decimal(value["decimal"])
+        if list(value) == ["money"]:
+            return _from_money(value["money"], field)
+        if list(value) == ["decimal"]:
+            return _decimal(value["decimal"], field)
+        msg = f"stored {field} must hold one key, 'money' or 'decimal', got {sorted(map(str, value))!r}"
+        raise InvalidInputError(msg, field=field)
+    if isinstance(value, float) or not isinstance(value, str | int):  # bool is an int
+        raise _wrong(field, "a string, a whole number, true or false, or a money or decimal object", value)
     return value
+
+
+def _from_attributes(value: Any, field: str) -> dict[str, Any]:
+    return {k: _from_attribute(v, f"{field} {k!r}") for k, v in _object(value, field).items()}
+
+
+def _ids(value: Any, field: str) -> tuple[str, ...]:
+    return tuple(_text(v, field) for v in _list(value, field))
 
 
 # --- schedules -----------------------------------------------------------------------------------------------
@@ -155,8 +271,9 @@ def _range(value: TimeRange) -> list[str]:
     return [value.start.isoformat(), value.end.isoformat()]
 
 
-def _from_range(value: list[str]) -> TimeRange:
-    return TimeRange(time.fromisoformat(value[0]), time.fromisoformat(value[1]))
+def _from_range(value: Any, field: str = "hours") -> TimeRange:
+    start, end = _list(value, field, 2)
+    return TimeRange(time.fromisoformat(_text(start, field)), time.fromisoformat(_text(end, field)))
 
 
 def _recurrence(value: Recurrence) -> Doc:
@@ -169,13 +286,18 @@ def _recurrence(value: Recurrence) -> Doc:
     }
 
 
-def _from_recurrence(doc: Doc) -> Recurrence:
+def _wall(value: Any, field: str) -> datetime:
+    return datetime.fromisoformat(_text(value, field))
+
+
+def _from_recurrence(value: Any) -> Recurrence:
+    doc = _object(value, "recurrence")
     return Recurrence(
-        doc["rule"],
-        datetime.fromisoformat(doc["dtstart"]),
-        doc["zone"],
-        exdates=tuple(datetime.fromisoformat(d) for d in doc["exdates"]),
-        rdates=tuple(datetime.fromisoformat(d) for d in doc["rdates"]),
+        _text(doc["rule"], "rule"),
+        _wall(doc["dtstart"], "dtstart"),
+        _text(doc["zone"], "zone"),
+        exdates=tuple(_wall(d, "exdate") for d in _list(doc["exdates"], "exdates")),
+        rdates=tuple(_wall(d, "rdate") for d in _list(doc["rdates"], "rdates")),
     )
 
 
@@ -189,11 +311,18 @@ def _time_off(value: TimeOff) -> Doc:
     }
 
 
-def _from_time_off(doc: Doc) -> TimeOff:
+def _from_time_off(value: Any) -> TimeOff:
+    doc = _object(value, "time off")
+    reason = _text(doc["reason"], "reason")
     if doc["first_day"] is not None:
-        last = None if doc["last_day"] is None else date.fromisoformat(doc["last_day"])
-        return TimeOff.days(date.fromisoformat(doc["first_day"]), last, reason=doc["reason"])
-    return TimeOff(_from_instant(doc["start"]), _from_instant(doc["end"]), reason=doc["reason"])
+        if doc["start"] is not None or doc["end"] is not None:
+            msg = "stored time off must hold either days or instants, not both"
+            raise InvalidInputError(msg, field="time_off")
+        last = None if doc["last_day"] is None else _from_date(doc["last_day"], "last_day")
+        return TimeOff.days(_from_date(doc["first_day"], "first_day"), last, reason=reason)
+    if doc["last_day"] is not None:
+        raise _wrong("first_day", "set with last_day", None)
+    return TimeOff(_from_instant(doc["start"], "start"), _from_instant(doc["end"], "end"), reason=reason)
 
 
 def schedule_to_dict(value: Schedule) -> Doc:
@@ -219,19 +348,25 @@ def schedule_from_dict(doc: Doc) -> Schedule:
     """Build a `Schedule` from `schedule_to_dict`'s document."""
 
     def build(d: Doc) -> Schedule:
+        d = _object(d, "schedule")
+        overrides = [_object(o, "override") for o in _list(d["overrides"], "overrides")]
+        recurring = [_object(r, "recurring hours") for r in _list(d["recurring"], "recurring")]
         return Schedule(
-            d["zone"],
-            WeeklyHours(tuple(tuple(_from_range(r) for r in day) for day in d["weekly"])),
+            _text(d["zone"], "zone"),
+            WeeklyHours(tuple(tuple(_from_range(r) for r in _list(w, "day")) for w in _list(d["weekly"], "weekly"))),
             overrides=tuple(
-                DateOverride(date.fromisoformat(o["day"]), tuple(_from_range(r) for r in o["ranges"]))
-                for o in d["overrides"]
+                DateOverride(_from_date(o["day"], "day"), tuple(_from_range(r) for r in _list(o["ranges"], "ranges")))
+                for o in overrides
             ),
-            time_off=tuple(_from_time_off(t) for t in d["time_off"]),
+            time_off=tuple(_from_time_off(t) for t in _list(d["time_off"], "time_off")),
             recurring=tuple(
                 RecurringHours(
-                    _from_recurrence(r["recurrence"]), _from_range(r["hours"]), closed=r["closed"], reason=r["reason"]
+                    _from_recurrence(r["recurrence"]),
+                    _from_range(r["hours"]),
+                    closed=_flag(r["closed"], "closed"),
+                    reason=_text(r["reason"], "reason"),
                 )
-                for r in d["recurring"]
+                for r in recurring
             ),
         )
 
@@ -262,21 +397,36 @@ def _policies(value: Policies) -> Doc:
     }
 
 
-def _from_policies(doc: Doc) -> Policies:
-    c = doc["cancellation"]
+def _from_tier(value: Any) -> RefundTier:
+    before, percent = _list(value, "refund tier", 2)
+    return RefundTier(_from_duration(before, "tier before"), _decimal(percent, "refund_percent"))
+
+
+def _from_policies(value: Any) -> Policies:
+    doc = _object(value, "policies")
+    hold = _object(doc["hold"], "hold")
+    confirmation = _object(doc["confirmation"], "confirmation")
+    c = _object(doc["cancellation"], "cancellation")
+    reschedule = _object(doc["reschedule"], "reschedule")
     return Policies(
-        hold=HoldPolicy(_from_duration(doc["hold"]["ttl"]), doc["hold"]["accept_late_payment"]),
-        confirmation=ConfirmationPolicy(doc["confirmation"]["mode"], Decimal(doc["confirmation"]["deposit_percent"])),
-        cancellation=CancellationPolicy(
-            tiers=tuple(RefundTier(_from_duration(b), Decimal(p)) for b, p in c["tiers"]),
-            otherwise_percent=Decimal(c["otherwise_percent"]),
-            deadline=_from_duration(c["deadline"]),
-            no_show_fee_percent=Decimal(c["no_show_fee_percent"]),
-            charge_unpaid_penalty=c["charge_unpaid_penalty"],
+        hold=HoldPolicy(
+            _from_duration(hold["ttl"], "ttl"), _flag(hold["accept_late_payment"], "accept_late_payment")
         ),
-        reschedule=ReschedulePolicy(_from_duration(doc["reschedule"]["deadline"]), doc["reschedule"]["max_times"]),
-        no_show=NoShowPolicy(_from_duration(doc["no_show"]["grace"])),
-        allow_override=doc.get("allow_override", False),
+        confirmation=ConfirmationPolicy(
+            _text(confirmation["mode"], "mode"), _decimal(confirmation["deposit_percent"], "deposit_percent")
+        ),
+        cancellation=CancellationPolicy(
+            tiers=tuple(_from_tier(t) for t in _list(c["tiers"], "tiers")),
+            otherwise_percent=_decimal(c["otherwise_percent"], "otherwise_percent"),
+            deadline=_from_duration(c["deadline"], "deadline"),
+            no_show_fee_percent=_decimal(c["no_show_fee_percent"], "no_show_fee_percent"),
+            charge_unpaid_penalty=_flag(c["charge_unpaid_penalty"], "charge_unpaid_penalty"),
+        ),
+        reschedule=ReschedulePolicy(
+            _from_duration(reschedule["deadline"], "deadline"), _optional_whole(reschedule["max_times"], "max_times")
+        ),
+        no_show=NoShowPolicy(_from_duration(_object(doc["no_show"], "no_show")["grace"], "grace")),
+        allow_override=_flag(doc.get("allow_override", False), "allow_override"),
     )
 
 
@@ -295,17 +445,18 @@ def _rule(value: NotificationRule) -> Doc:
     }
 
 
-def _from_rule(doc: Doc) -> NotificationRule:
+def _from_rule(value: Any) -> NotificationRule:
+    doc = _object(value, "rule")
     return NotificationRule(
-        doc["id"],
-        Template(doc["subject"], doc["body"]),
-        on=doc["on"],
-        offset=_from_duration(doc["offset"]),
-        condition=doc["condition"],
-        recipient=doc["recipient"],
-        channel=doc["channel"],
-        service_ids=doc["service_ids"],
-        quiet_hours=doc["quiet_hours"],
+        _text(doc["id"], "rule id"),
+        Template(_text(doc["subject"], "subject"), _text(doc["body"], "body")),
+        on=_ids(doc["on"], "on"),
+        offset=_from_duration(doc["offset"], "offset"),
+        condition=_text(doc["condition"], "condition"),
+        recipient=_text(doc["recipient"], "recipient"),
+        channel=_text(doc["channel"], "channel"),
+        service_ids=None if doc["service_ids"] is None else _ids(doc["service_ids"], "service_ids"),
+        quiet_hours=_flag(doc["quiet_hours"], "quiet_hours"),
     )
 
 
@@ -330,19 +481,21 @@ def business_from_dict(doc: Doc) -> Business:
     """Build a `Business` from `business_to_dict`'s document."""
 
     def build(d: Doc) -> Business:
-        quiet = d.get("quiet_hours")
+        d = _object(d, "business")
+        quiet = None if d.get("quiet_hours") is None else _list(d["quiet_hours"], "quiet_hours", 2)
+        links = _object(d.get("links", {}), "links")
         return Business(
-            d["name"],
-            d["zone"],
+            _text(d["name"], "name"),
+            _text(d["zone"], "zone"),
             schedule_from_dict(d["hours"]),
             _from_policies(d["policies"]),
-            rules=tuple(_from_rule(r) for r in d.get("rules", ())),
+            rules=tuple(_from_rule(r) for r in _list(d.get("rules", []), "rules")),
             quiet_hours=None
             if quiet is None
-            else QuietHours(time.fromisoformat(quiet[0]), time.fromisoformat(quiet[1])),
-            links=d.get("links", {}),
-            agent=d.get("agent"),
-            language=d.get("language", "en"),
+            else QuietHours(_from_time(quiet[0], "quiet_hours"), _from_time(quiet[1], "quiet_hours")),
+            links={k: _text(v, f"link {k!r}") for k, v in links.items()},
+            agent=_optional_text(d.get("agent"), "agent"),
+            language=_text(d.get("language", "en"), "language"),
         )
 
     return _guard(build, doc, "business")  # type: ignore[no-any-return]
@@ -370,16 +523,17 @@ def resource_from_dict(doc: Doc) -> Resource:
     """Build a `Resource` from `resource_to_dict`'s document."""
 
     def build(d: Doc) -> Resource:
+        d = _object(d, "resource")
         return Resource(
-            d["id"],
-            d["name"],
-            kind=d["kind"],
-            type=d["type"],
-            role=d["role"],
-            capacity=UNLIMITED if d["capacity"] == "unlimited" else d["capacity"],
-            attributes={k: _from_attribute(v) for k, v in d["attributes"].items()},
+            _text(d["id"], "id"),
+            _text(d["name"], "name"),
+            kind=_text(d["kind"], "kind"),
+            type=_text(d["type"], "type"),
+            role=_text(d["role"], "role"),
+            capacity=UNLIMITED if d["capacity"] == "unlimited" else _whole(d["capacity"], "capacity"),
+            attributes=_from_attributes(d["attributes"], "attribute"),
             schedule=None if d["schedule"] is None else schedule_from_dict(d["schedule"]),
-            zone=d["zone"],
+            zone=_optional_text(d["zone"], "zone"),
         )
 
     return _guard(build, doc, "resource")  # type: ignore[no-any-return]
@@ -396,14 +550,15 @@ def _need(value: Need) -> Doc:
     }
 
 
-def _from_need(doc: Doc) -> Need:
+def _from_need(value: Any) -> Need:
+    doc = _object(value, "need")
     return Need(
-        resource_ids=doc["resource_ids"],
-        type=doc["type"],
-        attributes={k: _from_attribute(v) for k, v in doc["attributes"].items()},
-        count=doc["count"],
-        units=doc["units"],
-        label=doc["label"],
+        resource_ids=_ids(doc["resource_ids"], "resource_ids"),
+        type=_optional_text(doc["type"], "type"),
+        attributes=_from_attributes(doc["attributes"], "attribute"),
+        count=_whole(doc["count"], "count"),
+        units=_whole(doc["units"], "units"),
+        label=_text(doc["label"], "label"),
     )
 
 
@@ -433,23 +588,24 @@ def service_from_dict(doc: Doc) -> Service:
     """Build a `Service` from `service_to_dict`'s document."""
 
     def build(d: Doc) -> Service:
+        d = _object(d, "service")
         return Service(
-            d["id"],
-            d["name"],
-            needs=tuple(_from_need(n) for n in d["needs"]),
-            duration=_from_duration(d["duration"]),
-            min_duration=_from_duration(d["min_duration"]),
-            max_duration=_from_duration(d["max_duration"]),
-            unit=d["unit"],
-            slot_step=_from_duration(d["slot_step"]),
-            buffer_before=_from_duration(d["buffer_before"]),
-            buffer_after=_from_duration(d["buffer_after"]),
-            buffers_outside_hours=d["buffers_outside_hours"],
-            price=_from_money(d["price"]),
-            min_notice=_from_duration(d["min_notice"]),
-            horizon=_from_duration(d["horizon"]),
-            check_in=_from_time(d["check_in"]),
-            check_out=_from_time(d["check_out"]),
+            _text(d["id"], "id"),
+            _text(d["name"], "name"),
+            needs=tuple(_from_need(n) for n in _list(d["needs"], "needs")),
+            duration=_from_duration(d["duration"], "duration"),
+            min_duration=_from_duration(d["min_duration"], "min_duration"),
+            max_duration=_from_duration(d["max_duration"], "max_duration"),
+            unit=_text(d["unit"], "unit"),
+            slot_step=_from_duration(d["slot_step"], "slot_step"),
+            buffer_before=_from_duration(d["buffer_before"], "buffer_before"),
+            buffer_after=_from_duration(d["buffer_after"], "buffer_after"),
+            buffers_outside_hours=_flag(d["buffers_outside_hours"], "buffers_outside_hours"),
+            price=_from_money(d["price"], "price"),
+            min_notice=_from_duration(d["min_notice"], "min_notice"),
+            horizon=_from_duration(d["horizon"], "horizon"),
+            check_in=_from_time(d["check_in"], "check_in"),
+            check_out=_from_time(d["check_out"], "check_out"),
         )
 
     return _guard(build, doc, "service")  # type: ignore[no-any-return]
@@ -487,37 +643,54 @@ def booking_to_dict(value: Booking) -> Doc:
     }
 
 
+def _from_assignment(value: Any) -> Assignment:
+    need, label, ids = _list(value, "assignment", 3)
+    index = _whole(need, "assignment need")
+    if index < 0:
+        raise _wrong("assignment need", "a need's index, 0 or more", need)
+    return Assignment(index, _text(label, "assignment label"), _ids(ids, "assignment resource ids"))
+
+
+def _from_payment(value: Any) -> Payment:
+    pid, kind, amount, at, actor = _list(value, "payment", 5)
+    return Payment(
+        _text(pid, "payment id"),
+        _text(kind, "payment kind"),
+        _from_money(amount, "payment amount"),
+        _instant_required(at, "payment at"),
+        _text(actor, "payment actor"),
+    )
+
+
 def booking_from_dict(doc: Doc) -> Booking:
     """Build a `Booking` from `booking_to_dict`'s document."""
 
     def build(d: Doc) -> Booking:
+        d = _object(d, "booking")
         return Booking(
-            d["id"],
-            d["service_id"],
-            _instant_required(d["start"]),
-            _instant_required(d["end"]),
-            tuple(Assignment(n, label, tuple(ids)) for n, label, ids in d["assignments"]),
-            tuple(d["units"]),
-            d["status"],
-            _instant_required(d["created_at"]),
+            _text(d["id"], "id"),
+            _text(d["service_id"], "service_id"),
+            _instant_required(d["start"], "start"),
+            _instant_required(d["end"], "end"),
+            tuple(_from_assignment(a) for a in _list(d["assignments"], "assignments")),
+            tuple(_whole(u, "units") for u in _list(d["units"], "units")),
+            _text(d["status"], "status"),
+            _instant_required(d["created_at"], "created_at"),
             policies=_from_policies(d["policies"]),
-            hold_until=_from_instant(d["hold_until"]),
-            buffer_before=_from_duration(d["buffer_before"]),
-            buffer_after=_from_duration(d["buffer_after"]),
-            customer_id=d["customer_id"],
-            source=d["source"],
-            notes=d["notes"],
-            external_ref=d["external_ref"],
-            price=_from_money(d["price"]),
-            payments=tuple(
-                Payment(pid, kind, _from_money(amount), _instant_required(at), actor)
-                for pid, kind, amount, at, actor in d["payments"]
-            ),
-            reschedules=d["reschedules"],
-            checked_in_at=_from_instant(d["checked_in_at"]),
-            version=d["version"],
-            customer_zone=d.get("customer_zone"),
-            customer_language=d.get("customer_language", ""),
+            hold_until=_from_instant(d["hold_until"], "hold_until"),
+            buffer_before=_from_duration(d["buffer_before"], "buffer_before"),
+            buffer_after=_from_duration(d["buffer_after"], "buffer_after"),
+            customer_id=_optional_text(d["customer_id"], "customer_id"),
+            source=_text(d["source"], "source"),
+            notes=_text(d["notes"], "notes"),
+            external_ref=_optional_text(d["external_ref"], "external_ref"),
+            price=_from_money(d["price"], "price"),
+            payments=tuple(_from_payment(p) for p in _list(d["payments"], "payments")),
+            reschedules=_whole(d["reschedules"], "reschedules"),
+            checked_in_at=_from_instant(d["checked_in_at"], "checked_in_at"),
+            version=_whole(d["version"], "version"),
+            customer_zone=_optional_text(d.get("customer_zone"), "customer_zone"),
+            customer_language=_text(d.get("customer_language", ""), "customer_language"),
         )
 
     return _guard(build, doc, "booking")  # type: ignore[no-any-return]
@@ -540,14 +713,15 @@ def transition_from_dict(doc: Doc) -> TransitionRecord:
     """Build a `TransitionRecord` from `transition_to_dict`'s document."""
 
     def build(d: Doc) -> TransitionRecord:
+        d = _object(d, "transition")
         return TransitionRecord(
-            d["booking_id"],
-            d["from_status"],
-            d["to_status"],
-            d["action"],
-            _instant_required(d["at"]),
-            d["actor"],
-            d["reason"],
+            check_id(_text(d["booking_id"], "booking_id"), "booking id"),
+            _optional_text(d["from_status"], "from_status"),
+            _text(d["to_status"], "to_status"),
+            _text(d["action"], "action"),
+            _instant_required(d["at"], "at"),
+            _text(d["actor"], "actor"),
+            _text(d["reason"], "reason"),
         )
 
     return _guard(build, doc, "transition")  # type: ignore[no-any-return]
@@ -574,18 +748,19 @@ def outbox_from_dict(doc: Doc) -> OutboxMessage:
     """Build an `OutboxMessage` from `outbox_to_dict`'s document."""
 
     def build(d: Doc) -> OutboxMessage:
+        d = _object(d, "outbox message")
         return OutboxMessage(
-            d["id"],
-            d["topic"],
-            d["booking_id"],
-            _instant_required(d["created_at"]),
-            _instant_required(d["due_at"]),
-            d["dedupe_key"],
-            d["payload"],
-            d["attempts"],
-            _from_instant(d["sent_at"]),
-            _from_instant(d["failed_at"]),
-            d["last_error"],
+            _text(d["id"], "id"),
+            _text(d["topic"], "topic"),
+            _optional_text(d["booking_id"], "booking_id"),
+            _instant_required(d["created_at"], "created_at"),
+            _instant_required(d["due_at"], "due_at"),
+            _text(d["dedupe_key"], "dedupe_key"),
+            _text(d["payload"], "payload"),
+            _whole(d["attempts"], "attempts"),
+            _from_instant(d["sent_at"], "sent_at"),
+            _from_instant(d["failed_at"], "failed_at"),
+            _text(d["last_error"], "last_error"),
         )
 
     return _guard(build, doc, "outbox message")  # type: ignore[no-any-return]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, cast
 import attrs
 
 from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, is_ambiguous, localize, to_utc
-from slotengine.errors import InvalidInputError
+from slotengine.errors import InvalidInputError, OutOfRangeError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,7 +48,16 @@ _INT_RANGES: Final = {
     "BYYEARDAY": (1, 366),
     "BYWEEKNO": (1, 53),
 }
-_UNTIL_RE: Final = re.compile(r"^(\d{8})(T\d{6})?(Z)?$")
+_UNTIL_RE: Final = re.compile(r"^(\d{8})(T\d{6})?(Z)?$", re.ASCII)
+_WHOLE_RE: Final = re.compile(r"\d{1,18}", re.ASCII)
+_SIGNED_RE: Final = re.compile(r"[+-]?\d{1,3}", re.ASCII)
+_BYDAY_RE: Final = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)", re.ASCII)
+_NOT_WITH: Final = {
+    # RFC 5545, section 3.3.10: which BYxxx parts a FREQ forbids.
+    "BYMONTHDAY": ("WEEKLY",),
+    "BYYEARDAY": ("DAILY", "WEEKLY", "MONTHLY"),
+    "BYWEEKNO": ("MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"),
+}
 _ICAL_VALUE_RE: Final = re.compile(r"^\d{8}T\d{6}Z?$")
 
 
@@ -80,8 +89,10 @@ def _split_rule(rule: str) -> list[tuple[str, str]]:
 
 
 def _positive_int(rule: str, key: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise _rule_error(rule, f"{key} must be a whole number of at least 1, got {value!r}")
+    # ASCII digits only, and few enough for int() (which refuses more than 4,300 digits, and reads "1_0").
+    if not _WHOLE_RE.fullmatch(value) or int(value) < 1:
+        shown = value if len(value) <= 20 else f"{value[:20]}... ({len(value):,} characters)"
+        raise _rule_error(rule, f"{key} must be a whole number of at least 1 (at most 18 digits), got {shown!r}")
     return int(value)
 
 
@@ -89,16 +100,59 @@ def _check_int_list(rule: str, key: str, value: str) -> list[int]:
     low, high = _INT_RANGES[key]
     numbers: list[int] = []
     for text in value.split(","):
-        try:
-            number = int(text)
-        except ValueError:
-            raise _rule_error(rule, f"{key} takes whole numbers, got {text!r}") from None
+        if not _SIGNED_RE.fullmatch(text):
+            shown = text if len(text) <= 20 else f"{text[:20]}..."
+            raise _rule_error(rule, f"{key} takes whole numbers, got {shown!r}")
+        number = int(text)
         allowed = low <= number <= high or (key != "BYMONTH" and -high <= number <= -low)
         if not allowed:
             span = f"{low}..{high}" if key == "BYMONTH" else f"{low}..{high} or -{high}..-{low}"
             raise _rule_error(rule, f"{key} values must be in {span}, got {number}")
         numbers.append(number)
     return numbers
+
+
+def _check_forbidden_parts(rule: str, parts: dict[str, str]) -> None:
+    """Refuse the BYxxx parts RFC 5545 (section 3.3.10) forbids with the rule's FREQ, naming the part."""
+    for key, freqs in _NOT_WITH.items():
+        if key in parts and parts["FREQ"] in freqs:
+            raise _rule_error(rule, f"{key} cannot be used with FREQ={parts['FREQ']} (RFC 5545, section 3.3.10)")
+    if "BYDAY" in parts:
+        _check_byday(rule, parts)
+
+
+def _check_byday(rule: str, parts: dict[str, str]) -> None:
+    """
+    Check BYDAY's weekdays and their numbers against RFC 5545, section 3.3.10.
+
+    A numbered weekday (``1SA``, ``-1FR``) means "the nth one in the month or year", so it belongs to MONTHLY
+    and YEARLY rules only, and not to a YEARLY rule with BYWEEKNO; dateutil would otherwise read ``1SA`` in a
+    WEEKLY rule as every Saturday.
+    """
+    freq = parts["FREQ"]
+    # "within a MONTHLY rule, or a YEARLY rule with BYMONTH, the number is of the weekday within the month"
+    most = 5 if freq == "MONTHLY" or (freq == "YEARLY" and "BYMONTH" in parts) else 53
+    for item in parts["BYDAY"].split(","):
+        match = _BYDAY_RE.fullmatch(item)
+        if match is None:
+            shown = item if len(item) <= 20 else f"{item[:20]}..."
+            raise _rule_error(rule, f"BYDAY takes weekdays such as MO or 1MO or -1FR, got {shown!r}")
+        number = match.group(2)
+        if number is None:
+            continue
+        if freq not in {"MONTHLY", "YEARLY"}:
+            raise _rule_error(
+                rule,
+                f"BYDAY={item} is numbered, which RFC 5545 allows only with FREQ=MONTHLY or FREQ=YEARLY, "
+                f"not FREQ={freq}; write BYDAY={match.group(3)} for every {match.group(3)}",
+            )
+        if "BYWEEKNO" in parts:
+            raise _rule_error(rule, f"BYDAY={item} is numbered, which RFC 5545 forbids together with BYWEEKNO")
+        if not int(number):
+            raise _rule_error(rule, f"BYDAY={item}: weekdays are numbered from 1, or from -1 counting from the end")
+        if int(number) > most:
+            within = "month" if most == 5 else "year"
+            raise _rule_error(rule, f"BYDAY={item}: a {within} has at most {most} of each weekday")
 
 
 def _canonical_until(rule: str, value: str) -> str:
@@ -118,7 +172,7 @@ def _canonical_until(rule: str, value: str) -> str:
         raise _rule_error(rule, f"UNTIL {value!r} is not a real date and time") from None
     # A date-only UNTIL means "up to and including that day", which is what people mean by it; dateutil would
     # read it as midnight and silently drop the last day's occurrence.
-    return parsed.strftime(_ICAL_DATETIME)
+    return _ical_text(parsed)
 
 
 def _canonical_rule(value: object) -> str:
@@ -128,7 +182,10 @@ def _canonical_rule(value: object) -> str:
     The checks are the ones dateutil does not make, or makes by hanging or by warning: ``FREQ`` is present and
     known, ``INTERVAL`` and ``COUNT`` are positive, ``COUNT`` and ``UNTIL`` are not mixed (RFC 5545 forbids
     it), numeric ``BY*`` lists are in range, and ``BYMONTHDAY`` can happen in at least one ``BYMONTH`` month
-    (``FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30`` would make dateutil search until the year 9999).
+    (``FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30`` would make dateutil search until the year 9999). The parts
+    RFC 5545 (section 3.3.10) forbids with a frequency are refused, because dateutil reads them another way:
+    ``BYMONTHDAY`` with WEEKLY, ``BYYEARDAY`` with DAILY, WEEKLY or MONTHLY, ``BYWEEKNO`` without YEARLY,
+    and a numbered ``BYDAY`` (``1SA``) outside MONTHLY and YEARLY or with ``BYWEEKNO``.
     """
     if not isinstance(value, str):
         msg = f"a recurrence rule is RRULE text such as 'FREQ=WEEKLY;BYDAY=MO', not {type(value).__name__}"
@@ -146,6 +203,7 @@ def _canonical_rule(value: object) -> str:
     for key in ("INTERVAL", "COUNT"):
         if key in parts:
             _positive_int(value, key, parts[key])
+    _check_forbidden_parts(value, parts)
     numbers = {key: _check_int_list(value, key, parts[key]) for key in _INT_RANGES if key in parts}
     if "BYMONTH" in numbers and "BYMONTHDAY" in numbers:
         longest = max(_DAYS_IN_MONTH[month - 1] for month in numbers["BYMONTH"])
@@ -340,25 +398,36 @@ class Recurrence:
         zone_name = _agree_zone(zone, start_params.get("TZID"))
         tz = get_zone(zone_name)
         dtstart = _ical_wall(start_value, start_params, tz, "DTSTART")
-        rule = _rule_with_local_until(props["RRULE"][0][1], tz)
+        written = props["RRULE"][0][1]
+        rule = _rule_with_local_until(written, tz)
         exdates = [_ical_date(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
         rdates = [_ical_date(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
         start = _ical_date(start_value, start_params, tz, "DTSTART")
-        # A UTC DTSTART in the second pass of a fold, which its wall time does not name: the first occurrence,
-        # if the rule has one there, is that instant and not the wall time's first pass.
-        second_pass = start.tzinfo is not None and localize(dtstart, tz) != start
-        if second_pass and dtstart in cls(rule, dtstart, zone_name).between_walls(dtstart, dtstart, inc=True):
-            exdates.append(dtstart)
-            rdates.append(start)
-        return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
+        try:
+            # A UTC DTSTART in the second pass of a fold, which its wall time does not name: the first
+            # occurrence, if the rule has one there, is that instant and not the wall time's first pass.
+            second_pass = start.tzinfo is not None and localize(dtstart, tz) != start
+            if second_pass and dtstart in cls(rule, dtstart, zone_name).between_walls(dtstart, dtstart, inc=True):
+                exdates.append(dtstart)
+                rdates.append(start)
+            return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
+        except InvalidInputError as exc:
+            if rule == written or exc.details.get("rule") != rule:
+                raise
+            # The rule the user wrote, not the one with UNTIL converted to local time.
+            msg = str(exc).replace(repr(rule), repr(written), 1)
+            raise type(exc)(msg, **{**exc.details, "rule": written}) from None
 
     def to_ical(self) -> str:
         """
         Return the recurrence as iCalendar lines (DTSTART with TZID, RRULE, EXDATE, RDATE).
 
         Exdates and rdates kept as instants (a fold's second pass) are written in UTC, so they read back the same.
+        ``UNTIL`` is written in UTC too (RFC 5545, section 3.3.10: with a ``DTSTART`` that has a ``TZID``,
+        ``UNTIL`` must be UTC), the instant of the local wall time the rule holds.
         """
-        lines = [f"DTSTART;TZID={self.zone}:{self.dtstart.strftime(_ICAL_DATETIME)}", f"RRULE:{self.rule}"]
+        rule = _utc_until(self.rule, self.tz)
+        lines = [f"DTSTART;TZID={self.zone}:{self.dtstart.strftime(_ICAL_DATETIME)}", f"RRULE:{rule}"]
         for prop, dates in (("EXDATE", self.exdates), ("RDATE", self.rdates)):
             walls = ",".join(d.strftime(_ICAL_DATETIME) for d in dates if d.tzinfo is None)
             instants = ",".join(d.strftime(_ICAL_DATETIME + "Z") for d in dates if d.tzinfo is not None)
@@ -563,7 +632,11 @@ def _ical_wall(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> d
         msg = f"{prop} value {value!r} is not a date-time like 20250104T100000"
         raise InvalidInputError(msg, field=prop.lower()) from None
     if utc:
-        return parsed.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None, fold=0)
+        try:
+            return parsed.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None, fold=0)
+        except OverflowError:  # 99991231T235959Z east of UTC, or 00010101T000000Z west of it
+            msg = f"{prop} value {value!r} is not a date-time that exists in {tz.key} (it is beyond year 1 to 9999)"
+            raise InvalidInputError(msg, field=prop.lower()) from None
     return parsed
 
 
@@ -579,24 +652,57 @@ def _ical_date(value: str, params: dict[str, str], tz: ZoneInfo, prop: str) -> d
 
 
 _ONE_MINUTE: Final = timedelta(minutes=1)
+_FIRST_WALL: Final = datetime(1, 1, 1)  # noqa: DTZ001 - the first wall time, or UTC value, Python has
+_LAST_WALL: Final = datetime(9999, 12, 31, 23, 59, 59)  # noqa: DTZ001 - the last one, in whole seconds
+
+
+def _ical_text(wall: datetime) -> str:
+    """A wall time as an iCalendar value, the year always four digits (``strftime("%Y")`` writes year 1 as "1")."""
+    return f"{wall.year:04d}{wall:%m%dT%H%M%S}"
 
 
 def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
     pairs = _split_rule(rule)
     out: list[str] = []
     for key, value in pairs:
-        if key == "UNTIL" and value.endswith("Z"):
-            wall = _ical_wall(value, {}, tz, "UNTIL")
+        if key == "UNTIL" and value.endswith("Z") and _ICAL_VALUE_RE.match(value):
             instant = _utc_value(value)
-            if localize(wall, tz) != instant:
-                # The instant is in the second pass of a fold, where occurrences take the first pass: every
-                # wall time up to the fold's end comes before it (RFC 5545: UNTIL is inclusive, of instants).
-                while is_ambiguous(wall + _ONE_MINUTE, tz):
-                    wall += _ONE_MINUTE
-                wall = wall.replace(second=59)
-            out.append(f"UNTIL={wall.strftime(_ICAL_DATETIME)}")
+            try:
+                wall = _wall_of(instant, tz)
+            except OverflowError:
+                # Beyond the last (or before the first) wall time Python has: every wall time of the zone is
+                # before (after) the instant, so the last (first) one says the same.
+                wall = _LAST_WALL if instant.year > 1 else _FIRST_WALL
+            else:
+                if localize(wall, tz) != instant:
+                    # The instant is in the second pass of a fold, where occurrences take the first pass: every
+                    # wall time up to the fold's end comes before it (RFC 5545: UNTIL is inclusive, of instants).
+                    while is_ambiguous(wall + _ONE_MINUTE, tz):
+                        wall += _ONE_MINUTE
+                    wall = wall.replace(second=59)
+            out.append(f"UNTIL={_ical_text(wall)}")
         else:
             out.append(f"{key}={value}")
+    return ";".join(out)
+
+
+def _utc_until(rule: str, tz: ZoneInfo) -> str:
+    """
+    Return *rule* with its local ``UNTIL`` written in UTC, as RFC 5545 requires next to ``DTSTART;TZID=``.
+
+    The instant is the wall time's by the wall-time rule; one past the instants Python has keeps the last one.
+    """
+    out: list[str] = []
+    for key, value in _split_rule(rule):
+        if key != "UNTIL":
+            out.append(f"{key}={value}")
+            continue
+        wall = datetime.strptime(value, _ICAL_DATETIME)  # noqa: DTZ007 - the rule's local wall time
+        try:
+            instant = localize(wall, tz).replace(tzinfo=None)
+        except (OutOfRangeError, OverflowError):  # a wall time whose instant Python cannot hold
+            instant = _LAST_WALL if wall.year > 1 else _FIRST_WALL
+        out.append(f"UNTIL={_ical_text(instant)}Z")
     return ";".join(out)
 
 

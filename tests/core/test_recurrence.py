@@ -1,5 +1,6 @@
 """Recurrence: RFC 5545 rules expanded in local wall time, each occurrence made an instant by the wall-time rule."""
 
+import contextlib
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,7 +66,7 @@ class TestConstruction:
             ("", "FREQ is missing"),
             ("garbage", "not a KEY=VALUE part"),
             ("FREQ=FORTNIGHTLY", "FREQ must be one of"),
-            ("FREQ=WEEKLY;BYDAY=XX", "invalid 'BYDAY'"),
+            ("FREQ=WEEKLY;BYDAY=XX", "BYDAY takes weekdays"),
             ("FREQ=WEEKLY;FOO=1", "unknown parameter"),
             ("FREQ=WEEKLY;COUNT=3;UNTIL=20250301T000000", "COUNT and UNTIL cannot be combined"),
             ("FREQ=WEEKLY;INTERVAL=0", "INTERVAL must be a whole number of at least 1"),
@@ -510,3 +511,184 @@ class TestQueries:
         rec = Recurrence("FREQ=WEEKLY;BYDAY=SA;COUNT=2", datetime(2025, 1, 1, 10), "UTC")  # a Wednesday
 
         assert (utc(2025, 1, 4, 10), utc(2025, 1, 11, 10)) == rec.between(utc(2025, 1, 1), utc(2025, 2, 1))
+
+
+FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class TestRfc5545Constraints:
+    @pytest.mark.parametrize(
+        ("rule", "part"),
+        [
+            ("FREQ=WEEKLY;BYDAY=1SA", "BYDAY=1SA"),
+            ("FREQ=WEEKLY;BYDAY=MO,-1FR", "BYDAY=-1FR"),
+            ("FREQ=DAILY;BYDAY=-1FR", "BYDAY=-1FR"),
+            ("FREQ=HOURLY;BYDAY=+2TU", "BYDAY=\\+2TU"),
+            ("FREQ=YEARLY;BYWEEKNO=10;BYDAY=1MO", "BYDAY=1MO"),
+            ("FREQ=WEEKLY;BYMONTHDAY=15", "BYMONTHDAY"),
+            ("FREQ=MONTHLY;BYWEEKNO=10", "BYWEEKNO"),
+            ("FREQ=WEEKLY;BYWEEKNO=10", "BYWEEKNO"),
+            ("FREQ=DAILY;BYWEEKNO=10", "BYWEEKNO"),
+            ("FREQ=DAILY;BYYEARDAY=100", "BYYEARDAY"),
+            ("FREQ=WEEKLY;BYYEARDAY=100", "BYYEARDAY"),
+            ("FREQ=MONTHLY;BYYEARDAY=100", "BYYEARDAY"),
+            ("FREQ=MONTHLY;BYDAY=6FR", "at most 5"),
+            ("FREQ=YEARLY;BYMONTH=1;BYDAY=6FR", "at most 5"),
+            ("FREQ=YEARLY;BYDAY=60FR", "at most 53"),
+            ("FREQ=MONTHLY;BYDAY=0FR", "numbered from 1"),
+        ],
+    )
+    def test_parts_the_rfc_forbids_are_refused_by_name(self, rule, part):
+        """A BYxxx part RFC 5545 (3.3.10) forbids with the FREQ raises InvalidInputError naming that part."""
+        with pytest.raises(InvalidInputError, match=part):
+            Recurrence(rule, datetime(2026, 1, 5, 10), "Europe/Paris")
+
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            "FREQ=MONTHLY;BYDAY=1SA",
+            "FREQ=MONTHLY;BYDAY=-1FR",
+            "FREQ=YEARLY;BYDAY=20MO",
+            "FREQ=YEARLY;BYMONTH=1;BYDAY=-1SU",
+            "FREQ=YEARLY;BYWEEKNO=10;BYDAY=MO",
+            "FREQ=YEARLY;BYYEARDAY=100",
+            "FREQ=HOURLY;BYYEARDAY=100",
+            "FREQ=MONTHLY;BYMONTHDAY=15",
+            "FREQ=WEEKLY;BYDAY=MO,FR",
+        ],
+    )
+    def test_parts_the_rfc_allows_are_kept(self, rule):
+        """The same parts with a FREQ that allows them build a recurrence."""
+        assert rule == Recurrence(rule, datetime(2026, 1, 5, 10), "Europe/Paris").rule
+
+    @given(
+        freq=st.sampled_from(FREQS),
+        number=st.integers(-60, 60).filter(bool),
+        day=st.sampled_from(WEEKDAYS),
+        weekno=st.booleans(),
+        bymonth=st.booleans(),
+    )
+    def test_a_numbered_weekday_is_read_as_the_rfc_says_or_refused(self, freq, number, day, weekno, bymonth):
+        """A numbered BYDAY builds only in MONTHLY or YEARLY rules without BYWEEKNO, and only when it can happen."""
+        rule = f"FREQ={freq};BYDAY={number}{day}" + (";BYWEEKNO=10" if weekno else "") + (";BYMONTH=3" if bymonth else "")
+        most = 5 if freq == "MONTHLY" or bymonth else 53
+        allowed = freq in {"MONTHLY", "YEARLY"} and not weekno and abs(number) <= most
+
+        try:
+            rec = Recurrence(rule, datetime(2026, 1, 5, 10), "Europe/Paris")
+        except InvalidInputError:
+            built = False
+        else:
+            built = True
+            found = rec.between(utc(2026, 1, 1), utc(2028, 1, 1))
+            assert all(d.astimezone(PARIS).strftime("%a")[:2].upper() == day for d in found)
+
+        assert allowed == built
+
+    @pytest.mark.parametrize(
+        "rule",
+        ["FREQ=DAILY;COUNT=" + "9" * 5000, "FREQ=DAILY;INTERVAL=" + "1" * 5000, "FREQ=DAILY;COUNT=1_0", "FREQ=DAILY;COUNT=²"],
+    )
+    def test_a_count_that_is_not_a_plain_number_is_refused(self, rule):
+        """COUNT or INTERVAL of thousands of digits, or not ASCII digits, raises InvalidInputError."""
+        with pytest.raises(InvalidInputError, match="at least 1"):
+            Recurrence(rule, datetime(2026, 1, 5, 10), "Europe/Paris")
+
+    @pytest.mark.parametrize("value", ["1_0", "+ 1", "1" * 5000, "١"])
+    def test_a_by_number_that_is_not_plain_digits_is_refused(self, value):
+        """BYMONTHDAY=1_0 is not read as 10, and thousands of digits are refused without a raw ValueError."""
+        with pytest.raises(InvalidInputError, match="whole numbers"):
+            Recurrence(f"FREQ=MONTHLY;BYMONTHDAY={value}", datetime(2026, 1, 5, 10), "Europe/Paris")
+
+
+class TestIcalExtremes:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "DTSTART;TZID=Asia/Tokyo:20250106T100000\nRRULE:FREQ=DAILY;UNTIL=99991231T235959Z",
+            "DTSTART:99991231T235959Z\nRRULE:FREQ=DAILY",
+            "DTSTART;TZID=Asia/Tokyo:20250106T100000\nRRULE:FREQ=DAILY\nEXDATE:99991231T235959Z",
+            "DTSTART;TZID=America/New_York:20250106T100000\nRRULE:FREQ=DAILY\nRDATE:00010101T000000Z",
+            "DTSTART;TZID=America/New_York:20250106T100000\nRRULE:FREQ=DAILY;UNTIL=00010101T000000Z",
+        ],
+    )
+    def test_values_at_the_ends_of_the_calendar_are_read_or_refused(self, text):
+        """UTC values in years 1 and 9999 never escape as OverflowError: they are read or refused."""
+        try:
+            rec = Recurrence.from_ical(text, None if "TZID" in text else "Asia/Tokyo")
+        except InvalidInputError as exc:
+            assert "OverflowError" not in str(exc)
+        else:
+            assert rec == Recurrence.from_ical(rec.to_ical())
+
+    def test_a_far_until_keeps_every_occurrence(self):
+        """UNTIL=99991231T235959Z, which some calendars write for "forever", ends nothing the library can reach."""
+        rec = Recurrence.from_ical("DTSTART;TZID=Asia/Tokyo:20250106T100000\nRRULE:FREQ=YEARLY;UNTIL=99991231T235959Z")
+
+        assert utc(2199, 1, 6, 1) == rec.before(utc(2200, 1, 1))
+
+    @pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Asia/Tokyo"])
+    def test_an_until_in_year_1_is_written_with_four_digits(self, zone):
+        """UNTIL=00010101T000000Z is read as a rule with no occurrences, never as another rule in the message."""
+        rec = Recurrence.from_ical(f"DTSTART;TZID={zone}:20250106T100000\nRRULE:FREQ=DAILY;UNTIL=00010101T000000Z")
+
+        assert rec.rule.startswith("FREQ=DAILY;UNTIL=0001")
+        assert () == rec.between(utc(2025, 1, 1), utc(2026, 1, 1))
+
+    def test_an_error_shows_the_rule_as_written(self):
+        """A refused rule with a UTC UNTIL is quoted as the user wrote it, not with the converted UNTIL."""
+        text = "DTSTART;TZID=Europe/Paris:20250106T100000\nRRULE:FREQ=WEEKLY;BYDAY=1SA;UNTIL=20250110T090000Z"
+
+        with pytest.raises(InvalidInputError, match="'FREQ=WEEKLY;BYDAY=1SA;UNTIL=20250110T090000Z'"):
+            Recurrence.from_ical(text)
+
+    @given(
+        prop=st.sampled_from(["UNTIL", "DTSTART", "EXDATE", "RDATE"]),
+        year=st.sampled_from([1, 2, 1969, 1970, 2199, 2200, 9998, 9999]),
+        month=st.integers(1, 12),
+        day=st.integers(1, 28),
+        hour=st.integers(0, 23),
+        zone=st.sampled_from(["Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Paris", "UTC"]),
+    )
+    def test_any_utc_value_is_read_or_refused(self, prop, year, month, day, hour, zone):
+        """A UTC value of any year from 1 to 9999 builds a recurrence or raises InvalidInputError, nothing else."""
+        value = f"{year:04d}{month:02d}{day:02d}T{hour:02d}0000Z"
+        lines = {"DTSTART": f"DTSTART;TZID={zone}:20250106T100000", "RRULE": "RRULE:FREQ=DAILY"}
+        if prop == "UNTIL":
+            lines["RRULE"] += f";UNTIL={value}"
+        elif prop == "DTSTART":
+            lines["DTSTART"] = f"DTSTART:{value}"
+        else:
+            lines[prop] = f"{prop}:{value}"
+
+        with contextlib.suppress(InvalidInputError):  # anything else fails the test
+            Recurrence.from_ical("\n".join(lines.values()), zone)
+
+
+class TestToIcalUntil:
+    def test_until_is_written_in_utc(self):
+        """Next to DTSTART;TZID=, UNTIL is written in UTC (RFC 5545 3.3.10), and reads back the same."""
+        rec = Recurrence.from_ical("DTSTART;TZID=Europe/Paris:20250106T100000\nRRULE:FREQ=DAILY;UNTIL=20250110T090000Z")
+
+        text = rec.to_ical()
+
+        assert "RRULE:FREQ=DAILY;UNTIL=20250110T090000Z" == text.splitlines()[1]
+        assert rec == Recurrence.from_ical(text)
+
+    @given(
+        zone=st.sampled_from(DST_ZONES),
+        until=st.datetimes(datetime(2000, 1, 1), datetime(2040, 12, 31)).map(lambda d: d.replace(microsecond=0)),
+    )
+    def test_a_local_until_round_trips_through_utc(self, zone, until):
+        """Any local UNTIL outside a gap is written as its UTC instant and read back as the same recurrence."""
+        tz = ZoneInfo(zone)
+        if is_nonexistent(until, tz):
+            return
+        rec = Recurrence(f"FREQ=DAILY;UNTIL={until:%Y%m%dT%H%M%S}", datetime(2000, 1, 1, 10), zone)
+
+        text = rec.to_ical()
+        written = text.splitlines()[1].rpartition("UNTIL=")[2]
+
+        assert written.endswith("Z")
+        assert rec == Recurrence.from_ical(text)
