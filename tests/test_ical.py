@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
@@ -62,14 +64,58 @@ def instants(event) -> tuple[datetime, datetime]:
     return event.decoded("DTSTART").astimezone(UTC), event.decoded("DTEND").astimezone(UTC)
 
 
+class FileZone:
+    """
+    A VTIMEZONE read from its own STANDARD and DAYLIGHT components, never from the tz database.
+
+    icalendar's ``to_tz()`` returns zoneinfo's zone for a TZID it knows and ignores the components, so it
+    cannot tell a wrong VTIMEZONE from a right one. Each onset is its DTSTART or an RDATE (or an RRULE
+    occurrence), a wall time on the clock of TZOFFSETFROM (RFC 5545, 3.6.5); TZOFFSETTO holds from it on.
+    """
+
+    def __init__(self, vtimezone) -> None:
+        from dateutil.rrule import rrulestr
+
+        onsets: list[tuple[datetime, timedelta, timedelta]] = []
+        for part in vtimezone.subcomponents:
+            assert part.name in {"STANDARD", "DAYLIGHT"}
+            offset_from, offset_to = part.decoded("TZOFFSETFROM"), part.decoded("TZOFFSETTO")
+            start = part.decoded("DTSTART")
+            walls = [start]
+            rdates = part.get("RDATE", [])
+            for value in rdates if isinstance(rdates, list) else [rdates]:
+                walls += [d.dt for d in value.dts]
+            if "RRULE" in part:
+                rule = rrulestr(part["RRULE"].to_ical().decode(), dtstart=start)
+                walls += list(rule.between(start, datetime(2300, 1, 1), inc=True))
+            onsets += [((w - offset_from).replace(tzinfo=UTC), offset_from, offset_to) for w in walls]
+        self.onsets = sorted(onsets)
+
+    def offset_at(self, instant: datetime) -> timedelta | None:
+        """The offset in force at *instant* by the file, or None before its first onset."""
+        found = None
+        for onset, _, offset_to in self.onsets:
+            if onset > instant:
+                break
+            found = offset_to
+        return found
+
+    def instant_of(self, wall: datetime) -> datetime:
+        """The first instant whose wall time on the file's clock is *wall* (RFC 5545 reads a fold's first pass)."""
+        candidates = sorted({(wall - o).replace(tzinfo=UTC) for _, a, b in self.onsets for o in (a, b)})
+        matching = [c for c in candidates if c + self.offset_at(c) == wall.replace(tzinfo=UTC)]
+        assert matching, f"{wall} is not on the file's clock"
+        return matching[0]
+
+
 def offsets_by_vtimezone(cal, event) -> tuple[timedelta, timedelta]:
     """The UTC offsets of DTSTART and DTEND computed from the file's own VTIMEZONE, not from the tz database."""
     [vtimezone] = cal.walk("VTIMEZONE")
-    tz = vtimezone.to_tz()
+    zone = FileZone(vtimezone)
     out = []
     for key in ("DTSTART", "DTEND"):
-        wall = event.decoded(key).replace(tzinfo=None)
-        out.append(wall.replace(tzinfo=tz).utcoffset())
+        instant = zone.instant_of(event.decoded(key).replace(tzinfo=None))
+        out.append(zone.offset_at(instant))
     return out[0], out[1]
 
 
@@ -96,7 +142,7 @@ class TestTimes:
 
         assert "Europe/Paris" == str(vtimezone["TZID"])
         assert b"TZOFFSETTO:+0200" in text
-        assert b"20260329T030000" in text
+        assert b"20260329T020000" in text  # the onset on the clock before it (RFC 5545, 3.6.5)
         assert [c.name for c in cal.subcomponents] == ["VTIMEZONE", "VEVENT"]
 
     def test_calendar_header(self):
@@ -304,3 +350,71 @@ def test_importing_the_module_needs_no_icalendar():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert "ok" == out.strip()
+
+
+def _zoneinfo_changes(zone: str, first: datetime, last: datetime) -> list[datetime]:
+    """Every instant *zone*'s offset changes from *first* to *last*: an hourly scan bisected to the second."""
+    tz = ZoneInfo(zone)
+    out: list[datetime] = []
+    at = first
+    while at < last:
+        probe = at + timedelta(hours=1)
+        if probe.astimezone(tz).utcoffset() != at.astimezone(tz).utcoffset():
+            lo, hi = at, probe
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                mid = mid.replace(microsecond=0)
+                if mid.astimezone(tz).utcoffset() == at.astimezone(tz).utcoffset():
+                    lo = mid
+                else:
+                    hi = mid
+            out.append(hi)
+        at = probe
+    return out
+
+
+def _check_vtimezone(zone: str, year: int) -> None:
+    """The file's VTIMEZONE gives zoneinfo's offset on both sides of every change, its own and zoneinfo's."""
+    tz = ZoneInfo(zone)
+    start = datetime(year, 6, 1, 12, tzinfo=UTC)
+    cal = calendar(booking(start, start + timedelta(hours=1)), zone=zone)
+    [vtimezone] = cal.walk("VTIMEZONE")
+    file_zone = FileZone(vtimezone)
+    first, last = datetime(max(year - 1, 1970), 1, 1, tzinfo=UTC), datetime(year + 2, 1, 1, tzinfo=UTC)
+    breaks = {*_zoneinfo_changes(zone, first, last), *(o for o, _, _ in file_zone.onsets if first <= o < last)}
+
+    wrong = [
+        (at.isoformat(), file_zone.offset_at(at), at.astimezone(tz).utcoffset())
+        for moment in sorted(breaks | {first})
+        for at in (moment, moment - timedelta(seconds=1))
+        if first <= at and file_zone.offset_at(at) != at.astimezone(tz).utcoffset()
+    ]
+
+    assert [] == wrong
+    [event] = cal.walk("VEVENT")
+    assert start == file_zone.instant_of(event.decoded("DTSTART").replace(tzinfo=None))
+
+
+ZONES = sorted(z for z in available_timezones() if not z.startswith(("posix/", "right/")) and z != "localtime")
+
+
+class TestVtimezone:
+    @pytest.mark.parametrize("zone", ["Africa/Casablanca", "Africa/El_Aaiun"])
+    @pytest.mark.parametrize("year", [2013, 2014, 2019, 2027])
+    def test_short_ramadan_periods_are_kept(self, zone, year):
+        """Morocco's month-long Ramadan changes are in the VTIMEZONE, so a booking then is placed right."""
+        _check_vtimezone(zone, year)
+
+    def test_a_ramadan_booking_is_placed_by_the_file(self):
+        """10:00 on 1 March 2027 in Casablanca (+00 during Ramadan) is 10:00 UTC by the file's own VTIMEZONE."""
+        start = datetime(2027, 3, 1, 10, tzinfo=ZoneInfo("Africa/Casablanca"))
+        cal = calendar(booking(start, start + timedelta(hours=1)), zone="Africa/Casablanca")
+        [event] = cal.walk("VEVENT")
+
+        assert (timedelta(0), timedelta(0)) == offsets_by_vtimezone(cal, event)
+
+    @settings(max_examples=60, deadline=None)
+    @given(zone=st.sampled_from(ZONES), year=st.integers(2000, 2040))
+    def test_every_zone_matches_zoneinfo_at_every_change(self, zone, year):
+        """For any IANA zone and year 2000-2040, the file's offsets equal zoneinfo's around every change."""
+        _check_vtimezone(zone, year)

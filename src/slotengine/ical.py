@@ -18,9 +18,10 @@ calling its functions then raises `ImportError` saying what to install.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
@@ -104,13 +105,94 @@ def _walls(start: datetime, end: datetime, tz: ZoneInfo) -> tuple[datetime, date
     return start.astimezone(tz), end.astimezone(tz)
 
 
+_SCAN_STEP: Final = 6 * 3600
+"""Seconds between the samples that look for a change of offset; shorter periods between two changes are missed.
+
+The tz database has none shorter than six days since 1970 (Brazil's 2000 changes, Gaza's planned ones), so
+six hours leaves a wide margin, while icalendar's own ``Timezone.from_tzinfo`` steps 64 days at first and
+drops short periods such as Morocco's Ramadan changes (Africa/Casablanca 2013, 2014, 2019, 2027)."""
+
+
+def _observance(tz: ZoneInfo, at: int) -> tuple[timedelta, bool, str]:
+    """The UTC offset, whether it is daylight time, and the abbreviation of *tz* at POSIX second *at*."""
+    local = datetime.fromtimestamp(at, UTC).astimezone(tz)
+    offset, dst = local.utcoffset(), local.dst()
+    assert offset is not None  # a ZoneInfo always knows its offset  # noqa: S101
+    return offset, bool(dst), local.tzname() or _offset_name(offset)
+
+
+def _offset_name(offset: timedelta) -> str:
+    sign, rest = ("-", -offset) if offset < timedelta(0) else ("+", offset)
+    hours, minutes = divmod(int(rest.total_seconds()) // 60, 60)
+    return f"{sign}{hours:02d}{minutes:02d}"
+
+
+@functools.lru_cache(maxsize=256)
+def _changes(zone: str, first: int, last: int) -> tuple[tuple[int, tuple[timedelta, bool, str]], ...]:
+    """
+    Every change of *zone*'s offset, daylight flag or abbreviation from POSIX second *first* to *last*.
+
+    Each is ``(second, observance from then on)``, the first entry being the observance at *first*. The tz
+    database's changes are found by sampling every `_SCAN_STEP` and bisecting to the second where the sample
+    differs, so each is exact: the offsets come from `zoneinfo`, the same data every instant is placed with.
+    """
+    tz = ZoneInfo(zone)
+    current = _observance(tz, first)
+    out = [(first, current)]
+    at = first
+    while at < last:
+        probe = min(at + _SCAN_STEP, last)
+        seen = _observance(tz, probe)
+        if seen == current:
+            at = probe
+            continue
+        lo, hi = at, probe  # current at lo, something else at hi: find the first second that differs
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _observance(tz, mid) == current:
+                lo = mid
+            else:
+                hi = mid
+        current = _observance(tz, hi)
+        out.append((hi, current))
+        at = hi
+    return tuple(out)
+
+
 def _vtimezone(zone: str, instants: Iterable[datetime]) -> icalendar.Timezone:
-    """A VTIMEZONE for *zone* that covers *instants* with a year or more to spare on either side."""
+    """
+    A VTIMEZONE for *zone* that covers *instants* with a year or more to spare on either side.
+
+    Every change of offset in those years is in it (see `_changes`), each observance written as RFC 5545
+    says: its DTSTART is the onset on the clock of the offset before it (TZOFFSETFROM), and observances that
+    repeat (the same offsets, name and kind) are one component with an RDATE per further onset.
+    """
     import icalendar
 
     years = [i.year for i in instants] or [2000]
     first, last = date(max(min(years) - 1, 1970), 1, 1), date(max(years) + 2, 1, 1)
-    return icalendar.Timezone.from_tzid(zone, first_date=first, last_date=last)
+    start = int(datetime(first.year, 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(last.year, 1, 1, tzinfo=UTC).timestamp())
+    onsets: dict[tuple[bool, timedelta, timedelta, str], list[datetime]] = {}
+    before: timedelta | None = None
+    for at, (offset, dst, name) in _changes(zone, start, end):
+        before = offset if before is None else before
+        wall = datetime.fromtimestamp(at, UTC).replace(tzinfo=None) + before
+        onsets.setdefault((dst, before, offset, name), []).append(wall)
+        before = offset
+    vtimezone = icalendar.Timezone()
+    vtimezone.add("TZID", zone)
+    vtimezone.add("COMMENT", f"This timezone only works from {first} to {last}.")
+    for (dst, offset_from, offset_to, name), walls in onsets.items():
+        component = icalendar.TimezoneDaylight() if dst else icalendar.TimezoneStandard()
+        component.add("DTSTART", walls[0])
+        if walls[1:]:
+            component.add("RDATE", walls[1:])
+        component.add("TZNAME", name)
+        component.add("TZOFFSETFROM", offset_from)
+        component.add("TZOFFSETTO", offset_to)
+        vtimezone.add_component(component)
+    return vtimezone
 
 
 def booking_event(
