@@ -418,3 +418,42 @@ class TestVtimezone:
     def test_every_zone_matches_zoneinfo_at_every_change(self, zone, year):
         """For any IANA zone and year 2000-2040, the file's offsets equal zoneinfo's around every change."""
         _check_vtimezone(zone, year)
+
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=12).filter(str.strip)
+CONTROL_BYTES = frozenset(range(0x20)) - {0x09} | {0x7F}
+
+
+class TestControlCharacters:
+    def test_the_reviewers_names_make_a_valid_file(self):
+        """An escape sequence, vertical tab, DEL and form feed in names are written as spaces."""
+        raw = booking_calendar(
+            booking(datetime(2026, 6, 1, 8, tzinfo=UTC), datetime(2026, 6, 1, 9, tzinfo=UTC)),
+            business="Shop\x1b[31m\x0b\x7f",
+            service_name="Wash\x0cX",
+            organizer="o@x.example",
+            zone="Europe/Paris",
+        )
+        [event] = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+
+        assert set() == {c for c in raw.replace(b"\r\n", b"") if c in CONTROL_BYTES}
+        assert "Wash X – Shop [31m  " == str(event["SUMMARY"])
+        assert "Shop [31m  " == event["ORGANIZER"].params["CN"]
+
+    @settings(max_examples=50, deadline=None)
+    @given(business=NAMES, service=NAMES, resource=NAMES, calname=NAMES, location=NAMES)
+    def test_any_names_make_a_file_without_control_characters(self, business, service, resource, calname, location):
+        """Whatever names hold, the .ics has no raw control character and reads back with one VEVENT each."""
+        b = booking(datetime(2026, 6, 1, 8, tzinfo=UTC), datetime(2026, 6, 1, 9, tzinfo=UTC))
+        one = booking_calendar(
+            b, business=business, service_name=service, resource_names=[resource], organizer="o@x.example",
+            zone="Europe/Paris", location=location,
+        )
+        feed = agenda_feed(
+            [b], business=business, service_names={"wash": service}, resource_names={"box1": resource},
+            organizer="o@x.example", zone="Europe/Paris", name=calname,
+        )
+
+        for raw in (one, feed):
+            assert set() == {c for c in raw.replace(b"\r\n", b"") if c in CONTROL_BYTES}
+            assert 1 == len(icalendar.Calendar.from_ical(raw).walk("VEVENT"))

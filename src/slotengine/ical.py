@@ -12,6 +12,10 @@ it right across daylight-saving changes. The UID is derived from the tenant and 
 (``<booking_id>@<tenant>.slotengine``) and SEQUENCE is the booking's version, so an update or a cancellation
 replaces the event a calendar already has instead of adding a second one.
 
+Names are written as given, except that control characters (other than tabs and line breaks), which RFC 5545
+text cannot hold, are written as spaces: a name holding an escape (U+001B) or a form feed (U+000C) shows a
+space in its place. The stored values keep them; only the file leaves them out.
+
 This module needs the ``icalendar`` package (``pip install slotengine[ical]``). Importing it works without;
 calling its functions then raises `ImportError` saying what to install.
 """
@@ -19,6 +23,7 @@ calling its functions then raises `ImportError` saying what to install.
 from __future__ import annotations
 
 import functools
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +55,22 @@ _STATUS: Final = {
     BookingStatus.EXPIRED: "CANCELLED",
 }
 _METHODS: Final = frozenset({"REQUEST", "CANCEL", "PUBLISH"})
+
+
+# C0 controls other than tab and line breaks, DEL, and the C1 controls: RFC 5545 TEXT and parameter values
+# cannot hold them (3.1, 3.3.11), and a calendar that meets one may refuse the whole file.
+_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _text(value: str) -> str:
+    """
+    *value* as calendar text: each control character (tab and line breaks aside) becomes a space.
+
+    Names are stored verbatim (`slotengine.model.check_text`), so the file, not the model, is where a stray
+    escape or form feed is dropped; line breaks stay (icalendar escapes them in text, and writes ``^n`` in a
+    parameter, RFC 6868), a lone carriage return becoming a line break.
+    """
+    return _CONTROLS.sub(" ", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _require() -> None:
@@ -242,16 +263,16 @@ def booking_event(
     event.add("dtend", end)
     event.add("sequence", booking.version)
     event.add("status", "CANCELLED" if cancelled else event_status(booking))
-    event.add("summary", f"{service_name} – {business}")
+    event.add("summary", _text(f"{service_name} – {business}"))
     lines = [service_name]
     if resource_names:
         lines.append("With " + ", ".join(resource_names))
     lines.append(f"Booking {booking.id}")
-    event.add("description", "\n".join(lines))
+    event.add("description", _text("\n".join(lines)))
     if location:
-        event.add("location", location)
+        event.add("location", _text(location))
     event.add("transp", "OPAQUE")
-    event.add("organizer", icalendar.vCalAddress(_address(organizer, "organizer"), params={"CN": business}))
+    event.add("organizer", icalendar.vCalAddress(_address(organizer, "organizer"), params={"CN": _text(business)}))
     if attendee is not None:
         partstat = "NEEDS-ACTION" if booking.status is BookingStatus.PRE_BOOKING else "ACCEPTED"
         event.add(
@@ -322,7 +343,7 @@ def _calendar(method: str, name: str | None = None) -> icalendar.Calendar:
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", method)
     if name:
-        calendar.add("x-wr-calname", name)
+        calendar.add("x-wr-calname", icalendar.vText(_text(name)))  # TEXT, escaped like SUMMARY
     return calendar
 
 
