@@ -279,7 +279,11 @@ def _duration(value: object) -> timedelta:
     if match is None or not any(match.groupdict().values()):
         msg = f'{value!r} is not a duration such as "30m", "1h30m", "2d" or "45s"'
         raise _Bad(msg)
-    parts = {k: int(v) if v else 0 for k, v in match.groupdict().items()}
+    digits = {k: (v or "0").lstrip("0") or "0" for k, v in match.groupdict().items()}
+    if any(len(v) > 12 for v in digits.values()):  # more than any duration in range, and int() refuses 4,300+
+        msg = f"{_shorten(value)!r} is longer than the 1970-2200 range of instants slotengine accepts"
+        raise _Bad(msg)
+    parts = {k: int(v) for k, v in digits.items()}
     try:
         duration = timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
     except OverflowError:
@@ -288,6 +292,10 @@ def _duration(value: object) -> timedelta:
         msg = f"{value!r} is longer than the 1970-2200 range of instants slotengine accepts"
         raise _Bad(msg)
     return duration
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _clock(text: str, *, allow_24: bool = False) -> time:
@@ -1110,8 +1118,18 @@ def loads_business_file(text: str, *, source: str = "<business file>") -> Busine
     except tomllib.TOMLDecodeError as exc:
         problem = _syntax_problem(exc)
         raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
+    except ValueError:  # tomllib's int() of a number with more than 4,300 digits (Python's limit)
+        problem = Problem("", "not valid TOML: a number has more digits than Python reads (4,300)")
+        raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
+    except RecursionError:
+        problem = Problem("", "not valid TOML: arrays or tables are nested too deeply")
+        raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
     walk = _Walker()
-    found = _document(doc, walk)
+    try:
+        found = _document(doc, walk)
+    except RecursionError:  # a value nested just below tomllib's own limit, in a message or a check
+        problem = Problem("", "arrays or tables are nested too deeply")
+        raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
     if found is None or walk.problems:
         count = len(walk.problems)
         lines = "".join(f"\n  {p}" for p in walk.problems)

@@ -62,7 +62,8 @@ _ICAL_VALUE_RE: Final = re.compile(r"^\d{8}T\d{6}Z?$")
 
 
 def _rule_error(rule: str, why: str) -> InvalidInputError:
-    return InvalidInputError(f"invalid RRULE {rule!r}: {why}", field="rule", rule=rule)
+    shown = repr(rule) if len(rule) <= 200 else f"{rule[:100]!r}... ({len(rule):,} characters)"
+    return InvalidInputError(f"invalid RRULE {shown}: {why}", field="rule", rule=rule)
 
 
 def _split_rule(rule: str) -> list[tuple[str, str]]:

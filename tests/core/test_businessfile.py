@@ -252,6 +252,41 @@ needs = [{ resources = ["ghost"] }]
         assert [location] == [p.location for p in found]
         assert message in str(found[0])
 
+    @pytest.mark.parametrize(
+        ("old", "new", "location", "message"),
+        [
+            ('duration = "30m"', 'duration = "' + "9" * 5000 + 'm"', "services[0].duration", "longer than the 1970-2200"),
+            ('duration = "30m"', 'duration = "' + "0" * 5000 + '30m"', None, None),
+            ('id = "chair"', 'id = "chair"\ncapacity = ' + "9" * 5000, "", "more digits than Python reads"),
+            ('id = "chair"', 'id = "chair"\nx = ' + "[" * 5000 + "]" * 5000, "", "nested too deeply"),
+            ('id = "chair"', 'id = "chair"\nx = ' + "{a=" * 5000 + "1" + "}" * 5000, "", "nested too deeply"),
+            (
+                'weekdays = "09:00-18:00"',
+                'weekdays = "09:00-18:00"\n[[hours.recurring]]\nrule = "FREQ=DAILY;COUNT=' + "9" * 5000 + '"\nfirst = 2026-01-01\nhours = "10:00-11:00"',
+                "hours.recurring[0]",
+                "at most 18 digits",
+            ),
+            (
+                'weekdays = "09:00-18:00"',
+                'weekdays = "09:00-18:00"\n[[hours.recurring]]\nrule = "FREQ=WEEKLY;BYDAY=1SA"\nfirst = 2026-01-03\nhours = "18:00-22:00"',
+                "hours.recurring[0]",
+                "BYDAY=1SA is numbered",
+            ),
+        ],
+    )
+    def test_huge_or_deep_values_are_problems_not_crashes(self, old, new, location, message):
+        """Thousands of digits or of nested brackets give a BusinessFileError, never a raw ValueError or RecursionError."""
+        text = MINIMAL.replace(old, new)
+        if location is None:  # leading zeros are only zeros
+            assert timedelta(minutes=30) == loads_business_file(text).services[0].duration
+            return
+
+        found = problems_of(text)
+
+        assert [location] == [p.location for p in found]
+        assert message in str(found[0])
+        assert len(str(found[0])) < 300
+
     def test_the_error_lists_every_problem(self):
         """The error's message names the file and every problem, one per line."""
         with pytest.raises(BusinessFileError) as caught:
