@@ -19,7 +19,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from slotengine import Actor, Assignment, Booking, BookingEngine, BookingStatus, Resource
-from slotengine._command import _day_grid, _days_window, _gap, _instant, _length, cli
+from slotengine._command import _day_grid, _days_window, _gap, _instant, _iso_duration, _length, cli
 from slotengine._time import is_nonexistent
 from slotengine.adapters.clock import SystemClock
 from slotengine.adapters.sqlite import SQLiteStorage
@@ -290,6 +290,41 @@ class TestInfo:
         assert " 30m " in wash_info
         assert "day," not in flat_info
         assert "0:30:00" not in wash_info
+
+    def test_json_shows_a_free_service_free_and_durations_in_iso_8601(self, tmp_path):
+        """`info --json` gives a price of 0 as "0.00 EUR" (not null, which means no price) and durations as P1D, PT45S."""
+        business = tmp_path / "free.toml"
+        business.write_text(
+            'name = "Free clinic"\nzone = "Europe/Paris"\ncurrency = "EUR"\n[hours]\nevery_day = "00:00-24:00"\n'
+            '[[resources]]\nid = "room"\ntype = "room"\n'
+            '[[services]]\nid = "checkup"\nduration = "1d"\nunit = "days"\nprice = "0"\nneeds = ["room"]\n'
+            '[[services]]\nid = "paid"\nduration = "45s"\nprice = "10 EUR"\nneeds = ["room"]\n'
+            '[[services]]\nid = "talk"\nduration = "1h30m"\nneeds = ["room"]\n'
+        )
+        db = tmp_path / "free.db"
+        ok(db, "init", str(business))
+
+        services = {s["id"]: s for s in json.loads(ok(db, "info", "--json"))["services"]}
+
+        assert {"checkup": ("P1D", "0.00 EUR"), "paid": ("PT45S", "10.00 EUR"), "talk": ("PT1H30M", None)} == {
+            k: (v["duration"], v["price"]) for k, v in services.items()
+        }
+
+    @given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3000)))
+    def test_iso_durations_read_back_exactly(self, duration):
+        """Every duration written as ISO 8601 (days of 24 hours) reads back as the same timedelta."""
+        text = _iso_duration(duration)
+        match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
+
+        assert match is not None
+        assert text not in {"P", "PT"}
+        days, hours, minutes, seconds = (match.group(i) or "0" for i in range(1, 5))
+        whole, _, fraction = seconds.partition(".")
+        read = timedelta(
+            days=int(days), hours=int(hours), minutes=int(minutes), seconds=int(whole),
+            microseconds=int(fraction.ljust(6, "0")) if fraction else 0,
+        )
+        assert duration == read
 
     @pytest.mark.parametrize(
         ("minutes", "expected"), [(0, "0m"), (30, "30m"), (90, "1h30m"), (24 * 60, "1d"), (26 * 60 + 5, "1d2h5m")]

@@ -367,6 +367,23 @@ def _length(duration: timedelta) -> str:
     return "".join(parts) or "0m"
 
 
+def _iso_duration(duration: timedelta) -> str:
+    """
+    *duration* as an ISO 8601 duration for JSON: ``PT30M``, ``PT1H30M``, ``P1D``, ``PT45S``, ``PT0S``.
+
+    A day is 24 hours here, as in the business file's ``1d``; seconds keep their fraction (``PT0.5S``).
+    """
+    sign, rest = ("-", -duration) if duration < timedelta(0) else ("", duration)
+    days, seconds, micros = rest.days, rest.seconds, rest.microseconds
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    clock = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
+    if seconds or micros:
+        clock += (f"{seconds}.{micros:06d}".rstrip("0") if micros else f"{seconds}") + "S"
+    text = (f"{days}D" if days else "") + (f"T{clock}" if clock else "")
+    return f"{sign}P{text or 'T0S'}"
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 @pass_app
@@ -387,8 +404,8 @@ def info(app: _App, as_json: bool) -> None:
                     {
                         "id": s.id,
                         "name": s.name,
-                        "duration": str(s.duration),
-                        "price": str(s.price) if s.price else None,
+                        "duration": _iso_duration(s.duration),
+                        "price": None if s.price is None else str(s.price),
                     }
                     for s in services
                 ],
