@@ -636,7 +636,7 @@ def cancel(app: _App, booking_id: str, yes: bool, by_business: bool, reason: str
 @_JSON
 @pass_app
 def reschedule(app: _App, booking_id: str, new_start: str, duration: str | None, as_json: bool) -> None:
-    """Move a booking to NEW_START (a local time), keeping its status and payments."""
+    """Move a booking to NEW_START (a local time), keeping its payments (refused once it has ended)."""
     engine = app.engine()
     booking = engine.get(booking_id)
     moved = engine.reschedule(

@@ -3,7 +3,7 @@ A booking as a value: what was booked, for whom, in which status, and the money 
 
 `Booking` is frozen; every change makes a new value with ``version`` one higher, so a storage can refuse a
 write based on a stale read. The money on a booking is a ledger of `Payment` entries (payments, refunds,
-fees), never a mutable balance: ``paid``, ``refunded`` and ``owed`` are sums over it.
+fees), never a mutable balance: ``paid``, ``refunded`` and ``fees`` are sums over it.
 """
 
 from __future__ import annotations

@@ -1198,7 +1198,8 @@ class BookingEngine:
         Return what cancelling the booking now would refund and cost, without changing anything.
 
         Raises:
-            PolicyViolationError: a client may no longer cancel (the deadline passed).
+            PolicyViolationError: on the client's terms (``by_business=False``, whoever asks), the deadline passed
+                or the booking has begun; with ``by_business=True`` it can still be cancelled (a full refund).
             IllegalTransitionError: the booking cannot be cancelled in its status.
         """
         check_id(booking_id, "booking id")
@@ -1257,7 +1258,8 @@ class BookingEngine:
 
         Raises:
             IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
-            PolicyViolationError: the client's cancellation deadline passed.
+            PolicyViolationError: on the client's terms (``by_business=False``, whoever asks), the deadline passed
+                or the booking has begun; cancel with ``by_business=True`` instead (a full refund).
             ConflictError: the quote changed since *expected_quote*.
         """
         check_id(booking_id, "booking id")
@@ -1314,14 +1316,19 @@ class BookingEngine:
         idempotency_key: str | None = None,
     ) -> Booking:
         """
-        Move a live booking to *new_start*, keeping its status and payments, atomically.
+        Move a live booking to *new_start*, keeping its payments, atomically.
+
+        A confirmed booking whose payments cover a new, lower price becomes paid; a check-in is forgotten (it was
+        for the old time). A booking that has ended cannot be moved, nor one that has begun by a customer (staff
+        may move a late client until the end).
 
         The new time is checked like a new booking (on the same resources if they are free, otherwise on
         any that serve it); the old time is released only if the new one is taken.
 
         Raises:
-            PolicyViolationError: past the reschedule deadline, moved too many times already, or a new *duration*
-                whose price would change a paid booking's, or fall below what the client paid.
+            PolicyViolationError: past the reschedule deadline, moved too many times already, the booking has ended
+                (``reschedule_ended``) or, for a customer, begun (``reschedule_started``), or a new *duration* whose
+                price would change a paid booking's, or fall below what the client paid.
             ConflictError: the new time is not bookable; the booking stays where it was.
             IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
 

@@ -404,7 +404,7 @@ class Occurrence:
         start: When it begins (aware; kept in UTC, shown in the template's zone).
         duration, capacity, venue: Overrides of the template's (None: the template's).
         prices: Overrides of ticket type prices, by ticket type id.
-        sales_start, sales_end: The sales window (None: from now on; until the start).
+        sales_start, sales_end: The sales window (None: from now on; until the start, which also ends a later one).
         staff: Who takes which role, ``{"speaker": "anna", "administrator": "ivan"}`` (ids of USER resources).
         external_ref: Its id on the site or in the CRM (the deal of the event).
         status: `OccurrenceStatus.SCHEDULED` or `OccurrenceStatus.CANCELLED`.
@@ -946,7 +946,7 @@ class EventDesk:
         new staff bookings (refused with `StaffConflictError` if the person is busy), the document, and one outbox
         event per kind of change (``occurrence.created``, ``.moved``, ``.changed``, ``.staff_changed``,
         ``.cancelled``). The same occurrence upserted twice changes and emits nothing the second time.
-        Cancelling cancels its live tickets too, by the business (refunds as the policy says), in the same
+        Cancelling cancels its live tickets too, by the business (refunding everything), in the same
         transaction; a hold that has lapsed is left to expire.
 
         Raises:
@@ -1470,8 +1470,8 @@ class EventDesk:
         """
         Refuse a sale (or a place on the waiting list) of an occurrence that is not on sale at *now*.
 
-        Sales close at the end of the sales window (at the start, without one), and never later than the
-        occurrence's end, whatever the window says: a ticket for an event that is over is never sold.
+        Sales close at the end of the sales window, and never later than the occurrence's start, whatever the
+        window says: a ticket is a booking of the occurrence's whole time, which cannot begin in the past.
         """
         occ, zone = resolved.occurrence, resolved.template.zone
         title, when = resolved.template.title, resolved.when()
@@ -1481,7 +1481,7 @@ class EventDesk:
         if now >= resolved.interval.end:
             msg = f"{title} on {when} is over: its tickets are no longer on sale"
             raise SalesClosedError(msg, rule="occurrence_over", deadline=resolved.interval.end, occurrence_id=occ.id)
-        closes = min(occ.sales_end or resolved.interval.start, resolved.interval.end)
+        closes = min(occ.sales_end or resolved.interval.start, resolved.interval.start)
         if occ.sales_start is not None and now < occ.sales_start:
             msg = (
                 f"tickets for {title} on {when} go on sale at {_local_instant(occ.sales_start, zone)}, "
@@ -1585,6 +1585,9 @@ class EventDesk:
             InvalidInputError: the booking is not a ticket of an occurrence (a staff role's booking is changed
                 with `assign`; an ordinary booking is cancelled with `BookingEngine.cancel`).
             NotFoundError: no booking has that id.
+            PolicyViolationError: on the client's terms, the deadline passed or the occurrence began; the business
+                cancels then with `BookingEngine.cancel(by_business=True)` (a full refund; the seats are then not
+                offered to the waiting list).
         """
         check_id(booking_id, "booking id")
 

@@ -7,9 +7,9 @@ message is sent, so a reminder to confirm is not sent to someone who has confirm
 (the client, the responsible agent, the staff serving the booking), on which *channel*, and with which
 `Template`.
 
-The engine plans messages in the same transaction as the booking change (`plan_event`, `plan_offsets`) and
-writes them to the outbox; rescheduling, cancelling or expiring a booking withdraws its pending reminders and
-plans new ones. The relay renders them when they are due (`render`) and hands them to a `Notifier`.
+The engine plans messages in the same transaction as the booking change and writes them to the outbox;
+rescheduling, cancelling or expiring a booking withdraws its pending reminders and plans new ones. The relay
+(`BookingEngine.dispatch_due`) renders them when they are due and hands them to a `Notifier`.
 
 **Templates** use `string.Template` (``$service at $local_time``), from the standard library, so the core needs
 no template engine. Every placeholder is checked when the rule is built: a misspelt one is an error at rule
@@ -288,7 +288,8 @@ class NotificationRule:
         Whether the rule's condition holds for *booking* at *now* (judged when sending).
 
         A pre-booking whose hold has lapsed counts as dead even before a sweep marks it expired. A message
-        about a booking being made, confirmed, paid or moved is not sent once the booking is no longer live.
+        about a booking being made, confirmed, paid or moved is not sent once the booking is no longer live, nor
+        one planned before the start (a negative offset) once the start has come.
         """
         live = booking.takes_time(now)
         if self.offset is not None and (not live or (self.offset < timedelta(0) and now >= booking.start)):

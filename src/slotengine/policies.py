@@ -11,7 +11,9 @@ rules never changes what an existing customer was promised.
 
 Deadlines are measured back from the booking's start on the wall clock of the resource's zone: "48 hours
 before a 10:00 start" is 10:00 two days earlier, local time, even across a DST change (local wall times are
-resolved by the rule in `slotengine._time`).
+resolved by the rule in `slotengine._time`). A deadline whose wall time the clocks skip lands the same elapsed
+time before the start; one whose wall time happens twice is the pass nearer that elapsed time, never after the
+start (an hour before 02:15 on New York's fall-back night is the second 01:15).
 """
 
 from __future__ import annotations

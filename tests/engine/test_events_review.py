@@ -284,6 +284,23 @@ class TestJoiningAListOffSale:
         assert before == snapshot(engine)
 
 
+    def test_sales_close_at_the_start_whatever_the_window(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """During the occurrence a sale or a join is SalesClosedError, even with a window open later (it was a
+        ConflictError "this time has already passed", and a join was accepted that could never be served)."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(3, 11), sales_end=at(5, 0)))
+        clock.set(at(3, 11, 30))
+        before = snapshot(engine)
+
+        with pytest.raises(SalesClosedError, match="on sale until 2026-03-03 11:00"):
+            desk.sell("w1", "adult", customer_id="rita")
+        with pytest.raises(SalesClosedError, match="on sale until 2026-03-03 11:00"):
+            desk.join_waiting_list("w1", "rita", ticket_type="adult")
+
+        assert before == snapshot(engine)
+
+
 def _dst_desk(zone: str, now: datetime) -> tuple[EventDesk, BookingEngine]:
     engine = BookingEngine(MemoryStorage(), clock=FrozenClock(now), tenant="t", default_actor=Actor.admin("o"))
     engine.setup(attrs.evolve(business(), zone=zone, hours=attrs.evolve(business().hours, zone=zone)))
