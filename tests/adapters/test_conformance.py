@@ -6,7 +6,8 @@ thread races. PostgreSQL runs when ``SLOTENGINE_TEST_POSTGRES_DSN`` is set and t
 storage it makes gets a migrated schema of this module's own (``slotengine_test_<random>``), emptied when the
 storage is closed and reused by the next one, and dropped at the end, as ``test_postgres.py`` does.
 
-Set ``SLOTENGINE_MACHINE_SCALE`` to multiply the agreement machine's examples (nightly runs).
+Set ``SLOTENGINE_MACHINE_SCALE`` to multiply the agreement machine's examples (nightly runs), and
+``SLOTENGINE_NIGHTLY=1`` to race ten times as many trials.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import functools
 import multiprocessing
 import os
 import pickle
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,7 +36,7 @@ from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
-from slotengine.errors import InvalidInputError, NaiveDatetimeError, OutOfRangeError
+from slotengine.errors import ConcurrencyError, InvalidInputError, NaiveDatetimeError, OutOfRangeError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Resource
@@ -58,7 +61,10 @@ SCALE = int(os.environ.get("SLOTENGINE_MACHINE_SCALE", "1"))
 ADAPTERS = ["memory", "sqlite", "postgres"]
 EXAMPLES = {"memory": 30, "sqlite": 100, "postgres": 25}
 """Agreement machine examples per adapter (memory against memory is only a check of the machine itself)."""
-TRIALS = {"memory": 50, "sqlite": 50, "postgres": 25}
+NIGHTLY = os.environ.get("SLOTENGINE_NIGHTLY") == "1"
+TRIALS = {name: trials * (10 if NIGHTLY else 1) for name, trials in {"memory": 50, "sqlite": 50, "postgres": 25}.items()}
+"""Trials of each thread race per adapter: six races (same slot, two needs, one key, one-call writes, one version,
+one outbox claim), eight racers each."""
 
 
 # --- factories -----------------------------------------------------------------------------------------------------
@@ -184,12 +190,16 @@ class TestAgreement:
 
 
 class TestConcurrency:
+    @pytest.mark.nightly
     def test_racers(self, factory: StorageFactory, adapter: str) -> None:
-        """Racing threads: exactly capacity win, no deadlock surfaces, an idempotency key is saved once."""
+        """
+        Racing threads: exactly capacity win, no deadlock surfaces, an idempotency key is saved once, one update of a
+        version wins, one claim of an outbox message wins.
+        """
         report = check_concurrency(factory, threads=8, trials=TRIALS[adapter])
 
         trials = TRIALS[adapter]
-        races = 3  # the same slot, two needs, and one-call writes (every adapter here has reserve_and_record)
+        races = 3  # for capacity: the same slot, two needs, and one-call writes (every adapter has reserve_and_record)
         expected_wins = races * sum(min(1 + t % 3, 8) for t in range(trials))
         assert (trials, 8, expected_wins) == (report.trials, report.racers, report.wins)
         assert races * trials * 8 - expected_wins == report.conflicts
@@ -325,6 +335,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
             "check_reserve_accepts_back_to_back",
             "check_reserve_counts_buffers",
             "check_reserve_and_record",
+            "check_values_round_trip",
         },
     ),
     "due holds strictly before now": (
@@ -333,8 +344,10 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "failed messages pending": (
         mutant(
-            list_outbox=lambda tx, *, pending_only=False: (
-                [m for m in tx.list_outbox() if m.sent_at is None] if pending_only else tx.list_outbox()
+            list_outbox=lambda tx, *, pending_only=False, booking_id=None: (
+                [m for m in tx.list_outbox(booking_id=booking_id) if m.sent_at is None]
+                if pending_only
+                else tx.list_outbox(booking_id=booking_id)
             )
         ),
         {"check_outbox"},
@@ -540,6 +553,41 @@ class TestTheKitCatchesMutants:
         with pytest.raises(AssertionError, match="the winners' outbox messages are stored with their bookings"):
             check_concurrency(Forgetful, threads=4, trials=1)  # every racer writes at once: a winner forgot
 
+    def test_the_races_catch_updates_that_do_not_compare_versions(self) -> None:
+        """Racers updating one booking at the version they all read: more than one winner is a lost update."""
+        factory, _ = MUTANTS["versions not checked"]
+
+        with pytest.raises(AssertionError, match=r"one booking updated at one version .*: 4 of 4 won"):
+            check_concurrency(factory, threads=4, trials=1)
+
+    def test_the_races_catch_a_swap_that_does_not_compare(self) -> None:
+        """Racers claiming one outbox message: a swap_outbox that always replaces lets every dispatcher send it."""
+
+        def swap(tx: Any, expected: object, message: Any) -> bool:
+            tx.update_outbox(message)
+            return True
+
+        with pytest.raises(AssertionError, match=r"one outbox message claimed .*: 4 of 4 got True"):
+            check_concurrency(mutant(swap_outbox=swap), threads=4, trials=1)
+
+    def test_the_races_switch_threads_often_and_restore_the_interval(self) -> None:
+        """The races run with a tiny switch interval (pure-Python racers interleave), restored afterwards."""
+        seen: set[float] = set()
+
+        class Watched(MemoryStorage):
+            @contextmanager
+            def transaction(self, tenant: str) -> Iterator[Any]:  # type: ignore[override]
+                seen.add(sys.getswitchinterval())
+                with super().transaction(tenant) as tx:
+                    yield tx
+
+        before = sys.getswitchinterval()
+        check_concurrency(Watched, threads=2, trials=1)
+        during, seen = seen, set()
+        check_concurrency(Watched, threads=2, trials=1, switch_interval=None)
+
+        assert ({1e-6}, {before}, before) == (during, seen, sys.getswitchinterval())
+
     def test_a_machine_needs_a_factory(self) -> None:
         """StorageAgreement itself is abstract: build it with agreement_machine(factory)."""
         with pytest.raises(TypeError, match="agreement_machine"):
@@ -553,6 +601,135 @@ class TestTheKitCatchesMutants:
         assert (1, 2, 3, 3) == (report.trials, report.racers, report.wins, report.conflicts)
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             report.wins = 0  # type: ignore[misc]
+
+
+# --- the kit itself: the host's time zone ----------------------------------------------------------------------------
+
+
+class TestTheKitIgnoresTheHostsZone:
+    @pytest.mark.skipif(not hasattr(time, "tzset"), reason="no time.tzset: the kit runs in the host's zone")
+    def test_checks_run_off_utc_and_give_the_zone_back(self) -> None:
+        """Every check runs with the process's local zone 3:30 west of UTC (2:30 in summer), then restores it."""
+        offsets: list[int] = []
+
+        def factory() -> Storage:
+            offsets.append(time.localtime(datetime(2030, 6, 3, tzinfo=UTC).timestamp()).tm_gmtoff)
+            return MemoryStorage()
+
+        before = (os.environ.get("TZ"), time.tzname)
+        CHECKS["check_documents"](factory)
+        check_concurrency(factory, threads=2, trials=1)
+
+        assert [-150 * 60, -150 * 60] == offsets
+        assert before == (os.environ.get("TZ"), time.tzname)
+
+    @pytest.mark.skipif(not hasattr(time, "tzset"), reason="no time.tzset: the kit runs in the host's zone")
+    def test_a_storage_that_keeps_local_wall_times_is_caught_on_any_host(self) -> None:
+        """An adapter that stores hold_until as the host's wall clock read as UTC fails, even on a host on UTC."""
+
+        def local(booking: Booking) -> Booking:
+            if booking.hold_until is None:
+                return booking
+            return attrs.evolve(booking, hold_until=booking.hold_until.astimezone().replace(tzinfo=UTC))
+
+        factory = mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(local(b), now=now, exclude=exclude))
+
+        failures = {f.name for f in run_checks(factory)}
+
+        assert {"check_holds_count_until_they_expire", "check_tenant_isolation", "check_loads"} <= failures
+
+
+# --- the kit itself: every field it stores is filled in ------------------------------------------------------------
+
+_WRITES = (
+    "put_business", "put_resource", "put_service", "reserve", "update_booking", "append_transitions",
+    "append_outbox", "update_outbox", "swap_outbox", "put_idempotency",
+)  # fmt: skip
+"""The transaction methods that hand a value to the storage."""
+
+
+class Recording(MemoryStorage):
+    """A MemoryStorage that keeps every value the kit hands to one of its transactions' writes."""
+
+    written: list[object]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = []
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with super().transaction(tenant) as tx:
+
+            def recording(name: str) -> Callable[..., object]:
+                def call(tx: object, *args: object, **kwargs: object) -> object:
+                    self.written.extend([*args, *kwargs.values()])
+                    return getattr(tx, name)(*args, **kwargs)
+
+                return call
+
+            yield _Wrapped(tx, {name: recording(name) for name in _WRITES})
+
+
+def _default_of(field: attrs.Attribute[Any]) -> object:
+    """The value a field takes when it is left out (its default, through its converter), or NOTHING if it must be given."""
+    default = field.default
+    if default is attrs.NOTHING or (isinstance(default, attrs.Factory) and default.takes_self):  # type: ignore[arg-type]
+        return attrs.NOTHING
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return field.converter(default) if callable(field.converter) else default
+
+
+def _filled_fields(value: object, filled: dict[type, set[str]]) -> None:
+    """Note, for every attrs value reachable from *value*, which of its defaulted fields hold something else."""
+    cls = type(value)
+    if attrs.has(cls):
+        noted = filled.setdefault(cls, set())
+        for field in attrs.fields(cls):
+            if not (field.init and field.eq):
+                continue
+            got = getattr(value, field.name)
+            if _default_of(field) is attrs.NOTHING or got != _default_of(field):
+                noted.add(field.name)
+            _filled_fields(got, filled)
+    elif isinstance(value, tuple | list | set | frozenset):
+        for item in value:
+            _filled_fields(item, filled)
+    elif isinstance(value, dict) or hasattr(value, "items"):
+        for key, item in value.items():  # type: ignore[attr-defined]
+            _filled_fields(key, filled)
+            _filled_fields(item, filled)
+
+
+class TestTheKitFillsEveryField:
+    def test_no_stored_field_keeps_its_default_in_every_value_the_battery_writes(self) -> None:
+        """
+        Every field of every value class the battery stores holds a non-default value somewhere.
+
+        An adapter that drops a field (an older column list, a document written without a key) passes every
+        round trip of values that leave the field at its default; a new field added to Booking, Business or
+        Policies fails this test until the kit writes a value that sets it.
+        """
+        made: list[Recording] = []
+
+        def factory() -> Storage:
+            made.append(Recording())
+            return made[-1]
+
+        assert [] == run_checks(factory)
+        filled: dict[type, set[str]] = {}
+        for storage in made:
+            for value in storage.written:
+                _filled_fields(value, filled)
+
+        never = {
+            f"{cls.__module__}.{cls.__qualname__}.{field.name}"
+            for cls, names in filled.items()
+            for field in attrs.fields(cls)
+            if field.init and field.eq and field.name not in names
+        }
+        assert [] == sorted(never)
 
 
 # --- the kit itself: processes ---------------------------------------------------------------------------------------
@@ -593,6 +770,46 @@ class StuckPickledMemory(PickledMemory):
     def transaction(self, tenant: str) -> Iterator[Any]:
         with super().transaction(tenant) as tx:
             yield _Wrapped(tx, {"commit": lambda tx: time.sleep(3600)}) if multiprocessing.parent_process() else tx
+
+
+class SQLiteWithKeysInAFile(SQLiteStorage):
+    """
+    A SQLiteStorage whose idempotency keys live in a pickle file next to it, refused when a set of the keys this
+    storage object saved holds them (a cache of one process, under its lock): keys are saved once among threads, and
+    once per process among processes. Module-level, so spawned processes can unpickle
+    ``functools.partial(SQLiteWithKeysInAFile, path, keys)``.
+    """
+
+    def __init__(self, path: str, keys: str) -> None:
+        super().__init__(path)
+        self.keys = Path(keys)
+        self._keys_lock = threading.Lock()
+        self._saved: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:  # type: ignore[override]
+        with super().transaction(tenant) as tx:
+            yield _Wrapped(tx, {"get_idempotency": self._get, "put_idempotency": self._put})
+
+    def _read(self) -> dict[tuple[str, str], IdempotencyRecord]:
+        try:
+            return pickle.loads(self.keys.read_bytes())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
+
+    def _get(self, tx: Any, key: str) -> IdempotencyRecord | None:
+        return self._read().get((tx.tenant, key))
+
+    def _put(self, tx: Any, record: IdempotencyRecord) -> None:
+        with self._keys_lock:
+            if (tx.tenant, record.key) in self._saved:
+                raise ConcurrencyError(f"idempotency key {record.key!r} was used meanwhile")
+            self._saved.add((tx.tenant, record.key))
+            saved = self._read()
+            saved[tx.tenant, record.key] = record
+            spare = self.keys.with_name(f"{self.keys.name}.{os.getpid()}")
+            spare.write_bytes(pickle.dumps(saved))
+            spare.replace(self.keys)
 
 
 def _expected_wins(trials: int, processes: int) -> int:
@@ -671,6 +888,15 @@ class TestAcrossProcesses:
 
         assert [] == multiprocessing.active_children()
         assert time.monotonic() - started < 30
+
+    def test_processes_catch_keys_saved_under_one_process_lock(self, tmp_path: Path) -> None:
+        """Processes saving one idempotency key that a cache of one process guards are each told they won."""
+        opener = functools.partial(SQLiteWithKeysInAFile, str(tmp_path / "shared.db"), str(tmp_path / "keys.pickle"))
+
+        with pytest.raises(AssertionError, match=r"one idempotency key: exactly one process saves the key"):
+            check_concurrency_across_processes(opener, processes=self.PROCESSES, trials=self.TRIALS)
+
+        assert [] == multiprocessing.active_children()
 
     def test_refuses_what_cannot_race_across_processes(self) -> None:
         """An opener that does not pickle is a TypeError, a MemoryStorage (one process's data) a ValueError."""

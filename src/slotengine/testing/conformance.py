@@ -16,10 +16,17 @@ every storage it makes.
   return different values or raise different exception classes (research note, M4).
 - `check_concurrency` races threads through separate transactions of one storage: exactly *capacity* racers
   win a contested slot, the others get `ConflictError`, two needs locked in opposite orders never end in a
-  deadlock, and an idempotency key is saved once (research note, C1, C2, C5, I1).
+  deadlock, an idempotency key is saved once (research note, C1, C2, C5, I1), one of several updates of a
+  booking at one version wins (no lost update), and one of several claims of an outbox message. It makes the
+  interpreter switch threads every microsecond meanwhile, so that racers in pure Python interleave.
 - `check_concurrency_across_processes` races processes, each with its own storage on the same database, for
-  the same slots: it catches a storage whose transactions are serialized by a lock of one process only. It
-  takes an *opener* (a picklable callable opening the same database each time) instead of a factory.
+  the same slots and the same idempotency key: it catches a storage whose transactions are serialized by a
+  lock of one process only. It takes an *opener* (a picklable callable opening the same database each time)
+  instead of a factory.
+
+All of them run with the process's local time zone set off UTC (3:30 west, Newfoundland's rule), and restore
+it afterwards, so that an adapter that turns instants into the host's local time fails on every host (where
+Python has ``time.tzset``; on Windows they run in the host's zone).
 
 Use it from pytest::
 
@@ -39,9 +46,11 @@ from __future__ import annotations
 import functools
 import itertools
 import multiprocessing
+import os
 import pickle
 import queue
 import random
+import sys
 import threading
 import time
 import uuid
@@ -49,7 +58,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall
 from decimal import Decimal
@@ -84,7 +93,8 @@ from slotengine.errors import (
 from slotengine.intervals import CapacityProfile, Interval
 from slotengine.lifecycle import LIVE_STATUSES, TRANSITIONS, Action, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Capacity, Need, Resource, ResourceKind, ResourceRole, Service, ServiceUnit
-from slotengine.money import Money
+from slotengine.money import MAX_AMOUNT, Money
+from slotengine.notifications import Condition, NotificationRule, QuietHours, Recipient, Template
 from slotengine.outbox import OutboxMessage
 from slotengine.policies import (
     CancellationPolicy,
@@ -105,6 +115,7 @@ from slotengine.ports import (
     Storage,
     StorageTransaction,
 )
+from slotengine.recurrence import Recurrence
 from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
 
 __all__ = [
@@ -141,8 +152,45 @@ def _not_offered(check: str, capability: str, meaning: str) -> None:
     warnings.warn(
         f"{check}: the storage offers no {capability}, so there was nothing to check ({meaning})",
         CapabilityNotOffered,
-        stacklevel=3,
+        stacklevel=4,  # past the check and the wrapper that runs it in `_PROCESS_ZONE`: the caller's line
     )
+
+
+_PROCESS_ZONE: Final = "NST+3:30NDT,M3.2.0,M11.1.0"
+"""
+The local time zone of the process while the kit runs, as a POSIX ``TZ`` rule (Newfoundland's: 3:30 west of UTC,
+2:30 in summer), so that its verdict does not depend on the zone of the host running it.
+
+An adapter that turns an aware instant into local time anywhere (``datetime.astimezone()`` without a zone,
+``time.mktime``, a driver that sends naive local times) stores instants shifted by the offset of the host, which a
+host on UTC cannot see. A POSIX rule needs no zone database on the host.
+"""
+
+
+@contextmanager
+def _in_process_zone(zone: str = _PROCESS_ZONE) -> Iterator[None]:
+    """
+    Set the process's local time zone to *zone* (``TZ`` and ``time.tzset()``), and restore it afterwards.
+
+    The zone is the whole process's, so threads running meanwhile see it too. Where Python has no ``time.tzset``
+    (Windows), the zone cannot be changed and the kit runs in the host's zone.
+    """
+    tzset: Callable[[], None] | None = getattr(time, "tzset", None)
+    if tzset is None:
+        yield
+        return
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        tzset()
+
 
 US: Final = timedelta(microseconds=1)
 M: Final = timedelta(minutes=1)
@@ -352,6 +400,15 @@ def _reserve(
         raise AssertionError(msg) from exc
 
 
+def _update(storage: Storage, tenant: str, booking: Booking, *, expected_version: int, clause: str) -> None:
+    """Update *booking* in its own committed transaction; a refusal fails *clause*."""
+    try:
+        _in(storage, tenant, _updating(booking, expected_version=expected_version))
+    except SlotEngineError as exc:
+        msg = f"{clause}: update_booking of {booking!r} raised {type(exc).__name__}: {exc}"
+        raise AssertionError(msg) from exc
+
+
 def _reserving(
     booking: Booking, *, now: datetime, exclude: Collection[str] = ()
 ) -> Callable[[StorageTransaction], None]:
@@ -443,13 +500,24 @@ def _business_or_none(tx: StorageTransaction) -> Business | None:
 _KNOWN_KEYS: Final = ("k1", "k2", "key")
 
 
+_ALL_TIME: Final = Interval(MIN_INSTANT, MAX_INSTANT)
+"""Every instant slotengine accepts: the window of the loads `_snapshot` lists."""
+
+
 def _snapshot(tx: StorageTransaction, keys: Collection[str] = _KNOWN_KEYS) -> dict[str, object]:
-    """Everything a transaction can list of its tenant (idempotency records only under *keys*)."""
+    """
+    Everything a transaction can list of its tenant (idempotency records only under *keys*).
+
+    The loads too, of every resource at any time: a storage that keeps loads apart from its bookings (a table of
+    booking resources) can leave one behind that no list of bookings shows.
+    """
+    resources = tx.list_resources()
     return {
         "business": _business_or_none(tx),
-        "resources": tx.list_resources(),
+        "resources": resources,
         "services": tx.list_services(),
         "bookings": tx.find_bookings(BookingQuery()),
+        "loads": _sorted_loads(tx.loads([r.id for r in resources], _ALL_TIME)),
         "transitions": tx.list_transitions(),
         "outbox": tx.list_outbox(),
         "idempotency": {key: tx.get_idempotency(key) for key in keys},
@@ -488,8 +556,15 @@ _REGISTRY: dict[str, _Check] = {}
 
 
 def _check(function: _Check) -> _Check:
-    _REGISTRY[function.__name__] = function
-    return function
+    """Register *function* as a check of the battery, run in `_PROCESS_ZONE`."""
+
+    @functools.wraps(function)
+    def in_zone(factory: StorageFactory) -> None:
+        with _in_process_zone():
+            function(factory)
+
+    _REGISTRY[function.__name__] = in_zone
+    return in_zone
 
 
 def _write_everything(tx: StorageTransaction, tag: str = "") -> None:
@@ -510,6 +585,7 @@ def _written(tag: str = "") -> dict[str, object]:
         "resources": [Resource("r1", f"Box{tag}")],
         "services": [_service("s1", f"Wash{tag}")],
         "bookings": [_booking("b1", at(10), at(11), notes=tag)],
+        "loads": _booking("b1", at(10), at(11)).loads(),
         "transitions": [_record("b1", reason=tag)],
         "outbox": [_message("m1", payload=f'{{"tag": "{tag}"}}')],
         "idempotency": {
@@ -525,6 +601,7 @@ _EMPTY: Final[Mapping[str, object]] = MappingProxyType(
         "resources": [],
         "services": [],
         "bookings": [],
+        "loads": [],
         "transitions": [],
         "outbox": [],
         "idempotency": dict.fromkeys(_KNOWN_KEYS),
@@ -746,19 +823,39 @@ def check_transaction_is_over_after_its_block(factory: StorageFactory) -> None:
 
 @_check
 def check_transaction_survives_refusals(factory: StorageFactory) -> None:
-    """A refused call writes nothing and leaves its transaction usable: later writes commit normally."""
+    """
+    A refused call writes nothing and leaves its transaction usable: later writes commit normally.
+
+    A booking with two needs is refused whole: one whose first need fits and whose second does not leaves
+    no booking, and no load, of its first need behind (an adapter that writes need by need must undo them).
+    """
     with _made(factory) as storage:
-        _setup(storage, "alpha", {"r1": 1})
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
         _reserve(storage, "alpha", _booking("b1", at(10), at(11)), now=at(8))
         _in(storage, "alpha", lambda tx: tx.put_idempotency(IdempotencyRecord("k1", "h", "b1", "{}", at(8))))
         before = _state(storage, "alpha")
         stored = before["bookings"][0]  # type: ignore[index]
+        split = Booking(
+            "b5",
+            "s1",
+            at(10),
+            at(11),
+            (Assignment(0, "free", ("r2",)), Assignment(1, "full", ("r1",))),
+            (1, 1),
+            BookingStatus.CONFIRMED,
+            CREATED,
+        )
 
         def work(tx: StorageTransaction) -> None:
             refusals: list[tuple[str, type[BaseException], Callable[[], object]]] = [
                 ("get_resource of a missing id", NotFoundError, lambda: tx.get_resource("nope")),
                 ("get_booking of a missing id", NotFoundError, lambda: tx.get_booking("nope")),
                 ("reserve over capacity", ConflictError, lambda: tx.reserve(_booking("b2", at(10), at(11)), now=at(8))),
+                (
+                    "reserve of a booking whose first need fits and whose second is full",
+                    ConflictError,
+                    lambda: tx.reserve(split, now=at(8)),
+                ),
                 (
                     "reserve on a missing resource",
                     NotFoundError,
@@ -829,24 +926,56 @@ def check_refused_append_outbox_writes_nothing(factory: StorageFactory) -> None:
         )
 
 
+_ISOLATION_QUERIES: Final = (
+    BookingQuery(resource_id="r1"),
+    BookingQuery(customer_id="c1"),
+    BookingQuery(statuses=frozenset({BookingStatus.CONFIRMED})),
+    BookingQuery(statuses=frozenset({BookingStatus.PRE_BOOKING})),
+    BookingQuery(period=Interval(at(12), at(13))),
+    BookingQuery(source="partner"),
+    BookingQuery(external_ref="x1"),
+    BookingQuery(service_id="s1"),
+)
+"""One query per filter of `BookingQuery`, each matching a booking of each tenant in `check_tenant_isolation`."""
+_OUTBOX_FILTERS: Final = ((True, None), (False, "b1"), (True, "b1"), (False, "b2"), (True, "b2"))
+"""``(pending_only, booking_id)`` of the filtered ``list_outbox`` calls of `check_tenant_isolation`."""
+
+
 @_check
-def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - one clause a statement, read top to bottom
-    """Two tenants with the same ids never see nor change each other's data (research note S1)."""
+def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - one clause a statement, read in order
+    """
+    Two tenants with the same ids never see nor change each other's data (research note S1).
+
+    Every read is filtered by tenant, whatever else it filters on: `find_bookings` by each field of a
+    `BookingQuery`, and `list_outbox` by booking and pending state (an index on the booking id alone, a fast path
+    that forgets the tenant, shows another tenant's messages).
+    """
     with _made(factory) as storage:
         made: dict[str, list[Booking]] = {}
+        queued: dict[str, list[OutboxMessage]] = {}
         for tenant in ("alpha", "beta"):
             hold = _booking("b2", at(12), at(13), status=BookingStatus.PRE_BOOKING, hold_until=at(9), notes=tenant)
-            firm = _booking("b1", at(10), at(11), notes=tenant, customer_id="c1")
+            firm = _booking("b1", at(10), at(11), notes=tenant, customer_id="c1", source="partner", external_ref="x1")
             made[tenant] = [firm, hold]
+            queued[tenant] = [
+                _message("m1", payload=f'"{tenant}"'),
+                _message("m2", booking_id="b2", payload=f'"{tenant}"', attempts=1, sent_at=at(9)),
+            ]
 
-            def work(tx: StorageTransaction, tenant: str = tenant, firm: Booking = firm, hold: Booking = hold) -> None:
+            def work(
+                tx: StorageTransaction,
+                tenant: str = tenant,
+                firm: Booking = firm,
+                hold: Booking = hold,
+                messages: list[OutboxMessage] = queued[tenant],
+            ) -> None:
                 tx.put_business(_business(f"Business {tenant}"))
                 tx.put_resource(Resource("r1", f"Box of {tenant}"))
                 tx.put_service(_service("s1", f"Wash of {tenant}"))
                 tx.reserve(firm, now=at(8))  # capacity 1 in each tenant: the other tenant's booking does not count
                 tx.reserve(hold, now=at(8))
                 tx.append_transitions([_record("b1", reason=tenant)])
-                tx.append_outbox([_message("m1", payload=f'"{tenant}"')])
+                tx.append_outbox(messages)
                 tx.put_idempotency(IdempotencyRecord("k1", f"hash-{tenant}", "b1", tenant, at(8)))
 
             _in(storage, tenant, work)
@@ -861,11 +990,12 @@ def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - 
                 _expect(f"{own} services", [_service("s1", f"Wash of {tenant}")], tx.list_services())
                 _expect(f"{own} booking", made[tenant][0], tx.get_booking("b1"))
                 _expect(f"{own} bookings (find_bookings)", made[tenant], tx.find_bookings(BookingQuery()))
-                _expect(
-                    f"{own} bookings (find_bookings by customer)",
-                    made[tenant][:1],
-                    tx.find_bookings(BookingQuery(customer_id="c1")),
-                )
+                for query in _ISOLATION_QUERIES:
+                    _expect(
+                        f"{own} bookings (find_bookings({query!r}))",
+                        [b for b in made[tenant] if query.matches(b)],
+                        tx.find_bookings(query),
+                    )
                 window = Interval(at(0), at(24))
                 _expect(
                     f"{own} loads",
@@ -875,7 +1005,18 @@ def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - 
                 _expect(f"{own} due holds", made[tenant][1:], tx.due_holds(at(20)))
                 _expect(f"{own} transitions", [_record("b1", reason=tenant)], tx.list_transitions())
                 _expect(f"{own} transitions of a booking", [_record("b1", reason=tenant)], tx.list_transitions("b1"))
-                _expect(f"{own} outbox", [_message("m1", payload=f'"{tenant}"')], tx.list_outbox())
+                _expect(f"{own} outbox", queued[tenant], tx.list_outbox())
+                for pending_only, booking_id in _OUTBOX_FILTERS:
+                    _expect(
+                        f"{own} outbox (list_outbox(pending_only={pending_only}, booking_id={booking_id!r}))",
+                        [
+                            m
+                            for m in queued[tenant]
+                            if (booking_id is None or m.booking_id == booking_id)
+                            and not (pending_only and m.sent_at is not None)
+                        ],
+                        tx.list_outbox(pending_only=pending_only, booking_id=booking_id),
+                    )
                 _expect(
                     f"{own} idempotency record",
                     IdempotencyRecord("k1", f"hash-{tenant}", "b1", tenant, at(8)),
@@ -912,6 +1053,14 @@ def check_tenant_isolation(factory: StorageFactory) -> None:  # noqa: PLR0915 - 
             _expect(f"{empty} (list_transitions)", [], tx.list_transitions())
             _expect(f"{empty} (list_transitions of a booking)", [], tx.list_transitions("b1"))
             _expect(f"{empty} (list_outbox)", [], tx.list_outbox())
+            for pending_only, booking_id in _OUTBOX_FILTERS:
+                _expect(
+                    f"{empty} (list_outbox(pending_only={pending_only}, booking_id={booking_id!r}))",
+                    [],
+                    tx.list_outbox(pending_only=pending_only, booking_id=booking_id),
+                )
+            for query in _ISOLATION_QUERIES:
+                _expect(f"{empty} (find_bookings({query!r}))", [], tx.find_bookings(query))
             _expect(f"{empty} (get_idempotency)", None, tx.get_idempotency("k1"))
             tx.put_idempotency(IdempotencyRecord("k1", "hash-gamma", "b1", "gamma", at(8)))  # a key of its own
             tx.commit()
@@ -1705,6 +1854,44 @@ def check_update_booking(factory: StorageFactory) -> None:
             _expect("find_bookings sees the update", [changed], tx.find_bookings(BookingQuery(customer_id="c2")))
             _expect("find_bookings forgets the old values", [], tx.find_bookings(BookingQuery(customer_id="c1")))
 
+        # Updates in a row, each at the version the last one wrote: a storage that checks one version (a column)
+        # but stores another (the document) accepts the first update and refuses the second.
+        latest = changed
+        for notes in ("checked in", "reviewed"):
+            following = attrs.evolve(latest, notes=notes, version=latest.version + 1)
+            _update(
+                storage,
+                "alpha",
+                following,
+                expected_version=latest.version,
+                clause=f"update_booking at the version the previous update wrote ({latest.version}) is accepted",
+            )
+            latest = following
+
+        def twice(tx: StorageTransaction) -> Booking:
+            first = attrs.evolve(latest, status=BookingStatus.COMPLETED, version=latest.version + 1)
+            tx.update_booking(first, expected_version=latest.version)
+            second = attrs.evolve(first, notes="two updates in one transaction", version=first.version + 1)
+            tx.update_booking(second, expected_version=first.version)
+            return second
+
+        try:
+            latest = _in(storage, "alpha", twice)
+        except SlotEngineError as exc:
+            msg = (
+                "two update_booking calls in a row in one transaction, the second at the version the first wrote, "
+                f"are accepted: the second raised {type(exc).__name__}: {exc}"
+            )
+            raise AssertionError(msg) from exc
+        _expect("updates in a row leave the last one stored", [latest], _state(storage, "alpha")["bookings"])
+        _refused(
+            f"update_booking at a version before the last update ({latest.version - 1}) raises ConcurrencyError",
+            ConcurrencyError,
+            storage,
+            "alpha",
+            _updating(attrs.evolve(latest, notes="late", version=latest.version), expected_version=latest.version - 1),
+        )
+
 
 @_check
 def check_loads(factory: StorageFactory) -> None:
@@ -1753,9 +1940,14 @@ def check_loads(factory: StorageFactory) -> None:
 
 
 def _varied_bookings() -> list[Booking]:
-    """Bookings that differ in every field a `BookingQuery` filters on, with ties in start."""
+    """
+    Bookings that differ in every field a `BookingQuery` filters on, with ties in start, and buffers.
+
+    A query's period is matched against the booked interval only: the buffers around it are time the
+    booking blocks, not time it is booked for.
+    """
     made = []
-    for index, (status, resources, customer, source, ref, service, start) in enumerate(
+    for index, (status, resources, customer, source, ref, service, start, buffers) in enumerate(
         itertools.islice(
             zip(
                 itertools.cycle(BookingStatus),
@@ -1765,6 +1957,7 @@ def _varied_bookings() -> list[Booking]:
                 itertools.cycle([None, "x1", "x2"]),
                 itertools.cycle(["s1", "s2"]),
                 itertools.cycle([at(10), at(11), at(10), at(12, micro=1), at(9, 59, micro=999_999)]),
+                itertools.cycle([(0, 0), (15, 0), (0, 45), (0, 0), (0, 0), (30, 30), (0, 0)]),
                 strict=False,
             ),
             23,
@@ -1781,6 +1974,8 @@ def _varied_bookings() -> list[Booking]:
                 source=source,
                 external_ref=ref,
                 service_id=service,
+                buffer_before=buffers[0] * M,
+                buffer_after=buffers[1] * M,
             )
         )
     return made
@@ -1799,6 +1994,10 @@ def check_find_bookings(factory: StorageFactory) -> None:
             Interval(at(10, 15), at(11)),
             Interval(at(12), at(12, micro=1)),
             Interval(at(12, micro=1), at(12, micro=2)),
+            # periods that only buffers reach, or buffers and intervals
+            Interval(at(9, 30), at(9, 59, micro=999_999)),
+            Interval(at(8), at(9, 59)),
+            Interval(at(11, 45), at(12)),
         ]
         queries = [
             BookingQuery(),
@@ -2009,16 +2208,28 @@ def _rich_schedule(zone: str) -> Schedule:
             DateOverride.closed(date(2030, 12, 25)),
         ],
         time_off=[
-            TimeOff(datetime(2030, 8, 1, 12, tzinfo=UTC), datetime(2030, 8, 15, 12, tzinfo=UTC), reason="summer")
+            TimeOff(datetime(2030, 8, 1, 12, tzinfo=UTC), datetime(2030, 8, 15, 12, tzinfo=UTC), reason="summer"),
+            TimeOff.days(date(2030, 12, 31), date(2031, 1, 2), reason="new year"),
         ],
         recurring=[
-            RecurringHours.every(
-                "FREQ=WEEKLY;INTERVAL=2;BYDAY=SU",
-                date(2030, 6, 2),
+            RecurringHours(
+                Recurrence(  # wall times in the zone, as a recurrence keeps them
+                    "FREQ=WEEKLY;INTERVAL=2;BYDAY=SU",
+                    datetime.combine(date(2030, 6, 2), wall(10)),
+                    zone,
+                    exdates=[datetime.combine(date(2030, 6, 16), wall(10))],
+                    rdates=[datetime.combine(date(2030, 6, 19), wall(10))],
+                ),
                 TimeRange("10:00", "14:00"),
+            ),
+            RecurringHours.every(
+                "FREQ=MONTHLY;BYMONTHDAY=1",
+                date(2030, 7, 1),
+                TimeRange("15:00", "18:00"),
                 zone,
-                except_days=[date(2030, 6, 16)],
-            )
+                closed=True,
+                reason="inventory",
+            ),
         ],
     )
 
@@ -2026,9 +2237,10 @@ def _rich_schedule(zone: str) -> Schedule:
 def _rich_policies() -> Policies:
     return Policies(
         hold=HoldPolicy(ttl=timedelta(minutes=45, microseconds=1), accept_late_payment=False),
-        confirmation=ConfirmationPolicy(mode=ConfirmationMode.ANY_ORDER, deposit_percent=Decimal("33.5")),
+        # Decimals a binary float cannot hold (12.1, 0.1): an adapter that keeps them as doubles reads back others.
+        confirmation=ConfirmationPolicy(mode=ConfirmationMode.ANY_ORDER, deposit_percent=Decimal("12.1")),
         cancellation=CancellationPolicy(
-            tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, Decimal("50.5"))],
+            tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, Decimal("50.5")), RefundTier(H, Decimal("0.1"))],
             otherwise_percent=0,
             deadline=2 * H,
             no_show_fee_percent=50,
@@ -2036,11 +2248,34 @@ def _rich_policies() -> Policies:
         ),
         reschedule=ReschedulePolicy(deadline=12 * H, max_times=2),
         no_show=NoShowPolicy(grace=7 * M),
+        allow_override=True,
     )
 
 
 def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Booking]]:
-    business = Business("Ateliers Ünïcode & Co", "Europe/Paris", _rich_schedule("Europe/Paris"), _rich_policies())
+    business = Business(
+        "Ateliers Ünïcode & Co",
+        "Europe/Paris",
+        _rich_schedule("Europe/Paris"),
+        _rich_policies(),
+        rules=[
+            NotificationRule("welcome", Template("Booked: $service", "$service at $local_time"), on=["created"]),
+            NotificationRule(
+                "reminder",
+                Template("", "$business, $local_date: $$5 deposit, $pay_url"),
+                offset=-24 * H,
+                condition=Condition.CONFIRMED,
+                recipient=Recipient.STAFF,
+                channel="sms",
+                service_ids=["course"],
+                quiet_hours=False,
+            ),
+        ],
+        quiet_hours=QuietHours(wall(22), wall(7, 30)),
+        links={"pay": "https://example.com/pay/$booking_id?a=1&b=%20"},
+        agent="manager:ann",
+        language="fr-CA",
+    )
     resources = [
         Resource(
             "room-1",
@@ -2052,8 +2287,10 @@ def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Bookin
                 "city": "Lyon",
                 "seats": 12,
                 "accessible": True,
-                "ratio": Decimal("1.25"),
+                "ratio": Decimal("0.1"),
+                "share": Decimal("12.1"),
                 "price": Money("49.90", "EUR"),
+                "most": Money(MAX_AMOUNT - Decimal("0.01"), "EUR"),
             },
             schedule=_rich_schedule("America/New_York"),
         ),
@@ -2066,7 +2303,7 @@ def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Bookin
             "Course",
             needs=[
                 Need(resource_ids=["room-1"], units=3, label="room"),
-                Need(type="coach", attributes={"city": "Lyon"}, count=1, label="coach"),
+                Need(type="coach", attributes={"city": "Lyon"}, count=2, label="coach"),
             ],
             duration=90 * M,
             min_duration=30 * M,
@@ -2087,6 +2324,7 @@ def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Bookin
             unit=ServiceUnit.NIGHTS,
             check_in=wall(15),
             check_out=wall(11),
+            price=Money("12.345", "KWD"),
         ),
     ]
     paris = datetime(2030, 6, 3, 12, 0, 0, 1, tzinfo=ZoneInfo("Europe/Paris"))  # kept as the same instant in UTC
@@ -2117,6 +2355,8 @@ def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Bookin
             reschedules=2,
             checked_in_at=at(9, 58, micro=3),
             version=7,
+            customer_zone="America/St_Johns",
+            customer_language="pt-BR",
         ),
         _booking(
             "hold-1",
@@ -2127,6 +2367,23 @@ def _rich_values() -> tuple[Business, list[Resource], list[Service], list[Bookin
             hold_until=at(8, micro=5),
             service_id="night",
             price=Money("1000", "JPY"),
+        ),
+        # Money a double cannot hold: the largest amount with cents, and a currency with three decimals.
+        _booking(
+            "big-1",
+            at(14),
+            at(15),
+            resources=["hall"],
+            price=Money(MAX_AMOUNT - Decimal("0.01"), "EUR"),
+            payments=(Payment("pay-big", PaymentKind.PAYMENT, Money("123456789012345678.91", "EUR"), at(8)),),
+        ),
+        _booking(
+            "kwd-1",
+            at(16),
+            at(17),
+            resources=["hall"],
+            price=Money("12.345", "KWD"),
+            payments=(Payment("pay-kwd", PaymentKind.PAYMENT, Money("0.001", "KWD"), at(8)),),
         ),
     ]
     return business, resources, services, bookings
@@ -2185,8 +2442,21 @@ def check_values_round_trip(factory: StorageFactory) -> None:
             _expect("TransitionRecords round-trip exactly", records, tx.list_transitions())
             _expect("OutboxMessages round-trip exactly", [message, failed], tx.list_outbox())
             _expect("an IdempotencyRecord round-trips exactly", key, tx.get_idempotency("key"))
-            amounts = [str(p.amount.amount) for p in tx.get_booking("course-1").payments]
-            _expect("money keeps its decimal places", ["100.00", "20.00", "0.01", "5.50"], amounts)
+            stored = [tx.get_booking(booking_id) for booking_id in ("course-1", "big-1", "kwd-1")]
+            amounts = [
+                str(money.amount)
+                for booking in stored
+                for money in (booking.price, *(p.amount for p in booking.payments))
+                if money is not None
+            ]
+            _expect(
+                "money keeps every digit and its decimal places",
+                [
+                    *("120.00", "100.00", "20.00", "0.01", "5.50"),
+                    *("999999999999999999.99", "123456789012345678.91", "12.345", "0.001"),
+                ],
+                amounts,
+            )
 
 
 @_check
@@ -2490,7 +2760,12 @@ def check_storage(factory: StorageFactory, *, skip: Collection[str] = ()) -> Non
 
 @attrs.frozen
 class ConcurrencyReport:
-    """What `check_concurrency` saw: trials per race, racers, wins, refusals and retried concurrency errors."""
+    """
+    What `check_concurrency` saw: trials per race, racers, wins, refusals and retried concurrency errors.
+
+    ``wins`` and ``conflicts`` count the races for capacity (a racer that won a slot, or got `ConflictError`);
+    ``retries`` counts every `ConcurrencyError` retried in any race.
+    """
 
     trials: int
     racers: int
@@ -2582,6 +2857,10 @@ def _peak(bookings: Sequence[Booking], resource_id: str) -> int:
     return CapacityProfile((ld.blocked, ld.units) for ld in loads).peak
 
 
+_SWITCH_INTERVAL: Final = 1e-6
+"""Seconds between the interpreter's thread switches while `check_concurrency` races (its default is 5 ms)."""
+
+
 def check_concurrency(
     factory: StorageFactory,
     *,
@@ -2589,9 +2868,10 @@ def check_concurrency(
     trials: int = 50,
     retries: int = 50,
     timeout: float = 60.0,
+    switch_interval: float | None = _SWITCH_INTERVAL,
 ) -> ConcurrencyReport:
     """
-    Race *threads* racers through separate transactions of one storage, *trials* times for each of three races.
+    Race *threads* racers through separate transactions of one storage, *trials* times for each race.
 
     1. **The same slot** (research note C1, C2): every racer reserves the same hour on a fresh resource of
        capacity 1, 2 or 3 (half of them call ``lock_resources`` first). Exactly ``min(capacity, threads)``
@@ -2607,6 +2887,21 @@ def check_concurrency(
        (even trials) or on two resources named in opposite orders (odd trials). Exactly
        ``min(capacity, threads)`` win, and each winner's transition record and outbox message are stored with
        its booking, no loser's.
+    5. **One booking, one version** (lost updates): every racer updates the same booking with
+       ``update_booking(expected_version=v)``, v being the version they all read before the race. Exactly one
+       wins; the others get `ConcurrencyError` (a racer that retries finds the winner's version and gives up),
+       and the stored booking is the winner's. An adapter that checks the version it read but writes without
+       comparing it again (an ``UPDATE`` without ``AND version = ...`` under row-level concurrency) lets
+       several win, each overwriting the others.
+    6. **One outbox message claimed** (only for a storage whose transactions have
+       `slotengine.ports.OutboxClaims`): every racer swaps the same message it read for a claim of its own.
+       Exactly one ``swap_outbox`` returns True and commits; the others return False (`ConcurrencyError` is
+       retried), and the stored message is the winner's claim.
+
+    The interpreter switches threads every *switch_interval* seconds during the races (restored afterwards):
+    with its default 5 ms, racers in pure Python (an adapter in memory) rarely interleave between a check and
+    a write, so a missing lock goes unseen. The races run with the process's local zone set as the battery's
+    checks are.
 
     Args:
         factory: A zero-argument callable returning a fresh, empty `Storage` that threads may share.
@@ -2614,6 +2909,8 @@ def check_concurrency(
         trials: Trials of each race.
         retries: How often a racer retries after `ConcurrencyError` before that counts as a failure.
         timeout: Seconds a trial may take before it counts as a deadlock.
+        switch_interval: Seconds between thread switches during the races (`sys.setswitchinterval`), or None
+            to leave the interpreter's setting alone.
 
     Returns:
         The figures of the run.
@@ -2627,7 +2924,7 @@ def check_concurrency(
     started = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="racer")
     try:
-        with _made(factory) as storage:
+        with _in_process_zone(), _switching_every(switch_interval), _made(factory) as storage:
             wins, conflicts, retried = _run_races(
                 storage, pool, threads=threads, trials=trials, retries=retries, timeout=timeout
             )
@@ -2637,12 +2934,30 @@ def check_concurrency(
     return ConcurrencyReport(trials, threads, wins, conflicts, retried, time.perf_counter() - started)
 
 
+@contextmanager
+def _switching_every(interval: float | None) -> Iterator[None]:
+    """Make the interpreter switch threads every *interval* seconds (None: leave it), and restore it afterwards."""
+    if interval is None:
+        yield
+        return
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def _run_races(  # noqa: C901, PLR0915 - the races written out, each with its own checks
     storage: Storage, pool: ThreadPoolExecutor, *, threads: int, trials: int, retries: int, timeout: float
 ) -> tuple[int, int, int]:
     wins = conflicts = retried = 0
     tenant = "race"
     _in(storage, tenant, lambda tx: tx.put_business(_business()))
+    contested = _booking("contested", at(10), at(11), resources=["contested"])
+    _in(storage, tenant, _cataloguing({"contested": 1}))
+    _in(storage, tenant, _reserving(contested, now=at(8)))
+    claims = _in(storage, tenant, lambda tx: isinstance(tx, OutboxClaims), commit=False)
     for trial in range(trials):
         capacity = 1 + trial % 3
         expected = min(capacity, threads)
@@ -2755,7 +3070,130 @@ def _run_races(  # noqa: C901, PLR0915 - the races written out, each with its ow
             wins += expected
             conflicts += race.outcomes.count("conflict")
             retried += race.retries
+
+        # 5. one booking updated at one version
+        race = _lost_update_race(storage, pool, tenant, trial, threads=threads, retries=retries, timeout=timeout)
+        retried += race.retries
+
+        # 6. one outbox message claimed
+        if claims:
+            race = _claim_race(storage, pool, tenant, trial, threads=threads, retries=retries, timeout=timeout)
+            retried += race.retries
     return wins, conflicts, retried
+
+
+_Racer: TypeAlias = Callable[[], tuple[str, int, BaseException | None]]
+
+
+def _lost_update_race(
+    storage: Storage,
+    pool: ThreadPoolExecutor,
+    tenant: str,
+    trial: int,
+    *,
+    threads: int,
+    retries: int,
+    timeout: float,
+) -> _Race:
+    """Race 5 of `check_concurrency`: every racer updates the booking ``contested`` at the version read before."""
+    read = _in(storage, tenant, lambda tx: tx.get_booking("contested"), commit=False)
+
+    def racer(index: int) -> _Racer:
+        mine = attrs.evolve(read, notes=f"trial {trial}, racer {index}", version=read.version + 1)
+
+        def update(tx: StorageTransaction) -> None:
+            tx.get_booking("contested")  # as the engine reads before it writes (what it reads is not used here)
+            tx.update_booking(mine, expected_version=read.version)
+
+        def run() -> tuple[str, int, BaseException | None]:
+            for attempt in range(retries + 1):
+                try:
+                    _in(storage, tenant, update)
+                except ConcurrencyError as exc:
+                    # Stale (another racer's update is in), or in another's way (retry, as the engine would).
+                    now = _in(storage, tenant, lambda tx: tx.get_booking("contested"), commit=False)
+                    if now.version != read.version:
+                        return "stale", attempt, None
+                    if attempt == retries:
+                        return "exhausted", attempt, exc
+                    time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+                except Exception as exc:  # noqa: BLE001 - reported as a failure of the race
+                    return "error", attempt, exc
+                else:
+                    return "won", attempt, None
+            raise AssertionError  # pragma: no cover - the loop always returns
+
+        return run
+
+    clause = f"one booking updated at one version (v{read.version}), trial {trial}"
+    race = _race(pool, [racer(i) for i in range(threads)], timeout=timeout, clause=clause)
+    stored = _in(storage, tenant, lambda tx: tx.get_booking("contested"), commit=False)
+    won = race.outcomes.count("won")
+    if won != 1:
+        msg = (
+            f"{clause}: exactly one racer's update_booking(expected_version={read.version}) wins, the others get "
+            f"ConcurrencyError: {won} of {threads} won, and the stored booking says {stored.notes!r} (an update "
+            "that checks the version it read but does not compare it again when it writes loses the others' updates)"
+        )
+        raise AssertionError(msg)
+    _expect(f"{clause}: the stored booking is the winner's update", read.version + 1, stored.version)
+    if not stored.notes.startswith(f"trial {trial}, racer "):
+        msg = f"{clause}: the stored booking is the winner's update, but it says {stored.notes!r}"
+        raise AssertionError(msg)
+    return race
+
+
+def _claim_race(
+    storage: Storage,
+    pool: ThreadPoolExecutor,
+    tenant: str,
+    trial: int,
+    *,
+    threads: int,
+    retries: int,
+    timeout: float,
+) -> _Race:
+    """Race 6 of `check_concurrency`: every racer claims the same outbox message with ``swap_outbox``."""
+    first = _message(f"claim-{trial}", booking_id="contested")
+    _in(storage, tenant, lambda tx: tx.append_outbox([first]))
+    claims = [attrs.evolve(first, attempts=1, last_error=f"claimed by racer {index}") for index in range(threads)]
+
+    def racer(index: int) -> _Racer:
+        def swap(tx: StorageTransaction) -> bool:
+            tx.list_outbox(pending_only=True, booking_id="contested")  # as a dispatcher reads what is due first
+            return tx.swap_outbox(first, claims[index])  # type: ignore[attr-defined, no-any-return]
+
+        def run() -> tuple[str, int, BaseException | None]:
+            for attempt in range(retries + 1):
+                try:
+                    swapped = _in(storage, tenant, swap)
+                except ConcurrencyError as exc:
+                    if attempt == retries:
+                        return "exhausted", attempt, exc
+                    time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+                except Exception as exc:  # noqa: BLE001 - reported as a failure of the race
+                    return "error", attempt, exc
+                else:
+                    return ("won" if swapped else "refused"), attempt, None
+            raise AssertionError  # pragma: no cover - the loop always returns
+
+        return run
+
+    clause = f"one outbox message claimed (swap_outbox), trial {trial}"
+    race = _race(pool, [racer(i) for i in range(threads)], timeout=timeout, clause=clause)
+    stored = [m for m in _in(storage, tenant, lambda tx: tx.list_outbox(booking_id="contested")) if m.id == first.id]
+    won = race.outcomes.count("won")
+    if won != 1:
+        msg = (
+            f"{clause}: of racers swapping the same message, exactly one succeeds (True), the others get False: "
+            f"{won} of {threads} got True, so {won} dispatchers would send it (a swap that compares the message "
+            "it read, then writes by id alone, is no compare-and-set)"
+        )
+        raise AssertionError(msg)
+    if len(stored) != 1 or stored[0] not in claims:
+        msg = f"{clause}: the stored message is the winner's claim, got {stored!r}"
+        raise AssertionError(msg)
+    return race
 
 
 def _one_call_race(
@@ -2922,13 +3360,15 @@ def _process_racer(
     One racing process of `check_concurrency_across_processes` (a module-level function, so ``spawn`` finds it).
 
     For each trial it waits at *barrier* until the trial's resources exist, reads the catalogue version, waits
-    again for the start, makes its write and puts ``(trial, index, outcome, retries, error)`` on *outcomes*. A
-    failure outside the race (the opener, a broken barrier) is put with trial -1, and breaks the barrier.
+    again for the start, makes its write and puts ``(trial, "booking", index, outcome, retries, error)`` on
+    *outcomes*; then it waits for the start of the key race, saves the trial's idempotency key and puts
+    ``(trial, "key", ...)``. A failure outside the races (the opener, a broken barrier) is put with trial -1, and
+    breaks the barrier.
     """
     try:
         storage = opener()
     except BaseException as exc:  # noqa: BLE001 - reported to the main process, which fails the check
-        outcomes.put((-1, index, "error", 0, f"opening the storage raised {_told(exc)}"))
+        outcomes.put((-1, "", index, "error", 0, f"opening the storage raised {_told(exc)}"))
         barrier.abort()
         return
     try:
@@ -2937,12 +3377,44 @@ def _process_racer(
             call = _cross_call(storage, tenant, trial, index)
             barrier.wait(timeout)  # go
             outcome, retried, error = _attempt_call(call, retries=retries)
-            outcomes.put((trial, index, outcome, retried, None if error is None else _told(error)))
+            outcomes.put((trial, "booking", index, outcome, retried, None if error is None else _told(error)))
+            barrier.wait(timeout)  # the bookings are checked: go for the key
+            outcome, retried, error = _save_key(storage, tenant, _cross_key(trial, index), retries=retries)
+            outcomes.put((trial, "key", index, outcome, retried, None if error is None else _told(error)))
     except BaseException as exc:  # noqa: BLE001 - reported to the main process, which fails the check
-        outcomes.put((-1, index, "error", 0, _told(exc)))
+        outcomes.put((-1, "", index, "error", 0, _told(exc)))
         barrier.abort()
     finally:
         storage.close()
+
+
+def _cross_key(trial: int, index: int) -> IdempotencyRecord:
+    """The idempotency record racer *index* saves in *trial* (every racer of a trial saves the same key)."""
+    return IdempotencyRecord(f"xkey-{trial}", f"hash-{index}", f"x{trial}-{index}", f'"{index}"', at(8))
+
+
+def _save_key(
+    storage: Storage, tenant: str, record: IdempotencyRecord, *, retries: int
+) -> tuple[str, int, BaseException | None]:
+    """
+    Save *record*, as a keyed engine call does: "won", or "replayed" if the key was taken and is now found.
+
+    A `ConcurrencyError` after which the key is not found yet (a writer in the way, not the winner) is retried.
+    """
+    for attempt in range(retries + 1):
+        try:
+            _in(storage, tenant, lambda tx: tx.put_idempotency(record))
+        except ConcurrencyError as exc:
+            if _in(storage, tenant, _key_reader(record.key), commit=False) is not None:
+                return "replayed", attempt, None
+            if attempt == retries:
+                return "exhausted", attempt, exc
+            time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+        except Exception as exc:  # noqa: BLE001 - reported as a failure of the race
+            return "error", attempt, exc
+        else:
+            return "won", attempt, None
+    raise AssertionError  # pragma: no cover - the loop always returns
 
 
 def check_concurrency_across_processes(
@@ -2964,8 +3436,10 @@ def check_concurrency_across_processes(
     others with ``reserve_and_record`` if the storage has `slotengine.ports.ReserveAndRecord` (else in
     transactions too). Exactly ``min(capacity, processes)`` win, the others get `ConflictError`
     (`ConcurrencyError` is retried up to *retries* times); the stored bookings are the winners' and never
-    exceed capacity, and every winner's transition record and outbox message are stored, no loser's. The run
-    uses a tenant of its own (``xproc-<random>``), so the database may hold other data.
+    exceed capacity, and every winner's transition record and outbox message are stored, no loser's. Then, in
+    each trial, every process saves the same idempotency key: exactly one succeeds, the others get
+    `ConcurrencyError` and find the winner's record. The run uses a tenant of its own (``xproc-<random>``), so
+    the database may hold other data, and the processes start with the process zone the battery's checks use.
 
     Args:
         opener: A picklable zero-argument callable that opens a `Storage` on the same database every time (a
@@ -3000,7 +3474,7 @@ def check_concurrency_across_processes(
     started = time.perf_counter()
     tenant = f"xproc-{uuid.uuid4().hex[:12]}"
     context = multiprocessing.get_context("spawn")
-    with _made(opener) as storage:
+    with _in_process_zone(), _made(opener) as storage:  # spawned processes inherit TZ
         if type(storage) is MemoryStorage:
             msg = "a MemoryStorage lives in one process: racing processes cannot share it"
             raise ValueError(msg)
@@ -3053,7 +3527,7 @@ def _racer_failures(racers: Sequence[Any], outcomes: Any) -> str:
     said: list[str] = []
     with suppress(queue.Empty, OSError, ValueError):
         while True:
-            trial, index, outcome, _, error = outcomes.get(timeout=0.2)
+            trial, _, index, outcome, _, error = outcomes.get(timeout=0.2)
             if outcome == "error":
                 said.append(f"process {index}{'' if trial < 0 else f' (trial {trial})'}: {error}")
     ended = [f"process {i} exited with code {r.exitcode}" for i, r in enumerate(racers) if r.exitcode not in {None, 0}]
@@ -3080,7 +3554,7 @@ def _process_trial(
                 f"transaction, or one that failed: {_racer_failures(racers, outcomes)})"
             )
             raise AssertionError(msg) from None
-    got = _collect(racers, outcomes, trial, timeout, clause)
+    got = _collect(racers, outcomes, trial, "booking", timeout, clause)
     errors = [f"process {index}: {error}" for index, (outcome, _, error) in got.items() if outcome == "error"]
     if errors:
         hint = ""
@@ -3125,13 +3599,46 @@ def _process_trial(
 
     _check_winners_records(storage, tenant, f"x{trial}-", winners, clause)
     refused = sum(1 for outcome, _, _ in got.values() if outcome == "conflict")
-    return expected, refused, sum(again for _, again, _ in got.values())
+    retried = sum(again for _, again, _ in got.values()) + _process_key_race(
+        storage, tenant, trial, racers, barrier, outcomes, timeout
+    )
+    return expected, refused, retried
+
+
+def _process_key_race(
+    storage: Storage, tenant: str, trial: int, racers: Sequence[Any], barrier: Any, outcomes: Any, timeout: float
+) -> int:
+    """The key race of a trial of `check_concurrency_across_processes`: exactly one process saves the key."""
+    clause = f"trial {trial}, one idempotency key"
+    try:
+        barrier.wait(timeout)
+    except threading.BrokenBarrierError:
+        msg = f"{clause}: the racing processes did not all reach the start within {timeout} s"
+        msg += f" ({_racer_failures(racers, outcomes)})"
+        raise AssertionError(msg) from None
+    got = _collect(racers, outcomes, trial, "key", timeout, clause)
+    failed = [f"process {i}: {outcome} {error or ''}" for i, (outcome, _, error) in got.items() if outcome == "error"]
+    failed += [f"process {i}: {outcome}" for i, (outcome, _, _) in got.items() if outcome == "exhausted"]
+    if failed:
+        msg = f"{clause}: racers may only save the key or find it saved, got {'; '.join(failed[:3])}"
+        raise AssertionError(msg)
+    winners = sorted(index for index, (outcome, _, _) in got.items() if outcome == "won")
+    if len(winners) != 1:
+        msg = (
+            f"{clause}: exactly one process saves the key, the others get ConcurrencyError and find it, but "
+            f"processes {winners} were told they saved it (a uniqueness check that one process's lock guards, or a "
+            "key checked on a snapshot without a unique index)"
+        )
+        raise AssertionError(msg)
+    found = _in(storage, tenant, _key_reader(f"xkey-{trial}"), commit=False)
+    _expect(f"{clause}: the stored record is the winner's", _cross_key(trial, winners[0]), found)
+    return sum(again for _, again, _ in got.values())
 
 
 def _collect(
-    racers: Sequence[Any], outcomes: Any, trial: int, timeout: float, clause: str
+    racers: Sequence[Any], outcomes: Any, trial: int, race: str, timeout: float, clause: str
 ) -> dict[int, tuple[str, int, str | None]]:
-    """Every racer's answer for *trial*, by racer; a racer that does not answer within *timeout* fails the check."""
+    """Every racer's answer to *race* of *trial*, by racer; a racer silent for *timeout* fails the check."""
     got: dict[int, tuple[str, int, str | None]] = {}
     deadline = time.monotonic() + timeout
     while len(got) < len(racers):
@@ -3144,14 +3651,14 @@ def _collect(
             )
             raise AssertionError(msg)
         try:
-            answer_trial, index, outcome, again, error = outcomes.get(timeout=min(left, 0.5))
+            answer_trial, answer_race, index, outcome, again, error = outcomes.get(timeout=min(left, 0.5))
         except queue.Empty:
             dead = [i for i, racer in enumerate(racers) if i not in got and not racer.is_alive()]
             if dead:
                 msg = f"{clause}: racing processes {dead} ended without answering ({_racer_failures(racers, outcomes)})"
                 raise AssertionError(msg) from None
             continue
-        if answer_trial != trial:
+        if (answer_trial, answer_race) != (trial, race):
             msg = f"{clause}: process {index} failed outside the race: {error}"
             raise AssertionError(msg)
         got[index] = (outcome, again, error)
@@ -3437,6 +3944,10 @@ class Read:
     """Minutes after 09:00."""
     offset: int = 0
     """Minutes after now, for due_holds."""
+    pending_only: bool = True
+    """For list_outbox: only the pending messages."""
+    by_booking: bool = False
+    """For list_outbox: only *booking_id*'s messages."""
 
     def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: PLR0911 - one branch per method
         """Apply the step."""
@@ -3455,7 +3966,8 @@ class Read:
             case "list_transitions":
                 return tx.list_transitions(self.booking_id)
             case "list_outbox":
-                return tx.list_outbox(pending_only=True)
+                booking_id = self.booking_id if self.by_booking else None
+                return tx.list_outbox(pending_only=self.pending_only, booking_id=booking_id)
             case "get_resource":
                 return tx.get_resource(self.resource_ids[0])
             case _:
@@ -3575,7 +4087,8 @@ _reads = st.one_of(
     st.builds(Read, st.sampled_from(["get_booking", "list_transitions"]), booking_id=_bids),
     st.builds(Read, st.just("get_idempotency"), key=st.sampled_from(_KEYS)),
     st.builds(Read, st.just("get_resource"), resource_ids=st.tuples(_rids)),
-    st.builds(Read, st.sampled_from(["list_outbox", "get_service"])),
+    st.builds(Read, st.just("list_outbox"), booking_id=_bids, pending_only=st.booleans(), by_booking=st.booleans()),
+    st.builds(Read, st.just("get_service")),
 )
 _any_op: st.SearchStrategy[Op] = st.one_of(_reserves(), _updates, _log_ops, _catalogue_ops, _reads)
 _ends = st.sampled_from(["commit"] * 6 + ["rollback", "raise"])
@@ -3605,19 +4118,19 @@ class StorageAgreement(RuleBasedStateMachine):
         self.now = _GRID - H
         self.dirty = set(_TENANTS)
         """Tenants written since the last invariant check (the others cannot have changed, if isolated)."""
-        self.expected: Storage = type(self).reference()
-        try:
+        self._cleanup = ExitStack()
+        """Undoes what the example set up: the process zone, then the storages (closed first)."""
+        with ExitStack() as setting_up:
+            setting_up.enter_context(_in_process_zone())  # as the battery's checks run
+            self.expected: Storage = type(self).reference()
+            setting_up.callback(self.expected.close)
             self.actual: Storage = factory()
-        except BaseException:
-            self.expected.close()
-            raise
+            setting_up.callback(self.actual.close)
+            self._cleanup = setting_up.pop_all()
 
     def teardown(self) -> None:
-        """Close both storages."""
-        try:
-            self.actual.close()
-        finally:
-            self.expected.close()
+        """Close both storages, and give the process its zone back."""
+        self._cleanup.close()
 
     def _apply(self, storage: Storage, tenant: str, ops: Sequence[Op], end: str) -> list[object]:
         answers: list[object] = []
@@ -3730,10 +4243,7 @@ class StorageAgreement(RuleBasedStateMachine):
                 with storage.transaction(tenant) as tx:
                     answer: dict[str, object] = {"due_holds": tx.due_holds(self.now)}
                     if tenant in self.dirty:
-                        answer |= _snapshot(tx, _KEYS)
-                        answer["loads"] = _sorted_loads(
-                            tx.loads([*_RESOURCES, "r4"], Interval(_GRID - 2 * H, _GRID + 12 * H))
-                        )
+                        answer |= _snapshot(tx, _KEYS)  # loads of every resource included
                         answer["pending"] = tx.list_outbox(pending_only=True)
                     answers.append(answer)
             _expect(f"the adapter holds the same data as the reference in tenant {tenant!r}", answers[0], answers[1])
