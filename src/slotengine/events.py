@@ -771,15 +771,24 @@ class EventDesk:
     """
     The events façade over a `BookingEngine`: templates, occurrences, tickets, staff roles and waiting lists.
 
+    Who acts: a call made on someone's behalf (every method that takes ``actor=``: selling, cancelling,
+    reading tickets, waiting lists or finance, joining a list, changing the catalogue) acts as its *actor*;
+    without one, as the desk's *actor* if one was given to the desk, else as the engine's ``default_actor``;
+    without any of them it is refused with `PermissionDeniedError`, as the engine refuses anonymous calls. The
+    desk never lends its own implicit system actor to a caller.
+
     Args:
         engine: The engine whose storage, clock, tenant and authorization the desk uses.
-        actor: Who the desk acts as for its own writes (catalogue, staff bookings, offers); the system by default.
+        actor: Who the desk acts as for its own writes (ticket services, staff bookings, waiting-list offers),
+            and, when given, for calls that name no actor. Not given: the desk's own writes are made as
+            ``Actor.system("events")``, and calls that name no actor fall back on the engine's default actor.
         max_tickets: The most tickets one sale may take.
     """
 
     def __init__(self, engine: BookingEngine, *, actor: Actor | None = None, max_tickets: int = 10) -> None:
         self.engine = engine
-        self.actor = _actor(actor) if actor is not None else Actor.system("events")
+        self._given: Actor | None = None if actor is None else _actor(actor)  # the caller's fallback, if any
+        self.actor = Actor.system("events") if self._given is None else self._given
         self.max_tickets = _positive("max_tickets")(max_tickets)
         if self.max_tickets > _MAX_TICKETS:
             msg = f"max_tickets is at most {_MAX_TICKETS:,} (one sale is one booking of its seats), not {max_tickets}"
@@ -824,18 +833,37 @@ class EventDesk:
         joined.max_retries = 0
         return joined
 
+    def _caller(self, actor: Actor | None) -> Actor:
+        """
+        Return who a call made on someone's behalf acts as; refuse a call that names nobody.
+
+        *actor*, else the actor given to the desk, else the engine's default actor. The desk's implicit system
+        actor is for its own writes only: lending it to callers would let anyone act as the system.
+        """
+        if actor is not None:
+            return _actor(actor)
+        if self._given is not None:
+            return self._given
+        if self.engine.default_actor is not None:
+            return _actor(self.engine.default_actor)
+        msg = (
+            "no actor: pass actor=Actor.customer(...) (or staff, manager, system), "
+            "or give the desk an actor (EventDesk(engine, actor=...)) or the engine a default_actor"
+        )
+        raise PermissionDeniedError(msg)
+
     def _authorize(self, actor: Actor | None) -> Actor:
-        who = _actor(actor) if actor is not None else self.actor
+        who = self._caller(actor)
         self.engine.authorization.authorize(who, Permission.SETUP, None)
         return who
 
     def _allow(self, actor: Actor | None, permission: Permission, *, for_customer: str | None = None) -> Actor:
         """
-        Authorize a call that reads or changes what belongs to customers (the desk's actor by default).
+        Authorize a call that reads or changes what belongs to customers (who acts: see `_caller`).
 
         A customer may act only for themselves (*for_customer*), and may not read what names other customers.
         """
-        who = _actor(actor) if actor is not None else self.actor
+        who = self._caller(actor)
         self.engine.authorization.authorize(who, permission, None)
         if who.role is Role.CUSTOMER and (for_customer is None or for_customer != who.customer_id):
             what = "for another customer" if for_customer is not None else "what names other customers"
@@ -1332,8 +1360,9 @@ class EventDesk:
 
     def tickets(self, occurrence: str, *, actor: Actor | None = None) -> list[Booking]:
         """Return the ticket bookings of an occurrence, in any status, by start then id (a customer sees theirs)."""
+        who = self._caller(actor)
         resolved = find_result(self._read(lambda tx: self._resolve_in(tx, occurrence)), _Resolved)
-        return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=actor or self.actor)
+        return self.engine.list(resource_id=resolved.occurrence.seats_id, actor=who)
 
     def seats_left(self, occurrence: str) -> int:
         """How many seats an occurrence has free now (holds count while they last); 0 once it is cancelled."""
@@ -1384,6 +1413,7 @@ class EventDesk:
         check_id(ticket_type, "ticket type")
         if idempotency_key is not None:
             check_id(idempotency_key, "idempotency key")
+        who = self._caller(actor)
 
         def sale(tx: StorageTransaction) -> Booking:
             resolved = self._locked(tx, occurrence)
@@ -1404,7 +1434,7 @@ class EventDesk:
                 source=source,
                 external_ref=external_ref,
                 idempotency_key=idempotency_key,
-                actor=actor,
+                actor=who,
             )
 
         return find_result(self._write(sale), Booking)
@@ -1590,6 +1620,7 @@ class EventDesk:
                 offered to the waiting list).
         """
         check_id(booking_id, "booking id")
+        who = self._caller(actor)
 
         def cancel(tx: StorageTransaction) -> Booking:
             booking = tx.get_booking(booking_id)
@@ -1598,7 +1629,7 @@ class EventDesk:
             exists = self._occurrence_in(tx, occurrence) is not None
             if exists:
                 self._lock_list(tx, key)
-            cancelled = self._engine_in(tx).cancel(booking_id, actor=actor, reason=reason)
+            cancelled = self._engine_in(tx).cancel(booking_id, actor=who, reason=reason)
             if exists:
                 self._advance_in(tx, key, self._now())
             return cancelled
