@@ -20,7 +20,7 @@ import json
 import os
 import string
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, spoken, to_utc
-from slotengine.authorization import Actor, AuthorizationPolicy, Permission, Role, RolePolicy
+from slotengine.authorization import Actor, AllowAll, AuthorizationPolicy, Permission, Role, RolePolicy
 from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
 from slotengine.booking import Booking, Payment, PaymentKind, Source
 from slotengine.business import Business
@@ -88,6 +88,8 @@ _FULL_KEPT: Final = 1024
 """How many starts found full a catalogue snapshot remembers (`_Catalogue.full`)."""
 _FULL_FOR: Final = timedelta(seconds=60)
 """How long a start found full skips the one-call write (a hint for speed: the usual way is always right)."""
+_BOOKING_BLIND: Final = (RolePolicy, AllowAll)
+"""Policies whose READ answer for anyone but a customer (who never reads the whole log) ignores the booking."""
 _REPLAN: Final = frozenset(
     {
         Action.HOLD,
@@ -340,6 +342,23 @@ class BookingEngine:
 
     def _allow(self, actor: Actor, permission: Permission, booking: Booking | None = None) -> None:
         self.authorization.authorize(actor, permission, booking)
+
+    def _readable(self, actor: Actor, bookings: Iterable[Booking]) -> builtins.list[Booking]:
+        """
+        Keep the bookings the policy lets *actor* read, asking it about each one.
+
+        A list-style read is allowed as a whole first (``booking=None``), and then filtered, so a policy whose
+        rule depends on the booking (a barber's own clients) holds for lists as it does for `get`. Only a
+        `PermissionDeniedError` drops a booking; any other error of the policy propagates.
+        """
+        kept = []
+        for booking in bookings:
+            try:
+                self.authorization.authorize(actor, Permission.READ, booking)
+            except PermissionDeniedError:
+                continue
+            kept.append(booking)
+        return kept
 
     def _now(self) -> datetime:
         return to_utc(self.clock.now(), "clock.now()")
@@ -951,7 +970,8 @@ class BookingEngine:
             self._record(tx, now, booking, None, action, str(who), "override" if override else "")
             return booking
 
-        return self._keyed(idempotency_key, request, create)
+        # A replay hands back a booking made earlier, perhaps for someone else: the actor must be allowed to read it.
+        return self._keyed(idempotency_key, request, create, (who, Permission.READ))
 
     def _create_at_once(
         self,
@@ -1687,7 +1707,12 @@ class BookingEngine:
         service_id: str | None = None,
         actor: Actor | None = None,
     ) -> builtins.list[Booking]:
-        """Return the bookings that match every given filter, ordered by start (a customer sees only theirs)."""
+        """
+        Return the bookings that match every given filter, ordered by start (a customer sees only theirs).
+
+        The policy is asked once for the list (``booking=None``), then about each booking: those it refuses to
+        the actor are left out.
+        """
         who = self._who(actor)
         self._allow(who, Permission.READ)
         if who.role is Role.CUSTOMER:
@@ -1698,7 +1723,7 @@ class BookingEngine:
         if period is not None:
             _check_window(period)
         query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id)
-        return self._run(lambda tx, _now: tx.find_bookings(query))
+        return self._run(lambda tx, _now: self._readable(who, tx.find_bookings(query)))
 
     def agenda(self, period: Interval, *, actor: Actor | None = None) -> builtins.list[Booking]:
         """Return the bookings on the board during *period* (live, completed, no-show), ordered by start."""
@@ -1708,7 +1733,14 @@ class BookingEngine:
     def transitions(
         self, booking_id: str | None = None, *, actor: Actor | None = None
     ) -> builtins.list[TransitionRecord]:
-        """Return the transition log of one booking, or of all (staff only), in order."""
+        """
+        Return the transition log of one booking, or of all (not for customers), in order.
+
+        The whole log keeps only the records of bookings the policy lets the actor read (asked per booking, as
+        `list` does). To ask, it reads every booking of the tenant in the same transaction (one query, no more
+        rows than the log has); with `RolePolicy` or `AllowAll`, whose answer for a non-customer does not
+        depend on the booking, that read is skipped.
+        """
         if booking_id is not None:
             check_id(booking_id, "booking id")
         who = self._who(actor)
@@ -1718,7 +1750,11 @@ class BookingEngine:
             self._allow(who, Permission.READ, booking)
             if booking is None and who.role is Role.CUSTOMER:
                 raise PermissionDeniedError(f"{who} may read the history of their own bookings only")
-            return tx.list_transitions(booking_id)
+            records = tx.list_transitions(booking_id)
+            if booking_id is not None or type(self.authorization) in _BOOKING_BLIND:
+                return records
+            readable = {b.id for b in self._readable(who, tx.find_bookings(BookingQuery()))}
+            return [r for r in records if r.booking_id in readable]
 
         return self._run(log)
 

@@ -8,16 +8,22 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import WASH, H, at, business
 from slotengine.adapters.memory import MemoryStorage
-from slotengine.authorization import Actor, Role
+from slotengine.authorization import Actor, Permission, Role, RolePolicy
+from slotengine.board import render_board
+from slotengine.booking import Booking
 from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
 from slotengine.engine import BookingEngine
 from slotengine.errors import InvalidInputError, PermissionDeniedError
 from slotengine.events import EventDesk, EventTemplate, Occurrence, TicketType
+from slotengine.intervals import Interval
 from slotengine.model import Resource
 from slotengine.money import Money
+from slotengine.reports import revenue_report
 from slotengine.testing.clock import FrozenClock
 
 ANN = Actor.customer("ann")
@@ -165,3 +171,137 @@ class TestEventDeskActor:
         [offer] = desk.process_waiting_lists(actor=STAFF)
 
         assert ("bob", "system:events") == (offer.customer_id, engine.transitions(offer.id, actor=ROOT)[0].actor)
+
+
+class ReadSome:
+    """Everything is allowed, but READ of a booking only for the ids in *readable* (a list is allowed as a whole)."""
+
+    def __init__(self, readable: frozenset[str]) -> None:
+        self.readable = readable
+
+    def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+        if permission is Permission.READ and booking is not None and booking.id not in self.readable:
+            msg = f"{actor} may not read {booking.id}"
+            raise PermissionDeniedError(msg, actor=str(actor), permission=permission.value)
+
+
+class OwnClientsOnly:
+    """The docs' example: RolePolicy, plus staff act only on the bookings they serve."""
+
+    def __init__(self) -> None:
+        self.roles = RolePolicy()
+
+    def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+        self.roles.authorize(actor, permission, booking)
+        if actor.role is Role.STAFF and booking is not None and actor.id not in booking.resource_ids:
+            msg = f"{actor} serves no part of booking {booking.id}"
+            raise PermissionDeniedError(msg, actor=str(actor), permission=permission.value)
+
+
+THURSDAY = Interval(at(5, 0), at(6, 0))
+
+
+def booked(policy: Any, count: int, storage: Any = None) -> tuple[BookingEngine, list[Booking]]:
+    """*count* bookings on Thursday (a few paid, a few cancelled, so the log has several records per booking)."""
+    counter = iter(range(1, 1_000))
+    engine = BookingEngine(
+        MemoryStorage() if storage is None else storage,
+        clock=FrozenClock(at(2, 8)),
+        tenant="wash",
+        authorization=policy,
+        new_id=lambda: f"id{next(counter)}",
+    )
+    engine.setup(business(), actor=ROOT)
+    engine.add_resource(Resource("box1", "Box 1", type="box"), actor=ROOT)
+    engine.add_resource(Resource("box2", "Box 2", type="box"), actor=ROOT)
+    engine.add_service(WASH, actor=ROOT)
+    made = []
+    for n in range(count):
+        booking = engine.book("wash", at(5, 9 + n // 2), customer_id=f"c{n}", actor=ROOT)
+        if n % 3 == 1:
+            booking = engine.pay(booking.id, Money("20", "EUR"), payment_id=f"p{n}", actor=ROOT)
+        elif n % 3 == 2:
+            booking = engine.cancel(booking.id, by_business=True, actor=ROOT)
+        made.append(booking)
+    return engine, made
+
+
+class TestListsAskThePolicyPerBooking:
+    @settings(max_examples=60, deadline=None)
+    @given(count=st.integers(0, 8), data=st.data())
+    def test_list_style_reads_return_exactly_the_bookings_the_policy_lets_the_actor_read(
+        self, count: int, data: st.DataObject
+    ) -> None:
+        """For a random custom policy reading a random subset of ids: list, agenda and the whole log show that subset."""
+        policy = ReadSome(frozenset())
+        engine, made = booked(policy, count)
+        ids = [b.id for b in made]
+        readable = data.draw(st.frozensets(st.sampled_from(ids)) if ids else st.just(frozenset[str]()), "readable")
+        policy.readable = readable
+        live = {b.id for b in made if b.status.value != "cancelled"}
+
+        listed = [b.id for b in engine.list(actor=STAFF)]
+        agenda = [b.id for b in engine.agenda(THURSDAY, actor=STAFF)]
+        logged = {r.booking_id for r in engine.transitions(actor=STAFF)}
+
+        assert sorted(readable) == sorted(listed)
+        assert sorted(readable & live) == sorted(agenda)
+        assert readable == logged
+        whole_log = engine.transitions(actor=STAFF)
+        for booking_id in readable:  # whole histories, not parts
+            assert engine.transitions(booking_id, actor=STAFF) == [r for r in whole_log if r.booking_id == booking_id]
+
+    def test_a_policy_error_other_than_a_denial_propagates(self) -> None:
+        """Only PermissionDeniedError drops a booking: a broken policy is not a quiet empty list."""
+
+        class Broken:
+            def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+                if permission is Permission.READ and booking is not None:
+                    raise RuntimeError("policy backend down")
+
+        engine, _ = booked(Broken(), 2)
+
+        with pytest.raises(RuntimeError, match="backend down"):
+            engine.list(actor=STAFF)
+        with pytest.raises(RuntimeError, match="backend down"):
+            engine.transitions(actor=STAFF)
+
+    def test_the_docs_own_clients_only_policy_holds_for_every_read(self, storage: Any) -> None:
+        """A barber sees only their own clients in list, agenda, the whole log, reports and the board."""
+        engine, _ = booked(OwnClientsOnly(), 0, storage)
+        theirs = engine.book("wash", at(5, 10), pin=["box1"], customer_id="ann", actor=Actor.staff("box1"))
+        engine.pay(theirs.id, Money("20", "EUR"), payment_id="pay-1", actor=Actor.staff("box1"))
+        mine = engine.book("wash", at(5, 11), pin=["box2"], customer_id="bea", actor=Actor.staff("box2"))
+        box2 = Actor.staff("box2")
+
+        assert [mine.id] == [b.id for b in engine.list(actor=box2)]
+        assert [mine.id] == [b.id for b in engine.agenda(THURSDAY, actor=box2)]
+        assert {mine.id} == {r.booking_id for r in engine.transitions(actor=box2)}
+        assert () == revenue_report(engine, date(2026, 3, 5), date(2026, 3, 5), actor=box2)  # box1's is the paid one
+        assert "ann" not in render_board(engine, date(2026, 3, 5), actor=box2)
+
+    def test_role_policy_lists_are_unchanged(self) -> None:
+        """RolePolicy: staff still see every booking and the whole log; a customer sees only their own."""
+        engine, made = booked(RolePolicy(), 4)
+
+        assert sorted(b.id for b in made) == sorted(b.id for b in engine.list(actor=STAFF))
+        assert len(engine.transitions(actor=STAFF)) == len(engine.transitions(actor=ROOT))
+        assert [made[0].id] == [b.id for b in engine.list(actor=Actor.customer("c0"))]
+
+
+class TestReplaysAskThePolicy:
+    @pytest.mark.parametrize("call", ["hold", "book"])
+    def test_a_replayed_create_is_shown_to_the_policy(self, call: str) -> None:
+        """Replaying box1's key, box2 is refused the booking it names (the policy reads it); nothing changes."""
+        engine, _ = booked(OwnClientsOnly(), 0)
+        box1, box2 = Actor.staff("box1"), Actor.staff("box2")
+        create = getattr(engine, call)
+        theirs = create("wash", at(5, 10), pin=["box1"], customer_id="ann", actor=box1, idempotency_key="k-1")
+        before = snapshot(engine)
+
+        with pytest.raises(PermissionDeniedError, match="serves no part"):
+            create("wash", at(5, 10), pin=["box1"], customer_id="ann", actor=box2, idempotency_key="k-1")
+
+        assert before == snapshot(engine)
+        again = create("wash", at(5, 10), pin=["box1"], customer_id="ann", actor=box1, idempotency_key="k-1")
+        assert theirs == again
