@@ -1759,8 +1759,9 @@ class BookingEngine:
         return self._run(log)
 
     def outbox(self, *, pending_only: bool = False, actor: Actor | None = None) -> builtins.list[OutboxMessage]:
-        """Return the outbox, in order (not for customers)."""
+        """Return the outbox, in order (asks the policy for READ; never for customers, whatever it says)."""
         who = self._who(actor)
+        self._allow(who, Permission.READ)
         if who.role is Role.CUSTOMER:
             raise PermissionDeniedError(f"{who} may not read the outbox")
         return self._run(lambda tx, _now: tx.list_outbox(pending_only=pending_only))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import WASH, H, at, business
 from slotengine.adapters.memory import MemoryStorage
-from slotengine.authorization import Actor, Permission, Role, RolePolicy
+from slotengine.authorization import Actor, AllowAll, DenyAll, Permission, Role, RolePolicy
 from slotengine.board import render_board
 from slotengine.booking import Booking
 from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
@@ -305,3 +305,30 @@ class TestReplaysAskThePolicy:
         assert before == snapshot(engine)
         again = create("wash", at(5, 10), pin=["box1"], customer_id="ann", actor=box1, idempotency_key="k-1")
         assert theirs == again
+
+
+class TestOutbox:
+    def test_reading_the_outbox_asks_the_policy(self) -> None:
+        """outbox() is a read like any other: DenyAll refuses it, and a policy is asked for READ."""
+        engine, _ = booked(RolePolicy(), 1)
+        engine.authorization = DenyAll()
+
+        with pytest.raises(PermissionDeniedError, match="allows nothing"):
+            engine.outbox(actor=STAFF)
+
+        asked: list[tuple[str, Permission, Booking | None]] = []
+
+        class Spy:
+            def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+                asked.append((str(actor), permission, booking))
+
+        engine.authorization = Spy()
+        assert engine.outbox(actor=STAFF)
+        assert [("staff:sam", Permission.READ, None)] == asked
+
+    def test_a_customer_never_reads_the_outbox(self) -> None:
+        """Even a policy that allows everything does not let a customer read other people's messages."""
+        engine, _ = booked(AllowAll(), 1)
+
+        with pytest.raises(PermissionDeniedError, match="may not read the outbox"):
+            engine.outbox(actor=ANN)
