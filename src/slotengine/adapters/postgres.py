@@ -151,7 +151,7 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, ch
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -548,10 +548,52 @@ _RESERVE_KEYED: Final[LiteralString] = """-- The idempotency record last, as `pu
 _RESERVE_FUNCTION_V4: Final[LiteralString] = _RESERVE_TEMPLATE.replace("-- (idempotency)\n        ", "")
 """The function as schema version 4 created it (no idempotency record)."""
 
-_RESERVE_FUNCTION: Final[LiteralString] = _RESERVE_TEMPLATE.replace(
+_RESERVE_FUNCTION_V5: Final[LiteralString] = _RESERVE_TEMPLATE.replace(
     "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
 ).replace("-- (idempotency)", _RESERVE_KEYED)
-"""The function as this version writes it (schema version 5): version 4's, and the idempotency record."""
+"""The function as schema version 5 created it: version 4's, and the idempotency record."""
+
+
+def _edited(text: LiteralString, old: LiteralString, new: LiteralString) -> LiteralString:
+    """Return *text* with its one *old* replaced by *new* (a template edit that no longer applies raises)."""
+    if text.count(old) != 1:  # pragma: no cover - caught by any import in the tests
+        msg = f"the reserve template changed: {old!r} is not in it once"
+        raise AssertionError(msg)
+    return text.replace(old, new)
+
+
+_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+    _edited(
+        _edited(
+            _RESERVE_FUNCTION_V5,
+            """        v_new boolean;
+""",
+            """        v_new boolean;
+        v_span bigint := (extract(epoch FROM upper(v_blocked) - lower(v_blocked)) * 1000000)::bigint;
+        v_widest bigint;
+        v_widens boolean := false;
+""",
+        ),
+        """            SELECT capacity INTO v_cap FROM resources WHERE tenant_id = p_tenant AND id = v_rids[i];
+            v_caps[i] := v_cap;
+""",
+        """            SELECT capacity, max_blocked_us INTO v_cap, v_widest
+            FROM resources WHERE tenant_id = p_tenant AND id = v_rids[i];
+            v_caps[i] := v_cap;
+            v_widens := v_widens OR coalesce(v_widest < v_span, false);
+""",
+    ),
+    """        FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n);
+""",
+    """        FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n);
+        -- The widest blocked interval of each resource (see find_bookings), written only when it grows.
+        IF v_widens THEN
+            UPDATE resources SET max_blocked_us = v_span
+            WHERE tenant_id = p_tenant AND id = ANY (v_rids) AND max_blocked_us < v_span;
+        END IF;
+""",
+)
+"""The function as this version writes it (schema version 6): version 5's, and each resource's widest interval."""
 
 # Version 4: a booking's whole write in one statement, and the load read from one table.
 #
@@ -608,7 +650,41 @@ _SCHEMA_V4: Final[tuple[LiteralString, ...]] = (
 
 # Version 5: slotengine_reserve also writes an idempotency record, so a keyed hold or booking takes the one
 # statement too (`ReserveAndRecord.reserve_and_record`'s ``idempotency``).
-_SCHEMA_V5: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
+_SCHEMA_V5: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION_V5,)
+
+# Version 6: what keeps the engine's frequent reads from scanning a tenant's history.
+#
+# * The pending outbox by booking, which the engine reads on every cancel, reschedule and expiry (seq last, so
+#   the index gives the order too). An index on the document's expression rather than a new column, so that a
+#   process of version 5 still running (which inserts outbox rows knowing nothing of a new column) keeps it right.
+# * resources.max_blocked_us, the widest blocked interval (microseconds) of any booking ever written on the
+#   resource, as in the SQLite adapter: `find_bookings` bounds a period's scan of bookings_by_start with it.
+#   slotengine_reserve, the only writer of a booking's time, keeps it (an UPDATE only when it grows, under the
+#   resource's lock); a version 5 process calls the same function, so it keeps it too. The catalogue's version
+#   trigger leaves the column out: it is bookkeeping of the bookings, not the catalogue.
+_SCHEMA_V6: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE INDEX outbox_pending_by_booking ON outbox (tenant_id, (doc->>'booking_id'), seq)
+        WHERE NOT sent AND NOT failed
+    """,
+    "DROP TRIGGER resources_version ON resources",
+    """
+    CREATE TRIGGER resources_version AFTER INSERT OR UPDATE OF tenant_id, id, seq, capacity, doc OR DELETE
+        ON resources FOR EACH ROW EXECUTE FUNCTION bump_catalogue_version()
+    """,
+    """
+    ALTER TABLE resources ADD COLUMN max_blocked_us bigint NOT NULL DEFAULT 0
+        CHECK (max_blocked_us >= 0)
+    """,
+    """
+    UPDATE resources AS r SET max_blocked_us = w.widest
+    FROM (SELECT tenant_id, resource_id,
+                 max(extract(epoch FROM upper(during) - lower(during)) * 1000000)::bigint AS widest
+          FROM booking_resources GROUP BY tenant_id, resource_id) AS w
+    WHERE r.tenant_id = w.tenant_id AND r.id = w.resource_id
+    """,
+    _RESERVE_FUNCTION,
+)
 
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     0: _SCHEMA_V1,
@@ -616,6 +692,7 @@ _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     2: _SCHEMA_V3,
     3: _SCHEMA_V4,
     4: _SCHEMA_V5,
+    5: _SCHEMA_V6,
 }
 
 _LOCK_RESOURCES: Final = """
@@ -1026,7 +1103,9 @@ class _Transaction:
             return ConcurrencyError(msg, connection_lost=True)
         return _translate(exc)
 
-    def _all(self, query: LiteralString, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _all(
+        self, query: LiteralString | sql.Composed, params: Sequence[Any] | dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
         conn = self._usable()
         try:
             return conn.execute(query, params).fetchall()
@@ -1312,36 +1391,57 @@ class _Transaction:
         return booking
 
     def find_bookings(self, query: BookingQuery) -> list[Booking]:
-        # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer.
+        # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer. The
+        # WHERE clause holds only the filters given, each a constant fragment with bound values: a
+        # `%s IS NULL OR` predicate fits no index in a generic plan.
         period = query.period
-        rows = self._all(
-            """
-            SELECT doc FROM bookings
-            WHERE tenant_id = %(tenant)s
-              AND (%(resource_id)s::text IS NULL OR id IN (
-                    SELECT booking_id FROM booking_resources
-                    WHERE tenant_id = %(tenant)s AND resource_id = %(resource_id)s::text))
-              AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s::text)
-              AND (%(period_start)s::timestamptz IS NULL
-                   OR during && tstzrange(%(period_start)s::timestamptz, %(period_end)s::timestamptz, '[)'))
-              AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-              AND (%(source)s::text IS NULL OR source = %(source)s::text)
-              AND (%(external_ref)s::text IS NULL OR external_ref = %(external_ref)s::text)
-              AND (%(service_id)s::text IS NULL OR service_id = %(service_id)s::text)
-            ORDER BY lower(during), id
-            """,
-            {
-                "tenant": self._tenant,
-                "resource_id": query.resource_id,
-                "customer_id": query.customer_id,
-                "period_start": None if period is None else period.start,
-                "period_end": None if period is None else period.end,
-                "statuses": None if query.statuses is None else sorted(s.value for s in query.statuses),
-                "source": query.source,
-                "external_ref": query.external_ref,
-                "service_id": query.service_id,
-            },
+        clauses: list[sql.Composable] = []
+        params: dict[str, Any] = {"tenant": self._tenant}
+        if period is not None:
+            params["period_start"], params["period_end"] = period.start, period.end
+            # A booking's interval lies inside its blocked one, which is no longer than the widest blocked
+            # interval of any of its resources (max_blocked_us only grows, cancelled bookings included), so
+            # one that ends after the period starts began less than that before: bookings_by_start reads the
+            # period instead of the tenant's whole history.
+            clauses.append(
+                sql.SQL(
+                    """lower(during) >= %(period_start)s::timestamptz - interval '1 microsecond'
+                        * (SELECT coalesce(max(max_blocked_us), 0) FROM resources WHERE tenant_id = %(tenant)s)
+                      AND lower(during) < %(period_end)s::timestamptz
+                      AND during && tstzrange(%(period_start)s::timestamptz, %(period_end)s::timestamptz, '[)')"""
+                )
+            )
+        if query.resource_id is not None:
+            clauses.append(
+                sql.SQL(
+                    """id IN (SELECT booking_id FROM booking_resources
+                              WHERE tenant_id = %(tenant)s AND resource_id = %(resource_id)s::text)"""
+                )
+            )
+            params["resource_id"] = query.resource_id
+        if query.customer_id is not None:
+            clauses.append(sql.SQL("customer_id = %(customer_id)s::text"))
+            params["customer_id"] = query.customer_id
+        if query.statuses is not None:
+            clauses.append(sql.SQL("status = ANY(%(statuses)s::text[])"))
+            params["statuses"] = sorted(s.value for s in query.statuses)
+        if query.source is not None:
+            clauses.append(sql.SQL("source = %(source)s::text"))
+            params["source"] = query.source
+        if query.external_ref is not None:
+            clauses.append(sql.SQL("external_ref = %(external_ref)s::text"))
+            params["external_ref"] = query.external_ref
+        if query.service_id is not None:
+            clauses.append(sql.SQL("service_id = %(service_id)s::text"))
+            params["service_id"] = query.service_id
+        statement = sql.Composed(
+            [
+                sql.SQL("SELECT doc FROM bookings WHERE tenant_id = %(tenant)s"),
+                *(sql.Composed([sql.SQL(" AND "), clause]) for clause in clauses),
+                sql.SQL(" ORDER BY lower(during), id"),
+            ]
         )
+        rows = self._all(statement, params)
         found = [b for b in map(self._booking, rows) if query.matches(b)]
         return sorted(found, key=lambda b: (b.start, b.id))
 
@@ -1489,16 +1589,31 @@ class _Transaction:
             raise _corrupt("outbox message", exc) from None
 
     def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
-        # The booking filter runs in the server: only the booking's own documents are sent and decoded.
-        rows = self._all(
-            """
-            SELECT doc FROM outbox
-            WHERE tenant_id = %s AND (NOT %s::boolean OR (NOT sent AND NOT failed))
-              AND (%s::text IS NULL OR doc->>'booking_id' = %s::text)
-            ORDER BY seq
-            """,
-            (self._tenant, pending_only, booking_id, booking_id),
-        )
+        # One constant statement per combination of filters (a predicate behind `%s IS NULL OR` fits no index
+        # in a generic plan). The booking filter runs in the server, so only the booking's own documents are
+        # sent and decoded; its pending messages (the engine's read on every cancel, reschedule and expiry)
+        # come from outbox_pending_by_booking, whose expression this repeats exactly.
+        if booking_id is not None and pending_only:
+            rows = self._all(
+                """
+                SELECT doc FROM outbox
+                WHERE tenant_id = %s AND (doc->>'booking_id') = %s AND NOT sent AND NOT failed
+                ORDER BY seq
+                """,
+                (self._tenant, booking_id),
+            )
+        elif booking_id is not None:
+            rows = self._all(
+                "SELECT doc FROM outbox WHERE tenant_id = %s AND (doc->>'booking_id') = %s ORDER BY seq",
+                (self._tenant, booking_id),
+            )
+        elif pending_only:
+            rows = self._all(
+                "SELECT doc FROM outbox WHERE tenant_id = %s AND NOT sent AND NOT failed ORDER BY seq",
+                (self._tenant,),
+            )
+        else:
+            rows = self._all("SELECT doc FROM outbox WHERE tenant_id = %s ORDER BY seq", (self._tenant,))
         return [self._message(row) for row in rows]
 
     def update_outbox(self, message: OutboxMessage) -> None:

@@ -82,7 +82,7 @@ from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, ch
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """The schema version this module writes (``PRAGMA user_version``); newer files are refused."""
 
 APPLICATION_ID: Final = 0x534C4F54
@@ -102,6 +102,7 @@ _SET_USER_VERSION: Final[Mapping[int, str]] = {
     1: "PRAGMA user_version = 1",
     2: "PRAGMA user_version = 2",
     3: "PRAGMA user_version = 3",
+    4: "PRAGMA user_version = 4",
 }
 _SET_APPLICATION_ID: Final = "PRAGMA application_id = 1397509972"  # APPLICATION_ID in decimal
 
@@ -318,7 +319,26 @@ _SCHEMA_V3: Final[tuple[str, ...]] = (
     """,
 )
 
-_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
+# Version 4: the pending outbox by booking, which the engine reads on every cancel, reschedule and expiry (seq
+# last, so the index gives the order too and the planner prefers it to outbox_pending). An index on the
+# document's expression rather than a new column, so that a process of version 3 still running (it inserts
+# outbox rows knowing nothing of a new column) keeps the index right. Writing the outbox then needs JSON1.
+_OUTBOX_BY_BOOKING: Final = """
+    CREATE INDEX IF NOT EXISTS outbox_pending_by_booking ON outbox (tenant, json_extract(doc, '$.booking_id'), seq)
+        WHERE sent = 0 AND failed = 0
+"""
+_SCHEMA_V4: Final[tuple[str, ...]] = (
+    _OUTBOX_BY_BOOKING,
+    # Without NULLs: where most bookings have no external reference, ANALYZE's average rows per value (NULL
+    # counted as one value) made the planner read the whole tenant by start rather than use this index.
+    "DROP INDEX IF EXISTS bookings_by_external_ref",
+    "CREATE INDEX bookings_by_external_ref ON bookings (tenant, external_ref) WHERE external_ref IS NOT NULL",
+)
+
+_NEEDS_JSON1: Final = frozenset({_OUTBOX_BY_BOOKING})
+"""Migration statements skipped where SQLite lacks JSON1: the file then works without them, only slower."""
+
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
 
@@ -716,32 +736,142 @@ class _Transaction:
         return self._booking(row)
 
     def find_bookings(self, query: BookingQuery) -> list[Booking]:
-        # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer.
+        # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer. One
+        # constant statement per way in, chosen by the filters given: each leads with a plain predicate that
+        # an index serves (a predicate behind `:x IS NULL OR` serves none), then repeats every filter, bound.
+        # The answer is sorted here, so the customer and reference statements have no ORDER BY: without
+        # ANALYZE's statistics SQLite would rather read the whole tenant in bookings_by_start's order.
         period = query.period
-        rows = self._all(
-            """
+        params = {
+            "tenant": self._tenant,
+            "resource_id": query.resource_id,
+            "customer_id": query.customer_id,
+            "period_start": None if period is None else to_micros(period.start),
+            "period_end": None if period is None else to_micros(period.end),
+            "statuses": None if query.statuses is None else "|" + "|".join(s.value for s in query.statuses) + "|",
+            "source": query.source,
+            "external_ref": query.external_ref,
+            "service_id": query.service_id,
+        }
+        if query.external_ref is not None:
+            rows = self._all(
+                """
             SELECT doc FROM bookings
-            WHERE tenant = :tenant
-              AND (:resource_id IS NULL OR id IN (
-                    SELECT booking_id FROM booking_resources WHERE tenant = :tenant AND resource_id = :resource_id))
+            WHERE tenant = :tenant AND external_ref = :external_ref
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
               AND (:customer_id IS NULL OR customer_id = :customer_id)
               AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            """,
+                params,
+            )
+        elif query.customer_id is not None:
+            rows = self._all(
+                """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant AND customer_id = :customer_id
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            """,
+                params,
+            )
+        elif period is not None and query.resource_id is not None:
+            # As below, with the resource's own widest interval, from booking_resources_overlap.
+            rows = self._all(
+                """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant AND id IN (
+                SELECT booking_id FROM booking_resources
+                WHERE tenant = :tenant AND resource_id = :resource_id
+                  AND blocked_start_us < :period_end AND blocked_end_us > :period_start
+                  AND blocked_start_us >= :period_start - (SELECT max_blocked_us FROM resources
+                                                           WHERE tenant = :tenant AND id = :resource_id))
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
               AND (:source IS NULL OR source = :source)
               AND (:external_ref IS NULL OR external_ref = :external_ref)
               AND (:service_id IS NULL OR service_id = :service_id)
             ORDER BY start_us, id
             """,
-            {
-                "tenant": self._tenant,
-                "resource_id": query.resource_id,
-                "customer_id": query.customer_id,
-                "period_start": None if period is None else to_micros(period.start),
-                "period_end": None if period is None else to_micros(period.end),
-                "source": query.source,
-                "external_ref": query.external_ref,
-                "service_id": query.service_id,
-            },
-        )
+                params,
+            )
+        elif period is not None:
+            # A booking's interval lies inside its blocked one, which is no longer than the widest blocked
+            # interval of any of its resources (max_blocked_us only grows, cancelled bookings included), so
+            # one that ends after the period starts began less than that before: bookings_by_start reads the
+            # period instead of the tenant's whole history.
+            rows = self._all(
+                """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant AND start_us < :period_end
+              AND start_us >= :period_start - (SELECT COALESCE(MAX(max_blocked_us), 0) FROM resources
+                                               WHERE tenant = :tenant)
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            ORDER BY start_us, id
+            """,
+                params,
+            )
+        elif query.resource_id is not None:
+            rows = self._all(
+                """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant
+              AND id IN (SELECT booking_id FROM booking_resources WHERE tenant = :tenant AND resource_id = :resource_id)
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            ORDER BY start_us, id
+            """,
+                params,
+            )
+        else:
+            rows = self._all(
+                """
+            SELECT doc FROM bookings
+            WHERE tenant = :tenant
+              AND (:resource_id IS NULL OR EXISTS (
+                    SELECT 1 FROM booking_resources AS br
+                    WHERE br.tenant = :tenant AND br.booking_id = bookings.id AND br.resource_id = :resource_id))
+              AND (:customer_id IS NULL OR customer_id = :customer_id)
+              AND (:period_start IS NULL OR (start_us < :period_end AND end_us > :period_start))
+              AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)
+              AND (:source IS NULL OR source = :source)
+              AND (:external_ref IS NULL OR external_ref = :external_ref)
+              AND (:service_id IS NULL OR service_id = :service_id)
+            ORDER BY start_us, id
+            """,
+                params,
+            )
         found = [b for b in map(self._booking, rows) if query.matches(b)]
         return sorted(found, key=lambda b: (b.start, b.id))
 
@@ -869,15 +999,23 @@ class _Transaction:
             raise _corrupt("outbox message", exc) from None
 
     def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
-        if booking_id is not None and self._json1:
-            # The booking filter runs in SQLite (JSON1): only the booking's own documents are decoded here.
+        # One constant statement per combination of filters: a predicate behind `NOT ? OR` would keep SQLite
+        # from the partial indexes. The booking's pending messages (the engine's read on every cancel,
+        # reschedule and expiry) come from outbox_pending_by_booking, whose expression this repeats exactly.
+        by_booking = booking_id is not None and self._json1
+        if by_booking and pending_only:
             rows = self._all(
                 """
                 SELECT doc FROM outbox
-                WHERE tenant = ? AND (NOT ? OR (sent = 0 AND failed = 0)) AND json_extract(doc, '$.booking_id') = ?
+                WHERE tenant = ? AND json_extract(doc, '$.booking_id') = ? AND sent = 0 AND failed = 0
                 ORDER BY seq
                 """,
-                (self._tenant, pending_only, booking_id),
+                (self._tenant, booking_id),
+            )
+        elif by_booking:
+            rows = self._all(
+                "SELECT doc FROM outbox WHERE tenant = ? AND json_extract(doc, '$.booking_id') = ? ORDER BY seq",
+                (self._tenant, booking_id),
             )
         elif pending_only:
             rows = self._all(
@@ -886,7 +1024,7 @@ class _Transaction:
         else:
             rows = self._all("SELECT doc FROM outbox WHERE tenant = ? ORDER BY seq", (self._tenant,))
         messages = [self._message(row) for row in rows]
-        if booking_id is not None and not self._json1:
+        if booking_id is not None and not by_booking:
             messages = [m for m in messages if m.booking_id == booking_id]
         return messages
 
@@ -1060,8 +1198,8 @@ class SQLiteStorage:
         handle = self._handle()
         try:
             with handle.lock:
-                self._migrate(handle)
                 self._json1 = self._has_json1(handle)
+                self._migrate(handle)
         except BaseException:
             self.close()
             raise
@@ -1231,7 +1369,8 @@ class SQLiteStorage:
                 self._check_identity(conn, version, app_id)
                 while version < SCHEMA_VERSION:
                     for statement in _MIGRATIONS[version]:
-                        conn.execute(statement)
+                        if self._json1 or statement not in _NEEDS_JSON1:
+                            conn.execute(statement)
                     version += 1
                     conn.execute(_SET_USER_VERSION[version])
                 if app_id != APPLICATION_ID:
