@@ -10,8 +10,8 @@ allow: an engine has an explicit policy (`RolePolicy` unless you pass another), 
 
 * a **customer** may hold, pay, cancel and reschedule *their own* bookings and read them;
 * **staff** may also book for anyone, confirm, check in, mark no-shows and complete;
-* a **manager** may also refund and override (book outside the offered times, where the business allows
-  overrides; never beyond capacity);
+* a **manager** may also refund (cancelling on the business's terms, a full refund, needs it too) and override
+  (book outside the offered times, where the business allows overrides; never beyond capacity);
 * an **admin** may also change the business, its resources and services;
 * the **system** (sweepers, payment webhooks, imports) may do everything.
 """

@@ -1281,6 +1281,9 @@ class BookingEngine:
             PolicyViolationError: on the client's terms (``by_business=False``, whoever asks), the deadline passed
                 or the booking has begun; cancel with ``by_business=True`` instead (a full refund).
             ConflictError: the quote changed since *expected_quote*.
+            PermissionDeniedError: the actor may not cancel the booking; or, with ``by_business=True``, may not
+                also refund (`Permission.REFUND`: a cancellation on the business's terms refunds in full), or is
+                a customer. Nothing was written.
         """
         check_id(booking_id, "booking id")
         _check_flag(by_business, "by_business")
@@ -1292,6 +1295,9 @@ class BookingEngine:
             self._allow(who, Permission.CANCEL, booking)
             if by_business and who.role is Role.CUSTOMER:
                 raise PermissionDeniedError(f"{who} cannot cancel on behalf of the business", actor=actor_label)
+            if by_business:
+                # The business's terms refund in full: whoever may not refund may not cancel that way either.
+                self._allow(who, Permission.REFUND, booking)
             next_status(booking.status, Action.CANCEL)
             _refuse_lapsed(booking, now, Action.CANCEL, "it expires by itself and costs nothing")
             quote = self._quote(tx, booking, now, by_business)

@@ -1337,7 +1337,13 @@ class EventDesk:
         return attrs.evolve(stored, staff={**stored.roles(), **roles})
 
     def cancel_occurrence(self, occurrence: str, *, actor: Actor | None = None) -> Occurrence:
-        """Cancel an occurrence: emit ``occurrence.cancelled``, free its staff, cancel its tickets by the business."""
+        """
+        Cancel an occurrence: emit ``occurrence.cancelled``, free its staff, cancel its tickets by the business.
+
+        The actor needs `Permission.SETUP` (the catalogue) and, for the tickets cancelled on the business's terms
+        (a full refund), `Permission.CANCEL` and `Permission.REFUND`: under `RolePolicy`, an admin or the system.
+        A refusal of any ticket leaves the occurrence and every ticket as they were.
+        """
         current = self.occurrence(occurrence)
         return self.upsert_occurrence(attrs.evolve(current, status=OccurrenceStatus.CANCELLED), actor=actor)
 

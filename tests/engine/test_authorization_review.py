@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import WASH, H, at, business
 from slotengine.adapters.memory import MemoryStorage
-from slotengine.authorization import Actor, AllowAll, DenyAll, Permission, Role, RolePolicy
+from slotengine.authorization import ROLE_PERMISSIONS, Actor, AllowAll, DenyAll, Permission, Role, RolePolicy
 from slotengine.board import render_board
 from slotengine.booking import Booking
 from slotengine.codec import booking_to_dict, dumps, outbox_to_dict, transition_to_dict
@@ -332,3 +332,87 @@ class TestOutbox:
 
         with pytest.raises(PermissionDeniedError, match="may not read the outbox"):
             engine.outbox(actor=ANN)
+
+
+def clock(engine: BookingEngine) -> FrozenClock:
+    assert isinstance(engine.clock, FrozenClock)
+    return engine.clock
+
+
+class NoRefunds:
+    """RolePolicy, but nobody refunds."""
+
+    def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
+        RolePolicy().authorize(actor, permission, booking)
+        if permission is Permission.REFUND:
+            raise PermissionDeniedError(f"{actor} may not refund here", actor=str(actor), permission="refund")
+
+
+class TestBusinessCancellationIsARefund:
+    @pytest.mark.parametrize("actor", [STAFF, Actor.manager("mia"), ADMIN, ROOT], ids=str)
+    def test_cancelling_on_the_business_terms_needs_the_refund_permission(self, actor: Actor) -> None:
+        """Two hours before, the client's terms refund nothing; the business's refund all: only refunders may."""
+        engine, _ = booked(RolePolicy(), 0)
+        booking = engine.book("wash", at(5, 10), customer_id="ann", actor=ROOT)
+        engine.pay(booking.id, Money("20", "EUR"), payment_id="p1", actor=ROOT)
+        clock(engine).set(at(5, 8))
+        before = snapshot(engine)
+        may_refund = Permission.REFUND in ROLE_PERMISSIONS[actor.role]
+
+        if not may_refund:
+            with pytest.raises(PermissionDeniedError, match=f"{actor} may not refund"):
+                engine.cancel(booking.id, by_business=True, actor=actor)
+            assert before == snapshot(engine)
+            return
+        cancelled = engine.cancel(booking.id, by_business=True, actor=actor)
+        assert (Money("0", "EUR"), str(actor)) == (
+            cancelled.net_paid,
+            engine.transitions(booking.id, actor=ROOT)[-1].actor,
+        )
+
+    def test_staff_still_cancel_on_the_clients_terms(self) -> None:
+        """Without by_business, staff cancel as before (the client's terms: 26 hours before, half back)."""
+        engine, _ = booked(RolePolicy(), 0)
+        booking = engine.book("wash", at(5, 10), customer_id="ann", actor=ROOT)
+        engine.pay(booking.id, Money("20", "EUR"), payment_id="p1", actor=ROOT)
+        clock(engine).set(at(4, 8))
+
+        cancelled = engine.cancel(booking.id, actor=STAFF)
+
+        assert ("cancelled", Money("10", "EUR")) == (cancelled.status.value, cancelled.net_paid)
+
+    def test_an_admin_still_cancels_an_occurrence_and_its_tickets(self) -> None:
+        """The desk cancels tickets on the business's terms as the caller: an admin may (setup, cancel, refund)."""
+        engine = bare_engine()
+        desk = walk_desk(engine)
+        [ticket] = desk.tickets("w1", actor=STAFF)
+        engine.pay(ticket.id, Money("30", "EUR"), payment_id="p1", actor=ANN)
+
+        desk.cancel_occurrence("w1", actor=ADMIN)
+
+        after = engine.get(ticket.id, actor=ROOT)
+        assert ("cancelled", Money("0", "EUR")) == (after.status.value, after.net_paid)
+
+    @pytest.mark.parametrize("actor", [STAFF, Actor.manager("mia")], ids=str)
+    def test_who_may_not_set_up_may_not_cancel_an_occurrence(self, actor: Actor) -> None:
+        """Staff and managers do not change the catalogue: the occurrence and its tickets stay as they were."""
+        engine = bare_engine()
+        desk = walk_desk(engine)
+        before = snapshot(engine)
+
+        with pytest.raises(PermissionDeniedError, match="may not setup"):
+            desk.cancel_occurrence("w1", actor=actor)
+
+        assert before == snapshot(engine)
+
+    def test_a_policy_that_refuses_refunds_refuses_cancelling_an_occurrence_with_tickets(self) -> None:
+        """An admin who may not refund under a custom policy cannot cancel an occurrence that has tickets."""
+        engine = bare_engine(authorization=NoRefunds())
+        desk = walk_desk(engine)
+        before = snapshot(engine)
+
+        with pytest.raises(PermissionDeniedError, match="may not refund here"):
+            desk.cancel_occurrence("w1", actor=ADMIN)
+
+        assert before == snapshot(engine)
+        assert "scheduled" == desk.occurrence("w1").status.value
