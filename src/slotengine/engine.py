@@ -15,6 +15,7 @@ times before `ConcurrencyError` reaches the caller.
 from __future__ import annotations
 
 import builtins
+import copy
 import hashlib
 import json
 import os
@@ -126,6 +127,20 @@ def _new_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+class _Cache:
+    """
+    Where an engine keeps its newest versioned catalogue snapshot, with the tenant and storage it was read from.
+
+    One entry, replaced whole (one assignment, so a thread never sees the parts of two). Shared with the engine's
+    joined copies (`BookingEngine._joined`), whose transactions are its storage's.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[str, object, _Catalogue] | None = None
 
 
 @attrs.frozen
@@ -311,7 +326,7 @@ class BookingEngine:
     ) -> None:
         self.storage = storage
         self.clock = clock
-        self.tenant = check_id(tenant, "tenant")
+        self._tenant = check_id(tenant, "tenant")
         self.authorization: AuthorizationPolicy = RolePolicy() if authorization is None else authorization
         self.default_actor = None if default_actor is None else _require(default_actor, Actor)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 100:
@@ -323,8 +338,27 @@ class BookingEngine:
                 msg = f"{name} must be callable, got {port!r}"
                 raise InvalidInputError(msg, field=name)
         self._new_id = new_id
-        self._cached: _Catalogue | None = None  # the newest versioned snapshot seen
+        self._cache = _Cache()  # the newest versioned snapshot seen, of (tenant, storage)
+        self._cache_of: object = None  # a joined copy's: the storage its transactions belong to (`_joined`)
         self._local = threading.local()  # .current: (this thread's open transaction, its snapshot)
+
+    @property
+    def tenant(self) -> str:
+        """
+        The business this engine works for, fixed for the engine's life.
+
+        Read-only: the engine's catalogue cache and every write it makes belong to that tenant, so serving another
+        tenant is the work of another `BookingEngine` (which costs no more than this one).
+        """
+        return self._tenant
+
+    @tenant.setter
+    def tenant(self, value: str) -> None:
+        msg = (
+            f"an engine works for one tenant ({self._tenant!r}) for life: make a BookingEngine(storage, "
+            f"tenant={value!r}, ...) for another instead of reassigning tenant"
+        )
+        raise AttributeError(msg)
 
     def __repr__(self) -> str:
         return f"<BookingEngine(tenant={self.tenant!r}, storage={self.storage!r})>"
@@ -379,14 +413,44 @@ class BookingEngine:
             snapshot = _Catalogue.read(tx, None)
         else:
             version = int(reader())
-            cached = self._cached
+            cached = self._snapshot()
             if cached is not None and cached.version == version:
                 snapshot = cached
             else:
                 snapshot = _Catalogue.read(tx, version)
-                self._cached = snapshot
+                self._cache.entry = (self._tenant, self._source(), snapshot)
         self._local.current = (tx, snapshot)
         return snapshot
+
+    def _source(self) -> object:
+        """The storage this engine's transactions belong to: its own, or for a joined copy its original's."""
+        return self.storage if self._cache_of is None else self._cache_of
+
+    def _snapshot(self) -> _Catalogue | None:
+        """
+        The cached snapshot, if it was read from this engine's tenant and storage; None otherwise.
+
+        A version labels a catalogue within one tenant of one storage only (SQLite counts per tenant), so a
+        snapshot is never offered to another tenant or another storage, even one at the same version.
+        """
+        entry = self._cache.entry
+        if entry is None or entry[0] != self._tenant or entry[1] is not self._source():
+            return None
+        return entry[2]
+
+    def _joined(self, storage: Storage) -> BookingEngine:
+        """
+        A copy of this engine whose transactions are *storage*'s: one open transaction of this engine's storage.
+
+        `slotengine.events.EventDesk` joins its unit of work this way. The copy shares this engine's catalogue
+        cache (its transactions are this storage's, for this tenant) and never retries on its own: a
+        `ConcurrencyError` ends the whole unit, which its owner runs again.
+        """
+        joined = copy.copy(self)
+        joined.storage = storage
+        joined._cache_of = self._source()
+        joined.max_retries = 0
+        return joined
 
     @contextmanager
     def _tx(self) -> Iterator[StorageTransaction]:
@@ -1002,7 +1066,7 @@ class BookingEngine:
         a key the storage has already goes the usual way, which replays its first result or refuses.
         """
         writer = getattr(self.storage, "reserve_and_record", None)
-        snapshot = self._cached
+        snapshot = self._snapshot()
         if writer is None or snapshot is None or snapshot.version is None or snapshot.business is None:
             return None
         service = snapshot.services.get(service_id)

@@ -22,7 +22,6 @@ time. A sale that names an unknown occurrence raises `UnknownOccurrenceError`; i
 
 from __future__ import annotations
 
-import copy
 import enum
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -828,10 +827,7 @@ class EventDesk:
         list) and written with it, in one transaction. The desk commits; the engine does not retry on its own
         (a `ConcurrencyError` ends the whole unit, which `_write` runs again).
         """
-        joined = copy.copy(self.engine)
-        joined.storage = _Joined(tx)
-        joined.max_retries = 0
-        return joined
+        return self.engine._joined(_Joined(tx))
 
     def _caller(self, actor: Actor | None) -> Actor:
         """
