@@ -310,7 +310,11 @@ class BookingEngine:
         default_actor: The actor of calls that name none (e.g. ``Actor.system("importer")`` in a script).
             Without it, every mutating call must name its actor.
         max_retries: How many times a use case is retried after a `ConcurrencyError`.
-        new_id: Makes booking and message ids (random UUIDs by default).
+        new_id: Makes booking and message ids (random UUIDs by default). Its ids must be unique across all the
+            tenants that share a notifier or a webhook receiver, not only within this one: outbox dedupe keys
+            (``"<booking id>:<rule id>:v<version>"``) and e-mail Message-IDs are built from booking ids and carry
+            no tenant, so two tenants counting ``b1``, ``b2``... make messages that a receiver dropping the keys
+            it has seen takes for duplicates. Put the tenant in the id (``f"{tenant}-{n}"``) or keep the UUIDs.
     """
 
     def __init__(
