@@ -382,10 +382,12 @@ class CatalogueVersions(Protocol):
         Return the version of this tenant's catalogue (business, resources, services) as this transaction sees it.
 
         The contract a cache relies on: every write of the catalogue, by anyone, anywhere, makes the version
-        that readers see from its commit on different from every version any reader saw before, and a
-        version is never handed out twice, even if the write that drew it rolled back (so a value read
-        inside a transaction that later rolls back is never seen again). Reading it, then the catalogue, in
-        one transaction gives a catalogue at least as new as the version. One cheap read.
+        that readers see from its commit on different from every version any reader of this tenant saw
+        before, and a version is never handed out twice to one tenant, even if the write that drew it rolled
+        back (so a value read inside a transaction that later rolls back is never seen again). Versions may
+        be counted per tenant (SQLite does) or across tenants (memory, PostgreSQL): a cache keys its snapshot
+        on the tenant and the storage as well. Reading it, then the catalogue, in one transaction gives a
+        catalogue at least as new as the version. One cheap read.
         """
         ...
 
