@@ -72,7 +72,15 @@ from slotengine.notifications import (
 )
 from slotengine.outbox import OutboxMessage
 from slotengine.policies import CancellationQuote
-from slotengine.ports import BookingQuery, Clock, IdempotencyRecord, Notifier, Storage, StorageTransaction
+from slotengine.ports import (
+    BookingQuery,
+    Clock,
+    IdempotencyRecord,
+    Notifier,
+    Storage,
+    StorageTransaction,
+    TransitionsOf,
+)
 from slotengine.schedule import effective_hours
 
 __all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
@@ -1832,6 +1840,39 @@ class BookingEngine:
 
         return self._run(log)
 
+    def transitions_of(
+        self, booking_ids: Iterable[str], *, actor: Actor | None = None
+    ) -> builtins.list[TransitionRecord]:
+        """
+        Return the transition log of the bookings *booking_ids* names, each booking's records in order.
+
+        A list-style read, as `list`: the policy is asked once (``booking=None``), then about each booking as
+        `transitions` of that one booking asks (a customer may read their own bookings only), and the bookings
+        it refuses are left out, as are ids no booking has and repeats. One transaction. With a storage whose
+        transactions have `slotengine.ports.TransitionsOf` (the shipped adapters) the log is read once for all
+        and comes in the order written; otherwise one booking after another, in the order of *booking_ids*.
+        With `RolePolicy` or `AllowAll`, whose answer for a non-customer does not depend on the booking, the
+        bookings themselves are not read.
+
+        Raises:
+            InvalidInputError: *booking_ids* is a string or not iterable, or holds something not a booking id.
+            PermissionDeniedError: no actor, or the policy refuses the actor READ.
+        """
+        ids = _booking_ids(booking_ids)
+        who = self._who(actor)
+        self._allow(who, Permission.READ)
+        blind = type(self.authorization) in _BOOKING_BLIND and who.role is not Role.CUSTOMER
+
+        def log(tx: StorageTransaction, _now: datetime) -> builtins.list[TransitionRecord]:
+            wanted = ids if blind else [b.id for b in self._readable(who, _found(tx, ids))]
+            if not wanted:
+                return []
+            if isinstance(tx, TransitionsOf):
+                return tx.list_transitions_of(wanted)
+            return [record for booking_id in wanted for record in tx.list_transitions(booking_id)]
+
+        return self._run(log)
+
     def outbox(self, *, pending_only: bool = False, actor: Actor | None = None) -> builtins.list[OutboxMessage]:
         """Return the outbox, in order (asks the policy for READ; never for customers, whatever it says)."""
         who = self._who(actor)
@@ -1839,6 +1880,23 @@ class BookingEngine:
         if who.role is Role.CUSTOMER:
             raise PermissionDeniedError(f"{who} may not read the outbox")
         return self._run(lambda tx, _now: tx.list_outbox(pending_only=pending_only))
+
+
+def _booking_ids(values: object) -> list[str]:
+    """The booking ids of *values* (an iterable of ids, not one id), each once, in the order first given."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        msg = f"booking_ids must be an iterable of booking ids, not {type(values).__name__} {values!r}"
+        raise InvalidInputError(msg, field="booking_ids")
+    return list(dict.fromkeys(check_id(value, "booking id") for value in values))
+
+
+def _found(tx: StorageTransaction, booking_ids: Iterable[str]) -> Iterator[Booking]:
+    """The bookings of *booking_ids* that exist in *tx*'s tenant (the others are skipped)."""
+    for booking_id in booking_ids:
+        try:
+            yield tx.get_booking(booking_id)
+        except NotFoundError:
+            continue
 
 
 def _failure_text(exc: BaseException) -> str:

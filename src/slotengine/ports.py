@@ -36,6 +36,7 @@ __all__ = [
     "ReserveAndRecord",
     "Storage",
     "StorageTransaction",
+    "TransitionsOf",
     "check_document",
     "check_update",
     "reserve_and_record_in",
@@ -410,6 +411,28 @@ class OutboxClaims(Protocol):
         Compare-and-set: of writers racing to swap the same *expected*, exactly one succeeds (a writer that
         waited for another's commit sees the new value, not *expected*). Raises `NotFoundError` if there is
         no message with that id.
+        """
+        ...
+
+
+@runtime_checkable
+class TransitionsOf(Protocol):
+    """
+    An optional capability of a `StorageTransaction`: the transition log of some bookings only.
+
+    `BookingEngine.transitions_of` and the window reports (`slotengine.reports`) read the log of the bookings
+    they found, not the tenant's whole log, through it. A transaction without this method is asked
+    `StorageTransaction.list_transitions` once per booking instead.
+    """
+
+    def list_transitions_of(self, booking_ids: Collection[str]) -> list[TransitionRecord]:
+        """
+        Return the records of the bookings *booking_ids* names, in the order they were written (across bookings too).
+
+        Exactly the records of ``list_transitions()`` whose booking is named, in that order: an id named twice
+        counts once, an id with no records (or of another tenant) adds nothing, and no ids give ``[]``. It
+        should read only those bookings' records (an index leading with the tenant and the booking id), in a
+        few statements however many ids there are.
         """
         ...
 

@@ -366,7 +366,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "log read backwards": (
         mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),
-        {"check_transition_log", "check_values_round_trip", "check_reserve_and_record"},
+        {"check_transition_log", "check_values_round_trip", "check_reserve_and_record", "check_transitions_of"},
     ),
     "moves allowed in update_booking": (
         mutant(

@@ -208,6 +208,11 @@ class _Transaction:
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
         return [r for r in self._readable().transitions if booking_id is None or r.booking_id == booking_id]
 
+    def list_transitions_of(self, booking_ids: Collection[str]) -> list[TransitionRecord]:
+        """The log of the bookings named (`slotengine.ports.TransitionsOf`), in the order written."""
+        wanted = frozenset(booking_ids)
+        return [r for r in self._readable().transitions if r.booking_id in wanted]
+
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         data = self._writable()
         # Every id is checked before any is written: a refused call appends nothing (the port's contract).

@@ -1537,6 +1537,17 @@ class _Transaction:
         )
         return [self._transition(row) for row in rows]
 
+    def list_transitions_of(self, booking_ids: Collection[str]) -> list[TransitionRecord]:
+        """The log of the bookings named (`slotengine.ports.TransitionsOf`), in the order written: one statement."""
+        ids = sorted(set(booking_ids))
+        if not ids:
+            return []
+        rows = self._all(
+            "SELECT doc FROM transitions WHERE tenant_id = %s AND booking_id = ANY(%s::text[]) ORDER BY seq",
+            (self._tenant, ids),
+        )
+        return [self._transition(row) for row in rows]
+
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
         if not messages:

@@ -342,6 +342,9 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
 
+_IDS_PER_STATEMENT: Final = 500
+"""Booking ids per ``IN (...)`` list: below 999, the fewest host parameters a SQLite build may allow."""
+
 _DECODED_RESOURCES: Final[dict[str, Resource]] = {}
 """Resources decoded from their document text (the text is the whole value, so equal texts decode equally)."""
 _DECODED_LIMIT: Final = 4096
@@ -960,6 +963,25 @@ class _Transaction:
                 (self._tenant, booking_id),
             )
         return [self._transition(row) for row in rows]
+
+    def list_transitions_of(self, booking_ids: Collection[str]) -> list[TransitionRecord]:
+        """
+        The log of the bookings named (`slotengine.ports.TransitionsOf`), in the order written.
+
+        One statement per `_IDS_PER_STATEMENT` distinct ids, each a search of ``transitions_by_booking`` per id
+        (``tenant = ? AND booking_id IN (...)``); the chunks' rows are merged by ``seq``.
+        """
+        ids = sorted(set(booking_ids))
+        rows: list[Any] = []
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            chunk = ids[start : start + _IDS_PER_STATEMENT]
+            marks = ", ".join("?" * len(chunk))
+            rows += self._all(
+                f"SELECT seq, doc FROM transitions WHERE tenant = ? AND booking_id IN ({marks})",  # noqa: S608 - only ? marks
+                (self._tenant, *chunk),
+            )
+        rows.sort(key=lambda row: row[0])
+        return [self._transition((row[1],)) for row in rows]
 
     def _has_outbox(self, message_id: str) -> bool:
         return self._one("SELECT 1 FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message_id)) is not None

@@ -114,6 +114,7 @@ from slotengine.ports import (
     ReserveAndRecord,
     Storage,
     StorageTransaction,
+    TransitionsOf,
 )
 from slotengine.recurrence import Recurrence
 from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
@@ -2080,6 +2081,86 @@ def check_transition_log(factory: StorageFactory) -> None:
             _expect("list_transitions(booking_id) of another booking", [three], tx.list_transitions("b2"))
 
 
+def _transitions_of(tx: StorageTransaction, booking_ids: Collection[str]) -> list[TransitionRecord]:
+    """*tx*'s `TransitionsOf.list_transitions_of`, or, where it has none, the same records from the whole log."""
+    if isinstance(tx, TransitionsOf):
+        return tx.list_transitions_of(booking_ids)
+    wanted = set(booking_ids)
+    return [r for r in tx.list_transitions() if r.booking_id in wanted]
+
+
+_LOG_IDS: Final = ("b1", "b2", "b3", "B1", "b'4", "b%5", "b_6")
+"""Booking ids of the random logs: case, SQL quotes and ``LIKE`` wildcards apart."""
+
+
+@_check
+def check_transitions_of(factory: StorageFactory) -> None:
+    """
+    ``list_transitions_of`` (optional) returns the named bookings' records: the whole log's, in its order.
+
+    On random logs of two tenants that use the same ids, it must give exactly the records of
+    ``list_transitions()`` whose booking is named, in the order written, and so each booking's records as
+    ``list_transitions(booking_id)`` gives them: an id named twice counts once, an unknown id or one of another
+    tenant's adds nothing, no ids give nothing, a transaction sees its own appends and nobody sees those rolled
+    back. 1,200 ids at once are answered as well (a SQL adapter splits them: SQLite may bind as few as 999
+    parameters to a statement). An adapter without the capability has nothing to keep here: the engine asks
+    ``list_transitions`` booking by booking.
+    """
+    with _made(factory) as storage:
+        if not _in(storage, "alpha", lambda tx: isinstance(tx, TransitionsOf), commit=False):
+            _not_offered(
+                "check_transitions_of",
+                "list_transitions_of() on its transactions",
+                "the engine reads the log of each booking by itself",
+            )
+            return
+        rng = random.Random(20_260_309)
+        pool = [*_LOG_IDS, "ghost"]
+        many = [f"b{i:04d}" for i in range(1_200)]
+
+        def agrees(tx: StorageTransaction, tenant: str, named: Sequence[str], when: str) -> None:
+            whole = tx.list_transitions()
+            got = _transitions_of(tx, named)
+            _expect(
+                f"list_transitions_of({named!r}) in tenant {tenant!r} {when} gives the whole log's records of "
+                "those bookings, in the order written",
+                [r for r in whole if r.booking_id in set(named)],
+                got,
+            )
+            for booking_id in dict.fromkeys(named):
+                _expect(
+                    f"list_transitions_of({named!r}) in tenant {tenant!r} {when} gives {booking_id!r}'s records as "
+                    "list_transitions(booking_id) does",
+                    tx.list_transitions(booking_id),
+                    [r for r in got if r.booking_id == booking_id],
+                )
+
+        for round_ in range(4):
+            for tenant in ("alpha", "beta"):
+                records = [
+                    _record(
+                        rng.choice(_LOG_IDS),
+                        rng.choice([Action.HOLD, Action.BOOK]),
+                        at=at(8, minute=n),
+                        reason=f"{tenant} {round_}.{n}",
+                    )
+                    for n in range(rng.randint(0, 8))
+                ]
+                committed = rng.random() < 0.75
+                with storage.transaction(tenant) as tx:
+                    tx.append_transitions(records)
+                    agrees(tx, tenant, rng.sample(pool, 3), "after its own appends, before commit")
+                    if committed:
+                        tx.commit()
+            for tenant in ("alpha", "beta"):
+                with storage.transaction(tenant) as tx:
+                    for _ in range(4):
+                        named = rng.sample(pool, rng.randint(0, len(pool)))
+                        agrees(tx, tenant, named + named[:2], f"after round {round_}")
+                    agrees(tx, tenant, [], f"after round {round_}")
+                    agrees(tx, tenant, [*_LOG_IDS[:3], *many, *_LOG_IDS[3:]], f"after round {round_}")
+
+
 @_check
 def check_outbox(factory: StorageFactory) -> None:
     """The outbox keeps messages in the order written; updates keep their place; pending means unsent, not failed."""
@@ -3948,6 +4029,8 @@ class Read:
     """For list_outbox: only the pending messages."""
     by_booking: bool = False
     """For list_outbox: only *booking_id*'s messages."""
+    booking_ids: tuple[str, ...] = ()
+    """For list_transitions_of: the bookings named."""
 
     def run(self, tx: StorageTransaction, now: datetime) -> object:  # noqa: PLR0911 - one branch per method
         """Apply the step."""
@@ -3965,6 +4048,8 @@ class Read:
                 return tx.get_idempotency(self.key)
             case "list_transitions":
                 return tx.list_transitions(self.booking_id)
+            case "list_transitions_of":
+                return _transitions_of(tx, self.booking_ids)
             case "list_outbox":
                 booking_id = self.booking_id if self.by_booking else None
                 return tx.list_outbox(pending_only=self.pending_only, booking_id=booking_id)
@@ -4080,11 +4165,13 @@ _queries = st.builds(
     period=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
     service_id=st.sampled_from([None, None, "s1", "s2"]),
 )
+_named_bookings = st.lists(_bids | st.just("ghost"), max_size=5).map(tuple)
 _reads = st.one_of(
     st.builds(Read, st.just("find_bookings"), query=_queries),
     st.builds(Read, st.just("loads"), resource_ids=st.lists(_rids, max_size=3).map(tuple), window=_windows()),
     st.builds(Read, st.just("due_holds"), offset=st.sampled_from([-30, -15, 0, 15, 30, 60])),
     st.builds(Read, st.sampled_from(["get_booking", "list_transitions"]), booking_id=_bids),
+    st.builds(Read, st.just("list_transitions_of"), booking_ids=_named_bookings),
     st.builds(Read, st.just("get_idempotency"), key=st.sampled_from(_KEYS)),
     st.builds(Read, st.just("get_resource"), resource_ids=st.tuples(_rids)),
     st.builds(Read, st.just("list_outbox"), booking_id=_bids, pending_only=st.booleans(), by_booking=st.booleans()),
