@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import sqlite3
 import threading
@@ -341,9 +342,6 @@ _NEEDS_JSON1: Final = frozenset({_OUTBOX_BY_BOOKING})
 _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 
 _LIVE_VALUES: Final = frozenset(s.value for s in LIVE_STATUSES)
-
-_IDS_PER_STATEMENT: Final = 500
-"""Booking ids per ``IN (...)`` list: below 999, the fewest host parameters a SQLite build may allow."""
 
 _DECODED_RESOURCES: Final[dict[str, Resource]] = {}
 """Resources decoded from their document text (the text is the whole value, so equal texts decode equally)."""
@@ -968,18 +966,27 @@ class _Transaction:
         """
         The log of the bookings named (`slotengine.ports.TransitionsOf`), in the order written.
 
-        One statement per `_IDS_PER_STATEMENT` distinct ids, each a search of ``transitions_by_booking`` per id
-        (``tenant = ? AND booking_id IN (...)``); the chunks' rows are merged by ``seq``.
+        One statement: the ids travel as one JSON array (``booking_id IN (SELECT value FROM json_each(?))``), so
+        no limit on host parameters applies, and SQLite searches ``transitions_by_booking`` once per id. Without
+        SQLite's JSON functions, one search per id. The rows are put in ``seq`` order here: with an ``ORDER BY
+        seq``, SQLite may rather walk the tenant's whole log in the primary key's order.
         """
         ids = sorted(set(booking_ids))
-        rows: list[Any] = []
-        for start in range(0, len(ids), _IDS_PER_STATEMENT):
-            chunk = ids[start : start + _IDS_PER_STATEMENT]
-            marks = ", ".join("?" * len(chunk))
-            rows += self._all(
-                f"SELECT seq, doc FROM transitions WHERE tenant = ? AND booking_id IN ({marks})",  # noqa: S608 - only ? marks
-                (self._tenant, *chunk),
+        if not ids:
+            return []
+        if self._json1:
+            rows = self._all(
+                "SELECT seq, doc FROM transitions WHERE tenant = ? AND booking_id IN (SELECT value FROM json_each(?))",
+                (self._tenant, json.dumps(ids, ensure_ascii=False)),
             )
+        else:
+            rows = [
+                row
+                for booking_id in ids
+                for row in self._all(
+                    "SELECT seq, doc FROM transitions WHERE tenant = ? AND booking_id = ?", (self._tenant, booking_id)
+                )
+            ]
         rows.sort(key=lambda row: row[0])
         return [self._transition((row[1],)) for row in rows]
 

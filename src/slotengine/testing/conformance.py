@@ -2089,8 +2089,8 @@ def _transitions_of(tx: StorageTransaction, booking_ids: Collection[str]) -> lis
     return [r for r in tx.list_transitions() if r.booking_id in wanted]
 
 
-_LOG_IDS: Final = ("b1", "b2", "b3", "B1", "b'4", "b%5", "b_6")
-"""Booking ids of the random logs: case, SQL quotes and ``LIKE`` wildcards apart."""
+_LOG_IDS: Final = ("b1", "b2", "b3", "B1", "b'4", "b%5", "b_6", '["b7"]', "b\u00e9", "b\U0001f600")
+"""Booking ids of the random logs: case, SQL quotes, ``LIKE`` wildcards, JSON and characters beyond ASCII apart."""
 
 
 @_check
@@ -2102,9 +2102,9 @@ def check_transitions_of(factory: StorageFactory) -> None:
     ``list_transitions()`` whose booking is named, in the order written, and so each booking's records as
     ``list_transitions(booking_id)`` gives them: an id named twice counts once, an unknown id or one of another
     tenant's adds nothing, no ids give nothing, a transaction sees its own appends and nobody sees those rolled
-    back. 1,200 ids at once are answered as well (a SQL adapter splits them: SQLite may bind as few as 999
-    parameters to a statement). An adapter without the capability has nothing to keep here: the engine asks
-    ``list_transitions`` booking by booking.
+    back. 1,200 ids at once are answered as well (an adapter that binds a parameter per id must split them:
+    SQLite may bind as few as 999 to a statement). An adapter without the capability has nothing to keep
+    here: the engine asks ``list_transitions`` booking by booking.
     """
     with _made(factory) as storage:
         if not _in(storage, "alpha", lambda tx: isinstance(tx, TransitionsOf), commit=False):
