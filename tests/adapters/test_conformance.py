@@ -870,10 +870,15 @@ class TestAcrossProcesses:
         assert (wins, 3 * 6 * 8 - wins) == (report.wins, report.conflicts)
 
     def test_processes_catch_a_storage_locked_for_one_process_only(self, tmp_path: Path) -> None:
-        """Processes racing on PickledMemory's one file are each told they won, and the last write-back wins."""
+        """
+        Processes racing on PickledMemory's one file are each told they won, and the last write-back wins.
+
+        A trial's slot race catches it about 19 times in 20; when it does not (seen on a loaded machine), the
+        same trial's race for one idempotency key catches the same lost write-back.
+        """
         opener = functools.partial(PickledMemory, str(tmp_path / "shared.pickle"))
 
-        with pytest.raises(AssertionError, match=r"told they won .*overwrit"):  # about 19 trials in 20 catch it
+        with pytest.raises(AssertionError, match=r"told they (won .*overwrit|saved it)"):
             check_concurrency_across_processes(opener, processes=self.PROCESSES, trials=12)  # stops at the first
 
         assert [] == multiprocessing.active_children()
