@@ -118,6 +118,14 @@ def _check_forbidden_parts(rule: str, parts: dict[str, str]) -> None:
     for key, freqs in _NOT_WITH.items():
         if key in parts and parts["FREQ"] in freqs:
             raise _rule_error(rule, f"{key} cannot be used with FREQ={parts['FREQ']} (RFC 5545, section 3.3.10)")
+    if "BYSETPOS" in parts and not any(key.startswith("BY") and key != "BYSETPOS" for key in parts):
+        # dateutil would pick from the one date FREQ gives (dtstart's day), not the "last day" the writer meant.
+        raise _rule_error(
+            rule,
+            "BYSETPOS picks from the dates the other BYxxx parts make, so RFC 5545 (section 3.3.10) allows it "
+            "only with another BYxxx part: for the last weekday of the month write "
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        )
     if "BYDAY" in parts:
         _check_byday(rule, parts)
 
@@ -186,7 +194,8 @@ def _canonical_rule(value: object) -> str:
     (``FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30`` would make dateutil search until the year 9999). The parts
     RFC 5545 (section 3.3.10) forbids with a frequency are refused, because dateutil reads them another way:
     ``BYMONTHDAY`` with WEEKLY, ``BYYEARDAY`` with DAILY, WEEKLY or MONTHLY, ``BYWEEKNO`` without YEARLY,
-    and a numbered ``BYDAY`` (``1SA``) outside MONTHLY and YEARLY or with ``BYWEEKNO``.
+    a numbered ``BYDAY`` (``1SA``) outside MONTHLY and YEARLY or with ``BYWEEKNO``, and ``BYSETPOS`` without
+    another ``BYxxx`` part.
     """
     if not isinstance(value, str):
         msg = f"a recurrence rule is RRULE text such as 'FREQ=WEEKLY;BYDAY=MO', not {type(value).__name__}"

@@ -537,6 +537,8 @@ class TestRfc5545Constraints:
             ("FREQ=YEARLY;BYMONTH=1;BYDAY=6FR", "at most 5"),
             ("FREQ=YEARLY;BYDAY=60FR", "at most 53"),
             ("FREQ=MONTHLY;BYDAY=0FR", "numbered from 1"),
+            ("FREQ=MONTHLY;BYSETPOS=-1", "BYSETPOS"),
+            ("FREQ=YEARLY;INTERVAL=2;BYSETPOS=1,2", "BYSETPOS"),
         ],
     )
     def test_parts_the_rfc_forbids_are_refused_by_name(self, rule, part):
@@ -556,6 +558,8 @@ class TestRfc5545Constraints:
             "FREQ=HOURLY;BYYEARDAY=100",
             "FREQ=MONTHLY;BYMONTHDAY=15",
             "FREQ=WEEKLY;BYDAY=MO,FR",
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+            "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=1,15;BYSETPOS=1",
         ],
     )
     def test_parts_the_rfc_allows_are_kept(self, rule):
