@@ -1419,21 +1419,19 @@ class _Transaction:
                 )
             )
             params["resource_id"] = query.resource_id
-        if query.customer_id is not None:
-            clauses.append(sql.SQL("customer_id = %(customer_id)s::text"))
-            params["customer_id"] = query.customer_id
         if query.statuses is not None:
             clauses.append(sql.SQL("status = ANY(%(statuses)s::text[])"))
             params["statuses"] = sorted(s.value for s in query.statuses)
-        if query.source is not None:
-            clauses.append(sql.SQL("source = %(source)s::text"))
-            params["source"] = query.source
-        if query.external_ref is not None:
-            clauses.append(sql.SQL("external_ref = %(external_ref)s::text"))
-            params["external_ref"] = query.external_ref
-        if query.service_id is not None:
-            clauses.append(sql.SQL("service_id = %(service_id)s::text"))
-            params["service_id"] = query.service_id
+        equal = {
+            "customer_id": query.customer_id,
+            "source": query.source,
+            "external_ref": query.external_ref,
+            "service_id": query.service_id,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                clauses.append(sql.SQL("{} = {}::text").format(sql.Identifier(column), sql.Placeholder(column)))
+                params[column] = value
         statement = sql.Composed(
             [
                 sql.SQL("SELECT doc FROM bookings WHERE tenant_id = %(tenant)s"),
