@@ -1228,7 +1228,10 @@ class BookingEngine:
     def _revive(self, tx: StorageTransaction, now: datetime, booking: Booking, actor: str) -> Booking:
         """Bring a lapsed hold back to a live pre-booking with a new hold, for a late payment, if its time is free."""
         if not booking.policies.hold.accept_late_payment:
-            msg = "this pre-booking expired and the business does not accept late payments"
+            msg = (
+                "this pre-booking expired and takes no late payment (the business does not accept them, or "
+                "its seats were set aside for a waiting list or passed on)"
+            )
             raise PolicyViolationError(msg, rule="late_payment", deadline=booking.hold_until)
         if booking.start <= now:
             msg = (

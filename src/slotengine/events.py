@@ -1421,11 +1421,12 @@ class EventDesk:
             resolved = self._locked(tx, occurrence)
             ticket = resolved.template.ticket_type(ticket_type)
             # A retried call with its idempotency key gets its first answer, whatever happened since.
-            if idempotency_key is None or tx.get_idempotency(idempotency_key) is None:
+            fresh = idempotency_key is None or tx.get_idempotency(idempotency_key) is None
+            if fresh:
                 now = self._now()
                 self._check_on_sale(resolved, now)
                 self._check_waiting_list(tx, resolved, ticket, quantity, now)
-            return self._take_seats(
+            sold = self._take_seats(
                 tx,
                 resolved,
                 ticket,
@@ -1438,8 +1439,32 @@ class EventDesk:
                 idempotency_key=idempotency_key,
                 actor=who,
             )
+            if fresh and self._no_late_payments(tx, resolved):
+                return tx.get_booking(sold.id)
+            return sold
 
         return find_result(self._write(sale), Booking)
+
+    def _no_late_payments(self, tx: StorageTransaction, resolved: _Resolved) -> bool:
+        """
+        While anyone waits for an occurrence, switch off the late payment of its ticket holds; say if anyone waits.
+
+        A hold that lapses then frees its seats for the people waiting (`process_waiting_lists` offers them in
+        order), so its holder's late payment must not revive it first and take them back: that would be a sale
+        of a seat someone on the list could use, which `sell` refuses. The switch stays off once the list is
+        empty again (the hold's own policies say so; its holder pays in time, or buys again).
+        """
+        entries = self._entries(tx, _occurrence_list(resolved.occurrence.id))
+        if not any(e.state is WaitingState.WAITING for e in entries):
+            return False
+        query = BookingQuery(
+            resource_id=resolved.occurrence.seats_id,
+            statuses=frozenset({BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED}),
+        )
+        for booking in tx.find_bookings(query):
+            if booking.status is BookingStatus.EXPIRED or booking.hold_until is not None:
+                _refuse_late_payment(tx, booking)
+        return True
 
     def _check_waiting_list(
         self, tx: StorageTransaction, resolved: _Resolved, ticket: TicketType, quantity: int, now: datetime
@@ -1758,6 +1783,7 @@ class EventDesk:
             key = _occurrence_list(resolved.occurrence.id)
             joined = self._join(tx, key, customer_id, quantity, ticket_type)
             self._advance_in(tx, key, now)  # seats free for them now are offered now
+            self._no_late_payments(tx, resolved)  # if they wait, a lapsing hold's seats are theirs
             return next(e for e in self._entries(tx, key) if e.id == joined.id)
 
         return find_result(self._write(join), WaitingEntry)

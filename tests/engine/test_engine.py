@@ -263,7 +263,7 @@ class TestHoldExpiry:
         held = engine.hold("wash", at(3, 9))
         clock.advance(H)
 
-        with pytest.raises(PolicyViolationError, match="late payments"):
+        with pytest.raises(PolicyViolationError, match="takes no late payment"):
             engine.pay(held.id, EUR(20), payment_id="p1")
 
 

@@ -412,7 +412,7 @@ class TestSync:
             engine.expire_due()
         desk.cancel_occurrence("w1")
 
-        with pytest.raises(PolicyViolationError, match="late payments"):
+        with pytest.raises(PolicyViolationError, match="takes no late payment"):
             engine.pay(ticket.id, Money("15", "EUR"), payment_id="p1")
         assert engine.get(ticket.id).status in {BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED}
 

@@ -58,7 +58,8 @@ class Ticket:
     kind: str
     held_until: datetime | None  # None once confirmed or paid
     cancelled: bool = False
-    left_behind: bool = False  # a lapsed hold the occurrence moved away from: it takes no late payment
+    # Takes no late payment: a lapsed hold the occurrence moved away from, or a hold unpaid while people wait.
+    no_late_payment: bool = False
 
     def takes(self, now: datetime) -> int:
         if self.cancelled or (self.held_until is not None and self.held_until <= now):
@@ -192,6 +193,13 @@ class WaitingListMachine(RuleBasedStateMachine):
                 self.tickets[entry.booking_id] = self.tickets.pop(person.booking_id)
                 person.booking_id = entry.booking_id
 
+    def set_holds_aside(self) -> None:
+        """After a sale or a join, while anyone waits, every hold's seats go to the list once it lapses."""
+        if any(p.state is WaitingState.WAITING for p in self.line):
+            for ticket in self.tickets.values():
+                if ticket.held_until is not None and not ticket.cancelled:
+                    ticket.no_late_payment = True
+
     # --- rules -------------------------------------------------------------------------------------------
 
     @rule(quantity=st.integers(1, 2), kind=st.sampled_from(["full", "kid"]), confirm=st.booleans())
@@ -206,6 +214,7 @@ class WaitingListMachine(RuleBasedStateMachine):
             return
         assert expected
         self.tickets[booking.id] = Ticket(quantity, kind, None if confirm else booking.hold_until)
+        self.set_holds_aside()
 
     @rule(quantity=st.integers(1, 2), kind=st.sampled_from(["full", "kid"]))
     def join(self, quantity: int, kind: str) -> None:
@@ -217,6 +226,7 @@ class WaitingListMachine(RuleBasedStateMachine):
 
         assert (customer in offered) == (entry.state is WaitingState.OFFERED)
         self.record_offers(offered)
+        self.set_holds_aside()
 
     @precondition(lambda self: any(t.takes(self.now()) for t in self.tickets.values()))
     @rule(data=st.data())
@@ -281,8 +291,8 @@ class WaitingListMachine(RuleBasedStateMachine):
         booking = self.engine.get(booking_id)
         assert booking.price is not None
         lapsed = ticket.takes(self.now()) == 0
-        if lapsed and ticket.left_behind:
-            event("a hold left behind by a move is paid late")
+        if lapsed and ticket.no_late_payment:
+            event("a hold left behind or set aside for the list is paid late")
             with pytest.raises(PolicyViolationError):
                 self.engine.pay(booking_id, booking.price, payment_id=f"pay-{booking_id}")
             return
@@ -308,7 +318,7 @@ class WaitingListMachine(RuleBasedStateMachine):
         now = self.now()
         for ticket in self.tickets.values():
             if not ticket.cancelled and ticket.held_until is not None and ticket.takes(now) == 0:
-                ticket.left_behind = True
+                ticket.no_late_payment = True
 
     # --- invariants --------------------------------------------------------------------------------------
 

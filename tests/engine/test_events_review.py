@@ -256,6 +256,55 @@ class TestWhoASaleWaitsFor:
         assert [WaitingState.WAITING] == [e.state for e in desk.waiting_list("w1")]
 
 
+class TestALatePaymentWhilePeopleWait:
+    @pytest.mark.parametrize("swept", [True, False])
+    def test_a_lapsed_hold_goes_to_the_list_not_to_its_late_payer(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock, swept: bool
+    ) -> None:
+        """A hold that lapses while someone waits frees its seat for them: a late payment cannot take it back."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        desk.sell("w1", "adult", customer_id="olga", confirm=True)
+        bob = desk.sell("w1", "adult", customer_id="bob")
+        desk.join_waiting_list("w1", "rita", ticket_type="adult")
+        clock.advance(TTL + timedelta(minutes=1))
+        if swept:
+            engine.expire_due()
+        before = snapshot(engine)
+
+        with pytest.raises(PolicyViolationError, match="late payment"):
+            engine.pay(bob.id, Money("15", "EUR"), payment_id="late-bob")
+
+        assert before == snapshot(engine)
+        [offer] = desk.process_waiting_lists()
+        assert "rita" == offer.customer_id
+
+    def test_a_hold_sold_while_people_wait_takes_no_late_payment_either(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """A seat sold beside the list (lev waits for the student quota) lapses to the list as well."""
+        desk.upsert_occurrence(Occurrence("h1", "lecture", at(9, 19)))
+        desk.sell("h1", "student", 2, customer_id="yan", confirm=True)
+        desk.join_waiting_list("h1", "lev", ticket_type="student")
+        mia = desk.sell("h1", "full", customer_id="mia")
+        clock.advance(TTL + timedelta(minutes=1))
+
+        with pytest.raises(PolicyViolationError, match="late payment"):
+            engine.pay(mia.id, Money("800", "RUB"), payment_id="late-mia")
+
+    def test_without_anyone_waiting_a_late_payment_still_revives(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """The business accepts late payments; with an empty list its tickets keep that."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        bob = desk.sell("w1", "adult", customer_id="bob")
+        clock.advance(TTL + timedelta(minutes=1))
+
+        paid = engine.pay(bob.id, Money("15", "EUR"), payment_id="late-bob")
+
+        assert paid.status in LIVE_STATUSES
+        assert [paid.id] == [b.id for b in live(desk, "w1", clock.now())]
+
+
 class TestJoiningAListOffSale:
     def test_the_list_of_a_cancelled_occurrence_takes_nobody(self, desk: EventDesk, engine: BookingEngine) -> None:
         """Joining the list of a cancelled occurrence is refused as a sale is; nothing changes."""
