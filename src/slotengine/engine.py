@@ -1790,11 +1790,13 @@ class BookingEngine:
         source: str | None = None,
         external_ref: str | None = None,
         service_id: str | None = None,
+        created: Interval | None = None,
         actor: Actor | None = None,
     ) -> builtins.list[Booking]:
         """
         Return the bookings that match every given filter, ordered by start (a customer sees only theirs).
 
+        *period* keeps the bookings whose time overlaps it, *created* those made during it (``created_at``).
         The policy is asked once for the list (``booking=None``), then about each booking: those it refuses to
         the actor are left out.
         """
@@ -1807,7 +1809,9 @@ class BookingEngine:
         statuses = _statuses(status)
         if period is not None:
             _check_window(period)
-        query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id)
+        if created is not None:
+            _check_window(created, "created")
+        query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id, created)
         return self._run(lambda tx, _now: self._readable(who, tx.find_bookings(query)))
 
     def agenda(self, period: Interval, *, actor: Actor | None = None) -> builtins.list[Booking]:
@@ -2029,10 +2033,10 @@ def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str
         raise IllegalTransitionError(msg, status=booking.status, action=action, hold_until=booking.hold_until)
 
 
-def _check_window(window: object) -> Interval:
+def _check_window(window: object, field: str = "window") -> Interval:
     if not isinstance(window, Interval):
-        msg = f"a window is an Interval, not {type(window).__name__}"
-        raise InvalidInputError(msg, field="window")
+        msg = f"a {field} is an Interval, not {type(window).__name__}"
+        raise InvalidInputError(msg, field=field)
     return window
 
 

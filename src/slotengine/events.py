@@ -1145,7 +1145,9 @@ class EventDesk:
             if had.get(role) == wanted.get(role):
                 continue
             service_id = f"{new.occurrence.id}#staff:{role}"
-            for booking in tx.find_bookings(BookingQuery(service_id=service_id, statuses=LIVE_STATUSES)):
+            # Through the holder's own bookings (an index serves them; none serves a service's bookings).
+            query = BookingQuery(resource_id=had.get(role), service_id=service_id, statuses=LIVE_STATUSES)
+            for booking in tx.find_bookings(query):
                 after = next_status(booking.status, Action.CANCEL)
                 cancelled = attrs.evolve(booking, status=after, hold_until=None, version=booking.version + 1)
                 tx.update_booking(cancelled, expected_version=booking.version)

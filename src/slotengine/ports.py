@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
 
 import attrs
@@ -39,6 +39,7 @@ __all__ = [
     "TransitionsOf",
     "check_document",
     "check_update",
+    "created_bounds",
     "reserve_and_record_in",
 ]
 
@@ -142,7 +143,8 @@ class BookingQuery:
     """
     Which bookings to list: every given field must match (None means any).
 
-    ``period`` keeps bookings whose interval overlaps it.
+    ``period`` keeps bookings whose interval overlaps it; ``created`` keeps those whose ``created_at`` lies in
+    it (a cohort, as the conversion funnel reads).
     """
 
     resource_id: str | None = None
@@ -152,6 +154,7 @@ class BookingQuery:
     source: str | None = None
     external_ref: str | None = None
     service_id: str | None = None
+    created: Interval | None = None
 
     def matches(self, booking: Booking) -> bool:  # noqa: PLR0911 - one early exit per criterion
         """Return whether *booking* satisfies this query (the reference semantics every adapter follows)."""
@@ -167,7 +170,20 @@ class BookingQuery:
             return False
         if self.external_ref is not None and booking.external_ref != self.external_ref:
             return False
+        if self.created is not None and not self.created.start <= booking.created_at < self.created.end:
+            return False
         return self.service_id is None or booking.service_id == self.service_id
+
+
+def created_bounds(created: Interval) -> tuple[str, str]:
+    """
+    Text bounds around *created* for a storage that compares the codec's ``created_at`` texts (ISO 8601, UTC).
+
+    Those texts sort as their instants do; the bounds are a second wider on each side all the same, so a filter
+    on them never misses a booking, and `BookingQuery.matches` makes the exact cut.
+    """
+    second = timedelta(seconds=1)
+    return (created.start - second).isoformat(), (created.end + second).isoformat()
 
 
 class StorageTransaction(Protocol):

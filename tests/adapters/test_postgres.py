@@ -643,7 +643,7 @@ class TestSchema:
         assert again == saved
         assert ["first", "second"] == ids  # the refused third wrote nothing
         assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
-        assert SCHEMA_VERSION == 6
+        assert SCHEMA_VERSION == 7
         assert f"ERRCODE = '{postgres_module._KEY_TAKEN}'" in postgres_module._RESERVE_FUNCTION
 
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:

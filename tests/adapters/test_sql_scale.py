@@ -1,6 +1,7 @@
 """
 The SQL adapters' reads that must not grow with a tenant's history: the plans use the indexes, the answers
-stay MemoryStorage's, and the migrations that add the indexes keep every row (SQLite 3 -> 4, PostgreSQL 5 -> 6).
+stay MemoryStorage's, and the migrations that add the indexes keep every row (SQLite 3 -> 4 -> 5, PostgreSQL
+5 -> 6 -> 7).
 
 A plan is read from the statement the adapter really ran (SQLite's trace callback, or the query the PostgreSQL
 transaction was given), never from timing. The PostgreSQL tests need ``SLOTENGINE_TEST_POSTGRES_DSN``.
@@ -27,11 +28,12 @@ from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.availability import Assignment
 from slotengine.booking import Booking
+from slotengine.codec import booking_to_dict
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import UNLIMITED, Resource
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery
+from slotengine.ports import BookingQuery, created_bounds
 
 try:
     import psycopg
@@ -48,6 +50,7 @@ needs_postgres = pytest.mark.skipif(not DSN or psycopg is None, reason="set SLOT
 US = timedelta(microseconds=1)
 H = timedelta(hours=1)
 BASE = datetime(2030, 3, 25, tzinfo=UTC)  # the week of Europe's spring clock change
+CREATED = datetime(2030, 1, 1, tzinfo=UTC)
 RESOURCES = ("r1", "r2", "r3")
 
 
@@ -69,7 +72,7 @@ def booking(
         (Assignment(0, "", resources),),
         (1,),
         status,
-        datetime(2030, 1, 1, tzinfo=UTC),
+        fields.pop("created_at", CREATED),
         hold_until=start if status is BookingStatus.PRE_BOOKING else None,
         buffer_before=buffer,
         buffer_after=buffer,
@@ -128,6 +131,7 @@ def histories(draw: st.DrawFn) -> tuple[list[Booking], list[OutboxMessage]]:
                 source=draw(st.sampled_from(["site", "partner"])),
                 external_ref=draw(st.sampled_from([None, "x1", "x2"])),
                 service_id=draw(st.sampled_from(["s1", "s2"])),
+                created_at=draw(creations()),
             )
         )
     messages = [
@@ -135,6 +139,20 @@ def histories(draw: st.DrawFn) -> tuple[list[Booking], list[OutboxMessage]]:
         for i, flag in enumerate(draw(st.lists(st.booleans(), max_size=10)))
     ]
     return bookings, messages
+
+
+def creations() -> st.SearchStrategy[datetime]:
+    """Creation instants near CREATED: whole seconds, a microsecond either side of one, or anything between."""
+    seconds = st.integers(-2 * 24 * 3600, 2 * 24 * 3600).map(lambda n: CREATED + n * 10**6 * US)
+    near = st.tuples(seconds, st.sampled_from([-US, 0 * US, US])).map(lambda pair: pair[0] + pair[1])
+    anywhere = st.integers(-2 * 24 * 3600 * 10**6, 2 * 24 * 3600 * 10**6).map(lambda n: CREATED + n * US)
+    return near | anywhere
+
+
+@st.composite
+def created_periods(draw: st.DrawFn) -> Interval:
+    start = draw(creations())
+    return Interval(start, start + draw(st.sampled_from([US, 10**6 * US, H, 24 * H])))
 
 
 @st.composite
@@ -152,6 +170,7 @@ QUERIES = st.builds(
     source=st.sampled_from([None, None, "site"]),
     external_ref=st.sampled_from([None, None, "x1", "nope"]),
     service_id=st.sampled_from([None, None, "s1"]),
+    created=st.none() | created_periods(),
 )
 
 
@@ -227,6 +246,10 @@ class TestSQLitePlans:
             ),
             (BookingQuery(customer_id="c3"), "bookings_by_customer (tenant=? AND customer_id=?)"),
             (BookingQuery(external_ref="x"), "bookings_by_external_ref (tenant=? AND external_ref=?)"),
+            (
+                BookingQuery(created=Interval(CREATED, CREATED + H)),
+                "bookings_by_created (tenant=? AND <expr>>? AND <expr><?)",
+            ),
         ],
     )
     def test_find_bookings_reads_through_the_filters_index(
@@ -305,19 +328,66 @@ def test_sqlite_version_3_file_is_migrated_keeping_its_rows(tmp_path: Path) -> N
         assert _schema(fresh) == _schema(path)
 
 
-def test_sqlite_without_json1_migrates_without_the_expression_index(tmp_path: Path, monkeypatch: Any) -> None:
-    """Where SQLite lacks JSON1 the version 4 file has no index on json_extract, and the outbox still answers."""
+def test_sqlite_version_4_file_gets_the_created_index_keeping_its_rows(tmp_path: Path) -> None:
+    """A version 4 file gets bookings_by_created on open, once, and finds its bookings by creation time with it."""
+    path, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
+    SQLiteStorage(fresh).close()
+    storage = SQLiteStorage(path)
+    made = [booking("early", BASE, H, created_at=CREATED - US), booking("late", BASE + H, H, created_at=CREATED)]
+    setup(storage, "t", made, [])
+    storage.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP INDEX bookings_by_created")  # back to version 4's shape
+    conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+    for _ in range(2):
+        storage = SQLiteStorage(path)
+        plans = sqlite_plans(storage, "t", lambda tx: tx.find_bookings(BookingQuery(created=Interval(CREATED, BASE))))
+        with storage.transaction("t") as tx:
+            found = [b.id for b in tx.find_bookings(BookingQuery(created=Interval(CREATED, BASE)))]
+        storage.close()
+        assert ["late"] == found
+        assert "bookings_by_created" in plans[0]
+        assert _schema(fresh) == _schema(path)
+
+
+def test_sqlite_without_json1_migrates_without_the_expression_indexes(tmp_path: Path, monkeypatch: Any) -> None:
+    """Where SQLite lacks JSON1 the file has no index on json_extract, and the outbox and the cohorts still answer."""
     monkeypatch.setattr(SQLiteStorage, "_has_json1", staticmethod(lambda handle: False))
     storage = SQLiteStorage(tmp_path / "plain.db")
-    setup(storage, "t", [booking("b0", BASE, H)], [message("m0", "b0"), message("m1", "b1"), message("m2", "b0")])
+    made = [booking("b0", BASE, H), booking("b1", BASE + H, H, created_at=CREATED + H)]
+    setup(storage, "t", made, [message("m0", "b0"), message("m1", "b1"), message("m2", "b0")])
     with storage.transaction("t") as tx:
         pending = [m.id for m in tx.list_outbox(pending_only=True, booking_id="b0")]
+        cohort = [b.id for b in tx.find_bookings(BookingQuery(created=Interval(CREATED + H, BASE)))]
     storage.close()
 
     names = [row[1] for row in _schema(tmp_path / "plain.db") if row[0] == "index"]
-    assert ["m0", "m2"] == pending
-    assert "outbox_pending_by_booking" not in names
-    assert 4 == sqlite_module.SCHEMA_VERSION
+    assert (["m0", "m2"], ["b1"]) == (pending, cohort)
+    assert not {"outbox_pending_by_booking", "bookings_by_created"} & set(names)
+    assert 5 == sqlite_module.SCHEMA_VERSION
+
+
+@given(
+    st.lists(
+        st.datetimes(datetime(1970, 1, 2), datetime(2199, 12, 30), timezones=st.timezones()), min_size=2, max_size=2
+    )
+)
+def test_the_codecs_creation_texts_sort_as_their_instants(pair: list[datetime]) -> None:
+    """What bookings_by_created orders (SQLite's BINARY, PostgreSQL's "C") is the instants' order."""
+    texts = [booking_to_dict(booking("b", BASE, H, created_at=t))["created_at"] for t in pair]
+    instants = [t.astimezone(UTC) for t in pair]
+
+    assert (instants[0] < instants[1]) == (texts[0] < texts[1])
+    assert (instants[0] == instants[1]) == (texts[0] == texts[1])
+
+
+def test_created_bounds_are_a_second_wide_of_the_cut() -> None:
+    """The text bounds an SQL storage narrows by leave a second on each side; matches makes the exact cut."""
+    assert ("2029-12-31T23:59:59+00:00", "2030-01-01T00:00:01.000001+00:00") == created_bounds(
+        Interval(CREATED, CREATED + US)
+    )
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------------
@@ -425,6 +495,13 @@ class TestPostgres:
         assert "bookings_by_start" in plans[0]
         assert "seq:bookings" not in plans[0]
 
+    def test_a_cohort_is_read_from_bookings_by_created(self, big: PostgresStorage, pg_schema: str) -> None:
+        """list(created=one hour), the conversion funnel's read, searches bookings_by_created, not the history."""
+        cohort = BookingQuery(created=Interval(BASE, BASE + H))
+        plans = pg_plans(big, pg_schema, "t", lambda tx: tx.find_bookings(cohort))
+
+        assert [["bookings_by_created"]] == plans
+
     def test_reserve_keeps_the_widest_interval_without_touching_the_catalogue(self, pg_schema: str) -> None:
         """slotengine_reserve widens resources.max_blocked_us when a booking is wider, never narrows it."""
         storage = PostgresStorage(DSN, schema=pg_schema, max_size=2)
@@ -459,8 +536,8 @@ class TestPostgres:
 
     def test_a_version_5_schema_is_migrated_keeping_its_rows(self, pg_schema: str) -> None:
         """
-        Version 5 -> 6: the outbox index and each resource's widest interval, from the bookings already there;
-        every row stays, the catalogue's version does not move, and opening again changes nothing.
+        Version 5 -> 6 -> 7: the outbox index, each resource's widest interval from the bookings already there,
+        and the cohort index; every row stays, the catalogue's version does not move, opening again changes nothing.
         """
         long_one = booking("long", BASE - 9 * 24 * H, 10 * 24 * H, buffer=H)
         with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
@@ -490,6 +567,7 @@ class TestPostgres:
             try:
                 with storage.transaction("t") as tx:
                     found = [b.id for b in tx.find_bookings(BookingQuery(period=Interval(BASE, BASE + H)))]
+                    cohort = [b.id for b in tx.find_bookings(BookingQuery(created=Interval(CREATED, CREATED + US)))]
                     version = tx.catalogue_version()
             finally:
                 storage.close()
@@ -501,14 +579,15 @@ class TestPostgres:
                     " AND NOT sent AND NOT failed"
                 ).fetchall()
                 versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-                index = conn.execute(
-                    "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = 'outbox_pending_by_booking'",
+                indexes = conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
+                    " AND indexname IN ('outbox_pending_by_booking', 'bookings_by_created') ORDER BY indexname",
                     (pg_schema,),
                 ).fetchall()
 
-            assert ["long", "short"] == found
+            assert (["long", "short"], ["long", "short"]) == (found, cohort)
             assert before == (version,)
             assert [("r1", (10 * 24 + 2) * 3600 * 10**6), ("r2", 3600 * 10**6), ("r3", 0)] == widest
             assert [("m0",)] == pending
-            assert [(v,) for v in range(1, 7)] == versions
-            assert 1 == len(index)
+            assert [(v,) for v in range(1, postgres_module.SCHEMA_VERSION + 1)] == versions
+            assert [("bookings_by_created",), ("outbox_pending_by_booking",)] == indexes

@@ -1,5 +1,6 @@
 """
-What `cancellation_report` and `funnel_report` read: the log of the bookings they count, never the whole log.
+What `cancellation_report` and `funnel_report` read: the log of the bookings they count, never the whole log,
+and, for the funnel, the bookings made in its window (``BookingQuery.created``, which the SQL adapters index).
 
 Their answers stay those of the pure `cancellations` and `funnel` over every booking and the whole log, and a
 customer is refused as before (the reports read the whole log, which `BookingEngine.transitions` refuses them).
@@ -22,8 +23,10 @@ from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
 from slotengine.errors import PermissionDeniedError
+from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Need, Resource, Service
+from slotengine.ports import BookingQuery
 from slotengine.schedule import Schedule, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
 
@@ -42,17 +45,23 @@ class Counting(MemoryStorage):
     def __init__(self) -> None:
         super().__init__()
         self.reads: list[tuple[str, object]] = []
+        self.queries: list[BookingQuery] = []
 
     @contextmanager
     def transaction(self, tenant: str) -> Any:  # type: ignore[override]
         with super().transaction(tenant) as tx:
-            yield _Spy(tx, self.reads)
+            yield _Spy(tx, self.reads, self.queries)
 
 
 class _Spy:
-    def __init__(self, inner: Any, reads: list[tuple[str, object]]) -> None:
+    def __init__(self, inner: Any, reads: list[tuple[str, object]], queries: list[BookingQuery]) -> None:
         self._inner = inner
         self._reads = reads
+        self._queries = queries
+
+    def find_bookings(self, query: BookingQuery) -> Any:
+        self._queries.append(query)
+        return self._inner.find_bookings(query)
 
     def list_transitions(self, booking_id: str | None = None) -> Any:
         self._reads.append(("list_transitions", booking_id))
@@ -127,10 +136,12 @@ class TestWhatTheyRead:
         engine, storage = counting_shop([(0, 5, "hold+confirm", "site"), (30, 5, "book", "site"), (80, 5, "hold", "x")])
         cohort = {b.id for b in engine.list() if paris(2) <= b.created_at < paris(4)}
         storage.reads.clear()
+        storage.queries.clear()
 
         reports.funnel_report(engine, date(2026, 3, 2), date(2026, 3, 3), actor=Actor.manager("m"))
 
         assert [("list_transitions_of", frozenset(cohort))] == storage.reads
+        assert [BookingQuery(created=Interval(paris(2), paris(4)))] == storage.queries  # the window's, not all
         assert 1 == len(cohort)
 
 

@@ -147,11 +147,11 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update
+from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update, created_bounds
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -686,6 +686,13 @@ _SCHEMA_V6: Final[tuple[LiteralString, ...]] = (
     _RESERVE_FUNCTION,
 )
 
+# Version 7: the bookings made in a period (the conversion funnel's cohort). An index on the document's
+# expression rather than a new column, so a process of version 6 still running keeps it right; "C" order, in
+# which the codec's ISO 8601 texts (UTC, "+00:00") sort as their instants do, whatever the database's collation.
+_SCHEMA_V7: Final[tuple[LiteralString, ...]] = (
+    """CREATE INDEX bookings_by_created ON bookings (tenant_id, ((doc->>'created_at') COLLATE "C"))""",
+)
+
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     0: _SCHEMA_V1,
     1: _SCHEMA_V2,
@@ -693,6 +700,7 @@ _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     3: _SCHEMA_V4,
     4: _SCHEMA_V5,
     5: _SCHEMA_V6,
+    6: _SCHEMA_V7,
 }
 
 _LOCK_RESOURCES: Final = """
@@ -1409,6 +1417,15 @@ class _Transaction:
                         * (SELECT coalesce(max(max_blocked_us), 0) FROM resources WHERE tenant_id = %(tenant)s)
                       AND lower(during) < %(period_end)s::timestamptz
                       AND during && tstzrange(%(period_start)s::timestamptz, %(period_end)s::timestamptz, '[)')"""
+                )
+            )
+        if query.created is not None:
+            # bookings_by_created's expression, exactly; the bounds are a second wide of the cut.
+            params["created_from"], params["created_to"] = created_bounds(query.created)
+            clauses.append(
+                sql.SQL(
+                    """(doc->>'created_at') COLLATE "C" >= %(created_from)s::text
+                      AND (doc->>'created_at') COLLATE "C" < %(created_to)s::text"""
                 )
             )
         if query.resource_id is not None:

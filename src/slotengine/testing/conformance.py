@@ -936,6 +936,7 @@ _ISOLATION_QUERIES: Final = (
     BookingQuery(source="partner"),
     BookingQuery(external_ref="x1"),
     BookingQuery(service_id="s1"),
+    BookingQuery(created=Interval(CREATED, CREATED + timedelta(seconds=1))),
 )
 """One query per filter of `BookingQuery`, each matching a booking of each tenant in `check_tenant_isolation`."""
 _OUTBOX_FILTERS: Final = ((True, None), (False, "b1"), (True, "b1"), (False, "b2"), (True, "b2"))
@@ -1945,10 +1946,11 @@ def _varied_bookings() -> list[Booking]:
     Bookings that differ in every field a `BookingQuery` filters on, with ties in start, and buffers.
 
     A query's period is matched against the booked interval only: the buffers around it are time the
-    booking blocks, not time it is booked for.
+    booking blocks, not time it is booked for. Creation times tie too, and differ by a microsecond across a
+    second (the texts an SQL storage may compare: ``...:00+00:00`` against ``...:59.999999+00:00``).
     """
     made = []
-    for index, (status, resources, customer, source, ref, service, start, buffers) in enumerate(
+    for index, (status, resources, customer, source, ref, service, start, buffers, created) in enumerate(
         itertools.islice(
             zip(
                 itertools.cycle(BookingStatus),
@@ -1959,6 +1961,7 @@ def _varied_bookings() -> list[Booking]:
                 itertools.cycle(["s1", "s2"]),
                 itertools.cycle([at(10), at(11), at(10), at(12, micro=1), at(9, 59, micro=999_999)]),
                 itertools.cycle([(0, 0), (15, 0), (0, 45), (0, 0), (0, 0), (30, 30), (0, 0)]),
+                itertools.cycle([CREATED, CREATED - US, CREATED + US, CREATED + H, CREATED, CREATED - 24 * H]),
                 strict=False,
             ),
             23,
@@ -1977,6 +1980,7 @@ def _varied_bookings() -> list[Booking]:
                 service_id=service,
                 buffer_before=buffers[0] * M,
                 buffer_after=buffers[1] * M,
+                created_at=created,
             )
         )
     return made
@@ -2000,6 +2004,13 @@ def check_find_bookings(factory: StorageFactory) -> None:
             Interval(at(8), at(9, 59)),
             Interval(at(11, 45), at(12)),
         ]
+        created = [
+            Interval(CREATED, CREATED + US),
+            Interval(CREATED - US, CREATED),
+            Interval(CREATED + US, CREATED + H + US),
+            Interval(CREATED - 24 * H, CREATED + 24 * H),
+            Interval(CREATED + 2 * H, CREATED + 24 * H),
+        ]
         queries = [
             BookingQuery(),
             *(BookingQuery(resource_id=r) for r in ("r1", "r2", "r3", "nope")),
@@ -2009,6 +2020,8 @@ def check_find_bookings(factory: StorageFactory) -> None:
             *(BookingQuery(source=s) for s in ("site", "Site", "partner", "sit")),
             *(BookingQuery(external_ref=x) for x in ("x1", "x2", "x")),
             *(BookingQuery(service_id=s) for s in ("s1", "s2")),
+            *(BookingQuery(created=c) for c in created),
+            BookingQuery(created=created[0], statuses=LIVE_STATUSES, service_id="s1"),
             BookingQuery(resource_id="r1", customer_id="c1", statuses=LIVE_STATUSES, period=periods[2]),
             BookingQuery(resource_id="r2", source="partner", external_ref="x2", service_id="s2"),
             BookingQuery(statuses=frozenset(), period=periods[1]),
@@ -4164,6 +4177,7 @@ _queries = st.builds(
     statuses=st.none() | st.frozensets(_statuses, min_size=1, max_size=3),
     period=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
     service_id=st.sampled_from([None, None, "s1", "s2"]),
+    created=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
 )
 _named_bookings = st.lists(_bids | st.just("ghost"), max_size=5).map(tuple)
 _reads = st.one_of(
