@@ -471,6 +471,13 @@ class TestPostgres:
             )
             conn.execute(
                 """
+                INSERT INTO booking_resources (tenant_id, booking_id, pos, resource_id, units, during, booked,
+                                               live, exclusive)
+                SELECT 't', id, 0, 'r1', 1, during, during, false, false FROM bookings WHERE id LIKE 'h%%'
+                """
+            )
+            conn.execute(
+                """
                 INSERT INTO outbox (tenant_id, id, sent, failed, doc)
                 SELECT 't', 'o' || i, i % 50 <> 0, false, jsonb_build_object('booking_id', 'h' || (i % 3000))
                 FROM generate_series(1, 20000) AS i
@@ -494,6 +501,15 @@ class TestPostgres:
         assert 1 == len(plans)
         assert "bookings_by_start" in plans[0]
         assert "seq:bookings" not in plans[0]
+
+    def test_a_resources_period_is_read_from_its_rows_by_start(self, big: PostgresStorage, pg_schema: str) -> None:
+        """list(resource_id=r, period=one day) reads r's rows of that period, never all of r's history."""
+        query = BookingQuery(period=DAY, resource_id="r1")
+        plans = pg_plans(big, pg_schema, "t", lambda tx: tx.find_bookings(query))
+
+        assert 1 == len(plans)
+        bounded = {"bookings_by_start", "booking_resources_by_start", "booking_resources_pkey", "seq:resources"}
+        assert set(plans[0]) <= bounded  # by the period, on one side or the other; never a resource's history
 
     def test_a_cohort_is_read_from_bookings_by_created(self, big: PostgresStorage, pg_schema: str) -> None:
         """list(created=one hour), the conversion funnel's read, searches bookings_by_created, not the history."""
@@ -537,7 +553,8 @@ class TestPostgres:
     def test_a_version_5_schema_is_migrated_keeping_its_rows(self, pg_schema: str) -> None:
         """
         Version 5 -> 6 -> 7: the outbox index, each resource's widest interval from the bookings already there,
-        and the cohort index; every row stays, the catalogue's version does not move, opening again changes nothing.
+        the cohort index and a resource's rows by start; every row stays, the catalogue's version does not move,
+        and opening again changes nothing.
         """
         long_one = booking("long", BASE - 9 * 24 * H, 10 * 24 * H, buffer=H)
         with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
@@ -581,7 +598,8 @@ class TestPostgres:
                 versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
                 indexes = conn.execute(
                     "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
-                    " AND indexname IN ('outbox_pending_by_booking', 'bookings_by_created') ORDER BY indexname",
+                    " AND indexname IN ('outbox_pending_by_booking', 'bookings_by_created', 'booking_resources_by_start',"
+                    " 'booking_resources_by_resource') ORDER BY indexname",
                     (pg_schema,),
                 ).fetchall()
 
@@ -590,4 +608,4 @@ class TestPostgres:
             assert [("r1", (10 * 24 + 2) * 3600 * 10**6), ("r2", 3600 * 10**6), ("r3", 0)] == widest
             assert [("m0",)] == pending
             assert [(v,) for v in range(1, postgres_module.SCHEMA_VERSION + 1)] == versions
-            assert [("bookings_by_created",), ("outbox_pending_by_booking",)] == indexes
+            assert [("booking_resources_by_start",), ("bookings_by_created",), ("outbox_pending_by_booking",)] == indexes

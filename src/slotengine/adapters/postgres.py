@@ -689,8 +689,13 @@ _SCHEMA_V6: Final[tuple[LiteralString, ...]] = (
 # Version 7: the bookings made in a period (the conversion funnel's cohort). An index on the document's
 # expression rather than a new column, so a process of version 6 still running keeps it right; "C" order, in
 # which the codec's ISO 8601 texts (UTC, "+00:00") sort as their instants do, whatever the database's collation.
+# And a resource's rows by the start of their blocked interval instead of by booking id (the same number of
+# index entries per booking), so a resource's bookings in a period are read from the period, bounded below by the
+# resource's widest interval, not from the resource's whole history.
 _SCHEMA_V7: Final[tuple[LiteralString, ...]] = (
     """CREATE INDEX bookings_by_created ON bookings (tenant_id, ((doc->>'created_at') COLLATE "C"))""",
+    "DROP INDEX booking_resources_by_resource",
+    "CREATE INDEX booking_resources_by_start ON booking_resources (tenant_id, resource_id, lower(during))",
 )
 
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
@@ -1428,7 +1433,21 @@ class _Transaction:
                       AND (doc->>'created_at') COLLATE "C" < %(created_to)s::text"""
                 )
             )
-        if query.resource_id is not None:
+        if query.resource_id is not None and period is not None:
+            # As the period's clause, with the resource's own widest interval: its rows' blocked intervals hold
+            # the bookings' own, so booking_resources_by_start reads the period only.
+            clauses.append(
+                sql.SQL(
+                    """id IN (SELECT booking_id FROM booking_resources
+                              WHERE tenant_id = %(tenant)s AND resource_id = %(resource_id)s::text
+                                AND lower(during) < %(period_end)s::timestamptz
+                                AND lower(during) >= %(period_start)s::timestamptz - interval '1 microsecond'
+                                    * (SELECT coalesce(max(max_blocked_us), 0) FROM resources
+                                       WHERE tenant_id = %(tenant)s AND id = %(resource_id)s::text))"""
+                )
+            )
+            params["resource_id"] = query.resource_id
+        elif query.resource_id is not None:
             clauses.append(
                 sql.SQL(
                     """id IN (SELECT booking_id FROM booking_resources
