@@ -1791,12 +1791,14 @@ class BookingEngine:
         external_ref: str | None = None,
         service_id: str | None = None,
         created: Interval | None = None,
+        blocked: Interval | None = None,
         actor: Actor | None = None,
     ) -> builtins.list[Booking]:
         """
         Return the bookings that match every given filter, ordered by start (a customer sees only theirs).
 
-        *period* keeps the bookings whose time overlaps it, *created* those made during it (``created_at``).
+        *period* keeps the bookings whose time overlaps it, *blocked* those whose time with its buffers overlaps
+        it, *created* those made during it (``created_at``).
         The policy is asked once for the list (``booking=None``), then about each booking: those it refuses to
         the actor are left out.
         """
@@ -1811,7 +1813,11 @@ class BookingEngine:
             _check_window(period)
         if created is not None:
             _check_window(created, "created")
-        query = BookingQuery(resource_id, customer_id, statuses, period, source, external_ref, service_id, created)
+        if blocked is not None:
+            _check_window(blocked, "blocked")
+        query = BookingQuery(
+            resource_id, customer_id, statuses, period, source, external_ref, service_id, created, blocked
+        )
         return self._run(lambda tx, _now: self._readable(who, tx.find_bookings(query)))
 
     def agenda(self, period: Interval, *, actor: Actor | None = None) -> builtins.list[Booking]:

@@ -143,8 +143,9 @@ class BookingQuery:
     """
     Which bookings to list: every given field must match (None means any).
 
-    ``period`` keeps bookings whose interval overlaps it; ``created`` keeps those whose ``created_at`` lies in
-    it (a cohort, as the conversion funnel reads).
+    ``period`` keeps bookings whose interval overlaps it; ``blocked`` those whose time with its buffers
+    overlaps it (what a resource gave them, as utilization with buffers counts); ``created`` those whose
+    ``created_at`` lies in it (a cohort, as the conversion funnel reads).
     """
 
     resource_id: str | None = None
@@ -155,6 +156,7 @@ class BookingQuery:
     external_ref: str | None = None
     service_id: str | None = None
     created: Interval | None = None
+    blocked: Interval | None = None
 
     def matches(self, booking: Booking) -> bool:  # noqa: PLR0911 - one early exit per criterion
         """Return whether *booking* satisfies this query (the reference semantics every adapter follows)."""
@@ -171,6 +173,11 @@ class BookingQuery:
         if self.external_ref is not None and booking.external_ref != self.external_ref:
             return False
         if self.created is not None and not self.created.start <= booking.created_at < self.created.end:
+            return False
+        blocked = self.blocked
+        if blocked is not None and not (
+            booking.start - booking.buffer_before < blocked.end and blocked.start < booking.end + booking.buffer_after
+        ):
             return False
         return self.service_id is None or booking.service_id == self.service_id
 

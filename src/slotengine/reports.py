@@ -1464,9 +1464,8 @@ def utilization_report(
 
     *zone* defaults to the business's zone. Reads the business, its resources and the bookings in *statuses*
     through the engine's public read methods, as *actor*: those overlapping the window, or, with
-    *include_buffers*, all of them. A booking keeps the buffers its service had when it was made, and they may
-    be of any length (cleaning a van for 40 hours), so only the bookings themselves say whose buffers reach
-    into the window; `utilization` leaves out the others.
+    *include_buffers*, those whose time with its buffers overlaps it (``list(blocked=...)``). A booking keeps the
+    buffers its service had when it was made, and they may be of any length (cleaning a van for 40 hours).
 
     Raises:
         InvalidInputError: *engine* is not a `BookingEngine`, *include_buffers* is not True or False, or a
@@ -1476,10 +1475,12 @@ def utilization_report(
     counted = _statuses(statuses)
     buffers = _flag(include_buffers, "include_buffers")
     span = _span(cut)
-    if buffers:
-        found = engine.list(status=counted, actor=actor)
+    if span is None:
+        found = []
+    elif buffers:
+        found = engine.list(blocked=span, status=counted, actor=actor)
     else:
-        found = [] if span is None else engine.list(period=span, status=counted, actor=actor)
+        found = engine.list(period=span, status=counted, actor=actor)
     return utilization(
         found, engine.resources(), engine.business().hours, cut, statuses=counted, include_buffers=buffers
     )

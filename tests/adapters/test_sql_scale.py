@@ -171,6 +171,7 @@ QUERIES = st.builds(
     external_ref=st.sampled_from([None, None, "x1", "nope"]),
     service_id=st.sampled_from([None, None, "s1"]),
     created=st.none() | created_periods(),
+    blocked=st.none() | periods(),
 )
 
 
@@ -249,6 +250,11 @@ class TestSQLitePlans:
             (
                 BookingQuery(created=Interval(CREATED, CREATED + H)),
                 "bookings_by_created (tenant=? AND <expr>>? AND <expr><?)",
+            ),
+            (BookingQuery(blocked=DAY), "bookings_by_start (tenant=? AND start_us>? AND start_us<?)"),
+            (
+                BookingQuery(blocked=DAY, resource_id="r2"),
+                "booking_resources_overlap (tenant=? AND resource_id=? AND blocked_start_us>? AND blocked_start_us<?)",
             ),
         ],
     )
@@ -510,6 +516,16 @@ class TestPostgres:
         assert 1 == len(plans)
         bounded = {"bookings_by_start", "booking_resources_by_start", "booking_resources_pkey", "seq:resources"}
         assert set(plans[0]) <= bounded  # by the period, on one side or the other; never a resource's history
+
+    @pytest.mark.parametrize("field", ["period", "blocked"])
+    def test_a_window_is_read_from_bookings_by_start(self, big: PostgresStorage, pg_schema: str, field: str) -> None:
+        """A period, or a blocked window (utilization with buffers), reads bookings_by_start, never the history."""
+        query = BookingQuery(**{field: DAY})
+        plans = pg_plans(big, pg_schema, "t", lambda tx: tx.find_bookings(query))
+
+        assert 1 == len(plans)
+        assert "bookings_by_start" in plans[0]
+        assert "seq:bookings" not in plans[0]
 
     def test_a_cohort_is_read_from_bookings_by_created(self, big: PostgresStorage, pg_schema: str) -> None:
         """list(created=one hour), the conversion funnel's read, searches bookings_by_created, not the history."""

@@ -145,6 +145,16 @@ class TestWhatTheyRead:
         assert 1 == len(cohort)
 
 
+    def test_utilization_with_buffers_reads_what_reaches_into_the_window(self) -> None:
+        """With include_buffers, the bookings whose time with buffers overlaps the window, not every booking."""
+        engine, storage = counting_shop([(0, 30, "book", "site"), (0, 100, "book", "site")])
+        storage.queries.clear()
+
+        reports.utilization_report(engine, date(2026, 3, 2), date(2026, 3, 3), include_buffers=True)
+
+        assert [Interval(paris(2), paris(4))] == [q.blocked for q in storage.queries]
+
+
 class TestCustomersAreRefusedAsBefore:
     @pytest.mark.parametrize("report", [reports.cancellation_report, reports.funnel_report])
     @pytest.mark.parametrize("as_default", [False, True])

@@ -1424,6 +1424,19 @@ class _Transaction:
                       AND during && tstzrange(%(period_start)s::timestamptz, %(period_end)s::timestamptz, '[)')"""
                 )
             )
+        if query.blocked is not None:
+            # As the period's, but a booking may also start up to the widest interval after the window, its
+            # buffer before reaching back into it.
+            params["blocked_start"], params["blocked_end"] = query.blocked.start, query.blocked.end
+            clauses.append(
+                sql.SQL(
+                    """lower(during) >= %(blocked_start)s::timestamptz - interval '1 microsecond'
+                        * (SELECT coalesce(max(max_blocked_us), 0) FROM resources WHERE tenant_id = %(tenant)s)
+                      AND lower(during) < %(blocked_end)s::timestamptz + interval '1 microsecond'
+                        * (SELECT coalesce(max(max_blocked_us), 0) FROM resources WHERE tenant_id = %(tenant)s)
+                      AND blocked && tstzrange(%(blocked_start)s::timestamptz, %(blocked_end)s::timestamptz, '[)')"""
+                )
+            )
         if query.created is not None:
             # bookings_by_created's expression, exactly; the bounds are a second wide of the cut.
             params["created_from"], params["created_to"] = created_bounds(query.created)
@@ -1433,15 +1446,17 @@ class _Transaction:
                       AND (doc->>'created_at') COLLATE "C" < %(created_to)s::text"""
                 )
             )
-        if query.resource_id is not None and period is not None:
-            # As the period's clause, with the resource's own widest interval: its rows' blocked intervals hold
-            # the bookings' own, so booking_resources_by_start reads the period only.
+        window = period if period is not None else query.blocked
+        if query.resource_id is not None and window is not None:
+            # As the period's clause, with the resource's own widest interval: its rows hold the bookings'
+            # blocked intervals, so booking_resources_by_start reads the period (or blocked window) only.
+            params["window_start"], params["window_end"] = window.start, window.end
             clauses.append(
                 sql.SQL(
                     """id IN (SELECT booking_id FROM booking_resources
                               WHERE tenant_id = %(tenant)s AND resource_id = %(resource_id)s::text
-                                AND lower(during) < %(period_end)s::timestamptz
-                                AND lower(during) >= %(period_start)s::timestamptz - interval '1 microsecond'
+                                AND lower(during) < %(window_end)s::timestamptz
+                                AND lower(during) >= %(window_start)s::timestamptz - interval '1 microsecond'
                                     * (SELECT coalesce(max(max_blocked_us), 0) FROM resources
                                        WHERE tenant_id = %(tenant)s AND id = %(resource_id)s::text))"""
                 )

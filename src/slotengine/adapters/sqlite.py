@@ -765,13 +765,15 @@ class _Transaction:
         # `matches`, but for the statuses, which spare decoding the cancelled and expired. The answer is sorted
         # here, so the customer and reference statements have no ORDER BY: without ANALYZE's statistics SQLite
         # would rather read the whole tenant in bookings_by_start's order.
-        period = query.period
+        # A period (the booked time overlaps it) or else a blocked window (the time with buffers overlaps it).
+        period = query.period if query.period is not None else query.blocked
         params = {
             "tenant": self._tenant,
             "resource_id": query.resource_id,
             "customer_id": query.customer_id,
             "period_start": None if period is None else to_micros(period.start),
             "period_end": None if period is None else to_micros(period.end),
+            "reach": 0 if query.period is not None else 1,
             "statuses": None if query.statuses is None else "|" + "|".join(s.value for s in query.statuses) + "|",
             "source": query.source,
             "external_ref": query.external_ref,
@@ -809,7 +811,8 @@ class _Transaction:
                 params,
             )
         elif period is not None and query.resource_id is not None:
-            # As below, with the resource's own widest interval, from booking_resources_overlap.
+            # As below, with the resource's own widest interval, from booking_resources_overlap (whose rows
+            # hold blocked intervals: exactly the blocked window's test, and a superset of the period's).
             rows = self._all(
                 """
             SELECT doc FROM bookings
@@ -828,11 +831,14 @@ class _Transaction:
             # A booking's interval lies inside its blocked one, which is no longer than the widest blocked
             # interval of any of its resources (max_blocked_us only grows, cancelled bookings included), so
             # one that ends after the period starts began less than that before: bookings_by_start reads the
-            # period instead of the tenant's whole history.
+            # period instead of the tenant's whole history. A blocked window also takes bookings that start
+            # up to that much after it (:reach = 1), whose buffer before reaches back into it.
             rows = self._all(
                 """
             SELECT doc FROM bookings
-            WHERE tenant = :tenant AND start_us < :period_end
+            WHERE tenant = :tenant
+              AND start_us < :period_end + :reach * (SELECT COALESCE(MAX(max_blocked_us), 0) FROM resources
+                                                     WHERE tenant = :tenant)
               AND start_us >= :period_start - (SELECT COALESCE(MAX(max_blocked_us), 0) FROM resources
                                                WHERE tenant = :tenant)
               AND (:statuses IS NULL OR instr(:statuses, '|' || status || '|') > 0)

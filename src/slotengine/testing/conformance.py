@@ -937,6 +937,7 @@ _ISOLATION_QUERIES: Final = (
     BookingQuery(external_ref="x1"),
     BookingQuery(service_id="s1"),
     BookingQuery(created=Interval(CREATED, CREATED + timedelta(seconds=1))),
+    BookingQuery(blocked=Interval(at(12), at(13))),
 )
 """One query per filter of `BookingQuery`, each matching a booking of each tenant in `check_tenant_isolation`."""
 _OUTBOX_FILTERS: Final = ((True, None), (False, "b1"), (True, "b1"), (False, "b2"), (True, "b2"))
@@ -1988,7 +1989,12 @@ def _varied_bookings() -> list[Booking]:
 
 @_check
 def check_find_bookings(factory: StorageFactory) -> None:
-    """`find_bookings` returns what `BookingQuery.matches` accepts, ordered by start, then id."""
+    """
+    `find_bookings` returns what `BookingQuery.matches` accepts, ordered by start, then id.
+
+    A period matches the booked interval, a blocked window the interval with its buffers, and ``created`` the
+    creation time; windows that only buffers reach tell the first two apart.
+    """
     with _made(factory) as storage:
         _setup(storage, "alpha", {"r1": UNLIMITED, "r2": UNLIMITED, "r3": UNLIMITED})
         bookings = _varied_bookings()
@@ -2021,6 +2027,9 @@ def check_find_bookings(factory: StorageFactory) -> None:
             *(BookingQuery(external_ref=x) for x in ("x1", "x2", "x")),
             *(BookingQuery(service_id=s) for s in ("s1", "s2")),
             *(BookingQuery(created=c) for c in created),
+            *(BookingQuery(blocked=p) for p in periods if p is not None),
+            *(BookingQuery(blocked=p, resource_id=r) for p in periods[1:4] + periods[5:] for r in ("r1", "r2")),
+            BookingQuery(blocked=periods[5], period=periods[1]),
             BookingQuery(created=created[0], statuses=LIVE_STATUSES, service_id="s1"),
             BookingQuery(resource_id="r1", customer_id="c1", statuses=LIVE_STATUSES, period=periods[2]),
             BookingQuery(resource_id="r2", source="partner", external_ref="x2", service_id="s2"),
@@ -4178,6 +4187,7 @@ _queries = st.builds(
     period=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
     service_id=st.sampled_from([None, None, "s1", "s2"]),
     created=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
+    blocked=st.none() | _windows().map(lambda w: Interval(_GRID + w[0] * M, _GRID + w[1] * M)),
 )
 _named_bookings = st.lists(_bids | st.just("ghost"), max_size=5).map(tuple)
 _reads = st.one_of(
