@@ -71,7 +71,7 @@ from slotengine.notifications import (
     quiet_shift,
 )
 from slotengine.outbox import OutboxMessage
-from slotengine.policies import CancellationQuote
+from slotengine.policies import CancellationQuote, Policies
 from slotengine.ports import (
     BookingQuery,
     Clock,
@@ -352,6 +352,7 @@ class BookingEngine:
         self._new_id = new_id
         self._cache = _Cache()  # the newest versioned snapshot seen, of (tenant, storage)
         self._cache_of: object = None  # a joined copy's: the storage its transactions belong to (`_joined`)
+        self._late_payments = True  # a joined copy's holds may refuse late payments from the start (`_joined`)
         self._local = threading.local()  # .current: (this thread's open transaction, its snapshot)
 
     @property
@@ -450,19 +451,28 @@ class BookingEngine:
             return None
         return entry[2]
 
-    def _joined(self, storage: Storage) -> BookingEngine:
+    def _joined(self, storage: Storage, *, late_payments: bool = True) -> BookingEngine:
         """
         A copy of this engine whose transactions are *storage*'s: one open transaction of this engine's storage.
 
         `slotengine.events.EventDesk` joins its unit of work this way. The copy shares this engine's catalogue
         cache (its transactions are this storage's, for this tenant) and never retries on its own: a
-        `ConcurrencyError` ends the whole unit, which its owner runs again.
+        `ConcurrencyError` ends the whole unit, which its owner runs again. Without *late_payments*, the holds
+        it makes refuse a late payment from their first version (a waiting list's offers and the holds sold
+        while people wait), so the answer an idempotency key keeps is the booking as stored.
         """
         joined = copy.copy(self)
         joined.storage = storage
         joined._cache_of = self._source()
         joined.max_retries = 0
+        joined._late_payments = late_payments
         return joined
+
+    def _policies_of_new(self, policies: Policies) -> Policies:
+        """The business's *policies* as a new booking keeps them: without late payments in a copy made so."""
+        if self._late_payments or not policies.hold.accept_late_payment:
+            return policies
+        return attrs.evolve(policies, hold=attrs.evolve(policies.hold, accept_late_payment=False))
 
     @contextmanager
     def _tx(self) -> Iterator[StorageTransaction]:
@@ -967,7 +977,7 @@ class BookingEngine:
 
         def build(catalogue: _Catalogue, now: datetime, service: Service, slot: Slot) -> Booking:
             business = catalogue.get_business(self.tenant)
-            status = next_status(None, action)
+            status, policies = next_status(None, action), self._policies_of_new(business.policies)
             return Booking(
                 self._new_id(),
                 service.id,
@@ -977,8 +987,8 @@ class BookingEngine:
                 tuple(service.needs[a.need].units for a in slot.assignments),
                 status,
                 now,
-                policies=business.policies,
-                hold_until=now + business.policies.hold.ttl if status is BookingStatus.PRE_BOOKING else None,
+                policies=policies,
+                hold_until=now + policies.hold.ttl if status is BookingStatus.PRE_BOOKING else None,
                 buffer_before=service.buffer_before,
                 buffer_after=service.buffer_after,
                 customer_id=customer_id,

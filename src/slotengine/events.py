@@ -819,15 +819,16 @@ class EventDesk:
                 if attempt > self.engine.max_retries:
                     raise
 
-    def _engine_in(self, tx: StorageTransaction) -> BookingEngine:
+    def _engine_in(self, tx: StorageTransaction, *, late_payments: bool = True) -> BookingEngine:
         """
         The desk's engine, working inside *tx*: its use cases join the desk's unit of work.
 
         A sale or an offer is decided from what the desk read under the occurrence's locks (its waiting
         list) and written with it, in one transaction. The desk commits; the engine does not retry on its own
-        (a `ConcurrencyError` ends the whole unit, which `_write` runs again).
+        (a `ConcurrencyError` ends the whole unit, which `_write` runs again). Without *late_payments*, its
+        holds refuse a late payment from the start.
         """
-        return self.engine._joined(_Joined(tx))
+        return self.engine._joined(_Joined(tx), late_payments=late_payments)
 
     def _caller(self, actor: Actor | None) -> Actor:
         """
@@ -1033,7 +1034,12 @@ class EventDesk:
         old = None
         if before is not None:
             old = _Resolved(before, previous or self._template_in(tx, before.template_id))
-            if previous is not None and (old.interval, old.resources()) == (new.interval, new.resources()):
+            same = (old.interval, old.resources(), old.assignments()) == (
+                new.interval,
+                new.resources(),
+                new.assignments(),
+            )
+            if previous is not None and same:
                 return incoming  # a new description or price list: the stored occurrence is unchanged
         resources = new.resources()
         if old is not None:
@@ -1145,9 +1151,13 @@ class EventDesk:
             if had.get(role) == wanted.get(role):
                 continue
             service_id = f"{new.occurrence.id}#staff:{role}"
-            # Through the holder's own bookings (an index serves them; none serves a service's bookings).
+            # Through the holder's own bookings (an index serves them; none serves a service's bookings), or
+            # the service's where the holder has none of them (a role whose booking lies elsewhere).
             query = BookingQuery(resource_id=had.get(role), service_id=service_id, statuses=LIVE_STATUSES)
-            for booking in tx.find_bookings(query):
+            found = tx.find_bookings(query)
+            if not found and query.resource_id is not None:
+                found = tx.find_bookings(attrs.evolve(query, resource_id=None))
+            for booking in found:
                 after = next_status(booking.status, Action.CANCEL)
                 cancelled = attrs.evolve(booking, status=after, hold_until=None, version=booking.version + 1)
                 tx.update_booking(cancelled, expected_version=booking.version)
@@ -1424,10 +1434,12 @@ class EventDesk:
             ticket = resolved.template.ticket_type(ticket_type)
             # A retried call with its idempotency key gets its first answer, whatever happened since.
             fresh = idempotency_key is None or tx.get_idempotency(idempotency_key) is None
+            waiting = False
             if fresh:
                 now = self._now()
                 self._check_on_sale(resolved, now)
                 self._check_waiting_list(tx, resolved, ticket, quantity, now)
+                waiting = self._anyone_waiting(tx, resolved)
             sold = self._take_seats(
                 tx,
                 resolved,
@@ -1440,25 +1452,29 @@ class EventDesk:
                 external_ref=external_ref,
                 idempotency_key=idempotency_key,
                 actor=who,
+                late_payments=not waiting,
             )
-            if fresh and self._no_late_payments(tx, resolved):
-                return tx.get_booking(sold.id)
+            if waiting:
+                self._no_late_payments(tx, resolved)
             return sold
 
         return find_result(self._write(sale), Booking)
 
-    def _no_late_payments(self, tx: StorageTransaction, resolved: _Resolved) -> bool:
+    def _anyone_waiting(self, tx: StorageTransaction, resolved: _Resolved) -> bool:
+        """Whether someone waits on the occurrence's list for a ticket type it still sells (so for a seat)."""
+        sold = {t.id for t in resolved.template.ticket_types}
+        entries = self._entries(tx, _occurrence_list(resolved.occurrence.id))
+        return any(e.state is WaitingState.WAITING and e.ticket_type in sold for e in entries)
+
+    def _no_late_payments(self, tx: StorageTransaction, resolved: _Resolved) -> None:
         """
-        While anyone waits for an occurrence, switch off the late payment of its ticket holds; say if anyone waits.
+        Switch off the late payment of an occurrence's ticket holds, as is due while someone waits for a seat.
 
         A hold that lapses then frees its seats for the people waiting (`process_waiting_lists` offers them in
         order), so its holder's late payment must not revive it first and take them back: that would be a sale
         of a seat someone on the list could use, which `sell` refuses. The switch stays off once the list is
         empty again (the hold's own policies say so; its holder pays in time, or buys again).
         """
-        entries = self._entries(tx, _occurrence_list(resolved.occurrence.id))
-        if not any(e.state is WaitingState.WAITING for e in entries):
-            return False
         query = BookingQuery(
             resource_id=resolved.occurrence.seats_id,
             statuses=frozenset({BookingStatus.PRE_BOOKING, BookingStatus.EXPIRED}),
@@ -1466,7 +1482,6 @@ class EventDesk:
         for booking in tx.find_bookings(query):
             if booking.status is BookingStatus.EXPIRED or booking.hold_until is not None:
                 _refuse_late_payment(tx, booking)
-        return True
 
     def _check_waiting_list(
         self, tx: StorageTransaction, resolved: _Resolved, ticket: TicketType, quantity: int, now: datetime
@@ -1565,9 +1580,10 @@ class EventDesk:
         external_ref: str | None,
         idempotency_key: str | None,
         actor: Actor | None,
+        late_payments: bool = True,
     ) -> Booking:
         """Book *quantity* seats (and quota) through the engine, inside *tx*; a full occurrence is `SoldOutError`."""
-        engine = self._engine_in(tx)
+        engine = self._engine_in(tx, late_payments=late_payments)
         service = resolved.ticket_service(ticket, quantity)
         try:
             same = tx.get_service(service.id) == service
@@ -1784,8 +1800,7 @@ class EventDesk:
             self._check_on_sale(resolved, now)
             key = _occurrence_list(resolved.occurrence.id)
             joined = self._join(tx, key, customer_id, quantity, ticket_type)
-            self._advance_in(tx, key, now)  # seats free for them now are offered now
-            self._no_late_payments(tx, resolved)  # if they wait, a lapsing hold's seats are theirs
+            self._advance_in(tx, key, now)  # seats free for them now are offered now; if they wait, holds lapse to them
             return next(e for e in self._entries(tx, key) if e.id == joined.id)
 
         return find_result(self._write(join), WaitingEntry)
@@ -1892,6 +1907,9 @@ class EventDesk:
                 entries[i] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
         if entries != before:
             self._save(tx, key, entries)
+        if sold is not None and any(e.state is WaitingState.WAITING and e.ticket_type in sold for e in entries):
+            # Whoever still waits has the holds' seats once they lapse (holds made before this rule, too).
+            self._no_late_payments(tx, self._resolve_in(tx, key[len("occurrence:") :]))
         return offers
 
     def _ticket_types_sold(self, tx: StorageTransaction, key: str) -> frozenset[str] | None:
@@ -1908,12 +1926,13 @@ class EventDesk:
         Hold seats (or the slot) for *entry*, inside *tx*; the hold refuses a late payment.
 
         An offer that lapsed is passed on to the next person, so it must not be revived by a payment that comes
-        later (`HoldPolicy.accept_late_payment` is switched off on the offer's own policies).
+        later (`HoldPolicy.accept_late_payment` is off in the offer's own policies from its first version; an
+        offer an older slotengine made and saved under the same key has it switched off here).
         """
         key = f"waitlist-offer:{entry.id}"[:200]
         if entry.list_key.startswith("slot:"):
             service_id, start = entry.list_key[len("slot:") :].rsplit("@", 1)
-            offer = self._engine_in(tx).hold(
+            offer = self._engine_in(tx, late_payments=False).hold(
                 service_id,
                 datetime.fromisoformat(start),
                 customer_id=entry.customer_id,
@@ -1937,6 +1956,7 @@ class EventDesk:
                 external_ref=entry.id[:200],
                 idempotency_key=key,
                 actor=self.actor,
+                late_payments=False,
             )
         hold = offer.policies.hold
         if not hold.accept_late_payment:

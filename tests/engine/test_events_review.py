@@ -291,6 +291,54 @@ class TestALatePaymentWhilePeopleWait:
         with pytest.raises(PolicyViolationError, match="late payment"):
             engine.pay(mia.id, Money("800", "RUB"), payment_id="late-mia")
 
+    def test_a_keyed_sale_retried_gets_its_first_answer(self, desk: EventDesk) -> None:
+        """The hold sold beside the list refuses late payments in its first version, which the key replays."""
+        desk.upsert_occurrence(Occurrence("h1", "lecture", at(9, 19)))
+        desk.sell("h1", "student", 2, customer_id="yan", confirm=True)
+        desk.join_waiting_list("h1", "lev", ticket_type="student")
+
+        first = desk.sell("h1", "full", customer_id="mia", idempotency_key="order-42")
+        retry = desk.sell("h1", "full", customer_id="mia", idempotency_key="order-42")
+
+        assert (1, False) == (first.version, first.policies.hold.accept_late_payment)
+        assert first == retry
+
+    def test_someone_waiting_for_a_withdrawn_ticket_type_takes_no_late_payment_away(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """An entry that waits for nothing (its ticket type is no longer sold) holds up no sale and no late payment."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        olga = desk.sell("w1", "adult", 2, customer_id="olga", confirm=True)
+        desk.join_waiting_list("w1", "kid", ticket_type="child")
+        desk.upsert_template(attrs.evolve(WALK, ticket_types=[WALK.ticket_types[0]]))
+        engine.cancel(olga.id, by_business=True)
+        bob = desk.sell("w1", "adult", customer_id="bob")
+        clock.advance(TTL + timedelta(minutes=1))
+
+        paid = engine.pay(bob.id, Money("15", "EUR"), payment_id="late-bob")
+
+        assert paid.status in LIVE_STATUSES
+
+    def test_a_walk_catches_up_with_holds_made_before_the_rule(
+        self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
+    ) -> None:
+        """A hold that still takes late payments while someone waits (an older slotengine sold it) loses that."""
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        desk.sell("w1", "adult", customer_id="olga", confirm=True)
+        bob = desk.sell("w1", "adult", customer_id="bob")
+        desk.join_waiting_list("w1", "rita", ticket_type="adult")
+        with engine.storage.transaction(engine.tenant) as tx:  # as an older slotengine left it
+            held = tx.get_booking(bob.id)
+            lenient = attrs.evolve(held.policies, hold=attrs.evolve(held.policies.hold, accept_late_payment=True))
+            tx.update_booking(attrs.evolve(held, policies=lenient, version=held.version + 1), expected_version=held.version)
+            tx.commit()
+
+        desk.process_waiting_lists()
+        clock.advance(TTL + timedelta(minutes=1))
+
+        with pytest.raises(PolicyViolationError, match="late payment"):
+            engine.pay(bob.id, Money("15", "EUR"), payment_id="late-bob")
+
     def test_without_anyone_waiting_a_late_payment_still_revives(
         self, desk: EventDesk, engine: BookingEngine, clock: FrozenClock
     ) -> None:
@@ -303,6 +351,36 @@ class TestALatePaymentWhilePeopleWait:
 
         assert paid.status in LIVE_STATUSES
         assert [paid.id] == [b.id for b in live(desk, "w1", clock.now())]
+
+
+class TestAVenueTheTemplateChanges:
+    def test_the_occurrence_moves_to_the_new_venue_and_frees_the_old(self, engine: BookingEngine) -> None:
+        """A template's new venue is booked for its occurrences and the old one freed, at once and when cancelled."""
+        for hall in ("hall-a", "hall-b"):
+            engine.add_resource(Resource(hall, hall.title()))
+        desk = desk_on(engine, attrs.evolve(WALK, venue="hall-a"))
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+
+        desk.upsert_template(attrs.evolve(WALK, venue="hall-b"))
+        after_edit = [b.resource_ids for b in engine.list(status=LIVE_STATUSES) if b.service_id.endswith("venue")]
+        desk.cancel_occurrence("w1")
+
+        assert [("hall-b",)] == after_edit
+        assert [] == [b.id for b in engine.list(status=LIVE_STATUSES)]
+
+    def test_a_role_booked_elsewhere_is_still_found_and_freed(self, engine: BookingEngine) -> None:
+        """A staff booking that does not lie with the role's holder (changed by hand) is freed with the role."""
+        desk = desk_on(engine)
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11), staff={"guide": "anna"}))
+        [guide] = engine.list(status=LIVE_STATUSES)
+        with engine.storage.transaction(engine.tenant) as tx:  # the booking now says ivan; the occurrence, anna
+            moved = attrs.evolve(guide, assignments=(attrs.evolve(guide.assignments[0], resource_ids=("ivan",)),))
+            tx.reserve(attrs.evolve(moved, version=guide.version + 1), now=at(2, 8))
+            tx.commit()
+
+        desk.cancel_occurrence("w1")
+
+        assert [] == [b.id for b in engine.list(status=LIVE_STATUSES)]
 
 
 class TestJoiningAListOffSale:
