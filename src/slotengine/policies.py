@@ -265,15 +265,20 @@ class CancellationPolicy:
     Tiered refunds by how long before the start a client cancels, a client deadline, and a no-show fee.
 
     Example: ``CancellationPolicy(tiers=[RefundTier(48h, 100), RefundTier(24h, 50)])`` gives a full refund
-    more than 48 hours ahead, half between 24 and 48 hours, nothing later (``otherwise_percent``).
+    more than 48 hours ahead, half between 24 and 48 hours, nothing later (``otherwise_percent``, which is 0 by
+    default where there are tiers, and 100 where there are none: without tiers, cancelling is free).
     Cancellations by the business always refund everything.
     """
 
     tiers: tuple[RefundTier, ...] = attrs.field(default=(), converter=_tiers)
-    otherwise_percent: Decimal = attrs.field(default=Decimal(100), converter=_otherwise)
+    otherwise_percent: Decimal = attrs.field(converter=_otherwise)
     deadline: timedelta | None = attrs.field(default=None, converter=_deadline)
     no_show_fee_percent: Decimal = attrs.field(default=Decimal(0), converter=_fee)
     charge_unpaid_penalty: bool = attrs.field(default=False, converter=_charge)
+
+    @otherwise_percent.default
+    def _nothing_after_the_tiers(self) -> Decimal:
+        return Decimal(0) if self.tiers else _HUNDRED
 
     def quote(
         self, *, price: Money, paid: Money, start: datetime, now: datetime, zone: ZoneInfo, by_business: bool

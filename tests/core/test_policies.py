@@ -181,6 +181,16 @@ class TestCancellation:
 
         assert (EUR(refund), EUR(penalty), EUR(0)) == (quote.refund, quote.penalty, quote.owed)
 
+    def test_the_docstrings_tiers_refund_nothing_after_the_last(self):
+        """Tiers without otherwise_percent refund nothing later (a late cancellation never gets more back)."""
+        policy = CancellationPolicy(tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)])
+        late = datetime(2026, 3, 29, 10, 1, tzinfo=PARIS)
+
+        quote = policy.quote(price=EUR(40), paid=EUR(40), start=START, now=late, zone=PARIS, by_business=False)
+
+        assert (Decimal(0), EUR(0)) == (quote.refund_percent, quote.refund)
+        assert Decimal(100) == CancellationPolicy().otherwise_percent  # no tiers: cancelling is free
+
     def test_business_cancellation_refunds_everything(self):
         """When the business cancels, the client gets everything back."""
         quote = TIERED.quote(price=EUR(100), paid=EUR(60), start=START, now=START, zone=PARIS, by_business=True)
