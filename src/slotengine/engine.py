@@ -46,6 +46,7 @@ from slotengine.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyViolationError,
+    QuoteChangedError,
     SlotEngineError,
 )
 from slotengine.intervals import Interval, IntervalSet
@@ -336,6 +337,7 @@ class BookingEngine:
         max_retries: int = 5,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
+        _check_ports(storage, clock)
         self.storage = storage
         self.clock = clock
         self._tenant = check_id(tenant, "tenant")
@@ -1369,7 +1371,7 @@ class BookingEngine:
             IllegalTransitionError: the booking is not live (a pre-booking whose hold lapsed is not).
             PolicyViolationError: on the client's terms (``by_business=False``, whoever asks), the deadline passed
                 or the booking has begun; cancel with ``by_business=True`` instead (a full refund).
-            ConflictError: the quote changed since *expected_quote*.
+            QuoteChangedError: the quote changed since *expected_quote* (a `ConflictError`).
             PermissionDeniedError: the actor may not cancel the booking; or, with ``by_business=True``, may not
                 also refund (`Permission.REFUND`: a cancellation on the business's terms refunds in full), or is
                 a customer. Nothing was written.
@@ -1392,7 +1394,7 @@ class BookingEngine:
             quote = self._quote(tx, booking, now, by_business)
             if expected_quote is not None and quote != expected_quote:
                 msg = f"the cancellation terms changed since they were quoted: now {quote.refund} back"
-                raise ConflictError(msg, quote=quote)
+                raise QuoteChangedError(msg, quote=quote, reasons=["quote_changed"])
             cancelled = self._step(tx, now, booking, Action.CANCEL, actor_label, reason)
             if quote.refund.amount > 0:
                 entry = Payment(_CANCEL_REFUND.format(booking.id), PaymentKind.REFUND, quote.refund, now, actor_label)
@@ -2047,6 +2049,24 @@ def _refuse_lapsed(booking: Booking, now: datetime, action: Action, instead: str
             f"time is no longer held; {instead}"
         )
         raise IllegalTransitionError(msg, status=booking.status, action=action, hold_until=booking.hold_until)
+
+
+def _check_ports(storage: object, clock: object) -> None:
+    """Refuse a storage or clock that is a class (the parentheses forgotten), a datetime, or a path."""
+    if isinstance(storage, type) or not callable(getattr(storage, "transaction", None)):
+        what = f"the class {storage.__name__}" if isinstance(storage, type) else repr(storage)
+        msg = (
+            "storage must be a storage object such as MemoryStorage(), SQLiteStorage(path) or "
+            f"PostgresStorage(dsn), not {what}"
+        )
+        raise InvalidInputError(msg, field="storage")
+    if isinstance(clock, (type, datetime)) or not callable(getattr(clock, "now", None)):
+        what = f"the class {clock.__name__}" if isinstance(clock, type) else repr(clock)
+        msg = (
+            "clock must be a clock object with now(), such as SystemClock() or FrozenClock(at) "
+            f"(slotengine.testing.clock), not {what}"
+        )
+        raise InvalidInputError(msg, field="clock")
 
 
 def _check_window(window: object, field: str = "window") -> Interval:

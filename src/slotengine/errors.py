@@ -37,6 +37,7 @@ __all__ = [
     "OutOfRangeError",
     "PermissionDeniedError",
     "PolicyViolationError",
+    "QuoteChangedError",
     "SalesClosedError",
     "SlotEngineError",
     "SoldOutError",
@@ -192,6 +193,17 @@ class SoldOutError(ConflictError):
     """An occurrence (or a ticket quota of it) has no seats left for the tickets asked for; join its waiting list."""
 
     code: ClassVar[str] = "sold_out"
+
+
+class QuoteChangedError(ConflictError):
+    """
+    A cancellation's terms changed since the quote shown to the client (``expected_quote``): nothing was cancelled.
+
+    A tier boundary passed, or a payment or refund came in. ``details``: ``quote`` (the terms now) and
+    ``reasons`` (``["quote_changed"]``). Show the new quote and ask again.
+    """
+
+    code: ClassVar[str] = "quote_changed"
 
 
 class StaffConflictError(ConflictError):

@@ -889,7 +889,7 @@ class EventDesk:
             by_ref = _ref_owner(tx, "occurrence", ref)
             occurrence = None if by_ref is None else self._occurrence_in(tx, by_ref)
         if occurrence is None:
-            msg = f"no occurrence {ref!r} (by id or external ref): the sale is refused, not attached to nothing"
+            msg = f"no occurrence {ref!r} (by id or external ref)"
             raise UnknownOccurrenceError(msg, occurrence=ref)
         return _Resolved(occurrence, self._template_in(tx, occurrence.template_id))
 

@@ -67,10 +67,13 @@ def _to_decimal(value: object, currency: str) -> Decimal:
 
 
 def _to_exact_decimal(value: object, currency: str) -> Decimal:
-    if isinstance(value, bool | float):
+    if isinstance(value, bool):
+        msg = f"a money amount is a number (a Decimal, an int or a string such as '12.50'), not the bool {value!r}"
+        raise InvalidMoneyError(msg, amount=value)
+    if isinstance(value, float):
         msg = (
             f"money amounts must be exact: pass Decimal({str(value)!r}) or the string {str(value)!r}, "
-            f"not the {type(value).__name__} {value!r}"
+            f"not the float {value!r}"
         )
         raise InvalidMoneyError(msg, amount=value)
     if isinstance(value, Decimal):

@@ -123,6 +123,11 @@ class TestConstruction:
         with pytest.raises(InvalidMoneyError, match=r"Decimal\('0.1'\)"):
             Money(0.1, "EUR")
 
+    def test_bool_message_suggests_no_nonsense(self):
+        """A bool is refused as not a number; the fix offered is not Decimal('True')."""
+        with pytest.raises(InvalidMoneyError, match=r"^a money amount is a number .*, not the bool True$"):
+            Money(True, "EUR")
+
     @pytest.mark.parametrize(("amount", "currency"), [("10.5", "JPY"), ("1.001", "EUR"), ("1.0005", "KWD")])
     def test_refuses_more_decimals_than_the_currency(self, amount, currency):
         """An amount more precise than its currency is refused, never rounded silently."""

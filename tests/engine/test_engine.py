@@ -1,6 +1,7 @@
 """The booking engine, use case by use case, on every storage adapter."""
 
 import json
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import WASH, H, M, at, business, state_hash
+from slotengine.adapters.clock import SystemClock
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
 from slotengine.availability import Strategy
@@ -27,6 +29,7 @@ from slotengine.errors import (
     OutOfRangeError,
     PermissionDeniedError,
     PolicyViolationError,
+    QuoteChangedError,
     SlotEngineError,
 )
 from slotengine.intervals import Interval
@@ -42,6 +45,25 @@ DAY3 = Interval(at(3, 0), at(4, 0))
 SYSTEM = Actor.system("tests")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
+
+
+class TestConstruction:
+    @pytest.mark.parametrize(
+        ("storage", "clock", "field", "words"),
+        [
+            (MemoryStorage, FrozenClock(at(2, 8)), "storage", "not the class MemoryStorage"),
+            ("shop.db", FrozenClock(at(2, 8)), "storage", "not 'shop.db'"),
+            (MemoryStorage(), SystemClock, "clock", "not the class SystemClock"),
+            (MemoryStorage(), at(2, 8), "clock", "not datetime.datetime(2026, 3, 2, 8, 0"),
+            (MemoryStorage(), object(), "clock", "such as SystemClock() or FrozenClock(at)"),
+        ],
+    )
+    def test_a_class_a_path_or_a_datetime_is_refused_with_a_hint(self, storage, clock, field, words):
+        """The first-hour slips (parentheses forgotten, a path, a datetime) say what to pass instead."""
+        with pytest.raises(InvalidInputError, match=re.escape(words)) as info:
+            BookingEngine(storage, clock=clock)
+
+        assert field == info.value.details["field"]
 
 
 class TestFindAndHold:
@@ -409,9 +431,14 @@ class TestCancellation:
         clock.advance(2 * H)
         before = state_hash(engine)
 
-        with pytest.raises(ConflictError, match="changed"):
+        with pytest.raises(QuoteChangedError, match="changed") as info:
             engine.cancel(booking.id, expected_quote=quote)
         assert before == state_hash(engine)
+        assert isinstance(info.value, ConflictError)  # as before this class, so existing handlers still catch it
+        assert (["quote_changed"], engine.cancellation_quote(booking.id)) == (
+            info.value.details["reasons"],
+            info.value.details["quote"],
+        )
 
     def test_business_cancellation_refunds_all(self, engine):
         """A cancellation by the business refunds everything."""
