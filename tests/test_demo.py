@@ -43,6 +43,18 @@ class TestDemo:
         ):
             assert expected in out
 
+    def test_the_story_is_the_same_every_time(self, tmp_path, capsys):
+        """As the README says: the clock is simulated and the ids counted, so two runs print the same story."""
+        stories = []
+        for name in ("one", "two"):
+            db = tmp_path / name / "demo.db"
+            db.parent.mkdir()
+            main(["demo", "--db", str(db)])
+            stories.append(capsys.readouterr().out.replace(str(db), "<db>"))
+
+        assert stories[0] == stories[1]
+        assert "wash-0001" in stories[0]  # the ids the story names are the counted ones
+
     def test_database_afterwards(self, tmp_path, capsys):
         """The file holds each business as its own tenant, with the statuses the story ended in."""
         db = tmp_path / "demo.db"

@@ -876,7 +876,10 @@ def export_ics(app: _App, first: str | None, days: int, resource: str | None, or
     try:
         import icalendar  # noqa: F401
     except ImportError:
-        msg = "export-ics needs the icalendar package: pip install 'slotengine[cli,ical]'"
+        msg = (
+            "export-ics needs the icalendar package: install slotengine[cli,ical] "
+            "(in a clone of slotengine: pip install -e '.[cli,ical]')"
+        )
         raise click.UsageError(msg) from None
 
     engine = app.engine()

@@ -24,7 +24,10 @@ from slotengine.errors import BusinessFileError, SlotEngineError
 
 __all__ = ["demo_at", "main"]
 
-_HINT = "install slotengine[cli] for the full command (pip install 'slotengine[cli]'); without it only 'demo' works"
+_HINT = (
+    "install slotengine[cli] for the full command (in a clone of slotengine: pip install -e '.[cli]'); "
+    "without it only 'demo' works"
+)
 
 
 def demo_at(db: str | None) -> int:

@@ -12,6 +12,7 @@ It ends with the tenant ids, which the other `slotengine` commands need (``--ten
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import textwrap
@@ -247,6 +248,12 @@ class _Printer:
         self.story.line(f"{'':{len(when)}} {payload['body']}")
 
 
+def _ids(tenant: str) -> Callable[[], str]:
+    """Ids ``wash-0001``, ``wash-0002``...: the same story every run, and unique across the file's tenants."""
+    counter = itertools.count(1)
+    return lambda: f"{tenant}-{next(counter):04d}"
+
+
 def run_demo(db_path: str, out: Callable[[str], None] = print, *, temporary: bool = False) -> None:
     """
     Build the demo businesses in a fresh SQLite file at *db_path* and tell their story through *out*.
@@ -258,7 +265,10 @@ def run_demo(db_path: str, out: Callable[[str], None] = print, *, temporary: boo
     clock = FrozenClock(START)
     story = _Story(out)
     try:
-        engines = {name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE) for name in TENANTS}
+        engines = {
+            name: BookingEngine(storage, clock=clock, tenant=name, default_actor=SITE, new_id=_ids(name))
+            for name in TENANTS
+        }
         for name, setup in _SETUP.items():
             setup(engines[name])
         where = "a temporary SQLite file, deleted at the end" if temporary else f"one SQLite file ({db_path})"

@@ -43,7 +43,7 @@ __all__ = ["PRODID", "agenda_feed", "booking_calendar", "booking_event", "bookin
 PRODID: Final = "-//slotengine//slotengine//EN"
 """The product identifier written in every calendar slotengine makes."""
 
-_MISSING: Final = "install slotengine[ical] to make calendar files (pip install 'slotengine[ical]')"
+_MISSING: Final = "install slotengine[ical] to make calendar files (in a clone of slotengine: pip install -e '.[ical]')"
 
 _STATUS: Final = {
     BookingStatus.PRE_BOOKING: "TENTATIVE",

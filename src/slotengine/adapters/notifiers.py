@@ -492,7 +492,9 @@ class RoutingNotifier:
         self.route(message).send(message)
 
 
-_APPRISE_MISSING: Final = "install slotengine[notify] to use AppriseNotifier (pip install 'slotengine[notify]')"
+_APPRISE_MISSING: Final = (
+    "install slotengine[notify] to use AppriseNotifier (in a clone of slotengine: pip install -e '.[notify]')"
+)
 
 
 class AppriseNotifier:

@@ -110,7 +110,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     msg = (
         "PostgresStorage needs psycopg 3 and psycopg_pool: install slotengine[postgres] "
-        "(pip install 'slotengine[postgres]')"
+        "(in a clone of slotengine: pip install -e '.[postgres]')"
     )
     raise ImportError(msg) from exc
 

@@ -38,7 +38,7 @@ Use it from pytest::
         CHECKS[name](my_factory)
 
 This module imports hypothesis, like the rest of `slotengine.testing`: it is for test suites only
-(``pip install 'slotengine[testing]'``).
+(in a clone of slotengine: ``pip install -e '.[testing]'``).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ try:
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 except ImportError:  # pragma: no cover - said once, plainly, instead of a bare ModuleNotFoundError
-    msg = "the conformance kit needs hypothesis and pytest: pip install 'slotengine[testing]'"
+    msg = "the conformance kit needs hypothesis and pytest: pip install -e '.[testing]' in a clone of slotengine"
     raise ImportError(msg) from None
 
 from slotengine._time import MAX_INSTANT, MIN_INSTANT
