@@ -1394,7 +1394,7 @@ class BookingEngine:
             quote = self._quote(tx, booking, now, by_business)
             if expected_quote is not None and quote != expected_quote:
                 msg = f"the cancellation terms changed since they were quoted: now {quote.refund} back"
-                raise QuoteChangedError(msg, quote=quote, reasons=["quote_changed"])
+                raise QuoteChangedError(msg, quote=quote)
             cancelled = self._step(tx, now, booking, Action.CANCEL, actor_label, reason)
             if quote.refund.amount > 0:
                 entry = Payment(_CANCEL_REFUND.format(booking.id), PaymentKind.REFUND, quote.refund, now, actor_label)
@@ -1604,6 +1604,18 @@ class BookingEngine:
         request = {"call": "complete", "booking_id": booking_id}
         return self._keyed(idempotency_key, request, complete, (who, Permission.COMPLETE))
 
+    def _renewed(self, claimed: OutboxMessage, outgoing: OutboxMessage, lease: timedelta) -> OutboxMessage | None:
+        """
+        The claim on a message about to be sent, renewed for a whole *lease* once half of it has gone by.
+
+        A batch is claimed at once and sent one message after another, so a slow channel can outlast the first
+        lease: another dispatcher would then claim the rest and send them too. None if one did meanwhile.
+        A storage that cannot claim leaves the message as listed (``due_at`` unchanged), and it is not renewed.
+        """
+        if claimed.due_at <= outgoing.due_at or self._now() < claimed.due_at - lease / 2:
+            return claimed
+        return self._run(lambda tx, now: _claim(tx, claimed, now + lease))
+
     def expire_due(self, *, actor: Actor | None = None) -> list[Booking]:
         """
         Mark every pre-booking whose hold has lapsed EXPIRED (a sweep), and return them.
@@ -1644,7 +1656,9 @@ class BookingEngine:
 
         Where the storage can claim messages (`slotengine.ports.OutboxClaims`: all three adapters), each message
         is claimed for *lease* before it is sent, so dispatchers running at once send it once between them, and
-        one that dies holding a claim lets the message go again when the lease ends.
+        one that dies holding a claim lets the message go again when the lease ends. A claim is renewed before
+        its send once half the lease has gone by (a slow channel), so only a single send longer than that, or a
+        crash between sending and recording, sends a message twice.
 
         Raises:
             InvalidInputError: a notifier without ``send``; *limit* or *max_attempts* below 1; a *lease* not
@@ -1683,7 +1697,10 @@ class BookingEngine:
 
         ready, withdrawn, given_up = self._run(claim)
         report = DispatchReport(withdrawn=withdrawn, failed=given_up)
-        for stored, outgoing in ready:
+        for claimed, outgoing in ready:
+            stored = self._renewed(claimed, outgoing, lease)
+            if stored is None:
+                continue  # its claim ran out while earlier messages were sent, and another dispatcher took it
             try:
                 notifier.send(outgoing)
             except Exception as exc:  # noqa: BLE001 - any failure of a channel means "not delivered"

@@ -183,7 +183,8 @@ class ConflictError(SlotEngineError):
     """
     The requested time cannot be booked: it is taken, held, full, or otherwise unavailable.
 
-    ``details`` carries what is known: ``resource_id``, ``start``, ``end`` and ``reasons``.
+    ``details`` carries what is known: ``resource_id``, ``start``, ``end`` and ``reasons``. A subclass's ``code``
+    says what kind of conflict it is; `QuoteChangedError` concerns money, not time, and has no ``reasons``.
     """
 
     code: ClassVar[str] = "conflict"
@@ -199,8 +200,8 @@ class QuoteChangedError(ConflictError):
     """
     A cancellation's terms changed since the quote shown to the client (``expected_quote``): nothing was cancelled.
 
-    A tier boundary passed, or a payment or refund came in. ``details``: ``quote`` (the terms now) and
-    ``reasons`` (``["quote_changed"]``). Show the new quote and ask again.
+    A tier boundary passed, or a payment or refund came in. ``details["quote"]`` holds the terms now (there are
+    no ``reasons``: no time is in question, and the code says what happened). Show the new quote and ask again.
     """
 
     code: ClassVar[str] = "quote_changed"

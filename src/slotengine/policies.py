@@ -264,10 +264,11 @@ class CancellationPolicy:
     """
     Tiered refunds by how long before the start a client cancels, a client deadline, and a no-show fee.
 
-    Example: ``CancellationPolicy(tiers=[RefundTier(48h, 100), RefundTier(24h, 50)])`` gives a full refund
-    more than 48 hours ahead, half between 24 and 48 hours, nothing later (``otherwise_percent``, which is 0 by
-    default where there are tiers, and 100 where there are none: without tiers, cancelling is free).
-    Cancellations by the business always refund everything.
+    Example: ``CancellationPolicy(tiers=[RefundTier(48h, 100), RefundTier(24h, 50)], otherwise_percent=0)``
+    gives a full refund more than 48 hours ahead, half between 24 and 48 hours, nothing later. With tiers,
+    ``otherwise_percent`` (what a cancellation later than every tier refunds) must be given: it used to default
+    to 100, which refunded a last-minute cancellation in full. Without tiers it defaults to 100 (free
+    cancellation). Cancellations by the business always refund everything.
     """
 
     tiers: tuple[RefundTier, ...] = attrs.field(default=(), converter=_tiers)
@@ -277,8 +278,14 @@ class CancellationPolicy:
     charge_unpaid_penalty: bool = attrs.field(default=False, converter=_charge)
 
     @otherwise_percent.default
-    def _nothing_after_the_tiers(self) -> Decimal:
-        return Decimal(0) if self.tiers else _HUNDRED
+    def _free_without_tiers(self) -> Decimal:
+        if self.tiers:
+            msg = (
+                "a cancellation policy with refund tiers must say otherwise_percent: what a cancellation later "
+                "than every tier refunds (0 for nothing; in a business file, otherwise_refund_percent)"
+            )
+            raise InvalidInputError(msg, field="otherwise_percent")
+        return _HUNDRED
 
     def quote(
         self, *, price: Money, paid: Money, start: datetime, now: datetime, zone: ZoneInfo, by_business: bool

@@ -189,6 +189,17 @@ services = ["cut"]
 
 
 class TestProblems:
+    def test_tiers_without_a_later_refund_are_a_problem(self):
+        """A file with refund tiers must say what a later cancellation refunds; it is never taken as 100 % silently."""
+        extra = """
+[policies.cancellation]
+tiers = [{ before = "2d", refund_percent = 100 }]
+"""
+        [problem] = problems_of(MINIMAL + extra)
+
+        assert "policies.cancellation.otherwise_refund_percent" == problem.location
+        assert "must say otherwise_percent" in str(problem)
+
     def test_every_problem_is_reported_with_its_location(self):
         """A file with many mistakes reports all of them at once, each where it is."""
         text = """

@@ -42,7 +42,9 @@ Encode = Callable[[Any], dict[str, Any]]
 
 
 def _booking() -> Booking:
-    policies = Policies(cancellation=CancellationPolicy(tiers=(RefundTier(timedelta(days=1), Decimal(50)),)))
+    policies = Policies(
+        cancellation=CancellationPolicy(tiers=(RefundTier(timedelta(days=1), Decimal(50)),), otherwise_percent=Decimal(100))
+    )
     return Booking(
         "b1",
         "wash",

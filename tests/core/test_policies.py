@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -181,15 +182,15 @@ class TestCancellation:
 
         assert (EUR(refund), EUR(penalty), EUR(0)) == (quote.refund, quote.penalty, quote.owed)
 
-    def test_the_docstrings_tiers_refund_nothing_after_the_last(self):
-        """Tiers without otherwise_percent refund nothing later (a late cancellation never gets more back)."""
-        policy = CancellationPolicy(tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)])
-        late = datetime(2026, 3, 29, 10, 1, tzinfo=PARIS)
+    def test_tiers_must_say_what_a_later_cancellation_refunds(self):
+        """Tiers without otherwise_percent are refused (its old default, 100, refunded a late cancellation in full)."""
+        with pytest.raises(InvalidInputError, match="must say otherwise_percent") as info:
+            CancellationPolicy(tiers=[RefundTier(48 * H, 100), RefundTier(24 * H, 50)])
 
-        quote = policy.quote(price=EUR(40), paid=EUR(40), start=START, now=late, zone=PARIS, by_business=False)
-
-        assert (Decimal(0), EUR(0)) == (quote.refund_percent, quote.refund)
+        assert "otherwise_percent" == info.value.details["field"]
         assert Decimal(100) == CancellationPolicy().otherwise_percent  # no tiers: cancelling is free
+        evolved = attrs.evolve(CancellationPolicy(), tiers=[RefundTier(48 * H, 100)])  # given: the 100 it had
+        assert Decimal(100) == evolved.otherwise_percent
 
     def test_business_cancellation_refunds_everything(self):
         """When the business cancels, the client gets everything back."""

@@ -410,6 +410,29 @@ class TestPlanning:
         clock.advance(timedelta(minutes=10))  # past the lease: nothing left, every claim was settled
         assert 0 == engine.dispatch_due(other).sent
 
+    def test_a_slow_batch_renews_its_claims_so_nothing_goes_twice(self, storage):
+        """Sending slower than the lease: each claim is renewed before its send, or left to whoever took it over."""
+        engine, clock = furnished(storage)
+        for hour in (10, 11, 12):
+            engine.book("wash", at(4, hour), customer_id=f"c{hour}")
+        other = RecordingNotifier()
+        others: list[object] = []
+
+        class Slow(RecordingNotifier):
+            def send(self, message):
+                clock.advance(timedelta(minutes=4))  # each send outlasts most of the 5-minute lease
+                if len(self.sent) == 1 and not others:  # meanwhile another dispatcher runs
+                    others.append(engine.dispatch_due(other))
+                super().send(message)
+
+        slow = Slow()
+        engine.dispatch_due(slow)
+
+        ids = [m.id for m in slow.sent] + [m.id for m in other.sent]
+        assert len(ids) == len(set(ids)) == 6  # every due message sent, and once (the reminders are due later)
+        assert set(ids) == {m.id for m in engine.outbox() if m.sent_at is not None}
+        assert other.sent  # the other dispatcher did take over what the slow one had not reached
+
     def test_a_withdrawal_does_not_overwrite_another_dispatchers_claim(self, storage):
         """A dispatcher that listed a message before another claimed it leaves the claim alone when withdrawing."""
         engine, clock = furnished(storage, quiet=QuietHours(time(21), time(8)))
