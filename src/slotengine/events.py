@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -1462,9 +1462,8 @@ class EventDesk:
 
     def _anyone_waiting(self, tx: StorageTransaction, resolved: _Resolved) -> bool:
         """Whether someone waits on the occurrence's list for a ticket type it still sells (so for a seat)."""
-        sold = {t.id for t in resolved.template.ticket_types}
         entries = self._entries(tx, _occurrence_list(resolved.occurrence.id))
-        return any(e.state is WaitingState.WAITING and e.ticket_type in sold for e in entries)
+        return _waits(entries, {t.id for t in resolved.template.ticket_types})
 
     def _no_late_payments(self, tx: StorageTransaction, resolved: _Resolved) -> None:
         """
@@ -1907,7 +1906,7 @@ class EventDesk:
                 entries[i] = attrs.evolve(entry, state=WaitingState.OFFERED, booking_id=offer.id)
         if entries != before:
             self._save(tx, key, entries)
-        if sold is not None and any(e.state is WaitingState.WAITING and e.ticket_type in sold for e in entries):
+        if sold is not None and _waits(entries, sold):
             # Whoever still waits has the holds' seats once they lapse (holds made before this rule, too).
             self._no_late_payments(tx, self._resolve_in(tx, key[len("occurrence:") :]))
         return offers
@@ -1958,16 +1957,10 @@ class EventDesk:
                 actor=self.actor,
                 late_payments=False,
             )
-        hold = offer.policies.hold
-        if not hold.accept_late_payment:
+        if not offer.policies.hold.accept_late_payment:
             return offer
-        strict = attrs.evolve(
-            offer,
-            policies=attrs.evolve(offer.policies, hold=attrs.evolve(hold, accept_late_payment=False)),
-            version=offer.version + 1,
-        )
-        tx.update_booking(strict, expected_version=offer.version)
-        return strict
+        _refuse_late_payment(tx, offer)
+        return tx.get_booking(offer.id)
 
 
 def _clock(local: datetime) -> str:
@@ -1998,6 +1991,11 @@ def _lapsed(booking: Booking, now: datetime) -> bool:
     return booking.status is BookingStatus.EXPIRED or (
         booking.status is BookingStatus.PRE_BOOKING and held_until is not None and held_until <= now
     )
+
+
+def _waits(entries: Iterable[WaitingEntry], sold: Collection[str]) -> bool:
+    """Whether one of *entries* waits for a ticket type in *sold* (one no longer sold waits for nothing)."""
+    return any(e.state is WaitingState.WAITING and e.ticket_type in sold for e in entries)
 
 
 def _refuse_late_payment(tx: StorageTransaction, booking: Booking) -> None:
