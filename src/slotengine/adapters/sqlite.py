@@ -767,6 +767,7 @@ class _Transaction:
         # would rather read the whole tenant in bookings_by_start's order.
         # A period (the booked time overlaps it) or else a blocked window (the time with buffers overlaps it).
         period = query.period if query.period is not None else query.blocked
+        created_from, created_to = (None, None) if query.created is None else created_bounds(query.created)
         params = {
             "tenant": self._tenant,
             "resource_id": query.resource_id,
@@ -778,8 +779,8 @@ class _Transaction:
             "source": query.source,
             "external_ref": query.external_ref,
             "service_id": query.service_id,
-            "created_from": None if query.created is None else created_bounds(query.created)[0],
-            "created_to": None if query.created is None else created_bounds(query.created)[1],
+            "created_from": created_from,
+            "created_to": created_to,
         }
         if query.external_ref is not None:
             rows = self._all(
