@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plan_reading import index_names
 
 import slotengine.adapters.sqlite as sqlite_module
 from slotengine.adapters.memory import MemoryStorage
@@ -411,22 +412,6 @@ def pg_schema() -> Iterator[str]:
     _drop(name)
 
 
-def _index_names(plan: object) -> list[str]:
-    """Every index a JSON plan reads, and ``seq:<table>`` for every sequential scan."""
-    found: list[str] = []
-    if isinstance(plan, dict):
-        if "Index Name" in plan:
-            found.append(plan["Index Name"])
-        if plan.get("Node Type") in {"Seq Scan", "Parallel Seq Scan"}:
-            found.append(f"seq:{plan['Relation Name']}")
-        for value in plan.values():
-            found += _index_names(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found += _index_names(value)
-    return found
-
-
 def pg_plans(storage: PostgresStorage, schema: str, tenant: str, call: Callable[[Any], object]) -> list[list[str]]:
     """The indexes read by the plan of every query *call* sends through `_all`, after ANALYZE."""
     sent: list[tuple[Any, Any]] = []
@@ -450,7 +435,7 @@ def pg_plans(storage: PostgresStorage, schema: str, tenant: str, call: Callable[
             statement = query if isinstance(query, sql.Composable) else sql.SQL(query)  # type: ignore[arg-type]
             row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params).fetchone()
             assert row is not None
-            plans.append(_index_names(row[0]))
+            plans.append(index_names(row[0]))
         return plans
 
 

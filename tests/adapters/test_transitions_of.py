@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plan_reading import index_names
 
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.adapters.sqlite import SQLiteStorage
@@ -269,22 +270,6 @@ def pg_schema() -> Iterator[str]:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-def _index_names(plan: object) -> list[str]:
-    """Every index a JSON plan reads, and ``seq:<table>`` for every sequential scan."""
-    found: list[str] = []
-    if isinstance(plan, dict):
-        if "Index Name" in plan:
-            found.append(plan["Index Name"])
-        if plan.get("Node Type") in {"Seq Scan", "Parallel Seq Scan"}:
-            found.append(f"seq:{plan['Relation Name']}")
-        for value in plan.values():
-            found += _index_names(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found += _index_names(value)
-    return found
-
-
 @needs_postgres
 class TestPostgres:
     def test_postgres_passes_the_check(self, pg_schema: str) -> None:
@@ -323,7 +308,7 @@ class TestPostgres:
             for query, params in sent:
                 row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(query)), params).fetchone()
                 assert row is not None
-                plans.append(_index_names(row[0]))
+                plans.append(index_names(row[0]))
 
         assert [record("b1", 1), record("b2999", 2999)] == answer
         assert [["transitions_by_booking"]] == plans
