@@ -1497,9 +1497,12 @@ class BookingEngine:
             self._record(
                 tx, now, moved, booking.status, Action.RESCHEDULE, str(who), f"from {booking.start.isoformat()}"
             )
-            if _paid_up(moved):
-                # A shorter length whose price what the client paid already covers: the booking is paid.
-                moved = self._step(tx, now, moved, Action.PAY_FULL, str(who), "paid in full at the new price")
+            confirmation = moved.policies.confirmation
+            settled = None if price is None else confirmation.repriced_action(moved.status, moved.net_paid, price)
+            if settled is not None:
+                # A shorter length whose price what the client paid already covers (or whose deposit it does).
+                why = "paid in full" if settled is Action.PAY_FULL else "deposit covered"
+                moved = self._step(tx, now, moved, settled, str(who), f"{why} at the new price")
             return moved
 
         request = {
@@ -2034,17 +2037,6 @@ def _refuse_begun(booking: Booking, now: datetime, *, client: bool) -> None:
             f"cannot reschedule: this booking began at {booking.start.isoformat()}; ask the business to move it"
         )
         raise PolicyViolationError(msg, rule="reschedule_started", start=booking.start)
-
-
-def _paid_up(booking: Booking) -> bool:
-    """Whether a confirmed booking's payments now cover its whole (non-zero) price."""
-    price = booking.price
-    return (
-        booking.status is BookingStatus.CONFIRMED
-        and price is not None
-        and price.amount > 0
-        and booking.net_paid >= price
-    )
 
 
 def _lapsed(booking: Booking, now: datetime) -> bool:

@@ -191,6 +191,24 @@ class ConfirmationPolicy:
             return Action.PAY_PARTIAL  # a fee paid
         return Action.PAY_FULL if full else Action.PAY_PARTIAL
 
+    def repriced_action(self, status: BookingStatus, paid: Money, due: Money) -> Action | None:
+        """
+        Return the action a new price *due* makes of the *paid* a booking in *status* holds already, or None.
+
+        What was paid counts as if it had been paid against the new price: a confirmed booking it now covers is
+        paid in full, and under `ConfirmationMode.PAYMENT_CONFIRMS` a pre-booking with a payment on it is paid in
+        full or confirmed by its deposit, as the same payment on a booking at that price would have made it.
+        """
+        if due.amount <= 0 or paid.amount <= 0:
+            return None
+        if status is BookingStatus.CONFIRMED:
+            return Action.PAY_FULL if paid >= due else None
+        if status is not BookingStatus.PRE_BOOKING or self.mode is not ConfirmationMode.PAYMENT_CONFIRMS:
+            return None
+        if paid >= due:
+            return Action.PAY_FULL
+        return Action.DEPOSIT if paid >= due.percent(self.deposit_percent) else None
+
     @staticmethod
     def confirm_action(paid: Money, due: Money) -> Action:
         """Return the action a manager's confirmation becomes: paid in full already, or not."""

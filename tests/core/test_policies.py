@@ -152,6 +152,39 @@ class TestConfirmation:
         with pytest.raises(InvalidInputError):
             policy.payment_action(BookingStatus.CONFIRMED, EUR(0), EUR(0), EUR(100))
 
+    @given(
+        st.sampled_from(ConfirmationMode),
+        st.sampled_from([BookingStatus.PRE_BOOKING, BookingStatus.CONFIRMED]),
+        st.integers(0, 100),
+        st.integers(1, 20_000),
+        st.integers(1, 20_000),
+    )
+    def test_a_new_price_treats_what_was_paid_as_paid_against_it(self, mode, status, deposit, paid, due):
+        """
+        After a price change, a booking is where the same payment at the new price would have put it.
+
+        A payment that would have made the booking firmer (paid in full, or confirmed by its deposit) is that
+        action; one that would have waited (a prepayment; manager-first) is nothing. Amounts in cents, paid ≤ due.
+        """
+        paid, due = min(paid, due), max(paid, due)
+        policy = ConfirmationPolicy(mode=mode, deposit_percent=deposit)
+        cents = lambda n: EUR(Decimal(n) / 100)  # noqa: E731
+        try:
+            as_payment = policy.payment_action(status, EUR(0), cents(paid), cents(due))
+        except PolicyViolationError:
+            as_payment = None
+        expected = as_payment if as_payment in {Action.PAY_FULL, Action.DEPOSIT} else None
+
+        assert expected == policy.repriced_action(status, cents(paid), cents(due))
+
+    def test_a_new_price_without_a_payment_changes_nothing(self):
+        """Nothing paid, or a free booking: no step, whatever the mode."""
+        for mode in ConfirmationMode:
+            policy = ConfirmationPolicy(mode=mode, deposit_percent=0)
+            for status in BookingStatus:
+                assert policy.repriced_action(status, EUR(0), EUR(10)) is None
+                assert policy.repriced_action(status, EUR(0), EUR(0)) is None
+
     def test_confirm_action(self):
         """Confirming a booking already paid in full makes it paid."""
         assert Action.CONFIRM_PAID == ConfirmationPolicy.confirm_action(EUR(100), EUR(100))

@@ -554,6 +554,40 @@ class TestReschedule:
         assert moved == engine.get(booking.id)
         assert [Action.RESCHEDULE, Action.PAY_FULL] == [t.action for t in engine.transitions(booking.id)][-2:]
 
+    @pytest.mark.parametrize(
+        ("mode", "deposit", "paid", "status", "step"),
+        [
+            (ConfirmationMode.PAYMENT_CONFIRMS, 100, "10", BookingStatus.PAID, Action.PAY_FULL),
+            (ConfirmationMode.PAYMENT_CONFIRMS, 50, "6", BookingStatus.CONFIRMED, Action.DEPOSIT),
+            (ConfirmationMode.PAYMENT_CONFIRMS, 50, "4", BookingStatus.PRE_BOOKING, None),
+            (ConfirmationMode.ANY_ORDER, 100, "10", BookingStatus.PRE_BOOKING, None),
+        ],
+    )
+    def test_a_shorter_hold_is_where_its_payment_would_put_it(self, storage, clock, mode, deposit, paid, status, step):
+        """
+        A prepaid hold made cheaper is paid, or confirmed by its deposit, as that payment at the new price makes it.
+
+        Before, a hold paid 10 of 20 and shortened to a 10 price stayed a pre-booking that took no more payment,
+        and the sweep expired it with the client's money on it.
+        """
+        engine = BookingEngine(storage, clock=clock, tenant="repriced", default_actor=SYSTEM)
+        engine.setup(business(confirmation=ConfirmationPolicy(mode=mode, deposit_percent=deposit)))
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_service(Service("flex", "Flex", needs=[Need(type="box")], duration=2 * H, min_duration=H,
+                                   max_duration=3 * H, slot_step=30 * M, price=EUR(20)))
+        held = engine.hold("flex", at(3, 9))
+        assert BookingStatus.PRE_BOOKING == engine.pay(held.id, EUR(paid), payment_id="p1").status
+
+        moved = engine.reschedule(held.id, at(3, 9), duration=H)
+
+        assert (status, EUR(10), EUR(paid)) == (moved.status, moved.price, moved.net_paid)
+        assert moved == engine.get(held.id)
+        steps = [t.action for t in engine.transitions(held.id)]
+        assert ([Action.RESCHEDULE, step] if step else [Action.RESCHEDULE]) == steps[-2 if step else -1 :]
+        clock.advance(H)  # past the hold's expiry: only a booking still on hold is swept
+        swept = engine.expire_due()
+        assert (status is BookingStatus.PRE_BOOKING) == (held.id in {b.id for b in swept})
+
     def test_moves_keeping_status_and_money(self, engine):
         """A paid booking moves to a free time with its status and payments."""
         booking = engine.book("wash", at(3, 9))
