@@ -64,6 +64,7 @@ from slotengine.model import (
 from slotengine.money import Money
 from slotengine.notifications import (
     EVENT_OF_ACTION,
+    Event,
     NotificationRule,
     Recipient,
     events_of,
@@ -628,9 +629,10 @@ class BookingEngine:
         # An expiry on the way to a revival is no news to the client: the late payment brings the booking back.
         events = frozenset() if reviving else events_of(action, before)
         for rule in rules:
-            if rule.on & events:
+            fired = rule.on & events
+            if fired:
                 key = f"{booking.id}:{rule.id}:v{booking.version}"
-                messages += self._messages(catalogue, business, booking, rule, "notify", now, now, key)
+                messages += self._messages(catalogue, business, booking, rule, "notify", now, now, key, fired)
         if action in _REPLAN and booking.status in LIVE_STATUSES:
             for rule in rules:
                 if rule.offset is not None and booking.start + rule.offset > now:
@@ -649,8 +651,14 @@ class BookingEngine:
         due: datetime,
         now: datetime,
         key: str,
+        events: frozenset[Event] = frozenset(),
     ) -> builtins.list[OutboxMessage]:
-        """One outbox message per recipient of *rule* for *booking*, due at *due* (after quiet hours)."""
+        """
+        One outbox message per recipient of *rule* for *booking*, due at *due* (after quiet hours).
+
+        *events*: the events of the rule that this step fired (a notice), which the message keeps so that
+        `NotificationRule.holds` judges it by them rather than by every event the rule listens to.
+        """
         recipients: builtins.list[tuple[str, ZoneInfo]] = []
         business_zone = get_zone(business.zone)
         if rule.recipient is Recipient.CLIENT:
@@ -675,7 +683,7 @@ class BookingEngine:
                 if at <= now:
                     continue  # too late for that too; nobody is woken for it
             message_id = self._new_id()
-            payload = {
+            payload: dict[str, object] = {
                 "rule": rule.id,
                 "recipient": recipient,
                 "channel": rule.channel,
@@ -683,6 +691,8 @@ class BookingEngine:
                 "start": booking.start.isoformat(),
                 "zone": zone.key,
             }
+            if events:
+                payload["events"] = sorted(events)
             out.append(
                 OutboxMessage(
                     message_id, f"{kind}.{rule.id}", booking.id, now, at, _dedupe(f"{key}:{recipient}"), dumps(payload)
@@ -1760,7 +1770,8 @@ class BookingEngine:
         if rule is None or message.booking_id is None:
             return None
         booking = tx.get_booking(message.booking_id)
-        if not rule.holds(booking, now):
+        fired = payload.get("events")
+        if not rule.holds(booking, now, events=None if fired is None else frozenset(map(Event, fired))):
             return None
         if message.topic.startswith("remind.") and payload.get("start") != booking.start.isoformat():
             return None

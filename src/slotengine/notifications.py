@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -283,18 +283,20 @@ class NotificationRule:
         """Whether this rule concerns *booking*'s service."""
         return self.service_ids is None or booking.service_id in self.service_ids
 
-    def holds(self, booking: Booking, now: datetime) -> bool:
+    def holds(self, booking: Booking, now: datetime, *, events: Collection[Event] | None = None) -> bool:
         """
         Whether the rule's condition holds for *booking* at *now* (judged when sending).
 
         A pre-booking whose hold has lapsed counts as dead even before a sweep marks it expired. A message
         about a booking being made, confirmed, paid or moved is not sent once the booking is no longer live, nor
-        one planned before the start (a negative offset) once the start has come.
+        one planned before the start (a negative offset) once the start has come. *events* are the events that
+        planned the message (a rule may listen to others too, such as ``cancelled``); None means all of ``on``.
         """
         live = booking.takes_time(now)
         if self.offset is not None and (not live or (self.offset < timedelta(0) and now >= booking.start)):
             return False  # a reminder of a start that has come is no reminder (a retry, or a relay that was down)
-        if self.offset is None and self.on <= _LIVE_EVENTS and not live:
+        fired = self.on if events is None else events
+        if self.offset is None and fired and set(fired) <= _LIVE_EVENTS and not live:
             # "Your booking is confirmed, here is how to cancel" must not reach someone whose booking
             # ended before the message went out (it waited for quiet hours, or the relay was down).
             return False

@@ -120,8 +120,8 @@ class Channel(RecordingNotifier):
 LIVE_EVENTS = {Event.CREATED, Event.CONFIRMED, Event.PAID, Event.RESCHEDULED}
 
 
-def should_go(rule, booking, now):
-    """The send-time rule, written out independently of NotificationRule.holds."""
+def should_go(rule, booking, now, fired=None):
+    """The send-time rule, written out independently of NotificationRule.holds (*fired*: the notice's events)."""
     live = booking.status.value in {"pre_booking", "confirmed", "paid"} and (
         booking.hold_until is None or now < booking.hold_until
     )
@@ -129,7 +129,7 @@ def should_go(rule, booking, now):
         return False
     if rule.offset is not None and rule.offset < timedelta(0) and now >= booking.start:
         return False  # a reminder of a start that has come
-    if rule.offset is None and set(rule.on) <= LIVE_EVENTS and not live:
+    if rule.offset is None and set(rule.on if fired is None else fired) <= LIVE_EVENTS and not live:
         return False
     if rule.condition is Condition.UNCONFIRMED:
         return booking.status.value == "pre_booking"
@@ -153,7 +153,8 @@ def dispatch_and_check(engine, channel, clock):
             continue
         booking = engine.get(message.booking_id)
         moved = message.topic.startswith("remind.") and payload["start"] != booking.start.isoformat()
-        predicted[message.id] = should_go(rules[payload["rule"]], booking, now) and not moved
+        fired = payload.get("events")
+        predicted[message.id] = should_go(rules[payload["rule"]], booking, now, fired) and not moved
     engine.dispatch_due(channel, limit=10_000, max_attempts=1_000)
     after = {m.id: m for m in engine.outbox()}
     for message_id, goes in predicted.items():
@@ -549,6 +550,36 @@ class TestPlanning:
 
         assert "notify.booking-info" not in [m.topic for m in notifier.sent]
         assert 1 <= report.withdrawn
+
+    def test_a_welcome_from_a_rule_on_several_events_is_withdrawn_after_a_cancellation(self, storage):
+        """
+        A rule on ``created`` and ``cancelled`` judges each notice by the event that made it.
+
+        Before, a rule listening to any event a dead booking still hears (``cancelled``) sent its "here is how to
+        cancel" welcome, held by the quiet hours, to a client whose booking was cancelled meanwhile.
+        """
+        rule = NotificationRule("both", Template("About $service", "$service at $local_time"), on=["created", "cancelled"])
+        engine, clock = furnished(storage, rules=(rule,), quiet=QuietHours(time(21), time(8)))
+        clock.set(at(2, 22))
+        booking = engine.book("wash", at(4, 10), customer_id="ann")
+        clock.set(at(2, 23))
+        engine.cancel(booking.id, by_business=True)
+        clock.set(at(3, 8, 5))
+        notifier = RecordingNotifier()
+        report = engine.dispatch_due(notifier)
+
+        told = [json.loads(m.payload).get("events") for m in notifier.sent if m.topic == "notify.both"]
+        assert ([["cancelled"]], 1) == (told, report.withdrawn)
+
+    def test_a_notice_keeps_the_events_that_made_it(self, storage):
+        """Paying a hold in full fires ``confirmed`` and ``paid``: a rule on those and more keeps just those two."""
+        rule = NotificationRule("steps", Template("x", "$service"), on=["confirmed", "paid", "cancelled"])
+        engine, _clock = furnished(storage, rules=(rule,))
+        held = engine.hold("wash", at(4, 10), customer_id="ann")
+        engine.pay(held.id, Money("20", "EUR"), payment_id="p1")
+
+        [notice] = [m for m in engine.outbox() if m.topic == "notify.steps"]
+        assert ["confirmed", "paid"] == json.loads(notice.payload)["events"]
 
     @pytest.mark.parametrize("event", ["cancelled", "created"])
     def test_a_notice_made_in_quiet_hours_for_an_earlier_start_still_goes(self, storage, event):
