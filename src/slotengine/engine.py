@@ -778,12 +778,18 @@ class BookingEngine:
         window: Interval,
         *,
         ignore: Collection[str] = (),
+        reach: Interval | None = None,
     ) -> Availability:
-        """Build the solver's view of *service*'s pools around *window*, from storage."""
+        """
+        Build the solver's view of *service*'s pools around *window*, from storage.
+
+        *reach*: the only time whose loads the questions asked of it depend on (see `_reach`); without it, the
+        loads of the whole span around *window* are read.
+        """
         catalogue = self._catalogue(tx)
         span = _span(service, window)
         pool = catalogue.pool(service)
-        found = [ld for ld in tx.loads([r.id for r in pool], span) if ld.booking_id not in ignore]
+        found = [ld for ld in tx.loads([r.id for r in pool], reach or span) if ld.booking_id not in ignore]
         return self._view(catalogue, now, service, span, found)
 
     def _view(
@@ -850,7 +856,9 @@ class BookingEngine:
             service = catalogue.get_service(service_id)
             catalogue.check_pins(service, pin)
             window = Interval(start, start + (service.duration if duration is None else duration))
-            return self._availability(tx, now, service, window).explain(service, start, duration=duration, pin=pin)
+            reach = _reach(service, window, Strategy.FIRST_AVAILABLE)
+            availability = self._availability(tx, now, service, window, reach=reach)
+            return availability.explain(service, start, duration=duration, pin=pin)
 
         return self._run(query)
 
@@ -1050,7 +1058,7 @@ class BookingEngine:
                 # A start found full a moment ago is checked without the locks first: a refusal needs none
                 # (the load it reads is a state the resources were in), so the refusals of a contested slot
                 # neither wait for each other's locks nor hold up a booking. What passes is checked again below.
-                self._availability(tx, now, service, window).check(
+                self._availability(tx, now, service, window, reach=_reach(service, window, strategy)).check(
                     service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
                 )
             tx.lock_resources([r.id for r in catalogue.pool(service)])
@@ -1060,7 +1068,7 @@ class BookingEngine:
                     raise PolicyViolationError(msg, rule="override")
                 slot = self._override_slot(tx, now, service, start, duration, pins, strategy, ranked)
             else:
-                slot = self._availability(tx, now, service, window).check(
+                slot = self._availability(tx, now, service, window, reach=_reach(service, window, strategy)).check(
                     service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
                 )
             booking = build(catalogue, now, service, slot)
@@ -1486,7 +1494,8 @@ class BookingEngine:
             tx.lock_resources(pool_ids)
             chosen = own if length is None else length
             window = Interval(new_start, new_start + chosen)
-            availability = self._availability(tx, now, service, window, ignore={booking.id})
+            reach = _reach(service, window, Strategy.FIRST_AVAILABLE)
+            availability = self._availability(tx, now, service, window, ignore={booking.id}, reach=reach)
             try:
                 slot = availability.check(service, new_start, duration=chosen, pin=booking.resource_ids)
             except (ConflictError, InvalidInputError):
@@ -2182,6 +2191,20 @@ def _span(service: Service, window: Interval) -> Interval:
     first = max(start.replace(hour=0, minute=0, second=0, microsecond=0), MIN_INSTANT)
     last = end.replace(hour=0, minute=0, second=0, microsecond=0)
     return Interval(first, min(last if last == end else last + _ONE_DAY, MAX_INSTANT))
+
+
+def _reach(service: Service, window: Interval, strategy: Strategy) -> Interval | None:
+    """
+    The time whose loads decide whether *service* can take *window* (one start): that time with its buffers.
+
+    A load outside it changes neither the answer nor the resources chosen (property-tested), so a booking reads
+    its neighbours, not every booking of the days around it. None where more is read: least-loaded ranks by a
+    local day's booked time, and a service counted in days or nights ends at a local hour, not at *window*'s end.
+    """
+    if strategy is Strategy.LEAST_LOADED or service.unit is not ServiceUnit.MINUTES:
+        return None
+    start = max(to_utc(window.start) - service.buffer_before, MIN_INSTANT)
+    return Interval(start, min(to_utc(window.end) + service.buffer_after, MAX_INSTANT))
 
 
 def _length(booking: Booking, service: Service, zone: ZoneInfo) -> timedelta:

@@ -1172,6 +1172,64 @@ class TestStrategiesWhenBooking:
         assert ("box2",) == engine.hold("wash", at(3, 10), strategy="preferred", preferred=["box2"]).resource_ids
 
 
+class TestReadsForOneStart:
+    """Booking, moving or explaining one start reads the loads around that start, not those of the days around it."""
+
+    @staticmethod
+    def spied(clock):
+        windows = []
+
+        class Spy:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def loads(self, resource_ids, window):
+                windows.append(window)
+                return self.inner.loads(resource_ids, window)
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+        class SpyStorage(MemoryStorage):
+            @contextmanager
+            def transaction(self, tenant):
+                with super().transaction(tenant) as tx:
+                    yield Spy(tx)
+
+        engine = BookingEngine(SpyStorage(), clock=clock, tenant="wash", default_actor=SYSTEM)
+        engine.setup(business())
+        engine.add_resource(Resource("box1", "Box 1", type="box"))
+        engine.add_resource(Resource("box2", "Box 2", type="box"))
+        engine.add_service(WASH)
+        return engine, windows
+
+    def test_a_booking_reads_its_own_time_with_buffers(self, clock):
+        """
+        Every load read is within the start's time with its buffers (the wash: 30 minutes and 10 after).
+
+        Before, each booking read every load of five days around it: 53 ms a booking after 2,000 bookings on one
+        pool in two days (SQLite), growing with each; 2.4 ms flat since.
+        """
+        engine, windows = self.spied(clock)
+        reach = Interval(at(3, 9), at(3, 9, 40))
+        booking = engine.book("wash", at(3, 9))
+        engine.hold("wash", at(3, 9))
+        engine.explain("wash", at(3, 9))
+        assert windows and all(reach.contains(w) for w in windows), windows
+        windows.clear()
+
+        engine.reschedule(booking.id, at(3, 11))
+        assert windows and all(Interval(at(3, 11), at(3, 11, 40)).contains(w) for w in windows), windows
+
+    def test_least_loaded_reads_the_days_it_ranks_by(self, clock):
+        """Least-loaded ranks by the local day's booked time, so it still reads the whole day around the start."""
+        engine, windows = self.spied(clock)
+        engine.book("wash", at(3, 9), strategy=Strategy.LEAST_LOADED)
+
+        day = Interval(at(3, 0), at(4, 0))
+        assert any(w.contains(day) for w in windows), windows
+
+
 class TestListFilters:
     def test_status_by_name(self, engine):
         """One status by name filters like the status itself (not letter by letter)."""
