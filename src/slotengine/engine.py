@@ -83,7 +83,7 @@ from slotengine.ports import (
     StorageTransaction,
     TransitionsOf,
 )
-from slotengine.schedule import effective_hours
+from slotengine.schedule import effective_hours, time_off_within
 
 __all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
 
@@ -229,7 +229,7 @@ class _Catalogue:
             # own schedule's zone, or the business's for a resource that inherits its hours.
             zone = (resource.schedule or business.hours).tz
             entries = (*own, *business.hours.time_off)
-            off = IntervalSet(t.interval(zone) for t in entries) & IntervalSet.of(span.start, span.end)
+            off = time_off_within(entries, zone, span)
             if len(self.hours) >= _HOURS_KEPT:
                 self.hours.clear()
             found = self.hours[key] = (opened, off)

@@ -48,6 +48,7 @@ __all__ = [
     "TimeRange",
     "WeeklyHours",
     "effective_hours",
+    "time_off_within",
     "weekday_index",
 ]
 
@@ -722,6 +723,17 @@ def _time_off_micros(entries: Iterable[TimeOff], tz: ZoneInfo, lo: int, hi: int)
         if start < hi and end > lo:
             pairs.append((start, end))
     return pairs
+
+
+def time_off_within(entries: Iterable[TimeOff], zone: ZoneInfo, window: Interval) -> IntervalSet:
+    """
+    The time *entries* take off within *window*, whole days resolved in *zone*.
+
+    Entries that miss the window cost nothing and raise nothing, as in `Schedule.expand`: a day the zone skipped
+    (no time at all), or days reaching beyond the range of instants slotengine accepts, far from the window.
+    """
+    lo, hi = to_micros(window.start), to_micros(window.end)
+    return IntervalSet._from_micros((max(s, lo), min(e, hi)) for s, e in _time_off_micros(entries, zone, lo, hi))
 
 
 def effective_hours(own: Schedule | None, business: Schedule, window: Interval) -> IntervalSet:

@@ -23,6 +23,7 @@ from slotengine.schedule import (
     TimeRange,
     WeeklyHours,
     effective_hours,
+    time_off_within,
     weekday_index,
 )
 from slotengine.testing._schedule_oracle import schedule_open_minutes
@@ -754,3 +755,31 @@ class TestScheduleRangeEdges:
             == first
         )
         assert utc(2200, 1, 1) == last.end
+
+
+class TestTimeOffWithin:
+    @given(schedule_windows())
+    def test_it_is_the_entries_intervals_cut_to_the_window(self, drawn):
+        """Where every entry is a valid interval, `time_off_within` is their union cut to the window."""
+        schedule, window = drawn
+        tz = ZoneInfo(schedule.zone)
+        expected = IntervalSet(t.interval(tz) for t in schedule.time_off) & IntervalSet.of(window.start, window.end)
+
+        assert expected == time_off_within(schedule.time_off, tz, window)
+
+    @pytest.mark.parametrize(
+        ("zone", "day", "window", "hours"),
+        [
+            ("Pacific/Apia", date(2011, 12, 30), (datetime(2011, 12, 29, tzinfo=UTC), datetime(2012, 1, 2, tzinfo=UTC)), 0),
+            ("America/New_York", date(2199, 12, 31), (datetime(2199, 12, 31, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)), 19),
+            ("Asia/Tokyo", date(1970, 1, 1), (datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 2, tzinfo=UTC)), 15),
+        ],
+    )
+    def test_a_day_that_is_no_interval_takes_its_part_of_the_window(self, zone, day, window, hours):
+        """A skipped day, or days past the range of instants, raise nothing: they take what of them lies inside."""
+        tz = ZoneInfo(zone)
+        entries = [TimeOff.days(day)]
+        june = Interval(datetime(2026, 6, 2, tzinfo=tz), datetime(2026, 6, 3, tzinfo=tz))
+
+        assert IntervalSet.empty() == time_off_within(entries, tz, june)
+        assert timedelta(hours=hours) == time_off_within(entries, tz, Interval(*window)).total_duration

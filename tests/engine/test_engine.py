@@ -3,7 +3,8 @@
 import json
 import re
 from contextlib import contextmanager
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -37,7 +38,7 @@ from slotengine.lifecycle import Action, BookingStatus
 from slotengine.model import Need, Resource, Service
 from slotengine.money import Money
 from slotengine.policies import CancellationPolicy, ConfirmationMode, ConfirmationPolicy, HoldPolicy, RefundTier
-from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.schedule import Schedule, TimeOff, TimeRange, WeeklyHours
 from slotengine.testing.clock import FrozenClock
 
 EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
@@ -1215,11 +1216,13 @@ class TestReadsForOneStart:
         booking = engine.book("wash", at(3, 9))
         engine.hold("wash", at(3, 9))
         engine.explain("wash", at(3, 9))
-        assert windows and all(reach.contains(w) for w in windows), windows
+        assert windows
+        assert all(reach.contains(w) for w in windows), windows
         windows.clear()
 
         engine.reschedule(booking.id, at(3, 11))
-        assert windows and all(Interval(at(3, 11), at(3, 11, 40)).contains(w) for w in windows), windows
+        assert windows
+        assert all(Interval(at(3, 11), at(3, 11, 40)).contains(w) for w in windows), windows
 
     def test_least_loaded_reads_the_days_it_ranks_by(self, clock):
         """Least-loaded ranks by the local day's booked time, so it still reads the whole day around the start."""
@@ -1279,6 +1282,31 @@ class TestRangeEdges:
         assert last == engine.book("s", last).start
         with pytest.raises(OutOfRangeError, match="end 2200-01-01T00:15"):
             engine.book("s", last + 15 * M)
+
+
+    @pytest.mark.parametrize(
+        ("zone", "day"),
+        [
+            ("Pacific/Apia", date(2011, 12, 30)),  # a day the zone skipped: no time at all
+            ("America/New_York", date(2199, 12, 31)),  # ends after the last instant accepted
+            ("Asia/Tokyo", date(1970, 1, 1)),  # begins before the first
+        ],
+    )
+    def test_a_day_off_far_away_does_not_break_other_days(self, zone, day):
+        """
+        A whole day off that covers no time, or reaches past the range of instants, is accepted by `Schedule`:
+        it must not break every question about the business (it raised on every query, years away from it).
+        """
+        hours = Schedule(zone, WeeklyHours.every_day(TimeRange("09:00", "17:00")), time_off=[TimeOff.days(day)])
+        engine = BookingEngine(MemoryStorage(), clock=FrozenClock(at(2, 8)), tenant="off", default_actor=SYSTEM)
+        engine.setup(Business("Far off", zone, hours))
+        engine.add_resource(Resource("r", "R", type="box"))
+        engine.add_service(Service("s", "S", needs=[Need(type="box")], duration=H))
+        tz = ZoneInfo(zone)
+        june = Interval(datetime(2026, 6, 2, tzinfo=tz), datetime(2026, 6, 3, tzinfo=tz))
+
+        assert 8 == len(engine.find_slots("s", june))
+        assert engine.book("s", datetime(2026, 6, 2, 9, tzinfo=tz)).id
 
 
 class TestGridAroundTheClock:
