@@ -2141,8 +2141,15 @@ class Availability:
         Return the local dates of *month* (in *zone*, the viewer's) that have at least one bookable start.
 
         This is what a calendar widget greys out or not; it stops looking at a day at its first slot.
+
+        Raises:
+            InvalidInputError: *year* is not a whole number from 1970 to 2199, or *month* from 1 to 12.
         """
         tz = get_zone(zone)
+        for value, name, low, high in ((year, "year", 1970, 2199), (month, "month", 1, 12)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                msg = f"{name} must be a whole number from {low} to {high}, got {value!r}"
+                raise InvalidInputError(msg, field=name)
         first = date(year, month, 1)
         following = date(year + (month == 12), month % 12 + 1, 1)
         days: list[date] = []
@@ -2163,15 +2170,25 @@ class Availability:
 
         Raises:
             NotFoundError: no such resource was given.
+            InvalidInputError: *window* is not an `Interval`, or *units* not a whole number of at least 1.
         """
         from slotengine.errors import NotFoundError
 
+        units = _load_units(units)
         ix = self._index.get(resource_id)
         if ix is None:
             msg = f"no resource {resource_id!r}"
             raise NotFoundError(msg, resource_id=resource_id)
-        w = (to_micros(window.start), to_micros(window.end))
+        start, end = _window_bounds(window)
+        w = (to_micros(start), to_micros(end))
         return IntervalSet._from_bounds(_intersect(ix.ok(units), w))
+
+
+def _window_bounds(value: object) -> tuple[datetime, datetime]:
+    if not isinstance(value, Interval):
+        msg = f"window must be an Interval, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="window")
+    return value.start, value.end
 
 
 def _local_text(instant: datetime, zone: ZoneInfo) -> str:

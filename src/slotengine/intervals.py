@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 
 import attrs
 
-from slotengine._time import EPOCH, MAX_INSTANT, MIN_INSTANT, from_micros, to_micros, to_utc
+from slotengine._time import EPOCH, MAX_INSTANT, MIN_INSTANT, check_duration_range, from_micros, to_micros, to_utc
 from slotengine.errors import InvalidInputError, InvalidIntervalError
 
 __all__ = ["CapacityProfile", "Interval", "IntervalSet"]
@@ -83,6 +83,14 @@ def _utc_end(value: object) -> datetime:
     return to_utc(value, "end")
 
 
+def _duration(value: object) -> timedelta:
+    """A timedelta within the range of instants (an end beyond it is then refused as out of range, not overflowed)."""
+    if not isinstance(value, timedelta):
+        msg = f"duration must be a timedelta, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="duration")
+    return check_duration_range(value, "duration")
+
+
 @attrs.frozen(repr=False)
 class Interval:
     """
@@ -116,9 +124,11 @@ class Interval:
         Raises:
             NaiveDatetimeError: *start* has no time zone.
             InvalidIntervalError: *duration* is not positive.
+            OutOfRangeError: the end falls outside the range of instants slotengine accepts.
+            InvalidInputError: *duration* is not a timedelta.
         """
         utc_start = to_utc(start, "start")
-        return cls(utc_start, utc_start + duration)
+        return cls(utc_start, utc_start + _duration(duration))
 
     @property
     def duration(self) -> timedelta:

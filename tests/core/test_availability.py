@@ -521,6 +521,24 @@ class TestQueries:
         with pytest.raises(NotFoundError):
             availability.free_time("zoe", WHOLE_DAY)
 
+    @pytest.mark.parametrize("units", [0, -3, 1.5, True, "1"])
+    def test_free_time_wants_whole_units(self, units):
+        """A fully booked day is not free for -3 units: units below 1 or not whole are refused (they were taken)."""
+        availability = Availability([ANN], hours_for(ANN), [Load("b1", "ann", Interval(at(9), at(17)))], now=at(0))
+
+        with pytest.raises(InvalidInputError, match="whole number of units"):
+            availability.free_time("ann", WHOLE_DAY, units=units)
+        with pytest.raises(InvalidInputError, match="window must be an Interval"):
+            availability.free_time("ann", (at(9), at(17)))
+
+    @pytest.mark.parametrize(("year", "month"), [(2026, 13), (2026, 0), (2026, "6"), (1969, 12), (2200, 1), (True, 3)])
+    def test_days_with_slots_wants_a_real_month(self, year, month):
+        """A month that is none is an input error, not Python's ValueError or TypeError from `date`."""
+        availability = Availability([ANN], hours_for(ANN), now=at(0))
+
+        with pytest.raises(InvalidInputError, match="must be a whole number from"):
+            availability.days_with_slots(CHECKUP, year, month, "Europe/Paris")
+
 
 class TestBadInput:
     def test_duration_must_be_allowed(self):

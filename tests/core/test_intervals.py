@@ -134,6 +134,17 @@ class TestInterval:
         # Not ``start == interval.start``: PEP 495 makes == between zones False for a time in a DST fold.
         assert start.astimezone(UTC) == interval.start
 
+    @pytest.mark.parametrize("days", [3_000_000, -3_000_000, 100_000])
+    def test_starting_with_a_duration_past_the_range_is_out_of_range(self, days):
+        """A huge duration is `OutOfRangeError`, as a small overflow past 2200 is, not Python's OverflowError."""
+        with pytest.raises(OutOfRangeError):
+            Interval.starting(datetime(2025, 1, 1, tzinfo=UTC), timedelta(days=days))
+
+    def test_starting_wants_a_timedelta(self):
+        """A number of minutes is not a duration."""
+        with pytest.raises(InvalidInputError, match="duration must be a timedelta"):
+            Interval.starting(datetime(2025, 1, 1, tzinfo=UTC), 30)
+
     def test_contains_interval(self):
         """An interval contains another that lies within it, bounds included."""
         assert span(9, 12).contains(span(9, 12))
