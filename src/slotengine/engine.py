@@ -77,6 +77,7 @@ from slotengine.policies import CancellationQuote, Policies
 from slotengine.ports import (
     BookingQuery,
     Clock,
+    DueOutbox,
     IdempotencyRecord,
     Notifier,
     Storage,
@@ -1695,9 +1696,7 @@ class BookingEngine:
         ) -> tuple[builtins.list[tuple[OutboxMessage, OutboxMessage]], int, int]:
             ready: builtins.list[tuple[OutboxMessage, OutboxMessage]] = []
             withdrawn = given_up = 0
-            for message in tx.list_outbox(pending_only=True):
-                if message.due_at > now:
-                    continue
+            for message in _due_outbox(tx, now):
                 if len(ready) >= limit:
                     break
                 person = message.topic.startswith(("notify.", "remind."))
@@ -2011,6 +2010,13 @@ def _retry_delay(backoff: timedelta, attempts: int) -> timedelta:
     """``backoff × 2^(attempts − 1)``, at most `_MAX_RETRY_DELAY`: a long run of failures waits a month, not forever."""
     factor: int = 2 ** min(attempts - 1, 20)
     return min(backoff * factor, _MAX_RETRY_DELAY)
+
+
+def _due_outbox(tx: StorageTransaction, now: datetime) -> builtins.list[OutboxMessage]:
+    """The pending messages due at *now*, in order: from the storage's `DueOutbox` where it has one."""
+    if isinstance(tx, DueOutbox):
+        return tx.list_due_outbox(now)
+    return [m for m in tx.list_outbox(pending_only=True) if m.due_at <= now]
 
 
 def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> OutboxMessage | None:

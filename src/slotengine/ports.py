@@ -30,6 +30,7 @@ __all__ = [
     "BookingQuery",
     "CatalogueVersions",
     "Clock",
+    "DueOutbox",
     "IdempotencyRecord",
     "Notifier",
     "OutboxClaims",
@@ -40,6 +41,7 @@ __all__ = [
     "check_document",
     "check_update",
     "created_bounds",
+    "due_bound",
     "reserve_and_record_in",
 ]
 
@@ -191,6 +193,16 @@ def created_bounds(created: Interval) -> tuple[str, str]:
     """
     second = timedelta(seconds=1)
     return (created.start - second).isoformat(), (created.end + second).isoformat()
+
+
+def due_bound(now: datetime) -> str:
+    """
+    A text bound for a storage that compares the codec's ``due_at`` texts (ISO 8601, UTC) with *now*.
+
+    Those texts sort as their instants do; the bound is a second later all the same, so a filter ``due_at <=
+    bound`` never misses a message due, and the adapter makes the exact cut on the decoded messages.
+    """
+    return (now + timedelta(seconds=1)).isoformat()
 
 
 class StorageTransaction(Protocol):
@@ -456,6 +468,26 @@ class TransitionsOf(Protocol):
         counts once, an id with no records (or of another tenant) adds nothing, and no ids give ``[]``. It
         should read only those bookings' records (an index leading with the tenant and the booking id), in a
         few statements however many ids there are.
+        """
+        ...
+
+
+@runtime_checkable
+class DueOutbox(Protocol):
+    """
+    An optional capability of a `StorageTransaction`: the outbox messages due now, without those due later.
+
+    `BookingEngine.dispatch_due` reads them through it on every run. Without it, it reads every pending message
+    (``list_outbox(pending_only=True)``), reminders planned weeks ahead included, and keeps the due ones: 150 ms
+    a run on SQLite with 10,000 bookings ahead that each have a reminder.
+    """
+
+    def list_due_outbox(self, now: datetime) -> list[OutboxMessage]:
+        """
+        Return the pending messages (neither sent nor given up) due at or before *now*, in the order written.
+
+        Exactly the messages of ``list_outbox(pending_only=True)`` whose ``due_at <= now``, in that order. It
+        should not decode the messages due later (`due_bound` gives a text bound for the codec's documents).
         """
         ...
 

@@ -350,7 +350,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
                 else tx.list_outbox(booking_id=booking_id)
             )
         ),
-        {"check_outbox"},
+        {"check_outbox", "check_due_outbox"},  # the due messages must be list_outbox's pending ones
     ),
     "versions not checked": (
         mutant(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutants import mutant
 from plan_reading import index_names
 
 from slotengine.adapters.memory import MemoryStorage
@@ -63,34 +63,6 @@ def read_of(storage: Storage, tenant: str, booking_ids: list[str]) -> list[Trans
 
 
 # --- the kit ----------------------------------------------------------------------------------------------------
-
-
-class _Wrapped:
-    """A transaction with some methods replaced (``None`` hides one)."""
-
-    def __init__(self, inner: Any, overrides: dict[str, Callable[..., object] | None]) -> None:
-        self._inner = inner
-        self._overrides = overrides
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._overrides:
-            override = self._overrides[name]
-            if override is None:
-                raise AttributeError(name)
-            return lambda *args, **kwargs: override(self._inner, *args, **kwargs)
-        return getattr(self._inner, name)
-
-
-def mutant(**overrides: Callable[..., object] | None) -> Callable[[], MemoryStorage]:
-    """A factory of MemoryStorages whose transactions have the given methods replaced."""
-
-    class Mutant(MemoryStorage):
-        @contextmanager
-        def transaction(self, tenant: str) -> Iterator[Any]:  # type: ignore[override]
-            with super().transaction(tenant) as tx:
-                yield _Wrapped(tx, overrides)
-
-    return Mutant
 
 
 def _grouped(tx: Any, booking_ids: Any) -> list[TransitionRecord]:

@@ -20,6 +20,7 @@ from typing import Self
 
 import attrs
 
+from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
@@ -232,6 +233,11 @@ class _Transaction:
         if pending_only:
             messages = [m for m in messages if m.sent_at is None and m.failed_at is None]
         return messages
+
+    def list_due_outbox(self, now: datetime) -> list[OutboxMessage]:
+        """The pending messages due at or before *now* (`slotengine.ports.DueOutbox`), in the order written."""
+        now = to_utc(now, "now")
+        return [m for m in self.list_outbox(pending_only=True) if m.due_at <= now]
 
     def update_outbox(self, message: OutboxMessage) -> None:
         data = self._writable()

@@ -147,7 +147,14 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import UNLIMITED, Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update, created_bounds
+from slotengine.ports import (
+    BookingQuery,
+    IdempotencyRecord,
+    check_document,
+    check_update,
+    created_bounds,
+    due_bound,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
@@ -1681,6 +1688,24 @@ class _Transaction:
         else:
             rows = self._all("SELECT doc FROM outbox WHERE tenant_id = %s ORDER BY seq", (self._tenant,))
         return [self._message(row) for row in rows]
+
+    def list_due_outbox(self, now: datetime) -> list[OutboxMessage]:
+        """
+        The pending messages due at or before *now* (`slotengine.ports.DueOutbox`), in the order written.
+
+        The server compares the documents' ``due_at`` texts ("C" order, in which the codec's texts sort as their
+        instants) with a bound a second later, so reminders planned weeks ahead are neither sent nor decoded.
+        """
+        now = to_utc(now, "now")
+        rows = self._all(
+            """
+            SELECT doc FROM outbox
+            WHERE tenant_id = %s AND NOT sent AND NOT failed AND (doc->>'due_at') COLLATE "C" <= %s
+            ORDER BY seq
+            """,
+            (self._tenant, due_bound(now)),
+        )
+        return [m for m in map(self._message, rows) if m.due_at <= now]
 
     def update_outbox(self, message: OutboxMessage) -> None:
         self._writable()

@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Self
 
-from slotengine._time import from_micros, to_micros
+from slotengine._time import from_micros, to_micros, to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
@@ -85,6 +85,7 @@ from slotengine.ports import (
     check_document,
     check_update,
     created_bounds,
+    due_bound,
     reserve_and_record_in,
 )
 
@@ -1051,6 +1052,29 @@ class _Transaction:
         if booking_id is not None and not by_booking:
             messages = [m for m in messages if m.booking_id == booking_id]
         return messages
+
+    def list_due_outbox(self, now: datetime) -> list[OutboxMessage]:
+        """
+        The pending messages due at or before *now* (`slotengine.ports.DueOutbox`), in the order written.
+
+        SQLite compares the documents' ``due_at`` texts (which sort as their instants) with a bound a second
+        later, so reminders planned weeks ahead are not decoded; without JSON1, every pending message is.
+        """
+        now = to_utc(now, "now")
+        if self._json1:
+            rows = self._all(
+                """
+                SELECT doc FROM outbox
+                WHERE tenant = ? AND sent = 0 AND failed = 0 AND json_extract(doc, '$.due_at') <= ?
+                ORDER BY seq
+                """,
+                (self._tenant, due_bound(now)),
+            )
+        else:
+            rows = self._all(
+                "SELECT doc FROM outbox WHERE tenant = ? AND sent = 0 AND failed = 0 ORDER BY seq", (self._tenant,)
+            )
+        return [m for m in map(self._message, rows) if m.due_at <= now]
 
     def update_outbox(self, message: OutboxMessage) -> None:
         self._writable()

@@ -85,6 +85,7 @@ from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
     InvalidInputError,
+    NaiveDatetimeError,
     NotFoundError,
     OutOfRangeError,
     SlotEngineError,
@@ -109,6 +110,7 @@ from slotengine.policies import (
 from slotengine.ports import (
     BookingQuery,
     CatalogueVersions,
+    DueOutbox,
     IdempotencyRecord,
     OutboxClaims,
     ReserveAndRecord,
@@ -2267,6 +2269,72 @@ def check_swap_outbox(factory: StorageFactory) -> None:
             storage,
             "beta",
             lambda tx: tx.swap_outbox(claimed, late),  # type: ignore[attr-defined]
+        )
+
+
+def _due_now(tx: StorageTransaction, now: datetime) -> list[OutboxMessage]:
+    """What `DueOutbox.list_due_outbox` must give: the pending messages due at *now*, in the order written."""
+    return [m for m in tx.list_outbox(pending_only=True) if m.due_at <= now]
+
+
+@_check
+def check_due_outbox(factory: StorageFactory) -> None:
+    """
+    ``list_due_outbox`` (optional) gives the pending messages due at an instant: ``list_outbox``'s, in its order.
+
+    Messages due a microsecond around a second and around the instant asked, sent and given up ones, reminders
+    due days later, the same ids in another tenant, and a transaction's own appends: exactly those of
+    ``list_outbox(pending_only=True)`` with ``due_at <= now``, in the order written, whatever the instant
+    asked. A storage without the capability has nothing to keep here: the dispatcher reads every pending
+    message and keeps the due ones.
+    """
+    with _made(factory) as storage:
+        if not _in(storage, "alpha", lambda tx: isinstance(tx, DueOutbox), commit=False):
+            _not_offered(
+                "check_due_outbox",
+                "list_due_outbox() on its transactions",
+                "dispatch_due reads every pending message, those due weeks later included",
+            )
+            return
+        rng = random.Random(20_261_207)
+        offsets = [0, 1, 999_999, 1_000_000, 1_000_001, 59 * 1_000_000]
+        dues = [at(9, micro=m) for m in offsets] + [at(8, 59, micro=999_999), at(9, day=3), at(9, day=40)]
+        asked = [at(9), at(9, micro=1), at(9, micro=999_999), at(9, micro=1_000_000), at(8), at(9, day=5), at(23)]
+        for tenant in ("alpha", "beta"):
+            messages = []
+            for n in range(24):
+                due = rng.choice(dues)
+                done = rng.choice([{}, {}, {}, {"sent_at": at(9)}, {"failed_at": at(9)}])
+                messages.append(_message(f"m{n:02d}", due_at=due, created_at=at(7), **done))
+            rng.shuffle(messages)
+            with storage.transaction(tenant) as tx:
+                tx.append_outbox(messages)
+                tx.commit()
+
+        def agrees(tx: StorageTransaction, tenant: str, when: str) -> None:
+            for now in asked:
+                _expect(
+                    f"list_due_outbox({now.isoformat()}) in tenant {tenant!r} {when} gives the pending messages of "
+                    "list_outbox(pending_only=True) due then, in the order written",
+                    _due_now(tx, now),
+                    tx.list_due_outbox(now),  # type: ignore[attr-defined]
+                )
+
+        for tenant in ("alpha", "beta"):
+            with storage.transaction(tenant) as tx:
+                agrees(tx, tenant, "after commit")
+        extra = [_message("late", due_at=at(9, micro=2), created_at=at(7)), _message("early", due_at=at(6))]
+        with storage.transaction("alpha") as tx:
+            tx.append_outbox(extra)
+            agrees(tx, "alpha", "after its own appends, before commit")
+        _in(storage, "alpha", lambda tx: agrees(tx, "alpha", "after a rollback"), commit=False)
+        naive = datetime(2030, 6, 3, 9)  # noqa: DTZ001 - the point of the check
+        _refused(
+            "list_due_outbox of a naive datetime raises NaiveDatetimeError",
+            NaiveDatetimeError,
+            storage,
+            "alpha",
+            lambda tx: tx.list_due_outbox(naive),  # type: ignore[attr-defined]
         )
 
 
