@@ -101,6 +101,9 @@ __all__ = [
     "ReasonCode",
     "Slot",
     "Strategy",
+    "day_bounds",
+    "local_day_of",
+    "whole_days",
 ]
 
 _MIN_US: Final = to_micros(MIN_INSTANT)
@@ -1308,16 +1311,12 @@ class Availability:
         service = shape.service
         if service.unit is ServiceUnit.MINUTES:
             return start + shape.duration // _US
-        local = from_micros(start).astimezone(zone)
-        day = local.date()
-        days = shape.duration // _ONE_DAY
-        if service.unit is ServiceUnit.DAYS:
-            first, last = time(), time()
-        else:
-            first, last = service.check_in or time(), service.check_out or time()
-        if to_micros(localize(datetime.combine(day, first), zone)) != start:
+        first, last = day_bounds(service)
+        day = local_day_of(from_micros(start), first, zone)
+        if day is None:
             return None
-        return to_micros(localize(datetime.combine(day + timedelta(days=days), last), zone))
+        end = to_micros(localize(datetime.combine(day + shape.duration // _ONE_DAY * _ONE_DAY, last), zone))
+        return end if end > start else None
 
     def _day_starts(self, shape: _Shape, zone: ZoneInfo, lo: int, hi: int) -> Iterator[int]:
         """
@@ -1331,12 +1330,14 @@ class Availability:
         step_days = max(1, shape.step // (_ONE_DAY // _US))
         day = from_micros(lo).astimezone(zone).date() - _ONE_DAY
         day += timedelta(days=-(day - _EPOCH_DATE).days % step_days)
+        previous = None
         while True:
             start = to_micros(localize(datetime.combine(day, first), zone))
             if start >= hi:
                 return
-            if start >= lo:
+            if start >= lo and start != previous:  # a date the zone skipped starts with the next one: once
                 yield start
+            previous = start
             day += timedelta(days=step_days)
 
     def _grid(self, shape: _Shape, ix: _Index, lo: int, hi: int) -> Iterator[int]:
@@ -2189,6 +2190,45 @@ def _window_bounds(value: object) -> tuple[datetime, datetime]:
         msg = f"window must be an Interval, not {type(value).__name__} {value!r}"
         raise InvalidInputError(msg, field="window")
     return value.start, value.end
+
+
+def day_bounds(service: Service) -> tuple[time, time]:
+    """The local wall times a whole-day service starts and ends its days at: midnight, or check-in and check-out."""
+    if service.unit is ServiceUnit.NIGHTS:
+        return service.check_in or time(), service.check_out or time()
+    return time(), time()
+
+
+def local_day_of(start: datetime, first: time, zone: ZoneInfo) -> date | None:
+    """
+    The local date whose wall time *first* is the instant *start* in *zone*, or None if no date's is.
+
+    Usually *start*'s own local date; a *first* in a gap moves forward (docs/time.md), past midnight if the gap
+    crosses it (a 23:30 check-in on a night the clocks skip 23:00-00:00 is at 00:30 the next date), and on a
+    date the zone skipped altogether the start is the next date's: its own date is preferred.
+    """
+    own = start.astimezone(zone).date()
+    for day in (own, own - _ONE_DAY):
+        if localize(datetime.combine(day, first), zone) == start:
+            return day
+    return None
+
+
+def whole_days(service: Service, start: datetime, end: datetime, zone: ZoneInfo) -> int | None:
+    """
+    How many days (or nights) of *service* a booking from *start* to *end* takes in *zone*, or None if none fits.
+
+    Counted on the service's own day grid, as `Availability` books it: a date the zone skipped is no day.
+    """
+    first, last = day_bounds(service)
+    day = local_day_of(start, first, zone)
+    if day is None:
+        return None
+    spanned = (end.astimezone(zone).date() - day).days
+    for days in (spanned - 1, spanned):
+        if days >= 1 and localize(datetime.combine(day + days * _ONE_DAY, last), zone) == end:
+            return days
+    return None
 
 
 def _local_text(instant: datetime, zone: ZoneInfo) -> str:

@@ -32,7 +32,7 @@ import attrs
 
 from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, spoken, to_utc
 from slotengine.authorization import Actor, AllowAll, AuthorizationPolicy, Permission, Role, RolePolicy
-from slotengine.availability import Availability, Explanation, Load, Slot, Strategy
+from slotengine.availability import Availability, Explanation, Load, Slot, Strategy, whole_days
 from slotengine.booking import Booking, Payment, PaymentKind, Source
 from slotengine.business import Business
 from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
@@ -2217,7 +2217,10 @@ def _length(booking: Booking, service: Service, zone: ZoneInfo) -> timedelta:
     """A booking's own length, as a duration its service takes: elapsed time, or whole local days (nights)."""
     if service.unit is ServiceUnit.MINUTES:
         return booking.end - booking.start
-    return booking.end.astimezone(zone).date() - booking.start.astimezone(zone).date()
+    days = whole_days(service, booking.start, booking.end, zone)
+    if days is None:  # not on the service's day grid (booked before the service changed): its calendar dates
+        return booking.end.astimezone(zone).date() - booking.start.astimezone(zone).date()
+    return days * _ONE_DAY
 
 
 def _check_new_price(booking: Booking, price: Money | None) -> None:

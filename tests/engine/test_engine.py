@@ -1309,6 +1309,55 @@ class TestRangeEdges:
         assert engine.book("s", datetime(2026, 6, 2, 9, tzinfo=tz)).id
 
 
+class TestDaysWhereTheCalendarJumps:
+    """Day and night services on a date a zone skipped, and with a check-in the clocks skip past midnight."""
+
+    @staticmethod
+    def engine(zone, service, now):
+        engine = BookingEngine(MemoryStorage(), clock=FrozenClock(now), tenant="t", default_actor=SYSTEM)
+        engine.setup(Business("B", zone, Schedule(zone, WeeklyHours.every_day(TimeRange("00:00", "24:00")))))
+        engine.add_resource(Resource("r", "R", type="room"))
+        engine.add_service(service)
+        return engine
+
+    def test_a_skipped_date_is_no_day(self):
+        """
+        Samoa skipped 30 December 2011: days are offered once each (31 December was offered twice), and a day
+        booked on the 29th, which ends at the 31st's midnight, is one day long, so it can be moved.
+        """
+        apia = ZoneInfo("Pacific/Apia")
+        day = Service("day", "Day", needs=[Need(type="room")], duration=timedelta(days=1), unit="days")
+        engine = self.engine("Pacific/Apia", day, datetime(2011, 12, 1, tzinfo=UTC))
+        week = Interval(datetime(2011, 12, 28, tzinfo=apia), datetime(2012, 1, 2, tzinfo=apia))
+
+        starts = [s.start.astimezone(apia).day for s in engine.find_slots("day", week)]
+        assert [28, 29, 31, 1] == starts
+        booked = engine.book("day", datetime(2011, 12, 29, tzinfo=apia))
+        assert datetime(2011, 12, 31, tzinfo=apia) == booked.end
+        moved = engine.reschedule(booked.id, datetime(2012, 1, 5, tzinfo=apia))
+        assert (datetime(2012, 1, 5, tzinfo=apia), datetime(2012, 1, 6, tzinfo=apia)) == (moved.start, moved.end)
+
+    def test_a_check_in_the_clocks_skip_past_midnight_is_the_nights_start(self):
+        """
+        Nuuk's clocks skipped 23:00-00:00 on 30 March 2024: the 23:30 check-in of that night is 00:30 on the 31st
+        (a time in a gap moves forward, docs/time.md), and that night is offered and booked like the others.
+        """
+        nuuk = ZoneInfo("America/Nuuk")
+        stay = Service(
+            "stay", "Stay", needs=[Need(type="room")], duration=timedelta(days=1), unit="nights",
+            check_in=time(23, 30), check_out=time(10),
+        )  # fmt: skip
+        engine = self.engine("America/Nuuk", stay, datetime(2024, 3, 1, tzinfo=UTC))
+        window = Interval(datetime(2024, 3, 29, tzinfo=nuuk), datetime(2024, 4, 1, tzinfo=nuuk))
+
+        starts = [s.start.astimezone(nuuk).replace(tzinfo=None) for s in engine.find_slots("stay", window)]
+        assert [datetime(2024, 3, 29, 23, 30), datetime(2024, 3, 31, 0, 30), datetime(2024, 3, 31, 23, 30)] == starts
+        night = engine.book("stay", datetime(2024, 3, 31, 0, 30, tzinfo=nuuk))
+        assert datetime(2024, 3, 31, 10, tzinfo=nuuk) == night.end
+        moved = engine.reschedule(night.id, datetime(2024, 4, 5, 23, 30, tzinfo=nuuk))
+        assert datetime(2024, 4, 6, 10, tzinfo=nuuk) == moved.end
+
+
 class TestGridAroundTheClock:
     @given(
         minutes=st.sampled_from([7, 25, 50, 100]),

@@ -91,9 +91,13 @@ class _World:
             assert service.check_in is not None  # noqa: S101
             assert service.check_out is not None  # noqa: S101
             first, last = service.check_in, service.check_out
-        if _wall(day, first, zone) != start:
-            return None
-        return _wall(day + timedelta(days=duration // timedelta(days=1)), last, zone)
+        # The start is the first wall time of its own local date or, where that time fell in a gap crossing
+        # midnight, of the date before; its own date first (a date the zone skipped starts as the next one).
+        for start_day in (day, day - timedelta(days=1)):
+            if _wall(start_day, first, zone) == start:
+                end = _wall(start_day + timedelta(days=duration // timedelta(days=1)), last, zone)
+                return end if end > start else None
+        return None
 
     def serves(self, resource: Resource, service: Service, duration: timedelta, start: int, units: int) -> bool:
         end = self.end_of(service, duration, start, self.zone[resource.id])
