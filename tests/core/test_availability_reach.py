@@ -30,7 +30,7 @@ def near(loads, service, start, length):
     ]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.data(), st.sampled_from([Strategy.FIRST_AVAILABLE, Strategy.PREFERRED]))
 def test_one_start_is_answered_from_the_loads_it_overlaps(sc, data, strategy):
     """`explain` at any start says the same (slot, assignment, every reason) from only the loads near it."""
