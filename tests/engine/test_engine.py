@@ -44,6 +44,33 @@ from slotengine.testing.clock import FrozenClock
 EUR = lambda amount: Money(amount, "EUR")  # noqa: E731
 DAY3 = Interval(at(3, 0), at(4, 0))
 SYSTEM = Actor.system("tests")
+
+
+def spied_storage(seen):
+    """A MemoryStorage whose transactions tell *seen* the name and arguments of every method called on them."""
+
+    class Spy:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            found = getattr(self._inner, name)
+            if not callable(found):
+                return found
+
+            def called(*args, **kwargs):
+                seen(name, args)
+                return found(*args, **kwargs)
+
+            return called
+
+    class SpyStorage(MemoryStorage):
+        @contextmanager
+        def transaction(self, tenant):
+            with super().transaction(tenant) as tx:
+                yield Spy(tx)
+
+    return SpyStorage()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
@@ -212,23 +239,10 @@ class TestHoldExpiry:
         """Paying a lapsed hold takes its resources' locks before its first write (it wrote first, then locked,
         which deadlocked on PostgreSQL against a hold of the same slot taking the lock first)."""
         calls = []
+        watched = {"lock_resources", "update_booking", "reserve"}
+        storage = spied_storage(lambda name, _args: calls.append(name) if name in watched else None)
 
-        class Spy:
-            def __init__(self, inner):
-                self.inner = inner
-
-            def __getattr__(self, name):
-                if name in {"lock_resources", "update_booking", "reserve"}:
-                    calls.append(name)
-                return getattr(self.inner, name)
-
-        class SpyStorage(MemoryStorage):
-            @contextmanager
-            def transaction(self, tenant):
-                with super().transaction(tenant) as tx:
-                    yield Spy(tx)
-
-        engine = BookingEngine(SpyStorage(), clock=clock, tenant="wash", default_actor=SYSTEM)
+        engine = BookingEngine(storage, clock=clock, tenant="wash", default_actor=SYSTEM)
         engine.setup(business(hold=HoldPolicy(accept_late_payment=True)))
         engine.add_resource(Resource("box1", "Box 1", type="box"))
         engine.add_service(WASH)
@@ -1179,25 +1193,9 @@ class TestReadsForOneStart:
     @staticmethod
     def spied(clock):
         windows = []
+        storage = spied_storage(lambda name, args: windows.append(args[1]) if name == "loads" else None)
 
-        class Spy:
-            def __init__(self, inner):
-                self.inner = inner
-
-            def loads(self, resource_ids, window):
-                windows.append(window)
-                return self.inner.loads(resource_ids, window)
-
-            def __getattr__(self, name):
-                return getattr(self.inner, name)
-
-        class SpyStorage(MemoryStorage):
-            @contextmanager
-            def transaction(self, tenant):
-                with super().transaction(tenant) as tx:
-                    yield Spy(tx)
-
-        engine = BookingEngine(SpyStorage(), clock=clock, tenant="wash", default_actor=SYSTEM)
+        engine = BookingEngine(storage, clock=clock, tenant="wash", default_actor=SYSTEM)
         engine.setup(business())
         engine.add_resource(Resource("box1", "Box 1", type="box"))
         engine.add_resource(Resource("box2", "Box 2", type="box"))
