@@ -12,7 +12,7 @@ allow: an engine has an explicit policy (`RolePolicy` unless you pass another), 
 * **staff** may also book for anyone, confirm, check in, mark no-shows and complete;
 * a **manager** may also refund (cancelling on the business's terms, a full refund, needs it too) and override
   (book outside the offered times, where the business allows overrides; never beyond capacity);
-* an **admin** may also change the business, its resources and services;
+* an **admin** may also change the business, its resources and services, and prune old messages and keys;
 * the **system** (sweepers, payment webhooks, imports) may do everything.
 """
 
@@ -67,6 +67,7 @@ class Permission(enum.StrEnum):
     OVERRIDE = "override"
     SETUP = "setup"
     DISPATCH = "dispatch"
+    PRUNE = "prune"
 
 
 def _actor_id(value: object) -> str:
@@ -148,7 +149,7 @@ _P = Permission
 _CUSTOMER: Final = frozenset({_P.READ, _P.HOLD, _P.PAY, _P.CANCEL, _P.RESCHEDULE})
 _STAFF: Final = _CUSTOMER | {_P.BOOK, _P.CONFIRM, _P.CHECK_IN, _P.MARK_NO_SHOW, _P.COMPLETE, _P.EXPIRE, _P.DISPATCH}
 _MANAGER: Final = _STAFF | {_P.REFUND, _P.OVERRIDE}
-_ADMIN: Final = _MANAGER | {_P.SETUP}
+_ADMIN: Final = _MANAGER | {_P.SETUP, _P.PRUNE}
 
 ROLE_PERMISSIONS: Final = {
     Role.CUSTOMER: _CUSTOMER,

@@ -48,6 +48,7 @@ from slotengine.errors import (
     PolicyViolationError,
     QuoteChangedError,
     SlotEngineError,
+    StorageError,
 )
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, next_status
@@ -80,13 +81,14 @@ from slotengine.ports import (
     DueOutbox,
     IdempotencyRecord,
     Notifier,
+    Retention,
     Storage,
     StorageTransaction,
     TransitionsOf,
 )
 from slotengine.schedule import effective_hours, time_off_within
 
-__all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError"]
+__all__ = ["BookingEngine", "DispatchReport", "IdempotencyKeyMismatchError", "PruneReport"]
 
 _T = TypeVar("_T")
 _MARGIN: Final = timedelta(days=2)
@@ -125,6 +127,14 @@ class DispatchReport:
     retried: int = 0
     failed: int = 0
     withdrawn: int = 0
+
+
+@attrs.frozen
+class PruneReport:
+    """What one `BookingEngine.prune` run forgot: outbox messages done with, and idempotency records."""
+
+    messages: int = 0
+    keys: int = 0
 
 
 def _digest(request: dict[str, Any]) -> str:
@@ -1937,6 +1947,39 @@ class BookingEngine:
 
         return self._run(log)
 
+    def prune(
+        self,
+        *,
+        keep_messages: timedelta = timedelta(days=90),
+        keep_keys: timedelta = timedelta(days=30),
+        actor: Actor | None = None,
+    ) -> PruneReport:
+        """
+        Forget outbox messages done with long ago, and the idempotency records of old calls.
+
+        Messages sent, given up or withdrawn more than *keep_messages* ago go, and records of calls made more
+        than *keep_keys* ago: a call retried with a key forgotten so runs again, as a new call, so keep keys
+        longer than your clients retry. Bookings, their transition log and pending messages are never pruned.
+        Run it from the background worker, once a day say (docs/how-to/run-the-background-jobs.md).
+
+        Raises:
+            InvalidInputError: a *keep_messages* or *keep_keys* that is not a timedelta of at least zero.
+            StorageError: the storage cannot forget (its transactions lack `slotengine.ports.Retention`).
+        """
+        who = self._who(actor)
+        self._allow(who, Permission.PRUNE)
+        _check_keep(keep_messages, "keep_messages")
+        _check_keep(keep_keys, "keep_keys")
+
+        def prune(tx: StorageTransaction, now: datetime) -> PruneReport:
+            if not isinstance(tx, Retention):
+                msg = f"{type(self.storage).__name__} cannot forget old messages and keys (no prune_outbox)"
+                raise StorageError(msg)
+            messages = tx.prune_outbox(max(now - keep_messages, MIN_INSTANT))
+            return PruneReport(messages=messages, keys=tx.prune_idempotency(max(now - keep_keys, MIN_INSTANT)))
+
+        return self._run(prune)
+
     def outbox(self, *, pending_only: bool = False, actor: Actor | None = None) -> builtins.list[OutboxMessage]:
         """Return the outbox, in order (asks the policy for READ; never for customers, whatever it says)."""
         who = self._who(actor)
@@ -2120,6 +2163,13 @@ def _check_duration(duration: object) -> None:
             msg = f"duration must be longer than zero, got {spoken(duration)}"
             raise InvalidInputError(msg, field="duration")
         check_duration_range(duration, "duration")  # start + duration must stay computable
+
+
+def _check_keep(value: object, field: str) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        msg = f"{field} must be a timedelta of at least zero (how long to keep), not {value!r}"
+        raise InvalidInputError(msg, field=field)
+    check_duration_range(value, field)
 
 
 def _check_ids(value: object, field: str) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "Notifier",
     "OutboxClaims",
     "ReserveAndRecord",
+    "Retention",
     "Storage",
     "StorageTransaction",
     "TransitionsOf",
@@ -42,6 +43,7 @@ __all__ = [
     "check_update",
     "created_bounds",
     "due_bound",
+    "finished_at",
     "reserve_and_record_in",
 ]
 
@@ -203,6 +205,12 @@ def due_bound(now: datetime) -> str:
     bound`` never misses a message due, and the adapter makes the exact cut on the decoded messages.
     """
     return (now + timedelta(seconds=1)).isoformat()
+
+
+def finished_at(message: OutboxMessage) -> datetime | None:
+    """When *message* was done with (sent, or given up or withdrawn), the later if both; None while pending."""
+    done = [at for at in (message.sent_at, message.failed_at) if at is not None]
+    return max(done) if done else None
 
 
 class StorageTransaction(Protocol):
@@ -489,6 +497,28 @@ class DueOutbox(Protocol):
         Exactly the messages of ``list_outbox(pending_only=True)`` whose ``due_at <= now``, in that order. It
         should not decode the messages due later (`due_bound` gives a text bound for the codec's documents).
         """
+        ...
+
+
+@runtime_checkable
+class Retention(Protocol):
+    """
+    An optional capability of a `StorageTransaction`: forget what is kept for a while only.
+
+    `BookingEngine.prune` deletes through it the outbox messages done with long ago and the idempotency
+    records of old calls; without it, those grow for ever (docs/how-to/run-the-background-jobs.md).
+    """
+
+    def prune_outbox(self, before: datetime) -> int:
+        """
+        Delete this tenant's messages done with (`finished_at`) before *before*; return how many.
+
+        A pending message (neither sent nor given up) is never deleted, however old.
+        """
+        ...
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Delete this tenant's idempotency records created before *before*; return how many."""
         ...
 
 

@@ -1,5 +1,7 @@
 """Authorization: an actor on every call, a pluggable policy, and denials that change nothing (S5)."""
 
+from datetime import timedelta
+
 import attrs
 import pytest
 
@@ -33,6 +35,7 @@ CALLS = {
     "get": lambda e, b, a: e.get(b, actor=a),
     "book": lambda e, b, a: e.book("wash", at(3, 12), actor=a),
     "setup": lambda e, b, a: e.add_resource(Resource("box9", "Box 9", type="box"), actor=a),
+    "prune": lambda e, b, a: e.prune(keep_messages=timedelta(0), keep_keys=timedelta(0), actor=a),
 }
 PERMISSION = {
     "confirm": Permission.CONFIRM,
@@ -46,6 +49,7 @@ PERMISSION = {
     "get": Permission.READ,
     "book": Permission.BOOK,
     "setup": Permission.SETUP,
+    "prune": Permission.PRUNE,
 }
 ACTORS = [ANN, BOB, Actor.staff("sam"), Actor.manager("mia"), Actor.admin("ada"), Actor.system()]
 

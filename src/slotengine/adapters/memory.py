@@ -30,7 +30,14 @@ from slotengine.intervals import Interval
 from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id
 from slotengine.outbox import OutboxMessage
-from slotengine.ports import BookingQuery, IdempotencyRecord, check_document, check_update, reserve_and_record_in
+from slotengine.ports import (
+    BookingQuery,
+    IdempotencyRecord,
+    check_document,
+    check_update,
+    finished_at,
+    reserve_and_record_in,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -265,6 +272,24 @@ class _Transaction:
             msg = f"idempotency key {record.key!r} was used meanwhile"
             raise ConcurrencyError(msg)
         data.idempotency[record.key] = record
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        before = to_utc(before, "before")
+        data = self._writable()
+        gone = [m.id for m in data.outbox.values() if (done := finished_at(m)) is not None and done < before]
+        for message_id in gone:
+            del data.outbox[message_id]
+        return len(gone)
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        before = to_utc(before, "before")
+        data = self._writable()
+        gone = [key for key, record in data.idempotency.items() if record.created_at < before]
+        for key in gone:
+            del data.idempotency[key]
+        return len(gone)
 
     # --- documents -----------------------------------------------------------------------------------------
 

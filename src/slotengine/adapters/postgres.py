@@ -154,6 +154,7 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
+    finished_at,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
@@ -1706,6 +1707,21 @@ class _Transaction:
             (self._tenant, due_bound(now)),
         )
         return [m for m in map(self._message, rows) if m.due_at <= now]
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        before = to_utc(before, "before")
+        self._writable()
+        rows = self._all("SELECT doc FROM outbox WHERE tenant_id = %s AND (sent OR failed)", (self._tenant,))
+        gone = [m.id for m in map(self._message, rows) if (done := finished_at(m)) is not None and done < before]
+        if gone:
+            self._write("DELETE FROM outbox WHERE tenant_id = %s AND id = ANY(%s)", (self._tenant, gone))
+        return len(gone)
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        before = to_utc(before, "before")
+        return self._write("DELETE FROM idempotency WHERE tenant_id = %s AND created_at < %s", (self._tenant, before))
 
     def update_outbox(self, message: OutboxMessage) -> None:
         self._writable()

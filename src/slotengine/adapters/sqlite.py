@@ -86,6 +86,7 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
+    finished_at,
     reserve_and_record_in,
 )
 
@@ -1075,6 +1076,21 @@ class _Transaction:
                 "SELECT doc FROM outbox WHERE tenant = ? AND sent = 0 AND failed = 0 ORDER BY seq", (self._tenant,)
             )
         return [m for m in map(self._message, rows) if m.due_at <= now]
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        before = to_utc(before, "before")
+        self._writable()
+        rows = self._all("SELECT doc FROM outbox WHERE tenant = ? AND (sent = 1 OR failed = 1)", (self._tenant,))
+        gone = [m.id for m in map(self._message, rows) if (done := finished_at(m)) is not None and done < before]
+        for message_id in gone:
+            self._write("DELETE FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message_id))
+        return len(gone)
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        cut = to_micros(to_utc(before, "before"))
+        return self._write("DELETE FROM idempotency WHERE tenant = ? AND created_at_us < ?", (self._tenant, cut))
 
     def update_outbox(self, message: OutboxMessage) -> None:
         self._writable()

@@ -114,9 +114,11 @@ from slotengine.ports import (
     IdempotencyRecord,
     OutboxClaims,
     ReserveAndRecord,
+    Retention,
     Storage,
     StorageTransaction,
     TransitionsOf,
+    finished_at,
 )
 from slotengine.recurrence import Recurrence
 from slotengine.schedule import DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
@@ -2335,6 +2337,81 @@ def check_due_outbox(factory: StorageFactory) -> None:
             storage,
             "alpha",
             lambda tx: tx.list_due_outbox(naive),  # type: ignore[attr-defined]
+        )
+
+
+@_check
+def check_retention(factory: StorageFactory) -> None:
+    """
+    ``prune_outbox`` and ``prune_idempotency`` (optional) forget exactly what was done with, or made, before a cut.
+
+    Messages sent, given up, or both, a microsecond either side of the cut, pending ones however old, and records
+    around it; in two tenants that use the same ids. Each call deletes exactly what `finished_at` (or
+    ``created_at``) puts before the cut, says how many, leaves everything else and the other tenant as it was,
+    and a rollback undoes it. A storage without the capability has nothing to keep here: nothing is pruned.
+    """
+    with _made(factory) as storage:
+        if not _in(storage, "alpha", lambda tx: isinstance(tx, Retention), commit=False):
+            _not_offered("check_retention", "prune_outbox() on its transactions", "BookingEngine.prune refuses it")
+            return
+        cut = at(12)
+        times = [at(6), at(11, 59, micro=999_999), cut, at(12, micro=1), at(18)]
+        rng = random.Random(20_261_208)
+        for tenant in ("alpha", "beta"):
+            messages = []
+            for n in range(20):
+                done: dict[str, datetime] = {}
+                kind = rng.choice(["pending", "sent", "failed", "both"])
+                if kind in {"sent", "both"}:
+                    done["sent_at"] = rng.choice(times)
+                if kind in {"failed", "both"}:
+                    done["failed_at"] = rng.choice(times)
+                messages.append(_message(f"m{n:02d}", due_at=at(5), created_at=at(5), **done))
+            records = [IdempotencyRecord(f"k{n}", "hash", "b1", "{}", rng.choice(times)) for n in range(8)]
+            with storage.transaction(tenant) as tx:
+                tx.append_outbox(messages)
+                for record in records:
+                    tx.put_idempotency(record)
+                tx.commit()
+        with storage.transaction("beta") as tx:
+            beta = (tx.list_outbox(), [tx.get_idempotency(f"k{n}") for n in range(8)])
+        with storage.transaction("alpha") as tx:
+            before = tx.list_outbox()
+            kept = [m for m in before if (ended := finished_at(m)) is None or ended >= cut]
+            keys = [tx.get_idempotency(f"k{n}") for n in range(8)]
+            with_keys = [r for r in keys if r is not None and r.created_at >= cut]
+        with storage.transaction("alpha") as tx:
+            tx.prune_outbox(cut)  # type: ignore[attr-defined]
+            tx.prune_idempotency(cut)  # type: ignore[attr-defined]
+        with storage.transaction("alpha") as tx:
+            _expect("a prune rolled back deletes nothing", before, tx.list_outbox())
+        with storage.transaction("alpha") as tx:
+            gone = tx.prune_outbox(cut)  # type: ignore[attr-defined]
+            forgotten = tx.prune_idempotency(cut)  # type: ignore[attr-defined]
+            tx.commit()
+        _expect("prune_outbox says how many messages it deleted", len(before) - len(kept), gone)
+        _expect("prune_idempotency says how many records it deleted", 8 - len(with_keys), forgotten)
+        with storage.transaction("alpha") as tx:
+            _expect(
+                "prune_outbox(cut) leaves the pending messages and those done with at or after the cut, in order",
+                kept,
+                tx.list_outbox(),
+            )
+            left = [r for r in (tx.get_idempotency(f"k{n}") for n in range(8)) if r is not None]
+            _expect("prune_idempotency(cut) leaves the records created at or after the cut", with_keys, left)
+        with storage.transaction("beta") as tx:
+            _expect(
+                "a prune in one tenant leaves another's messages and records",
+                beta,
+                (tx.list_outbox(), [tx.get_idempotency(f"k{n}") for n in range(8)]),
+            )
+        naive = datetime(2030, 6, 3, 12)  # noqa: DTZ001 - the point of the check
+        _refused(
+            "prune_outbox of a naive datetime raises NaiveDatetimeError",
+            NaiveDatetimeError,
+            storage,
+            "alpha",
+            lambda tx: tx.prune_outbox(naive),  # type: ignore[attr-defined]
         )
 
 
