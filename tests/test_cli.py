@@ -111,7 +111,7 @@ class TestFlow:
         assert datetime.combine(day, time(10), PARIS) == bob.start
         assert ("box-1",) == bob.resource_ids
 
-    def test_reschedule_notify_ics_and_board(self, tmp_path):
+    def test_reschedule_notify_ics_and_board(self, tmp_path, capsys):
         """A booking moves; due messages go to the console; the agenda exports as .ics and draws as a board."""
         db = tmp_path / "barber.db"
         day = a_weekday_ahead()
@@ -124,6 +124,23 @@ class TestFlow:
         ics = ok(db, "export-ics", "--from", day.isoformat(), "--days", "1")
         out = tmp_path / "board.html"
         ok(db, "board", "--date", day.isoformat(), "--out", str(out))
+
+        kept = json.loads(ok(db, "prune", "--json"))
+        gone = json.loads(ok(db, "prune", "--keep-messages", "0m", "--keep-keys", "0m", "--json"))
+        assert {"messages": 0, "keys": 0} == kept  # sent a moment ago: within 90 days
+        assert gone["messages"] >= sent["sent"]  # those sent, and those withdrawn when the booking moved
+        again = json.loads(ok(db, "prune", "--keep-messages", "0m", "--keep-keys", "0m", "--json"))
+        assert {"messages": 0, "keys": 0} == again
+        storage = SQLiteStorage(db)
+        try:
+            left = BookingEngine(storage, clock=SystemClock(), default_actor=Actor.admin("test")).outbox()
+        finally:
+            storage.close()
+        assert all(m.sent_at is None and m.failed_at is None for m in left)  # only pending messages stay
+        assert "forgot 0 messages and 0 idempotency keys" in ok(db, "prune")
+        capsys.readouterr()
+        assert 1 == main(["--db", str(db), "--as", "staff:desk", "prune"])
+        assert "staff:desk may not prune" in capsys.readouterr().err
 
         assert moved["start"] == f"{day}T15:00:00+03:00"
         assert 1 == moved["reschedules"]

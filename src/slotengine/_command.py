@@ -862,6 +862,23 @@ def notify(app: _App, limit: int, no_sweep: bool, as_json: bool) -> None:
     click.echo(", ".join(f"{k} {v}" for k, v in result.items()))
 
 
+@cli.command()
+@click.option("--keep-messages", default="90d", show_default=True, help="Keep messages done with this recently.")
+@click.option("--keep-keys", default="30d", show_default=True, help="Keep idempotency keys used this recently.")
+@_JSON
+@pass_app
+def prune(app: _App, keep_messages: str, keep_keys: str, as_json: bool) -> None:
+    """Forget outbox messages done with long ago and old idempotency keys (never bookings or their history)."""
+    # Both options have defaults, so neither reads as None; a zero duration keeps nothing.
+    messages, keys = _duration(keep_messages) or timedelta(0), _duration(keep_keys) or timedelta(0)
+    done = app.engine().prune(keep_messages=messages, keep_keys=keys)
+    result = {"messages": done.messages, "keys": done.keys}
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"forgot {done.messages} messages and {done.keys} idempotency keys")
+
+
 @cli.command("export-ics")
 @click.option("--from", "first", help="The first local day (default: today).")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="How many days.")
