@@ -618,3 +618,110 @@ class TestDayGrid:
 
         assert ("08:00", "19:30", 24) == (labels[0], labels[-1], len(labels))
         assert "slot ann (confirmed)" in cells[labels.index("19:00")]
+
+
+class TestTextFromOutsideIsText:
+    """Names, ids and sources are printed as written: never read as rich markup (a `[/b]` crashed the grids)."""
+
+    SHOP = """
+name = "Wash [/] & co"
+currency = "EUR"
+zone = "Europe/Paris"
+[hours]
+monday = "00:00-24:00"
+tuesday = "00:00-24:00"
+wednesday = "00:00-24:00"
+thursday = "00:00-24:00"
+friday = "00:00-24:00"
+saturday = "00:00-24:00"
+sunday = "00:00-24:00"
+[[resources]]
+id = "box"
+name = "Box [/b]"
+capacity = "unlimited"
+[[services]]
+id = "s"
+name = "Wash [bold]"
+duration = "30m"
+price = "10"
+needs = [{ resources = ["box"] }]
+[[services]]
+id = "f"
+name = "Free look"
+duration = "30m"
+price = "0"
+needs = [{ resources = ["box"] }]
+"""
+
+    def test_agenda_info_and_report_print_markup_as_text(self, tmp_path):
+        """A customer `[/bold]`, a source `[/b]`, a resource `Box [/b]`: shown as written, no traceback."""
+        shop = tmp_path / "shop.toml"
+        shop.write_text(self.SHOP)
+        db = tmp_path / "shop.db"
+        day = a_weekday_ahead()
+        ok(db, "init", str(shop))
+        ok(db, "hold", "s", f"{day}T11:00", "--customer", "[/bold]")
+        booked = ok(db, "book", "s", f"{day}T10:00", "--customer", "[link=https://evil.example]anna[/link]",
+                    "--source", "[/b]", "--json")  # fmt: skip
+        ok(db, "pay", json.loads(booked)["id"])
+
+        grid = ok(db, "agenda", "--date", day.isoformat())
+        week = ok(db, "agenda", "--date", day.isoformat(), "--week")
+        info = ok(db, "info")
+        report = ok(db, "report", "revenue", "--from", day.isoformat(), "--to", day.isoformat(), "--by", "source")
+
+        assert "[/bold]" in grid
+        assert "[link=https://evil.example]anna[/link]" in week
+        assert "Box [/b]" in info
+        assert "Wash [/] & co" in info
+        assert "unlimited" in info  # not _Unlimited.UNLIMITED
+        assert "0.00 EUR" in info  # a free service shows its price, as --json does
+        assert "[/b]" in report
+
+
+class TestRefusalsOnTheLine:
+    def test_a_wall_time_far_out_of_range_is_refused_in_one_line(self, tmp_path, capsys):
+        """Year 1 in a zone is out of range (it raised OverflowError from the DST check)."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), "book", "wash", "0001-01-01T00:00"])
+        err = capsys.readouterr().err
+
+        assert 1 == code
+        assert "(out_of_range)" in err
+        assert "Traceback" not in err
+
+    def test_init_refused_to_a_customer_makes_no_file(self, tmp_path, capsys):
+        """A refused setup leaves no database behind (an empty one was created before the refusal)."""
+        db = tmp_path / "c.db"
+
+        code = main(["--db", str(db), "--as", "customer:anna", "init", str(EXAMPLES / "car-wash.toml")])
+
+        assert 1 == code
+        assert "may not setup" in capsys.readouterr().err
+        assert not db.exists()
+
+    def test_a_file_with_a_byte_order_mark_loads(self, tmp_path):
+        """Windows editors write UTF-8 with a BOM: it is read as the same file."""
+        bom = tmp_path / "bom.toml"
+        bom.write_bytes(b"\xef\xbb\xbf" + (EXAMPLES / "car-wash.toml").read_bytes())
+
+        assert "ok (" in ok(tmp_path / "x.db", "init", "--check", str(bom))
+
+    def test_a_notification_problem_is_named_at_its_own_key(self, tmp_path, capsys):
+        """A bad placeholder in the subject is reported at `subject`; a long `after` at `after`, in days."""
+        shop = tmp_path / "shop.toml"
+        shop.write_text(
+            (EXAMPLES / "car-wash.toml").read_text()
+            + '\n[[notifications]]\nid = "a"\non = ["created"]\nsubject = "Hi $servce"\nbody = "ok"\n'
+            + '\n[[notifications]]\nid = "b"\nafter = "400d"\nsubject = "Hi"\nbody = "ok"\n'
+        )
+
+        code = main(["--db", str(tmp_path / "x.db"), "init", "--check", str(shop)])
+        err = capsys.readouterr().err
+
+        assert 2 == code
+        assert "notifications[0].subject: unknown placeholder(s) $servce" in err
+        assert "notifications[1].after: offset must be" in err
+        assert "got 400 days" in err

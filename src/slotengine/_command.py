@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 import click
 from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from slotengine._time import check_day_range, days_span, get_zone, is_nonexistent, localize, to_utc
-from slotengine.authorization import Actor, Role
+from slotengine.authorization import Actor, Permission, Role, RolePolicy
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
 from slotengine.errors import (
@@ -348,6 +349,7 @@ def init(app: _App, business_file: Path, check: bool) -> None:
     if check:
         click.echo(f"{business_file}: ok ({summary})")
         return
+    RolePolicy().authorize(app.actor(), Permission.SETUP, None)  # as the engine will, before a file is made
     engine = app.engine(create=True)
     engine.setup(loaded.business)
     for resource in loaded.resources:
@@ -413,14 +415,16 @@ def info(app: _App, as_json: bool) -> None:
         )
         return
     console = _console()
-    console.print(f"[bold]{business.name}[/bold] ({business.zone})")
+    console.print(f"[bold]{escape(business.name)}[/bold] ({business.zone})")
     table = Table("id", "name", "kind", "type", "role", "capacity", title="Resources and staff")
     for r in resources:
-        table.add_row(r.id, r.name, r.kind.value, r.type, r.role.value, str(r.capacity))
+        capacity = "unlimited" if r.unlimited else str(r.capacity)
+        table.add_row(*map(escape, (r.id, r.name, r.kind.value, r.type, r.role.value)), capacity)
     console.print(table)
     services_table = Table("id", "name", "duration", "unit", "price", title="Services")
     for s in services:
-        services_table.add_row(s.id, s.name, _length(s.duration), s.unit.value, str(s.price or ""))
+        price = "" if s.price is None else str(s.price)  # a free service's 0.00 is not "no price"
+        services_table.add_row(escape(s.id), escape(s.name), _length(s.duration), s.unit.value, price)
     console.print(services_table)
 
 
@@ -465,9 +469,9 @@ def slots(
     if not found:
         click.echo(f"no free slots for {service} from {first} for {days} day(s)")
         return
-    table = Table("start", "end", "resources", title=f"{service}: {len(found)} free slots ({zone.key})")
+    table = Table("start", "end", "resources", title=escape(f"{service}: {len(found)} free slots ({zone.key})"))
     for s in found:
-        table.add_row(_local(s.start, zone), _local(s.end, zone), " + ".join(s.resource_ids))
+        table.add_row(_local(s.start, zone), _local(s.end, zone), escape(" + ".join(s.resource_ids)))
     _console().print(table)
 
 
@@ -690,9 +694,11 @@ def agenda(app: _App, day: str | None, week: bool, resource: str | None, step: s
 
 
 def _label(booking: Booking) -> str:
-    who = booking.customer_id or "-"
+    """A booking as a grid names it, styled by its status; its ids are text, never markup."""
+    who = escape(booking.customer_id or "-")
     style = _STATUS_STYLE.get(booking.status.value, "")
-    return f"[{style}]{booking.service_id} {who} ({booking.status.value})[/{style}]" if style else booking.service_id
+    service = escape(booking.service_id)
+    return f"[{style}]{service} {who} ({booking.status.value})[/{style}]" if style else service
 
 
 def _by_start(booking: Booking) -> tuple[datetime, str]:
@@ -710,7 +716,7 @@ def _day_grid(
     with the abbreviation of its offset.
     """
     table = Table(
-        "time", *[r.name for r in resources], title=f"{window.start.astimezone(zone):%A %Y-%m-%d} ({zone.key})"
+        "time", *[escape(r.name) for r in resources], title=f"{window.start.astimezone(zone):%A %Y-%m-%d} ({zone.key})"
     )
     midnight = datetime.combine(window.start.astimezone(zone).date(), time(0))
     # The hours the bookings reach on this day's clock; one that runs past midnight reaches 24:00.
@@ -756,7 +762,7 @@ def _week_grid(bookings: Sequence[Booking], resources: Sequence[Any], monday: da
                 if r.id in b.resource_ids and b.start.astimezone(zone).date() == d
             ]
             cells.append("\n".join(lines))
-        table.add_row(r.name, *cells)
+        table.add_row(escape(r.name), *cells)
     return table
 
 
@@ -822,9 +828,9 @@ def report(
     columns: dict[str, None] = {}
     for row in flat:
         columns.update(dict.fromkeys(row))
-    table = Table(*columns, title=f"{kind} {start_day} to {end_day} ({zone.key})")
+    table = Table(*map(escape, columns), title=f"{kind} {start_day} to {end_day} ({zone.key})")
     for row in flat:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
+        table.add_row(*[escape(_cell(row.get(c))) for c in columns])
     _console().print(table)
 
 

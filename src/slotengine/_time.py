@@ -193,6 +193,11 @@ def is_ambiguous(wall: datetime, zone: ZoneInfo) -> bool:
     return wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset()
 
 
+_FIRST_WALL = MIN_INSTANT.replace(tzinfo=None) - timedelta(days=2)
+_LAST_WALL = MAX_INSTANT.replace(tzinfo=None) + timedelta(days=2)
+"""The wall times worth localizing: the range of instants, and two days either side (more than any offset)."""
+
+
 def localize(wall: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> datetime:
     """
     Turn a naive local wall time in *zone* into an aware UTC instant, by the module's wall-time rule.
@@ -215,6 +220,10 @@ def localize(wall: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> d
     if wall.tzinfo is not None:
         msg = f"a local wall time must be naive (it is read in {zone.key}), got {wall.isoformat()}"
         raise InvalidInputError(msg)
+    if strict and not _FIRST_WALL <= wall <= _LAST_WALL:
+        # Far outside the range, the DST checks below would overflow: say what the last lines say.
+        msg = f"{wall.isoformat(sep=' ')} in {zone.key} is outside the range of representable instants"
+        raise OutOfRangeError(msg)
     if strict:
         if is_nonexistent(wall, zone):
             msg = (

@@ -832,13 +832,22 @@ def _rules(doc: Mapping[str, Any], service_ids: set[str], walk: _Walker) -> list
         )
         if rule_id is None or subject is None or body is None:
             continue
-        template = walk.build(where, partial(Template, subject, body), {"template": "body"})
-        if template is None:
+        # Each text checked on its own, so that a problem is reported at the key that has it.
+        subject_ok = walk.build(where, partial(Template, subject, ""), {"template": "subject"})
+        body_ok = walk.build(where, partial(Template, "", body), {"template": "body"})
+        if subject_ok is None or body_ok is None:
             continue
+        offset_key = "before" if before is not None else "after"
         found = walk.build(
             where,
-            partial(NotificationRule, rule_id, template, **kwargs),
-            {"on": "on", "offset": "before", "condition": "condition", "recipient": "recipient", "channel": "channel"},
+            partial(NotificationRule, rule_id, Template(subject, body), **kwargs),
+            {
+                "on": "on",
+                "offset": offset_key,
+                "condition": "condition",
+                "recipient": "recipient",
+                "channel": "channel",
+            },
         )
         if found is not None:
             out.append(found)
@@ -1156,7 +1165,7 @@ def load_business_file(path: str | Path) -> BusinessFile:
         problem = Problem("", f"cannot be read: {reason}")
         raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is no TOML
     except UnicodeDecodeError as exc:
         problem = Problem(f"byte {exc.start}", "not UTF-8 text")
         raise BusinessFileError(f"{source}: {problem}", problems=[problem], source=source) from None

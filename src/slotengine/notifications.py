@@ -200,9 +200,10 @@ def _offset(value: object) -> timedelta | None:
     if value is None:
         return None
     if not isinstance(value, timedelta) or not -_MAX_OFFSET <= value <= _MAX_OFFSET:
+        got = f"{value.days:,} days" if isinstance(value, timedelta) else repr(value)
         msg = (
             f"offset must be a timedelta of at most {_MAX_OFFSET.days} days either way (negative: before the start), "
-            f"got {value!r}"
+            f"got {got}"
         )
         raise InvalidInputError(msg, field="offset")
     return value
