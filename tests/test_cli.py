@@ -725,3 +725,54 @@ class TestRefusalsOnTheLine:
         assert "notifications[0].subject: unknown placeholder(s) $servce" in err
         assert "notifications[1].after: offset must be" in err
         assert "got 400 days" in err
+
+
+def next_fall_back(after: date) -> date:
+    """The next last Sunday of October (Paris's clocks go back) after *after*."""
+    year = after.year
+    while True:
+        last = date(year, 10, 31)
+        sunday = last - timedelta(days=(last.weekday() + 1) % 7)
+        if sunday > after:
+            return sunday
+        year += 1
+
+
+class TestTheRightDayAndPass:
+    def test_a_repeated_wall_time_says_which_pass(self, tmp_path):
+        """On the night the clocks go back, 02:00-03:00 is shown twice: each with its zone's abbreviation."""
+        shop = tmp_path / "shop.toml"
+        shop.write_text(TestTextFromOutsideIsText.SHOP)
+        db = tmp_path / "shop.db"
+        day = next_fall_back(datetime.now(PARIS).date() + timedelta(days=1))
+        ok(db, "init", str(shop))
+
+        slots = ok(db, "slots", "s", "--date", day.isoformat(), "--limit", "8")
+        booked = ok(db, "book", "s", f"{day}T02:30+02:00")
+
+        assert f"{day} 02:00 CEST" in slots
+        assert f"{day} 02:00 CET" in slots
+        assert f"{day} 02:30 CEST-02:00 CET" in booked
+
+    def test_a_date_alone_is_the_check_in_where_the_stay_is_whatever_tz(self, tmp_path):
+        """`--tz America/New_York book stay D` is the 15:00 Paris check-in of D (it asked for 15:00 New York)."""
+        db = tmp_path / "flat.db"
+        day = a_weekday_ahead(30)
+        ok(db, "init", str(EXAMPLES / "apartment.toml"))
+
+        stay = json.loads(ok(db, "--tz", "America/New_York", "book", "stay", day.isoformat(), "--json"))
+
+        start = datetime.fromisoformat(stay["start"]).astimezone(PARIS)
+        assert (day, time(15)) == (start.date(), start.time())  # the example's check_in = "15:00", in Paris
+
+    def test_a_date_alone_for_a_service_by_the_minute_asks_for_a_time(self, tmp_path, capsys):
+        """`book wash D` booked D at 00:00; it asks for the time instead, and books nothing."""
+        db = tmp_path / "shop.db"
+        day = a_weekday_ahead()
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), "book", "wash", day.isoformat()])
+
+        assert 2 == code
+        assert f"give one, such as {day}T09:00" in capsys.readouterr().err
+        assert [] == json.loads(ok(db, "agenda", "--date", day.isoformat(), "--json"))

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from slotengine._time import check_day_range, days_span, get_zone, is_nonexistent, localize, to_utc
+from slotengine._time import check_day_range, days_span, get_zone, is_ambiguous, is_nonexistent, localize, to_utc
 from slotengine.authorization import Actor, Permission, Role, RolePolicy
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
@@ -239,11 +239,19 @@ def _money(text: str, currency: str | None) -> Money:
 def _end_text(booking: Booking, zone: ZoneInfo) -> str:
     """A booking's local end: the time alone on its start's day, else with its date (a stay ends days later)."""
     end = booking.end.astimezone(zone)
-    return f"{end:%H:%M}" if end.date() == booking.start.astimezone(zone).date() else _local(end, zone)
+    if end.date() != booking.start.astimezone(zone).date():
+        return _local(end, zone)
+    return f"{end:%H:%M}{_which_pass(end, zone)}"
 
 
 def _local(instant: datetime, zone: ZoneInfo) -> str:
-    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    """An instant as a local date and time; a wall time the clocks pass twice says which pass (``CEST``)."""
+    local = instant.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M}{_which_pass(local, zone)}"
+
+
+def _which_pass(local: datetime, zone: ZoneInfo) -> str:
+    return f" {local:%Z}" if is_ambiguous(local.replace(tzinfo=None), zone) else ""
 
 
 def _booking_json(booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
@@ -476,15 +484,26 @@ def slots(
 
 
 def _start(app: _App, engine: BookingEngine, service_id: str, text: str) -> datetime:
-    """A start typed as a date and time, or as a date alone for services booked by the day or night."""
-    zone = app.zone()
+    """
+    A start typed as a date and time (in the viewer's zone), or as a date alone for a day or night service.
+
+    A date alone means the day's start or check-in in the zone whose days the service counts (its resources'
+    zone where they share one, else the business's), whatever ``--tz`` says.
+    """
     if "T" in text or " " in text.strip() or ":" in text:
-        return _instant(text, zone)
+        return _instant(text, app.zone())
     day = _day(text)
     service = next((s for s in engine.services() if s.id == service_id), None)
-    if service is not None and service.unit is ServiceUnit.NIGHTS and service.check_in is not None:
-        return localize(datetime.combine(day, service.check_in), zone)
-    return localize(datetime.combine(day, time(0)), zone)
+    if service is None or service.unit is ServiceUnit.MINUTES:
+        if service is None:  # the engine names the unknown service
+            return localize(datetime.combine(day, time(0)), app.zone())
+        msg = f"{text} is a date; {service.name} is booked at a time: give one, such as {text}T09:00"
+        raise click.BadParameter(msg)
+    business = engine.business()
+    serving = {r.zone or business.zone for r in engine.resources() if any(n.matches(r) for n in service.needs)}
+    zone = get_zone(serving.pop() if len(serving) == 1 else business.zone)
+    first = service.check_in if service.unit is ServiceUnit.NIGHTS and service.check_in is not None else time(0)
+    return localize(datetime.combine(day, first), zone)
 
 
 def _create_options(command: Any) -> Any:
