@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo, available_timezones
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from slotengine import Actor, Assignment, Booking, BookingEngine, BookingStatus, Resource
 from slotengine._command import _day_grid, _days_window, _gap, _instant, _iso_duration, _length, cli
-from slotengine._time import is_nonexistent
+from slotengine._time import days_span, is_nonexistent
 from slotengine.adapters.clock import SystemClock
 from slotengine.adapters.sqlite import SQLiteStorage
 from slotengine.cli import main
@@ -586,11 +586,17 @@ def wall_clock_rows(day, zone):
 
 class TestDayGrid:
     @given(changes(), st.integers(-1, 1))
+    @example(  # the day before Samoa's jump over 30 December 2011 is that skipped day: no rows to check
+        (ZoneInfo("Pacific/Apia"), datetime(2011, 12, 30, 10, tzinfo=UTC), timedelta(hours=-10), timedelta(hours=14)),
+        -1,
+    )
     def test_rows_follow_the_wall_clock(self, change, shift):
         """On a day the clocks change, and the days either side, the rows are the wall times 08:00-19:30 that exist."""
         zone, at, _, _ = change
         day = at.astimezone(zone).date() + timedelta(days=shift)
-        assume(_days_window(day, 1, zone).start < _days_window(day, 1, zone).end if date(1970, 1, 2) <= day else False)
+        assume(date(1970, 1, 2) <= day)
+        start, end = days_span(day, 1, zone)
+        assume(start < end)  # not a day the zone skipped (Samoa, 30 December 2011): the agenda refuses those
 
         labels, _ = grid([], day, zone)
 
@@ -609,6 +615,16 @@ class TestDayGrid:
 
         assert expected == labels[: len(expected)]
         assert [index] == [i for i, cell in enumerate(cells) if "ann" in cell]
+
+    def test_a_day_the_zone_skipped_is_refused_in_one_line(self, tmp_path, capsys):
+        """`agenda --tz Pacific/Apia --date 2011-12-30`: that day does not exist (it raised an empty interval)."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), "--tz", "Pacific/Apia", "agenda", "--date", "2011-12-30"])
+
+        assert 2 == code
+        assert "2011-12-30 does not exist in Pacific/Apia" in capsys.readouterr().err
 
     def test_the_fall_back_day_shows_the_evening(self):
         """On 25 October 2026 in Paris the rows run to 19:30 and show a 19:00 booking (they stopped at 18:30)."""

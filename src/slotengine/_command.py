@@ -289,7 +289,12 @@ def _show_booking(booking: Booking, zone: ZoneInfo, as_json: bool, verb: str = "
 
 
 def _days_window(first: date, days: int, zone: ZoneInfo) -> Interval:
-    return Interval(*days_span(first, days, zone))
+    """The local days *first* onwards in *zone*; a single day the zone skipped (Samoa, 30 December 2011) is none."""
+    start, end = days_span(first, days, zone)
+    if end <= start:
+        msg = f"{first} does not exist in {zone.key}: its clocks skipped that whole day"
+        raise click.BadParameter(msg)
+    return Interval(start, end)
 
 
 def _today(zone: ZoneInfo) -> date:

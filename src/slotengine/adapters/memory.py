@@ -274,7 +274,7 @@ class _Transaction:
         data.idempotency[record.key] = record
 
     def prune_outbox(self, before: datetime) -> int:
-        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        """Forget the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
         before = to_utc(before, "before")
         data = self._writable()
         gone = [m.id for m in data.outbox.values() if (done := finished_at(m)) is not None and done < before]
@@ -283,7 +283,7 @@ class _Transaction:
         return len(gone)
 
     def prune_idempotency(self, before: datetime) -> int:
-        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        """Forget the idempotency records created before *before* (`slotengine.ports.Retention`)."""
         before = to_utc(before, "before")
         data = self._writable()
         gone = [key for key, record in data.idempotency.items() if record.created_at < before]

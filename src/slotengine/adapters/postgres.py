@@ -1709,7 +1709,7 @@ class _Transaction:
         return [m for m in map(self._message, rows) if m.due_at <= now]
 
     def prune_outbox(self, before: datetime) -> int:
-        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        """Forget the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
         before = to_utc(before, "before")
         self._writable()
         rows = self._all("SELECT doc FROM outbox WHERE tenant_id = %s AND (sent OR failed)", (self._tenant,))
@@ -1719,7 +1719,7 @@ class _Transaction:
         return len(gone)
 
     def prune_idempotency(self, before: datetime) -> int:
-        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        """Forget the idempotency records created before *before* (`slotengine.ports.Retention`)."""
         before = to_utc(before, "before")
         return self._write("DELETE FROM idempotency WHERE tenant_id = %s AND created_at < %s", (self._tenant, before))
 

@@ -1078,7 +1078,7 @@ class _Transaction:
         return [m for m in map(self._message, rows) if m.due_at <= now]
 
     def prune_outbox(self, before: datetime) -> int:
-        """Delete the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
+        """Forget the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
         before = to_utc(before, "before")
         self._writable()
         rows = self._all("SELECT doc FROM outbox WHERE tenant = ? AND (sent = 1 OR failed = 1)", (self._tenant,))
@@ -1088,7 +1088,7 @@ class _Transaction:
         return len(gone)
 
     def prune_idempotency(self, before: datetime) -> int:
-        """Delete the idempotency records created before *before* (`slotengine.ports.Retention`)."""
+        """Forget the idempotency records created before *before* (`slotengine.ports.Retention`)."""
         cut = to_micros(to_utc(before, "before"))
         return self._write("DELETE FROM idempotency WHERE tenant = ? AND created_at_us < ?", (self._tenant, cut))
 
