@@ -186,6 +186,15 @@ class TestErrors:
         with pytest.raises(LookupError):
             main(["--db", str(db), "--debug", "confirm", "no-such-booking"])
 
+    def test_an_unknown_resource_in_the_calendar_export_is_not_found(self, tmp_path, capsys):
+        """`export-ics --resource` with an unknown id says so and exits 1 (it wrote an empty calendar)."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        code = main(["--db", str(db), "export-ics", "--resource", "nosuch"])
+
+        assert (1, True) == (code, "no resource 'nosuch'" in capsys.readouterr().err)
+
     def test_an_unknown_resource_on_the_agenda_is_not_found(self, tmp_path, capsys):
         """`agenda --resource` with an unknown id says so and exits 1 (it printed an empty grid)."""
         db = tmp_path / "shop.db"

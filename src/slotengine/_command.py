@@ -932,6 +932,10 @@ def export_ics(app: _App, first: str | None, days: int, resource: str | None, or
     engine = app.engine()
     zone = app.zone()
     start = _day(first) if first else _today(zone)
+    resources = engine.resources()
+    if resource is not None and resource not in {r.id for r in resources}:
+        msg = f"no resource {resource!r}; 'slotengine info' lists them"  # as agenda says, not an empty calendar
+        raise NotFoundError(msg, resource_id=resource)
     bookings = engine.agenda(_days_window(start, days, zone))
     if resource is not None:
         bookings = [b for b in bookings if resource in b.resource_ids]
@@ -940,7 +944,7 @@ def export_ics(app: _App, first: str | None, days: int, resource: str | None, or
         bookings,
         business=business.name,
         service_names={s.id: s.name for s in engine.services()},
-        resource_names={r.id: r.name for r in engine.resources()},
+        resource_names={r.id: r.name for r in resources},
         organizer=organizer,
         zone=zone.key,
         tenant=app.tenant,
