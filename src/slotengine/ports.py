@@ -8,7 +8,7 @@ only caller; it opens one transaction per use case and commits it explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
@@ -44,6 +44,7 @@ __all__ = [
     "created_bounds",
     "due_bound",
     "finished_at",
+    "finished_before",
     "reserve_and_record_in",
 ]
 
@@ -211,6 +212,11 @@ def finished_at(message: OutboxMessage) -> datetime | None:
     """When *message* was done with (sent, or given up or withdrawn), the later if both; None while pending."""
     done = [at for at in (message.sent_at, message.failed_at) if at is not None]
     return max(done) if done else None
+
+
+def finished_before(messages: Iterable[OutboxMessage], before: datetime) -> list[str]:
+    """The ids of *messages* done with before *before* (`Retention.prune_outbox` deletes those), in order."""
+    return [m.id for m in messages if (done := finished_at(m)) is not None and done < before]
 
 
 class StorageTransaction(Protocol):

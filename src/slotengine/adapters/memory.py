@@ -35,7 +35,7 @@ from slotengine.ports import (
     IdempotencyRecord,
     check_document,
     check_update,
-    finished_at,
+    finished_before,
     reserve_and_record_in,
 )
 
@@ -277,7 +277,7 @@ class _Transaction:
         """Forget the messages done with before *before* (`slotengine.ports.Retention`); return how many."""
         before = to_utc(before, "before")
         data = self._writable()
-        gone = [m.id for m in data.outbox.values() if (done := finished_at(m)) is not None and done < before]
+        gone = finished_before(data.outbox.values(), before)
         for message_id in gone:
             del data.outbox[message_id]
         return len(gone)

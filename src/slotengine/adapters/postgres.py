@@ -154,7 +154,7 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
-    finished_at,
+    finished_before,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
@@ -1713,7 +1713,7 @@ class _Transaction:
         before = to_utc(before, "before")
         self._writable()
         rows = self._all("SELECT doc FROM outbox WHERE tenant_id = %s AND (sent OR failed)", (self._tenant,))
-        gone = [m.id for m in map(self._message, rows) if (done := finished_at(m)) is not None and done < before]
+        gone = finished_before(map(self._message, rows), before)
         if gone:
             self._write("DELETE FROM outbox WHERE tenant_id = %s AND id = ANY(%s)", (self._tenant, gone))
         return len(gone)

@@ -86,7 +86,7 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
-    finished_at,
+    finished_before,
     reserve_and_record_in,
 )
 
@@ -1082,7 +1082,7 @@ class _Transaction:
         before = to_utc(before, "before")
         self._writable()
         rows = self._all("SELECT doc FROM outbox WHERE tenant = ? AND (sent = 1 OR failed = 1)", (self._tenant,))
-        gone = [m.id for m in map(self._message, rows) if (done := finished_at(m)) is not None and done < before]
+        gone = finished_before(map(self._message, rows), before)
         for message_id in gone:
             self._write("DELETE FROM outbox WHERE tenant = ? AND id = ?", (self._tenant, message_id))
         return len(gone)
