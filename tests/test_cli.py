@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from slotengine import Actor, Assignment, Booking, BookingEngine, BookingStatus, Resource
+from slotengine import Actor, Assignment, Booking, BookingEngine, BookingStatus, Interval, Resource
 from slotengine._command import _day_grid, _days_window, _gap, _instant, _iso_duration, _length, cli
 from slotengine._time import days_span, is_nonexistent
 from slotengine.adapters.clock import SystemClock
@@ -801,3 +801,120 @@ class TestTheRightDayAndPass:
         assert 2 == code
         assert f"give one, such as {day}T09:00" in capsys.readouterr().err
         assert [] == json.loads(ok(db, "agenda", "--date", day.isoformat(), "--json"))
+
+
+
+def lapsed_holds(db, tenant, count):
+    """*count* holds on *tenant*'s wash next week, made by a clock a day behind: every one has lapsed by now."""
+    from slotengine.testing.clock import FrozenClock
+
+    storage = SQLiteStorage(db)
+    try:
+        engine = BookingEngine(
+            storage, clock=FrozenClock(datetime.now(UTC) - timedelta(days=1)), tenant=tenant, default_actor=Actor.admin("t")
+        )
+        day = datetime.combine(a_weekday_ahead(), time(0), PARIS)
+        for _ in range(count):
+            first = engine.find_slots("wash", Interval(day, day + timedelta(days=1)))[0]
+            engine.hold("wash", first.start, customer_id="anna")
+    finally:
+        storage.close()
+
+
+def worker_lines(result):
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+class TestWorker:
+    def test_one_pass_serves_every_business_named(self, tmp_path):
+        """--once sweeps each business's lapsed holds and sends its messages, one JSON line per business."""
+        db = tmp_path / "two.db"
+        ok(db, "--tenant", "north", "init", str(EXAMPLES / "car-wash.toml"))
+        ok(db, "--tenant", "south", "init", str(EXAMPLES / "car-wash.toml"))
+        lapsed_holds(db, "north", 3)
+        lapsed_holds(db, "south", 2)
+
+        first = invoke(db, "worker", "--once", "--tenant", "north", "--tenant", "south", "--json")
+        second = invoke(db, "worker", "--once", "--tenant", "north", "--tenant", "south", "--json")
+
+        assert 0 == first.exit_code == second.exit_code, first.output
+        lines = worker_lines(first)
+        assert ["north", "south"] == [line["tenant"] for line in lines]
+        assert [3, 2] == [line["expired"] for line in lines]
+        assert [6, 4] == [line["sent"] for line in lines]  # a hold event and an expiry event each
+        assert 10 == len(first.stderr.splitlines())  # the console notifier's lines, beside the JSON
+        assert [0, 0] == [line["expired"] + line["sent"] for line in worker_lines(second)]
+        storage = SQLiteStorage(db)
+        try:
+            for tenant in ("north", "south"):
+                engine = BookingEngine(storage, clock=SystemClock(), tenant=tenant, default_actor=Actor.admin("t"))
+                assert {BookingStatus.EXPIRED} == {b.status for b in engine.list()}
+                assert [] == [m for m in engine.outbox() if m.sent_at is None and m.failed_at is None]
+        finally:
+            storage.close()
+
+    def test_passes_repeat_and_prune_once_a_period(self, tmp_path):
+        """--passes N runs N passes, a period apart; pruning runs on the first pass only within --prune-every."""
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        lapsed_holds(db, "default", 1)
+
+        out = ok(db, "worker", "--passes", "2", "--every", "1s")
+
+        lines = [line for line in out.splitlines() if line.startswith("pass ")]
+        assert ["pass 1 default: expired 1", "pass 2 default: expired 0"] == [line.split(",")[0] for line in lines]
+        assert "pruned messages 0, pruned keys 0" in lines[0]
+        assert "pruned" not in lines[1]
+
+    def test_refusals(self, tmp_path, capsys):
+        """An unknown business or a bad period is refused before any work; a pass a customer may not run fails."""
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        lapsed_holds(db, "default", 1)
+
+        unknown = invoke(db, "worker", "--once", "--tenant", "nope")
+        fast = invoke(db, "worker", "--once", "--every", "0s")
+        no_secret = invoke(db, "worker", "--once", "--webhook", "https://example.invalid/hook")
+        capsys.readouterr()
+        denied = main(["--db", str(db), "--as", "customer:anna", "worker", "--once"])
+        err = capsys.readouterr().err
+
+        assert 2 == unknown.exit_code
+        assert "no business 'nope'" in unknown.output
+        assert 2 == fast.exit_code
+        assert "1s or more" in fast.output
+        assert 2 == no_secret.exit_code
+        assert "SLOTENGINE_WEBHOOK_SECRET" in no_secret.output
+        assert 1 == denied
+        assert "pass 1 default: failed, PermissionDeniedError" in err
+        storage = SQLiteStorage(db)
+        try:
+            engine = BookingEngine(storage, clock=SystemClock(), default_actor=Actor.admin("t"))
+            assert {BookingStatus.PRE_BOOKING} == {b.status for b in engine.list()}  # nothing swept
+        finally:
+            storage.close()
+
+    def test_a_running_worker_stops_at_sigterm(self, tmp_path):
+        """Until stopped it prints only passes that did something, and SIGTERM ends it cleanly (exit 0)."""
+        import signal
+
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        lapsed_holds(db, "default", 2)
+        code = "import sys; from slotengine.cli import main; sys.exit(main(sys.argv[1:]))"
+        worker = subprocess.Popen(
+            [sys.executable, "-c", code, "--db", str(db), "worker", "--every", "1s", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            first = json.loads(worker.stdout.readline())  # the first pass did something
+            worker.send_signal(signal.SIGTERM)
+            out, _ = worker.communicate(timeout=30)
+        finally:
+            worker.kill()
+
+        assert 0 == worker.returncode
+        assert (1, 2, 4) == (first["pass"], first["expired"], first["sent"])
+        assert "" == out  # later passes found nothing: no line

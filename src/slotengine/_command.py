@@ -909,6 +909,164 @@ def prune(app: _App, keep_messages: str, keep_keys: str, as_json: bool) -> None:
     click.echo(f"forgot {done.messages} messages and {done.keys} idempotency keys")
 
 
+@cli.command()
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    help="A business to serve; repeat it for several (default: the global --tenant).",
+)
+@click.option("--every", default="1m", show_default=True, help="Time from one pass's start to the next.")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron or a systemd timer); as --passes 1.")
+@click.option("--passes", type=click.IntRange(1), help="Stop after this many passes (default: run until stopped).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="Messages per batch.")
+@click.option("--prune-every", default="1d", show_default=True, help="How often to forget old messages and keys.")
+@click.option("--no-prune", is_flag=True, help="Never prune (another worker does).")
+@click.option("--keep-messages", default="90d", show_default=True, help="Keep messages done with this recently.")
+@click.option("--keep-keys", default="30d", show_default=True, help="Keep idempotency keys used this recently.")
+@click.option(
+    "--webhook",
+    metavar="URL",
+    help="POST each message, signed, to this URL (secret in $SLOTENGINE_WEBHOOK_SECRET) instead of printing it.",
+)
+@_JSON
+@pass_app
+def worker(
+    app: _App,
+    tenants: tuple[str, ...],
+    every: str,
+    once: bool,
+    passes: int | None,
+    limit: int,
+    prune_every: str,
+    no_prune: bool,
+    keep_messages: str,
+    keep_keys: str,
+    webhook: str | None,
+    as_json: bool,
+) -> None:
+    """
+    Run the background jobs of one or more businesses until stopped (SIGTERM or Ctrl-C ends it after the pass).
+
+    Each pass, for each business: mark lapsed holds expired, walk the events' waiting lists, and send every
+    message due (the console prints them, one line each, or --webhook posts them); and, once a day by default,
+    forget messages and idempotency keys done with long ago. A business whose pass fails (the database is down)
+    is reported and tried again next pass. Prints one line per business and pass that did something (every
+    pass with --once or --passes); exits 1 if the last pass of any business failed.
+    """
+    import signal
+    import threading
+    import time as clock
+
+    period = _duration(every) or timedelta(0)
+    if period < timedelta(seconds=1):
+        raise click.BadParameter("a pass runs at most every second; give 1s or more", param_hint="--every")
+    prune_period = _duration(prune_every) or timedelta(0)
+    if not no_prune and prune_period < timedelta(minutes=1):
+        raise click.BadParameter("prune at most every minute; give 1m or more", param_hint="--prune-every")
+    keep = (_duration(keep_messages) or timedelta(0), _duration(keep_keys) or timedelta(0))
+    limited = 1 if once else passes
+    jobs = _Jobs(app, tenants or (app.tenant,), _worker_notifier(webhook, sys.stderr if as_json else sys.stdout))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    done = 0
+    try:
+        while not stop.is_set() and (limited is None or done < limited):
+            began = clock.monotonic()
+            done += 1
+            for tenant in jobs.desks:
+                if stop.is_set():
+                    break
+                result = jobs.run(tenant, limit, None if no_prune else (prune_period, *keep))
+                if "error" not in result and result.pop("idle") and limited is None:
+                    continue
+                result.pop("idle", None)
+                if as_json:
+                    click.echo(json.dumps({"pass": done, **result}, ensure_ascii=False))
+                else:
+                    click.echo(f"pass {done} {_worker_line(result)}", err="error" in result)
+            if limited is None or done < limited:
+                stop.wait(max(0.0, period.total_seconds() - (clock.monotonic() - began)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if jobs.failing:
+        click.get_current_context().exit(1)
+
+
+class _Jobs:
+    """The businesses a worker serves, each with its engine and events desk, and when each was last pruned."""
+
+    def __init__(self, app: _App, tenants: Sequence[str], notifier: Any) -> None:
+        from slotengine.adapters.clock import SystemClock
+        from slotengine.events import EventDesk
+
+        self.notifier = notifier
+        self.desks: dict[str, EventDesk] = {}
+        self.failing: set[str] = set()
+        self._pruned: dict[str, float] = {}
+        storage, actor = app.storage(), app.actor()
+        for tenant in dict.fromkeys(tenants):
+            engine = BookingEngine(storage, clock=SystemClock(), tenant=tenant, default_actor=actor)
+            try:
+                engine.business()
+            except NotFoundError:
+                setup = f"slotengine --tenant {tenant} init FILE"
+                msg = f"no business {tenant!r} in {app.shown_db}; set it up with '{setup}'"
+                raise click.UsageError(msg) from None
+            self.desks[tenant] = EventDesk(engine, actor=actor)
+
+    def run(self, tenant: str, limit: int, prune: tuple[timedelta, timedelta, timedelta] | None) -> dict[str, Any]:
+        """One pass for *tenant*: its figures, ``idle``, or its ``error``; a failure is kept until a pass succeeds."""
+        import time as clock
+
+        from slotengine.errors import SlotEngineError
+        from slotengine.jobs import run_jobs
+
+        desk = self.desks[tenant]
+        result: dict[str, Any] = {"tenant": tenant}
+        try:
+            report = run_jobs(desk.engine, self.notifier, desk=desk, batch=limit)
+            result.update(report.to_dict(), idle=report.idle)
+            last = self._pruned.get(tenant)
+            if prune is not None and (last is None or clock.monotonic() - last >= prune[0].total_seconds()):
+                forgot = desk.engine.prune(keep_messages=prune[1], keep_keys=prune[2])
+                self._pruned[tenant] = clock.monotonic()
+                result.update(pruned_messages=forgot.messages, pruned_keys=forgot.keys)
+                result["idle"] = report.idle and not (forgot.messages or forgot.keys)
+        except SlotEngineError as error:
+            self.failing.add(tenant)
+            return {"tenant": tenant, "error": f"{type(error).__name__}: {error}"}
+        self.failing.discard(tenant)
+        return result
+
+
+def _worker_notifier(webhook: str | None, stream: TextIO) -> Any:
+    """The console notifier, or a webhook one signed with $SLOTENGINE_WEBHOOK_SECRET."""
+    import os
+
+    from slotengine.adapters.notifiers import ConsoleNotifier, WebhookNotifier
+
+    if webhook is None:
+        return ConsoleNotifier(stream)
+    secret = os.environ.get("SLOTENGINE_WEBHOOK_SECRET", "")
+    if not secret:
+        msg = "set SLOTENGINE_WEBHOOK_SECRET to the secret the receiver checks signatures with"
+        raise click.UsageError(msg)
+    try:
+        return WebhookNotifier(webhook, secret=secret.encode())
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--webhook") from None
+
+
+def _worker_line(result: dict[str, Any]) -> str:
+    head = f"{result['tenant']}: "
+    if "error" in result:
+        return f"{head}failed, {result['error']}; trying again next pass"
+    names = ("expired", "offers", "sent", "retried", "failed", "withdrawn", "pruned_messages", "pruned_keys")
+    return head + ", ".join(f"{name.replace('_', ' ')} {result[name]}" for name in names if name in result)
+
+
 @cli.command("export-ics")
 @click.option("--from", "first", help="The first local day (default: today).")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="How many days.")
