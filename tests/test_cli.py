@@ -842,7 +842,8 @@ class TestWorker:
         assert ["north", "south"] == [line["tenant"] for line in lines]
         assert [3, 2] == [line["expired"] for line in lines]
         assert [6, 4] == [line["sent"] for line in lines]  # a hold event and an expiry event each
-        assert 10 == len(first.stderr.splitlines())  # the console notifier's lines, beside the JSON
+        printed = first.stderr.splitlines()  # the console notifier's lines, beside the JSON, each naming its business
+        assert 6 * ["tenant=north"] + 4 * ["tenant=south"] == [line.split()[0] for line in printed]
         assert [0, 0] == [line["expired"] + line["sent"] for line in worker_lines(second)]
         storage = SQLiteStorage(db)
         try:

@@ -15,7 +15,7 @@ import math
 import re
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -966,7 +966,9 @@ def worker(
         raise click.BadParameter("prune at most every minute; give 1m or more", param_hint="--prune-every")
     keep = (_duration(keep_messages) or timedelta(0), _duration(keep_keys) or timedelta(0))
     limited = 1 if once else passes
-    jobs = _Jobs(app, tenants or (app.tenant,), _worker_notifier(webhook, sys.stderr if as_json else sys.stdout))
+    stream = sys.stderr if as_json else sys.stdout
+    served = tuple(dict.fromkeys(tenants or (app.tenant,)))
+    jobs = _Jobs(app, served, lambda t: _worker_notifier(webhook, stream, t, several=len(served) > 1))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     done = 0
@@ -997,16 +999,16 @@ def worker(
 class _Jobs:
     """The businesses a worker serves, each with its engine and events desk, and when each was last pruned."""
 
-    def __init__(self, app: _App, tenants: Sequence[str], notifier: Any) -> None:
+    def __init__(self, app: _App, tenants: Sequence[str], notifier: Callable[[str], Any]) -> None:
         from slotengine.adapters.clock import SystemClock
         from slotengine.events import EventDesk
 
-        self.notifier = notifier
+        self.notifiers = {tenant: notifier(tenant) for tenant in tenants}
         self.desks: dict[str, EventDesk] = {}
         self.failing: set[str] = set()
         self._pruned: dict[str, float] = {}
         storage, actor = app.storage(), app.actor()
-        for tenant in dict.fromkeys(tenants):
+        for tenant in tenants:
             engine = BookingEngine(storage, clock=SystemClock(), tenant=tenant, default_actor=actor)
             try:
                 engine.business()
@@ -1026,7 +1028,7 @@ class _Jobs:
         desk = self.desks[tenant]
         result: dict[str, Any] = {"tenant": tenant}
         try:
-            report = run_jobs(desk.engine, self.notifier, desk=desk, batch=limit)
+            report = run_jobs(desk.engine, self.notifiers[tenant], desk=desk, batch=limit)
             result.update(report.to_dict(), idle=report.idle)
             last = self._pruned.get(tenant)
             if prune is not None and (last is None or clock.monotonic() - last >= prune[0].total_seconds()):
@@ -1041,21 +1043,25 @@ class _Jobs:
         return result
 
 
-def _worker_notifier(webhook: str | None, stream: TextIO) -> Any:
-    """The console notifier, or a webhook one signed with $SLOTENGINE_WEBHOOK_SECRET."""
+def _worker_notifier(webhook: str | None, stream: TextIO, tenant: str, *, several: bool) -> Any:
+    """
+    The console notifier, or a webhook one signed with $SLOTENGINE_WEBHOOK_SECRET.
+
+    A worker serving several businesses names the business in each console line; a webhook always does.
+    """
     import os
 
     from slotengine.adapters.notifiers import ConsoleNotifier, WebhookNotifier
 
     if webhook is None:
-        return ConsoleNotifier(stream)
+        return ConsoleNotifier(stream, tenant=tenant if several else None)
     secret = os.environ.get("SLOTENGINE_WEBHOOK_SECRET", "")
     if not secret:
         msg = "set SLOTENGINE_WEBHOOK_SECRET to the secret the receiver checks signatures with"
         raise click.UsageError(msg)
     try:
-        return WebhookNotifier(webhook, secret=secret.encode())
-    except ValueError as error:
+        return WebhookNotifier(webhook, secret=secret.encode(), tenant=tenant)
+    except InvalidInputError as error:
         raise click.BadParameter(str(error), param_hint="--webhook") from None
 
 

@@ -35,6 +35,7 @@ from slotengine.adapters.notifiers import (
 from slotengine.authorization import Actor
 from slotengine.business import Business
 from slotengine.engine import BookingEngine
+from slotengine.errors import InvalidInputError
 from slotengine.model import Customer, Need, Resource, ResourceKind, Service
 from slotengine.money import Money
 from slotengine.notifications import BITRIX24_RULES, Event, NotificationRule, Template
@@ -425,7 +426,7 @@ class TestSMTP:
             with pytest.raises(PermanentDeliveryError, match="not one plain address") as info:
                 smtp.send(event(PERSON))
             assert bad not in str(info.value)
-        with pytest.raises(ValueError, match="sender"):
+        with pytest.raises(InvalidInputError, match="sender"):
             SMTPNotifier("127.0.0.1", 9, sender="nobody", resolve_address=ADDRESSES.get)
 
     def test_server_refusals(self, smtp_inbox):
@@ -480,6 +481,20 @@ class TestWebhook:
             document["channel"],
         )
         assert headers["content-type"].startswith("application/json")
+        assert "tenant" not in document
+
+    def test_a_webhook_with_a_tenant_names_it_in_the_signed_body(self, hook):
+        """One receiver serving several businesses tells their messages apart: ``tenant`` is in the signed body."""
+        engine, _ = make_engine(())
+        webhook = WebhookNotifier(hook.url, secret=SECRET, tenant="north")
+
+        engine.hold("wash", at(3, 10), customer_id="ann")
+        engine.dispatch_due(webhook)
+
+        [(headers, body)] = hook.received
+        assert "north" == json.loads(body)["tenant"]
+        assert verify_signature(body, headers["x-slotengine-signature"], SECRET)
+        assert body == webhook.body(engine.outbox()[0])
 
     def test_a_non_2xx_is_retried_by_dispatch(self, hook):
         """A 500 makes send raise; dispatch_due records a retry with backoff, then delivers."""
@@ -528,10 +543,12 @@ class TestWebhook:
 
     def test_configuration_is_checked(self):
         """Only http(s) URLs and a non-empty secret; the repr shows no path or query (they may hold tokens)."""
-        with pytest.raises(ValueError, match="http"):
+        with pytest.raises(InvalidInputError, match="http"):
             WebhookNotifier("file:///etc/passwd", secret=SECRET)
-        with pytest.raises(ValueError, match="secret"):
+        with pytest.raises(InvalidInputError, match="secret"):
             WebhookNotifier("https://hooks.example/x", secret=b"")
+        with pytest.raises(InvalidInputError, match="tenant"):
+            WebhookNotifier("https://hooks.example/x", secret=SECRET, tenant="")
         assert "token" not in repr(WebhookNotifier("https://hooks.example/x?token=abc", secret=SECRET))
 
     def test_unreachable_receiver(self):
@@ -566,9 +583,9 @@ class TestRouting:
 
         with pytest.raises(PermanentDeliveryError, match="no route for channel 'sms'"):
             router.send(event({**PERSON, "channel": "sms"}))
-        with pytest.raises(ValueError, match="at least one route"):
+        with pytest.raises(InvalidInputError, match="at least one route"):
             RoutingNotifier({})
-        with pytest.raises(TypeError, match="not a notifier"):
+        with pytest.raises(InvalidInputError, match="not a notifier"):
             RoutingNotifier({"email": object()})  # type: ignore[dict-item]
 
     def test_failures_pass_through(self):
@@ -623,6 +640,16 @@ class TestConsoleAndLogs:
         line = message_line(OutboxMessage("m9", "booking.hold", None, now, now, "k", "not json"))
 
         assert "booking.hold channel=- id=m9" == line
+
+    def test_a_console_with_a_tenant_names_it_first(self):
+        """One console serving several businesses starts each line with the business it is for."""
+        stream = io.StringIO()
+
+        ConsoleNotifier(stream, tenant="north").send(event(PERSON))
+        ConsoleNotifier(stream).send(event(PERSON))
+
+        first, second = stream.getvalue().splitlines()
+        assert first == f"tenant=north {second}"
 
     def test_console_defaults_to_stdout(self, capsys):
         ConsoleNotifier().send(event(PERSON))

@@ -38,7 +38,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar, Final, TextIO
 
-from slotengine.errors import SlotEngineError
+from slotengine.errors import InvalidInputError, SlotEngineError
 from slotengine.outbox import OutboxMessage
 from slotengine.ports import Notifier
 
@@ -131,19 +131,22 @@ class ConsoleNotifier:
     Prints one line per message (`message_line`) to *stream* (standard output by default).
 
     For development: it shows what would be sent without sending it, and never prints a body or an address.
+    With *tenant*, each line starts ``tenant=<id>``: one console serving several businesses tells them apart.
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, tenant: str | None = None) -> None:
         self.stream = stream
+        self.tenant = tenant
 
     def send(self, message: OutboxMessage) -> None:
         """Print *message*'s line."""
         stream = sys.stdout if self.stream is None else self.stream
-        stream.write(message_line(message) + "\n")
+        head = "" if self.tenant is None else f"tenant={_one_line(self.tenant)} "
+        stream.write(head + message_line(message) + "\n")
         stream.flush()
 
     def __repr__(self) -> str:
-        return "<ConsoleNotifier>"
+        return "<ConsoleNotifier>" if self.tenant is None else f"<ConsoleNotifier(tenant={self.tenant!r})>"
 
 
 class LogNotifier:
@@ -243,10 +246,10 @@ class SMTPNotifier:
         envelope = parseaddr(sender)[1]
         if not _plain_address(envelope):
             msg = "sender must be an e-mail address, optionally with a name: 'Shop <bookings@shop.example>'"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         if starttls and ssl:
             msg = "choose starttls (upgrade a plain connection) or ssl (TLS from the start), not both"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         self.host = host
         self.port = port
         self.sender = sender
@@ -388,28 +391,33 @@ class WebhookNotifier:
     """
     POSTs every message as signed JSON to *url*; any answer other than 2xx is a failure.
 
-    The body is the message's payload plus ``id``, ``topic`` and ``dedupe_key`` (UTF-8 JSON, keys sorted).
+    The body is the message's payload plus ``id``, ``topic`` and ``dedupe_key`` (UTF-8 JSON, keys sorted), and
+    ``tenant`` when the notifier is given one: a receiver serving several businesses knows whose message it is.
     Headers: ``X-Slotengine-Signature: sha256=<hex HMAC-SHA256 of the raw body with secret>`` and
     ``X-Slotengine-Dedupe-Key``. Redirects are not followed. Receivers check the signature with
     `verify_signature` and drop a dedupe key they have seen (the relay delivers at least once).
 
     Raises:
-        ValueError: the URL is not http(s), or the secret is empty.
+        InvalidInputError: the URL is not http(s), the secret is empty, or *tenant* is an empty string.
         DeliveryError: from `send`, on a network error, a timeout, a redirect, or a 5xx, 408, 425 or 429.
         PermanentDeliveryError: from `send`, on any other 4xx.
     """
 
-    def __init__(self, url: str, *, secret: bytes, timeout: float = 10) -> None:
+    def __init__(self, url: str, *, secret: bytes, timeout: float = 10, tenant: str | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             msg = "the webhook URL must be an http:// or https:// URL"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         if not isinstance(secret, bytes) or not secret:
             msg = "the webhook secret must be non-empty bytes (e.g. secrets.token_bytes(32))"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            msg = "the webhook's tenant must be a non-empty string"
+            raise InvalidInputError(msg)
         self.url = url
         self._secret = secret
         self.timeout = timeout
+        self.tenant = tenant
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     def __repr__(self) -> str:
@@ -419,6 +427,8 @@ class WebhookNotifier:
     def body(self, message: OutboxMessage) -> bytes:
         """The exact bytes POSTed for *message*."""
         document = {**_payload(message), "id": message.id, "topic": message.topic, "dedupe_key": message.dedupe_key}
+        if self.tenant is not None:
+            document["tenant"] = self.tenant
         return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
     def send(self, message: OutboxMessage) -> None:
@@ -465,11 +475,11 @@ class RoutingNotifier:
     def __init__(self, routes: Mapping[str, Notifier]) -> None:
         if not routes:
             msg = "a RoutingNotifier needs at least one route, such as {'*': ConsoleNotifier()}"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         for channel, notifier in routes.items():
             if not callable(getattr(notifier, "send", None)):
                 msg = f"the route for {channel!r} is not a notifier (it has no send(message) method)"
-                raise TypeError(msg)
+                raise InvalidInputError(msg)
         self.routes = dict(routes)
 
     def __repr__(self) -> str:
