@@ -172,6 +172,19 @@ class TestErrors:
         assert "Traceback" not in err
         assert not db.exists()
 
+    @pytest.mark.parametrize("step", ["0m", "1s", "90s", "25h", "1441m"])
+    def test_a_grid_row_of_no_whole_minutes_is_refused(self, tmp_path, step):
+        """``--step`` takes whole minutes from 1m to 24h: 0m was silently 30m, and 1s printed 86,400 rows."""
+        db = tmp_path / "shop.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+
+        refused = invoke(db, "agenda", "--step", step)
+        quarter = ok(db, "agenda", "--date", a_weekday_ahead().isoformat(), "--step", "15m")
+
+        assert 2 == refused.exit_code
+        assert "whole minutes, from 1m to 24h" in refused.output
+        assert "08:15" in quarter
+
     def test_a_refusal_is_one_line_without_traceback(self, tmp_path, capsys):
         """A library error prints one line with its code and exits 1; --debug shows the traceback instead."""
         db = tmp_path / "shop.db"

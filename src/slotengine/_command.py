@@ -693,6 +693,7 @@ _STATUS_STYLE = {
 @pass_app
 def agenda(app: _App, day: str | None, week: bool, resource: str | None, step: str, as_json: bool) -> None:
     """Show the bookings of a day (a time grid) or a week (a grid of days) in the terminal."""
+    row = _row_length(step)
     engine = app.engine()
     zone = app.zone()
     first = _day(day) if day else _today(zone)
@@ -714,7 +715,16 @@ def agenda(app: _App, day: str | None, week: bool, resource: str | None, step: s
     if week:
         console.print(_week_grid(bookings, resources, first, zone))
     else:
-        console.print(_day_grid(bookings, resources, window, zone, _duration(step) or timedelta(minutes=30)))
+        console.print(_day_grid(bookings, resources, window, zone, row))
+
+
+def _row_length(text: str) -> timedelta:
+    """The day grid's row length: whole minutes, from one minute to a day (``0m`` or ``1s`` is no grid)."""
+    step = _duration(text) or timedelta(0)
+    if not timedelta(minutes=1) <= step <= timedelta(days=1) or step % timedelta(minutes=1):
+        msg = f"a row lasts whole minutes, from 1m to 24h, not {text!r}"
+        raise click.BadParameter(msg, param_hint="--step")
+    return step
 
 
 def _label(booking: Booking) -> str:
