@@ -419,6 +419,10 @@ def format_local(instant: datetime, zone: ZoneInfo, language: str = "en") -> tup
         text = f"{day} {local.day} {month} {local.year}"
     elif lang == "de":
         text = f"{day}, {local.day}. {month} {local.year}"
+    elif lang == "es":
+        text = f"{day}, {local.day} de {month} de {local.year}"
+    elif lang == "ru":
+        text = f"{day}, {local.day} {month} {local.year} г."
     else:
         text = f"{day} {local.day} {month} {local.year}"
     return text, local.strftime("%H:%M")

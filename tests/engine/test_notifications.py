@@ -797,7 +797,10 @@ class TestHelpers:
         [
             ("en", "Wednesday 4 March 2026"),
             ("fr", "mercredi 4 mars 2026"),
-            ("ru", "среда 4 марта 2026"),
+            ("ru", "среда, 4 марта 2026 г."),
+            ("de", "Mittwoch, 4. März 2026"),
+            ("es", "miércoles, 4 de marzo de 2026"),
+            ("es-MX", "miércoles, 4 de marzo de 2026"),
             ("xx", "Wednesday 4 March 2026"),
         ],
     )
