@@ -288,6 +288,24 @@ class TestWithoutClick:
         assert 0 == demo.returncode, demo.stderr
         assert "Agenda for March" in demo.stdout
 
+    def test_global_options_before_demo_work_as_with_click(self, tmp_path):
+        """``slotengine --db FILE demo`` keeps its file as the full command does (it printed the install hint)."""
+        block = "import sys; sys.modules['click'] = None; from slotengine.cli import main; raise SystemExit(main(sys.argv[1:]))"
+
+        def run(*args):
+            return subprocess.run([sys.executable, "-c", block, *args], capture_output=True, text=True, timeout=120, check=False)
+
+        kept = run("--db", str(tmp_path / "kept.db"), "--tenant", "x", "demo")
+        postgres = run("--db", "postgresql://nobody@127.0.0.1/none", "demo")
+        a_tenant_named_demo = run("--tenant", "demo", "slots", "wash")
+
+        assert 0 == kept.returncode, kept.stderr
+        assert (tmp_path / "kept.db").exists()
+        assert 2 == postgres.returncode
+        assert "fresh SQLite file" in postgres.stderr
+        assert 2 == a_tenant_named_demo.returncode
+        assert "slotengine[cli]" in a_tenant_named_demo.stderr
+
 
 
 class TestWithoutIcal:

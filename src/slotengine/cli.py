@@ -3,7 +3,7 @@ The ``slotengine`` command.
 
 With the ``[cli]`` extra (click and rich) it is the full command: ``init`` a database from a business file,
 ``slots``, ``book``, ``hold``, ``confirm``, ``pay``, ``cancel``, ``reschedule``, ``agenda``, ``report``,
-``notify``, ``export-ics``, ``board`` and ``demo`` (see ``docs/cli.md``). Without the extra only
+``notify``, ``prune``, ``worker``, ``export-ics``, ``board`` and ``demo`` (see ``docs/cli.md``). Without the extra only
 ``slotengine demo`` works, through argparse, and the other commands say what to install.
 
 Errors are printed as one line on standard error, never as a traceback (unless ``--debug``): exit code 2 for
@@ -71,24 +71,43 @@ def _demo_in_a_temporary_folder() -> None:
 
 
 def _fallback(argv: Sequence[str] | None) -> int:
-    """``slotengine demo`` without click: argparse, and a hint for every other command."""
+    """``slotengine demo`` without click: argparse (with the full command's global options), a hint for the rest."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] != "demo":
-        print(f"slotengine: {_HINT}", file=sys.stderr)
-        return 2
     parser = argparse.ArgumentParser(prog="slotengine", description="A booking engine that never double-books.")
+    parser.add_argument("--db", default=os.environ.get("SLOTENGINE_DB"), help="where to create the SQLite file")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    for unused in ("--tenant", "--tz", "--as", "--schema"):  # the full command's; the demo makes its own
+        parser.add_argument(unused, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="tell the whole story on a fresh SQLite file")
-    demo.add_argument("--db", help="where to create the SQLite file (default: a new temporary folder)")
-    demo.add_argument("--debug", action="store_true", help="show tracebacks")
+    demo.add_argument("--db", dest="demo_db", help="where to create the SQLite file (default: a new temporary folder)")
+    demo.add_argument("--debug", dest="demo_debug", action="store_true", help="show tracebacks")
+    if _command_of(args_list) != "demo":
+        print(f"slotengine: {_HINT}", file=sys.stderr)
+        return 2
     args = parser.parse_args(args_list)
+    db, debug = args.demo_db or args.db, args.debug or args.demo_debug
+    if db is not None and str(db).startswith(("postgresql://", "postgres://")):
+        print("slotengine: the demo runs on a fresh SQLite file; give a file name with --db", file=sys.stderr)
+        return 2
     try:
-        return demo_at(args.db)
+        return demo_at(db)
     except SlotEngineError as error:
-        if args.debug:
+        if debug:
             raise
         print(f"slotengine: {error} ({error.code})", file=sys.stderr)
         return 1
+
+
+def _command_of(args: Sequence[str]) -> str | None:
+    """The first word of *args* that is neither a global option nor its value: the command asked for."""
+    words = iter(args)
+    for word in words:
+        if word in {"--db", "--tenant", "--tz", "--as", "--schema"}:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _debugging(argv: Sequence[str]) -> bool:
