@@ -643,7 +643,7 @@ class TestSchema:
         assert again == saved
         assert ["first", "second"] == ids  # the refused third wrote nothing
         assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
-        assert SCHEMA_VERSION == 7
+        assert SCHEMA_VERSION == 8
         assert f"ERRCODE = '{postgres_module._KEY_TAKEN}'" in postgres_module._RESERVE_FUNCTION
 
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
@@ -2277,3 +2277,204 @@ class TestStaticGuards:
         assert "sorted({resource_lock_key(" in ast.unparse(order)
         assert "ORDER BY a.n;" in postgres_module._RESERVE_FUNCTION
         assert "IsolationLevel.READ_COMMITTED" in source
+
+
+def _with_options(options: str) -> str:
+    """The test DSN with libpq ``options`` (session settings a DSN, a role or a database may impose)."""
+    return psycopg.conninfo.make_conninfo(DSN, options=options)
+
+
+class TestWhatTheSessionMaySay:
+    """Settings a DSN, a role or a database may impose change nothing (the adapter sets its own on every connection)."""
+
+    @pytest.mark.parametrize("isolation", ["repeatable\\ read", "serializable"])
+    def test_a_default_isolation_above_read_committed_cannot_oversell(self, schema: str, isolation: str) -> None:
+        """A one-call booking waiting for the locks sees the booking committed by their holder (it sold a third seat)."""
+        storage = PostgresStorage(_with_options(f"-c default_transaction_isolation={isolation}"), schema=schema)
+        try:
+            catalogue(storage, "t", {"r1": 2})
+            with storage.transaction("t") as tx:
+                tx.reserve(booking("b0", at(3, 10), at(3, 11)), now=at(2, 8))
+                version = tx.catalogue_version()
+                tx.commit()
+            locked, go, answers = threading.Event(), threading.Event(), {}
+
+            def holder() -> None:
+                with storage.transaction("t") as tx:
+                    tx.lock_resources(["r1"])
+                    locked.set()
+                    go.wait(10)
+                    tx.reserve(booking("b1", at(3, 10), at(3, 11)), now=at(2, 8))
+                    tx.commit()
+
+            def racer() -> None:
+                try:
+                    storage.reserve_and_record(
+                        "t", booking("b2", at(3, 10), at(3, 11)), now=at(2, 8), transitions=(), outbox=(),
+                        catalogue_version=version,
+                    )  # fmt: skip
+                    answers["b2"] = "ok"
+                except ConflictError:
+                    answers["b2"] = "conflict"
+
+            first = threading.Thread(target=holder)
+            first.start()
+            locked.wait(10)
+            second = threading.Thread(target=racer)
+            second.start()
+            time.sleep(0.5)  # the racer's statement has begun, and waits for the holder's locks
+            go.set()
+            first.join()
+            second.join()
+            with storage.transaction("t") as tx:
+                live = sorted(ld.booking_id for ld in tx.loads(["r1"], Interval(at(3, 10), at(3, 11))))
+        finally:
+            storage.close()
+
+        assert {"b2": "conflict"} == answers
+        assert ["b0", "b1"] == live
+
+    def test_the_server_function_refuses_to_run_above_read_committed(self, schema: str) -> None:
+        """slotengine_reserve called at REPEATABLE READ (by any client) raises instead of checking on an old snapshot."""
+        PostgresStorage(DSN, schema=schema).close()
+        request = postgres_module._reserve_request(booking("b1", at(3, 10), at(3, 11)), now=at(2, 8))
+        with psycopg.connect(DSN) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute("SELECT slotengine_reserve('t', %s::jsonb)", (request,))
+
+        assert "SE001" == info.value.sqlstate
+        assert "READ COMMITTED" in str(info.value)
+
+    def test_latin1_sql_dates_and_another_zone_change_nothing(self, schema: str) -> None:
+        """client_encoding LATIN1, DateStyle 'SQL, DMY', IntervalStyle and TimeZone: the same bookings, text and instants."""
+        odd = "-c client_encoding=LATIN1 -c DateStyle=SQL,DMY -c IntervalStyle=sql_standard -c TimeZone=Asia/Kolkata"
+        storage = PostgresStorage(_with_options(odd), schema=schema)
+        try:
+            engine = make_engine(storage)
+            furnish(engine)
+            fast = engine.book("wash", at(3, 10), customer_id="zoë", notes="café ☕")  # the one-call write
+            with storage.transaction("wash") as tx:
+                tx.reserve(booking("b2", at(3, 12), at(3, 13), resources=("box1",), customer_id="zoë"), now=at(2, 8))
+                tx.commit()
+            with storage.transaction("wash") as tx:
+                found = sorted(b.id for b in tx.find_bookings(BookingQuery(customer_id="zoë")))
+                second = tx.get_booking("b2")
+                loads = tx.loads(["box1"], Interval(at(3, 9), at(3, 14)))
+            again = engine.get(fast.id)
+        finally:
+            storage.close()
+        with raw(schema) as conn:
+            stored = conn.execute("SELECT customer_id, doc->>'notes' FROM bookings WHERE id = %s", (fast.id,)).fetchone()
+
+        assert sorted([fast.id, "b2"]) == found
+        assert ("zoë", "café ☕") == stored
+        assert (fast.start, fast.end, fast.notes) == (again.start, again.end, again.notes)
+        assert "zoë" == second.customer_id
+        assert {at(3, 10), at(3, 12)} == {ld.interval.start for ld in loads}
+
+
+class TestArgumentsLikeTheOtherAdapters:
+    def test_units_past_two_to_the_31_are_summed_as_in_memory(self, schema: str) -> None:
+        """Three needs of a billion units on one resource, and a peak past 2^31: the answers memory gives."""
+        from slotengine.model import MAX_UNITS
+
+        def answers(storage: Any) -> list[str]:
+            out = []
+            catalogue(storage, "t", {"big": UNLIMITED, "cap": MAX_UNITS, "was": UNLIMITED})
+            for rid in ("big", "cap"):
+                huge = Booking(
+                    f"b-{rid}", "s1", at(3, 10), at(3, 11),
+                    tuple(Assignment(i, "", (rid,)) for i in range(3)), (MAX_UNITS,) * 3,
+                    BookingStatus.CONFIRMED, datetime(2026, 1, 1, tzinfo=UTC),
+                )  # fmt: skip
+                try:
+                    with storage.transaction("t") as tx:
+                        tx.reserve(huge, now=at(2, 8))
+                        tx.commit()
+                    out.append("ok")
+                except ConflictError:
+                    out.append("conflict")
+            with storage.transaction("t") as tx:
+                for n in range(3):
+                    tx.reserve(booking(f"w{n}", at(3, 10), at(3, 11), resources=("was",), units=MAX_UNITS), now=at(2, 8))
+                tx.put_resource(Resource("was", "Resource was", capacity=MAX_UNITS))
+                tx.commit()
+            try:
+                with storage.transaction("t") as tx:
+                    tx.reserve(booking("one-more", at(3, 10), at(3, 11), resources=("was",)), now=at(2, 8))
+                out.append("ok")
+            except ConflictError:
+                out.append("conflict")
+            return out
+
+        storage = PostgresStorage(DSN, schema=schema)
+        try:
+            on_postgres = answers(storage)
+        finally:
+            storage.close()
+
+        assert answers(MemoryStorage()) == on_postgres == ["ok", "conflict", "conflict"]
+
+    def test_a_reserve_refused_before_it_was_sent_leaves_no_lock_counted_as_held(self, storage: PostgresStorage) -> None:
+        """A bad `now` is refused with a typed error, and the transaction's next reserve still takes its locks."""
+        catalogue(storage, "t", {"r1": 2})
+        with storage.transaction("t") as tx:
+            with pytest.raises(InvalidInputError):
+                tx.reserve(booking("b1", at(3, 10), at(3, 11)), now="2026-03-02T08:00:00+00:00")  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError):
+                tx.reserve(booking("b1", at(3, 10), at(3, 11)), now=at(2, 8), exclude=[1])  # type: ignore[list-item]
+            assert set() == tx._locked  # type: ignore[attr-defined]
+            tx.reserve(booking("b1", at(3, 10), at(3, 11)), now=at(2, 8))
+            assert tx._locked  # type: ignore[attr-defined]
+            with psycopg.connect(DSN, autocommit=True) as other:
+                key = resource_lock_key("t", "r1")
+                taken = other.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            tx.commit()
+
+        assert (False,) == taken  # the transaction really holds the resource's lock
+
+    def test_now_with_any_offset_python_allows(self, storage: PostgresStorage) -> None:
+        """An offset PostgreSQL cannot read (-23:59:59, half a second) is the same instant, as in memory."""
+        catalogue(storage, "t", {"r1": 1})
+        odd = [
+            at(2, 8).astimezone(timezone(-timedelta(hours=23, minutes=59, seconds=59))),
+            at(2, 8).astimezone(timezone(timedelta(microseconds=500_000))),
+        ]
+        for n, now in enumerate(odd):
+            with storage.transaction("t") as tx:
+                tx.reserve(booking(f"b{n}", at(3, 10 + n), at(3, 11 + n)), now=now)
+                tx.commit()
+            with storage.transaction("t") as tx:
+                version = tx.catalogue_version()
+            storage.reserve_and_record(
+                "t", booking(f"c{n}", at(4, 10 + n), at(4, 11 + n)), now=now, transitions=(), outbox=(),
+                catalogue_version=version,
+            )  # fmt: skip
+
+        with storage.transaction("t") as tx:
+            assert 4 == len(tx.find_bookings(BookingQuery()))
+
+    def test_a_resource_id_that_is_not_text_is_not_found(self, storage: PostgresStorage) -> None:
+        """lock_resources([None]) and ([7]) are NotFoundError, as memory and SQLite say (it was AttributeError)."""
+        catalogue(storage, "t", {"r1": 1})
+        for bad in (None, 7):
+            with storage.transaction("t") as tx, pytest.raises(NotFoundError, match="no resource"):
+                tx.lock_resources(["r1", bad])  # type: ignore[list-item]
+
+    @pytest.mark.parametrize(
+        "dsn",
+        ["postgresql://app:S3cretPassw0rd@[db.internal:5432/test", "postgresql://postgres@127.0.0.1:5432/test?\ud800=1"],
+    )
+    def test_a_dsn_that_is_no_dsn_is_refused_without_its_password(self, dsn: str) -> None:
+        """A malformed DSN is an InvalidInputError at once, naming no password (libpq's message quoted it)."""
+        with pytest.raises(InvalidInputError, match="not a PostgreSQL connection string") as info:
+            PostgresStorage(dsn)
+
+        assert "S3cret" not in str(info.value)
+
+    def test_a_lock_timeout_postgresql_cannot_take_is_refused_at_once(self) -> None:
+        """30 days is beyond PostgreSQL's lock_timeout: InvalidInputError at construction, not a pool failure later."""
+        with pytest.raises(InvalidInputError, match="lock_timeout"):
+            PostgresStorage(DSN, lock_timeout=timedelta(days=30))

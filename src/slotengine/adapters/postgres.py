@@ -17,7 +17,8 @@ How it keeps the no-double-booking promise (research note, sections 1.1, 1.2 and
   4), a PL/pgSQL function: it takes the locks, then checks the catalogue version and the version of a
   booking the transaction read (``FOR UPDATE``), then capacity, then writes the booking, its resource rows,
   and the transition records and outbox messages it is given. Transactions run at READ COMMITTED on
-  purpose: every statement of the (volatile) function after the locks takes a new snapshot and sees
+  purpose (every connection sets it as its default, whatever the DSN or role say, and the function refuses
+  any other level): every statement of the (volatile) function after the locks takes a new snapshot and sees
   everything committed before the locks were granted, so the check reads the true load. A stricter level
   would read a snapshot taken *before* the lock, which is exactly the stale read the lock is there to
   prevent. The check is `slotengine.capacity.check_capacity`'s rule in SQL (loads of other live bookings
@@ -92,6 +93,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import selectors
 import threading
@@ -159,7 +161,7 @@ from slotengine.ports import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -570,7 +572,7 @@ def _edited(text: LiteralString, old: LiteralString, new: LiteralString) -> Lite
     return text.replace(old, new)
 
 
-_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+_RESERVE_FUNCTION_V6: Final[LiteralString] = _edited(
     _edited(
         _edited(
             _RESERVE_FUNCTION_V5,
@@ -602,6 +604,37 @@ _RESERVE_FUNCTION: Final[LiteralString] = _edited(
 """,
 )
 """The function as this version writes it (schema version 6): version 5's, and each resource's widest interval."""
+"""The function as schema version 6 created it: version 5's, and each resource's widest blocked interval."""
+
+_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+    _edited(
+        _edited(
+            _edited(
+                _RESERVE_FUNCTION_V6,
+                "        v_units integer[];\n",
+                "        v_units bigint[];\n",
+            ),
+            "        v_peak integer;\n",
+            "        v_peak bigint;\n",
+        ),
+        "sum((l->>1)::integer)::integer AS units",
+        "sum((l->>1)::integer)::bigint AS units",
+    ),
+    """    BEGIN
+        IF p_request->>'lock_timeout' IS NOT NULL THEN""",
+    """    BEGIN
+        -- Locks, then checks, each statement with a new snapshot: at a higher isolation the snapshot would be
+        -- older than the locks, and a booking committed meanwhile unseen (a DSN or role may set that default).
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+            RAISE EXCEPTION 'slotengine_reserve runs at READ COMMITTED, not %',
+                current_setting('transaction_isolation') USING ERRCODE = 'SE001';
+        END IF;
+        IF p_request->>'lock_timeout' IS NOT NULL THEN""",
+)
+"""
+The booking write as version 8 makes it: loads and peaks summed as 64-bit numbers (units of many needs, or of
+bookings taken while a resource was unlimited, pass 2^31), and refused outside READ COMMITTED.
+"""
 
 # Version 4: a booking's whole write in one statement, and the load read from one table.
 #
@@ -691,7 +724,7 @@ _SCHEMA_V6: Final[tuple[LiteralString, ...]] = (
           FROM booking_resources GROUP BY tenant_id, resource_id) AS w
     WHERE r.tenant_id = w.tenant_id AND r.id = w.resource_id
     """,
-    _RESERVE_FUNCTION,
+    _RESERVE_FUNCTION_V6,
 )
 
 # Version 7: the bookings made in a period (the conversion funnel's cohort). An index on the document's
@@ -706,6 +739,9 @@ _SCHEMA_V7: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX booking_resources_by_start ON booking_resources (tenant_id, resource_id, lower(during))",
 )
 
+# Version 8: the booking write with 64-bit sums, refused outside READ COMMITTED (`_RESERVE_FUNCTION`).
+_SCHEMA_V8: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
+
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     0: _SCHEMA_V1,
     1: _SCHEMA_V2,
@@ -714,7 +750,18 @@ _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     4: _SCHEMA_V5,
     5: _SCHEMA_V6,
     6: _SCHEMA_V7,
+    7: _SCHEMA_V8,
 }
+
+_SESSION: Final = (
+    "SET TimeZone TO 'UTC'; SET client_encoding TO 'UTF8'; SET DateStyle TO 'ISO, MDY'; "
+    "SET IntervalStyle TO 'postgres'; SET default_transaction_isolation TO 'read committed'"
+)
+"""
+What every connection of the adapter sets, whatever the DSN, the role or the database say: UTC; UTF-8, which the
+booking writes send as is; the ISO dates psycopg reads; and READ COMMITTED for the statements run outside an
+explicit transaction (a booking's one-statement write), whose locks-then-check needs a new snapshot per statement.
+"""
 
 _LOCK_RESOURCES: Final = """
     SELECT CASE WHEN u.shared THEN pg_advisory_xact_lock_shared(u.k) ELSE pg_advisory_xact_lock(u.k) END
@@ -904,8 +951,8 @@ def _reserve_request(
             "external_ref": booking.external_ref,
             "service_id": booking.service_id,
             "version": booking.version,
-            "now": now.isoformat(),
-            "exclude": sorted(set(exclude)),
+            "now": to_utc(now, "now").isoformat(),  # PostgreSQL reads offsets up to 15:59:59 only
+            "exclude": _excluded(exclude),
             "locks": locks,
             "seen": seen,
             "catalogue": catalogue,
@@ -934,6 +981,15 @@ def _reserve_request(
         for m in outbox
     )
     return f'{head[:-1]},"doc":{dumps(booking_to_dict(booking))},"transitions":[{records}],"outbox":[{messages}]}}'
+
+
+def _excluded(exclude: Collection[str]) -> list[str]:
+    """The booking ids a check leaves out, sorted; anything else is an `InvalidInputError`."""
+    given: object = exclude
+    if isinstance(given, str) or not isinstance(given, Collection) or not all(isinstance(b, str) for b in given):
+        msg = f"exclude must be a collection of booking ids (str), got {given!r}"
+        raise InvalidInputError(msg, field="exclude")
+    return sorted(set(exclude))
 
 
 def _reserved(outcome: object, booking: Booking) -> None:
@@ -1309,6 +1365,11 @@ class _Transaction:
         again (they last until it ends): none are returned if it holds them all. The ones returned count as
         held from now on, and the database transaction starts here.
         """
+        given: Collection[object] = resource_ids
+        for rid in given:
+            if not isinstance(rid, str):  # no resource has such an id (memory and SQLite say the same)
+                msg = f"no resource {rid!r}"
+                raise NotFoundError(msg, resource_id=rid)
         rids = sorted(set(resource_ids))
         if not rids or (tenant_lock_key(self._tenant), False) in self._locked:
             return rids, []
@@ -1364,13 +1425,17 @@ class _Transaction:
         # Before the locks are counted as held: an OutOfRangeError here leaves the transaction as it was.
         blocked = _blocked(booking)
         _rids, locks = self._locks_wanted(booking.resource_ids)
+        try:
+            request = _reserve_request(
+                booking, now=now, exclude=exclude, locks=locks, seen=self._seen.get(booking.id), blocked=blocked
+            )
+        except BaseException:
+            self._locked.difference_update(locks)  # never asked for: a later call must take them
+            raise
         steps: list[tuple[LiteralString, Sequence[Any] | dict[str, Any]]] = []
         if not self._timeout_set:
             steps.append((_SET_LOCK_TIMEOUT, (self._lock_timeout,)))
             self._timeout_set = True
-        request = _reserve_request(
-            booking, now=now, exclude=exclude, locks=locks, seen=self._seen.get(booking.id), blocked=blocked
-        )
         steps.append((_RESERVE, (self._tenant, request)))
         # One round trip (with BEGIN, if the transaction starts here): slotengine_reserve locks, checks and
         # writes in the server.
@@ -1826,6 +1891,9 @@ def _check_schema(value: object) -> str:
     return value
 
 
+_MAX_LOCK_TIMEOUT: Final = timedelta(milliseconds=2**31 - 1)
+
+
 def _with_timeouts(dsn: str) -> str:
     """
     Return *dsn* with libpq's timeouts where it does not set them.
@@ -1845,13 +1913,19 @@ def _with_timeouts(dsn: str) -> str:
         if psycopg.pq.version() < 120000:  # libpq 12 brought tcp_user_timeout
             wanted.pop("tcp_user_timeout", None)
         return make_conninfo(dsn, **wanted) if wanted else dsn
-    except psycopg.ProgrammingError:
-        return dsn  # not a DSN at all: the first connection says so, as a StorageError
+    except (psycopg.ProgrammingError, UnicodeError, ValueError) as exc:
+        # libpq quotes the whole text, password included: its complaint is given without the quotes.
+        reason = re.sub(r'"[^"]*"', "...", str(exc).split("\n")[0]) if isinstance(exc, psycopg.Error) else "bad text"
+        msg = f"dsn is not a PostgreSQL connection string (key=value pairs) or URI (postgresql://...): {reason}"
+        raise InvalidInputError(msg, field="dsn") from None
 
 
 def _check_lock_timeout(value: object) -> str:
-    if not isinstance(value, timedelta) or value < timedelta(milliseconds=1):
-        msg = f"lock_timeout must be a timedelta of at least 1 ms (0 would mean: wait forever), got {value!r}"
+    if not isinstance(value, timedelta) or not timedelta(milliseconds=1) <= value <= _MAX_LOCK_TIMEOUT:
+        msg = (
+            f"lock_timeout must be a timedelta from 1 ms (0 would mean: wait forever) to "
+            f"{_MAX_LOCK_TIMEOUT} (PostgreSQL's limit), got {value!r}"
+        )
         raise InvalidInputError(msg, field="lock_timeout")
     return f"{value // timedelta(milliseconds=1)}ms"
 
@@ -1979,18 +2053,21 @@ class PostgresStorage:
     def _connect(self) -> Connection:
         """Open a plain connection (for migrations and the lock probe), outside the pool."""
         try:
-            return psycopg.connect(self._dsn, autocommit=False)
+            conn = psycopg.connect(self._dsn, autocommit=True)
+            conn.execute(_SESSION)
+            conn.autocommit = False
         except _CAUGHT as exc:
             raise _translate(exc) from None
+        return conn
 
     def _configure(self, conn: Connection) -> None:
-        """Set up a new pooled connection: this schema first, UTC, READ COMMITTED (see the module docstring)."""
+        """Set up a new pooled connection: this schema first, then `_SESSION` (see the module docstring)."""
         self._set_up(conn)
 
     def _set_up(self, conn: Connection) -> None:
         conn.autocommit = True  # until a storage transaction's first write (see _Transaction._writable)
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
-        conn.execute("SET TimeZone TO 'UTC'")
+        conn.execute(_SESSION)
         # The session's lock timeout is the storage's, so one-statement writes need no SET of their own.
         conn.execute("SELECT set_config('lock_timeout', %s, false)", (self._lock_timeout,))
         conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
