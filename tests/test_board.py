@@ -4,6 +4,7 @@ import html
 import importlib.util
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slotengine import (
@@ -31,8 +32,10 @@ from slotengine import (
     TimeRange,
     WeeklyHours,
 )
+from slotengine._time import day_span
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.board import BOARD_STATUSES, HOUR_HEIGHT, Span, layout, render_board
+from slotengine.errors import InvalidInputError
 from slotengine.testing import FrozenClock
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -380,6 +383,226 @@ class TestRenderBoard:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
         assert "False" == out.strip()
+
+
+# --- days the clocks make odd ----------------------------------------------------------------------------
+
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
+TRICKY_ZONES = (
+    "Australia/Lord_Howe",  # half-hour shifts: the whole hours leave the UTC hour grid
+    "Pacific/Apia",  # skipped 30 December 2011
+    "Pacific/Kiritimati",  # skipped 31 December 1994
+    "Antarctica/Troll",  # goes back two hours
+    "Asia/Magadan",  # went back two hours in 2014
+    "America/Santiago",  # changes at midnight
+    "Asia/Kathmandu",  # +05:45, once +05:30
+    "Africa/Monrovia",  # -00:44:30 until 1972
+    "Europe/Paris",
+)
+
+
+def ticks_of(board: str) -> list[tuple[str, str]]:
+    """The hour ticks of a board's HTML as (style, label), top to bottom."""
+    return re.findall(r'<div class="tick" style="([^"]*)">([^<]*)</div>', board)
+
+
+def window_of(page: _Elements) -> Interval:
+    (board,) = [a for tag, a in page.tags if tag == "main"]
+    start, end = board["data-window-start"], board["data-window-end"]
+    assert start is not None
+    assert end is not None
+    return Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+
+def on_the_hour(instant: datetime, tz: ZoneInfo) -> bool:
+    local = instant.astimezone(tz)
+    return local.minute == local.second == local.microsecond == 0
+
+
+def whole_hours(window: Interval, tz: ZoneInfo) -> list[datetime]:
+    """Every instant of *window* whose wall clock shows HH:00:00, found wall time by wall time (both folds)."""
+    first = window.start.astimezone(tz).date() - timedelta(days=1)
+    found = set()
+    for hour in range(24 * 4):
+        wall = datetime.combine(first, datetime.min.time()) + timedelta(hours=hour)
+        for fold in (0, 1):
+            instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+            if instant.astimezone(tz).replace(tzinfo=None) == wall and window.contains(instant):
+                found.add(instant)
+    return sorted(found)
+
+
+def shop(zone: str, hours: WeeklyHours, now: datetime) -> BookingEngine:
+    """A business in *zone* with *hours* and one box for ten cars at once, its clock at *now*."""
+    engine = BookingEngine(MemoryStorage(), clock=FrozenClock(now), default_actor=Actor.admin("owner"))
+    engine.setup(Business("Shop", zone, Schedule(zone, hours), Policies(allow_override=True)))
+    engine.add_resource(Resource("box", "Box", type="box", capacity=10))
+    engine.add_service(
+        Service("wash", "Wash", needs=[Need(type="box")], duration=60 * M, min_duration=15 * M, max_duration=4 * 60 * M)
+    )
+    return engine
+
+
+HOURS = {
+    "weekdays": WeeklyHours.weekdays(TimeRange("09:00", "17:00")),
+    "always": WeeklyHours.every_day(TimeRange("00:00", "00:00")),
+    "never": WeeklyHours({}),
+}
+
+
+def _offset_at(instant: datetime, tz: ZoneInfo) -> timedelta | None:
+    return instant.astimezone(tz).utcoffset()
+
+
+def next_change(after: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant within a year after *after* where *tz* changes offset (*after* itself if none)."""
+    before = _offset_at(after, tz)
+    lo = after
+    for days in range(1, 367):
+        hi = after + timedelta(days=days)
+        if _offset_at(hi, tz) != before:
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if _offset_at(mid, tz) == before else (lo, mid)
+            return hi
+        lo = hi
+    return after
+
+
+@st.composite
+def odd_days(draw: st.DrawFn) -> tuple[str, date, str, list[tuple[datetime, int]], datetime]:
+    """A zone, a local day around one of its changes of offset, hours, bookings and a now near that change."""
+    # "localtime", "Factory" and "posixrules" are files of the tz database, not zones slotengine accepts
+    zones = st.timezone_keys(allow_prefix=False).filter(lambda key: key not in {"localtime", "Factory", "posixrules"})
+    zone = draw(st.sampled_from(TRICKY_ZONES) | zones)
+    tz = ZoneInfo(zone)
+    start = datetime(1971, 1, 1, tzinfo=UTC) + draw(st.integers(0, 130 * 365)) * timedelta(days=1)
+    change = next_change(start, tz).replace(microsecond=0)
+    day = change.astimezone(tz).date() + timedelta(days=draw(st.integers(-1, 1)))
+    near = st.integers(-30 * 4, 30 * 4).map(lambda quarters: change + quarters * 15 * M)
+    bookings = draw(st.lists(st.tuples(near, st.integers(1, 4 * 4)), max_size=4))
+    now = draw(near | st.integers(-30 * 60, 30 * 60).map(lambda minutes: change + minutes * M))
+    return zone, day, draw(st.sampled_from(sorted(HOURS))), [(s, q * 15) for s, q in bookings], now
+
+
+class TestOddDays:
+    def test_a_closed_day_today_draws_the_whole_day(self):
+        """On a closed day with nothing booked, now alone is no span: the board shows the day and the now-line."""
+        now = at(10, 17, date(2026, 3, 8))  # a Sunday
+        engine = shop("Europe/Paris", HOURS["weekdays"], now)
+
+        page = parse(render_board(engine, date(2026, 3, 8), now=now))
+
+        assert Interval(at(0, 0, date(2026, 3, 8)), at(0, 0, date(2026, 3, 9))) == window_of(page)
+        (line,) = page.with_class("now-line")
+        assert now == datetime.fromisoformat(line["data-now"] or "")
+
+    def test_the_now_line_is_drawn_at_closing_time(self):
+        """Now at the very end of the board (closing time to the minute) is on the board's bottom edge."""
+        engine, _ = workshop()
+
+        page = parse(render_board(engine, DAY, now=at(18)))
+
+        assert at(18) == window_of(page).end
+        (line,) = page.with_class("now-line")
+        assert f"top:{9 * HOUR_HEIGHT:.3f}px" == line["style"]
+
+    def test_a_day_the_zone_skipped_is_refused(self):
+        """Samoa skipped 30 December 2011: the board says so, instead of an error about an empty interval."""
+        engine = shop("Pacific/Apia", HOURS["always"], datetime(2011, 12, 1, tzinfo=UTC))
+
+        with pytest.raises(InvalidInputError) as caught:
+            render_board(engine, date(2011, 12, 30))
+
+        assert "invalid_input" == caught.value.code
+        assert "2011-12-30 does not exist in Pacific/Apia: its clocks skipped that whole day" == str(caught.value)
+
+    def test_the_window_reaches_the_repeated_half_hour(self):
+        """Lord Howe goes back from 02:00 to 01:30: a booking and now in the second 01:30-02:00 stay on the board."""
+        sunday = date(2026, 4, 5)
+        engine = shop("Australia/Lord_Howe", HOURS["weekdays"], datetime(2026, 3, 1, tzinfo=UTC))
+        booking = engine.book("wash", datetime(2026, 4, 4, 14, 15, tzinfo=UTC), customer_id="x", override=True)
+        now = datetime(2026, 4, 4, 15, 10, tzinfo=UTC)  # 01:40, the second time round
+
+        page = parse(render_board(engine, sunday, now=now))
+
+        window = window_of(page)
+        assert datetime(2026, 4, 5, 2, tzinfo=LORD_HOWE, fold=1) == window.end  # 02:00 +10:30, not 01:30 +10:30
+        assert window.contains(booking.interval)
+        (block,) = page.with_class("block")
+        assert "clipped-end" not in (block["class"] or "")
+        assert 1 == len(page.with_class("now-line"))
+
+    def test_ticks_stay_on_whole_hours_after_a_half_hour_shift(self):
+        """Lord Howe springs from 02:00 to 02:30: the ticks and grid lines go on at 03:00, 04:00, not at 03:30."""
+        engine = shop("Australia/Lord_Howe", HOURS["always"], datetime(2026, 9, 1, tzinfo=UTC))
+
+        board = render_board(engine, date(2026, 10, 4))
+        page = parse(board)
+
+        ticks = ticks_of(board)
+        assert ["00:00", "01:00", *(f"{h:02}:00" for h in range(3, 24))] == [label for _, label in ticks]
+        assert f"top:{2.5 * HOUR_HEIGHT:.3f}px" == ticks[2][0]  # 03:00 comes 90 minutes after 01:00
+        lines = [a["style"] for a in page.with_class("hour")]
+        assert [style for style, _ in ticks] == lines  # one column, one grid line per tick
+
+    @given(odd_days())
+    @example(
+        (
+            "Australia/Lord_Howe",
+            date(2026, 4, 5),
+            "weekdays",
+            [(datetime(2026, 4, 4, 14, 15, tzinfo=UTC), 60)],
+            datetime(2026, 4, 4, 15, 10, tzinfo=UTC),
+        )
+    )
+    @example(("Australia/Lord_Howe", date(2026, 10, 4), "always", [], datetime(2000, 1, 1, tzinfo=UTC)))
+    @example(("Pacific/Apia", date(2011, 12, 30), "always", [], datetime(2011, 12, 30, 10, tzinfo=UTC)))
+    @example(("Europe/Paris", date(2026, 3, 8), "weekdays", [], datetime(2026, 3, 8, 9, 17, tzinfo=UTC)))
+    @settings(max_examples=60, deadline=None)
+    def test_any_zone_and_day(self, case):
+        """
+        In any zone, on any day (around a change of offset above all), the board draws every booking whole
+        inside its window, the now-line when now is on the day, and a tick at each whole hour of the wall clock.
+        """
+        zone, day, hours, bookings, now = case
+        tz = ZoneInfo(zone)
+        engine = shop(zone, HOURS[hours], datetime(1970, 1, 2, tzinfo=UTC))
+        booked = [engine.book("wash", start, duration=minutes * M, override=True) for start, minutes in bookings]
+        day_start, day_end = day_span(day, tz)
+        if day_end <= day_start:
+            with pytest.raises(InvalidInputError, match="its clocks skipped that whole day"):
+                render_board(engine, day, now=now)
+            return
+
+        board = render_board(engine, day, now=now)
+        page = parse(board)
+
+        window = window_of(page)
+        assert day_start <= window.start < window.end <= day_end
+        assert window.start == day_start or on_the_hour(window.start, tz)
+        assert window.end == day_end or on_the_hour(window.end, tz)
+        height = (window.end - window.start) / timedelta(hours=1) * HOUR_HEIGHT
+        blocks = {b["data-booking-id"]: b for b in page.with_class("block")}
+        on_day = [b for b in booked if b.start < day_end and day_start < b.end]
+        assert {b.id for b in on_day} == set(blocks)
+        for booking in on_day:
+            shown = Interval(max(booking.start, day_start), min(booking.end, day_end))
+            assert window.contains(shown)
+            block = blocks[booking.id]
+            assert ("clipped-start" in (block["class"] or "")) == (booking.start < day_start)
+            assert ("clipped-end" in (block["class"] or "")) == (booking.end > day_end)
+            top = (shown.start - window.start) / timedelta(hours=1) * HOUR_HEIGHT
+            bottom = (shown.end - window.start) / timedelta(hours=1) * HOUR_HEIGHT
+            assert f"top:{top:.3f}px;height:{bottom - top:.3f}px;" in (block["style"] or "")
+            assert 0 <= top < bottom <= height + 1e-9
+        assert (day_start <= now < day_end) == bool(page.with_class("now-line"))
+        expected = [
+            (f"top:{(mark - window.start) / timedelta(hours=1) * HOUR_HEIGHT:.3f}px", f"{mark.astimezone(tz):%H:%M}")
+            for mark in whole_hours(window, tz)
+        ]
+        assert expected == ticks_of(board)
+        assert [style for style, _ in expected] == [a["style"] for a in page.with_class("hour")]
 
 
 # --- in a real browser -----------------------------------------------------------------------------------

@@ -618,6 +618,9 @@ def a_booking(start, minutes=45):
 def wall_clock_rows(day, zone):
     """Every instant of *day* whose wall clock shows 08:00, 08:30, ... 19:30, found minute by minute, and its label."""
     start, end = _days_window(day, 1, zone).start, _days_window(day, 1, zone).end
+    # From the day's first whole minute on its clock: an offset with seconds (Monrovia's -0:44:30 until 1972)
+    # starts a day after a gap at :30, and whole UTC minutes from there never show a whole minute.
+    start += timedelta(seconds=(60 - start.astimezone(zone).second) % 60)
     instants = [start + timedelta(minutes=m) for m in range(int((end - start) / timedelta(minutes=1)))]
     rows = [t for t in instants if (w := t.astimezone(zone)).second == 0 and w.minute % 30 == 0 and 8 <= w.hour < 20]
     walls = [f"{t.astimezone(zone):%H:%M}" for t in rows]
@@ -629,6 +632,10 @@ class TestDayGrid:
     @example(  # the day before Samoa's jump over 30 December 2011 is that skipped day: no rows to check
         (ZoneInfo("Pacific/Apia"), datetime(2011, 12, 30, 10, tzinfo=UTC), timedelta(hours=-10), timedelta(hours=14)),
         -1,
+    )
+    @example(
+        (ZoneInfo("Africa/Monrovia"), datetime(1972, 1, 7, 0, 44, 30, tzinfo=UTC), -timedelta(minutes=44, seconds=30), timedelta(0)),
+        0,
     )
     def test_rows_follow_the_wall_clock(self, change, shift):
         """On a day the clocks change, and the days either side, the rows are the wall times 08:00-19:30 that exist."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import reprlib
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo, available_timezones
 
 from slotengine.errors import (
@@ -142,9 +143,14 @@ def from_micros(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
 
+_NOT_ZONES: Final = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    # Not zones: "localtime" is this machine's /etc/localtime (another host, another zone), "Factory" has no offset
+    # anyone keeps, "posixrules" is a copy the tz build leaves behind.
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 _SHORT = reprlib.Repr()

@@ -63,7 +63,7 @@ import functools
 import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import compress, islice, product, repeat
 from operator import add, itemgetter, lt
 from typing import Final, cast
@@ -229,7 +229,12 @@ class Load:
 
     def is_live(self, now: datetime) -> bool:
         """Return whether this load takes time at *now* (a firm booking, or a hold that has not expired)."""
-        return self.hold_until is None or now < self.hold_until
+        if self.hold_until is None:
+            return True
+        try:
+            return now < self.hold_until
+        except TypeError:  # a naive or non-datetime *now*: say so as the rest of the API does
+            return to_utc(now, "now") < self.hold_until
 
     @property
     def blocked(self) -> Interval:
@@ -246,6 +251,22 @@ class Assignment:
     resource_ids: tuple[str, ...]
 
 
+def _slot_assignments(value: object) -> tuple[Assignment, ...]:
+    given = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str) else None
+    if given is None or not all(isinstance(a, Assignment) for a in given):
+        msg = f"a slot's assignments are a sequence of Assignment values, not {value!r}"
+        raise InvalidInputError(msg, field="assignments")
+    return given
+
+
+def _slot_start(value: object) -> datetime:
+    return to_utc(value, "start")
+
+
+def _slot_end(value: object) -> datetime:
+    return to_utc(value, "end")
+
+
 @attrs.frozen(repr=False)
 class Slot:
     """
@@ -254,9 +275,9 @@ class Slot:
     Use `Slot.in_zone` to present it in a client's zone; that never changes the instants.
     """
 
-    start: datetime
-    end: datetime
-    assignments: tuple[Assignment, ...]
+    start: datetime = attrs.field(converter=_slot_start)
+    end: datetime = attrs.field(converter=_slot_end)
+    assignments: tuple[Assignment, ...] = attrs.field(converter=_slot_assignments)
 
     @property
     def resource_ids(self) -> tuple[str, ...]:
@@ -275,7 +296,8 @@ class Slot:
 
     def __repr__(self) -> str:
         who = "+".join(self.resource_ids)
-        return f"Slot({self.start:%Y-%m-%d %H:%M}Z – {self.end:%Y-%m-%d %H:%M}Z, {who})"
+        start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        return f"Slot({start:%Y-%m-%d %H:%M}Z – {end:%Y-%m-%d %H:%M}Z, {who})"
 
 
 _Setter = Callable[[object, object], None]

@@ -28,6 +28,7 @@ from slotengine._time import day_span, get_zone, to_utc
 from slotengine.authorization import Actor
 from slotengine.booking import Booking
 from slotengine.engine import BookingEngine
+from slotengine.errors import InvalidInputError
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Resource, ResourceKind, ResourceRole
@@ -167,31 +168,78 @@ def _place_group(group: Sequence[Span], window: Interval, hour_height: float) ->
 # --- reading the engine ----------------------------------------------------------------------------------
 
 
+def _hour_marks(instant: datetime, tz: ZoneInfo) -> list[datetime]:
+    """
+    The instants within two hours of *instant* at which a clock in *tz* shows a whole hour, in order.
+
+    Under one UTC offset those are an hour apart, so a few per offset in force around *instant* give them all,
+    wherever a change of offset falls: a skipped or repeated half hour (Lord Howe) moves the whole hours off
+    the UTC hour grid, and one hour after a whole hour is then no whole hour at all. The offsets are sampled
+    two hours either side, which misses none as long as a zone changes offset at most once in four hours:
+    since 1970 the tz database never does so twice within six days.
+    """
+    marks: set[datetime] = set()
+    for probe in (instant - 2 * _HOUR, instant, instant + 2 * _HOUR):
+        offset = probe.astimezone(tz).utcoffset()
+        assert offset is not None  # a ZoneInfo always knows its offset  # noqa: S101
+        wall = (instant.astimezone(UTC) + offset).replace(minute=0, second=0, microsecond=0)
+        for hours in (-2, -1, 0, 1, 2):
+            mark = wall - offset + hours * _HOUR
+            local = mark.astimezone(tz)
+            if local.minute == local.second == local.microsecond == 0:
+                marks.add(mark)
+    return sorted(marks)
+
+
 def _floor_hour(instant: datetime, tz: ZoneInfo) -> datetime:
-    local = instant.astimezone(tz)
-    return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    """The latest instant on or before *instant* at which the clock in *tz* shows a whole hour."""
+    return max((m for m in _hour_marks(instant, tz) if m <= instant), default=instant)
 
 
 def _ceil_hour(instant: datetime, tz: ZoneInfo) -> datetime:
-    floored = _floor_hour(instant, tz)
-    return floored if floored == instant else floored + _HOUR
+    """
+    The earliest instant on or after *instant* at which the clock in *tz* shows a whole hour.
+
+    It is not always the floor plus an hour: where Lord Howe's clocks go back half an hour at 02:00, the
+    floor of 01:40 (the second time round) is 01:00, an hour and a half before the next whole hour, 02:00.
+    """
+    return min((m for m in _hour_marks(instant, tz) if m >= instant), default=instant)
+
+
+def _next_hour(instant: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant after *instant* at which the clock in *tz* shows a whole hour (the next tick)."""
+    return min((m for m in _hour_marks(instant, tz) if m > instant), default=instant + _HOUR)
+
+
+def _hours(window: Interval, tz: ZoneInfo) -> tuple[datetime, ...]:
+    """The instants of *window* at which the clock in *tz* shows a whole hour: the board's ticks and grid lines."""
+    marks = []
+    mark = _ceil_hour(window.start, tz)
+    while mark < window.end:
+        marks.append(mark)
+        mark = _next_hour(mark, tz)
+    return tuple(marks)
 
 
 def _window(day: Interval, opened: IntervalSet, bookings: Sequence[Booking], now: datetime) -> Interval:
-    """The span the board must show: the opening hours, the bookings and *now*, as far as they fall on *day*."""
+    """
+    The span the board must show: the opening hours and the bookings on *day*, and *now* if it falls on it.
+
+    With no hours and no booking (a closed day) it is the whole day, so *now* alone never makes an empty span.
+    """
     starts: list[datetime] = []
     ends: list[datetime] = []
     for part in opened:
-        starts.append(part.start)
-        ends.append(part.end)
+        starts.append(max(part.start, day.start))
+        ends.append(min(part.end, day.end))
     for booking in bookings:
         starts.append(max(booking.start, day.start))
         ends.append(min(booking.end, day.end))
+    if not starts or min(starts) >= max(ends):
+        return day
     if day.contains(now):
         starts.append(now)
         ends.append(now)
-    if not starts:
-        return day
     return Interval(min(starts), max(ends))
 
 
@@ -228,11 +276,16 @@ def render_board(
         NotFoundError: the business was never set up.
         PermissionDeniedError: no actor, or one who may not read bookings.
         UnknownTimeZoneError: *zone* is not a known IANA zone.
+        InvalidInputError: *day* does not exist in the zone, whose clocks skipped that whole day (30 December
+            2011 in Pacific/Apia), so there is no time to draw.
     """
     business = engine.business()
     tz = get_zone(zone or business.zone)
     moment = to_utc(engine.clock.now() if now is None else now, "now")
     day_start, day_end = day_span(day, tz)
+    if day_end <= day_start:
+        msg = f"{day} does not exist in {tz.key}: its clocks skipped that whole day"
+        raise InvalidInputError(msg, field="day")
     whole_day = Interval(day_start, day_end)
     bookings = engine.agenda(whole_day, actor=actor)
     resources = engine.resources()
@@ -261,7 +314,7 @@ def render_board(
     by_id = {b.id: b for b in bookings}
     height = _offset(window.end, window, HOUR_HEIGHT)
 
-    page = _Page(tz, day, window, moment, names, services)
+    page = _Page(tz, day, window, _hours(window, tz), moment, names, services)
     columns = [
         page.column(
             number,
@@ -306,11 +359,12 @@ def _esc(text: str) -> str:
 
 @attrs.frozen
 class _Page:
-    """What every fragment of one board needs to know: the zone, the day, the window and the names."""
+    """What every fragment of one board needs to know: the zone, the day, the window, its hours and the names."""
 
     tz: ZoneInfo
     day: date
     window: Interval
+    hours: tuple[datetime, ...]
     now: datetime
     names: dict[str, str]
     services: dict[str, str]
@@ -329,11 +383,9 @@ class _Page:
 
     def axis(self) -> str:
         ticks = []
-        tick = self.window.start
-        while tick < self.window.end:
+        for tick in self.hours:
             top = _offset(tick, self.window, HOUR_HEIGHT)
             ticks.append(f'<div class="tick" style="top:{top:.3f}px">{tick.astimezone(self.tz):%H:%M}</div>')
-            tick += _HOUR
         return "".join(ticks)
 
     def column(
@@ -344,6 +396,10 @@ class _Page:
         bookings: dict[str, Booking],
         opened: IntervalSet,
     ) -> str:
+        lines = "".join(
+            f'<div class="hour" style="top:{_offset(mark, self.window, HOUR_HEIGHT):.3f}px"></div>'
+            for mark in self.hours
+        )
         closed = IntervalSet.of(self.window.start, self.window.end) - opened
         shades = "".join(
             f'<div class="closed" style="top:{b.top:.3f}px;height:{b.height:.3f}px"></div>'
@@ -351,7 +407,7 @@ class _Page:
         )
         return (
             f'<div class="track" style="grid-column:{number}" data-resource-id="{_esc(resource.id)}">'
-            f"{shades}{''.join(self.block(b, bookings[b.span.booking_id]) for b in blocks)}</div>"
+            f"{lines}{shades}{''.join(self.block(b, bookings[b.span.booking_id]) for b in blocks)}</div>"
         )
 
     def block(self, block: Block, booking: Booking) -> str:
@@ -388,7 +444,9 @@ class _Page:
         )
 
     def now_line(self) -> str:
-        if not self.window.contains(self.now):
+        # On the day shown, now is always in the window, which may end on it (a closing time to the minute).
+        on_day = self.now.astimezone(self.tz).date() == self.day
+        if not (on_day and self.window.start <= self.now <= self.window.end):
             return ""
         top = _offset(self.now, self.window, HOUR_HEIGHT)
         return (
@@ -440,8 +498,8 @@ header p { margin: 2px 0 10px; color: #556; }
 .axis { grid-row: 2; grid-column: 1; }
 .tick { position: absolute; right: 8px; transform: translateY(-1px); font-size: 11px; color: #667;
   font-variant-numeric: tabular-nums; }
-.track { grid-row: 2; border-left: 1px solid #e3e6eb; overflow: hidden;
-  background-image: repeating-linear-gradient(to bottom, #e9ecf0 0 1px, transparent 1px var(--hour)); }
+.track { grid-row: 2; border-left: 1px solid #e3e6eb; overflow: hidden; }
+.hour { position: absolute; left: 0; right: 0; height: 0; border-top: 1px solid #e9ecf0; }
 .closed { position: absolute; left: 0; right: 0;
   background: repeating-linear-gradient(135deg, #eef0f3 0 6px, #f7f8fa 6px 12px); }
 .block { position: absolute; box-sizing: border-box; overflow: hidden; padding: 2px 5px; border-radius: 4px;
@@ -485,7 +543,7 @@ _DOCUMENT: Final = """<!DOCTYPE html>
 <header><h1>{name}</h1><p>{when}</p></header>
 <ul class="legend">{legend}</ul>
 <main class="board" data-window-start="{window_start}" data-window-end="{window_end}" \
-data-hour-height="{hour_height}" style="grid-template-columns:{columns_css};--height:{height}px;--hour:{hour_height}px">
+data-hour-height="{hour_height}" style="grid-template-columns:{columns_css};--height:{height}px">
 <div class="corner"></div>{heads}
 <div class="axis">{axis}</div>{tracks}
 <div class="body">{now_line}</div>

@@ -18,7 +18,7 @@ from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get
 from slotengine.availability import Assignment, Load
 from slotengine.errors import InvalidInputError, OutOfRangeError
 from slotengine.intervals import Interval
-from slotengine.lifecycle import LIVE_STATUSES, BookingStatus
+from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, status_of
 from slotengine.model import MAX_UNITS, check_id, check_text
 from slotengine.money import Money
 from slotengine.policies import Policies
@@ -105,14 +105,14 @@ def _optional_instant(value: object) -> datetime | None:
 
 
 def _status(value: object) -> BookingStatus:
-    return BookingStatus(str(value))
+    return status_of(value)
 
 
 def _assignments(value: object) -> tuple[Assignment, ...]:
-    if not isinstance(value, Iterable) or not all(isinstance(a, Assignment) for a in value):
+    out = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
+    if out is None or not all(isinstance(a, Assignment) for a in out):
         msg = "assignments must be a sequence of Assignment values"
         raise InvalidInputError(msg, field="assignments")
-    out = tuple(value)
     if not out or not any(a.resource_ids for a in out):
         msg = "a booking takes at least one resource"
         raise InvalidInputError(msg, field="assignments")
@@ -154,10 +154,11 @@ def _price(value: object) -> Money | None:
 
 
 def _payments(value: object) -> tuple[Payment, ...]:
-    if not isinstance(value, Iterable) or not all(isinstance(p, Payment) for p in value):
+    out = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
+    if out is None or not all(isinstance(p, Payment) for p in out):
         msg = "payments must be a sequence of Payment values"
         raise InvalidInputError(msg, field="payments")
-    return tuple(value)
+    return out
 
 
 def _buffer(value: object) -> timedelta:
@@ -285,6 +286,7 @@ class Booking:
 
     def takes_time(self, now: datetime) -> bool:
         """Whether the booking holds its resources at *now*: live, and not a hold that has expired."""
+        now = to_utc(now, "now")
         if self.status not in LIVE_STATUSES:
             return False
         return self.hold_until is None or now < self.hold_until

@@ -55,6 +55,7 @@ from slotengine.policies import (
     RefundTier,
     ReschedulePolicy,
 )
+from slotengine.recurrence import Recurrence
 from slotengine.schedule import WEEKDAYS, DateOverride, RecurringHours, Schedule, TimeOff, TimeRange, WeeklyHours
 
 __all__ = [
@@ -80,7 +81,8 @@ _DURATION: Final = re.compile(
 _RANGE: Final = re.compile(r"^\s*(?P<start>[0-9:.]+)\s*[-–]\s*(?P<end>[0-9:.]+)\s*(?P<next>next day)?\s*$")
 _CLOCK: Final = re.compile(r"^\s*\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?\s*$")
 """HH:MM, HH:MM:SS or HH:MM:SS.ffffff; not the other forms `time.fromisoformat` takes ("08.5", "0830", "T08")."""
-_BARE_KEY: Final = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+"""A key TOML reads unquoted; matched whole (`re.fullmatch`): ``$`` would also match before a final newline."""
 
 PRESETS: Final[Mapping[str, tuple[NotificationRule, ...]]] = {"bitrix24": BITRIX24_RULES}
 """Ready-made notification rules a file can name in ``notification_presets``."""
@@ -525,22 +527,30 @@ def _schedule(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walk
         if name in doc:
             week[index] = _day_hours(doc[name], (*path, name), walk) or ()
     dates = _override_hours(doc, path, walk)
+    # A break that cuts nothing is only worth a problem when the hours it was meant for were read.
+    hours_read = len(walk.problems) == before
     breaks: tuple[TimeRange, ...] = ()
+    used: set[int] = set()
     if "breaks" in doc:
-        # A break that cuts nothing is only worth a problem when the hours it was meant for were read.
-        hours_read = len(walk.problems) == before
         breaks = _day_hours(doc["breaks"], (*path, "breaks"), walk) or ()
         for index, cut in enumerate(breaks):
             if cut.crosses_midnight:
                 walk.add((*path, "breaks", index), "a break ends on the day it starts, before midnight")
-        week, dates = _cut_breaks(week, dates, breaks, (*path, "breaks") if hours_read else None, walk)
+        week, dates = _cut_breaks(week, dates, breaks, used)
     overrides = [
         found
         for day, (where, hours) in dates.items()
         if (found := walk.build(where, partial(DateOverride, day, hours))) is not None
     ]
     time_off = _time_off(doc, path, zone, walk)
-    recurring = _recurring(doc, path, zone, walk)
+    reading = len(walk.problems)
+    entries = _recurring(doc, path, zone, walk)
+    hours_read = hours_read and len(walk.problems) == reading
+    recurring = [piece for where, rule in entries for piece in _cut_recurring(rule, where, breaks, used, walk)]
+    for index, cut in enumerate(breaks):
+        if hours_read and index not in used and not cut.crosses_midnight:
+            msg = f"the break {_fmt_range(cut)} cuts nothing: it lies outside every range of hours of this schedule"
+            walk.add((*path, "breaks", index), msg)
     if zone is None or len(walk.problems) > before:
         return None
     return walk.build(
@@ -574,8 +584,7 @@ def _cut_breaks(
     week: Mapping[int, tuple[TimeRange, ...]],
     dates: _Dates,
     breaks: tuple[TimeRange, ...],
-    where: Path_ | None,
-    walk: _Walker,
+    used: set[int],
 ) -> tuple[dict[int, tuple[TimeRange, ...]], _Dates]:
     """
     The weekly hours and the dates' hours with the breaks cut out of every day (docs/cli.md).
@@ -584,16 +593,11 @@ def _cut_breaks(
     weekday for weekly hours. That part still belongs to the night, whatever the next day's own hours say
     (a closed 25 December does not cut short the night shift of the 24th). So a date gets the end of the
     night before it, and the day after a date whose night ends otherwise than its weekday's night gets
-    hours of its own: its weekday's, and that night's end. A break that cuts nothing from any range is a
-    problem at *where* (none if *where* is None): it was written for some hours, and would be ignored.
+    hours of its own: its weekday's, and that night's end. The index of every break that cuts some range
+    is added to *used*: a break that cuts nothing from any range of the schedule is a problem.
     """
-    used: set[int] = set()
     cut_week = {day: _without_breaks(week.get(day, ()), breaks, used) for day in range(7)}
     cut_dates = {day: (path, _without_breaks(hours, breaks, used)) for day, (path, hours) in dates.items()}
-    for index, cut in enumerate(breaks):
-        if where is not None and index not in used and not cut.crosses_midnight:
-            msg = f"the break {_fmt_range(cut)} cuts nothing: it lies outside every range of hours of this schedule"
-            walk.add((*where, index), msg)
     if not any(after for _, after in cut_week.values()) and not any(after for _, (_, after) in cut_dates.values()):
         # No piece starts after midnight (the usual case): every day keeps its own hours, less the breaks.
         kept = {day: (path, today) for day, (path, (today, _)) in cut_dates.items()}
@@ -667,7 +671,10 @@ def _time_off(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walk
     return out
 
 
-def _recurring(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walker) -> list[RecurringHours]:
+def _recurring(
+    doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walker
+) -> list[tuple[Path_, RecurringHours]]:
+    """The ``recurring`` tables of a schedule as written (breaks not cut yet), each with where it is."""
     out = []
     for index, entry in enumerate(walk.tables(doc, "recurring", path)):
         where = (*path, "recurring", index)
@@ -686,8 +693,77 @@ def _recurring(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Wal
             {"recurrence": "rule", "first_day": "first", "except_days": "except"},
         )
         if found is not None:
-            out.append(found)
+            out.append((where, found))
     return out
+
+
+def _cut_recurring(
+    rule: RecurringHours, where: Path_, breaks: tuple[TimeRange, ...], used: set[int], walk: _Walker
+) -> list[RecurringHours]:
+    """
+    A recurring opening with the breaks cut out of its hours: one opening per piece left (docs/cli.md).
+
+    Breaks are cut out of every day of a schedule, so out of the hours a rule adds too (the schedule adds
+    them whole, on top of the day's own hours). Each piece recurs on the same days (`_moved`). A closure
+    is not cut: it opens nothing. The part of a night opening after a break past midnight would belong to
+    the day after each occurrence, which the rule does not name: that is a problem at ``hours``. The index
+    of every break that cuts the hours is added to *used*.
+    """
+    if rule.closed or not breaks:
+        return [rule]
+    cut: set[int] = set()
+    today, tomorrow = _without_breaks((rule.hours,), breaks, cut)
+    if not cut:
+        return [rule]
+    used |= cut
+    if tomorrow:
+        msg = (
+            f"a break cuts these night hours after midnight, where recurring hours cannot be cut: the part from "
+            f"{_fmt_clock(tomorrow[0].start)} would be on the day after each occurrence, which the rule does not "
+            "name; end these hours at the break, and write the rest as recurring hours of their own"
+        )
+        walk.add((*where, "hours"), msg)
+        return []
+    pieces = []
+    for hours in today:
+        piece = walk.build(where, partial(_moved, rule, hours))
+        if piece is not None:
+            pieces.append(piece)
+    return pieces
+
+
+def _moved(rule: RecurringHours, hours: TimeRange) -> RecurringHours:
+    """
+    *rule* with other *hours*, on the same local days.
+
+    A `RecurringHours` occurs at the start of its hours, so the recurrence moves to ``hours.start``: the same
+    rule from the same first day, except the same days, and an ``UNTIL`` that keeps the same last day.
+    """
+    recurrence = rule.recurrence
+    text = recurrence.rule if hours.start == rule.hours.start else _until_at(recurrence, rule.hours.start, hours.start)
+    first = datetime.combine(recurrence.dtstart.date(), hours.start)
+    walls = [d if d.tzinfo is None else d.astimezone(recurrence.tz) for d in recurrence.exdates]
+    skipped = [datetime.combine(wall.date(), hours.start) for wall in walls]
+    return RecurringHours(Recurrence(text, first, recurrence.zone, exdates=skipped), hours, reason=rule.reason)
+
+
+def _until_at(recurrence: Recurrence, start: time, other: time) -> str:
+    """
+    The rule of *recurrence*, whose occurrences are at *start*, for occurrences at *other* on the same days.
+
+    Only ``UNTIL`` changes, to keep the same last day: ``UNTIL=20260301T190000`` includes 1 March at 18:00,
+    and would not at 19:30, so it becomes ``UNTIL=20260301T193000``.
+    """
+    parts = recurrence.parts
+    if "UNTIL" not in parts:
+        return recurrence.rule
+    until = datetime.strptime(parts["UNTIL"], "%Y%m%dT%H%M%S")  # noqa: DTZ007 - a wall time, as in the rule
+    last = until.date() if until.time() >= start else until.date() - _DAY
+    end = datetime.combine(last, other)
+    if end.microsecond:  # UNTIL counts whole seconds; the next occurrence is a day later at the earliest
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    parts["UNTIL"] = end.strftime("%Y%m%dT%H%M%S")
+    return ";".join(f"{key}={value}" for key, value in parts.items())
 
 
 # --- policies and notifications ------------------------------------------------------------------------------
@@ -807,6 +883,7 @@ def _rules(doc: Mapping[str, Any], service_ids: set[str], walk: _Walker) -> list
             walk.add(("notification_presets", index), f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     for index, entry in enumerate(walk.tables(doc, "notifications", ())):
         where: Path_ = ("notifications", index)
+        start = len(walk.problems)
         walk.keys(entry, where, _RULE_KEYS)
         rule_id = walk.get(entry, "id", where, _text, required=True, example='"reminder"')
         subject = walk.get(entry, "subject", where, _text, required=True, example='"See you soon at $business"')
@@ -835,7 +912,9 @@ def _rules(doc: Mapping[str, Any], service_ids: set[str], walk: _Walker) -> list
         # Each text checked on its own, so that a problem is reported at the key that has it.
         subject_ok = walk.build(where, partial(Template, subject, ""), {"template": "subject"})
         body_ok = walk.build(where, partial(Template, "", body), {"template": "body"})
-        if subject_ok is None or body_ok is None:
+        if subject_ok is None or body_ok is None or len(walk.problems) > start:
+            # A rule built from what was read of a wrong entry would add problems that are not in the file
+            # (an unreadable before = ... is not "neither events nor an offset").
             continue
         offset_key = "before" if before is not None else "after"
         found = walk.build(
@@ -1074,6 +1153,8 @@ def _document(doc: Mapping[str, Any], walk: _Walker) -> BusinessFile | None:
     services, service_ids = _services(doc, currency, declared, walk)
     if "services" not in doc:
         walk.add(("services",), "missing: at least one [[services]] table (what clients book)")
+    elif doc["services"] == []:
+        walk.add(("services",), "an empty list: give at least one [[services]] table (what clients book)")
 
     rules = _rules(doc, set(service_ids), walk)
     extras = _some(
@@ -1180,7 +1261,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: object) -> str:  # noqa: PLR0911 - one branch per TOML type
@@ -1399,9 +1480,10 @@ def _write_service(out: _Out, service: Service) -> None:
         out.set("buffers_outside_hours", value=True)
     if service.price is not None:
         out.set("price", _fmt_money(service.price))
-    if service.check_in is not None and service.check_out is not None:
-        out.set("check_in", _fmt_clock(service.check_in))
-        out.set("check_out", _fmt_clock(service.check_out))
+    for key in ("check_in", "check_out"):  # each that is set: the file says what the service says
+        value = getattr(service, key)
+        if value is not None:
+            out.set(key, _fmt_clock(value))
     out.set("needs", [_need_table(need) for need in service.needs])
 
 

@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -1002,7 +1001,7 @@ class BookingEngine:
                 raise PermissionDeniedError(msg, actor=str(who))
             customer_id = who.customer_id
         self._allow(who, Permission.HOLD if action is Action.HOLD else Permission.BOOK)
-        if override:
+        if _flag(override, "override"):
             self._allow(who, Permission.OVERRIDE)
         check_text(notes, "notes", max_length=10_000, allow_empty=True)
 
@@ -1281,6 +1280,14 @@ class BookingEngine:
             )
             raise PolicyViolationError(msg, rule="late_payment", start=booking.start)
         tx.lock_resources(booking.resource_ids)  # before the first write, as every writer of these resources
+        # Checked like a new booking of the same time and resources: hours, days off and notice as they are now
+        # (the business may have closed that day since), and capacity without the hold itself.
+        service = self._catalogue(tx).get_service(booking.service_id)
+        own = _length(booking, service, self._zone_of(tx, booking))
+        window = Interval(booking.start, booking.start + own)
+        reach = _reach(service, window, Strategy.FIRST_AVAILABLE)
+        view = self._availability(tx, now, service, window, ignore={booking.id}, reach=reach)
+        view.check(service, booking.start, duration=own, pin=booking.resource_ids)
         if booking.status is BookingStatus.PRE_BOOKING:
             # Lapsed but not yet swept: record the expiry first, so the log tells what happened.
             booking = self._step(
@@ -1407,6 +1414,10 @@ class BookingEngine:
         """
         check_id(booking_id, "booking id")
         _check_flag(by_business, "by_business")
+        shown: object = expected_quote
+        if shown is not None and not isinstance(shown, CancellationQuote):
+            msg = f"expected_quote must be the CancellationQuote shown to the client, not {shown!r}"
+            raise InvalidInputError(msg, field="expected_quote")
         who = self._who(actor)
         actor_label = str(who)
 
@@ -1591,7 +1602,8 @@ class BookingEngine:
             booking = tx.get_booking(booking_id)
             self._allow(who, Permission.MARK_NO_SHOW, booking)
             next_status(booking.status, Action.MARK_NO_SHOW)
-            booking.policies.no_show.check(start=booking.start, now=now, checked_in=booking.checked_in_at is not None)
+            checked_in, zone = booking.checked_in_at is not None, self._zone_of(tx, booking)
+            booking.policies.no_show.check(start=booking.start, now=now, checked_in=checked_in, zone=zone)
             marked = self._step(tx, now, booking, Action.MARK_NO_SHOW, actor_label)
             if booking.price is not None:
                 fee = booking.policies.cancellation.no_show_fee(booking.price)
@@ -1630,7 +1642,9 @@ class BookingEngine:
             self._allow(who, Permission.COMPLETE, booking)
             next_status(booking.status, Action.COMPLETE)
             if now < booking.end:
-                msg = f"a booking can be completed once it has ended, at {booking.end.isoformat()}"
+                zone = self._zone_of(tx, booking)
+                ends = f"{booking.end.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+                msg = f"a booking can be completed once it has ended, at {ends}"
                 raise PolicyViolationError(msg, rule="complete_before_end", deadline=booking.end)
             return self._step(tx, now, booking, Action.COMPLETE, str(who))
 
@@ -1745,10 +1759,11 @@ class BookingEngine:
                     m: OutboxMessage = stored,
                     e: str = error,
                     give_up: bool = failed,
+                    planned: datetime = outgoing.due_at,
                 ) -> None:
                     attempts = m.attempts + 1
-                    if give_up:
-                        record = attrs.evolve(m, attempts=attempts, failed_at=now, last_error=e)
+                    if give_up:  # due as planned, not at the end of the claim's lease
+                        record = attrs.evolve(m, attempts=attempts, due_at=planned, failed_at=now, last_error=e)
                     else:
                         later = self._quiet(tx, m, now + _retry_delay(backoff, attempts))
                         record = attrs.evolve(m, attempts=attempts, due_at=later, last_error=e)
@@ -1870,8 +1885,13 @@ class BookingEngine:
                 return []
             customer_id = who.customer_id
         statuses = _statuses(status)
+        filters: dict[str, object] = {"resource_id": resource_id, "source": source, "external_ref": external_ref}
+        for name, value in {**filters, "service_id": service_id, "customer_id": customer_id}.items():
+            if value is not None and not isinstance(value, str):  # an id is text: 5 matches nothing, silently
+                msg = f"{name} must be text (or None for any), not {type(value).__name__} {value!r}"
+                raise InvalidInputError(msg, field=name)
         if period is not None:
-            _check_window(period)
+            _check_window(period, "period")
         if created is not None:
             _check_window(created, "created")
         if blocked is not None:
@@ -1982,6 +2002,7 @@ class BookingEngine:
 
     def outbox(self, *, pending_only: bool = False, actor: Actor | None = None) -> builtins.list[OutboxMessage]:
         """Return the outbox, in order (asks the policy for READ; never for customers, whatever it says)."""
+        _check_flag(pending_only, "pending_only")
         who = self._who(actor)
         self._allow(who, Permission.READ)
         if who.role is Role.CUSTOMER:
@@ -2093,6 +2114,12 @@ def _check_flag(value: object, name: str) -> None:
         raise InvalidInputError(msg, field=name)
 
 
+def _flag(value: object, name: str) -> bool:
+    """*value*, checked to be True or False: a string such as "no" is truthy, and would do what it refuses."""
+    _check_flag(value, name)
+    return value is True
+
+
 def _refuse_begun(booking: Booking, now: datetime, *, client: bool) -> None:
     """Refuse to move a booking that has ended, or that has begun when a client asks (staff may move a late client)."""
     if booking.end <= now:
@@ -2149,7 +2176,7 @@ def _check_ports(storage: object, clock: object) -> None:
 
 def _check_window(window: object, field: str = "window") -> Interval:
     if not isinstance(window, Interval):
-        msg = f"a {field} is an Interval, not {type(window).__name__}"
+        msg = f"{field} must be an Interval, not {type(window).__name__} {window!r}"
         raise InvalidInputError(msg, field=field)
     return window
 
@@ -2294,5 +2321,4 @@ def _price(service: Service, duration: timedelta) -> Money | None:
         return None
     if duration == service.duration:
         return service.price
-    share = Decimal(duration // _US) / Decimal(service.duration // _US)
-    return service.price * share
+    return service.price.scaled(duration // _US, service.duration // _US)

@@ -138,10 +138,11 @@ def _tuple_of(kind: type, field: str) -> Any:
     def convert(value: object) -> tuple[Any, ...]:
         if isinstance(value, kind):
             return (value,)
-        if not isinstance(value, Iterable) or isinstance(value, str) or not all(isinstance(v, kind) for v in value):
+        given = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str) else None
+        if given is None or not all(isinstance(v, kind) for v in given):  # read once: a generator is read once
             msg = f"{field} must be a sequence of {kind.__name__} values"
             raise InvalidInputError(msg, field=field)
-        return tuple(value)
+        return given
 
     return convert
 
@@ -1423,6 +1424,10 @@ class EventDesk:
         if quantity > self.max_tickets:
             msg = f"one sale takes at most {self.max_tickets} tickets, not {quantity}"
             raise InvalidInputError(msg, field="quantity")
+        flag: object = confirm
+        if not isinstance(flag, bool):  # "no" is truthy: it would confirm
+            msg = f"confirm must be True or False, got {flag!r}"
+            raise InvalidInputError(msg, field="confirm")
         check_id(occurrence, "occurrence")
         check_id(ticket_type, "ticket type")
         if idempotency_key is not None:

@@ -145,9 +145,15 @@ class Interval:
     def __contains__(self, item: object) -> bool:
         return self.contains(item)  # type: ignore[arg-type]
 
-    def overlaps(self, other: Interval) -> bool:
-        """Return whether the two intervals share at least one instant (touching ones do not)."""
-        return self.start < other.end and other.start < self.end
+    def overlaps(self, other: Interval | IntervalSet) -> bool:
+        """Return whether this interval shares at least one instant with *other* (touching ones do not)."""
+        if isinstance(other, Interval):
+            return self.start < other.end and other.start < self.end
+        given: object = other
+        if isinstance(given, IntervalSet):
+            return given.overlaps(self)  # its pieces, not their hull: a gap of the set is no overlap
+        msg = f"an interval overlaps an Interval or an IntervalSet, not {type(given).__name__}"
+        raise InvalidInputError(msg, field="other")
 
     def __repr__(self) -> str:
         return f"Interval({_fmt(self.start)} – {_fmt(self.end)})"

@@ -28,12 +28,12 @@ import enum
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Never
 
 import attrs
 
 from slotengine._time import to_utc
-from slotengine.errors import IllegalTransitionError
+from slotengine.errors import IllegalTransitionError, InvalidInputError
 from slotengine.model import check_id, check_text
 
 __all__ = [
@@ -205,8 +205,38 @@ def _at(value: object) -> datetime:
     return to_utc(value, "at")
 
 
+def status_of(value: object, field: str = "status") -> BookingStatus:
+    """*value* as a `BookingStatus` (the member or its text, ``"paid"``); anything else is an `InvalidInputError`."""
+    if isinstance(value, BookingStatus):
+        return value
+    try:
+        return BookingStatus(value) if isinstance(value, str) else _no(BookingStatus, value, field)
+    except ValueError:
+        return _no(BookingStatus, value, field)
+
+
+def action_of(value: object, field: str = "action") -> Action:
+    """*value* as an `Action` (the member or its text, ``"cancel"``); anything else is an `InvalidInputError`."""
+    if isinstance(value, Action):
+        return value
+    try:
+        return Action(value) if isinstance(value, str) else _no(Action, value, field)
+    except ValueError:
+        return _no(Action, value, field)
+
+
+def _no(kind: type[enum.StrEnum], value: object, field: str) -> Never:
+    known = ", ".join(m.value for m in kind)
+    msg = f"{field} must be one of {known}; got {value!r}"
+    raise InvalidInputError(msg, field=field)
+
+
 def _from_status(value: object) -> BookingStatus | None:
-    return None if value is None else BookingStatus(str(value))
+    return None if value is None else status_of(value, "from_status")
+
+
+def _to_status(value: object) -> BookingStatus:
+    return status_of(value, "to_status")
 
 
 @attrs.frozen
@@ -220,8 +250,8 @@ class TransitionRecord:
 
     booking_id: str
     from_status: BookingStatus | None = attrs.field(converter=_from_status)
-    to_status: BookingStatus = attrs.field(converter=BookingStatus)
-    action: Action = attrs.field(converter=Action)
+    to_status: BookingStatus = attrs.field(converter=_to_status)
+    action: Action = attrs.field(converter=action_of)
     at: datetime = attrs.field(converter=_at)
     actor: str = attrs.field(converter=_actor)
     reason: str = attrs.field(default="", converter=_reason)

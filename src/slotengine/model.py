@@ -401,6 +401,24 @@ def _positive_int(value: object, field: str) -> int:
     return value
 
 
+def _kind_of(value: AttributeValue) -> type:
+    """The kind an attribute value is compared as (`Need.matches`): an int and a Decimal are both numbers."""
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int | Decimal):
+        return Decimal
+    return str if isinstance(value, str) else Money
+
+
+def _same_attribute(wanted: AttributeValue, found: AttributeValue) -> bool:
+    """Whether *found* is *wanted*: the same kind and an equal value (see `Need.matches`)."""
+    if _kind_of(wanted) is not _kind_of(found):
+        return False
+    if any(isinstance(v, Decimal) and v.is_nan() for v in (wanted, found)):
+        return False  # equal to nothing, and a signalling NaN raises when compared
+    return wanted == found
+
+
 @attrs.frozen(repr=False)
 class Need:
     """
@@ -434,12 +452,20 @@ class Need:
             raise InvalidInputError(msg, field="count")
 
     def matches(self, resource: Resource) -> bool:
-        """Return whether *resource* belongs to this need's pool."""
+        """
+        Return whether *resource* belongs to this need's pool.
+
+        An attribute matches when the resource has it with a value of the same kind, equal to the wanted one.
+        The kinds are text, true/false, numbers (`int` and `Decimal` alike: ``4`` matches ``Decimal("4.0")``;
+        a NaN matches nothing) and `Money`. A flag is not a number, though Python counts ``True == 1``:
+        ``covered=True`` does not match ``covered=1``, nor ``seats=1`` match ``seats=True``.
+        """
         if self.resource_ids and resource.id not in self.resource_ids:
             return False
         if self.type is not None and resource.type != self.type:
             return False
-        return all(resource.attributes.get(k) == v for k, v in self.attributes.items())
+        found = resource.attributes
+        return all(key in found and _same_attribute(wanted, found[key]) for key, wanted in self.attributes.items())
 
     def __repr__(self) -> str:
         parts = []
@@ -522,11 +548,13 @@ class Service:
         price: The price of the default duration, or None.
         min_notice: How long before its start a booking must be made.
         horizon: How far ahead bookings are taken (None: no limit).
-        check_in, check_out: For ``unit=NIGHTS``, the local times a stay starts and ends.
+        check_in, check_out: For ``unit=NIGHTS``, the local times a stay starts and ends: both required
+            then, and refused for the other units.
 
     Raises:
         InvalidInputError: any field is invalid (a non-positive duration, a negative buffer, a step that
-            is not whole days for day services, min > default > max, check-in times missing for nights).
+            is not whole days for day services, min > default > max, a check time missing for nights or given
+            for another unit; ``field`` names it).
     """
 
     id: str = attrs.field(converter=_service_id)
@@ -561,14 +589,20 @@ class Service:
                 if value is not None and value % _ONE_DAY:
                     msg = f"service {self.id!r} is booked in whole {self.unit.value}: {field} {value} is not"
                     raise InvalidInputError(msg, field=field)
+        # Both times for nights, neither otherwise: a lone time, or one on a service that never reads it, would
+        # be kept, stored and written out while meaning nothing.
         nights = self.unit is ServiceUnit.NIGHTS
-        if nights != (self.check_in is not None and self.check_out is not None):
-            msg = (
-                f"service {self.id!r}: check_in and check_out times are required for nights"
-                if nights
-                else f"service {self.id!r}: check_in and check_out only apply to unit 'nights'"
-            )
-            raise InvalidInputError(msg, field="check_in")
+        for field in ("check_in", "check_out"):
+            given = getattr(self, field) is not None
+            if nights and not given:
+                msg = f"service {self.id!r}: check_in and check_out times are required for nights; {field} is missing"
+                raise InvalidInputError(msg, field=field)
+            if given and not nights:
+                msg = (
+                    f"service {self.id!r}: check_in and check_out only apply to unit 'nights', "
+                    f"and this service is in {self.unit.value}; remove {field}"
+                )
+                raise InvalidInputError(msg, field=field)
         if self.horizon is not None and self.horizon <= self.min_notice:
             msg = f"service {self.id!r}: the horizon {self.horizon} leaves nothing after min_notice {self.min_notice}"
             raise InvalidInputError(msg, field="horizon")

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import localize, to_utc
+from slotengine._time import get_zone, localize, to_utc
 from slotengine.booking import Booking
 from slotengine.errors import InvalidInputError
 from slotengine.lifecycle import Action, BookingStatus
@@ -338,7 +338,7 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
     *due* (an end wall time the clocks show twice, *due* in the second pass), the end's second occurrence; a
     message is never moved earlier, and one due exactly at the end of quiet hours is not moved.
     """
-    due = to_utc(due, "due")
+    due, zone = to_utc(due, "due"), get_zone(zone)
     if quiet is None:
         return due
     local = due.astimezone(zone)
@@ -410,7 +410,11 @@ _DAYS: Final[Mapping[str, tuple[str, ...]]] = {
 
 def format_local(instant: datetime, zone: ZoneInfo, language: str = "en") -> tuple[str, str]:
     """Return ``(date, time)`` of *instant* in *zone*, the date written out in *language* (English if unknown)."""
-    local = to_utc(instant, "instant").astimezone(zone)
+    local = to_utc(instant, "instant").astimezone(get_zone(zone))
+    tag: object = language
+    if not isinstance(tag, str):
+        msg = f"language must be a language tag such as 'fr' or 'es-MX', not {tag!r}"
+        raise InvalidInputError(msg, field="language")
     lang = language.split("-", maxsplit=1)[0].lower() if language else "en"
     if lang not in _MONTHS:
         lang = "en"

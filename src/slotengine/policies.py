@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._time import check_duration_range, is_ambiguous, is_nonexistent, localize, to_utc
+from slotengine._time import check_duration_range, get_zone, is_ambiguous, is_nonexistent, localize, spoken, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
-from slotengine.lifecycle import Action, BookingStatus
+from slotengine.lifecycle import Action, BookingStatus, status_of
 from slotengine.money import Money
 
 __all__ = [
@@ -169,6 +169,8 @@ class ConfirmationPolicy:
             PolicyViolationError: the payment would exceed the amount due (overpayment), or a manager must
                 confirm first.
         """
+        status = status_of(status)
+        paid, amount, due = _money(paid, "paid"), _money(amount, "amount"), _money(due, "due")
         if amount.amount <= 0:
             msg = f"a payment must be a positive amount, got {amount}"
             raise InvalidInputError(msg, field="amount")
@@ -199,6 +201,8 @@ class ConfirmationPolicy:
         paid in full, and under `ConfirmationMode.PAYMENT_CONFIRMS` a pre-booking with a payment on it is paid in
         full or confirmed by its deposit, as the same payment on a booking at that price would have made it.
         """
+        status = status_of(status)
+        paid, due = _money(paid, "paid"), _money(due, "due")
         if due.amount <= 0 or paid.amount <= 0:
             return None
         if status is BookingStatus.CONFIRMED:
@@ -235,10 +239,11 @@ class RefundTier:
 
 
 def _tiers(value: object) -> tuple[RefundTier, ...]:
-    if not isinstance(value, Iterable) or not all(isinstance(t, RefundTier) for t in value):
+    given = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
+    if given is None or not all(isinstance(t, RefundTier) for t in given):
         msg = "refund tiers must be a sequence of RefundTier values"
         raise InvalidInputError(msg, field="tiers")
-    tiers = tuple(sorted(value, key=lambda t: t.before, reverse=True))
+    tiers = tuple(sorted(given, key=lambda t: t.before, reverse=True))
     if len({t.before for t in tiers}) != len(tiers):
         msg = "two refund tiers start at the same time before the start"
         raise InvalidInputError(msg, field="tiers")
@@ -313,8 +318,12 @@ class CancellationPolicy:
 
         Raises:
             PolicyViolationError: a client cancels after the deadline, or once the booking has begun.
+            InvalidInputError: a naive *start* or *now*, a *zone* that is not one, amounts that are not `Money`,
+                or *by_business* not a bool.
         """
-        now = to_utc(now, "now")
+        now, start, zone = to_utc(now, "now"), to_utc(start, "start"), get_zone(zone)
+        price, paid = _money(price, "price"), _money(paid, "paid")
+        by_business = _bool("by_business", by_business)
         if by_business:
             return CancellationQuote(_HUNDRED, Money.zero(price.currency), paid, Money.zero(price.currency), None)
         if now >= start:
@@ -340,7 +349,7 @@ class CancellationPolicy:
 
     def no_show_fee(self, price: Money) -> Money:
         """Return the fee a no-show owes."""
-        return price.percent(self.no_show_fee_percent)
+        return _money(price, "price").percent(self.no_show_fee_percent)
 
 
 # --- rescheduling and attendance -----------------------------------------------------------------------------
@@ -369,6 +378,7 @@ class ReschedulePolicy:
         Raises:
             PolicyViolationError: the deadline passed or the limit is reached.
         """
+        start, zone = to_utc(start, "start"), get_zone(zone)
         if self.max_times is not None and times_so_far >= self.max_times:
             msg = f"this booking was already moved {times_so_far} times; at most {self.max_times} are allowed"
             raise PolicyViolationError(msg, rule="reschedule_limit")
@@ -389,19 +399,23 @@ class NoShowPolicy:
 
     grace: timedelta = attrs.field(default=timedelta(minutes=15), converter=_grace)
 
-    def check(self, *, start: datetime, now: datetime, checked_in: bool) -> None:
+    def check(self, *, start: datetime, now: datetime, checked_in: bool, zone: ZoneInfo | str = "UTC") -> None:
         """
-        Raise unless the booking may be marked a no-show now.
+        Raise unless the booking may be marked a no-show now (a refusal says when, in *zone*).
 
         Raises:
             PolicyViolationError: the client checked in, or the grace period has not passed.
         """
-        if checked_in:
+        start, now, local = to_utc(start, "start"), to_utc(now, "now"), get_zone(zone)
+        if _bool("checked_in", checked_in):
             msg = "the client checked in, so this is not a no-show"
             raise PolicyViolationError(msg, rule="checked_in")
         deadline = start + self.grace
         if to_utc(now, "now") < deadline:
-            msg = f"a no-show can be marked from {deadline.isoformat()} ({self.grace} after the start)"
+            msg = (
+                f"a no-show can be marked from {deadline.astimezone(local):%Y-%m-%d %H:%M} {local.key} "
+                f"({spoken(self.grace)} after the start)"
+            )
             raise PolicyViolationError(msg, rule="no_show_grace", deadline=deadline)
 
 
@@ -427,6 +441,13 @@ def _no_show_policy(value: object) -> NoShowPolicy:
 
 def _allow_override(value: object) -> bool:
     return _bool("allow_override", value)
+
+
+def _money(value: object, field: str) -> Money:
+    if not isinstance(value, Money):
+        msg = f"{field} must be Money, such as Money('25.00', 'EUR'), not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
 
 
 def _instance(value: object, cls: type[_T], field: str) -> _T:

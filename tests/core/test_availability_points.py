@@ -242,10 +242,22 @@ class TestLightSlots:
         assert (at(9), at(10), assignments) == (actual.start, actual.end, actual.assignments)
 
     def test_slot_has_nothing_the_light_constructor_would_skip(self):
-        """Slot has no validator, converter, default or post-init: the light constructor skips nothing."""
+        """
+        The light constructor skips only Slot's converters, which change nothing it is given.
+
+        The solver hands it UTC instants and a tuple of assignments; on those the converters (which make a
+        Slot built by hand UTC and checked) return their input itself. No validator, default or post-init.
+        """
         fields = attrs.fields(Slot)
+        start, end = at(9).astimezone(UTC), at(10).astimezone(UTC)
+        assignments = (Assignment(0, "room", ("ann",)),)
 
         assert ["start", "end", "assignments"] == [f.name for f in fields]
-        assert all(f.validator is None and f.converter is None and f.default is attrs.NOTHING for f in fields)
+        assert all(f.validator is None and f.default is attrs.NOTHING for f in fields)
         assert not hasattr(Slot, "__attrs_post_init__")
         assert not hasattr(Slot, "__attrs_pre_init__")
+        assert fields.start.converter(start) is start
+        assert fields.end.converter(end) is end
+        assert fields.assignments.converter(assignments) is assignments
+        light = availability_module._slot(start, end, assignments)
+        assert repr(Slot(at(9), at(10), assignments)) == repr(light)

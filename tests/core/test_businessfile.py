@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slotengine import (
@@ -579,3 +579,222 @@ class TestBreaks:
             for cut in cuts:
                 expected -= cut
             assert expected == expand_file(with_breaks, first, last)
+
+
+def opened_on(text, day):
+    """The ranges a business file's hours are open on local *day*, as ("HH:MM", "HH:MM") pairs."""
+    schedule = loads_business_file(text).business.hours
+    start = datetime.combine(day, time(0), schedule.tz)
+    spans = schedule.expand(Interval(start, start + timedelta(days=1)))
+    return [(s.start.astimezone(schedule.tz).strftime("%H:%M"), s.end.astimezone(schedule.tz).strftime("%H:%M")) for s in spans]
+
+
+FIRST_SATURDAYS = 'every_day = "09:00-20:00"\nbreaks = ["19:00-19:30"]\n[[hours.recurring]]\nrule = "FREQ=MONTHLY;BYDAY=1SA"\nfirst = 2026-01-03\nhours = "18:00-22:00"'
+
+
+class TestBreaksInRecurringHours:
+    def test_a_break_is_cut_from_recurring_openings(self):
+        """A break is cut from the hours a recurring rule adds, as from every day's (the evening was open through it)."""
+        text = NIGHT_DESK.format(hours=FIRST_SATURDAYS)
+
+        assert [("09:00", "19:00"), ("19:30", "22:00")] == opened_on(text, date(2026, 1, 3))
+        assert [("09:00", "19:00"), ("19:30", "20:00")] == opened_on(text, date(2026, 1, 10))
+
+    def test_a_break_meant_for_recurring_hours_cuts_something(self):
+        """A break that only recurring hours reach is cut from them, not reported as lying outside every range."""
+        text = NIGHT_DESK.format(
+            hours='weekdays = "09:00-17:00"\nbreaks = ["19:00-19:30"]\n[[hours.recurring]]\nrule = "FREQ=WEEKLY;BYDAY=SA"\n'
+            'first = 2026-01-03\nhours = "18:00-22:00"'
+        )
+
+        assert [("18:00", "19:00"), ("19:30", "22:00")] == opened_on(text, date(2026, 1, 10))
+
+    def test_the_pieces_recur_on_the_same_days(self):
+        """Every piece keeps the rule's days: its except days, and the last day of a timed UNTIL (19:30 is after 19:00)."""
+        text = NIGHT_DESK.format(
+            hours='weekdays = "09:00-17:00"\nbreaks = ["19:00-19:30"]\n[[hours.recurring]]\n'
+            'rule = "FREQ=WEEKLY;BYDAY=SA;UNTIL=20260124T190000"\nfirst = 2026-01-03\nhours = "18:00-22:00"\nexcept = [2026-01-10]'
+        )
+        loaded = loads_business_file(text)
+
+        assert [[], [("18:00", "19:00"), ("19:30", "22:00")], []] == [opened_on(text, date(2026, 1, d)) for d in (10, 24, 31)]
+        assert loaded == loads_business_file(dumps_business_file(loaded))
+
+    def test_a_break_after_midnight_of_recurring_night_hours_is_a_problem(self):
+        """The morning of a recurring night cannot be cut (it is on days the rule does not name): a problem at its hours."""
+        found = problems_of(
+            NIGHT_DESK.format(
+                hours='weekdays = "09:00-17:00"\nbreaks = ["02:00-02:30"]\n[[hours.recurring]]\nrule = "FREQ=WEEKLY;BYDAY=SA"\n'
+                'first = 2026-01-03\nhours = "22:00-06:00 next day"'
+            )
+        )
+
+        assert ["hours.recurring[0].hours"] == [p.location for p in found]
+        assert "after midnight" in found[0].message
+
+    def test_closures_are_not_cut_and_do_not_use_a_break(self):
+        """A recurring closure opens nothing: a break that only a closure reaches cuts nothing."""
+        found = problems_of(
+            NIGHT_DESK.format(
+                hours='weekdays = "09:00-17:00"\nbreaks = ["19:00-19:30"]\n[[hours.recurring]]\nrule = "FREQ=WEEKLY;BYDAY=SA"\n'
+                'first = 2026-01-03\nhours = "18:00-22:00"\nclosed = true'
+            )
+        )
+
+        assert ["hours.breaks[0]"] == [p.location for p in found]
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(st.lists(hours_texts(), max_size=1), min_size=7, max_size=7),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["FREQ=WEEKLY;BYDAY=SA", "FREQ=DAILY;INTERVAL=3", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH"]),
+                st.integers(0, 6),
+                hours_texts(),
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+        st.lists(break_texts(), min_size=1, max_size=2),
+    )
+    def test_no_open_minute_falls_in_a_break(self, week, rules, breaks):
+        """
+        With recurring hours, the hours with breaks are the hours without them less every break on every day.
+
+        The problems are exactly the breaks that cut nothing and the recurring nights a break cuts after midnight,
+        and a file that loads writes back to itself.
+        """
+        days = "\n".join(f"{name} = {toml_value(ranges or 'closed')}" for name, ranges in zip(WEEKDAYS, week, strict=True))
+        first, last = date(2026, 5, 25), date(2026, 6, 29)
+        recurring = "".join(
+            f'\n[[hours.recurring]]\nrule = "{rule}"\nfirst = {first + timedelta(days=shift)}\nhours = "{hours}"'
+            for rule, shift, hours in rules
+        )
+        plain = NIGHT_DESK.replace("Europe/Paris", "UTC").format(hours=f"{days}{recurring}")
+        with_breaks = plain.replace(recurring, f"\nbreaks = {toml_value(breaks)}{recurring}", 1)
+        minutes = [(int(b[:2]) * 60 + int(b[3:5]), int(b[6:8]) * 60 + int(b[9:11])) for b in breaks]
+        cuts = [
+            IntervalSet(
+                Interval(datetime.combine(first + timedelta(days=n), time(0), UTC) + timedelta(minutes=lo),
+                         datetime.combine(first + timedelta(days=n), time(0), UTC) + timedelta(minutes=hi))
+                for n in range(-1, (last - first).days + 1)
+            )
+            for lo, hi in minutes
+        ]
+
+        without = expand_file(plain, first, last)
+        problems = [f"hours.breaks[{i}]" for i, cut in enumerate(cuts) if not without & cut]
+        problems += [f"hours.recurring[{j}].hours" for j, (_, _, hours) in enumerate(rules) if _morning_is_cut(hours, minutes)]
+        if problems:
+            assert sorted(problems) == sorted(p.location for p in problems_of(with_breaks))
+        else:
+            expected = without
+            for cut in cuts:
+                expected -= cut
+            assert expected == expand_file(with_breaks, first, last)
+            loaded = loads_business_file(with_breaks)
+            assert loaded == loads_business_file(dumps_business_file(loaded))
+
+
+def _morning_is_cut(hours, breaks):
+    """Whether *breaks* (minutes of the day) leave a piece of the range *hours* that starts after midnight."""
+    start = int(hours[:2]) * 60 + int(hours[3:5])
+    end = int(hours[6:8]) * 60 + int(hours[9:11]) + (24 * 60 if "next day" in hours else 0)
+    opened = set(range(start, end))
+    for lo, hi in breaks:
+        opened -= set(range(lo, hi)) | set(range(lo + 24 * 60, hi + 24 * 60))
+    starts = [m for m in opened if m - 1 not in opened]
+    return any(m >= 24 * 60 for m in starts)
+
+
+class TestNotificationProblems:
+    @pytest.mark.parametrize(
+        ("offset", "location"),
+        [("before = 30", "notifications[0].before"), ('after = "2 hours"', "notifications[0].after")],
+    )
+    def test_an_unreadable_offset_is_the_only_problem(self, offset, location):
+        """An offset that cannot be read is reported where it is, without a false 'neither events nor offset' at 'on'."""
+        found = problems_of(MINIMAL + f'[[notifications]]\nid = "r"\nsubject = "s"\nbody = "b"\n{offset}\n')
+
+        assert [location] == [p.location for p in found]
+
+
+class TestCheckTimes:
+    @pytest.mark.parametrize(
+        ("extra", "location"),
+        [
+            ('check_in = "14:00"', "services[0].check_in"),
+            ('check_out = "11:00"', "services[0].check_out"),
+            ('unit = "nights"\ncheck_in = "15:00"', "services[0].check_out"),
+            ('unit = "nights"\ncheck_out = "11:00"', "services[0].check_in"),
+        ],
+    )
+    def test_check_times_are_both_given_and_only_for_nights(self, extra, location):
+        """A check-in or check-out time on a service in minutes, or one without the other, is a problem at that key."""
+        text = MINIMAL.replace('duration = "30m"', f'duration = "30m"\n{extra}').replace('"30m"\nunit = "nights"', '"1d"\nunit = "nights"')
+
+        assert [location] == [p.location for p in problems_of(text)]
+
+    @settings(max_examples=50, deadline=None)
+    @given(
+        st.times().map(lambda t: t.replace(fold=0)),
+        st.times().map(lambda t: t.replace(fold=0)),
+        st.integers(1, 14),
+    )
+    def test_dump_then_load_keeps_check_times(self, check_in, check_out, nights):
+        """A stay's check-in and check-out times, to the microsecond, are written and read back unchanged."""
+        stay = Service("stay", "Stay", needs=[Need(resource_ids=["flat"])], duration=timedelta(days=nights), unit="nights",
+                       check_in=check_in, check_out=check_out)
+        hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange("09:00", "18:00")))
+        value = BusinessFile(Business("Flats", "Europe/Paris", hours), [Resource("flat", "Flat")], [stay])
+
+        back = loads_business_file(dumps_business_file(value))
+
+        assert value == back
+        assert (check_in, check_out) == (back.services[0].check_in, back.services[0].check_out)
+
+
+class TestKeys:
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12))
+    @example("seats\n")
+    @example("a-b_C9")
+    def test_every_key_is_written_as_toml_reads_it(self, key):
+        """A key is written bare only when TOML reads it bare ('seats\\n' was written bare, and the file did not parse)."""
+        assert {key: 1} == tomllib.loads(f"{_toml_key(key)} = 1\n")
+
+    def test_an_attribute_name_ending_in_a_newline_round_trips(self):
+        """A resource and a need whose attribute name ends in a newline are written as a file that reads back equal."""
+        hours = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange("09:00", "18:00")))
+        box = Resource("box", "Box", type="box", attributes={"seats\n": 4})
+        wash = Service("wash", "Wash", needs=[Need(type="box", attributes={"seats\n": 4})], duration=timedelta(minutes=30))
+        shop = BusinessFile(Business("Shop", "Europe/Paris", hours), [box], [wash])
+
+        assert shop == loads_business_file(dumps_business_file(shop))
+
+
+class TestAttributeKinds:
+    @pytest.mark.parametrize(
+        ("resource", "need"),
+        [("1", "true"), ("true", "1"), ('"yes"', "true"), ('"1"', "1"), ("0", "false")],
+    )
+    def test_a_need_matches_only_a_value_of_its_own_kind(self, resource, need):
+        """covered = true matches no box whose covered is 1 (Python counts True == 1), nor the reverse."""
+        text = MINIMAL.replace('id = "chair"', f'id = "chair"\nattributes = {{ covered = {resource} }}').replace(
+            '{ resources = ["chair"] }', f'{{ resources = ["chair"], attributes = {{ covered = {need} }} }}'
+        )
+
+        found = problems_of(text)
+
+        assert ["services[0].needs[0]"] == [p.location for p in found]
+        assert "no resource or user matches" in found[0].message
+
+
+class TestServicesList:
+    def test_an_empty_list_of_services_is_a_problem(self):
+        """services = [] describes no service: a problem at services, as a missing [[services]] table is."""
+        text = "services = []\n" + MINIMAL[: MINIMAL.index("[[services]]")]
+
+        found = problems_of(text)
+
+        assert ["services"] == [p.location for p in found]

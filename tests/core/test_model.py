@@ -132,6 +132,45 @@ class TestNeed:
         assert [True, False] == [Need(type="dentist", attributes={"city": "Lyon"}).matches(r) for r in (lyon, paris)]
         assert [False, True] == [Need(resource_ids=["bob", "room"]).matches(r) for r in (lyon, paris)]
 
+    @pytest.mark.parametrize(
+        ("resource", "wanted", "expected"),
+        [
+            (1, True, False),
+            (True, 1, False),
+            (0, False, False),
+            (Decimal(1), True, False),
+            ("1", 1, False),
+            (Decimal(4), Money("4", "EUR"), False),
+            (4, Decimal("4.00"), True),
+            (Decimal("4.0"), 4, True),
+            (True, True, True),
+            (Money("4.00", "EUR"), Money("4", "EUR"), True),
+            (Decimal("NaN"), Decimal("NaN"), False),
+            (Decimal("sNaN"), 1, False),
+            (1, Decimal("sNaN"), False),
+        ],
+    )
+    def test_attributes_match_by_kind_and_value(self, resource, wanted, expected):
+        """
+        A wanted attribute matches a value of its own kind that equals it: a flag is not the number 1.
+
+        Whole numbers and decimals are both numbers; a NaN matches nothing, and a signalling one does not raise.
+        """
+        box = Resource("box", "Box", attributes={"covered": resource})
+
+        assert expected == Need(attributes={"covered": wanted}).matches(box)
+
+    @given(st.dictionaries(st.sampled_from(["city", "seats", "vip"]), st.text("ab1", max_size=3) | st.integers(-2, 2) | st.booleans()
+                           | st.decimals(-2, 2, allow_nan=False, places=1), min_size=1))
+    def test_a_resource_matches_a_need_for_its_own_attributes_and_no_flag_for_a_number(self, attributes):
+        """A need for a resource's own attributes matches it; with a flag turned into 1 or 0 (or back) it does not."""
+        resource = Resource("r", "R", attributes=attributes)
+        flags = {k: v for k, v in attributes.items() if isinstance(v, bool) or (isinstance(v, int) and v in (0, 1))}
+        swapped = attributes | {k: int(v) if isinstance(v, bool) else bool(v) for k, v in flags.items()}
+
+        assert Need(attributes=attributes).matches(resource)
+        assert Need(attributes=swapped).matches(resource) == (not flags)
+
     def test_needs_a_pool(self):
         """A need that names no pool at all is refused."""
         with pytest.raises(InvalidInputError, match="must name its pool"):
@@ -208,6 +247,9 @@ class TestService:
             ({"unit": "weeks"}, "unit must be one of"),
             ({"unit": "nights", "duration": timedelta(days=1)}, "check_in and check_out times are required"),
             ({"check_in": time(15), "check_out": time(11)}, "only apply to unit 'nights'"),
+            ({"check_out": time(11)}, "only apply to unit 'nights'"),
+            ({"check_in": time(15)}, "only apply to unit 'nights'"),
+            ({"unit": "days", "duration": timedelta(days=1), "check_out": time(11)}, "only apply to unit 'nights'"),
             ({"needs": []}, "at least one Need"),
             ({"needs": ["dentist"]}, "at least one Need"),
             ({"price": Decimal(10)}, "price must be Money"),
@@ -225,6 +267,25 @@ class TestService:
 
         with pytest.raises(InvalidInputError, match=message):
             Service(**{**base, **kwargs})
+
+    @pytest.mark.parametrize(
+        ("unit", "times", "field"),
+        [
+            ("minutes", {"check_out": time(11)}, "check_out"),
+            ("minutes", {"check_in": time(15)}, "check_in"),
+            ("days", {"check_out": time(11)}, "check_out"),
+            ("nights", {"check_in": time(15)}, "check_out"),
+            ("nights", {"check_out": time(11)}, "check_in"),
+        ],
+    )
+    def test_check_times_come_together_and_only_for_nights(self, unit, times, field):
+        """One check time alone, or any on a service not in nights, is refused naming that field (it was kept, unused)."""
+        duration = HOUR if unit == "minutes" else timedelta(days=1)
+
+        with pytest.raises(InvalidInputError) as caught:
+            Service("s", "S", needs=[DENTISTS], duration=duration, unit=unit, **times)
+
+        assert field == caught.value.details["field"]
 
     def test_price_must_be_money(self):
         """A float price never gets as far as a service: Money refuses it first."""

@@ -1,0 +1,172 @@
+"""The engine's calls take what they document and refuse the rest, changing nothing (a newcomer's review)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import attrs
+import pytest
+
+from conftest import WASH, H, M, at, business, state_hash
+from slotengine.adapters.memory import MemoryStorage
+from slotengine.authorization import Actor
+from slotengine.engine import BookingEngine
+from slotengine.errors import ConflictError, InvalidInputError, PolicyViolationError
+from slotengine.events import EventDesk, EventTemplate, Occurrence, TicketType
+from slotengine.intervals import Interval
+from slotengine.lifecycle import BookingStatus
+from slotengine.model import Need, Resource, Service
+from slotengine.money import Money
+from slotengine.policies import HoldPolicy
+from slotengine.schedule import TimeOff
+from slotengine.testing.clock import FrozenClock
+from slotengine.testing.notifiers import RecordingNotifier
+
+
+def shop(clock: FrozenClock, **policies: object) -> BookingEngine:
+    engine = BookingEngine(MemoryStorage(), clock=clock, tenant="wash", default_actor=Actor.system("site"))
+    engine.setup(business(**policies))
+    engine.add_resource(Resource("box1", "Box 1", type="box"))
+    engine.add_service(WASH)
+    return engine
+
+
+class TestFlagsAreTrueOrFalse:
+    def test_book_with_override_no_is_refused_and_books_nothing(self) -> None:
+        """override="no" is truthy: it booked 20:00 on a day closed at 18:00. Now refused, nothing written."""
+        engine = shop(FrozenClock(at(2, 8)), allow_override=True)
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="override must be True or False"):
+            engine.book("wash", at(3, 20), override="no")  # type: ignore[arg-type]
+
+        assert before == state_hash(engine)
+
+    def test_sell_with_confirm_no_is_refused_and_sells_nothing(self) -> None:
+        """confirm="no" confirmed the sale; now refused before anything is written."""
+        engine = shop(FrozenClock(at(2, 8)))
+        desk = EventDesk(engine)
+        desk.upsert_template(EventTemplate("walk", "Walk", 2 * H, "Europe/Paris", 4, [TicketType("adult", "Adult", Money("15", "EUR"))]))
+        desk.upsert_occurrence(Occurrence("w1", "walk", at(9, 11)))
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="confirm must be True or False"):
+            desk.sell("w1", "adult", confirm="no")  # type: ignore[arg-type]
+
+        assert before == state_hash(engine)
+
+    def test_outbox_pending_only_must_be_a_bool(self) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+
+        with pytest.raises(InvalidInputError, match="pending_only"):
+            engine.outbox(pending_only="yes")  # type: ignore[arg-type]
+
+
+class TestAChosenLengthIsPricedOnce:
+    def test_75_minutes_of_a_3_hour_service_at_13_50(self) -> None:
+        """5.625 EUR rounds half to even to 5.62, as the cookbooks say (the decimal share gave 5.63)."""
+        engine = shop(FrozenClock(at(2, 8)))
+        engine.add_service(
+            Service(
+                "room", "Room", needs=[Need(type="box")], duration=3 * H, price=Money("13.50", "EUR"), min_duration=15 * M,
+                slot_step=30 * M,
+            )
+        )
+
+        booked = engine.book("room", at(3, 10), duration=75 * M)
+
+        assert Money("5.62", "EUR") == booked.price
+
+
+class TestALatePaymentIsCheckedLikeANewBooking:
+    def test_a_day_closed_since_the_hold_refuses_the_late_payment(self) -> None:
+        """The business closed the hold's day after it lapsed: the late payment is refused and nothing changes."""
+        clock = FrozenClock(at(2, 8))
+        engine = shop(clock)
+        held = engine.hold("wash", at(4, 10))
+        clock.advance(H)  # lapsed (the default hold lasts 30 minutes)
+        closed = attrs.evolve(engine.business().hours, time_off=(TimeOff.days(date(2026, 3, 4), date(2026, 3, 4)),))
+        engine.setup(attrs.evolve(engine.business(), hours=closed))
+        before = state_hash(engine)
+
+        with pytest.raises(ConflictError, match="cannot be booked"):
+            engine.pay(held.id, Money("20", "EUR"), payment_id="psp-1")
+
+        assert before == state_hash(engine)
+
+    def test_a_free_time_still_takes_the_late_payment(self) -> None:
+        """The same late payment on an open day revives the hold and records the payment."""
+        clock = FrozenClock(at(2, 8))
+        engine = shop(clock, hold=HoldPolicy(ttl=30 * M, accept_late_payment=True))
+        held = engine.hold("wash", at(4, 10))
+        clock.advance(H)
+
+        paid = engine.pay(held.id, Money("20", "EUR"), payment_id="psp-1")
+
+        assert BookingStatus.PAID == paid.status
+
+
+class TestWordsThatPointAtTheRightThing:
+    def test_list_names_the_filter_it_refuses(self) -> None:
+        """period=(a, b) was reported as 'window'; customer_id=5 matched nothing silently."""
+        engine = shop(FrozenClock(at(2, 8)))
+
+        with pytest.raises(InvalidInputError, match=r"^period must be an Interval") as period:
+            engine.list(period=(at(3, 9), at(3, 10)))  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match=r"^created must be an Interval"):
+            engine.list(created=(at(3, 9), at(3, 10)))  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="customer_id must be text") as customer:
+            engine.list(customer_id=5)  # type: ignore[arg-type]
+
+        assert ("period", "customer_id") == (period.value.details["field"], customer.value.details["field"])
+
+    def test_an_expected_quote_that_is_no_quote_is_refused_before_anything(self) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+        booked = engine.book("wash", at(4, 10))
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="expected_quote"):
+            engine.cancel(booked.id, expected_quote="50%")  # type: ignore[arg-type]
+
+        assert before == state_hash(engine)
+
+    def test_deadlines_are_said_in_local_time(self) -> None:
+        """A no-show before its grace and a completion before the end say when, in the business's zone."""
+        clock = FrozenClock(at(2, 8))
+        engine = shop(clock)
+        booked = engine.book("wash", at(3, 10))
+        clock.advance(at(3, 10, 5) - at(2, 8))
+
+        with pytest.raises(PolicyViolationError) as no_show:
+            engine.mark_no_show(booked.id)
+        with pytest.raises(PolicyViolationError) as complete:
+            engine.complete(booked.id)
+
+        assert "2026-03-03 10:15 Europe/Paris (15 minutes after the start)" in str(no_show.value)
+        assert "at 2026-03-03 10:30 Europe/Paris" in str(complete.value)
+
+
+class TestAMessageGivenUp:
+    def test_keeps_its_planned_due_time(self) -> None:
+        """A message given up after its last attempt is due when it was planned, not at its claim's lease end."""
+        clock = FrozenClock(at(2, 8))
+        engine = shop(clock)
+        engine.hold("wash", at(4, 10))
+        [message] = engine.outbox()
+        notifier = RecordingNotifier()
+        notifier.fail_next(1)
+
+        report = engine.dispatch_due(notifier, max_attempts=1)
+
+        [given_up] = engine.outbox()
+        assert 1 == report.failed
+        assert given_up.failed_at is not None
+        assert message.due_at == given_up.due_at
+
+
+def test_a_window_of_the_period_is_unchanged() -> None:
+    """agenda and list with a real Interval still answer (the checks refuse only what is wrong)."""
+    engine = shop(FrozenClock(at(2, 8)))
+    booked = engine.book("wash", at(3, 10))
+
+    assert [booked.id] == [b.id for b in engine.agenda(Interval(at(3, 0), at(4, 0)))]
