@@ -1902,7 +1902,12 @@ class BookingEngine:
         return self._run(lambda tx, _now: self._readable(who, tx.find_bookings(query)))
 
     def agenda(self, period: Interval, *, actor: Actor | None = None) -> builtins.list[Booking]:
-        """Return the bookings on the board during *period* (live, completed, no-show), ordered by start."""
+        """
+        Return the bookings on the board during *period* (live, completed, no-show), ordered by start.
+
+        A hold that lapsed but that no sweep has marked expired yet is still in it, as a pre-booking whose
+        `Booking.takes_time` is False: its time is already free (the board shows it faded, "hold expired").
+        """
         statuses = LIVE_STATUSES | {BookingStatus.COMPLETED, BookingStatus.NO_SHOW}
         return self.list(status=statuses, period=period, actor=actor)
 

@@ -603,6 +603,12 @@ class Service:
                     f"and this service is in {self.unit.value}; remove {field}"
                 )
                 raise InvalidInputError(msg, field=field)
+        if nights and self.check_out is not None and self.check_in is not None and self.check_out > self.check_in:
+            msg = (
+                f"service {self.id!r}: check_out {self.check_out:%H:%M} is after check_in {self.check_in:%H:%M}, "
+                "so one stay would still hold the room when the next one arrives; check out at or before check-in"
+            )
+            raise InvalidInputError(msg, field="check_out")
         if self.horizon is not None and self.horizon <= self.min_notice:
             msg = f"service {self.id!r}: the horizon {self.horizon} leaves nothing after min_notice {self.min_notice}"
             raise InvalidInputError(msg, field="horizon")

@@ -250,6 +250,10 @@ class TestService:
             ({"check_out": time(11)}, "only apply to unit 'nights'"),
             ({"check_in": time(15)}, "only apply to unit 'nights'"),
             ({"unit": "days", "duration": timedelta(days=1), "check_out": time(11)}, "only apply to unit 'nights'"),
+            (
+                {"unit": "nights", "duration": timedelta(days=1), "check_in": time(10), "check_out": time(14)},
+                "check_out 14:00 is after check_in 10:00",
+            ),
             ({"needs": []}, "at least one Need"),
             ({"needs": ["dentist"]}, "at least one Need"),
             ({"price": Decimal(10)}, "price must be Money"),

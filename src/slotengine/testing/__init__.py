@@ -10,7 +10,8 @@ slotengine's public test kit.
 - `slotengine.testing.scripts`: booking scripts (random sequences of engine calls) and a runner;
 - `FrozenClock`: a clock that moves only when told; `RecordingNotifier`: a notifier that keeps what it sent.
 
-This package imports hypothesis, so it is for test suites only; ``import slotengine`` never imports it.
+Its strategies, oracles and conformance kit import hypothesis and pytest (``slotengine[testing]``), so they are
+for test suites only; ``import slotengine`` never imports this package.
 """
 
 from slotengine.testing.clock import FrozenClock as FrozenClock
