@@ -457,3 +457,90 @@ class TestControlCharacters:
         for raw in (one, feed):
             assert set() == {c for c in raw.replace(b"\r\n", b"") if c in CONTROL_BYTES}
             assert 1 == len(icalendar.Calendar.from_ical(raw).walk("VEVENT"))
+
+
+BOOKED = (datetime(2026, 10, 26, 9, tzinfo=UTC), datetime(2026, 10, 26, 10, tzinfo=UTC))
+
+
+class TestRefusedInput:
+    @pytest.mark.parametrize("field", ["organizer", "attendee"])
+    @pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f", "\x85", "\t", "\n", "\x1f"])
+    def test_an_address_with_a_control_character_is_refused_by_name(self, field, control):
+        """An address is a URI, which holds no control character: it is refused, not written with a space."""
+        with pytest.raises(InvalidInputError, match=field) as caught:
+            calendar(booking(*BOOKED), **{field: f"desk@shop.exa{control}mple"})
+
+        assert field == caught.value.details["field"]
+
+    def test_an_address_with_a_control_character_at_its_end_is_refused(self):
+        """A control character is refused at an end too; only spaces and line ends around the address are trimmed."""
+        with pytest.raises(InvalidInputError, match=r"U\+0000"):
+            calendar(booking(*BOOKED), organizer="desk@shop.example\x00")
+        [event] = calendar(booking(*BOOKED), organizer=" desk@shop.example\n").walk("VEVENT")
+
+        assert "mailto:desk@shop.example" == str(event["ORGANIZER"])
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("business", "Shop \ud800"),
+            ("service_name", "Wash \udfff"),
+            ("location", "Hall \ud800"),
+            ("resource_names", ["Box \udc80"]),
+            ("organizer", "desk\udc80@shop.example"),
+            ("attendee", "ann\ud800@client.example"),
+            ("tenant", "wash\ud800"),
+        ],
+    )
+    def test_a_lone_surrogate_is_refused_by_name(self, field, value):
+        """Text UTF-8 cannot write (a lone surrogate) raises InvalidInputError naming the argument, not UnicodeEncodeError."""
+        with pytest.raises(InvalidInputError, match=field) as caught:
+            calendar(booking(*BOOKED), **{field: value})
+
+        assert field == caught.value.details["field"]
+
+    @pytest.mark.parametrize(
+        ("field", "options"),
+        [
+            ("name", {"name": "Agenda \ud800"}),
+            ("service_names", {"service_names": {"wash": "Wash \ud800"}}),
+            ("resource_names", {"resource_names": {"box1": "Box \ud800"}}),
+            ("organizer", {"organizer": "desk@shop.example\x07"}),
+        ],
+    )
+    def test_a_feed_refuses_them_too(self, field, options):
+        """agenda_feed refuses a lone surrogate in its names and a control character in its organizer, by name."""
+        arguments = {
+            "business": "Car wash",
+            "service_names": {},
+            "resource_names": {},
+            "organizer": "bookings@wash.example",
+            "zone": "Europe/Paris",
+            **options,
+        }
+
+        with pytest.raises(InvalidInputError, match=field) as caught:
+            agenda_feed([booking(*BOOKED)], **arguments)
+
+        assert field == caught.value.details["field"]
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        text=st.text(st.characters(exclude_categories=()) | st.sampled_from("\x00\t\n\x1b\x85\ud800 a@"), max_size=8),
+        field=st.sampled_from(["business", "location", "organizer", "attendee"]),
+    )
+    def test_any_text_makes_a_file_or_is_refused_by_name(self, text, field):
+        """Text with a lone surrogate, or an address with a control character, is refused by name; the rest is written."""
+        arguments = {"business": "Shop", "service_name": "Wash", "organizer": "o@x.example", "zone": "UTC", field: text}
+        address = text.strip(" \t\r\n") if field in {"organizer", "attendee"} else "x"
+        refused = any(0xD800 <= ord(c) <= 0xDFFF for c in text) or not address
+        refused = refused or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in address)
+
+        try:
+            raw = booking_calendar(booking(*BOOKED), **arguments)
+        except InvalidInputError as exc:
+            assert refused
+            assert field == exc.details["field"]
+        else:
+            assert not refused
+            assert 1 == len(icalendar.Calendar.from_ical(raw).walk("VEVENT"))

@@ -14,7 +14,9 @@ replaces the event a calendar already has instead of adding a second one.
 
 Names are written as given, except that control characters (other than tabs and line breaks), which RFC 5545
 text cannot hold, are written as spaces: a name holding an escape (U+001B) or a form feed (U+000C) shows a
-space in its place. The stored values keep them; only the file leaves them out.
+space in its place. The stored values keep them; only the file leaves them out. Addresses (organizer,
+attendee) are URIs and are refused with a control character, as is any text holding a lone surrogate, which
+UTF-8 cannot write: `InvalidInputError` names the argument.
 
 This module needs the ``icalendar`` package (``pip install slotengine[ical]``). Importing it works without;
 calling its functions then raises `ImportError` saying what to install.
@@ -80,12 +82,36 @@ def _require() -> None:
         raise ImportError(_MISSING) from None
 
 
+def _unicode(value: str, field: str) -> str:
+    """
+    Return *value* if UTF-8 can write it, else refuse it naming *field*.
+
+    A lone surrogate (left by a bad decode, or ``surrogateescape``) has no UTF-8 form, so the file could not
+    be written: say which argument holds it rather than let a bare UnicodeEncodeError out.
+    """
+    if not value.isascii():  # ASCII text cannot hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            msg = (
+                f"{field} is not valid Unicode text: it holds a lone surrogate ({value[exc.start]!r} at position "
+                f"{exc.start}), which a calendar file (UTF-8) cannot hold"
+            )
+            raise InvalidInputError(msg, field=field) from None
+    return value
+
+
 def booking_uid(booking_id: str, tenant: str = "default") -> str:
     """
     The booking's stable UID, ``<booking_id>@<tenant>.slotengine``, the same for every version of it.
 
     Characters other than letters, digits and ``-._~`` are percent-encoded, so any id makes a plain UID.
+
+    Raises:
+        InvalidInputError: the id or the tenant holds a lone surrogate, which has no UTF-8 form to encode.
     """
+    _unicode(booking_id, "booking_id")
+    _unicode(tenant, "tenant")
     return f"{urllib.parse.quote(booking_id, safe='-._~')}@{urllib.parse.quote(tenant, safe='-._~')}.slotengine"
 
 
@@ -99,10 +125,23 @@ def event_status(booking: Booking) -> str:
     return _STATUS[booking.status]
 
 
+# Every C0 control (tab and line breaks too), DEL and the C1 controls: an address is a URI, which holds none.
+_ADDRESS_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _address(value: str, field: str) -> str:
-    """A calendar user address: ``mailto:`` added to a bare e-mail address, other URIs kept."""
-    text = value.strip()
-    if not text or any(c in text for c in "\r\n"):
+    """
+    A calendar user address: ``mailto:`` added to a bare e-mail address, other URIs kept.
+
+    An address is a URI value, which cannot hold a control character; unlike a name, it is refused rather
+    than written with a space, which would make it another address.
+    """
+    text = _unicode(value, field).strip(" \t\r\n")  # stray spaces and line ends around it, not other controls
+    control = _ADDRESS_CONTROLS.search(text)
+    if control is not None:
+        msg = f"{field} holds the control character U+{ord(control.group()):04X}, which an address cannot hold"
+        raise InvalidInputError(msg, field=field)
+    if not text:
         msg = f"{field} must be an e-mail address or a URI such as mailto:desk@shop.example"
         raise InvalidInputError(msg, field=field)
     return text if ":" in text else f"mailto:{text}"
@@ -249,12 +288,17 @@ def booking_event(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown zone, an empty address, a naive *stamp*.
+        InvalidInputError: an unknown zone, an empty address or one with a control character, a naive
+            *stamp*, text holding a lone surrogate (the error names the argument).
     """
     _require()
     import icalendar
 
     tz = get_zone(zone)
+    for field, text in (("business", business), ("service_name", service_name), ("location", location or "")):
+        _unicode(text, field)
+    for name in resource_names:
+        _unicode(name, "resource_names")
     event = icalendar.Event()
     event.add("uid", booking_uid(booking.id, tenant))
     event.add("dtstamp", to_utc(stamp if stamp is not None else booking.created_at, "stamp"))
@@ -308,7 +352,8 @@ def booking_calendar(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown method or zone, an empty address.
+        InvalidInputError: an unknown method or zone, an empty address or one with a control character,
+            text holding a lone surrogate (the error names the argument).
     """
     _require()
     chosen = (method or ("CANCEL" if event_status(booking) == "CANCELLED" else "REQUEST")).upper()
@@ -369,11 +414,16 @@ def agenda_feed(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown zone, an empty organizer.
+        InvalidInputError: an unknown zone, an empty organizer or one with a control character, text holding
+            a lone surrogate (the error names the argument).
     """
     _require()
     chosen = sorted(bookings, key=lambda b: (b.start, b.id))
     key = get_zone(zone).key
+    _unicode(name or "", "name")
+    for field, names in (("service_names", service_names), ("resource_names", resource_names)):
+        for text in names.values():
+            _unicode(text, field)
     calendar = _calendar("PUBLISH", name)
     calendar.add_component(_vtimezone(key, [i for b in chosen for i in (b.start, b.end)]))
     for booking in chosen:

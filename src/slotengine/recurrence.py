@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, is_ambiguous, localize, to_utc
-from slotengine.errors import InvalidInputError, OutOfRangeError
+from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, is_ambiguous, is_nonexistent, localize, to_utc
+from slotengine.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -243,6 +243,22 @@ def _check_wall(value: object, name: str) -> datetime:
     return value.replace(fold=0)
 
 
+def _whole_seconds(value: datetime, name: str) -> datetime:
+    """
+    Return *value* if it has no fraction of a second, else refuse it naming *name*.
+
+    dateutil drops a dtstart's microseconds and iCalendar date-times have none, so a fraction would make an
+    exdate miss the occurrence it names and change the recurrence on its way through `Recurrence.to_ical`.
+    """
+    if value.microsecond:
+        msg = (
+            f"{name} {value.isoformat()} has a fraction of a second: recurrences count whole seconds, "
+            f"as iCalendar does; give {value.replace(microsecond=0).isoformat()} or the next second"
+        )
+        raise InvalidInputError(msg, field=name)
+    return value
+
+
 def _dtstart(value: object) -> datetime:
     if value is None:
         msg = (
@@ -250,14 +266,14 @@ def _dtstart(value: object) -> datetime:
             "dateutil would silently use the current time"
         )
         raise InvalidInputError(msg, field="dtstart")
-    return _check_wall(value, "dtstart")
+    return _whole_seconds(_check_wall(value, "dtstart"), "dtstart")
 
 
 def _check_date(value: object, name: str) -> datetime:
     """An exdate or rdate: a naive wall time, or an aware datetime, which names one instant (kept in UTC)."""
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return to_utc(value, name)
-    return _check_wall(value, name)
+        return _whole_seconds(to_utc(value, name), name)
+    return _whole_seconds(_check_wall(value, name), name)
 
 
 def _walls(values: Iterable[datetime], name: str) -> tuple[datetime, ...]:
@@ -342,7 +358,8 @@ class Recurrence:
     Raises:
         InvalidInputError: the rule text is not a valid RRULE (unknown FREQ, ``INTERVAL=0``, COUNT mixed with
             UNTIL, out-of-range ``BY*`` values, ...), ``dtstart`` is missing, aware or not a datetime, or an
-            exdate/rdate is not a datetime.
+            exdate/rdate is not a datetime, or ``dtstart``, an exdate or an rdate has a fraction of a second
+            (iCalendar and dateutil count whole seconds; the error names the argument).
         UnknownTimeZoneError: *zone* is not a known IANA zone.
     """
 
@@ -382,6 +399,15 @@ class Recurrence:
         rdate, so the first occurrence is not an hour early (later wall times inside that fold, of a rule
         that repeats more than hourly, still take the first pass, by the wall-time rule).
 
+        A UTC ``UNTIL`` bounds the occurrences' instants, inclusively (RFC 5545): it becomes the local wall time
+        that keeps exactly the occurrences at or before it. Next to a DST gap a wall time is moved past later
+        ones (02:45 on the night Paris springs forward is 03:45 CEST, after an UNTIL at 03:15 CEST), so the
+        local ``UNTIL`` then ends before such an occurrence, or, when a kept one follows it, the occurrence
+        becomes an exdate.
+
+        Lines may end in CRLF or LF and may be folded (RFC 5545, section 3.1), and parameter values may be
+        quoted (``TZID="Europe/Paris"``).
+
         Raises:
             InvalidInputError: a line is not one of those properties, DTSTART is missing or date-only, the
                 zone is missing or contradicts TZID, or a value is malformed.
@@ -409,41 +435,56 @@ class Recurrence:
         tz = get_zone(zone_name)
         dtstart = _ical_wall(start_value, start_params, tz, "DTSTART")
         written = props["RRULE"][0][1]
-        rule = _rule_with_local_until(written, tz)
+        rule = local = _rule_with_local_until(written, tz)
         exdates = [_ical_date(v, p, tz, "EXDATE") for p, vs in props.get("EXDATE", ()) for v in vs.split(",")]
         rdates = [_ical_date(v, p, tz, "RDATE") for p, vs in props.get("RDATE", ()) for v in vs.split(",")]
         start = _ical_date(start_value, start_params, tz, "DTSTART")
         try:
+            plain = cls(local, dtstart, zone_name, rdates=rdates)  # checks the rule before dateutil walks it
+            added = {d if d.tzinfo is not None else localize(d, tz) for d in plain.rdates}
             # A UTC DTSTART in the second pass of a fold, which its wall time does not name: the first
             # occurrence, if the rule has one there, is that instant and not the wall time's first pass.
             second_pass = start.tzinfo is not None and localize(dtstart, tz) != start
-            if second_pass and dtstart in cls(rule, dtstart, zone_name).between_walls(dtstart, dtstart, inc=True):
+            if second_pass and dtstart in plain.between_walls(dtstart, dtstart, inc=True):
                 exdates.append(dtstart)
                 rdates.append(start)
+                added.add(start)
+            bound = _utc_until_value(written)
+            if bound is not None:  # RFC 5545: a UTC UNTIL bounds the occurrences' instants
+                rule, cut = _cut_at(plain, bound, frozenset(added))
+                exdates += cut
             return cls(rule, dtstart, zone_name, exdates=exdates, rdates=rdates)
         except InvalidInputError as exc:
-            if rule == written or exc.details.get("rule") != rule:
+            if local == written or exc.details.get("rule") != local:
                 raise
             # The rule the user wrote, not the one with UNTIL converted to local time.
-            msg = str(exc).replace(repr(rule), repr(written), 1)
+            msg = str(exc).replace(repr(local), repr(written), 1)
             raise type(exc)(msg, **{**exc.details, "rule": written}) from None
 
     def to_ical(self) -> str:
         """
-        Return the recurrence as iCalendar lines (DTSTART with TZID, RRULE, EXDATE, RDATE).
+        Return the recurrence as iCalendar content lines: DTSTART with TZID, RRULE, then any EXDATE and RDATE.
+
+        The text is ready for a file (RFC 5545, section 3.1): each line ends in CRLF, the last one too, and
+        lines longer than 75 octets are folded (CRLF, then a space); put it inside a VEVENT as it is.
+        `from_ical` reads it back, and `str.splitlines` gives the lines of a short recurrence.
 
         Exdates and rdates kept as instants (a fold's second pass) are written in UTC, so they read back the same.
         ``UNTIL`` is written in UTC too (RFC 5545, section 3.3.10: with a ``DTSTART`` that has a ``TZID``,
-        ``UNTIL`` must be UTC), the instant of the local wall time the rule holds.
+        ``UNTIL`` must be UTC), an instant that keeps exactly the rule's occurrences: the local wall time's, or
+        the last occurrence's when a DST gap moved it later. In the rare case where that instant would keep
+        another occurrence too (one just after a gap, before a later one the gap moved), that occurrence is
+        written as an EXDATE in UTC, so that the text means the same occurrences.
         """
-        rule = _utc_until(self.rule, self.tz)
-        lines = [f"DTSTART;TZID={self.zone}:{self.dtstart.strftime(_ICAL_DATETIME)}", f"RRULE:{rule}"]
-        for prop, dates in (("EXDATE", self.exdates), ("RDATE", self.rdates)):
-            walls = ",".join(d.strftime(_ICAL_DATETIME) for d in dates if d.tzinfo is None)
-            instants = ",".join(d.strftime(_ICAL_DATETIME + "Z") for d in dates if d.tzinfo is not None)
+        rule, cut = _utc_until(self)
+        lines = [f"DTSTART;TZID={self.zone}:{_ical_text(self.dtstart)}", f"RRULE:{rule}"]
+        for prop, dates, more in (("EXDATE", self.exdates, cut), ("RDATE", self.rdates, ())):
+            walls = ",".join(_ical_text(d) for d in dates if d.tzinfo is None)
+            exact = sorted({d for d in dates if d.tzinfo is not None}.union(more))
+            instants = ",".join(f"{_ical_text(d.replace(tzinfo=None))}Z" for d in exact)
             lines += [f"{prop};TZID={self.zone}:{walls}"] if walls else []
             lines += [f"{prop}:{instants}"] if instants else []
-        return "\n".join(lines)
+        return "".join(f"{_fold(line)}\r\n" for line in lines)
 
     # --- queries -----------------------------------------------------------------------------------------
 
@@ -587,28 +628,96 @@ def _build(rule: str, dtstart: datetime, exdates: Iterable[datetime], rdates: It
 
 
 def _unfold(text: str) -> list[str]:
+    """
+    Split iCalendar text into its content lines, unfolding them first (RFC 5545, section 3.1).
+
+    Lines may end in CRLF, as the RFC says, or in LF; a line that starts with a space or a tab continues the
+    previous one, that one character removed. Each content line is stripped, and blank ones are dropped.
+    """
     lines: list[str] = []
     for raw in text.replace("\r\n", "\n").split("\n"):
         if raw[:1] in {" ", "\t"} and lines:
             lines[-1] += raw[1:]
         elif raw.strip():
-            lines.append(raw.strip())
-    return lines
+            lines.append(raw)
+    return [line.strip() for line in lines]
+
+
+_FOLD_OCTETS: Final = 75
+
+
+def _fold(line: str) -> str:
+    """
+    Fold one content line at 75 octets, as RFC 5545 (section 3.1) asks, never inside a UTF-8 character.
+
+    Each further part starts with the space that `_unfold` removes, and is at most 75 octets with it.
+    """
+    parts: list[str] = []
+    part, size, limit = "", 0, _FOLD_OCTETS
+    for char in line:
+        octets = len(char.encode())
+        if size + octets > limit:
+            parts.append(part)
+            part, size, limit = "", 0, _FOLD_OCTETS - 1
+        part += char
+        size += octets
+    parts.append(part)
+    return "\r\n ".join(parts)
+
+
+def _unquoted_split(text: str, separator: str) -> list[str]:
+    """Split *text* at each *separator* outside double quotes (a quoted parameter value may hold ``;:,``)."""
+    pieces: list[str] = []
+    start, quoted = 0, False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            pieces.append(text[start:index])
+            start = index + 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def _param_value(raw: str, line: str) -> str:
+    """
+    Read a parameter's value: each comma-separated part plain, or in double quotes, which are removed.
+
+    RFC 5545 (section 3.1) allows quotes around any parameter value (``TZID="Europe/Paris"``), and requires
+    them around one that holds ``;``, ``:`` or ``,``; a quote elsewhere is malformed.
+    """
+    values: list[str] = []
+    for piece in _unquoted_split(raw.strip(), ","):
+        text = piece.strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
+            text = text[1:-1]
+        elif '"' in text:
+            msg = f"malformed quoted parameter value {raw.strip()!r} in {line!r}"
+            raise InvalidInputError(msg)
+        values.append(text)
+    return ",".join(values)
 
 
 def _content_line(line: str) -> tuple[str, dict[str, str], str]:
-    head, sep, value = line.partition(":")
-    if not sep or not value:
+    """
+    Split a content line into its upper-case name, its parameters and its value (RFC 5545, section 3.1).
+
+    The value starts after the first colon outside double quotes, and parameters are split at semicolons
+    outside them, so ``TZID="Europe/Paris"`` is read as ``Europe/Paris``.
+    """
+    heads = _unquoted_split(line, ":")
+    head, value = heads[0], ":".join(heads[1:])
+    if len(heads) < 2 or not value:
         msg = f"{line!r} is not an iCalendar line of the form NAME;PARAM=VALUE:VALUE"
         raise InvalidInputError(msg)
-    name, *raw_params = head.split(";")
+    name, *raw_params = _unquoted_split(head, ";")
     params: dict[str, str] = {}
     for raw in raw_params:
         key, eq, val = raw.partition("=")
-        if not eq:
+        if not eq or '"' in key:
             msg = f"malformed parameter {raw!r} in {line!r}"
             raise InvalidInputError(msg)
-        params[key.strip().upper()] = val.strip()
+        params[key.strip().upper()] = _param_value(val, line)
     return name.strip().upper(), params, value.strip()
 
 
@@ -672,6 +781,11 @@ def _ical_text(wall: datetime) -> str:
 
 
 def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
+    """
+    Return *rule* with a UTC ``UNTIL`` written as the wall time that keeps every occurrence up to its instant.
+
+    Outside a gap that is the whole story; next to one, `_cut_at` then drops what this wall time keeps too much.
+    """
     pairs = _split_rule(rule)
     out: list[str] = []
     for key, value in pairs:
@@ -696,24 +810,147 @@ def _rule_with_local_until(rule: str, tz: ZoneInfo) -> str:
     return ";".join(out)
 
 
-def _utc_until(rule: str, tz: ZoneInfo) -> str:
-    """
-    Return *rule* with its local ``UNTIL`` written in UTC, as RFC 5545 requires next to ``DTSTART;TZID=``.
+_ONE_SECOND: Final = timedelta(seconds=1)
+_SCAN_STEP: Final = timedelta(minutes=30)
+_PERIODS: Final = {
+    "WEEKLY": timedelta(weeks=1),
+    "DAILY": timedelta(days=1),
+    "HOURLY": timedelta(hours=1),
+    "MINUTELY": timedelta(minutes=1),
+    "SECONDLY": timedelta(seconds=1),
+}
 
-    The instant is the wall time's by the wall-time rule; one past the instants Python has keeps the last one.
+
+def _utc_until_value(rule: str) -> datetime | None:
+    """The instant of a rule's UTC ``UNTIL`` (``UNTIL=20260329T011500Z``), or None when it has none."""
+    value = dict(_split_rule(rule)).get("UNTIL", "")
+    return _utc_value(value) if value.endswith("Z") and _ICAL_VALUE_RE.match(value) else None
+
+
+def _until_wall(rule: str) -> datetime | None:
+    """The local wall time of a canonical rule's ``UNTIL``, or None when it has none."""
+    value = dict(_split_rule(rule)).get("UNTIL")
+    return None if value is None else datetime.strptime(value, _ICAL_DATETIME)  # noqa: DTZ007 - a wall time
+
+
+def _with_until(rule: str, until: str | None) -> str:
+    """*rule* with its ``UNTIL`` value replaced by *until*, or removed when *until* is None."""
+    pairs = [(k, until if k == "UNTIL" else v) for k, v in _split_rule(rule)]
+    return ";".join(f"{k}={v}" for k, v in pairs if v is not None)
+
+
+def _offset(instant: datetime, tz: ZoneInfo) -> timedelta:
+    return instant.astimezone(tz).utcoffset() or timedelta(0)
+
+
+def _gap_spans(instant: datetime, tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
     """
-    out: list[str] = []
-    for key, value in _split_rule(rule):
-        if key != "UNTIL":
-            out.append(f"{key}={value}")
-            continue
-        wall = datetime.strptime(value, _ICAL_DATETIME)  # noqa: DTZ007 - the rule's local wall time
+    Return the wall-time span around each gap of *tz* within `_MARGIN` of *instant*.
+
+    A span runs from the gap's length before it to its length after its end (01:00 to 04:00 on the night Paris
+    skips 02:00 to 03:00).
+
+    Only a gap makes wall order and instant order differ (it moves a wall time past later ones: 02:45 on the
+    night Paris springs forward is 03:45 CEST, after 03:15 CEST), and only there, so a wall-time UNTIL and an
+    instant UNTIL can keep different occurrences only in these spans. Offsets are compared every half hour, a
+    shorter time than any between two changes in the tz database, and a change is found to the second.
+    """
+    if not MIN_INSTANT - _MARGIN <= instant <= MAX_INSTANT + _MARGIN:
+        return []  # no query reaches there
+    spans: list[tuple[datetime, datetime]] = []
+    at = instant - _MARGIN
+    before = _offset(at, tz)
+    while at < instant + _MARGIN:
+        lo, hi = at, at + _SCAN_STEP
+        after = _offset(hi, tz)
+        if after > before:
+            while hi - lo > _ONE_SECOND:
+                mid = lo + timedelta(seconds=(hi - lo) // _ONE_SECOND // 2)
+                lo, hi = (mid, hi) if _offset(mid, tz) == before else (lo, mid)
+            jump = after - before
+            skipped = (hi + before).replace(tzinfo=None)  # the first wall time the clocks skip
+            spans.append((skipped - jump, skipped + 2 * jump))
+        at, before = at + _SCAN_STEP, after
+    return spans
+
+
+def _walls_near(rule: str, dtstart: datetime, lo: datetime, hi: datetime) -> tuple[datetime, ...]:
+    """
+    Return the wall times *rule* makes from *dtstart* from *lo* to *hi* (both included), before exdates.
+
+    dateutil walks every occurrence from dtstart, which takes minutes for a MINUTELY rule over decades; a rule
+    with a fixed period (WEEKLY to SECONDLY) and no COUNT makes the same wall times from a dtstart a whole
+    number of periods later (its weekday and time of day, which default its BYxxx parts, are the same), so the
+    walk starts just before *lo*.
+    """
+    parts = dict(_split_rule(rule))
+    period = _PERIODS.get(parts["FREQ"])
+    if period is not None and "COUNT" not in parts:
         try:
-            instant = localize(wall, tz).replace(tzinfo=None)
-        except (OutOfRangeError, OverflowError):  # a wall time whose instant Python cannot hold
-            instant = _LAST_WALL if wall.year > 1 else _FIRST_WALL
-        out.append(f"UNTIL={_ical_text(instant)}Z")
-    return ";".join(out)
+            period *= int(parts.get("INTERVAL", "1"))
+            skipped = (lo - dtstart) // period - 1  # a whole period before lo, where the walk is the same
+            if skipped > 0:
+                dtstart += period * skipped
+        except OverflowError:  # an INTERVAL of centuries: nothing to skip
+            pass
+    return tuple(_build(rule, dtstart, (), ()).between(lo, hi, inc=True))
+
+
+def _cut_at(plain: Recurrence, bound: datetime, kept: frozenset[datetime]) -> tuple[str, tuple[datetime, ...]]:
+    """
+    Return a rule and exdates that make *plain*'s occurrences exactly those at or before the instant *bound*.
+
+    *plain*'s ``UNTIL`` is *bound*'s wall time (`_rule_with_local_until`), which keeps every occurrence up to
+    *bound* and, right after a gap, also wall times the gap moves past it: an UNTIL at 03:15 CEST keeps 02:45 on
+    the night Paris springs forward, which is 03:45 CEST. RFC 5545 bounds instants, so those go: ``UNTIL`` moves
+    back before the first of them when no occurrence it keeps comes after it, and otherwise they become exdates
+    (but for an instant an rdate adds, in *kept*: an rdate is not bounded by UNTIL).
+    """
+    tz = plain.tz
+    until = _until_wall(plain.rule)
+    spans = _gap_spans(bound, tz)
+    if until is None or not spans:
+        return plain.rule, ()
+    walls = sorted({w for lo, hi in spans for w in _walls_near(plain.rule, plain.dtstart, lo, hi)})
+    late = [w for w in walls if localize(w, tz) > bound]
+    if not late:
+        return plain.rule, ()
+    last = min(late) - _ONE_SECOND
+    earlier = {localize(w, tz) for w in walls if w <= last}
+    if all(w in late or localize(w, tz) in earlier for w in _walls_near(plain.rule, plain.dtstart, min(late), until)):
+        return _with_until(plain.rule, _ical_text(last)), ()
+    return plain.rule, tuple(w for w in late if localize(w, tz) not in kept)
+
+
+def _utc_until(recurrence: Recurrence) -> tuple[str, tuple[datetime, ...]]:
+    """
+    Return the rule with ``UNTIL`` in UTC, as RFC 5545 requires next to ``DTSTART;TZID=``, and exdates it needs.
+
+    A UTC ``UNTIL`` keeps the occurrences at or before its instant (RFC 5545); the rule's local one keeps those
+    whose wall time is at or before it. The instant is the local UNTIL's (one in a gap: its reading before
+    the gap), or later, the last kept occurrence's, when a gap moved that one past it (02:30 on the night Paris
+    springs forward is 03:30 CEST). An occurrence the rule does not keep but that instant would (03:05 CEST,
+    after a kept 02:40 moved to 03:40 CEST) is returned as an exdate, in UTC, so that the text means exactly the
+    recurrence. An UNTIL past the instants Python has keeps the last one.
+    """
+    rule = recurrence.rule
+    wall = _until_wall(rule)
+    if wall is None:
+        return rule, ()
+    tz = recurrence.tz
+    try:
+        # In a gap, fold=1 reads the wall time with the offset after it: the instant before the gap.
+        bound = wall.replace(tzinfo=tz, fold=int(is_nonexistent(wall, tz))).astimezone(UTC)
+    except OverflowError:  # a wall time whose instant Python cannot hold
+        return _with_until(rule, f"{_ical_text(_LAST_WALL if wall.year > 1 else _FIRST_WALL)}Z"), ()
+    free = _with_until(rule, None)
+    walls = {w for lo, hi in _gap_spans(bound, tz) for w in _walls_near(free, recurrence.dtstart, lo, hi)}
+    own = {localize(w, tz) for w in walls if w <= wall}
+    bound = max(own | {bound})
+    added = {d if d.tzinfo is not None else localize(d, tz) for d in recurrence.rdates}
+    others = {localize(w, tz) for w in walls if w > wall} - own - added - recurrence._excluded
+    late = tuple(sorted(i for i in others if i <= bound))
+    return _with_until(rule, f"{_ical_text(bound.replace(tzinfo=None))}Z"), late
 
 
 def occurrence_days(recurrence: Recurrence, first: date, last: date) -> frozenset[date]:

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slotengine._time import is_nonexistent
@@ -204,7 +204,7 @@ class TestIcal:
 
         assert second_pass == rec.between(second_pass - timedelta(hours=3), second_pass + timedelta(hours=3), inc=True)[0]
         assert 2 == len(rec.between(utc(2025, 10, 1), utc(2025, 12, 1)))
-        assert text == rec.to_ical()
+        assert text.replace("\n", "\r\n") + "\r\n" == rec.to_ical()
         assert rec == Recurrence.from_ical(rec.to_ical())
 
     def test_a_utc_exdate_removes_a_second_pass_rdate(self):
@@ -285,10 +285,10 @@ class TestIcal:
         text = rec.to_ical()
 
         assert (
-            "DTSTART;TZID=Europe/Paris:20250104T100000\n"
-            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA\n"
-            "EXDATE;TZID=Europe/Paris:20250201T100000\n"
-            "RDATE;TZID=Europe/Paris:20250209T100000"
+            "DTSTART;TZID=Europe/Paris:20250104T100000\r\n"
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA\r\n"
+            "EXDATE;TZID=Europe/Paris:20250201T100000\r\n"
+            "RDATE;TZID=Europe/Paris:20250209T100000\r\n"
         ) == text
         assert rec == Recurrence.from_ical(text)
 
@@ -696,3 +696,293 @@ class TestToIcalUntil:
 
         assert written.endswith("Z")
         assert rec == Recurrence.from_ical(text)
+
+
+# --- UNTIL as an instant, iCalendar text that a file can hold, whole seconds (review of recurrence) ---------
+
+_MINUTES = st.sets(st.sampled_from([0, 5, 10, 15, 20, 30, 40, 45, 50, 55]), min_size=1, max_size=3)
+
+
+@st.composite
+def rules_near_a_change(draw):
+    """
+    A rule without UNTIL, its zone, its dtstart and one of the zone's changes of offset near that dtstart.
+
+    Zones are `DST_ZONES` and rules repeat weekly to every few minutes, often at the small hours where the
+    gaps and folds are, so that UNTIL and occurrences meet them; a rule may start years before the change.
+    """
+    zone = draw(st.sampled_from(DST_ZONES))
+    transitions = dst_transitions(zone)
+    around = draw(st.sampled_from(transitions)) if transitions else utc(2020, 6, 1)
+    wall = around.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    freq = draw(st.sampled_from(["WEEKLY", "DAILY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"]))
+    parts = [f"FREQ={freq}"]
+    interval = {
+        "WEEKLY": st.integers(1, 3),
+        "DAILY": st.integers(1, 3),
+        "HOURLY": st.integers(1, 5),
+        "MINUTELY": st.sampled_from([1, 5, 15, 20, 25, 45]),
+        "SECONDLY": st.sampled_from([300, 450, 900, 1500]),
+    }[freq]
+    every = draw(interval)
+    if every > 1:
+        parts.append(f"INTERVAL={every}")
+    if freq in {"WEEKLY", "DAILY"} and draw(st.booleans()):
+        parts.append("BYHOUR=" + ",".join(map(str, sorted(draw(st.sets(st.integers(0, 4), min_size=1, max_size=3))))))
+        parts.append("BYMINUTE=" + ",".join(map(str, sorted(draw(_MINUTES)))))
+    if freq == "HOURLY" and draw(st.booleans()):
+        parts.append("BYMINUTE=" + ",".join(map(str, sorted(draw(_MINUTES)))))
+    # Close before the change, so the walk from dtstart stays short; sometimes years before (coarse rules).
+    back = timedelta(minutes=draw(st.integers(0, 6 * 60)), seconds=draw(st.sampled_from([0, 0, 0, 30])))
+    if freq in {"WEEKLY", "DAILY"}:
+        back += timedelta(days=draw(st.sampled_from([0, 1, 3, 10, 400, 3000])))
+    return zone, wall.replace(second=0) - back, ";".join(parts), around
+
+
+def _window(around):
+    return around - timedelta(days=9), around + timedelta(days=3)
+
+
+def _rfc_reader(text, lo, hi):
+    """The occurrences python-icalendar and dateutil (zone aware, independent of slotengine) read in *text*."""
+    icalendar = pytest.importorskip("icalendar")
+    from dateutil.rrule import rrulestr
+
+    calendar = icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n{text}END:VEVENT\r\nEND:VCALENDAR\r\n")
+    event = calendar.walk("VEVENT")[0]
+    rule = rrulestr(event["RRULE"].to_ical().decode(), dtstart=event["DTSTART"].dt, forceset=True)
+    return sorted({t.astimezone(UTC) for t in rule.between(lo, hi, inc=True)})
+
+
+class TestUntilIsAnInstant:
+    def test_a_utc_until_after_a_gap_keeps_no_later_occurrence(self):
+        """UNTIL=...011500Z is 03:15 CEST: the 02:45 of the night Paris springs forward is 03:45 CEST, so it goes."""
+        text = "DTSTART;TZID=Europe/Paris:20260325T024500\nRRULE:FREQ=DAILY;UNTIL=20260329T011500Z"
+
+        rec = Recurrence.from_ical(text)
+
+        assert [utc(2026, 3, d, 1, 45) for d in (25, 26, 27, 28)] == list(rec.between(utc(2026, 3, 20), utc(2026, 4, 5)))
+
+    def test_an_occurrence_kept_after_one_the_gap_moved_makes_an_exdate(self):
+        """Every 25 minutes from 01:00, UNTIL at 03:10 CEST: 02:15 and 02:40 (03:15, 03:40 CEST) go, 03:05 stays."""
+        text = "DTSTART;TZID=Europe/Paris:20260329T010000\nRRULE:FREQ=MINUTELY;INTERVAL=25;UNTIL=20260329T011000Z"
+
+        rec = Recurrence.from_ical(text)
+
+        assert [utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 0, 25), utc(2026, 3, 29, 0, 50), utc(2026, 3, 29, 1, 5)] == list(
+            rec.between(utc(2026, 3, 28), utc(2026, 3, 30), inc=True)
+        )
+        assert (datetime(2026, 3, 29, 2, 15), datetime(2026, 3, 29, 2, 40)) == rec.exdates
+
+    def test_an_rdate_after_until_is_kept(self):
+        """UNTIL bounds the rule, not the RDATEs (RFC 5545): an RDATE at an instant UNTIL cut is an occurrence."""
+        text = (
+            "DTSTART;TZID=Europe/Paris:20260325T024500\nRRULE:FREQ=DAILY;UNTIL=20260329T011500Z\n"
+            "RDATE:20260329T014500Z"
+        )
+
+        rec = Recurrence.from_ical(text)
+
+        assert utc(2026, 3, 29, 1, 45) == rec.before(utc(2026, 4, 1))
+
+    @settings(max_examples=150, deadline=None)
+    @given(rules_near_a_change(), st.integers(-180, 180), st.data())
+    def test_a_utc_until_keeps_exactly_the_occurrences_at_or_before_it(self, drawn, minutes, data):
+        """Near real changes, from_ical's occurrences are the rule's whose instant is at or before UNTIL, plus RDATEs."""
+        zone, start, rule, around = drawn
+        bound = around + timedelta(minutes=minutes)
+        rdate = around + timedelta(minutes=data.draw(st.integers(-120, 120)))
+        lo, hi = _window(around)
+        head = f"DTSTART;TZID={zone}:{start:%Y%m%dT%H%M%S}\nRRULE:{rule}"
+        rdates = data.draw(st.sampled_from(["", f"\nRDATE:{rdate:%Y%m%dT%H%M%SZ}"]))
+
+        rec = Recurrence.from_ical(f"{head};UNTIL={bound:%Y%m%dT%H%M%SZ}{rdates}")
+
+        kept = {t for t in Recurrence(rule, start, zone).between(lo, hi, inc=True) if t <= bound}
+        assert sorted(kept | ({rdate} if rdates else set())) == list(rec.between(lo, hi, inc=True))
+
+
+class TestToIcalKeepsTheOccurrences:
+    def test_an_until_after_a_moved_occurrence_keeps_it(self):
+        """Daily at 02:30 until 03:00: the last one is 03:30 CEST, so UNTIL is written at that instant, not 03:00 CEST."""
+        rec = Recurrence("FREQ=DAILY;UNTIL=20260329T030000", datetime(2026, 3, 25, 2, 30), "Europe/Paris")
+        window = (utc(2026, 3, 20), utc(2026, 4, 5))
+
+        text = rec.to_ical()
+
+        assert "RRULE:FREQ=DAILY;UNTIL=20260329T013000Z" == text.splitlines()[1]
+        assert utc(2026, 3, 29, 1, 30) == rec.between(*window)[-1]
+        assert rec.between(*window) == Recurrence.from_ical(text).between(*window)
+        assert list(rec.between(*window)) == _rfc_reader(text, *window)
+
+    def test_an_until_in_a_gap_round_trips(self):
+        """Every 15 minutes until 02:00, a wall time the clocks skip: 03:00 CEST is the last, before and after."""
+        rec = Recurrence("FREQ=MINUTELY;INTERVAL=15;UNTIL=20260329T020000", datetime(2026, 3, 29, 1), "Europe/Paris")
+        window = (utc(2026, 3, 28), utc(2026, 3, 30))
+
+        back = Recurrence.from_ical(rec.to_ical())
+
+        assert utc(2026, 3, 29, 1) == rec.between(*window)[-1]
+        assert rec.between(*window) == back.between(*window)
+
+    def test_an_occurrence_no_utc_until_can_leave_out_is_written_as_an_exdate(self):
+        """Every 25 minutes from 01:00 until 02:40 keeps 03:40 CEST, not 03:05 and 03:30 CEST: the text has EXDATEs."""
+        rec = Recurrence("FREQ=MINUTELY;INTERVAL=25;UNTIL=20260329T024000", datetime(2026, 3, 29, 1), "Europe/Paris")
+        window = (utc(2026, 3, 28), utc(2026, 3, 30))
+
+        text = rec.to_ical()
+
+        assert [
+            "RRULE:FREQ=MINUTELY;INTERVAL=25;UNTIL=20260329T014000Z",
+            "EXDATE:20260329T010500Z,20260329T013000Z",
+        ] == text.splitlines()[1:]
+        assert utc(2026, 3, 29, 1, 40) == rec.between(*window)[-1]
+        assert rec.between(*window) == Recurrence.from_ical(text).between(*window)
+
+    @settings(max_examples=150, deadline=None)
+    @given(rules_near_a_change(), st.integers(-180, 180), st.sampled_from([0, 0, 30, 59]))
+    def test_any_rule_reads_back_with_the_same_occurrences(self, drawn, minutes, seconds):
+        """For rules with a local UNTIL near real changes, from_ical(to_ical(r)) has exactly r's occurrences."""
+        zone, start, rule, around = drawn
+        until = around.astimezone(ZoneInfo(zone)).replace(tzinfo=None, second=seconds) + timedelta(minutes=minutes)
+        rec = Recurrence(f"{rule};UNTIL={until:%Y%m%dT%H%M%S}", start, zone)
+        lo, hi = _window(around)
+
+        text = rec.to_ical()
+
+        # (dateutil is no oracle here: it stops at the first wall time past UNTIL, even one a gap moved.)
+        assert rec.between(lo, hi, inc=True) == Recurrence.from_ical(text).between(lo, hi, inc=True)
+
+    @settings(max_examples=150, deadline=None)
+    @given(rules_near_a_change(), st.integers(-3 * 1440, 3 * 1440), st.sampled_from([0, 1, 2, 400, 3000]))
+    def test_a_walk_started_whole_periods_later_makes_the_same_wall_times(self, drawn, minutes, days):
+        """The UNTIL checks walk a rule from a later dtstart, a whole number of periods on: the wall times are dateutil's own."""
+        from slotengine.recurrence import _build, _walls_near
+
+        zone, start, rule, around = drawn
+        start -= timedelta(days=days) if "MINUTELY" not in rule and "SECONDLY" not in rule else timedelta(0)
+        at = around.astimezone(ZoneInfo(zone)).replace(tzinfo=None) + timedelta(minutes=minutes)
+        lo, hi = at - timedelta(hours=3), at + timedelta(hours=3)
+
+        assert tuple(_build(rule, start, (), ()).between(lo, hi, inc=True)) == _walls_near(rule, start, lo, hi)
+
+    def test_a_far_until_of_a_minutely_rule_is_quick_to_read_and_write(self):
+        """A minutely rule from 2026 with UNTIL on the 2199 spring-forward night does not walk 90 million minutes."""
+        text = "DTSTART;TZID=Europe/Paris:20260101T000000\nRRULE:FREQ=MINUTELY;UNTIL=21990331T013000Z"
+
+        rec = Recurrence.from_ical(text)
+
+        assert "FREQ=MINUTELY;UNTIL=21990331T023059" == rec.rule  # 02:31 to 02:59 are 03:31 to 03:59 CEST
+        assert "RRULE:FREQ=MINUTELY;UNTIL=21990331T013000Z" == rec.to_ical().splitlines()[1]
+
+
+class TestIcalText:
+    def test_lines_end_in_crlf_and_are_folded_at_75_octets(self):
+        """to_ical is file-ready (RFC 5545, 3.1): CRLF line ends, long lines folded, and it reads back the same."""
+        rec = Recurrence(
+            "FREQ=DAILY;COUNT=30",
+            datetime(2026, 1, 1, 10),
+            "America/Argentina/ComodRivadavia",
+            exdates=[datetime(2026, 1, d, 10) for d in range(2, 12)],
+        )
+
+        text = rec.to_ical()
+
+        assert text.endswith("\r\n")
+        assert "\n" not in text.replace("\r\n", "")
+        assert max(len(line.encode()) for line in text.split("\r\n")) <= 75
+        assert rec == Recurrence.from_ical(text)
+
+    @settings(max_examples=50, deadline=None)
+    @given(zone=st.sampled_from(DST_ZONES), days=st.lists(st.integers(1, 300), max_size=40), data=st.data())
+    def test_any_recurrence_is_written_in_short_lines_an_ical_reader_accepts(self, zone, days, data):
+        """Whatever its exdates, no line is over 75 octets, and icalendar reads every exdate back."""
+        icalendar = pytest.importorskip("icalendar")
+        exdates = [datetime(2026, 1, 1, 10) + timedelta(days=d) for d in days]
+        rec = Recurrence("FREQ=DAILY", datetime(2026, 1, 1, 10), zone, exdates=exdates)
+
+        text = rec.to_ical()
+        event = icalendar.Event.from_ical(f"BEGIN:VEVENT\r\n{text}END:VEVENT\r\n")
+        read = event.get("EXDATE", [])
+
+        assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+        assert len(set(days)) == sum(len(e.dts) for e in (read if isinstance(read, list) else [read]))
+        assert rec == Recurrence.from_ical(text)
+
+    @given(cuts=st.lists(st.integers(1, 60), max_size=6))
+    def test_lines_folded_anywhere_read_the_same(self, cuts):
+        """A line folded at any points, with CRLF or LF and a space or a tab, is one line (RFC 5545, 3.1)."""
+        line = 'DTSTART;TZID="Europe/Paris":20260105T100000'
+        for cut in sorted(set(cuts), reverse=True):
+            if cut < len(line):
+                line = line[:cut] + ("\r\n " if cut % 2 else "\n\t") + line[cut:]
+
+        rec = Recurrence.from_ical(f"{line}\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\n")
+
+        assert Recurrence("FREQ=WEEKLY;COUNT=3", datetime(2026, 1, 5, 10), "Europe/Paris") == rec
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            'DTSTART;TZID="Europe/Paris":20260105T100000\nRRULE:FREQ=WEEKLY;COUNT=3\nEXDATE;TZID="Europe/Paris":20260112T100000',
+            (
+                'DTSTART;X-NOTE="at 10:00; weekly, on Monday";TZID=Europe/Paris:20260105T100000\n'
+                "RRULE:FREQ=WEEKLY;COUNT=3\nEXDATE;TZID=Europe/Paris:20260112T100000"
+            ),
+            (
+                'DTSTART;TZID="Europe/Paris";VALUE="DATE-TIME":20260105T100000\n'
+                "RRULE:FREQ=WEEKLY;COUNT=3\nEXDATE;TZID=Europe/Paris:20260112T100000"
+            ),
+        ],
+    )
+    def test_quoted_parameter_values_are_read(self, text):
+        """TZID="Europe/Paris" is Europe/Paris, and ; : , inside quotes do not split the line (RFC 5545, 3.1)."""
+        expected = Recurrence(
+            "FREQ=WEEKLY;COUNT=3", datetime(2026, 1, 5, 10), "Europe/Paris", exdates=[datetime(2026, 1, 12, 10)]
+        )
+
+        assert expected == Recurrence.from_ical(text)
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            'DTSTART;TZID="Europe/Paris:20260105T100000',
+            'DTSTART;TZID=Europe"/Paris":20260105T100000',
+            'DTSTART;TZID="Europe/Paris"x:20260105T100000',
+        ],
+    )
+    def test_a_broken_quote_is_refused(self, line):
+        """A quote that does not close, or is not around the whole value, is refused as malformed."""
+        with pytest.raises(InvalidInputError, match=r"not an iCalendar line|malformed"):
+            Recurrence.from_ical(f"{line}\nRRULE:FREQ=WEEKLY;COUNT=3")
+
+
+class TestWholeSeconds:
+    @pytest.mark.parametrize(
+        ("field", "arguments"),
+        [
+            ("dtstart", {"dtstart": datetime(2026, 1, 1, 10, 0, 0, 500000)}),
+            ("exdates", {"exdates": [datetime(2026, 1, 2, 10, 0, 0, 500000)]}),
+            ("exdates", {"exdates": [datetime(2026, 1, 2, 9, 0, 0, 1, tzinfo=UTC)]}),
+            ("rdates", {"rdates": [datetime(2026, 1, 5, 10, 0, 0, 999999)]}),
+            ("rdates", {"rdates": [datetime(2026, 1, 5, 10, 0, 0, 1, tzinfo=PARIS)]}),
+        ],
+    )
+    def test_a_fraction_of_a_second_is_refused_by_name(self, field, arguments):
+        """dateutil drops a fraction of a second (and iCalendar has none), so an exdate would miss: it is refused."""
+        options = {"dtstart": datetime(2026, 1, 1, 10), **arguments}
+
+        with pytest.raises(InvalidInputError, match="fraction of a second") as caught:
+            Recurrence("FREQ=DAILY;COUNT=5", zone="Europe/Paris", **options)
+
+        assert field == caught.value.details["field"]
+        assert field in str(caught.value)
+
+    def test_queries_still_take_any_bounds(self):
+        """Only the recurrence's own values count whole seconds: query bounds may have fractions."""
+        rec = Recurrence("FREQ=DAILY;COUNT=2", datetime(2026, 1, 1, 10), "UTC")
+
+        assert (datetime(2026, 1, 1, 10),) == rec.between_walls(
+            datetime(2026, 1, 1, 9, 59, 59, 999999), datetime(2026, 1, 1, 10, 0, 0, 1)
+        )
+        assert (utc(2026, 1, 2, 10),) == rec.between(utc(2026, 1, 1, 10, 0, 0, 1), utc(2026, 1, 3))
