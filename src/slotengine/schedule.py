@@ -551,6 +551,9 @@ class RecurringHours:
         """
         start = _check_date(first_day, "first_day")
         at = _check_range(hours).start
+        if at.microsecond:
+            msg = f"recurring hours start at a whole second (recurrences count seconds, as iCalendar does), not {at}"
+            raise InvalidInputError(msg, field="hours")
         skipped = [datetime.combine(_check_date(d, "except_days"), at) for d in except_days]
         recurrence = Recurrence(rule, datetime.combine(start, at), zone, exdates=skipped)
         return cls(recurrence, hours, closed=closed, reason=reason)

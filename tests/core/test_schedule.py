@@ -307,6 +307,13 @@ class TestRecurringHours:
             Interval(paris(2025, 1, 18, 10), paris(2025, 1, 18, 14)),
         ] == list(opened)
 
+    def test_hours_starting_within_a_second_are_refused_as_hours(self):
+        """Recurrences count whole seconds: hours from 09:00:00.0005 are refused at ``hours``, not at a dtstart."""
+        with pytest.raises(InvalidInputError, match="whole second") as info:
+            RecurringHours.every("FREQ=WEEKLY", date(2026, 3, 2), TimeRange(time(9, 0, 0, 500), time(10)), "Europe/Paris")
+
+        assert "hours" == info.value.details["field"]
+
     def test_a_recurrence_from_ical_with_a_utc_instant_in_a_fold(self):
         """An RDATE or DTSTART in UTC in a fold's second pass is at the hours' start in wall time: accepted."""
         night = TimeRange("02:00", "04:00")
