@@ -917,6 +917,8 @@ class TestWorker:
         capsys.readouterr()
         denied = main(["--db", str(db), "--as", "customer:anna", "worker", "--once"])
         err = capsys.readouterr().err
+        no_pruning = main(["--db", str(db), "--as", "manager:desk", "worker", "--once"])
+        manager = capsys.readouterr().err
 
         assert 2 == unknown.exit_code
         assert "no business 'nope'" in unknown.output
@@ -924,14 +926,28 @@ class TestWorker:
         assert "1s or more" in fast.output
         assert 2 == no_secret.exit_code
         assert "SLOTENGINE_WEBHOOK_SECRET" in no_secret.output
-        assert 1 == denied
-        assert "pass 1 default: failed, PermissionDeniedError" in err
+        assert 2 == denied  # refused at start, before a pass does half its work
+        assert "customer:anna may not" in err
+        assert 2 == no_pruning  # a manager may sweep and send, not prune: said before the jobs ran, not after
+        assert "may not prune" in manager
+        assert "--no-prune" in manager
         storage = SQLiteStorage(db)
         try:
             engine = BookingEngine(storage, clock=SystemClock(), default_actor=Actor.admin("t"))
             assert {BookingStatus.PRE_BOOKING} == {b.status for b in engine.list()}  # nothing swept
         finally:
             storage.close()
+
+    def test_a_manager_runs_the_jobs_without_pruning(self, tmp_path):
+        """--no-prune asks no prune right: a manager's worker sweeps and sends."""
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        lapsed_holds(db, "default", 1)
+
+        out = ok(db, "--as", "manager:desk", "worker", "--once", "--no-prune")
+
+        assert "pass 1 default: expired 1, offers 0, sent 2, retried 0, failed 0, withdrawn 0" in out
+        assert "pruned" not in out
 
     def test_a_running_worker_stops_at_sigterm(self, tmp_path):
         """Until stopped it prints only passes that did something, and SIGTERM ends it cleanly (exit 0)."""

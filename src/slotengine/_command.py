@@ -956,16 +956,18 @@ def worker(
     as_json: bool,
 ) -> None:
     """
-    Run the background jobs of one or more businesses until stopped (SIGTERM or Ctrl-C ends it after the pass).
+    Run the background jobs of businesses until stopped (SIGTERM or Ctrl-C: once the business in hand is done).
 
     Each pass, for each business: mark lapsed holds expired, walk the events' waiting lists, and send every
-    message due (the console prints them, one line each, or --webhook posts them); and, once a day by default,
-    forget messages and idempotency keys done with long ago. A business whose pass fails (the database is down)
-    is reported and tried again next pass. Prints one line per business and pass that did something (every
-    pass with --once or --passes); exits 1 if the last pass of any business failed.
+    message due (the console prints them, one line each, or --webhook posts them); and once per --prune-every
+    of a run, from its first pass, forget messages and idempotency keys done with long ago (from cron: run
+    'worker --once --no-prune' every minute and 'slotengine prune' daily). The businesses and the actor's
+    rights are checked at start: an unknown business, a database out of reach or an actor who may not run the
+    jobs stops it at once. A business whose pass fails later is reported (on stderr; with --json, as a line
+    with an "error" key) and tried again next pass. Prints one line per business and pass that did something
+    (every pass with --once or --passes); exits 1 if the last pass of any business failed.
     """
     import signal
-    import threading
     import time as clock
 
     period = _duration(every) or timedelta(0)
@@ -978,16 +980,21 @@ def worker(
     limited = 1 if once else passes
     stream = sys.stderr if as_json else sys.stdout
     served = tuple(dict.fromkeys(tenants or (app.tenant,)))
-    jobs = _Jobs(app, served, lambda t: _worker_notifier(webhook, stream, t, several=len(served) > 1))
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    several = len(served) > 1
+    jobs = _Jobs(app, served, lambda t: _worker_notifier(webhook, stream, t, several=several), prunes=not no_prune)
+    stopping: list[int] = []  # a signal's number; a plain list, as a handler must take no lock
+
+    def stop(number: int, _frame: object) -> None:
+        stopping.append(number)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     done = 0
     try:
-        while not stop.is_set() and (limited is None or done < limited):
+        while not stopping and (limited is None or done < limited):
             began = clock.monotonic()
             done += 1
             for tenant in jobs.desks:
-                if stop.is_set():
+                if stopping:
                     break
                 result = jobs.run(tenant, limit, None if no_prune else (prune_period, *keep))
                 if "error" not in result and result.pop("idle") and limited is None:
@@ -997,8 +1004,9 @@ def worker(
                     click.echo(json.dumps({"pass": done, **result}, ensure_ascii=False))
                 else:
                     click.echo(f"pass {done} {_worker_line(result)}", err="error" in result)
-            if limited is None or done < limited:
-                stop.wait(max(0.0, period.total_seconds() - (clock.monotonic() - began)))
+            until = began + period.total_seconds()
+            while (limited is None or done < limited) and not stopping and clock.monotonic() < until:
+                clock.sleep(min(0.25, max(0.0, until - clock.monotonic())))  # a signal ends the wait within 0.25 s
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -1009,8 +1017,9 @@ def worker(
 class _Jobs:
     """The businesses a worker serves, each with its engine and events desk, and when each was last pruned."""
 
-    def __init__(self, app: _App, tenants: Sequence[str], notifier: Callable[[str], Any]) -> None:
+    def __init__(self, app: _App, tenants: Sequence[str], notifier: Callable[[str], Any], *, prunes: bool) -> None:
         from slotengine.adapters.clock import SystemClock
+        from slotengine.errors import PermissionDeniedError
         from slotengine.events import EventDesk
 
         self.notifiers = {tenant: notifier(tenant) for tenant in tenants}
@@ -1026,6 +1035,14 @@ class _Jobs:
                 setup = f"slotengine --tenant {tenant} init FILE"
                 msg = f"no business {tenant!r} in {app.shown_db}; set it up with '{setup}'"
                 raise click.UsageError(msg) from None
+            wanted = (Permission.EXPIRE, Permission.DISPATCH, *((Permission.PRUNE,) if prunes else ()))
+            try:
+                for permission in wanted:  # refused now, not after a pass has done half its work
+                    engine.authorization.authorize(actor, permission, None)
+            except PermissionDeniedError as error:
+                hint = " (or --no-prune)" if permission is Permission.PRUNE else ""
+                msg = f"{error}; run the worker as an admin or the system, --as system:worker{hint}"
+                raise click.UsageError(msg) from None
             self.desks[tenant] = EventDesk(engine, actor=actor)
 
     def run(self, tenant: str, limit: int, prune: tuple[timedelta, timedelta, timedelta] | None) -> dict[str, Any]:
@@ -1039,17 +1056,22 @@ class _Jobs:
         result: dict[str, Any] = {"tenant": tenant}
         try:
             report = run_jobs(desk.engine, self.notifiers[tenant], desk=desk, batch=limit)
-            result.update(report.to_dict(), idle=report.idle)
-            last = self._pruned.get(tenant)
-            if prune is not None and (last is None or clock.monotonic() - last >= prune[0].total_seconds()):
-                forgot = desk.engine.prune(keep_messages=prune[1], keep_keys=prune[2])
-                self._pruned[tenant] = clock.monotonic()
-                result.update(pruned_messages=forgot.messages, pruned_keys=forgot.keys)
-                result["idle"] = report.idle and not (forgot.messages or forgot.keys)
         except SlotEngineError as error:
             self.failing.add(tenant)
             return {"tenant": tenant, "error": f"{type(error).__name__}: {error}"}
+        result.update(report.to_dict(), idle=report.idle)
         self.failing.discard(tenant)
+        last = self._pruned.get(tenant)
+        if prune is not None and (last is None or clock.monotonic() - last >= prune[0].total_seconds()):
+            self._pruned[tenant] = clock.monotonic()  # tried: the next try is a period away, whatever happens
+            try:
+                forgot = desk.engine.prune(keep_messages=prune[1], keep_keys=prune[2])
+            except SlotEngineError as error:  # the jobs above are done and counted; only the pruning failed
+                self.failing.add(tenant)
+                result.update(error=f"pruning failed: {type(error).__name__}: {error}", idle=False)
+                return result
+            result.update(pruned_messages=forgot.messages, pruned_keys=forgot.keys)
+            result["idle"] = report.idle and not (forgot.messages or forgot.keys)
         return result
 
 
@@ -1077,10 +1099,11 @@ def _worker_notifier(webhook: str | None, stream: TextIO, tenant: str, *, severa
 
 def _worker_line(result: dict[str, Any]) -> str:
     head = f"{result['tenant']}: "
-    if "error" in result:
-        return f"{head}failed, {result['error']}; trying again next pass"
     names = ("expired", "offers", "sent", "retried", "failed", "withdrawn", "pruned_messages", "pruned_keys")
-    return head + ", ".join(f"{name.replace('_', ' ')} {result[name]}" for name in names if name in result)
+    done = ", ".join(f"{name.replace('_', ' ')} {result[name]}" for name in names if name in result)
+    if "error" in result:
+        return f"{head}{done + '; ' if done else ''}failed, {result['error']}; trying again next pass"
+    return head + done
 
 
 @cli.command("export-ics")

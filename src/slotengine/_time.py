@@ -204,6 +204,14 @@ _LAST_WALL = MAX_INSTANT.replace(tzinfo=None) + timedelta(days=2)
 """The wall times worth localizing: the range of instants, and two days either side (more than any offset)."""
 
 
+def check_flag(value: object, field: str) -> bool:
+    """*value* if it is True or False; anything else (a string such as "no" is truthy) is an `InvalidInputError`."""
+    if not isinstance(value, bool):
+        msg = f"{field} must be True or False, got {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
 def localize(wall: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> datetime:
     """
     Turn a naive local wall time in *zone* into an aware UTC instant, by the module's wall-time rule.
@@ -226,7 +234,7 @@ def localize(wall: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> d
     if wall.tzinfo is not None:
         msg = f"a local wall time must be naive (it is read in {zone.key}), got {wall.isoformat()}"
         raise InvalidInputError(msg)
-    if strict and not _FIRST_WALL <= wall <= _LAST_WALL:
+    if check_flag(strict, "strict") and not _FIRST_WALL <= wall <= _LAST_WALL:
         # Far outside the range, the DST checks below would overflow: say what the last lines say.
         msg = f"{wall.isoformat(sep=' ')} in {zone.key} is outside the range of representable instants"
         raise OutOfRangeError(msg)

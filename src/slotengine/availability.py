@@ -279,6 +279,12 @@ class Slot:
     end: datetime = attrs.field(converter=_slot_end)
     assignments: tuple[Assignment, ...] = attrs.field(converter=_slot_assignments)
 
+    @end.validator
+    def _after_start(self, _attribute: object, end: datetime) -> None:
+        if end <= self.start:
+            msg = f"a slot ends after it starts, not at {end.isoformat()} for a start at {self.start.isoformat()}"
+            raise InvalidInputError(msg, field="end")
+
     @property
     def resource_ids(self) -> tuple[str, ...]:
         """Every resource the slot would take, need by need."""

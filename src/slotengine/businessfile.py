@@ -536,6 +536,9 @@ def _schedule(doc: Mapping[str, Any], path: Path_, zone: str | None, walk: _Walk
         for index, cut in enumerate(breaks):
             if cut.crosses_midnight:
                 walk.add((*path, "breaks", index), "a break ends on the day it starts, before midnight")
+            if cut.start.microsecond or cut.end.microsecond:  # a piece of recurring hours would start there
+                walk.add((*path, "breaks", index), f"a break starts and ends on whole seconds, not {_fmt_range(cut)}")
+        breaks = tuple(cut for cut in breaks if not (cut.start.microsecond or cut.end.microsecond))
         week, dates = _cut_breaks(week, dates, breaks, used)
     overrides = [
         found

@@ -1878,6 +1878,11 @@ class BookingEngine:
         The policy is asked once for the list (``booking=None``), then about each booking: those it refuses to
         the actor are left out.
         """
+        filters: dict[str, object] = {"resource_id": resource_id, "source": source, "external_ref": external_ref}
+        for name, value in {**filters, "service_id": service_id, "customer_id": customer_id}.items():
+            if value is not None and not isinstance(value, str):  # an id is text: 5 matches nothing, silently
+                msg = f"{name} must be text (or None for any), not {type(value).__name__} {value!r}"
+                raise InvalidInputError(msg, field=name)
         who = self._who(actor)
         self._allow(who, Permission.READ)
         if who.role is Role.CUSTOMER:
@@ -1885,11 +1890,6 @@ class BookingEngine:
                 return []
             customer_id = who.customer_id
         statuses = _statuses(status)
-        filters: dict[str, object] = {"resource_id": resource_id, "source": source, "external_ref": external_ref}
-        for name, value in {**filters, "service_id": service_id, "customer_id": customer_id}.items():
-            if value is not None and not isinstance(value, str):  # an id is text: 5 matches nothing, silently
-                msg = f"{name} must be text (or None for any), not {type(value).__name__} {value!r}"
-                raise InvalidInputError(msg, field=name)
         if period is not None:
             _check_window(period, "period")
         if created is not None:

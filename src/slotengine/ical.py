@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
-from slotengine._time import get_zone, to_utc
+from slotengine._time import check_flag, get_zone, to_utc
 from slotengine.booking import Booking
 from slotengine.errors import InvalidInputError
 from slotengine.lifecycle import BookingStatus
@@ -84,11 +84,15 @@ def _require() -> None:
 
 def _unicode(value: str, field: str) -> str:
     """
-    Return *value* if UTF-8 can write it, else refuse it naming *field*.
+    Return *value* if it is text UTF-8 can write, else refuse it naming *field*.
 
     A lone surrogate (left by a bad decode, or ``surrogateescape``) has no UTF-8 form, so the file could not
     be written: say which argument holds it rather than let a bare UnicodeEncodeError out.
     """
+    given: object = value
+    if not isinstance(given, str):
+        msg = f"{field} must be text, not {type(given).__name__} {given!r}"
+        raise InvalidInputError(msg, field=field)
     if not value.isascii():  # ASCII text cannot hold a lone surrogate
         try:
             value.encode("utf-8")
@@ -306,7 +310,7 @@ def booking_event(
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("sequence", booking.version)
-    event.add("status", "CANCELLED" if cancelled else event_status(booking))
+    event.add("status", "CANCELLED" if check_flag(cancelled, "cancelled") else event_status(booking))
     event.add("summary", _text(f"{service_name} – {business}"))
     lines = [service_name]
     if resource_names:

@@ -61,13 +61,17 @@ def run_jobs(
     after the sweep. *actor* must be allowed to expire holds and dispatch (staff, admin or system).
 
     Raises:
-        InvalidInputError: *batch* is not a whole number from 1 to 10,000, or *desk* serves another engine.
+        InvalidInputError: *batch* is not a whole number from 1 to 10,000, *notifier* has no ``send``, or *desk*
+            serves another engine (nothing is done).
         PermissionDeniedError: *actor* may not run the jobs.
         StorageError: the storage failed; what earlier steps did stays done.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= _MAX_BATCH:
         msg = f"batch must be a whole number from 1 to {_MAX_BATCH:,}, got {batch!r}"
         raise InvalidInputError(msg, field="batch")
+    if not callable(getattr(notifier, "send", None)):  # before the sweep: a refusal changes nothing
+        msg = f"notifier must have a send(message) method, got {notifier!r}"
+        raise InvalidInputError(msg, field="notifier")
     if desk is not None and desk.engine is not engine:
         msg = "the events desk given serves another engine; give the desk made for this business's engine"
         raise InvalidInputError(msg, field="desk")

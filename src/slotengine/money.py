@@ -195,11 +195,12 @@ class Money:
             msg = f"money is scaled by a positive denominator, not {denominator}"
             raise InvalidMoneyError(msg)
         places = CURRENCY_MINOR_UNITS[self.currency]
-        minor = int(self.amount.scaleb(places))  # exact: amounts are quantized to the minor unit
-        quotient, rest = divmod(minor * numerator, denominator)  # floor division, rest >= 0
-        if 2 * rest > denominator or (2 * rest == denominator and quotient % 2):
-            quotient += 1
-        return self._rounded(Decimal(quotient).scaleb(-places))
+        with localcontext(_EXACT):  # not the caller's context: a precision of 6 would round 123456.78
+            minor = int(self.amount.scaleb(places))  # exact: amounts are quantized to the minor unit
+            quotient, rest = divmod(minor * numerator, denominator)  # floor division, rest >= 0
+            if 2 * rest > denominator or (2 * rest == denominator and quotient % 2):
+                quotient += 1
+            return self._rounded(Decimal(quotient).scaleb(-places))
 
     def _times(self, factor: Decimal, shift: int, product: str) -> Money:
         """

@@ -341,6 +341,7 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
     due, zone = to_utc(due, "due"), get_zone(zone)
     if quiet is None:
         return due
+    quiet = _quiet_hours(quiet)
     local = due.astimezone(zone)
     wall = local.time().replace(tzinfo=None)
     day = local.date()
@@ -359,6 +360,13 @@ def quiet_shift(due: datetime, quiet: QuietHours | None, zone: ZoneInfo) -> date
     return max(end, due)
 
 
+def _quiet_hours(value: object) -> QuietHours:
+    if not isinstance(value, QuietHours):
+        msg = f"quiet hours are QuietHours(start, end), not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="quiet_hours")
+    return value
+
+
 def quiet_begin(due: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
     """
     Return when the quiet hours that *due* falls in began in *zone*: the first instant showing their start time.
@@ -366,6 +374,7 @@ def quiet_begin(due: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
     That is their start by the wall-time rule, except when the start time falls in a spring-forward gap: then
     they began when the clocks jumped over it (the rule's instant, after the gap, could come after *due*).
     """
+    zone, quiet = get_zone(zone), _quiet_hours(quiet)
     local = to_utc(due, "due").astimezone(zone)
     day = local.date()
     if quiet.start > quiet.end and local.time().replace(tzinfo=None) < quiet.end:

@@ -379,6 +379,9 @@ class ReschedulePolicy:
             PolicyViolationError: the deadline passed or the limit is reached.
         """
         start, zone = to_utc(start, "start"), get_zone(zone)
+        if isinstance(times_so_far, bool) or not isinstance(times_so_far, int) or times_so_far < 0:
+            msg = f"times_so_far must be a whole number of at least 0, got {times_so_far!r}"
+            raise InvalidInputError(msg, field="times_so_far")
         if self.max_times is not None and times_so_far >= self.max_times:
             msg = f"this booking was already moved {times_so_far} times; at most {self.max_times} are allowed"
             raise PolicyViolationError(msg, rule="reschedule_limit")

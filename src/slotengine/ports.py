@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -19,7 +19,7 @@ from slotengine._time import to_utc
 from slotengine.availability import Load
 from slotengine.booking import Booking
 from slotengine.business import Business
-from slotengine.errors import CatalogueChangedError, ConcurrencyError, InvalidInputError
+from slotengine.errors import CatalogueChangedError, ConcurrencyError, InvalidInputError, NotFoundError
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus, TransitionRecord
 from slotengine.model import Resource, Service, check_id, check_text
@@ -206,6 +206,34 @@ def due_bound(now: datetime) -> str:
     bound`` never misses a message due, and the adapter makes the exact cut on the decoded messages.
     """
     return (now + timedelta(seconds=1)).isoformat()
+
+
+def resource_ids_to_lock(resource_ids: Collection[str]) -> list[str]:
+    """
+    The distinct ids of `StorageTransaction.lock_resources`, sorted; read once, so a generator works.
+
+    An id that is not text names no resource: `NotFoundError`, as for an id no resource has.
+    """
+    given: object = resource_ids
+    if isinstance(given, str) or not isinstance(given, Iterable):
+        msg = f"resource ids are a collection of ids, not {type(given).__name__} {given!r}"
+        raise InvalidInputError(msg, field="resource_ids")
+    ids = tuple(given)
+    for rid in ids:
+        if not isinstance(rid, str):
+            msg = f"no resource {rid!r}"
+            raise NotFoundError(msg, resource_id=rid)
+    return sorted(set(cast("tuple[str, ...]", ids)))
+
+
+def excluded_ids(exclude: Collection[str]) -> list[str]:
+    """The booking ids a `StorageTransaction.reserve` leaves out of its check, sorted; anything else is refused."""
+    given: object = exclude
+    ids = tuple(given) if isinstance(given, Iterable) and not isinstance(given, str) else None
+    if ids is None or not all(isinstance(b, str) for b in ids):
+        msg = f"exclude must be a collection of booking ids (str), got {given!r}"
+        raise InvalidInputError(msg, field="exclude")
+    return sorted(set(cast("tuple[str, ...]", ids)))
 
 
 def finished_at(message: OutboxMessage) -> datetime | None:

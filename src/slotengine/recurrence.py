@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from slotengine._time import MAX_INSTANT, MIN_INSTANT, get_zone, is_ambiguous, is_nonexistent, localize, to_utc
+from slotengine._time import (
+    MAX_INSTANT,
+    MIN_INSTANT,
+    check_flag,
+    get_zone,
+    is_ambiguous,
+    is_nonexistent,
+    localize,
+    to_utc,
+)
 from slotengine.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -513,6 +522,7 @@ class Recurrence:
         Raises:
             InvalidInputError: a bound is not a naive datetime.
         """
+        check_flag(inc, "inc")
         lo = _check_wall(after, "after")
         hi = _check_wall(before, "before")
         walls = self._rset.between(lo, hi, inc=inc)
@@ -532,6 +542,7 @@ class Recurrence:
         Raises:
             NaiveDatetimeError: a bound has no time zone.
         """
+        check_flag(inc, "inc")
         lo = to_utc(after, "after")
         hi = to_utc(before, "before")
         if hi < lo:
@@ -549,6 +560,7 @@ class Recurrence:
         Raises:
             NaiveDatetimeError: *instant* has no time zone.
         """
+        check_flag(inc, "inc")
         at = to_utc(instant, "instant")
         tz = self.tz
         best: datetime | None = None
@@ -575,6 +587,7 @@ class Recurrence:
         Raises:
             NaiveDatetimeError: *instant* has no time zone.
         """
+        check_flag(inc, "inc")
         at = to_utc(instant, "instant")
         tz = self.tz
         best: datetime | None = None

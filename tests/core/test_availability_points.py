@@ -245,15 +245,17 @@ class TestLightSlots:
         """
         The light constructor skips only Slot's converters, which change nothing it is given.
 
-        The solver hands it UTC instants and a tuple of assignments; on those the converters (which make a
-        Slot built by hand UTC and checked) return their input itself. No validator, default or post-init.
+        The solver hands it UTC instants, an end after the start and a tuple of assignments; on those the
+        converters (which make a Slot built by hand UTC and checked) return their input itself, and end's
+        validator has nothing to say. No default or post-init.
         """
         fields = attrs.fields(Slot)
         start, end = at(9).astimezone(UTC), at(10).astimezone(UTC)
         assignments = (Assignment(0, "room", ("ann",)),)
 
         assert ["start", "end", "assignments"] == [f.name for f in fields]
-        assert all(f.validator is None and f.default is attrs.NOTHING for f in fields)
+        assert all(f.default is attrs.NOTHING for f in fields)
+        assert [None, None] == [fields.start.validator, fields.assignments.validator]  # end's: after the start
         assert not hasattr(Slot, "__attrs_post_init__")
         assert not hasattr(Slot, "__attrs_pre_init__")
         assert fields.start.converter(start) is start

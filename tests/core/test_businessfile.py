@@ -799,3 +799,13 @@ class TestServicesList:
         found = problems_of(text)
 
         assert ["services"] == [p.location for p in found]
+
+
+def test_a_break_within_a_second_is_refused_at_the_break():
+    """A break ending at 12:30:00.5 is refused at hours.breaks[0] (it was blamed on a 'dtstart' the file never had)."""
+    text = MINIMAL.replace('weekdays = "09:00-18:00"', 'weekdays = "09:00-18:00"\nbreaks = ["12:00-12:30:00.5"]')
+
+    [problem] = problems_of(text)
+
+    assert "hours.breaks[0]" == problem.location
+    assert "whole seconds" in problem.message

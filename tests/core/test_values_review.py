@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,14 +12,32 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from slotengine._time import localize
 from slotengine.availability import Assignment, Load, Slot
 from slotengine.booking import Booking, Payment, PaymentKind
 from slotengine.errors import InvalidInputError, InvalidMoneyError, SlotEngineError
+from slotengine.ical import booking_event, booking_uid
 from slotengine.intervals import Interval, IntervalSet
 from slotengine.lifecycle import Action, BookingStatus, TransitionRecord
 from slotengine.money import CURRENCY_MINOR_UNITS, Money
-from slotengine.notifications import Event, NotificationRule, QuietHours, Template, format_local, quiet_shift
-from slotengine.policies import CancellationPolicy, ConfirmationMode, ConfirmationPolicy, NoShowPolicy, RefundTier
+from slotengine.notifications import (
+    Event,
+    NotificationRule,
+    QuietHours,
+    Template,
+    format_local,
+    quiet_begin,
+    quiet_shift,
+)
+from slotengine.policies import (
+    CancellationPolicy,
+    ConfirmationMode,
+    ConfirmationPolicy,
+    NoShowPolicy,
+    RefundTier,
+    ReschedulePolicy,
+)
+from slotengine.recurrence import Recurrence
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 3, 9, tzinfo=PARIS)
@@ -88,6 +106,14 @@ class TestScaledMoney:
             return
 
         assert rounded.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN) == result.amount
+
+    def test_the_callers_decimal_context_changes_nothing(self) -> None:
+        """An application's precision of 6 does not round the price (123,456.78 became 123,457.00)."""
+        with localcontext() as context:
+            context.prec = 6
+            half, whole = Money("123456.78", "EUR").scaled(1, 2), Money("123456.78", "EUR").scaled(1, 1)
+
+        assert (Money("61728.39", "EUR"), Money("123456.78", "EUR")) == (half, whole)
 
     def test_the_reviewers_price(self) -> None:
         """13.50 EUR for 3 hours, booked for 75 minutes: 5.625 EUR, so 5.62 (a decimal share made it 5.63)."""
@@ -166,6 +192,24 @@ BAD_CALLS: dict[str, Any] = {
     "overlaps a text": lambda: Interval(START, START + H).overlaps("x"),
     "a slot of naive times": lambda: Slot(NAIVE, NAIVE + H, ()),
     "a slot of one assignment": lambda: Slot(START, START + H, Assignment(0, "b", ("x",))),
+    "a slot ending before it starts": lambda: Slot(START + H, START, ()),
+    "quiet_begin in Mars/Base": lambda: quiet_begin(START, QuietHours(time(8), time(10)), "Mars/Base"),
+    "quiet_begin with text hours": lambda: quiet_begin(START, "22:00-07:00", PARIS),
+    "quiet_shift with text hours": lambda: quiet_shift(START, "22:00-07:00", PARIS),
+    "reschedule check after '1' moves": lambda: ReschedulePolicy(max_times=2).check(
+        start=START, now=NOW, zone=PARIS, times_so_far="1"
+    ),
+    "localize strict 'no'": lambda: localize(datetime(2026, 3, 29, 2, 30), PARIS, strict="no"),
+    "between inc 'no'": lambda: Recurrence("FREQ=DAILY", datetime(2026, 3, 1, 9), "Europe/Paris").between(
+        NOW, START, inc="no"
+    ),
+    "booking_event cancelled 'no'": lambda: booking_event(
+        booking(status=BookingStatus.CONFIRMED, hold_until=None), business="B", service_name="S", organizer="desk@shop.example", zone="Europe/Paris", cancelled="no"
+    ),
+    "booking_event for business None": lambda: booking_event(
+        booking(status=BookingStatus.CONFIRMED, hold_until=None), business=None, service_name="S", organizer="desk@shop.example", zone="Europe/Paris"
+    ),
+    "booking_uid of tenant None": lambda: booking_uid("b1", None),
 }
 
 

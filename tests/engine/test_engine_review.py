@@ -11,7 +11,7 @@ from conftest import WASH, H, M, at, business, state_hash
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
 from slotengine.engine import BookingEngine
-from slotengine.errors import ConflictError, InvalidInputError, PolicyViolationError
+from slotengine.errors import ConflictError, InvalidInputError, NotFoundError, PolicyViolationError
 from slotengine.events import EventDesk, EventTemplate, Occurrence, TicketType
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
@@ -170,3 +170,29 @@ def test_a_window_of_the_period_is_unchanged() -> None:
     booked = engine.book("wash", at(3, 10))
 
     assert [booked.id] == [b.id for b in engine.agenda(Interval(at(3, 0), at(4, 0)))]
+
+
+class TestPortArgumentsAgreeAcrossAdapters:
+    """Memory, SQLite and PostgreSQL take and refuse the same arguments of the port (they disagreed)."""
+
+    def test_lock_resources_reads_a_generator_and_finds_no_non_text_id(self, engine: BookingEngine) -> None:
+        storage = engine.storage
+        with storage.transaction("wash") as tx, pytest.raises(NotFoundError, match="no resource 'nope'"):
+            tx.lock_resources(iter(["nope"]))  # a generator was read empty on PostgreSQL: nothing locked
+        for bad in ([1], [None], [["x"]]):
+            with storage.transaction("wash") as tx, pytest.raises(NotFoundError, match="no resource"):
+                tx.lock_resources(["box1", *bad])  # type: ignore[list-item]
+
+    @pytest.mark.parametrize("exclude", ["abc", 5, [1], None])
+    def test_reserve_refuses_an_exclude_that_is_no_collection_of_ids(self, engine: BookingEngine, exclude: object) -> None:
+        booked = engine.book("wash", at(3, 10))
+        with engine.storage.transaction("wash") as tx, pytest.raises(InvalidInputError, match="exclude"):
+            tx.reserve(booked, now=at(2, 8), exclude=exclude)  # type: ignore[arg-type]
+
+
+def test_a_customer_filtering_by_a_number_is_refused_too() -> None:
+    """customer_id=5 is refused for a customer as for staff (the customer's branch answered [] first)."""
+    engine = shop(FrozenClock(at(2, 8)))
+
+    with pytest.raises(InvalidInputError, match="customer_id must be text"):
+        engine.list(customer_id=5, actor=Actor.customer("ann"))  # type: ignore[arg-type]

@@ -109,6 +109,19 @@ class TestRefusals:
 
         assert before == state_hash(engine)
 
+    def test_a_notifier_without_send_is_refused_before_the_sweep(self) -> None:
+        """The notifier is checked first: a refusal leaves the lapsed hold as it was (it was swept, then refused)."""
+        clock = FrozenClock(at(2, 8))
+        engine = shop(clock)
+        engine.hold("wash", at(3, 10))
+        clock.advance(H)
+        before = state_hash(engine)
+
+        with pytest.raises(InvalidInputError, match="send"):
+            run_jobs(engine, None, actor=WORKER)  # type: ignore[arg-type]
+
+        assert before == state_hash(engine)
+
     def test_a_desk_of_another_business_is_refused(self) -> None:
         """Walking another business's waiting lists in this one's pass would be a tenant mix-up: refused."""
         clock = FrozenClock(at(2, 8))

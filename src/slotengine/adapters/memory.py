@@ -35,8 +35,10 @@ from slotengine.ports import (
     IdempotencyRecord,
     check_document,
     check_update,
+    excluded_ids,
     finished_before,
     reserve_and_record_in,
+    resource_ids_to_lock,
 )
 
 __all__ = ["MemoryStorage"]
@@ -159,7 +161,7 @@ class _Transaction:
         # of the port's sorted order is the refusal: the ids are checked in that order, so a missing one is
         # reported as the SQL adapters report it (the smallest, in code point order).
         self._readable()
-        for rid in sorted(set(resource_ids)):
+        for rid in resource_ids_to_lock(resource_ids):
             self.get_resource(rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
@@ -178,7 +180,7 @@ class _Transaction:
         window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
         # In sorted order, so that of several missing resources the smallest is named, as by the SQL adapters.
         resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
-        skip = {booking.id, *exclude}
+        skip = {booking.id, *excluded_ids(exclude)}
         nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         data.bookings[booking.id] = booking

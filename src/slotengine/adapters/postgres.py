@@ -156,7 +156,9 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
+    excluded_ids,
     finished_before,
+    resource_ids_to_lock,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
@@ -952,7 +954,7 @@ def _reserve_request(
             "service_id": booking.service_id,
             "version": booking.version,
             "now": to_utc(now, "now").isoformat(),  # PostgreSQL reads offsets up to 15:59:59 only
-            "exclude": _excluded(exclude),
+            "exclude": excluded_ids(exclude),
             "locks": locks,
             "seen": seen,
             "catalogue": catalogue,
@@ -981,15 +983,6 @@ def _reserve_request(
         for m in outbox
     )
     return f'{head[:-1]},"doc":{dumps(booking_to_dict(booking))},"transitions":[{records}],"outbox":[{messages}]}}'
-
-
-def _excluded(exclude: Collection[str]) -> list[str]:
-    """The booking ids a check leaves out, sorted; anything else is an `InvalidInputError`."""
-    given: object = exclude
-    if isinstance(given, str) or not isinstance(given, Collection) or not all(isinstance(b, str) for b in given):
-        msg = f"exclude must be a collection of booking ids (str), got {given!r}"
-        raise InvalidInputError(msg, field="exclude")
-    return sorted(set(exclude))
 
 
 def _reserved(outcome: object, booking: Booking) -> None:
@@ -1365,12 +1358,7 @@ class _Transaction:
         again (they last until it ends): none are returned if it holds them all. The ones returned count as
         held from now on, and the database transaction starts here.
         """
-        given: Collection[object] = resource_ids
-        for rid in given:
-            if not isinstance(rid, str):  # no resource has such an id (memory and SQLite say the same)
-                msg = f"no resource {rid!r}"
-                raise NotFoundError(msg, resource_id=rid)
-        rids = sorted(set(resource_ids))
+        rids = resource_ids_to_lock(resource_ids)  # a non-text id is not found, as in memory and SQLite
         if not rids or (tenant_lock_key(self._tenant), False) in self._locked:
             return rids, []
         locks = _locks_for(self._tenant, rids)

@@ -86,8 +86,10 @@ from slotengine.ports import (
     check_update,
     created_bounds,
     due_bound,
+    excluded_ids,
     finished_before,
     reserve_and_record_in,
+    resource_ids_to_lock,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
@@ -640,7 +642,7 @@ class _Transaction:
     def lock_resources(self, resource_ids: Collection[str]) -> None:
         # BEGIN IMMEDIATE already holds the database's only write lock for the whole transaction; what is
         # left is MemoryStorage's answer for a resource that does not exist.
-        for rid in sorted(set(resource_ids)):
+        for rid in resource_ids_to_lock(resource_ids):
             if self._one("SELECT 1 FROM resources WHERE tenant = ? AND id = ?", (self._tenant, rid)) is None:
                 msg = f"no resource {rid!r}"
                 raise NotFoundError(msg, resource_id=rid)
@@ -686,7 +688,7 @@ class _Transaction:
         # The blocked time first: buffers reaching outside the accepted range raise OutOfRangeError here.
         window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
         resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
-        skip = {booking.id, *exclude}
+        skip = {booking.id, *excluded_ids(exclude)}
         nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         self._put_booking(booking)
