@@ -161,6 +161,24 @@ ROLE_PERMISSIONS: Final = {
 """What each role may do under `RolePolicy`."""
 
 
+def _asked(actor: object, permission: object, booking: object) -> tuple[Actor, Permission]:
+    """The actor and permission of an `AuthorizationPolicy.authorize` call, checked (a permission by its text too)."""
+    if not isinstance(actor, Actor):
+        msg = f"the actor must be an Actor, such as Actor.customer('ann'), not {type(actor).__name__} {actor!r}"
+        raise InvalidInputError(msg, field="actor")
+    if booking is not None and not isinstance(booking, Booking):
+        msg = f"the booking asked about must be a Booking or None, not {type(booking).__name__}"
+        raise InvalidInputError(msg, field="booking")
+    if isinstance(permission, Permission):
+        return actor, permission
+    try:
+        return actor, Permission(str(permission) if isinstance(permission, str) else "")
+    except ValueError:
+        known = ", ".join(p.value for p in Permission)
+        msg = f"unknown permission {permission!r}; permissions are {known}"
+        raise InvalidInputError(msg, field="permission") from None
+
+
 def _deny(actor: Actor, permission: Permission, why: str) -> PermissionDeniedError:
     msg = f"{actor} may not {permission.value.replace('_', ' ')}: {why}"
     return PermissionDeniedError(msg, actor=str(actor), permission=permission.value)
@@ -171,6 +189,7 @@ class RolePolicy:
 
     def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
         """Allow by `ROLE_PERMISSIONS`; a customer acts only on bookings with their customer id."""
+        actor, permission = _asked(actor, permission, booking)
         if permission not in ROLE_PERMISSIONS[actor.role]:
             raise _deny(actor, permission, f"a {actor.role.value} cannot")
         if actor.role is not Role.CUSTOMER or booking is None:
@@ -195,8 +214,9 @@ class AllowAll:
 class DenyAll:
     """Deny everything (to prove that a denial changes nothing)."""
 
-    def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:  # noqa: ARG002
+    def authorize(self, actor: Actor, permission: Permission, booking: Booking | None) -> None:
         """Deny."""
+        actor, permission = _asked(actor, permission, booking)
         raise _deny(actor, permission, "this engine allows nothing")
 
     def __repr__(self) -> str:

@@ -89,6 +89,7 @@ from slotengine.intervals import (
     IntervalSet,
     _intersect,
     _merge,
+    check_interval,
 )
 from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit, check_id
 
@@ -1575,6 +1576,7 @@ class Availability:
         preferred: Sequence[str],
     ) -> Iterator[Slot]:
         """`iter_slots`, checking its arguments at once (not at the first `next`) and with no generator of its own."""
+        check_interval(window, "window")
         if preferred:
             self._check_preferred(strategy, preferred)
         plan = self._plan(service, duration, pin)

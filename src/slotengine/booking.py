@@ -275,6 +275,10 @@ class Booking:
         Storages allow a plain update only when this holds; anything else must go through ``reserve``, where
         capacity is checked again.
         """
+        given: object = other
+        if not isinstance(given, Booking):
+            msg = f"a booking is compared with a Booking, not {type(given).__name__}"
+            raise InvalidInputError(msg, field="other")
         return (self.start, self.end, self.assignments, self.units, self.buffer_before, self.buffer_after) == (
             other.start,
             other.end,

@@ -786,6 +786,11 @@ class EventDesk:
     """
 
     def __init__(self, engine: BookingEngine, *, actor: Actor | None = None, max_tickets: int = 10) -> None:
+        from slotengine.engine import BookingEngine as Engine  # at run time only: the engine imports nothing of this
+
+        if not isinstance(cast("object", engine), Engine):
+            msg = f"an EventDesk works over a BookingEngine, not {type(engine).__name__} {engine!r}"
+            raise InvalidInputError(msg, field="engine")
         self.engine = engine
         self._given: Actor | None = None if actor is None else _actor(actor)  # the caller's fallback, if any
         self.actor = Actor.system("events") if self._given is None else self._given

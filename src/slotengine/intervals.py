@@ -461,8 +461,8 @@ class IntervalSet:
         Raises:
             InvalidInputError: *before* or *after* is negative.
         """
-        if before < timedelta(0) or after < timedelta(0):
-            msg = f"widen() takes non-negative amounts of time, got before={before} and after={after}"
+        if not (isinstance(before, timedelta) and isinstance(after, timedelta)) or min(before, after) < timedelta(0):
+            msg = f"widen() takes non-negative amounts of time, got before={before!r} and after={after!r}"
             raise InvalidInputError(msg)
         b, a = before // _ONE_US, after // _ONE_US
         if not (a or b):
@@ -506,6 +506,7 @@ class IntervalSet:
 
     def overlapping(self, interval: Interval) -> IntervalSet:
         """Return the pieces of this set that overlap *interval*, whole (not clipped to it)."""
+        interval = check_interval(interval, "interval")
         start, end = to_micros(interval.start), to_micros(interval.end)
         lo = bisect_right(self._bounds, start)
         lo -= lo % 2
@@ -593,6 +594,14 @@ def _window_us(within: object) -> tuple[int, int]:
     return (within.start - EPOCH) // _ONE_US, (within.end - EPOCH) // _ONE_US
 
 
+def check_interval(value: object, field: str) -> Interval:
+    """*value* if it is an `Interval`; anything else (a pair of datetimes, say) is an `InvalidInputError`."""
+    if not isinstance(value, Interval):
+        msg = f"{field} must be an Interval(start, end), not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
 def _check_set(value: object) -> IntervalSet:
     if not isinstance(value, IntervalSet):
         msg = f"expected an IntervalSet, got {type(value).__name__}"
@@ -653,6 +662,7 @@ class CapacityProfile:
 
     def max_load(self, interval: Interval) -> int:
         """Return the highest load at any instant of *interval*."""
+        interval = check_interval(interval, "interval")
         return self._max_load_us(to_micros(interval.start), to_micros(interval.end))
 
     def _max_load_us(self, start: int, end: int) -> int:
@@ -676,6 +686,7 @@ class CapacityProfile:
         """
         _check_count(units, "units", minimum=0)
         _check_count(capacity, "capacity", minimum=None)
+        within = check_interval(within, "within")
         return IntervalSet._from_bounds(
             self._where_at_most_us(capacity - units, to_micros(within.start), to_micros(within.end))
         )

@@ -69,6 +69,13 @@ def run_jobs(
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= _MAX_BATCH:
         msg = f"batch must be a whole number from 1 to {_MAX_BATCH:,}, got {batch!r}"
         raise InvalidInputError(msg, field="batch")
+    given: tuple[object, object] = (engine, desk)
+    if not isinstance(given[0], BookingEngine):
+        msg = f"run_jobs runs a BookingEngine's jobs, not {type(given[0]).__name__} {given[0]!r}"
+        raise InvalidInputError(msg, field="engine")
+    if given[1] is not None and not isinstance(given[1], EventDesk):
+        msg = f"desk must be the business's EventDesk or None, not {type(given[1]).__name__} {given[1]!r}"
+        raise InvalidInputError(msg, field="desk")
     if not callable(getattr(notifier, "send", None)):  # before the sweep: a refusal changes nothing
         msg = f"notifier must have a send(message) method, got {notifier!r}"
         raise InvalidInputError(msg, field="notifier")

@@ -183,6 +183,8 @@ def next_status(status: BookingStatus | None, action: Action) -> BookingStatus:
     Raises:
         IllegalTransitionError: the table has no such edge; nothing changes.
     """
+    status = None if status is None else status_of(status)
+    action = action_of(action)
     try:
         return TRANSITIONS[status][action]
     except KeyError:

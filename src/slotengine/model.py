@@ -460,6 +460,10 @@ class Need:
         a NaN matches nothing) and `Money`. A flag is not a number, though Python counts ``True == 1``:
         ``covered=True`` does not match ``covered=1``, nor ``seats=1`` match ``seats=True``.
         """
+        given: object = resource
+        if not isinstance(given, Resource):
+            msg = f"a need matches a Resource, not {type(given).__name__} {given!r}"
+            raise InvalidInputError(msg, field="resource")
         if self.resource_ids and resource.id not in self.resource_ids:
             return False
         if self.type is not None and resource.type != self.type:

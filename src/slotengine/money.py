@@ -248,3 +248,15 @@ class Money:
     def is_negative(self) -> bool:
         """Whether this amount is below zero (a refund or a debt)."""
         return self.amount < 0
+
+
+def minor_units(money: Money) -> int:
+    """*money* as a whole number of its currency's minor unit (25.50 EUR → 2550), whatever the decimal context."""
+    with localcontext(_EXACT):
+        return int(money.amount.scaleb(CURRENCY_MINOR_UNITS[money.currency]))
+
+
+def from_minor_units(minor: int, currency: str) -> Money:
+    """The `Money` of *minor* units of *currency*'s minor unit (2550, "EUR" → 25.50 EUR), exactly."""
+    with localcontext(_EXACT):
+        return Money(Decimal(minor).scaleb(-CURRENCY_MINOR_UNITS[_check_currency(currency)]), currency)

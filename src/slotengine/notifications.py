@@ -28,7 +28,7 @@ import enum
 import string
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, time, timedelta
-from typing import Final
+from typing import Final, cast
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -36,7 +36,7 @@ import attrs
 from slotengine._time import get_zone, localize, to_utc
 from slotengine.booking import Booking
 from slotengine.errors import InvalidInputError
-from slotengine.lifecycle import Action, BookingStatus
+from slotengine.lifecycle import Action, BookingStatus, action_of, status_of
 from slotengine.model import check_id, check_text
 
 __all__ = [
@@ -90,6 +90,8 @@ def events_of(action: Action, before: BookingStatus | None) -> frozenset[Event]:
     A step that makes a pre-booking paid at once (paid in full, or confirmed when already paid) is both
     ``confirmed`` and ``paid``: a rule on either hears of it.
     """
+    action = action_of(action)
+    before = None if before is None else status_of(before, "before")
     event = EVENT_OF_ACTION.get(action)
     if event is None:
         return frozenset()
@@ -174,23 +176,35 @@ class Template:
     body: str = attrs.field(converter=_template_text)
 
     def render(self, fields: Mapping[str, str]) -> tuple[str, str]:
-        """Return subject and body with every placeholder filled from *fields*."""
-        return string.Template(self.subject).substitute(fields), string.Template(self.body).substitute(fields)
+        """
+        Return subject and body with every placeholder filled from *fields*.
+
+        Raises:
+            InvalidInputError: *fields* is not a mapping, or lacks a placeholder's value (named).
+        """
+        if not isinstance(cast("object", fields), Mapping):
+            msg = f"a template is filled from a mapping of placeholder values, not {type(fields).__name__}"
+            raise InvalidInputError(msg, field="fields")
+        try:
+            return string.Template(self.subject).substitute(fields), string.Template(self.body).substitute(fields)
+        except KeyError as missing:
+            msg = f"the template's placeholder ${missing.args[0]} has no value"
+            raise InvalidInputError(msg, field=str(missing.args[0])) from None
 
 
 def _rule_id(value: object) -> str:
     return check_id(value, "rule id")
 
 
-def _events(value: object) -> frozenset[Event]:
+def _events(value: object, field: str = "on") -> frozenset[Event]:
     if isinstance(value, str) or not isinstance(value, Iterable):
-        msg = "on must be a collection of events, such as ['created', 'confirmed']"
-        raise InvalidInputError(msg, field="on")
+        msg = f"{field} must be a collection of events, such as ['created', 'confirmed']"
+        raise InvalidInputError(msg, field=field)
     try:
         return frozenset(Event(str(v)) for v in value)
     except ValueError:
-        msg = f"on names an unknown event; events are {', '.join(e.value for e in Event)}"
-        raise InvalidInputError(msg, field="on") from None
+        msg = f"{field} names an unknown event; events are {', '.join(e.value for e in Event)}"
+        raise InvalidInputError(msg, field=field) from None
 
 
 _MAX_OFFSET: Final = timedelta(days=366)
@@ -293,6 +307,10 @@ class NotificationRule:
         one planned before the start (a negative offset) once the start has come. *events* are the events that
         planned the message (a rule may listen to others too, such as ``cancelled``); None means all of ``on``.
         """
+        if not isinstance(cast("object", booking), Booking):
+            msg = f"holds judges a Booking, not {type(booking).__name__}"
+            raise InvalidInputError(msg, field="booking")
+        events = None if events is None else _events(events, "events")  # "created" is not c, r, e, a, ...
         live = booking.takes_time(now)
         if self.offset is not None and (not live or (self.offset < timedelta(0) and now >= booking.start)):
             return False  # a reminder of a start that has come is no reminder (a retry, or a relay that was down)

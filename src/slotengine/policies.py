@@ -216,6 +216,7 @@ class ConfirmationPolicy:
     @staticmethod
     def confirm_action(paid: Money, due: Money) -> Action:
         """Return the action a manager's confirmation becomes: paid in full already, or not."""
+        paid, due = _money(paid, "paid"), _money(due, "due")
         return Action.CONFIRM_PAID if paid >= due and due.amount > 0 else Action.CONFIRM
 
 

@@ -71,7 +71,6 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
 from typing import TYPE_CHECKING, Final, Protocol, TextIO, TypeVar, cast
@@ -83,9 +82,9 @@ from slotengine.authorization import Actor, Role
 from slotengine.booking import Booking, PaymentKind
 from slotengine.errors import InvalidInputError, PermissionDeniedError
 from slotengine.intervals import CapacityProfile, Interval, IntervalSet
-from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord
+from slotengine.lifecycle import LIVE_STATUSES, Action, BookingStatus, TransitionRecord, status_of
 from slotengine.model import Resource
-from slotengine.money import CURRENCY_MINOR_UNITS, Money
+from slotengine.money import Money, from_minor_units, minor_units
 from slotengine.schedule import Schedule, effective_hours
 
 if TYPE_CHECKING:
@@ -358,13 +357,10 @@ def split_evenly(amount: Money, parts: int) -> tuple[Money, ...]:
     if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_PARTS:
         msg = f"money is split into a whole number of parts, from 1 to {_MAX_PARTS:,}, got {parts!r}"
         raise InvalidInputError(msg, field="parts")
-    places = CURRENCY_MINOR_UNITS[amount.currency]
-    minor = int(amount.amount.scaleb(places))
+    minor = minor_units(amount)  # exact, whatever the caller's decimal context
     sign = -1 if minor < 0 else 1
     share, extra = divmod(abs(minor), parts)
-    return tuple(
-        Money(Decimal(sign * (share + (1 if i < extra else 0))).scaleb(-places), amount.currency) for i in range(parts)
-    )
+    return tuple(from_minor_units(sign * (share + (1 if i < extra else 0)), amount.currency) for i in range(parts))
 
 
 def _hours(value: timedelta | None) -> float | None:
@@ -618,8 +614,12 @@ class Funnel:
         Raises:
             InvalidInputError: *status* is not one of `FUNNEL_STAGES`.
         """
+        try:
+            wanted = status_of(status)
+        except InvalidInputError:
+            wanted = None  # refused below, naming the stages
         for stage in self.stages:
-            if stage.status is status:
+            if stage.status is wanted:
                 return stage
         msg = f"the funnel's stages are {', '.join(s.value for s in FUNNEL_STAGES)}, not {status}"
         raise InvalidInputError(msg, field="status")

@@ -200,6 +200,9 @@ class TimeRange:
 
     def walls(self, day: date) -> tuple[datetime, datetime]:
         """Return the naive local wall times ``(start, end)`` of the range when it starts on *day*."""
+        if isinstance(day, datetime) or not isinstance(day, date):
+            msg = f"day must be a calendar date such as date(2025, 12, 24), not {type(day).__name__} {day!r}"
+            raise _err(msg, field="day")
         end_day = day + _ONE_DAY if self.end <= self.start else day
         return datetime.combine(day, self.start), datetime.combine(end_day, self.end)
 
@@ -554,7 +557,11 @@ class RecurringHours:
         if at.microsecond:
             msg = f"recurring hours start at a whole second (recurrences count seconds, as iCalendar does), not {at}"
             raise InvalidInputError(msg, field="hours")
-        skipped = [datetime.combine(_check_date(d, "except_days"), at) for d in except_days]
+        given: object = except_days
+        if isinstance(given, str) or not isinstance(given, Iterable):
+            msg = f"except_days must be a collection of dates, not {type(given).__name__} {given!r}"
+            raise _err(msg, field="except_days")
+        skipped = [datetime.combine(_check_date(d, "except_days"), at) for d in given]
         recurrence = Recurrence(rule, datetime.combine(start, at), zone, exdates=skipped)
         return cls(recurrence, hours, closed=closed, reason=reason)
 

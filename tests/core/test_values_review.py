@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
@@ -13,18 +13,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slotengine._time import localize
+from slotengine.authorization import Actor, DenyAll, Permission, RolePolicy
 from slotengine.availability import Assignment, Load, Slot
 from slotengine.booking import Booking, Payment, PaymentKind
 from slotengine.errors import InvalidInputError, InvalidMoneyError, SlotEngineError
+from slotengine.events import EventDesk
 from slotengine.ical import booking_event, booking_uid
-from slotengine.intervals import Interval, IntervalSet
-from slotengine.lifecycle import Action, BookingStatus, TransitionRecord
+from slotengine.intervals import CapacityProfile, Interval, IntervalSet
+from slotengine.jobs import run_jobs
+from slotengine.lifecycle import Action, BookingStatus, TransitionRecord, next_status
+from slotengine.model import Need
 from slotengine.money import CURRENCY_MINOR_UNITS, Money
 from slotengine.notifications import (
     Event,
     NotificationRule,
     QuietHours,
     Template,
+    events_of,
     format_local,
     quiet_begin,
     quiet_shift,
@@ -38,6 +43,9 @@ from slotengine.policies import (
     ReschedulePolicy,
 )
 from slotengine.recurrence import Recurrence
+from slotengine.reports import Grain, funnel, periods, split_evenly
+from slotengine.schedule import RecurringHours, TimeRange
+from slotengine.testing.notifiers import RecordingNotifier
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 3, 9, tzinfo=PARIS)
@@ -252,3 +260,73 @@ class TestIntervalOverlapsASet:
 
         assert pieces.overlaps(interval) == interval.overlaps(pieces)
         assert interval.overlaps(pieces) == any(interval.overlaps(piece) for piece in pieces)
+
+
+class TestTheSweep:
+    """A sweep of the public names for the defects above found these; each failed before its fix."""
+
+    def test_split_evenly_ignores_the_callers_decimal_context(self) -> None:
+        with localcontext() as context:
+            context.prec = 6
+            halves = split_evenly(Money("123456.78", "EUR"), 2)
+
+        assert (Money("61728.39", "EUR"), Money("61728.39", "EUR")) == halves
+
+    def test_a_funnel_stage_named_by_its_text(self) -> None:
+        """stage("paid") is stage(BookingStatus.PAID) (it was refused as no stage)."""
+        window = periods(date(2026, 3, 1), date(2026, 3, 31), "Europe/Paris", Grain.MONTH)
+        [row] = funnel([booking()], [], window, dimensions=["total"])
+
+        assert row.stage(BookingStatus.PAID) == row.stage("paid")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("action", list(Action))
+    @pytest.mark.parametrize("before", [None, *BookingStatus])
+    def test_events_of_the_texts_are_the_events_of_the_members(self, action: Action, before: BookingStatus | None) -> None:
+        """events_of("pay_full", "pre_booking") is confirmed and paid, as with the members (it said paid only)."""
+        text = None if before is None else before.value
+
+        assert events_of(action, before) == events_of(action.value, text)  # type: ignore[arg-type]
+
+    def test_holds_reads_events_as_events_not_letters(self) -> None:
+        """events="created" was read letter by letter (and matched nothing); now it is refused, a list is read."""
+        rule = NotificationRule("r", Template("s", "b"), on=[Event.CREATED, Event.CANCELLED])
+        cancelled = booking(status=BookingStatus.CANCELLED, hold_until=None)
+
+        with pytest.raises(InvalidInputError, match="events must be a collection"):
+            rule.holds(cancelled, NOW, events="created")  # type: ignore[arg-type]
+        assert not rule.holds(cancelled, NOW, events=["created"])
+
+    def test_a_template_missing_a_value_names_it(self) -> None:
+        with pytest.raises(InvalidInputError, match=r"\$service has no value") as info:
+            Template("Hi $service", "at $local_time").render({})
+
+        assert "service" == info.value.details["field"]
+
+
+SWEEP_CALLS: dict[str, Any] = {
+    "authorize a text permission": lambda: RolePolicy().authorize(Actor.manager("m"), "zzz", None),
+    "authorize no actor": lambda: RolePolicy().authorize("x", Permission.READ, None),
+    "authorize about a text booking": lambda: RolePolicy().authorize(Actor.customer("ann"), Permission.READ, "x"),
+    "deny all a text permission": lambda: DenyAll().authorize(Actor.manager("m"), "zzz", None),
+    "instants of a text day": lambda: TimeRange(time(9), time(18)).instants("2026-03-03", PARIS),
+    "every except_days None": lambda: RecurringHours.every(
+        "FREQ=WEEKLY", date(2026, 3, 2), TimeRange(time(9), time(10)), "Europe/Paris", except_days=None
+    ),
+    "overlapping a pair": lambda: IntervalSet([Interval(START, START + H)]).overlapping((START, START + H)),
+    "widen by 5": lambda: IntervalSet([Interval(START, START + H)]).widen(5),
+    "max_load of a text": lambda: CapacityProfile().max_load("x"),
+    "where_fits a pair": lambda: CapacityProfile().where_fits(1, 3, (START, START + H)),
+    "confirm_action of texts": lambda: ConfirmationPolicy.confirm_action("x", 5),
+    "takes_same_time_as None": lambda: booking().takes_same_time_as(None),
+    "matches None": lambda: Need(type="box").matches(None),
+    "render None": lambda: Template("a", "b").render(None),
+    "next_status of texts": lambda: next_status("zzz", "cancel"),
+    "run_jobs of no engine": lambda: run_jobs(None, RecordingNotifier()),
+    "an events desk over no engine": lambda: EventDesk(None),
+}
+
+
+@pytest.mark.parametrize("call", list(SWEEP_CALLS.values()), ids=list(SWEEP_CALLS))
+def test_the_sweeps_bad_calls_are_typed_refusals(call: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        call()
