@@ -1516,8 +1516,11 @@ def dumps_business_file(value: BusinessFile) -> str:
 
     Raises:
         InvalidInputError: something a business file cannot say: a duration with fractions of a second, an
-            attribute that is a Decimal or Money, recurring hours with rdates.
+            attribute that is a Decimal or Money, recurring hours with rdates; *value* is not a `BusinessFile`.
     """
+    if not isinstance(cast("object", value), BusinessFile):
+        msg = f"dumps_business_file writes a BusinessFile, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field="value")
     business = value.business
     out = _Out()
     out.set("name", business.name)

@@ -1909,7 +1909,7 @@ class BookingEngine:
         `Booking.takes_time` is False: its time is already free (the board shows it faded, "hold expired").
         """
         statuses = LIVE_STATUSES | {BookingStatus.COMPLETED, BookingStatus.NO_SHOW}
-        return self.list(status=statuses, period=period, actor=actor)
+        return self.list(status=statuses, period=_check_window(period, "period"), actor=actor)  # None: every one
 
     def transitions(
         self, booking_id: str | None = None, *, actor: Actor | None = None

@@ -481,7 +481,12 @@ class WaitingEntry:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> WaitingEntry:
-        """Build an entry from `to_doc`'s values."""
+        """Build an entry from `to_doc`'s values; a damaged document is an `InvalidInputError`."""
+        with _stored("waiting-list entry"):
+            return cls._from_doc(doc)
+
+    @classmethod
+    def _from_doc(cls, doc: Mapping[str, Any]) -> WaitingEntry:
         return cls(
             doc["id"],
             doc["list_key"],
@@ -521,8 +526,27 @@ def _from_seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
+@contextmanager
+def _stored(kind: str) -> Iterator[None]:
+    """Turn what a damaged stored document raises (a key missing, a wrong type) into an `InvalidInputError`."""
+    try:
+        yield
+    except InvalidInputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        msg = f"malformed stored {kind}: {type(exc).__name__}: {exc}"
+        raise InvalidInputError(msg, field=kind) from None
+
+
+def _document_of(value: object, kind: type) -> None:
+    if not isinstance(value, kind):
+        msg = f"expected {kind.__name__}, not {type(value).__name__} {value!r}"
+        raise InvalidInputError(msg, field=kind.__name__)
+
+
 def template_to_doc(template: EventTemplate) -> dict[str, Any]:
     """Return *template* as JSON-ready values (what the storage keeps)."""
+    _document_of(template, EventTemplate)
     return {
         "id": template.id,
         "title": template.title,
@@ -538,7 +562,12 @@ def template_to_doc(template: EventTemplate) -> dict[str, Any]:
 
 
 def template_from_doc(doc: Mapping[str, Any]) -> EventTemplate:
-    """Build a template from `template_to_doc`'s values."""
+    """Build a template from `template_to_doc`'s values; a damaged document is an `InvalidInputError`."""
+    with _stored("event template"):
+        return _template_from_doc(doc)
+
+
+def _template_from_doc(doc: Mapping[str, Any]) -> EventTemplate:
     return EventTemplate(
         doc["id"],
         doc["title"],
@@ -555,6 +584,7 @@ def template_from_doc(doc: Mapping[str, Any]) -> EventTemplate:
 
 def occurrence_to_doc(occurrence: Occurrence) -> dict[str, Any]:
     """Return *occurrence* as JSON-ready values."""
+    _document_of(occurrence, Occurrence)
     return {
         "id": occurrence.id,
         "template_id": occurrence.template_id,
@@ -572,7 +602,12 @@ def occurrence_to_doc(occurrence: Occurrence) -> dict[str, Any]:
 
 
 def occurrence_from_doc(doc: Mapping[str, Any]) -> Occurrence:
-    """Build an occurrence from `occurrence_to_doc`'s values."""
+    """Build an occurrence from `occurrence_to_doc`'s values; a damaged document is an `InvalidInputError`."""
+    with _stored("occurrence"):
+        return _occurrence_from_doc(doc)
+
+
+def _occurrence_from_doc(doc: Mapping[str, Any]) -> Occurrence:
     return Occurrence(
         doc["id"],
         doc["template_id"],

@@ -378,6 +378,9 @@ class IntervalSet:
         """
         import portion as P  # noqa: N812
 
+        if not isinstance(value, P.Interval):
+            msg = f"from_portion takes a portion.Interval, not {type(value).__name__} {value!r}"
+            raise InvalidInputError(msg, field="value")
         pairs: list[tuple[int, int]] = []
         for atom in value:
             if atom.empty:

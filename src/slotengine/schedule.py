@@ -742,8 +742,9 @@ def time_off_within(entries: Iterable[TimeOff], zone: ZoneInfo, window: Interval
     Entries that miss the window cost nothing and raise nothing, as in `Schedule.expand`: a day the zone skipped
     (no time at all), or days reaching beyond the range of instants slotengine accepts, far from the window.
     """
+    window, checked, tz = _check_window(window), _time_off(entries), get_zone(zone)
     lo, hi = to_micros(window.start), to_micros(window.end)
-    return IntervalSet._from_micros((max(s, lo), min(e, hi)) for s, e in _time_off_micros(entries, zone, lo, hi))
+    return IntervalSet._from_micros((max(s, lo), min(e, hi)) for s, e in _time_off_micros(checked, tz, lo, hi))
 
 
 def effective_hours(own: Schedule | None, business: Schedule, window: Interval) -> IntervalSet:

@@ -16,8 +16,16 @@ from slotengine._time import localize
 from slotengine.authorization import Actor, DenyAll, Permission, RolePolicy
 from slotengine.availability import Assignment, Load, Slot
 from slotengine.booking import Booking, Payment, PaymentKind
+from slotengine.businessfile import dumps_business_file
 from slotengine.errors import InvalidInputError, InvalidMoneyError, SlotEngineError
-from slotengine.events import EventDesk
+from slotengine.events import (
+    EventDesk,
+    WaitingEntry,
+    occurrence_from_doc,
+    occurrence_to_doc,
+    template_from_doc,
+    template_to_doc,
+)
 from slotengine.ical import booking_event, booking_uid
 from slotengine.intervals import CapacityProfile, Interval, IntervalSet
 from slotengine.jobs import run_jobs
@@ -44,7 +52,7 @@ from slotengine.policies import (
 )
 from slotengine.recurrence import Recurrence
 from slotengine.reports import Grain, funnel, periods, split_evenly
-from slotengine.schedule import RecurringHours, TimeRange
+from slotengine.schedule import RecurringHours, TimeRange, time_off_within
 from slotengine.testing.notifiers import RecordingNotifier
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -323,6 +331,14 @@ SWEEP_CALLS: dict[str, Any] = {
     "next_status of texts": lambda: next_status("zzz", "cancel"),
     "run_jobs of no engine": lambda: run_jobs(None, RecordingNotifier()),
     "an events desk over no engine": lambda: EventDesk(None),
+    "time off within a pair": lambda: time_off_within([], PARIS, (START, START + H)),
+    "from_portion of a text": lambda: IntervalSet.from_portion("x"),
+    "dump no business file": lambda: dumps_business_file(None),
+    "a waiting entry from {}": lambda: WaitingEntry.from_doc({}),
+    "a template from {}": lambda: template_from_doc({}),
+    "an occurrence from {}": lambda: occurrence_from_doc({"id": "o1"}),
+    "no template to a document": lambda: template_to_doc(None),
+    "no occurrence to a document": lambda: occurrence_to_doc(None),
 }
 
 

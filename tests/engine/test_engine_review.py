@@ -190,6 +190,14 @@ class TestPortArgumentsAgreeAcrossAdapters:
             tx.reserve(booked, now=at(2, 8), exclude=exclude)  # type: ignore[arg-type]
 
 
+def test_an_agenda_of_no_period_is_refused() -> None:
+    """agenda(None) listed every booking there is (list's "any period"); an agenda is of a period."""
+    engine = shop(FrozenClock(at(2, 8)))
+
+    with pytest.raises(InvalidInputError, match="period must be an Interval"):
+        engine.agenda(None)  # type: ignore[arg-type]
+
+
 def test_a_customer_filtering_by_a_number_is_refused_too() -> None:
     """customer_id=5 is refused for a customer as for staff (the customer's branch answered [] first)."""
     engine = shop(FrozenClock(at(2, 8)))
