@@ -28,7 +28,7 @@ import enum
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final, Never
+from typing import Final, TypeVar
 
 import attrs
 
@@ -209,25 +209,24 @@ def _at(value: object) -> datetime:
 
 def status_of(value: object, field: str = "status") -> BookingStatus:
     """*value* as a `BookingStatus` (the member or its text, ``"paid"``); anything else is an `InvalidInputError`."""
-    if isinstance(value, BookingStatus):
-        return value
-    try:
-        return BookingStatus(value) if isinstance(value, str) else _no(BookingStatus, value, field)
-    except ValueError:
-        return _no(BookingStatus, value, field)
+    return value if isinstance(value, BookingStatus) else _member(BookingStatus, value, field)
 
 
 def action_of(value: object, field: str = "action") -> Action:
     """*value* as an `Action` (the member or its text, ``"cancel"``); anything else is an `InvalidInputError`."""
-    if isinstance(value, Action):
-        return value
-    try:
-        return Action(value) if isinstance(value, str) else _no(Action, value, field)
-    except ValueError:
-        return _no(Action, value, field)
+    return value if isinstance(value, Action) else _member(Action, value, field)
 
 
-def _no(kind: type[enum.StrEnum], value: object, field: str) -> Never:
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _member(kind: type[_E], value: object, field: str) -> _E:
+    """The member of *kind* whose text *value* is, or an `InvalidInputError` listing them."""
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
     known = ", ".join(m.value for m in kind)
     msg = f"{field} must be one of {known}; got {value!r}"
     raise InvalidInputError(msg, field=field)
