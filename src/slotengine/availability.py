@@ -61,6 +61,7 @@ from __future__ import annotations
 import enum
 import functools
 import heapq
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -1608,7 +1609,7 @@ class Availability:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             msg = f"limit must be a whole number of at least 0, or None, got {limit!r}"
             raise InvalidInputError(msg, field="limit")
-        return list(islice(found, limit))
+        return list(islice(found, min(limit, sys.maxsize)))  # islice takes no more; beyond it, every slot
 
     def slot_starts(
         self,

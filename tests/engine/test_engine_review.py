@@ -204,3 +204,11 @@ def test_a_customer_filtering_by_a_number_is_refused_too() -> None:
 
     with pytest.raises(InvalidInputError, match="customer_id must be text"):
         engine.list(customer_id=5, actor=Actor.customer("ann"))  # type: ignore[arg-type]
+
+
+def test_a_limit_beyond_any_count_is_every_slot() -> None:
+    """find_slots(limit=10**100) raised islice's ValueError (the bad-input fuzz found it); it is every slot."""
+    engine = shop(FrozenClock(at(2, 8)))
+    day = Interval(at(3, 0), at(4, 0))
+
+    assert engine.find_slots("wash", day) == engine.find_slots("wash", day, limit=10**100)
