@@ -280,7 +280,7 @@ def render_board(
             2011 in Pacific/Apia), so there is no time to draw.
     """
     business = engine.business()
-    tz = get_zone(zone or business.zone)
+    tz = get_zone(business.zone if zone is None else zone)
     moment = to_utc(engine.clock.now() if now is None else now, "now")
     day_start, day_end = day_span(day, tz)
     if day_end <= day_start:

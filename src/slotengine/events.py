@@ -1305,6 +1305,8 @@ class EventDesk:
 
     def occurrences(self, template_id: str | None = None) -> list[Occurrence]:
         """Return every occurrence (of one template, if named), by start."""
+        if template_id is not None:
+            check_id(template_id, "template_id")
         docs = self._read(lambda tx: tx.list_documents(_OCCURRENCE))
         found = [occurrence_from_doc(loads(body)) for _key, body in docs]
         return sorted(
@@ -1789,7 +1791,7 @@ class EventDesk:
             capacity_of=capacities.get,
             start_of=starts.get,
             month=month,
-            zone=zone or self.engine.business().zone,
+            zone=self.engine.business().zone if zone is None else zone,
         )
 
     # --- waiting lists ----------------------------------------------------------------------------------------

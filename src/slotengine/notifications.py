@@ -192,6 +192,12 @@ class Template:
             raise InvalidInputError(msg, field=str(missing.args[0])) from None
 
 
+def _check_booking(booking: object, method: str) -> None:
+    if not isinstance(booking, Booking):
+        msg = f"{method} judges a Booking, not {type(booking).__name__}"
+        raise InvalidInputError(msg, field="booking")
+
+
 def _rule_id(value: object) -> str:
     return check_id(value, "rule id")
 
@@ -296,6 +302,7 @@ class NotificationRule:
 
     def applies_to(self, booking: Booking) -> bool:
         """Whether this rule concerns *booking*'s service."""
+        _check_booking(booking, "applies_to")
         return self.service_ids is None or booking.service_id in self.service_ids
 
     def holds(self, booking: Booking, now: datetime, *, events: Collection[Event] | None = None) -> bool:
@@ -307,9 +314,7 @@ class NotificationRule:
         one planned before the start (a negative offset) once the start has come. *events* are the events that
         planned the message (a rule may listen to others too, such as ``cancelled``); None means all of ``on``.
         """
-        if not isinstance(cast("object", booking), Booking):
-            msg = f"holds judges a Booking, not {type(booking).__name__}"
-            raise InvalidInputError(msg, field="booking")
+        _check_booking(booking, "holds")
         events = None if events is None else _events(events, "events")  # "created" is not c, r, e, a, ...
         live = booking.takes_time(now)
         if self.offset is not None and (not live or (self.offset < timedelta(0) and now >= booking.start)):

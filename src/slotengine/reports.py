@@ -1425,7 +1425,7 @@ def _window(
     engine: BookingEngine, first_day: date, last_day: date, grain: Grain | str, zone: str | None
 ) -> list[Period]:
     checked = _engine(engine)  # first, even when a zone is given
-    return periods(first_day, last_day, zone or checked.business().zone, grain)
+    return periods(first_day, last_day, checked.business().zone if zone is None else zone, grain)
 
 
 def _overlapping(engine: BookingEngine, cut: Sequence[Period], actor: Actor | None) -> list[Booking]:
@@ -1587,6 +1587,6 @@ def occurrence_report(
         group_by=group_by,
         capacity_of=capacity_of,
         month=month,
-        zone=zone or engine.business().zone,
+        zone=engine.business().zone if zone is None else zone,
         tickets_of=tickets_of,
     )

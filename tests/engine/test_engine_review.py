@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import attrs
 import pytest
@@ -10,14 +11,29 @@ import pytest
 from conftest import WASH, H, M, at, business, state_hash
 from slotengine.adapters.memory import MemoryStorage
 from slotengine.authorization import Actor
+from slotengine.board import render_board
 from slotengine.engine import BookingEngine
-from slotengine.errors import ConflictError, InvalidInputError, NotFoundError, PolicyViolationError
+from slotengine.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PolicyViolationError,
+    UnknownTimeZoneError,
+)
 from slotengine.events import EventDesk, EventTemplate, Occurrence, TicketType
 from slotengine.intervals import Interval
 from slotengine.lifecycle import BookingStatus
 from slotengine.model import Need, Resource, Service
 from slotengine.money import Money
+from slotengine.notifications import NotificationRule, Template
 from slotengine.policies import HoldPolicy
+from slotengine.reports import (
+    cancellation_report,
+    funnel_report,
+    occurrence_report,
+    revenue_report,
+    utilization_report,
+)
 from slotengine.schedule import TimeOff
 from slotengine.testing.clock import FrozenClock
 from slotengine.testing.notifiers import RecordingNotifier
@@ -212,3 +228,58 @@ def test_a_limit_beyond_any_count_is_every_slot() -> None:
     day = Interval(at(3, 0), at(4, 0))
 
     assert engine.find_slots("wash", day) == engine.find_slots("wash", day, limit=10**100)
+
+
+class TestAZoneIsNamedOrLeftOut:
+    """An empty or false zone read as "the business's zone" (``zone or business.zone``); only None means that."""
+
+    @pytest.mark.parametrize("zone", ["", False, 0])
+    @pytest.mark.parametrize(
+        "report", [utilization_report, revenue_report, cancellation_report, funnel_report], ids=lambda f: f.__name__
+    )
+    def test_a_report_refuses_a_zone_that_names_none(self, report: Any, zone: object) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+        engine.book("wash", at(3, 10))
+
+        with pytest.raises(UnknownTimeZoneError):
+            report(engine, date(2026, 3, 1), date(2026, 3, 31), zone=zone)
+
+    @pytest.mark.parametrize("zone", ["", False])
+    def test_the_occurrence_reports_refuse_a_zone_that_names_none(self, zone: object) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+
+        with pytest.raises(UnknownTimeZoneError):
+            occurrence_report(engine, date(2026, 3, 1), group_by=lambda b: b.service_id, zone=zone)  # type: ignore[arg-type]
+        with pytest.raises(UnknownTimeZoneError):
+            EventDesk(engine).finance(date(2026, 3, 1), zone=zone)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("zone", ["", False])
+    def test_the_board_refuses_a_zone_that_names_none(self, zone: object) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+
+        with pytest.raises(UnknownTimeZoneError):
+            render_board(engine, date(2026, 3, 3), zone=zone)  # type: ignore[arg-type]
+
+    def test_none_still_means_the_business_zone(self) -> None:
+        engine = shop(FrozenClock(at(2, 8)))
+        engine.book("wash", at(3, 10))
+
+        left_out = utilization_report(engine, date(2026, 3, 1), date(2026, 3, 31))
+        named = utilization_report(engine, date(2026, 3, 1), date(2026, 3, 31), zone=engine.business().zone)
+        assert left_out == named
+
+
+def test_occurrences_of_a_template_named_by_a_number_are_refused() -> None:
+    """occurrences(5) answered [] (no template is 5): a number is no template id."""
+    engine = shop(FrozenClock(at(2, 8)))
+
+    with pytest.raises(InvalidInputError, match="template_id"):
+        EventDesk(engine).occurrences(5)  # type: ignore[arg-type]
+
+
+def test_a_notification_rule_judges_only_bookings() -> None:
+    """applies_to(None) answered True for a rule of every service; it judges a Booking, as holds does."""
+    rule = NotificationRule("r", Template("Booked", "See you"), on={"created"})
+
+    with pytest.raises(InvalidInputError, match="applies_to judges a Booking"):
+        rule.applies_to(None)  # type: ignore[arg-type]
