@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, to_utc
 from slotengine.availability import Assignment, Load
 from slotengine.errors import InvalidInputError, OutOfRangeError
@@ -109,10 +110,7 @@ def _status(value: object) -> BookingStatus:
 
 
 def _assignments(value: object) -> tuple[Assignment, ...]:
-    out = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
-    if out is None or not all(isinstance(a, Assignment) for a in out):
-        msg = "assignments must be a sequence of Assignment values"
-        raise InvalidInputError(msg, field="assignments")
+    out = tuple_of(value, Assignment, "assignments")
     if not out or not any(a.resource_ids for a in out):
         msg = "a booking takes at least one resource"
         raise InvalidInputError(msg, field="assignments")
@@ -154,11 +152,7 @@ def _price(value: object) -> Money | None:
 
 
 def _payments(value: object) -> tuple[Payment, ...]:
-    out = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
-    if out is None or not all(isinstance(p, Payment) for p in out):
-        msg = "payments must be a sequence of Payment values"
-        raise InvalidInputError(msg, field="payments")
-    return out
+    return tuple_of(value, Payment, "payments")
 
 
 def _buffer(value: object) -> timedelta:

@@ -8,10 +8,11 @@ One `Business` per tenant. Resources without a schedule of their own inherit its
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import get_zone
 from slotengine.errors import InvalidInputError
 from slotengine.model import FrozenMap, check_id, check_text
@@ -45,10 +46,7 @@ def _policies(value: object) -> Policies:
 
 
 def _rules(value: object) -> tuple[NotificationRule, ...]:
-    rules = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping) else None
-    if rules is None or not all(isinstance(r, NotificationRule) for r in rules):
-        msg = "notification rules must be a sequence of NotificationRule values"
-        raise InvalidInputError(msg, field="rules")
+    rules = tuple_of(value, NotificationRule, "rules", label="notification rules")
     ids = [r.id for r in rules]
     if len(ids) != len(set(ids)):
         msg = "two notification rules have the same id"

@@ -40,6 +40,7 @@ from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import MAX_DURATION, MAX_INSTANT, MIN_INSTANT, get_zone, localize, to_utc
 from slotengine.business import Business
 from slotengine.errors import BusinessFileError, InvalidInputError, SlotEngineError
@@ -104,11 +105,11 @@ class Problem:
 
 
 def _tuple_of_resources(value: Iterable[Resource]) -> tuple[Resource, ...]:
-    return tuple(value)
+    return tuple_of(value, Resource, "resources")
 
 
 def _tuple_of_services(value: Iterable[Service]) -> tuple[Service, ...]:
-    return tuple(value)
+    return tuple_of(value, Service, "services")
 
 
 @attrs.frozen

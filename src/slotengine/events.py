@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import check_day_range, days_span, get_zone, is_ambiguous, local_date, to_utc
 from slotengine.authorization import Actor, Permission, Role
 from slotengine.availability import Assignment
@@ -134,19 +135,6 @@ def _optional_instant(field: str) -> Any:
     return lambda value: None if value is None else to_utc(value, field)
 
 
-def _tuple_of(kind: type, field: str) -> Any:
-    def convert(value: object) -> tuple[Any, ...]:
-        if isinstance(value, kind):
-            return (value,)
-        given = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str) else None
-        if given is None or not all(isinstance(v, kind) for v in given):  # read once: a generator is read once
-            msg = f"{field} must be a sequence of {kind.__name__} values"
-            raise InvalidInputError(msg, field=field)
-        return given
-
-    return convert
-
-
 def _ticket_id(value: object) -> str:
     return check_id(value, "ticket type id")
 
@@ -200,11 +188,11 @@ def _venue(value: object) -> str | None:
 
 
 def _ticket_types(value: object) -> tuple[TicketType, ...]:
-    return tuple(_tuple_of(TicketType, "ticket_types")(value))
+    return tuple_of(value, TicketType, "ticket_types", single=True)
 
 
 def _quotas(value: object) -> tuple[Quota, ...]:
-    return tuple(_tuple_of(Quota, "quotas")(value))
+    return tuple_of(value, Quota, "quotas", single=True)
 
 
 def _start(value: object) -> datetime:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import check_duration_range, get_zone
 from slotengine.errors import InvalidInputError
 from slotengine.money import Money
@@ -497,13 +498,8 @@ class ServiceUnit(enum.StrEnum):
 
 
 def _needs(value: object) -> tuple[Need, ...]:
-    if isinstance(value, Need):
-        return (value,)
-    if not isinstance(value, Iterable) or isinstance(value, str):
-        msg = f"needs must be a sequence of Need values, not {type(value).__name__}"
-        raise InvalidInputError(msg, field="needs")
-    needs = tuple(value)
-    if not needs or not all(isinstance(n, Need) for n in needs):
+    needs = tuple_of(value, Need, "needs", single=True)
+    if not needs:
         msg = "a service needs at least one Need (which resources or staff it takes)"
         raise InvalidInputError(msg, field="needs")
     return needs

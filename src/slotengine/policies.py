@@ -19,7 +19,6 @@ start (an hour before 02:15 on New York's fall-back night is the second 01:15).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final, TypeVar
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import check_duration_range, get_zone, is_ambiguous, is_nonexistent, localize, spoken, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus, status_of
@@ -240,10 +240,7 @@ class RefundTier:
 
 
 def _tiers(value: object) -> tuple[RefundTier, ...]:
-    given = tuple(value) if isinstance(value, Iterable) else None  # once: a generator is read only once
-    if given is None or not all(isinstance(t, RefundTier) for t in given):
-        msg = "refund tiers must be a sequence of RefundTier values"
-        raise InvalidInputError(msg, field="tiers")
+    given = tuple_of(value, RefundTier, "tiers", label="refund tiers")
     tiers = tuple(sorted(given, key=lambda t: t.before, reverse=True))
     if len({t.before for t in tiers}) != len(tiers):
         msg = "two refund tiers start at the same time before the start"

@@ -27,10 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
+from slotengine._checks import tuple_of
 from slotengine._time import days_span, get_zone, local_date, localize, to_micros, to_utc
 from slotengine.errors import InvalidInputError, InvalidIntervalError
 from slotengine.intervals import Interval, IntervalSet
@@ -62,7 +63,6 @@ _MAX_YEAR: Final = 2199
 _SHORT: Final = tuple(name[:3] for name in WEEKDAYS)
 _RRULE_DAYS: Final = tuple(name[:2] for name in WEEKDAYS)
 _DAILY_OR_COARSER: Final = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
-_T = TypeVar("_T")
 
 
 def _err(msg: str, **details: object) -> InvalidInputError:
@@ -578,20 +578,6 @@ def _zone_name(value: object) -> str:
     return get_zone(value).key
 
 
-def _tuple_of(value: object, kind: type[_T], name: str) -> tuple[_T, ...]:
-    if isinstance(value, kind):
-        return (value,)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        msg = f"{name} must be a collection of {kind.__name__} values, not {type(value).__name__}"
-        raise _err(msg, field=name)
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, kind):
-            msg = f"{name} must hold {kind.__name__} values, not {type(item).__name__} {item!r}"
-            raise _err(msg, field=name)
-    return items
-
-
 def _check_weekly(value: object) -> WeeklyHours:
     if isinstance(value, WeeklyHours):
         return value
@@ -602,7 +588,7 @@ def _check_weekly(value: object) -> WeeklyHours:
 
 
 def _overrides(value: Iterable[DateOverride]) -> tuple[DateOverride, ...]:
-    items = sorted(_tuple_of(value, DateOverride, "overrides"), key=lambda o: o.day)
+    items = sorted(tuple_of(value, DateOverride, "overrides", single=True), key=lambda o: o.day)
     for before, after in pairwise(items):
         if before.day == after.day:
             msg = f"two overrides for {after.day.isoformat()}; give each date one override with all its hours"
@@ -611,11 +597,11 @@ def _overrides(value: Iterable[DateOverride]) -> tuple[DateOverride, ...]:
 
 
 def _time_off(value: Iterable[TimeOff]) -> tuple[TimeOff, ...]:
-    return _tuple_of(value, TimeOff, "time_off")
+    return tuple_of(value, TimeOff, "time_off", single=True)
 
 
 def _recurring(value: Iterable[RecurringHours]) -> tuple[RecurringHours, ...]:
-    return _tuple_of(value, RecurringHours, "recurring")
+    return tuple_of(value, RecurringHours, "recurring", single=True)
 
 
 def _check_window(window: object) -> Interval:

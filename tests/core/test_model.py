@@ -255,7 +255,7 @@ class TestService:
                 "check_out 14:00 is after check_in 10:00",
             ),
             ({"needs": []}, "at least one Need"),
-            ({"needs": ["dentist"]}, "at least one Need"),
+            ({"needs": ["dentist"]}, "needs must hold Need values, not str .dentist."),
             ({"price": Decimal(10)}, "price must be Money"),
             ({"horizon": timedelta(hours=1), "min_notice": timedelta(hours=2)}, "leaves nothing"),
             ({"buffers_outside_hours": "yes"}, "buffers_outside_hours"),
