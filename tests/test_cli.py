@@ -905,6 +905,27 @@ class TestWorker:
         assert "pruned messages 0, pruned keys 0" in lines[0]
         assert "pruned" not in lines[1]
 
+    @pytest.mark.parametrize("url", ["http://[::1/hook", "http://hooks.example:TOPSECRET/x", "http://u:TOPSECRET@h/x"])
+    def test_a_malformed_webhook_url_is_a_usage_error(self, tmp_path, monkeypatch, url):
+        """A webhook URL that cannot be posted to is refused at start as --webhook's fault, quoting no secret."""
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        monkeypatch.setenv("SLOTENGINE_WEBHOOK_SECRET", "s3cret")
+
+        result = invoke(db, "worker", "--once", "--webhook", url)
+
+        assert 2 == result.exit_code
+        assert "--webhook" in result.output
+        assert "TOPSECRET" not in result.output
+
+    def test_a_webhook_secret_that_is_not_utf8_is_its_bytes(self, tmp_path, monkeypatch):
+        """$SLOTENGINE_WEBHOOK_SECRET is used as the bytes it holds, UTF-8 or not (it was a traceback)."""
+        db = tmp_path / "wash.db"
+        ok(db, "init", str(EXAMPLES / "car-wash.toml"))
+        monkeypatch.setenv("SLOTENGINE_WEBHOOK_SECRET", os.fsdecode(b"s\xffcret"))
+
+        ok(db, "worker", "--once", "--webhook", "http://127.0.0.1:9/hook")
+
     def test_refusals(self, tmp_path, capsys):
         """An unknown business or a bad period is refused before any work; a pass a customer may not run fails."""
         db = tmp_path / "wash.db"

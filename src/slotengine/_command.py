@@ -1092,7 +1092,8 @@ def _worker_notifier(webhook: str | None, stream: TextIO, tenant: str, *, severa
         msg = "set SLOTENGINE_WEBHOOK_SECRET to the secret the receiver checks signatures with"
         raise click.UsageError(msg)
     try:
-        return WebhookNotifier(webhook, secret=secret.encode(), tenant=tenant)
+        # the variable's own bytes: os.environ keeps bytes that are not UTF-8 as surrogates, which encode() refuses
+        return WebhookNotifier(webhook, secret=os.fsencode(secret), tenant=tenant)
     except InvalidInputError as error:
         raise click.BadParameter(str(error), param_hint="--webhook") from None
 

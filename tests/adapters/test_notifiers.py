@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import http.server
 import io
 import json
 import logging
+import math
 import socketserver
 import sys
 import threading
+import time as timer
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -254,6 +259,57 @@ def hook() -> Iterator[HookServer]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+class RawReceiver(socketserver.ThreadingTCPServer):
+    """A webhook receiver that reads the request, then writes *parts*, *pause* seconds before each; None hangs up."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, parts: list[bytes | None], pause: float) -> None:
+        super().__init__(("127.0.0.1", 0), RawAnswer)
+        self.parts, self.pause = parts, pause
+        self.done = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/secret-path"
+
+
+class RawAnswer(socketserver.StreamRequestHandler):
+    server: RawReceiver
+
+    def handle(self) -> None:
+        length = 0
+        while (line := self.rfile.readline()) not in {b"\r\n", b""}:
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        self.rfile.read(length)
+        try:
+            for part in self.server.parts:
+                self.server.done.wait(self.server.pause)
+                if part is None:
+                    return
+                self.wfile.write(part)
+                self.wfile.flush()
+            self.server.done.wait(5)  # hold the connection open: the notifier must not wait for more
+        except OSError:
+            pass  # the notifier hung up, as it should
+
+
+@contextmanager
+def raw_receiver(parts: list[bytes | None], pause: float = 0) -> Iterator[RawReceiver]:
+    server = RawReceiver(parts, pause)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.done.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def event(
@@ -551,6 +607,95 @@ class TestWebhook:
             WebhookNotifier("https://hooks.example/x", secret=SECRET, tenant="")
         assert "token" not in repr(WebhookNotifier("https://hooks.example/x?token=abc", secret=SECRET))
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://user:TOPSECRET@127.0.0.1/hook",
+            "https://TOPSECRET@hooks.example/hook",
+            "http://hooks.example:TOPSECRET/x",
+            "http://hooks.example:99999/TOPSECRET",
+            "http://hooks.example:0/TOPSECRET",
+            "http://[::1/TOPSECRET",
+            "http://[::1]TOPSECRET/x",
+            "http://[not-ipv6]/TOPSECRET",
+            "http://hooks..example/TOPSECRET",
+            "http://hooks.example/TOPSECRET path",
+            "http://hooks.example/TOPSECRET\r\nX-Injected: 1",
+            "http://hooks.example/TOPSECRET-caf\u00e9",
+            b"http://hooks.example/TOPSECRET",
+        ],
+    )
+    def test_a_url_with_a_password_or_a_bad_host_or_port_is_refused_quoting_none_of_it(self, url):
+        """Refused when made, as invalid input, not at every send as an untyped error quoting the URL's secret."""
+        with pytest.raises(InvalidInputError) as info:
+            WebhookNotifier(url, secret=SECRET)
+
+        assert "TOPSECRET" not in str(info.value)
+        assert "webhook URL" in str(info.value)
+
+    def test_good_urls_are_still_taken(self):
+        """IPv6 addresses, internationalized host names, ports and an empty port are fine."""
+        for url in (
+            "http://[::1]:8080/hook",
+            "https://b\u00fccher.example/hook?x=1",
+            "http://hooks.example:/hook",
+            "https://HOOKS.example.:443/a%20b",
+        ):
+            assert WebhookNotifier(url, secret=SECRET).url == url
+
+    @pytest.mark.parametrize(
+        ("answer", "cause"),
+        [
+            ([b"HELLO THERE\r\n\r\n"], "BadStatusLine"),  # not HTTP
+            ([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", None], "IncompleteRead"),  # cut short
+            ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "IncompleteRead"),  # bad chunk
+            ([b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"], "LineTooLong"),
+        ],
+        ids=["not-http", "cut-short", "bad-chunk", "long-header"],
+    )
+    def test_a_broken_answer_is_a_retryable_failure(self, answer, cause):
+        """Whatever breaks in the answer is a DeliveryError, retried, naming its cause and no part of the URL."""
+        with raw_receiver(answer) as receiver:
+            webhook = WebhookNotifier(receiver.url, secret=SECRET, timeout=5)
+            began = timer.monotonic()
+            with pytest.raises(DeliveryError, match=f"webhook delivery failed: {cause} ") as info:
+                webhook.send(event({"channel": "event"}))
+
+        assert timer.monotonic() - began < 4  # seen at once, not waited out
+        assert not info.value.permanent
+        assert "secret-path" not in str(info.value)
+        assert "127.0.0.1" not in str(info.value)
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            [b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n", *[b"x"] * 30],
+            [b"HTTP/1.1 200 OK\r\n", *[b"X"] * 30, b": y\r\nContent-Length: 0\r\n\r\n"],
+        ],
+        ids=["body", "headers"],
+    )
+    def test_the_timeout_bounds_the_whole_request(self, answer):
+        """A receiver trickling its answer a byte at a time is cut off at the timeout, not served for seconds."""
+        with raw_receiver(answer, pause=0.1) as receiver:
+            webhook = WebhookNotifier(receiver.url, secret=SECRET, timeout=0.5)
+            began = timer.monotonic()
+            with pytest.raises(DeliveryError, match=r"did not answer within 0\.5 s") as info:
+                webhook.send(event({"channel": "event"}))
+            took = timer.monotonic() - began
+
+        assert took < 2  # three seconds of trickle
+        assert not info.value.permanent
+
+    def test_only_the_start_of_a_long_answer_is_read(self):
+        """A 2xx with a huge body is a delivery as soon as its start is read: the body does not matter."""
+        answer = [b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n", b"x" * 200_000]
+        with raw_receiver(answer) as receiver:
+            webhook = WebhookNotifier(receiver.url, secret=SECRET, timeout=2)
+            began = timer.monotonic()
+            webhook.send(event({"channel": "event"}))
+
+            assert timer.monotonic() - began < 2
+
     def test_unreachable_receiver(self):
         """Nobody listening: a DeliveryError naming no URL."""
         with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as probe:
@@ -561,6 +706,98 @@ class TestWebhook:
             webhook.send(event({"channel": "event"}))
 
         assert "secret-path" not in str(info.value)
+
+
+class TestSignatures:
+    BODY = b'{"id":"m1"}'
+
+    def good(self) -> str:
+        return "sha256=" + hmac.new(SECRET, self.BODY, hashlib.sha256).hexdigest()
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            b"sha256=\xff\xfe",
+            "sha256=\xff\xfe",
+            "sha256=\u0663" * 10,
+            "sha1=" + "0" * 40,
+            "sha256=" + "0" * 63,
+            "sha256=" + "g" * 64,
+            "sha256=",
+            "",
+            b"",
+            None,
+            42,
+        ],
+    )
+    def test_a_malformed_header_is_not_a_signature(self, header):
+        """An unauthenticated client's header of any shape is False: the receiver refuses it, it does not crash."""
+        assert verify_signature(self.BODY, header, SECRET) is False
+
+    def test_a_good_signature_in_any_form(self):
+        """The header as text or bytes, with spaces around it or upper-case hex, signs the body."""
+        good = self.good()
+
+        assert verify_signature(self.BODY, good, SECRET)
+        assert verify_signature(bytearray(self.BODY), f" {good.upper().replace('SHA256=', 'sha256=')} ", SECRET)
+        assert verify_signature(self.BODY, good.encode(), SECRET)
+        assert not verify_signature(self.BODY + b" ", good, SECRET)
+
+    @pytest.mark.parametrize("secret", ["TOPSECRET-text", b"", bytearray(b"k"), None])
+    def test_a_secret_that_is_not_bytes_is_refused(self, secret):
+        """The receiver's secret follows the notifier's rule (non-empty bytes), whatever the request carries."""
+        with pytest.raises(InvalidInputError, match="secret") as info:
+            verify_signature(self.BODY, self.good(), secret)
+        with pytest.raises(InvalidInputError, match="secret"):
+            WebhookNotifier("https://hooks.example/x", secret=secret)
+
+        assert "TOPSECRET" not in str(info.value)
+
+
+BAD_TIMEOUTS = [-1, 0, "10", None, math.nan, math.inf, True, 3601, 10**400]
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS)
+def test_a_bad_timeout_is_refused_when_made(timeout):
+    """A timeout is a number of seconds, above 0, at most an hour: checked when the notifier is made."""
+    with pytest.raises(InvalidInputError, match="timeout"):
+        WebhookNotifier("https://hooks.example/x", secret=SECRET, timeout=timeout)
+    with pytest.raises(InvalidInputError, match="timeout"):
+        SMTPNotifier("smtp.example", sender="b@wash.example", resolve_address=ADDRESSES.get, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("port", "host", "credentials"),
+    [
+        (-5, "smtp.example", {}),
+        ("x", "smtp.example", {}),
+        (70000, "smtp.example", {}),
+        (0, "smtp.example", {}),
+        (True, "smtp.example", {}),
+        (587, "", {}),
+        (587, "smtp.example\r\nRCPT", {}),
+        (587, None, {}),
+        (587, "smtp.example", {"username": "bookings", "password": "p\u00e4ss-TOPSECRET"}),
+        (587, "smtp.example", {"username": "b\u00f6okings"}),
+        (587, "smtp.example", {"password": 1234}),
+    ],
+)
+def test_a_bad_smtp_server_or_login_is_refused_when_made(port, host, credentials):
+    """Port 1 to 65535 (not a bool), a host name, ASCII credentials: smtplib cannot use anything else."""
+    with pytest.raises(InvalidInputError, match="SMTP") as info:
+        SMTPNotifier(host, port, sender="b@wash.example", resolve_address=ADDRESSES.get, **credentials)
+
+    assert "TOPSECRET" not in str(info.value)
+
+
+def test_good_timeouts_are_taken():
+    assert 0.25 == WebhookNotifier("https://hooks.example/x", secret=SECRET, timeout=0.25).timeout
+    assert (
+        3600
+        == SMTPNotifier(
+            "smtp.example", 465, sender="b@wash.example", resolve_address=ADDRESSES.get, timeout=3600
+        ).timeout
+    )
 
 
 class TestRouting:
@@ -651,6 +888,12 @@ class TestConsoleAndLogs:
         first, second = stream.getvalue().splitlines()
         assert first == f"tenant=north {second}"
 
+    @pytest.mark.parametrize("tenant", ["", 5, b"north"])
+    def test_a_console_tenant_is_checked(self, tenant):
+        """As for a webhook: a tenant is a non-empty string (or None)."""
+        with pytest.raises(InvalidInputError, match="tenant"):
+            ConsoleNotifier(io.StringIO(), tenant=tenant)
+
     def test_console_defaults_to_stdout(self, capsys):
         ConsoleNotifier().send(event(PERSON))
 
@@ -713,6 +956,22 @@ class TestApprise:
 
         assert not failed.value.permanent
         assert "secret-token" not in str(bad.value)
+
+    def test_one_url_as_a_string_is_that_url(self, services):
+        """A resolver giving one URL as a string reaches it: the string is not taken as a list of characters."""
+        services.clear()
+
+        AppriseNotifier(lambda _: "slotenginetest://whatsapp/ann").send(event(PERSON))
+
+        assert ["slotenginetest://whatsapp/ann"] == [url for url, _, _ in services]
+
+    @pytest.mark.parametrize("found", [42, [b"slotenginetest://x"], ["slotenginetest://x", None], b"bytes://x"])
+    def test_urls_that_are_not_strings_are_refused_naming_the_recipient(self, services, found):
+        """Anything but URL strings is a permanent failure that says so and names the recipient, not a URL."""
+        with pytest.raises(PermanentDeliveryError, match=r"urls_by_recipient gave .* for client:ann") as info:
+            AppriseNotifier(lambda _: found).send(event(PERSON))
+
+        assert "slotenginetest" not in str(info.value)
 
 
 def test_apprise_missing_says_what_to_install(monkeypatch):

@@ -23,24 +23,34 @@ Importing this module imports the standard library only; apprise is imported whe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import http.client
+import io
+import ipaddress
 import json
 import logging
+import re
 import smtplib
+import socket
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from typing import Any, ClassVar, Final, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TextIO
 
 from slotengine.errors import InvalidInputError, SlotEngineError
 from slotengine.outbox import OutboxMessage
 from slotengine.ports import Notifier
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -74,8 +84,8 @@ class PermanentDeliveryError(DeliveryError):
     """
     A message that no retry can deliver: no address for the recipient, a channel nobody handles, a refusal.
 
-    The relay still records it like any failure (so it is given up after ``max_attempts``); the class name
-    in ``last_error`` tells an operator it will not heal by itself.
+    The relay records it like any failure but gives the message up at once, without spending the rest of
+    ``max_attempts``; the class name in ``last_error`` tells an operator it will not heal by itself.
     """
 
     code: ClassVar[str] = "delivery_refused"
@@ -102,6 +112,29 @@ def _channel(payload: Mapping[str, Any]) -> str:
 def _one_line(text: object) -> str:
     """*text* with every run of whitespace (line breaks included) made one space, for headers and log lines."""
     return " ".join(str(text).split())
+
+
+_MAX_TIMEOUT: Final = 3600
+"""The longest a notifier may wait for its server, in seconds: a longer wait only holds the relay up."""
+
+
+def _timeout(timeout: object, owner: str) -> float:
+    """*timeout* as seconds, refused unless a finite number above 0 and at most an hour (not a bool or text)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        msg = f"the {owner} timeout must be a number of seconds such as 10, not {type(timeout).__name__}"
+        raise InvalidInputError(msg)
+    if not 0 < timeout <= _MAX_TIMEOUT:  # NaN fails both comparisons
+        msg = f"the {owner} timeout must be more than 0 and at most {_MAX_TIMEOUT} seconds (got {timeout!r})"
+        raise InvalidInputError(msg)
+    return float(timeout)
+
+
+def _tenant(tenant: object, owner: str) -> str | None:
+    """*tenant*, refused unless None or a non-empty string (the id every line or body is labelled with)."""
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        msg = f"the {owner} tenant must be a non-empty string (a business id), or None"
+        raise InvalidInputError(msg)
+    return tenant
 
 
 def message_line(message: OutboxMessage) -> str:
@@ -132,11 +165,14 @@ class ConsoleNotifier:
 
     For development: it shows what would be sent without sending it, and never prints a body or an address.
     With *tenant*, each line starts ``tenant=<id>``: one console serving several businesses tells them apart.
+
+    Raises:
+        InvalidInputError: *tenant* is not None nor a non-empty string.
     """
 
     def __init__(self, stream: TextIO | None = None, *, tenant: str | None = None) -> None:
         self.stream = stream
-        self.tenant = tenant
+        self.tenant = _tenant(tenant, "console's")
 
     def send(self, message: OutboxMessage) -> None:
         """Print *message*'s line."""
@@ -216,13 +252,16 @@ class SMTPNotifier:
         ics: Makes the calendar file (``.ics``) to attach to a message, or None for none, such as
             ``lambda m: booking_calendar(...)`` from `slotengine.ical`; its METHOD (REQUEST, CANCEL) is
             passed on in the attachment's content type.
-        timeout: Seconds to wait for the server.
+        timeout: Seconds to wait for the server (more than 0, at most an hour).
         ssl_context: The TLS context for ``starttls``/``ssl`` (the system's defaults if None).
 
     Every copy of one message (the relay may send twice after a crash) has the same ``Message-ID``, derived
     from its dedupe key, so a mail system that deduplicates drops the copy.
 
     Raises:
+        InvalidInputError: a *host* that is not a host name, a *port* not from 1 to 65535, a *timeout* that is
+            not a number of seconds above 0, a *sender* that is not an address, both *starttls* and *ssl*,
+            or a *username* or *password* that is not ASCII text (smtplib cannot log in with any other).
         PermanentDeliveryError: from `send`, for a message of another channel, without an address, or with an
             address that is not one plain e-mail address, or refused by the server for good (5xx).
         DeliveryError: from `send`, when the server is unreachable or answers with a temporary error.
@@ -243,13 +282,24 @@ class SMTPNotifier:
         timeout: float = 10,
         ssl_context: Any = None,
     ) -> None:
-        envelope = parseaddr(sender)[1]
+        if not isinstance(host, str) or not host or any(c.isspace() or not c.isprintable() for c in host):
+            msg = "the SMTP host must be a host name or address, such as 'smtp.shop.example'"
+            raise InvalidInputError(msg)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            msg = "the SMTP port must be a whole number from 1 to 65535, such as 25, 465 or 587"
+            raise InvalidInputError(msg)
+        for name, value in (("user name", username), ("password", password)):
+            if value is not None and (not isinstance(value, str) or not value.isascii()):
+                msg = f"the SMTP {name} must be ASCII text: smtplib cannot log in with any other"
+                raise InvalidInputError(msg)
+        envelope = parseaddr(sender)[1] if isinstance(sender, str) else ""
         if not _plain_address(envelope):
             msg = "sender must be an e-mail address, optionally with a name: 'Shop <bookings@shop.example>'"
             raise InvalidInputError(msg)
         if starttls and ssl:
             msg = "choose starttls (upgrade a plain connection) or ssl (TLS from the start), not both"
             raise InvalidInputError(msg)
+        seconds = _timeout(timeout, "SMTP")
         self.host = host
         self.port = port
         self.sender = sender
@@ -260,7 +310,7 @@ class SMTPNotifier:
         self.starttls = starttls
         self.ssl = ssl
         self.ics = ics
-        self.timeout = timeout
+        self.timeout = seconds
         self.ssl_context = ssl_context
         self.domain = envelope.rsplit("@", 1)[1]
 
@@ -334,7 +384,7 @@ class SMTPNotifier:
             error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else DeliveryError
             msg = f"the SMTP server answered {exc.smtp_code} (message {message.id})"
             raise error(msg, message_id=message.id, smtp_code=exc.smtp_code) from None
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: a UnicodeError, say
             msg = f"SMTP delivery failed: {type(exc).__name__} (message {message.id})"
             raise DeliveryError(msg, message_id=message.id) from None
 
@@ -364,17 +414,100 @@ def _sign(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, header: str | None, secret: bytes) -> bool:
+def _secret(secret: object) -> bytes:
+    """*secret*, refused unless non-empty bytes: the one rule for signing (`WebhookNotifier`) and checking."""
+    if not isinstance(secret, bytes) or not secret:
+        msg = "the webhook secret must be non-empty bytes, such as secrets.token_bytes(32) (encode a text secret)"
+        raise InvalidInputError(msg)
+    return secret
+
+
+_SIGNATURE: Final = re.compile(r"sha256=([0-9a-fA-F]{64})")
+
+
+def verify_signature(body: bytes, header: str | bytes | None, secret: bytes) -> bool:
     """
     Whether *header* (the ``X-Slotengine-Signature`` value) signs the raw request *body* with *secret*.
 
-    Compare before parsing the body, in constant time (this does). A receiver should also drop a message
-    whose ``dedupe_key`` it has already processed: the relay delivers at least once, and a replayed request
-    carries a key already seen.
+    Compare before parsing the body, in constant time (this does). A header that is not ``sha256=`` and 64 hex
+    digits (missing, non-ASCII, another scheme, cut short) is False, never an error: a forged request gets a
+    refusal, not a crash. A receiver should also drop a message whose ``dedupe_key`` it has already processed:
+    the relay delivers at least once, and a replayed request carries a key already seen.
+
+    Raises:
+        InvalidInputError: *secret* is not non-empty bytes, as `WebhookNotifier` requires (the receiver is
+            misconfigured whatever the request, so this raises rather than answering False).
     """
-    if not header or not isinstance(body, bytes | bytearray):
+    key = _secret(secret)
+    if isinstance(header, bytes | bytearray):
+        header = bytes(header).decode("latin-1")  # as http.server decodes headers; non-ASCII fails the pattern
+    if not isinstance(header, str) or not isinstance(body, bytes | bytearray):
         return False
-    return hmac.compare_digest(_sign(bytes(body), secret), header.strip())
+    found = _SIGNATURE.fullmatch(header.strip())
+    if found is None:
+        return False
+    return hmac.compare_digest(hmac.new(key, bytes(body), hashlib.sha256).hexdigest(), found[1].lower())
+
+
+_URL_SHAPE: Final = "the webhook URL must be an http:// or https:// URL, such as https://hooks.example/slotengine"
+_NETLOC: Final = re.compile(r"(\[[^\[\]]*\]|[^\[\]:]*)(:[0-9]*)?")
+"""A URL's host and port, once a user name or password is ruled out: a name or a bracketed IPv6 address."""
+_HOST_NAME: Final = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+def _webhook_url(url: object) -> str:
+    """
+    *url*, refused unless an http(s) URL that a request can go to (`WebhookNotifier` says what is refused).
+
+    The messages quote no part of the URL: a user name, password, port or path may hold a token.
+    """
+    if not isinstance(url, str):
+        raise InvalidInputError(_URL_SHAPE)
+    if any(c <= " " or c == "\x7f" for c in url):  # http.client refuses them; urlsplit drops some silently
+        msg = "the webhook URL must not contain spaces or control characters: percent-encode them"
+        raise InvalidInputError(msg)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        msg = "the webhook URL's host is malformed (an IPv6 address goes in brackets: http://[2001:db8::1]/hook)"
+        raise InvalidInputError(msg) from None
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise InvalidInputError(_URL_SHAPE)
+    if "@" in parts.netloc:
+        msg = "the webhook URL must not hold a user name or password: the receiver checks the signature instead"
+        raise InvalidInputError(msg)
+    netloc = _NETLOC.fullmatch(parts.netloc)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if netloc is None or port == 0:
+        msg = "the webhook URL's host or port is malformed: a port is a number from 1 to 65535 (http://host:8080/)"
+        raise InvalidInputError(msg)
+    if not _valid_host(parts.hostname, bracketed=netloc[1].startswith("[")):
+        msg = "the webhook URL's host is malformed: give a host name, an IPv4 address or a bracketed IPv6 address"
+        raise InvalidInputError(msg)
+    if not (parts.path + parts.query + parts.fragment).isascii():
+        msg = "the webhook URL's path and query must be ASCII: percent-encode other characters"
+        raise InvalidInputError(msg)
+    return url
+
+
+def _valid_host(host: str | None, *, bracketed: bool) -> bool:
+    """Whether *host* (from a URL, brackets removed) is an IPv6 address if *bracketed*, else a host name."""
+    if not host:
+        return False
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    try:
+        name = host.encode("idna").decode("ascii")  # an internationalized name, as the request sends it
+    except UnicodeError:  # an empty or overlong label
+        return False
+    return _HOST_NAME.fullmatch(name.lower()) is not None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -382,6 +515,107 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, *_: Any, **__: Any) -> None:
         return None
+
+
+_MAX_ANSWER: Final = 64 * 1024
+"""How much of a webhook's answer is read, at most: only its status matters, and a receiver may send a lot."""
+
+
+class _Deadline:
+    """The moment one webhook request must be over by: every read and write waits only for the time left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """The seconds left; a `TimeoutError` once there are none."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            msg = "the webhook request ran out of time"
+            raise TimeoutError(msg)
+        return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each read waiting only for the time its request has left: a trickled answer stops."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # holds the socket open until the answer is closed
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
+        self._sock.settimeout(self._deadline.left())
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket as http.client uses it (send, read, close), every operation bounded by a deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: ReadableBuffer, /) -> None:
+        self._sock.settimeout(self._deadline.left())
+        self._sock.sendall(data)
+
+    def makefile(self, *_: object, **__: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _BoundedHTTP(http.client.HTTPConnection):
+    """An HTTP connection whose whole request, from connecting to reading the answer, has one deadline."""
+
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        self.timeout = self.deadline.left()  # connecting (and TLS) wait at most the time left, each step
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.deadline)
+
+
+class _BoundedHTTPS(_BoundedHTTP, http.client.HTTPSConnection):
+    """The same over TLS: the deadline takes over the socket once TLS is set up."""
+
+
+def _deadline(request: urllib.request.Request) -> _Deadline:
+    """A deadline *request*'s timeout from now (`WebhookNotifier` always gives one)."""
+    return _Deadline(request.timeout if isinstance(request.timeout, int | float) else _MAX_TIMEOUT)
+
+
+class _BoundedHTTPHandler(urllib.request.HTTPHandler):
+    """Opens http:// URLs with `_BoundedHTTP`: the request's timeout bounds all of it, not each read."""
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_BoundedHTTP, deadline=_deadline(req)), req)
+
+
+class _BoundedHTTPSHandler(urllib.request.HTTPSHandler):
+    """Opens https:// URLs with `_BoundedHTTPS` (and Python's default TLS context: certificates checked)."""
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_BoundedHTTPS, deadline=_deadline(req)), req)
+
+
+def _read_answer(response: http.client.HTTPResponse) -> None:
+    """Read the answer's body, `_MAX_ANSWER` bytes at most; one cut short is an `http.client.IncompleteRead`."""
+    answer = response.read(_MAX_ANSWER)
+    if len(answer) < _MAX_ANSWER and response.length:
+        raise http.client.IncompleteRead(answer, response.length)
 
 
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
@@ -397,28 +631,25 @@ class WebhookNotifier:
     ``X-Slotengine-Dedupe-Key``. Redirects are not followed. Receivers check the signature with
     `verify_signature` and drop a dedupe key they have seen (the relay delivers at least once).
 
+    *timeout* (seconds, more than 0 and at most an hour) bounds each request as a whole, from connecting to
+    the end of the answer, so a receiver that trickles its answer cannot hold the relay up; at most 64 KiB
+    of the answer is read (only its status matters).
+
     Raises:
-        InvalidInputError: the URL is not http(s), the secret is empty, or *tenant* is an empty string.
-        DeliveryError: from `send`, on a network error, a timeout, a redirect, or a 5xx, 408, 425 or 429.
+        InvalidInputError: the URL is not http(s), holds a user name or password, or has a malformed host or
+            port; the secret is not non-empty bytes; *timeout* is not a number of seconds as above; or
+            *tenant* is an empty string. The message quotes no part of the URL.
+        DeliveryError: from `send`, on a network error, a timeout, an answer that is not HTTP or is cut short,
+            a redirect, or a 5xx, 408, 425 or 429; it names no part of the URL.
         PermanentDeliveryError: from `send`, on any other 4xx.
     """
 
     def __init__(self, url: str, *, secret: bytes, timeout: float = 10, tenant: str | None = None) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            msg = "the webhook URL must be an http:// or https:// URL"
-            raise InvalidInputError(msg)
-        if not isinstance(secret, bytes) or not secret:
-            msg = "the webhook secret must be non-empty bytes (e.g. secrets.token_bytes(32))"
-            raise InvalidInputError(msg)
-        if tenant is not None and (not isinstance(tenant, str) or not tenant):
-            msg = "the webhook's tenant must be a non-empty string"
-            raise InvalidInputError(msg)
-        self.url = url
-        self._secret = secret
-        self.timeout = timeout
-        self.tenant = tenant
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self.url = _webhook_url(url)
+        self._secret = _secret(secret)
+        self.timeout = _timeout(timeout, "webhook")
+        self.tenant = _tenant(tenant, "webhook's")
+        self._opener = urllib.request.build_opener(_NoRedirect, _BoundedHTTPHandler, _BoundedHTTPSHandler)
 
     def __repr__(self) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -448,19 +679,27 @@ class WebhookNotifier:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 status = int(response.status)
-                response.read()
+                _read_answer(response)
         except urllib.error.HTTPError as exc:
             status = int(exc.code)
             exc.close()
-        except (urllib.error.URLError, OSError) as exc:
-            msg = f"webhook delivery failed: {type(exc).__name__} (message {message.id})"
-            raise DeliveryError(msg, message_id=message.id) from None
+        except (http.client.HTTPException, OSError, ValueError) as exc:  # URLError is an OSError
+            raise self._failure(exc, message) from None
         if 200 <= status < 300:
             return
         permanent = 400 <= status < 500 and status not in _RETRYABLE_4XX
         error = PermanentDeliveryError if permanent else DeliveryError
         msg = f"the webhook answered HTTP {status} (message {message.id})"
         raise error(msg, message_id=message.id, status=status)
+
+    def _failure(self, exc: Exception, message: OutboxMessage) -> DeliveryError:
+        """The retryable error for a request that got no usable answer, naming its cause's class, never the URL."""
+        cause = exc.reason if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, Exception) else exc
+        if isinstance(cause, TimeoutError):
+            msg = f"the webhook did not answer within {self.timeout:g} s (message {message.id})"
+        else:
+            msg = f"webhook delivery failed: {type(cause).__name__} (message {message.id})"
+        return DeliveryError(msg, message_id=message.id)
 
 
 class RoutingNotifier:
@@ -515,20 +754,22 @@ class AppriseNotifier:
 
     Args:
         urls_by_recipient: Maps a recipient id (``"client:ann"``) to the apprise URLs that reach that person
-            (``["tgram://bot-token/chat-id"]``); an empty list is a permanent failure. The URLs hold tokens
-            and phone numbers: keep them in your application, not in the outbox.
+            (``["tgram://bot-token/chat-id"]``), or to one URL as a string (taken as that one URL, never as a
+            sequence of characters); None or an empty list is a permanent failure. The URLs hold tokens and
+            phone numbers: keep them in your application, not in the outbox.
 
     The subject is sent as the title and the body as the body. Booking events (channel ``"event"``) are
     refused: route them elsewhere.
 
     Raises:
         ImportError: apprise is not installed (``pip install slotengine[notify]``).
-        PermanentDeliveryError: from `send`, for a recipient without URLs, a URL apprise does not
+        PermanentDeliveryError: from `send`, for a recipient without URLs, *urls_by_recipient* giving
+            something that is not URLs (the error names the recipient, never a URL), a URL apprise does not
             understand, or a message that is not for a person.
         DeliveryError: from `send`, when a service did not accept the message.
     """
 
-    def __init__(self, urls_by_recipient: Callable[[str], list[str]]) -> None:
+    def __init__(self, urls_by_recipient: Callable[[str], str | Iterable[str] | None]) -> None:
         try:
             import apprise  # noqa: F401
         except ImportError:
@@ -544,7 +785,7 @@ class AppriseNotifier:
 
         payload = _payload(message)
         recipient, subject, body = _person_message(message, payload, "AppriseNotifier")
-        urls = list(self.urls_by_recipient(recipient) or [])
+        urls = _apprise_urls(self.urls_by_recipient(recipient), recipient, message)
         if not urls:
             msg = f"no apprise URL for {recipient} (message {message.id})"
             raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
@@ -556,3 +797,19 @@ class AppriseNotifier:
         if not sender.notify(body=body, title=_one_line(subject)):
             msg = f"apprise could not deliver to {recipient} (message {message.id})"
             raise DeliveryError(msg, message_id=message.id, recipient=recipient)
+
+
+def _apprise_urls(found: object, recipient: str, message: OutboxMessage) -> list[str]:
+    """The URLs *found* for *recipient*: one string is one URL; anything but strings is refused for good."""
+    if not found:
+        return []
+    if isinstance(found, str):
+        return [found]
+    what = type(found).__name__
+    if isinstance(found, Iterable) and not isinstance(found, bytes | bytearray | Mapping):
+        urls = list(found)
+        if all(isinstance(url, str) and url for url in urls):
+            return urls
+        what = f"a {what} holding something other than URL strings"
+    msg = f"urls_by_recipient gave {what} for {recipient}, not a list of apprise URLs (message {message.id})"
+    raise PermanentDeliveryError(msg, message_id=message.id, recipient=recipient)
