@@ -72,6 +72,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from slotengine._checks import shown, tuple_of
 from slotengine._time import (
     EPOCH,
     MAX_INSTANT,
@@ -92,7 +93,17 @@ from slotengine.intervals import (
     _merge,
     check_interval,
 )
-from slotengine.model import UNLIMITED, Need, Resource, ResourceRole, Service, ServiceUnit, check_id
+from slotengine.model import (
+    MAX_UNITS,
+    UNLIMITED,
+    Need,
+    Resource,
+    ResourceRole,
+    Service,
+    ServiceUnit,
+    check_id,
+    check_text,
+)
 
 __all__ = [
     "Assignment",
@@ -244,13 +255,41 @@ class Load:
         return Interval(self.interval.start - self.buffer_before, self.interval.end + self.buffer_after)
 
 
+def _assignment_need(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
+        msg = f"an assignment's need is the need's index in Service.needs, 0 to {MAX_UNITS:,}, got {shown(value)}"
+        raise InvalidInputError(msg, field="need")
+    return value
+
+
+def _assignment_label(value: object) -> str:
+    return check_text(value, "assignment label", allow_empty=True)
+
+
+def _assignment_ids(value: object) -> tuple[str, ...]:
+    ids = tuple_of(value, str, "resource_ids", label="an assignment's resource_ids")
+    for rid in ids:
+        check_id(rid, "resource id")
+    return ids
+
+
 @attrs.frozen
 class Assignment:
-    """The resources chosen for one need of a service (``need`` is its index in ``Service.needs``)."""
+    """
+    The resources chosen for one need of a service (``need`` is its index in ``Service.needs``).
 
-    need: int
-    label: str
-    resource_ids: tuple[str, ...]
+    Checked when built, like every value a booking holds, so that a booking can always be stored and read
+    back: *resource_ids* is a collection of ids read once (a list or a generator is kept as a tuple; a
+    string is refused, not taken for its letters), *label* is text (the need's label, empty if it has none)
+    and *need* a whole number, not a flag.
+
+    Raises:
+        InvalidInputError: any field is invalid (``field`` names it).
+    """
+
+    need: int = attrs.field(converter=_assignment_need)
+    label: str = attrs.field(converter=_assignment_label)
+    resource_ids: tuple[str, ...] = attrs.field(converter=_assignment_ids)
 
 
 def _slot_assignments(value: object) -> tuple[Assignment, ...]:

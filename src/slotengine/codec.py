@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from slotengine._time import to_utc
 from slotengine.availability import Assignment
@@ -52,6 +53,8 @@ __all__ = [
     "outbox_to_dict",
     "resource_from_dict",
     "resource_to_dict",
+    "schedule_from_dict",
+    "schedule_to_dict",
     "service_from_dict",
     "service_to_dict",
     "transition_from_dict",
@@ -59,15 +62,56 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
+_V = TypeVar("_V")
 _US = timedelta(microseconds=1)
 
 
-_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def dumps(doc: Doc) -> str:
-    """Return *doc* as compact, key-sorted JSON (stable text, so equal values give equal rows)."""
-    return _ENCODER.encode(doc)
+    """
+    Return *doc* as compact, key-sorted JSON (stable text, so equal values give equal rows).
+
+    Only what `loads` gives back unchanged is written: a NaN or infinite float (not JSON), an integer too long
+    for Python to write, a value JSON has no type for, a circular document, or a key that is not a string
+    (JSON would write ``1`` as ``"1"``, and it would read back as another key) raise `InvalidInputError`.
+    The values' own checks keep every document made by the ``*_to_dict`` functions within these bounds.
+
+    Raises:
+        InvalidInputError: *doc* holds something JSON cannot write and read back as it was.
+    """
+    try:
+        text = _ENCODER.encode(doc)
+    except (TypeError, ValueError) as exc:  # ValueError: NaN, circular, or an int beyond Python's digit limit
+        msg = "cannot store this document as JSON: "
+        with contextlib.suppress(ValueError):  # str() of an error about an enormous integer can fail too
+            msg += str(exc)[:300]
+        raise InvalidInputError(msg) from None
+    except RecursionError:
+        msg = "cannot store this document as JSON: nested too deeply"
+        raise InvalidInputError(msg) from None
+    _check_keys(doc)
+    return text
+
+
+def _check_keys(doc: object) -> None:
+    """Refuse a mapping key that is not a string in *doc* (encoded, so free of cycles), where it is."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    msg = (
+                        f"cannot store this document as JSON: the key {_show(key)} is not a string "
+                        "(JSON would write it as one, read back as another key)"
+                    )
+                    raise InvalidInputError(msg, field="key")
+                if isinstance(value, dict | list | tuple):
+                    stack.append(value)
+        elif isinstance(node, list | tuple):
+            stack.extend(v for v in node if isinstance(v, dict | list | tuple))
 
 
 def loads(text: str) -> Doc:
@@ -104,6 +148,10 @@ def _guard(build: Any, doc: Any, what: str) -> Any:
     except SlotEngineError as exc:  # a value's own rule, such as a transition record's lifecycle edge
         msg = f"malformed stored {what}: {exc}"
         raise InvalidInputError(msg) from None
+    except KeyError as exc:  # the decoders read every key by name: a damaged document lacks one
+        key = exc.args[0] if exc.args else "?"
+        msg = f"malformed stored {what}: the field {_show(key)} is missing"
+        raise InvalidInputError(msg, field=str(key)) from None
     except _DECODING_ERRORS as exc:
         msg = f"malformed stored {what}: {type(exc).__name__}"
         with contextlib.suppress(ValueError):  # str() of an error about an enormous integer can fail too
@@ -118,7 +166,8 @@ def _guard(build: Any, doc: Any, what: str) -> Any:
 # InvalidInputError naming the field, so a damaged row is reported rather than loaded with another value.
 
 _MAX_US: Final = timedelta.max // _US
-_DECIMAL: Final = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:E[+-]?\d+)?", re.IGNORECASE)
+_DECIMAL: Final = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:E[+-]?\d+)?", re.IGNORECASE | re.ASCII)
+"""A decimal as `Decimal.__str__` writes it, in ASCII digits: ``\\d`` alone takes ``"１０"`` and ``"٥٠"``."""
 
 
 def _show(value: Any) -> str:
@@ -181,7 +230,19 @@ def _object(value: Any, field: str) -> Doc:
 def _decimal(value: Any, field: str) -> Decimal:
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         raise _wrong(field, "a decimal number written as a string", value)
-    return Decimal(value)
+    try:
+        return Decimal(value)
+    except ArithmeticError:  # decimal.InvalidOperation: an exponent beyond what Decimal holds
+        raise _wrong(field, "a decimal number Python can hold", value) from None
+
+
+def _iso(parse: Callable[[str], _V], value: Any, field: str, expected: str) -> _V:
+    """*value* read by *parse* (a ``fromisoformat``), or an `InvalidInputError` naming *field* if it cannot be."""
+    text = _text(value, field)
+    try:
+        return parse(text)
+    except ValueError:
+        raise _wrong(field, expected, value) from None
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -193,14 +254,14 @@ def _from_instant(value: Any, field: str = "instant") -> datetime | None:
 
 
 def _instant_required(value: Any, field: str = "instant") -> datetime:
-    instant = datetime.fromisoformat(_text(value, field))
+    instant = _iso(datetime.fromisoformat, value, field, "an ISO 8601 instant")
     if instant.tzinfo is None:
         raise _wrong(field, "an instant with its UTC offset", value)
     return instant
 
 
 def _from_date(value: Any, field: str) -> date:
-    return date.fromisoformat(_text(value, field))
+    return _iso(date.fromisoformat, value, field, "an ISO 8601 date")
 
 
 def _duration(value: timedelta | None) -> int | None:
@@ -232,7 +293,7 @@ def _time(value: time | None) -> str | None:
 
 
 def _from_time(value: Any, field: str = "time") -> time | None:
-    return None if value is None else time.fromisoformat(_text(value, field))
+    return None if value is None else _iso(time.fromisoformat, value, field, "an ISO 8601 time of day")
 
 
 def _attribute(value: Any) -> Any:
@@ -273,7 +334,10 @@ def _range(value: TimeRange) -> list[str]:
 
 def _from_range(value: Any, field: str = "hours") -> TimeRange:
     start, end = _list(value, field, 2)
-    return TimeRange(time.fromisoformat(_text(start, field)), time.fromisoformat(_text(end, field)))
+    return TimeRange(
+        _iso(time.fromisoformat, start, f"{field} start", "an ISO 8601 time of day"),
+        _iso(time.fromisoformat, end, f"{field} end", "an ISO 8601 time of day"),
+    )
 
 
 def _recurrence(value: Recurrence) -> Doc:
@@ -287,7 +351,7 @@ def _recurrence(value: Recurrence) -> Doc:
 
 
 def _wall(value: Any, field: str) -> datetime:
-    return datetime.fromisoformat(_text(value, field))
+    return _iso(datetime.fromisoformat, value, field, "an ISO 8601 date and time")
 
 
 def _from_recurrence(value: Any) -> Recurrence:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
+from slotengine._checks import shown, tuple_of
 from slotengine._time import check_flag, get_zone, to_utc
 from slotengine.booking import Booking
 from slotengine.errors import InvalidInputError
@@ -91,7 +92,7 @@ def _unicode(value: str, field: str) -> str:
     """
     given: object = value
     if not isinstance(given, str):
-        msg = f"{field} must be text, not {type(given).__name__} {given!r}"
+        msg = f"{field} must be text, not {type(given).__name__} {shown(given)}"
         raise InvalidInputError(msg, field=field)
     if not value.isascii():  # ASCII text cannot hold a lone surrogate
         try:
@@ -102,6 +103,24 @@ def _unicode(value: str, field: str) -> str:
                 f"{exc.start}), which a calendar file (UTF-8) cannot hold"
             )
             raise InvalidInputError(msg, field=field) from None
+    return value
+
+
+def _booking(value: object, field: str = "booking") -> Booking:
+    """*value* if it is a `Booking`, else an `InvalidInputError` naming *field* (not an AttributeError later)."""
+    if not isinstance(value, Booking):
+        msg = f"{field} must be a Booking, not {type(value).__name__}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def _names(value: object, field: str) -> Mapping[str, str]:
+    """*value* if it is a mapping of ids to names (each checked as text), else an `InvalidInputError` naming *field*."""
+    if not isinstance(value, Mapping):
+        msg = f"{field} must be a mapping of ids to names, such as {{'box1': 'Box 1'}}, not {type(value).__name__}"
+        raise InvalidInputError(msg, field=field)
+    for text in value.values():
+        _unicode(text, field)
     return value
 
 
@@ -264,7 +283,7 @@ def booking_event(
     *,
     business: str,
     service_name: str,
-    resource_names: Sequence[str] = (),
+    resource_names: Iterable[str] = (),
     organizer: str,
     attendee: str | None = None,
     zone: str,
@@ -280,7 +299,8 @@ def booking_event(
         booking: The booking, as it is now.
         business: The business's name (in the SUMMARY and as the organizer's name).
         service_name: What was booked (the SUMMARY).
-        resource_names: Who or what serves it (in the DESCRIPTION).
+        resource_names: Who or what serves it (in the DESCRIPTION): a collection of names, read once (a
+            generator will do; a single string is refused, not written letter by letter).
         organizer: The business's address (``bookings@shop.example`` or a ``mailto:`` URI).
         attendee: The client's address, or None to name no attendee (a feed for staff should not).
         zone: The IANA zone to write the times in (the business's, or the client's).
@@ -292,16 +312,19 @@ def booking_event(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown zone, an empty address or one with a control character, a naive
-            *stamp*, text holding a lone surrogate (the error names the argument).
+        InvalidInputError: *booking* is not a `Booking`, *resource_names* not a collection of text, an unknown
+            zone, an empty address or one with a control character, a naive *stamp*, text holding a lone
+            surrogate (the error names the argument).
     """
     _require()
     import icalendar
 
+    booking = _booking(booking)
     tz = get_zone(zone)
     for field, text in (("business", business), ("service_name", service_name), ("location", location or "")):
         _unicode(text, field)
-    for name in resource_names:
+    names = tuple_of(resource_names, str, "resource_names")
+    for name in names:
         _unicode(name, "resource_names")
     event = icalendar.Event()
     event.add("uid", booking_uid(booking.id, tenant))
@@ -313,8 +336,8 @@ def booking_event(
     event.add("status", "CANCELLED" if check_flag(cancelled, "cancelled") else event_status(booking))
     event.add("summary", _text(f"{service_name} – {business}"))
     lines = [service_name]
-    if resource_names:
-        lines.append("With " + ", ".join(resource_names))
+    if names:
+        lines.append("With " + ", ".join(names))
     lines.append(f"Booking {booking.id}")
     event.add("description", _text("\n".join(lines)))
     if location:
@@ -338,7 +361,7 @@ def booking_calendar(
     *,
     business: str,
     service_name: str,
-    resource_names: Sequence[str] = (),
+    resource_names: Iterable[str] = (),
     organizer: str,
     attendee: str | None = None,
     zone: str,
@@ -356,10 +379,15 @@ def booking_calendar(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown method or zone, an empty address or one with a control character,
-            text holding a lone surrogate (the error names the argument).
+        InvalidInputError: *booking* is not a `Booking`, an unknown method or zone, an empty address or one
+            with a control character, text holding a lone surrogate (the error names the argument).
     """
     _require()
+    booking = _booking(booking)
+    given: object = method
+    if given is not None and not isinstance(given, str):
+        msg = f"method must be REQUEST, CANCEL or PUBLISH as text, or None, got {type(given).__name__} {shown(given)}"
+        raise InvalidInputError(msg, field="method")
     chosen = (method or ("CANCEL" if event_status(booking) == "CANCELLED" else "REQUEST")).upper()
     if chosen not in _METHODS:
         msg = f"method must be REQUEST or CANCEL (or PUBLISH), got {method!r}"
@@ -418,16 +446,16 @@ def agenda_feed(
 
     Raises:
         ImportError: icalendar is not installed.
-        InvalidInputError: an unknown zone, an empty organizer or one with a control character, text holding
-            a lone surrogate (the error names the argument).
+        InvalidInputError: *bookings* is not a collection of `Booking` values, *service_names* or
+            *resource_names* not a mapping of ids to text, an unknown zone, an empty organizer or one with a
+            control character, text holding a lone surrogate (the error names the argument).
     """
     _require()
-    chosen = sorted(bookings, key=lambda b: (b.start, b.id))
+    chosen = sorted(tuple_of(bookings, Booking, "bookings"), key=lambda b: (b.start, b.id))
     key = get_zone(zone).key
     _unicode(name or "", "name")
-    for field, names in (("service_names", service_names), ("resource_names", resource_names)):
-        for text in names.values():
-            _unicode(text, field)
+    service_names = _names(service_names, "service_names")
+    resource_names = _names(resource_names, "resource_names")
     calendar = _calendar("PUBLISH", name)
     calendar.add_component(_vtimezone(key, [i for b in chosen for i in (b.start, b.end)]))
     for booking in chosen:

@@ -203,6 +203,10 @@ def _reason(value: object) -> str:
     return check_text(value, "reason", max_length=2_000, allow_empty=True)
 
 
+def _booking_id(value: object) -> str:
+    return check_id(value, "booking id")
+
+
 def _at(value: object) -> datetime:
     return to_utc(value, "at")
 
@@ -246,10 +250,16 @@ class TransitionRecord:
     One step in a booking's life: what happened, from which status to which, when, by whom, and why.
 
     ``at`` is the engine's clock at the moment of the step; ``actor`` names who asked (a customer id,
-    ``"manager:ann"``, ``"system"``).
+    ``"manager:ann"``, ``"system"``). Every field is checked when the record is built, so that a record can
+    always be stored and read back.
+
+    Raises:
+        InvalidInputError: an empty, over-long or non-text booking id or actor, a naive ``at``, an unknown
+            status or action, a reason that is not text (``field`` names it).
+        IllegalTransitionError: the lifecycle has no such step (*action* from *from_status* to *to_status*).
     """
 
-    booking_id: str
+    booking_id: str = attrs.field(converter=_booking_id)
     from_status: BookingStatus | None = attrs.field(converter=_from_status)
     to_status: BookingStatus = attrs.field(converter=_to_status)
     action: Action = attrs.field(converter=action_of)

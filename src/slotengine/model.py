@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from slotengine._checks import tuple_of
+from slotengine._checks import shown, tuple_of
 from slotengine._time import check_duration_range, get_zone
 from slotengine.errors import InvalidInputError
 from slotengine.money import Money
@@ -56,7 +56,7 @@ def check_text(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH, 
             lone surrogate.
     """
     if not isinstance(value, str):
-        msg = f"{field} must be a string, not {type(value).__name__} {value!r}"
+        msg = f"{field} must be a string, not {type(value).__name__} {shown(value)}"
         raise InvalidInputError(msg, field=field)
     if not allow_empty and (not value or value.isspace()):  # blank: what strip() would leave empty
         msg = f"{field} must not be empty"
@@ -101,6 +101,33 @@ def _duration(value: object, field: str, *, allow_zero: bool = False) -> timedel
 AttributeValue: TypeAlias = str | int | bool | Decimal | Money
 """What a resource attribute may hold: text, a whole number, a flag, an exact decimal or a price."""
 
+MAX_ATTRIBUTE_INT: Final = 2**63 - 1
+"""The largest whole number (and, negated, the smallest) an attribute holds: a signed 64-bit integer in SQL."""
+
+
+def _check_attribute(key: str, value: object) -> None:
+    """
+    Refuse an attribute value the codec could not write and read back as the same value.
+
+    Floats are inexact (use Decimal); a NaN or infinite Decimal has no stored form that reads back as a number
+    (and a NaN equals nothing, so it would match no need); a whole number beyond 64 bits fits no SQL column.
+    """
+    field = f"attribute {key!r}"
+    if isinstance(value, float) or not isinstance(value, str | int | bool | Decimal | Money):
+        msg = f"{field} must be a str, int, bool, Decimal or Money, not {type(value).__name__} {shown(value)}"
+        raise InvalidInputError(msg, field=key)
+    if isinstance(value, str):
+        check_text(value, field, max_length=MAX_TEXT_LENGTH, allow_empty=True)
+    elif isinstance(value, Decimal) and not value.is_finite():
+        msg = f"{field} must be a finite number, not {value!r}"
+        raise InvalidInputError(msg, field=key)
+    elif isinstance(value, int) and not -MAX_ATTRIBUTE_INT <= value <= MAX_ATTRIBUTE_INT:  # a bool is 0 or 1
+        msg = (
+            f"{field} must be a whole number within ±{MAX_ATTRIBUTE_INT:,} (a 64-bit integer, as SQL keeps it), "
+            f"got {shown(value)}"
+        )
+        raise InvalidInputError(msg, field=key)
+
 
 class FrozenMap(Mapping[str, AttributeValue]):
     """A read-only, hashable mapping of attribute names to values (a resource's city, its price, ...)."""
@@ -110,15 +137,7 @@ class FrozenMap(Mapping[str, AttributeValue]):
     def __init__(self, items: Mapping[str, AttributeValue] | Iterable[tuple[str, AttributeValue]] = ()) -> None:
         data = dict(items.items() if isinstance(items, Mapping) else items)
         for key, value in data.items():
-            check_id(key, "attribute name")
-            if isinstance(value, float) or not isinstance(value, str | int | bool | Decimal | Money):
-                msg = (
-                    f"attribute {key!r} must be a str, int, bool, Decimal or Money, "
-                    f"not {type(value).__name__} {value!r}"
-                )
-                raise InvalidInputError(msg, field=key)
-            if isinstance(value, str):
-                check_text(value, f"attribute {key!r}", max_length=MAX_TEXT_LENGTH, allow_empty=True)
+            _check_attribute(check_id(key, "attribute name"), value)
         self._data: dict[str, AttributeValue] = dict(sorted(data.items()))
         self._hash: int | None = None
 
@@ -195,7 +214,7 @@ def _capacity(value: object) -> Capacity:
         return UNLIMITED
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS:
         msg = (
-            f"capacity must be a whole number from 1 to {MAX_UNITS:,}, or UNLIMITED, got {value!r}; "
+            f"capacity must be a whole number from 1 to {MAX_UNITS:,}, or UNLIMITED, got {shown(value)}; "
             "to close a resource, give it no working hours"
         )
         raise InvalidInputError(msg, field="capacity")
@@ -338,7 +357,8 @@ class Resource:
         role: `ResourceRole.AUXILIARY` if it is only ever booked together with a primary resource.
         capacity: How many units may be booked at once (1 for a chair, 20 for a room's seats), or
             `UNLIMITED` for a resource that accepts any overlap (a conference hall).
-        attributes: Free facts that needs may filter on (``{"city": "Lyon", "seats": 5}``).
+        attributes: Free facts that needs may filter on (``{"city": "Lyon", "seats": 5}``): text, flags, whole
+            numbers within a signed 64-bit integer, finite Decimals and Money.
         schedule: Its own working hours, or None to inherit the business hours.
         zone: Its time zone; defaults to its schedule's zone (None with no schedule: the business zone).
 
@@ -397,7 +417,7 @@ def _id_set(value: object) -> frozenset[str]:
 
 def _positive_int(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS:
-        msg = f"{field} must be a whole number from 1 to {MAX_UNITS:,}, got {value!r}"
+        msg = f"{field} must be a whole number from 1 to {MAX_UNITS:,}, got {shown(value)}"
         raise InvalidInputError(msg, field=field)
     return value
 
@@ -415,9 +435,7 @@ def _same_attribute(wanted: AttributeValue, found: AttributeValue) -> bool:
     """Whether *found* is *wanted*: the same kind and an equal value (see `Need.matches`)."""
     if _kind_of(wanted) is not _kind_of(found):
         return False
-    if any(isinstance(v, Decimal) and v.is_nan() for v in (wanted, found)):
-        return False  # equal to nothing, and a signalling NaN raises when compared
-    return wanted == found
+    return wanted == found  # never a NaN: `FrozenMap` refuses them
 
 
 @attrs.frozen(repr=False)
@@ -457,8 +475,8 @@ class Need:
         Return whether *resource* belongs to this need's pool.
 
         An attribute matches when the resource has it with a value of the same kind, equal to the wanted one.
-        The kinds are text, true/false, numbers (`int` and `Decimal` alike: ``4`` matches ``Decimal("4.0")``;
-        a NaN matches nothing) and `Money`. A flag is not a number, though Python counts ``True == 1``:
+        The kinds are text, true/false, numbers (`int` and `Decimal` alike: ``4`` matches ``Decimal("4.0")``)
+        and `Money`. A flag is not a number, though Python counts ``True == 1``:
         ``covered=True`` does not match ``covered=1``, nor ``seats=1`` match ``seats=True``.
         """
         given: object = resource

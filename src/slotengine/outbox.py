@@ -11,9 +11,11 @@ recording can cause.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 import attrs
 
+from slotengine._checks import shown
 from slotengine._time import to_utc
 from slotengine.errors import InvalidInputError
 from slotengine.model import MAX_ID_LENGTH, check_id, check_text
@@ -45,9 +47,14 @@ def _payload(value: object) -> str:
     return check_text(value, "payload", max_length=100_000, allow_empty=True)
 
 
+MAX_ATTEMPTS: Final = 1_000_000
+"""The most sending attempts a message records: far beyond any relay's ``max_attempts``, and a number every
+storage keeps (an unbounded one could not even be written as JSON)."""
+
+
 def _attempts(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        msg = f"attempts must be a whole number of at least 0, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ATTEMPTS:
+        msg = f"attempts must be a whole number from 0 to {MAX_ATTEMPTS:,}, got {shown(value)}"
         raise InvalidInputError(msg, field="attempts")
     return value
 

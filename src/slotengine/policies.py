@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from slotengine._checks import tuple_of
+from slotengine._checks import shown, tuple_of
 from slotengine._time import check_duration_range, get_zone, is_ambiguous, is_nonexistent, localize, spoken, to_utc
 from slotengine.errors import InvalidInputError, PolicyViolationError
 from slotengine.lifecycle import Action, BookingStatus, status_of
@@ -80,11 +80,11 @@ def _timedelta(value: object, field: str, *, allow_zero: bool = True) -> timedel
 
 def _percent(value: object, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        msg = f"{field} must be an int or a Decimal percentage, not {type(value).__name__} {value!r}"
+        msg = f"{field} must be an int or a Decimal percentage, not {type(value).__name__} {shown(value)}"
         raise InvalidInputError(msg, field=field)
     percent = Decimal(value)
     if not percent.is_finite() or not Decimal(0) <= percent <= _HUNDRED:
-        msg = f"{field} must be between 0 and 100, got {value!r}"
+        msg = f"{field} must be between 0 and 100, got {shown(value)}"
         raise InvalidInputError(msg, field=field)
     return percent
 
@@ -353,11 +353,19 @@ class CancellationPolicy:
 # --- rescheduling and attendance -----------------------------------------------------------------------------
 
 
+MAX_RESCHEDULES: Final = 1_000_000
+"""The largest ``max_times`` a reschedule policy takes (None is the way to say "no limit"): a number every
+storage keeps, where an unbounded one could not even be written as JSON."""
+
+
 def _max_times(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        msg = f"max_times must be a whole number of at least 0, or None for no limit, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RESCHEDULES:
+        msg = (
+            f"max_times must be a whole number from 0 to {MAX_RESCHEDULES:,}, or None for no limit, "
+            f"got {shown(value)}"
+        )
         raise InvalidInputError(msg, field="max_times")
     return value
 

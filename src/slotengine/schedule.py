@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from slotengine._checks import tuple_of
+from slotengine._checks import shown, tuple_of
 from slotengine._time import days_span, get_zone, local_date, localize, to_micros, to_utc
 from slotengine.errors import InvalidInputError, InvalidIntervalError
 from slotengine.intervals import Interval, IntervalSet
+from slotengine.model import check_text
 from slotengine.recurrence import Recurrence, occurrence_days
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def weekday_index(value: object) -> int:
         for table in (WEEKDAYS, _SHORT, _RRULE_DAYS):
             if name in table:
                 return table.index(name)
-    msg = f"a weekday is 0 (Monday) to 6 (Sunday) or a name such as 'monday' or 'mon', not {value!r}"
+    msg = f"a weekday is 0 (Monday) to 6 (Sunday) or a name such as 'monday' or 'mon', not {shown(value)}"
     raise _err(msg, field="weekday")
 
 
@@ -135,11 +136,13 @@ def _check_date(value: object, name: str) -> date:
     return value
 
 
+MAX_REASON_LENGTH: Final = 2_000
+"""The longest reason a time off or recurring hours take, as for a transition's reason."""
+
+
 def _check_reason(value: object) -> str:
-    if not isinstance(value, str):
-        msg = f"a reason must be text, not {type(value).__name__} {value!r}"
-        raise _err(msg, field="reason")
-    return value
+    # Stored with the schedule: no NUL, no lone surrogate (neither SQL storage keeps them), not a megabyte.
+    return check_text(value, "reason", max_length=MAX_REASON_LENGTH, allow_empty=True)
 
 
 def _us_of_day(value: time) -> int:
@@ -393,7 +396,8 @@ class TimeOff:
     Raises:
         NaiveDatetimeError: *start* or *end* has no time zone.
         InvalidIntervalError: *end* is not after *start*, or *last_day* is before *first_day*.
-        InvalidInputError: neither or both shapes are given, a day is not a `date`, or *reason* is not text.
+        InvalidInputError: neither or both shapes are given, a day is not a `date`, or *reason* is not text
+            (or holds a NUL or a lone surrogate, or is over 2,000 characters).
     """
 
     start: datetime | None = attrs.field(default=None, converter=_start_instant)
@@ -505,7 +509,8 @@ class RecurringHours:
     opening of any kind. Exclude one occurrence with an exdate at ``hours.start`` on that day.
 
     Raises:
-        InvalidInputError: the recurrence is sub-daily, names hours, or does not start at ``hours.start``.
+        InvalidInputError: the recurrence is sub-daily, names hours, or does not start at ``hours.start``; a
+            *reason* that is not text, holds a NUL or a lone surrogate, or is over 2,000 characters.
     """
 
     recurrence: Recurrence = attrs.field(converter=_check_recurrence)
