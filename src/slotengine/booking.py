@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from slotengine._checks import tuple_of
+from slotengine._checks import shown, tuple_of
 from slotengine._time import MAX_INSTANT, MIN_INSTANT, check_duration_range, get_zone, to_utc
 from slotengine.availability import Assignment, Load
 from slotengine.errors import InvalidInputError, OutOfRangeError
@@ -49,7 +49,7 @@ class PaymentKind(enum.StrEnum):
 
 def _positive_money(value: object) -> Money:
     if not isinstance(value, Money) or value.amount <= 0:
-        msg = f"a ledger entry must be a positive amount of Money, got {value!r}"
+        msg = f"a ledger entry must be a positive amount of Money, got {shown(value, short=True)}"
         raise InvalidInputError(msg, field="amount")
     return value
 
@@ -62,7 +62,7 @@ def _kind(value: object) -> PaymentKind:
     try:
         return PaymentKind(str(value))
     except ValueError:
-        msg = f"payment kind must be one of payment, refund, fee; got {value!r}"
+        msg = f"payment kind must be one of payment, refund, fee; got {shown(value, short=True)}"
         raise InvalidInputError(msg, field="kind") from None
 
 
@@ -123,7 +123,7 @@ def _units(value: object) -> tuple[int, ...]:
         raise InvalidInputError(msg, field="units")
     out = tuple(value)
     if not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_UNITS for u in out):
-        msg = f"units must be whole numbers from 1 to {MAX_UNITS:,}, got {out!r}"
+        msg = f"units must be whole numbers from 1 to {MAX_UNITS:,}, got {shown(out, short=True)}"
         raise InvalidInputError(msg, field="units")
     return out
 
@@ -164,7 +164,7 @@ def _buffer(value: object) -> timedelta:
 
 def _count(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
-        msg = f"{field} must be a whole number from 0 to {MAX_UNITS:,}, got {value!r}"
+        msg = f"{field} must be a whole number from 0 to {MAX_UNITS:,}, got {shown(value, short=True)}"
         raise InvalidInputError(msg, field=field)
     return value
 

@@ -25,6 +25,7 @@ from typing import Final
 
 import attrs
 
+from slotengine._checks import shown
 from slotengine.errors import CurrencyMismatchError, InvalidMoneyError
 
 __all__ = ["CURRENCY_MINOR_UNITS", "MAX_AMOUNT", "Money"]
@@ -82,16 +83,16 @@ def _to_exact_decimal(value: object, currency: str) -> Decimal:
         try:
             amount = Decimal(value.strip() if isinstance(value, str) else value)
         except InvalidOperation:
-            msg = f"{value!r} is not an amount of money"
+            msg = f"{shown(value, short=True)} is not an amount of money"
             raise InvalidMoneyError(msg, amount=value) from None
     else:
         msg = f"money amounts must be Decimal, int or str, not {type(value).__name__}"
         raise InvalidMoneyError(msg, amount=value)
     if not amount.is_finite():
-        msg = f"{value!r} is not a finite amount of money"
+        msg = f"{shown(value, short=True)} is not a finite amount of money"
         raise InvalidMoneyError(msg, amount=value)
     if amount.copy_abs() >= MAX_AMOUNT:
-        msg = f"{value!r} {currency} is too large: amounts of money stay below 10^18 in absolute value"
+        msg = f"{shown(value, short=True)} {currency} is too large: amounts of money stay below 10^18 in absolute value"
         raise InvalidMoneyError(msg, amount=value, currency=currency)
     places = CURRENCY_MINOR_UNITS[currency]
     quantum = Decimal(1).scaleb(-places)
@@ -161,24 +162,25 @@ class Money:
 
     def __mul__(self, factor: Decimal | int) -> Money:
         if isinstance(factor, bool) or not isinstance(factor, Decimal | int):
-            msg = f"money can be multiplied by an int or a Decimal, not {type(factor).__name__} {factor!r}"
+            given = f"{type(factor).__name__} {shown(factor, short=True)}"
+            msg = f"money can be multiplied by an int or a Decimal, not {given}"
             raise InvalidMoneyError(msg)
         if isinstance(factor, Decimal) and not factor.is_finite():
-            msg = f"money can be multiplied by a finite factor only, not {factor!r}"
+            msg = f"money can be multiplied by a finite factor only, not {shown(factor, short=True)}"
             raise InvalidMoneyError(msg)
-        return self._times(Decimal(factor), 0, f"{self} × {factor}")
+        return self._times(Decimal(factor), 0, f"{self} × {shown(factor, short=True)}")
 
     __rmul__ = __mul__
 
     def percent(self, percent: Decimal | int) -> Money:
         """Return *percent* % of this amount, rounded half to even to the currency's minor unit."""
         if isinstance(percent, bool) or not isinstance(percent, Decimal | int):
-            msg = f"a percentage must be an int or a Decimal, not {type(percent).__name__} {percent!r}"
+            msg = f"a percentage must be an int or a Decimal, not {type(percent).__name__} {shown(percent, short=True)}"
             raise InvalidMoneyError(msg)
         if isinstance(percent, Decimal) and not percent.is_finite():
-            msg = f"a percentage must be finite, not {percent!r}"
+            msg = f"a percentage must be finite, not {shown(percent, short=True)}"
             raise InvalidMoneyError(msg)
-        return self._times(Decimal(percent), -2, f"{percent} % of {self}")
+        return self._times(Decimal(percent), -2, f"{shown(percent, short=True)} % of {self}")
 
     def scaled(self, numerator: int, denominator: int) -> Money:
         """
@@ -189,10 +191,10 @@ class Money:
         """
         for name, value in (("numerator", numerator), ("denominator", denominator)):
             if isinstance(value, bool) or not isinstance(value, int):
-                msg = f"money is scaled by whole numbers, not {name} {type(value).__name__} {value!r}"
+                msg = f"money is scaled by whole numbers, not {name} {type(value).__name__} {shown(value, short=True)}"
                 raise InvalidMoneyError(msg)
         if denominator <= 0:
-            msg = f"money is scaled by a positive denominator, not {denominator}"
+            msg = f"money is scaled by a positive denominator, not {shown(denominator, short=True)}"
             raise InvalidMoneyError(msg)
         places = CURRENCY_MINOR_UNITS[self.currency]
         with localcontext(_EXACT):  # not the caller's context: a precision of 6 would round 123456.78

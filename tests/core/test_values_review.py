@@ -346,3 +346,28 @@ SWEEP_CALLS: dict[str, Any] = {
 def test_the_sweeps_bad_calls_are_typed_refusals(call: Any) -> None:
     with pytest.raises(InvalidInputError):
         call()
+
+
+HUGE = 10**5000  # more digits than Python prints (4,300): a message quoting it raised a bare ValueError
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: Money(HUGE, "EUR"),
+        lambda: Money("1", "EUR") * HUGE,
+        lambda: Money("1", "EUR").percent(HUGE),
+        lambda: Money("1", "EUR").scaled(1, -HUGE),
+        lambda: booking(version=HUGE),
+    ],
+    ids=["amount", "times", "percent", "denominator", "version"],
+)
+def test_a_number_too_long_to_print_is_refused_with_the_librarys_error(call: Any) -> None:
+    """The refusal's own message printed the number, and Python's ValueError replaced the InvalidInputError."""
+    with pytest.raises(InvalidInputError, match="whole number of 16,610 bits"):
+        call()
+
+
+def test_units_too_long_to_print_are_refused_with_the_librarys_error() -> None:
+    with pytest.raises(InvalidInputError, match="units must be whole numbers from 1"):
+        booking(units=(HUGE,))
