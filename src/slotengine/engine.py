@@ -17,10 +17,12 @@ from __future__ import annotations
 import builtins
 import copy
 import hashlib
+import inspect
 import json
 import os
 import string
 import threading
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -72,7 +74,7 @@ from slotengine.notifications import (
     quiet_begin,
     quiet_shift,
 )
-from slotengine.outbox import OutboxMessage
+from slotengine.outbox import MAX_ATTEMPTS, OutboxMessage
 from slotengine.policies import CancellationQuote, Policies
 from slotengine.ports import (
     BookingQuery,
@@ -1651,17 +1653,39 @@ class BookingEngine:
         request = {"call": "complete", "booking_id": booking_id}
         return self._keyed(idempotency_key, request, complete, (who, Permission.COMPLETE))
 
-    def _renewed(self, claimed: OutboxMessage, outgoing: OutboxMessage, lease: timedelta) -> OutboxMessage | None:
+    def _recheck(
+        self, tx: StorageTransaction, now: datetime, claimed: OutboxMessage, outgoing: OutboxMessage, lease: timedelta
+    ) -> tuple[OutboxMessage, OutboxMessage] | DispatchReport:
         """
-        The claim on a message about to be sent, renewed for a whole *lease* once half of it has gone by.
+        A claimed message read again just before its send: its stored claim and what to send, or what became of it.
 
-        A batch is claimed at once and sent one message after another, so a slow channel can outlast the first
-        lease: another dispatcher would then claim the rest and send them too. None if one did meanwhile.
-        A storage that cannot claim leaves the message as listed (``due_at`` unchanged), and it is not renewed.
+        A batch is claimed and rendered at once and sent one message after another, so by a message's turn its
+        booking may have been cancelled or moved (its reminders withdrawn), or its claim may have run out and
+        another dispatcher taken it. The stored message must still be the claim; a message for a person is
+        rendered again from the booking as it is now, and withdrawn if it no longer applies. A claim past half
+        its *lease* is renewed for a whole one (a slow channel). What this wrote instead of sending is counted
+        in the report returned; an empty report means another writer settled the message (nothing to count).
         """
-        if claimed.due_at <= outgoing.due_at or self._now() < claimed.due_at - lease / 2:
-            return claimed
-        return self._run(lambda tx, now: _claim(tx, claimed, now + lease))
+        planned = attrs.evolve(claimed, due_at=outgoing.due_at)  # as listed: a claim moves due_at to its lease end
+        if _for_a_person(claimed):  # (only those are withdrawn; an event's claim is all that guards it)
+            if _current(tx, claimed) != claimed:
+                return DispatchReport()  # withdrawn, sent or given up meanwhile, or taken over once its claim ran out
+            try:
+                fresh = self._render(tx, planned, now)
+            except (KeyError, ValueError, LookupError) as exc:
+                error = _storable(f"cannot render: {type(exc).__name__}")
+                gave_up = _rewrite(tx, claimed, attrs.evolve(planned, failed_at=now, last_error=error))
+                return DispatchReport(failed=int(gave_up))
+            if fresh is None:
+                withdrawal = attrs.evolve(planned, failed_at=now, last_error="withdrawn: no longer applies")
+                return DispatchReport(withdrawn=int(_rewrite(tx, claimed, withdrawal)))
+            outgoing = fresh
+        if _renewal_due(claimed, outgoing, lease, now):
+            renewed = _claim(tx, claimed, now + lease)
+            if renewed is None:
+                return DispatchReport()
+            claimed = renewed
+        return claimed, outgoing
 
     def expire_due(self, *, actor: Actor | None = None) -> list[Booking]:
         """
@@ -1707,9 +1731,16 @@ class BookingEngine:
         its send once half the lease has gone by (a slow channel), so only a single send longer than that, or a
         crash between sending and recording, sends a message twice.
 
+        A batch is claimed at once and sent one message after another: just before each send, the stored message
+        (and, for a person, the booking, rendered again) is read once more, so a reminder withdrawn meanwhile (its
+        booking cancelled or moved while earlier messages went out) is not sent. A failed send's error is
+        recorded as text every storage keeps (control characters escaped, at most 2,000 characters). The report
+        counts only what this call wrote: a record another writer got to first is theirs.
+
         Raises:
-            InvalidInputError: a notifier without ``send``; *limit* or *max_attempts* below 1; a *lease* not
-                above 0 or longer than a day; a *backoff* below 0 or longer than a day.
+            InvalidInputError: a notifier without ``send``, or a notifier class instead of a notifier made of it;
+                *limit* or *max_attempts* below 1; a *lease* not above 0 or longer than a day; a *backoff* below 0
+                or longer than a day. Nothing was sent or changed.
         """
         who = self._who(actor)
         self._allow(who, Permission.DISPATCH)
@@ -1728,7 +1759,7 @@ class BookingEngine:
                     outgoing = self._render(tx, message, now) if person else message
                 except (KeyError, ValueError, LookupError) as exc:
                     # A message that cannot be rendered is given up alone; the others still go.
-                    error = f"cannot render: {type(exc).__name__}"
+                    error = _storable(f"cannot render: {type(exc).__name__}")
                     given_up += _rewrite(tx, message, attrs.evolve(message, failed_at=now, last_error=error))
                     continue
                 if outgoing is None:
@@ -1742,46 +1773,58 @@ class BookingEngine:
 
         ready, withdrawn, given_up = self._run(claim)
         report = DispatchReport(withdrawn=withdrawn, failed=given_up)
-        for claimed, outgoing in ready:
-            stored = self._renewed(claimed, outgoing, lease)
-            if stored is None:
-                continue  # its claim ran out while earlier messages were sent, and another dispatcher took it
-            try:
-                notifier.send(outgoing)
-            except Exception as exc:  # noqa: BLE001 - any failure of a channel means "not delivered"
-                error = _failure_text(exc)
-                failed = stored.attempts + 1 >= max_attempts or bool(getattr(exc, "permanent", False))
-
-                def retry(
-                    tx: StorageTransaction,
-                    now: datetime,
-                    *,
-                    m: OutboxMessage = stored,
-                    e: str = error,
-                    give_up: bool = failed,
-                    planned: datetime = outgoing.due_at,
-                ) -> None:
-                    attempts = m.attempts + 1
-                    if give_up:  # due as planned, not at the end of the claim's lease
-                        record = attrs.evolve(m, attempts=attempts, due_at=planned, failed_at=now, last_error=e)
-                    else:
-                        later = self._quiet(tx, m, now + _retry_delay(backoff, attempts))
-                        record = attrs.evolve(m, attempts=attempts, due_at=later, last_error=e)
-                    _rewrite(tx, m, record)
-
-                self._run(retry)
-                report = attrs.evolve(report, failed=report.failed + failed, retried=report.retried + (not failed))
-                continue
-
-            def sent(
-                tx: StorageTransaction, now: datetime, *, m: OutboxMessage = stored, due: datetime = outgoing.due_at
-            ) -> None:
-                # Sent is the last word, whatever another dispatcher wrote meanwhile; due as planned, not the lease.
-                tx.update_outbox(attrs.evolve(m, attempts=m.attempts + 1, due_at=due, sent_at=now, last_error=""))
-
-            self._run(sent)
-            report = attrs.evolve(report, sent=report.sent + 1)
+        for claimed, listed in ready:
+            done = self._send_one(notifier, claimed, listed, max_attempts=max_attempts, backoff=backoff, lease=lease)
+            report = DispatchReport(*(a + b for a, b in zip(attrs.astuple(report), attrs.astuple(done), strict=True)))
         return report
+
+    def _send_one(
+        self,
+        notifier: Notifier,
+        claimed: OutboxMessage,
+        listed: OutboxMessage,
+        *,
+        max_attempts: int,
+        backoff: timedelta,
+        lease: timedelta,
+    ) -> DispatchReport:
+        """
+        Send one claimed message (*listed*: as rendered when claimed) and record what happened; say what it did.
+
+        The stored message is read again just before the send (`_recheck`), so a reminder withdrawn while earlier
+        messages of the batch were sent is not sent. Only what this dispatcher wrote is counted.
+        """
+        checked: tuple[OutboxMessage, OutboxMessage] | DispatchReport
+        if not _for_a_person(claimed) and not _renewal_due(claimed, listed, lease, self._now()):
+            checked = (claimed, listed)  # an event is never withdrawn, and the claim holds: nothing to look at
+        else:
+            checked = self._run(lambda tx, now: self._recheck(tx, now, claimed, listed, lease))
+        if isinstance(checked, DispatchReport):  # not sent: withdrawn, given up, or settled by another writer
+            return checked
+        stored, outgoing = checked
+        planned = outgoing.due_at
+        try:
+            notifier.send(outgoing)
+        except Exception as exc:  # noqa: BLE001 - any failure of a channel means "not delivered"
+            error = _failure_text(exc)  # text every storage keeps, so the attempt always counts
+            # (at most MAX_ATTEMPTS, the most a message records, whatever *max_attempts* allows)
+            last = stored.attempts + 1 >= min(max_attempts, MAX_ATTEMPTS)
+            give_up = last or bool(getattr(exc, "permanent", False))
+
+            def retry(tx: StorageTransaction, now: datetime) -> bool:
+                attempts = stored.attempts + 1
+                if give_up:  # due as planned, not at the end of the claim's lease
+                    record = attrs.evolve(stored, attempts=attempts, due_at=planned, failed_at=now, last_error=error)
+                else:
+                    later = self._quiet(tx, stored, now + _retry_delay(backoff, attempts))
+                    record = attrs.evolve(stored, attempts=attempts, due_at=later, last_error=error)
+                return _rewrite(tx, stored, record)
+
+            if not self._run(retry):
+                return DispatchReport()  # another writer settled it meanwhile (a withdrawal): nothing of ours to count
+            return DispatchReport(failed=1) if give_up else DispatchReport(retried=1)
+        self._run(lambda tx, now: _record_sent(tx, now, stored, planned))
+        return DispatchReport(sent=1)
 
     def _quiet(self, tx: StorageTransaction, message: OutboxMessage, due: datetime) -> datetime:
         """Move a retried person-facing message out of its recipient's quiet hours, as when it was planned."""
@@ -1803,6 +1846,8 @@ class BookingEngine:
         if rule is None or message.booking_id is None:
             return None
         booking = tx.get_booking(message.booking_id)
+        if not rule.applies_to(booking):
+            return None  # the rule was narrowed to other services since the message was planned
         fired = payload.get("events")
         if not rule.holds(booking, now, events=None if fired is None else frozenset(map(Event, fired))):
             return None
@@ -2034,16 +2079,40 @@ def _found(tx: StorageTransaction, booking_ids: Iterable[str]) -> Iterator[Booki
 
 def _failure_text(exc: BaseException) -> str:
     """
-    What the outbox records about a failed send.
+    What the outbox records about a failed send: text every storage keeps (`_storable`), whatever the channel said.
 
     slotengine's own errors name ids only, so their message is kept; a third-party exception's text may quote
     an address or a phone number (smtplib's refused-recipient error does), so only its class is kept (N4).
     """
-    from slotengine.errors import SlotEngineError
-
     if isinstance(exc, SlotEngineError):
-        return f"{type(exc).__name__}: {exc}"[:2_000]
-    return f"{type(exc).__module__}.{type(exc).__name__}"
+        try:
+            said = str(exc)
+        except Exception:  # noqa: BLE001 - a message that is not text (DeliveryError(42)) fails str(); the class stays
+            said = "(a message that is not text)"
+        return _storable(f"{type(exc).__name__}: {said}")
+    return _storable(f"{type(exc).__module__}.{type(exc).__name__}")
+
+
+_MAX_ERROR_TEXT: Final = 2_000
+"""The longest ``last_error`` an outbox message keeps (`slotengine.outbox.OutboxMessage`)."""
+
+
+def _storable(text: str) -> str:
+    r"""
+    *text* as every storage keeps it: control characters and lone surrogates escaped, at most 2,000 characters.
+
+    A channel's error text may hold a NUL or a lone surrogate (a gateway's raw bytes), which no storage keeps: the
+    write recording the failure was refused, so the attempt never counted and the message was retried forever.
+    They are written as Python escapes (``\x00``, ``\ud800``); a longer text is cut, ending in "…".
+    """
+    head = text[: _MAX_ERROR_TEXT + 1]  # escapes only lengthen it: no need to look further
+    shown = "".join(_escaped(c) if unicodedata.category(c) in {"Cc", "Cs"} else c for c in head)
+    return shown if len(shown) <= _MAX_ERROR_TEXT else shown[: _MAX_ERROR_TEXT - 1] + "…"
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _require(value: object, cls: type[_T]) -> _T:
@@ -2058,11 +2127,25 @@ _MAX_BACKOFF: Final = timedelta(days=1)
 _MAX_RETRY_DELAY: Final = timedelta(days=30)
 
 
-def _check_dispatch(notifier: object, limit: object, max_attempts: object, backoff: object, lease: object) -> None:
-    """Refuse a notifier that cannot send (every message would be given up), and counts or times out of reason."""
+_CLASS_LEVEL: Final = (staticmethod, classmethod)
+"""How a class itself can be a notifier: its ``send`` needs no instance."""
+
+
+def _check_notifier(notifier: object) -> None:
+    """Refuse what cannot send a message: no ``send(message)`` method, or a notifier class instead of one made of it."""
+    if isinstance(notifier, type) and not isinstance(inspect.getattr_static(notifier, "send", None), _CLASS_LEVEL):
+        # The parentheses forgotten: send(message) would be called without its self, and every message given up.
+        name = notifier.__name__
+        msg = f"notifier must be a notifier, not the class {name}: make one first, such as {name}(...)"
+        raise InvalidInputError(msg, field="notifier")
     if not callable(getattr(notifier, "send", None)):
         msg = f"notifier must have a send(message) method, got {notifier!r} (see slotengine.adapters.notifiers)"
         raise InvalidInputError(msg, field="notifier")
+
+
+def _check_dispatch(notifier: object, limit: object, max_attempts: object, backoff: object, lease: object) -> None:
+    """Refuse a notifier that cannot send (every message would be given up), and counts or times out of reason."""
+    _check_notifier(notifier)
     for name, count in (("limit", limit), ("max_attempts", max_attempts)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             msg = f"{name} must be a whole number of at least 1, got {count!r}"
@@ -2100,10 +2183,62 @@ def _claim(tx: StorageTransaction, message: OutboxMessage, until: datetime) -> O
 def _rewrite(tx: StorageTransaction, seen: OutboxMessage, record: OutboxMessage) -> bool:
     """Record what became of a message this dispatcher saw as *seen*, unless another changed it since; say if so."""
     swap = getattr(tx, "swap_outbox", None)
-    if swap is None:
-        tx.update_outbox(record)
-        return True
-    return bool(swap(seen, record))
+    if swap is not None:
+        return bool(swap(seen, record))
+    # A storage that cannot claim runs one dispatcher at a time, but a booking step may still have withdrawn a
+    # booking's message since: compare with what is stored now, in this transaction.
+    if seen.booking_id is not None and _current(tx, seen) != seen:
+        return False
+    tx.update_outbox(record)
+    return True
+
+
+def _record_sent(tx: StorageTransaction, now: datetime, stored: OutboxMessage, planned: datetime) -> None:
+    """
+    Record a message that went out: *stored* (this dispatcher's claim) sent at *now*, due as *planned*.
+
+    Never lost: the message was delivered. If another writer changed it since the claim, the record says so too.
+    """
+    record = attrs.evolve(stored, attempts=stored.attempts + 1, due_at=planned, sent_at=now, last_error="")
+    if _rewrite(tx, stored, record):
+        return
+    current = _current(tx, stored, pending_only=False)
+    if current is None or current.sent_at is not None:
+        return  # recorded sent already: another dispatcher sent it too, once this claim ran out
+    if current.failed_at is not None:
+        # Withdrawn (a cancellation, a move) or given up by another dispatcher after this one's last look before
+        # the send, and before the send returned: the recipient has it all the same. Both facts are kept, so the
+        # record is true and the withdrawal not erased: failed_at and last_error say when and why it was withdrawn,
+        # sent_at that it went out anyway. It is finished either way: never sent again, not pending.
+        tx.update_outbox(attrs.evolve(current, attempts=current.attempts + 1, sent_at=now))
+        return
+    # Still pending: another dispatcher claimed it once this claim ran out, or recorded a failed try of its own.
+    # Sent is the last word (that dispatcher, finding it sent when it records, leaves this record alone).
+    tx.update_outbox(attrs.evolve(current, attempts=current.attempts + 1, due_at=planned, sent_at=now, last_error=""))
+
+
+def _current(tx: StorageTransaction, message: OutboxMessage, *, pending_only: bool = True) -> OutboxMessage | None:
+    """
+    *message* as stored now (by its id), or None: not found, or with *pending_only*, sent or given up or withdrawn.
+
+    A booking's messages are read through the booking (one indexed read); a message of no booking among them all.
+    """
+    found = tx.list_outbox(pending_only=pending_only, booking_id=message.booking_id)
+    return next((m for m in found if m.id == message.id), None)
+
+
+def _for_a_person(message: OutboxMessage) -> bool:
+    """Whether *message* is rendered for a person from its booking (and withdrawn once it no longer applies)."""
+    return message.booking_id is not None and message.topic.startswith(("notify.", "remind."))
+
+
+def _renewal_due(claimed: OutboxMessage, listed: OutboxMessage, lease: timedelta, now: datetime) -> bool:
+    """
+    Whether a claim about to be sent has run past half its *lease* (renewed then for a whole one, `_recheck`).
+
+    A storage that cannot claim leaves the message as listed (``due_at`` unchanged): nothing to renew.
+    """
+    return claimed.due_at > listed.due_at and now >= claimed.due_at - lease / 2
 
 
 def _same_currency(booking: Booking, amount: Money, what: str) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import attrs
 
-from slotengine.authorization import Actor
-from slotengine.engine import BookingEngine
+from slotengine.authorization import Actor, Permission
+from slotengine.engine import BookingEngine, _check_notifier
 from slotengine.errors import InvalidInputError
 from slotengine.events import EventDesk
 from slotengine.ports import Notifier
@@ -61,9 +61,10 @@ def run_jobs(
     after the sweep. *actor* must be allowed to expire holds and dispatch (staff, admin or system).
 
     Raises:
-        InvalidInputError: *batch* is not a whole number from 1 to 10,000, *notifier* has no ``send``, or *desk*
-            serves another engine (nothing is done).
-        PermissionDeniedError: *actor* may not run the jobs.
+        InvalidInputError: *batch* is not a whole number from 1 to 10,000, *notifier* has no ``send`` (or is a
+            notifier class, not a notifier), or *desk* serves another engine (nothing is done).
+        PermissionDeniedError: *actor* may not run the jobs: expire holds, dispatch, or (with *desk*) walk the
+            waiting lists. Asked before anything is done, so a refusal changes nothing.
         StorageError: the storage failed; what earlier steps did stays done.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= _MAX_BATCH:
@@ -76,12 +77,16 @@ def run_jobs(
     if given[1] is not None and not isinstance(given[1], EventDesk):
         msg = f"desk must be the business's EventDesk or None, not {type(given[1]).__name__} {given[1]!r}"
         raise InvalidInputError(msg, field="desk")
-    if not callable(getattr(notifier, "send", None)):  # before the sweep: a refusal changes nothing
-        msg = f"notifier must have a send(message) method, got {notifier!r}"
-        raise InvalidInputError(msg, field="notifier")
+    _check_notifier(notifier)  # before the sweep: a refusal changes nothing
     if desk is not None and desk.engine is not engine:
         msg = "the events desk given serves another engine; give the desk made for this business's engine"
         raise InvalidInputError(msg, field="desk")
+    # Every permission the pass needs is asked for first: a refusal must not come after holds were expired.
+    who = engine._who(actor)
+    for permission in (Permission.EXPIRE, Permission.DISPATCH):
+        engine._allow(who, permission)
+    if desk is not None:
+        desk._allow(actor, Permission.EXPIRE)  # whom the desk walks the lists as (actor, the desk's, the engine's)
     expired = len(engine.expire_due(actor=actor))
     offers = 0 if desk is None else len(desk.process_waiting_lists(actor=actor))
     sent = retried = failed = withdrawn = 0
