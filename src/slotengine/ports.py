@@ -8,20 +8,22 @@ only caller; it opens one transaction per use case and commits it explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import reprlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Final, Protocol, cast, runtime_checkable
+from typing import Final, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
 import attrs
 
-from slotengine._time import to_utc
+from slotengine._checks import tuple_of
+from slotengine._time import MIN_INSTANT, to_utc
 from slotengine.availability import Load
-from slotengine.booking import Booking
+from slotengine.booking import Booking, Source
 from slotengine.business import Business
 from slotengine.errors import CatalogueChangedError, ConcurrencyError, InvalidInputError, NotFoundError
 from slotengine.intervals import Interval
-from slotengine.lifecycle import BookingStatus, TransitionRecord
+from slotengine.lifecycle import LIVE_STATUSES, BookingStatus, TransitionRecord, status_of
 from slotengine.model import Resource, Service, check_id, check_text
 from slotengine.outbox import OutboxMessage
 
@@ -35,21 +37,51 @@ __all__ = [
     "Notifier",
     "OutboxClaims",
     "ReserveAndRecord",
+    "ReserveAndRecordArguments",
     "Retention",
     "Storage",
     "StorageTransaction",
     "TransitionsOf",
     "check_document",
+    "check_id_or_none",
+    "check_ids",
+    "check_instant",
+    "check_kind",
+    "check_messages",
+    "check_records",
+    "check_reserve",
+    "check_reserve_and_record",
     "check_update",
+    "check_version",
     "created_bounds",
     "due_bound",
+    "excluded_ids",
     "finished_at",
     "finished_before",
     "reserve_and_record_in",
+    "resource_ids_to_lock",
 ]
 
 MAX_DOCUMENT_LENGTH: Final = 1_000_000
 """The longest document body (in characters) every storage keeps."""
+
+_T = TypeVar("_T")
+
+_SHORT: Final = reprlib.Repr()
+_SHORT.maxstring = 80
+_SHORT.maxother = 80
+
+
+def _shown(value: object) -> str:
+    """*value*'s repr for a message, cut to about 80 characters (a whole number too long to print, by its size)."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # Python refuses to print an int of more than 4,300 digits
+        return f"a whole number of {value.bit_length():,} bits" if isinstance(value, int) else "(too long to print)"
+
+
+_VERSIONS: Final = range(-(2**63), 2**63)
+"""The version numbers a storage hands out or compares (64-bit, as SQLite and PostgreSQL keep them)."""
 
 
 def check_document(kind: object, key: object, body: object = "") -> tuple[str, str, str]:
@@ -67,20 +99,43 @@ def check_document(kind: object, key: object, body: object = "") -> tuple[str, s
     )
 
 
+def _takes_time_until(booking: Booking) -> datetime | None:
+    """
+    Until when *booking* takes its time: never (`MIN_INSTANT`, not live), a hold until it lapses, or for good (None).
+
+    A pre-booking without ``hold_until`` takes its time for good, as `Booking.takes_time` reads it.
+    """
+    if booking.status not in LIVE_STATUSES:
+        return MIN_INSTANT
+    if booking.status is BookingStatus.PRE_BOOKING:
+        return booking.hold_until
+    return None
+
+
 def check_update(stored: Booking, booking: Booking, expected_version: int) -> None:
     """
     Refuse an `StorageTransaction.update_booking` that every adapter must refuse, before it writes anything.
 
     Raises:
         ConcurrencyError: *stored* is no longer at *expected_version* (someone changed it meanwhile).
-        InvalidInputError: the update would take other time (start, end, buffers or resources): only
-            `StorageTransaction.reserve` may do that, under the capacity check.
+        InvalidInputError: the update would take other time (start, end, buffers or resources), or take its
+            time again or for longer (a cancelled or expired booking made live, a hold made firm or held
+            longer): only `StorageTransaction.reserve` may do that, under the capacity check (the time may be
+            another booking's now, since a hold counts only until it lapses).
     """
     if stored.version != expected_version:
         msg = f"booking {booking.id!r} changed meanwhile (version {stored.version}, expected {expected_version})"
         raise ConcurrencyError(msg, booking_id=booking.id)
     if not stored.takes_same_time_as(booking):
         msg = "update_booking cannot move a booking, change its buffers or its resources; use reserve"
+        raise InvalidInputError(msg, booking_id=booking.id)
+    before, after = _takes_time_until(stored), _takes_time_until(booking)
+    if before is not None and (after is None or after > before):
+        msg = (
+            f"update_booking cannot make booking {booking.id!r} take its time again or for longer "
+            f"({stored.status.value} to {booking.status.value}); its time may be another booking's now: use "
+            "reserve, which checks capacity"
+        )
         raise InvalidInputError(msg, booking_id=booking.id)
 
 
@@ -143,6 +198,54 @@ class IdempotencyRecord:
     created_at: datetime = attrs.field(converter=_created)
 
 
+def _query_resource(value: object) -> str | None:
+    return check_id_or_none(value, "resource_id")
+
+
+def _query_customer(value: object) -> str | None:
+    return check_id_or_none(value, "customer_id")
+
+
+def _query_source(value: object) -> str | None:
+    return check_id_or_none(str(value) if isinstance(value, Source) else value, "source")
+
+
+def _query_external_ref(value: object) -> str | None:
+    return check_id_or_none(value, "external_ref")
+
+
+def _query_service(value: object) -> str | None:
+    return check_id_or_none(value, "service_id")
+
+
+def _query_statuses(value: object) -> frozenset[BookingStatus] | None:
+    """None, or the statuses of *value*: one status (or its text), or a collection of them."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # a BookingStatus is a str too
+        return frozenset({status_of(value, "statuses")})
+    if isinstance(value, bytes | Mapping) or not isinstance(value, Iterable):
+        msg = f"statuses must be booking statuses (or their texts), not {type(value).__name__} {_shown(value)}"
+        raise InvalidInputError(msg, field="statuses")
+    return frozenset(status_of(status, "statuses") for status in value)
+
+
+def _interval_or_none(value: object, field: str) -> Interval | None:
+    return None if value is None else check_kind(value, Interval, field)
+
+
+def _query_period(value: object) -> Interval | None:
+    return _interval_or_none(value, "period")
+
+
+def _query_created(value: object) -> Interval | None:
+    return _interval_or_none(value, "created")
+
+
+def _query_blocked(value: object) -> Interval | None:
+    return _interval_or_none(value, "blocked")
+
+
 @attrs.frozen
 class BookingQuery:
     """
@@ -151,17 +254,24 @@ class BookingQuery:
     ``period`` keeps bookings whose interval overlaps it; ``blocked`` those whose time with its buffers
     overlaps it (what a resource gave them, as utilization with buffers counts); ``created`` those whose
     ``created_at`` lies in it (a cohort, as the conversion funnel reads).
+
+    Every field is checked when the query is made, so that every adapter reads it alike: the ids are None or
+    ids (`slotengine.model.check_id`), ``statuses`` None or statuses (members or their texts, ``"paid"``; one
+    status alone is a set of one) kept as a frozenset, and the periods None or an `Interval`.
+
+    Raises:
+        InvalidInputError: a field holds something else.
     """
 
-    resource_id: str | None = None
-    customer_id: str | None = None
-    statuses: frozenset[BookingStatus] | None = None
-    period: Interval | None = None
-    source: str | None = None
-    external_ref: str | None = None
-    service_id: str | None = None
-    created: Interval | None = None
-    blocked: Interval | None = None
+    resource_id: str | None = attrs.field(default=None, converter=_query_resource)
+    customer_id: str | None = attrs.field(default=None, converter=_query_customer)
+    statuses: frozenset[BookingStatus] | None = attrs.field(default=None, converter=_query_statuses)
+    period: Interval | None = attrs.field(default=None, converter=_query_period)
+    source: str | None = attrs.field(default=None, converter=_query_source)
+    external_ref: str | None = attrs.field(default=None, converter=_query_external_ref)
+    service_id: str | None = attrs.field(default=None, converter=_query_service)
+    created: Interval | None = attrs.field(default=None, converter=_query_created)
+    blocked: Interval | None = attrs.field(default=None, converter=_query_blocked)
 
     def matches(self, booking: Booking) -> bool:  # noqa: PLR0911 - one early exit per criterion
         """Return whether *booking* satisfies this query (the reference semantics every adapter follows)."""
@@ -212,28 +322,173 @@ def resource_ids_to_lock(resource_ids: Collection[str]) -> list[str]:
     """
     The distinct ids of `StorageTransaction.lock_resources`, sorted; read once, so a generator works.
 
-    An id that is not text names no resource: `NotFoundError`, as for an id no resource has.
+    An id that is not text names no resource: `NotFoundError`, as for an id no resource has. Text that is no id
+    (empty, too long, with a NUL or a lone surrogate: `slotengine.model.check_id`) is an `InvalidInputError`,
+    before any resource is looked for.
     """
     given: object = resource_ids
-    if isinstance(given, str) or not isinstance(given, Iterable):
-        msg = f"resource ids are a collection of ids, not {type(given).__name__} {given!r}"
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        msg = f"resource ids are a collection of ids, not {type(given).__name__} {_shown(given)}"
         raise InvalidInputError(msg, field="resource_ids")
     ids = tuple(given)
     for rid in ids:
         if not isinstance(rid, str):
-            msg = f"no resource {rid!r}"
+            msg = f"no resource {_shown(rid)}"
             raise NotFoundError(msg, resource_id=rid)
+        check_id(rid, "resource id")
     return sorted(set(cast("tuple[str, ...]", ids)))
 
 
-def excluded_ids(exclude: Collection[str]) -> list[str]:
+def excluded_ids(exclude: object) -> list[str]:
     """The booking ids a `StorageTransaction.reserve` leaves out of its check, sorted; anything else is refused."""
     given: object = exclude
     ids = tuple(given) if isinstance(given, Iterable) and not isinstance(given, str) else None
     if ids is None or not all(isinstance(b, str) for b in ids):
-        msg = f"exclude must be a collection of booking ids (str), got {given!r}"
+        msg = f"exclude must be a collection of booking ids (str), got {_shown(given)}"
         raise InvalidInputError(msg, field="exclude")
     return sorted(set(cast("tuple[str, ...]", ids)))
+
+
+def check_kind(value: object, kind: type[_T], field: str) -> _T:
+    """
+    Return *value* if it is a *kind*: the value a port method takes (a `Booking`, a `Resource`...).
+
+    Every adapter checks it before it writes or reads anything, so that a wrong value is refused the same way
+    everywhere, rather than stored by one adapter and failing inside another with an `AttributeError`.
+
+    Raises:
+        InvalidInputError: *value* is not a *kind*.
+    """
+    if not isinstance(value, kind):
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        msg = f"{field} must be {article} {kind.__name__}, not {type(value).__name__} {_shown(value)}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def check_version(value: object, field: str) -> int:
+    """
+    Return *value* if it is a version number: an `int` (not a `bool`, a float or a text) of 64 bits.
+
+    Raises:
+        InvalidInputError: anything else (a text ``"1"`` is not the version 1: comparing it would report a
+            concurrent change that never happened, which the engine retries for nothing).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _VERSIONS:
+        msg = f"{field} must be a whole number (an int of 64 bits), not {type(value).__name__} {_shown(value)}"
+        raise InvalidInputError(msg, field=field)
+    return value
+
+
+def check_instant(value: object, field: str = "now") -> datetime:
+    """
+    Return *value* in UTC if it is an aware datetime in the accepted range: a ``now`` or another instant a port takes.
+
+    Raises:
+        NaiveDatetimeError: *value* has no time zone (a storage would read it in the session's or host's zone).
+        InvalidInputError: *value* is not a datetime (None, text, a date), or lies outside the accepted range.
+    """
+    return to_utc(value, field)
+
+
+def check_id_or_none(value: object, field: str) -> str | None:
+    """Return *value* if it is None or an id (`slotengine.model.check_id`); anything else is an `InvalidInputError`."""
+    return None if value is None else check_id(value, field)
+
+
+def check_ids(values: object, field: str) -> list[str]:
+    """
+    The distinct ids of *values*, sorted (code point order): a collection of ids, read once (a generator works).
+
+    *field* names one of them (``"booking id"``); the collection is named in the plural.
+
+    Raises:
+        InvalidInputError: *values* is one text (its letters are not ids) or no collection, or holds something that
+            is not an id (`slotengine.model.check_id`).
+    """
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        msg = f"{field}s must be a collection of ids, not {type(values).__name__} {_shown(values)}"
+        raise InvalidInputError(msg, field=f"{field}s")
+    return sorted({check_id(value, field) for value in values})
+
+
+def check_records(records: object) -> tuple[TransitionRecord, ...]:
+    """
+    The records of `StorageTransaction.append_transitions`, read once (a generator works), every one checked.
+
+    Raises:
+        InvalidInputError: *records* is no collection, or holds something that is not a `TransitionRecord`.
+    """
+    return tuple_of(records, TransitionRecord, "records", label="transition records")
+
+
+def check_messages(messages: object) -> tuple[OutboxMessage, ...]:
+    """
+    The messages of `StorageTransaction.append_outbox`, read once (a generator works), every one checked.
+
+    Raises:
+        InvalidInputError: *messages* is no collection, or holds something that is not an `OutboxMessage`.
+    """
+    return tuple_of(messages, OutboxMessage, "messages", label="outbox messages")
+
+
+def check_reserve(booking: object, now: object, exclude: object = ()) -> tuple[Booking, Interval, datetime, list[str]]:
+    """
+    Check the arguments of `StorageTransaction.reserve` before anything is read or written, as every adapter does.
+
+    Returns the booking, the time it blocks (its interval widened by its buffers), *now* in UTC and the ids
+    *exclude* names (sorted). In this order, so that every adapter names the same fault first: the booking, its
+    blocked time, *now*, *exclude*; a resource that does not exist is looked for only after all of them.
+
+    Raises:
+        InvalidInputError: *booking* is not a `Booking`, *now* is not an aware datetime (`NaiveDatetimeError`
+            if it has no time zone), or *exclude* is not a collection of booking ids.
+        OutOfRangeError: the booking's buffers reach outside the range of instants slotengine accepts.
+    """
+    checked = check_kind(booking, Booking, "booking")
+    blocked = Interval(checked.start - checked.buffer_before, checked.end + checked.buffer_after)
+    return checked, blocked, check_instant(now), excluded_ids(exclude)
+
+
+class ReserveAndRecordArguments(NamedTuple):
+    """The arguments of `ReserveAndRecord.reserve_and_record`, checked (`check_reserve_and_record`)."""
+
+    booking: Booking
+    now: datetime
+    transitions: tuple[TransitionRecord, ...]
+    outbox: tuple[OutboxMessage, ...]
+    catalogue_version: int
+    idempotency: IdempotencyRecord | None
+
+
+def check_reserve_and_record(
+    booking: object,
+    *,
+    now: object,
+    transitions: object,
+    outbox: object,
+    catalogue_version: object,
+    idempotency: object = None,
+) -> ReserveAndRecordArguments:
+    """
+    Check the arguments of `ReserveAndRecord.reserve_and_record` before anything is read or written.
+
+    The records and messages are read once (generators work) and returned as tuples.
+
+    Raises:
+        InvalidInputError: as `check_reserve`; or *transitions*, *outbox* or *idempotency* hold other values;
+            or *catalogue_version* is not a version number (`check_version`).
+        OutOfRangeError: as `check_reserve`.
+    """
+    checked, _blocked, utc, _ = check_reserve(booking, now)
+    return ReserveAndRecordArguments(
+        checked,
+        utc,
+        check_records(transitions),
+        check_messages(outbox),
+        check_version(catalogue_version, "catalogue_version"),
+        None if idempotency is None else check_kind(idempotency, IdempotencyRecord, "idempotency"),
+    )
 
 
 def finished_at(message: OutboxMessage) -> datetime | None:
@@ -253,7 +508,14 @@ class StorageTransaction(Protocol):
 
     Every read and write is scoped to the transaction's tenant: ids of another tenant behave exactly like
     ids that do not exist. Leaving the transaction's ``with`` block without calling `commit` rolls back.
-    Once the block has ended, committed or not, every method raises `StorageError`.
+    Once the block has ended, committed or not, every method raises `StorageError`; after `commit`, every write
+    (`lock_resources` included) does.
+
+    Every method checks its arguments before it reads or writes anything, with the shared checks of this module
+    (`check_kind`, `check_version`, `check_ids`, `check_instant`, `check_reserve`, `check_records`,
+    `check_messages`, ids with `slotengine.model.check_id`): a value of the wrong kind, an id no storage
+    keeps, one text where a collection of ids is expected, or an instant without a time zone is an
+    `InvalidInputError`, whatever else is wrong with the call, and changes nothing.
     """
 
     @property
@@ -316,8 +578,11 @@ class StorageTransaction(Protocol):
 
         Raises:
             ConcurrencyError: the lock could not be had in time (retry the whole use case).
-            NotFoundError: a resource does not exist; of several, the one named is the smallest id in code
-                point order (the order of the locks).
+            InvalidInputError: *resource_ids* is one text or no collection, or holds text that is no id
+                (`resource_ids_to_lock`).
+            NotFoundError: a resource does not exist (or an id is not text); of several, the one named is the
+                smallest id in code point order (the order of the locks).
+            StorageError: the transaction was committed (its locks are gone).
         """
         ...
 
@@ -344,6 +609,9 @@ class StorageTransaction(Protocol):
 
         Raises:
             ConflictError: some resource would be over capacity; nothing was written.
+            InvalidInputError: *booking* is not a `Booking`, *now* not an aware datetime, or *exclude* not a
+                collection of booking ids (`check_reserve`), checked before any resource is looked for;
+                nothing was written.
             NotFoundError: a resource of the booking does not exist; of several, the one named is the smallest
                 id in code point order. Nothing was written.
             OutOfRangeError: the booking's interval widened by its buffers reaches outside the range of instants
@@ -363,9 +631,14 @@ class StorageTransaction(Protocol):
         """
         Replace a stored booking whose time and resources do not change (a status, money or notes change).
 
+        It never makes a booking take time it did not (see `check_update`): a cancelled or expired booking made
+        live, a hold made firm or held longer go through `reserve`, which checks capacity.
+
         Raises:
             NotFoundError: there is no such booking.
             ConcurrencyError: the stored version is not *expected_version*; nothing was written.
+            InvalidInputError: *booking* is not a `Booking` or *expected_version* not an `int` (`check_version`),
+                or the update would take other time, or take time again (`check_update`); nothing was written.
         """
         ...
 
@@ -376,7 +649,13 @@ class StorageTransaction(Protocol):
     # --- the log, the outbox and idempotency -------------------------------------------------------------
 
     def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
-        """Append to the transition log (never rewritten)."""
+        """
+        Append to the transition log (never rewritten): all of *records* (read once), or none.
+
+        Raises:
+            InvalidInputError: *records* holds something that is not a `TransitionRecord` (`check_records`);
+                nothing of the call was written.
+        """
         ...
 
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
@@ -385,9 +664,11 @@ class StorageTransaction(Protocol):
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         """
-        Add *messages* to the outbox, in the given order: all of them, or none.
+        Add *messages* to the outbox, in the given order: all of them (read once), or none.
 
         Raises:
+            InvalidInputError: *messages* holds something that is not an `OutboxMessage` (`check_messages`);
+                nothing of the call was written.
             StorageError: the id of one of *messages* is in the tenant's outbox already, or appears twice in
                 *messages*; the message names the first such id. Nothing of the call was written, and the
                 transaction goes on.
@@ -574,7 +855,13 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections and files. The storage cannot be used afterwards."""
+        """
+        Release connections and files. The storage cannot be used afterwards; closing twice is harmless.
+
+        Raises:
+            StorageError: called inside one of this storage's transactions in this thread (that transaction
+                goes on; close the storage after its ``with`` block).
+        """
         ...
 
 
@@ -609,7 +896,11 @@ class ReserveAndRecord(Protocol):
         `StorageTransaction.append_outbox` *outbox* and, given *idempotency*,
         `StorageTransaction.put_idempotency` it (the first result of a keyed call, saved with the booking).
 
+        The arguments are checked first (`check_reserve_and_record`): a bad one is an `InvalidInputError` whatever
+        else is wrong. *transitions* and *outbox* are read once (generators work).
+
         Raises:
+            InvalidInputError: an argument is not acceptable (`check_reserve_and_record`).
             CatalogueChangedError: the catalogue is at another version (it changed since it was read).
             ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`).
             NotFoundError: a resource of the booking does not exist (named as `StorageTransaction.reserve` names it).
@@ -640,22 +931,35 @@ def reserve_and_record_in(
     Adapters whose transactions are cheap take this as their method (``reserve_and_record =
     reserve_and_record_in``); their transactions must have `CatalogueVersions.catalogue_version`.
 
+    The arguments are checked first (`check_reserve_and_record`), before the transaction opens: a bad one is an
+    `InvalidInputError` whatever else is wrong (a resource missing, the catalogue changed), as in PostgreSQL.
+
     Raises:
+        InvalidInputError: an argument is not acceptable (`check_reserve_and_record`); nothing was written.
         CatalogueChangedError: the catalogue is not at *catalogue_version*; nothing was written.
         Anything `reserve`, `append_transitions`, `append_outbox` or `put_idempotency` raise (nothing is
             committed then).
     """
+    check_id(tenant, "tenant")
+    given = check_reserve_and_record(
+        booking,
+        now=now,
+        transitions=transitions,
+        outbox=outbox,
+        catalogue_version=catalogue_version,
+        idempotency=idempotency,
+    )
     with storage.transaction(tenant) as tx:
         if not isinstance(tx, CatalogueVersions):
             msg = "reserve_and_record needs a transaction with catalogue versions (CatalogueVersions)"
             raise TypeError(msg)
         current = tx.catalogue_version()
-        if current != catalogue_version:
-            msg = f"the catalogue changed meanwhile (version {current}, not {catalogue_version}); read it again"
+        if current != given.catalogue_version:
+            msg = f"the catalogue changed meanwhile (version {current}, not {given.catalogue_version}); read it again"
             raise CatalogueChangedError(msg, version=current)
-        tx.reserve(booking, now=now)
-        tx.append_transitions(transitions)
-        tx.append_outbox(outbox)
-        if idempotency is not None:
-            tx.put_idempotency(idempotency)
+        tx.reserve(given.booking, now=given.now)
+        tx.append_transitions(given.transitions)
+        tx.append_outbox(given.outbox)
+        if given.idempotency is not None:
+            tx.put_idempotency(given.idempotency)
         tx.commit()

@@ -326,7 +326,7 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     ),
     "exclude ignored": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now)),
-        {"check_reserve_honours_exclude"},
+        {"check_reserve_honours_exclude", "check_reserve_checks_its_arguments_first"},  # exclude=5 is not refused
     ),
     "bookings ordered by id": (
         mutant(find_bookings=lambda tx, q: sorted(tx.find_bookings(q), key=lambda b: b.id)),
@@ -358,15 +358,28 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
                 b, expected_version=tx.get_booking(b.id).version
             )
         ),
-        {"check_update_booking", "check_transaction_survives_refusals"},
+        # expected_version=True or "1" is not refused either
+        {"check_update_booking", "check_transaction_survives_refusals", "check_values_of_the_wrong_kind_are_refused"},
     ),
     "idempotency keys overwritten": (
-        mutant(put_idempotency=lambda tx, r: tx._data.idempotency.__setitem__(r.key, r)),
+        mutant(
+            put_idempotency=lambda tx, r: (
+                tx._data.idempotency.__setitem__(r.key, r)
+                if isinstance(r, IdempotencyRecord)
+                else tx.put_idempotency(r)
+            )
+        ),
         {"check_idempotency_records", "check_transaction_survives_refusals", "check_reserve_and_record"},
     ),
     "log read backwards": (
         mutant(list_transitions=lambda tx, booking_id=None: tx.list_transitions(booking_id)[::-1]),
-        {"check_transition_log", "check_values_round_trip", "check_reserve_and_record", "check_transitions_of"},
+        {
+            "check_transition_log",
+            "check_values_round_trip",
+            "check_reserve_and_record",
+            "check_transitions_of",
+            "check_every_collection_is_read_once",
+        },
     ),
     "moves allowed in update_booking": (
         mutant(
@@ -376,7 +389,13 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
                 else tx.update_booking(b, expected_version=expected_version)
             )
         ),
-        {"check_update_booking", "check_transaction_survives_refusals", "check_update_booking_keeps_blocked_time"},
+        {
+            "check_update_booking",
+            "check_transaction_survives_refusals",
+            "check_update_booking_keeps_blocked_time",
+            "check_update_booking_never_takes_time_again",  # no check at all: a hold made firm is written
+            "check_values_of_the_wrong_kind_are_refused",  # nor of the arguments
+        },
     ),
     "catalogue version that never moves": (
         mutant(catalogue_version=lambda tx: 1),
@@ -385,6 +404,20 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "catalogue version counted in the tenant's own data (a rollback hands a number out again)": (
         mutant(**{name: _counted(name) for name in ("put_business", "put_resource", "put_service")}),
         {"check_catalogue_versions"},
+    ),
+    "a naive now read as UTC": (
+        mutant(
+            reserve=lambda tx, b, *, now, exclude=(): tx.reserve(
+                b,
+                now=now.replace(tzinfo=UTC) if isinstance(now, datetime) and now.tzinfo is None else now,
+                exclude=exclude,
+            )
+        ),
+        {"check_reserve_checks_its_arguments_first"},
+    ),
+    "outbox messages read twice (a generator's are lost)": (
+        mutant(append_outbox=lambda tx, messages: tx.append_outbox(list(messages)[:0] or messages)),
+        {"check_every_collection_is_read_once"},
     ),
     "documents listed backwards": (
         mutant(list_documents=lambda tx, kind: tx.list_documents(kind)[::-1]),

@@ -441,6 +441,35 @@ class TestConnections:
         assert field == info.value.details["field"]
         assert not path.exists()
 
+    @pytest.mark.parametrize(
+        "timeout",
+        [2_200_000, float("inf"), 1e300, 2**40, 2**63, pytest.param(10**400, id="10**400"), 2_147_483.648],
+    )
+    def test_a_timeout_sqlite_cannot_keep_is_refused(self, path: Path, timeout: float) -> None:
+        """
+        Beyond 2^31-1 ms (PostgreSQL's lock_timeout bound too): InvalidInputError at construction.
+
+        SQLite keeps the busy timeout as an int of milliseconds: 2,200,000 s (or inf, 1e300, 2**40) wrapped round
+        to no wait at all, a busy database was a ConcurrencyError after 0.000 s; 10**400 raised OverflowError.
+        """
+        with pytest.raises(InvalidInputError, match="timeout") as info:
+            SQLiteStorage(path, timeout=timeout)
+
+        assert "timeout" == info.value.details["field"]
+        assert not path.exists()
+
+    def test_the_longest_timeout_is_kept_whole(self, path: Path) -> None:
+        """(2^31-1)/1000 s is accepted and reaches SQLite as 2^31-1 ms (a busy database is waited for)."""
+        storage = SQLiteStorage(path, timeout=(2**31 - 1) / 1000)
+        try:
+            conn = storage._handle().conn
+            assert conn is not None
+            busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        finally:
+            storage.close()
+
+        assert 2**31 - 1 == busy
+
     @pytest.mark.parametrize("bad", [":memory:", "", "file:x.db?mode=ro", b"x.db", 3])
     def test_only_file_paths(self, bad: object) -> None:
         """In-memory databases, URIs and non-paths are refused (each thread would see its own database)."""

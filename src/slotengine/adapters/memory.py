@@ -5,8 +5,11 @@ It is what the other adapters are compared against, so it is written to be obvio
 fast: one lock serializes every transaction of the process, a transaction reads through its own pending
 changes, and `commit` applies them at once. It keeps nothing across processes or restarts.
 
-It refuses what the SQL adapters refuse, the same way: a transaction opened inside another of the same storage
-in the same thread (transactions do not nest), and any use of a transaction after its ``with`` block.
+It refuses what the SQL adapters refuse, the same way: every argument is checked with the shared checks of
+`slotengine.ports` before anything is read or written (a value of the wrong kind is refused, never kept), a
+transaction opened inside another of the same storage in the same thread (transactions do not nest), any use of
+a transaction after its ``with`` block, any write (locks included) after `commit`, and `MemoryStorage.close`
+inside one of its transactions.
 """
 
 from __future__ import annotations
@@ -34,8 +37,15 @@ from slotengine.ports import (
     BookingQuery,
     IdempotencyRecord,
     check_document,
+    check_id_or_none,
+    check_ids,
+    check_instant,
+    check_kind,
+    check_messages,
+    check_records,
+    check_reserve,
     check_update,
-    excluded_ids,
+    check_version,
     finished_before,
     reserve_and_record_in,
     resource_ids_to_lock,
@@ -116,6 +126,7 @@ class _Transaction:
         return business
 
     def put_business(self, business: Business) -> None:
+        business = check_kind(business, Business, "business")
         data = self._writable()
         data.business = business
         data.catalogue_version = next(_CATALOGUE_VERSIONS)
@@ -125,6 +136,7 @@ class _Transaction:
         return self._readable().catalogue_version
 
     def get_resource(self, resource_id: str) -> Resource:
+        resource_id = check_id(resource_id, "resource id")
         try:
             return self._readable().resources[resource_id]
         except KeyError:
@@ -135,11 +147,13 @@ class _Transaction:
         return list(self._readable().resources.values())
 
     def put_resource(self, resource: Resource) -> None:
+        resource = check_kind(resource, Resource, "resource")
         data = self._writable()
         data.resources[resource.id] = resource
         data.catalogue_version = next(_CATALOGUE_VERSIONS)
 
     def get_service(self, service_id: str) -> Service:
+        service_id = check_id(service_id, "service id")
         try:
             return self._readable().services[service_id]
         except KeyError:
@@ -150,6 +164,7 @@ class _Transaction:
         return list(self._readable().services.values())
 
     def put_service(self, service: Service) -> None:
+        service = check_kind(service, Service, "service")
         data = self._writable()
         data.services[service.id] = service
         data.catalogue_version = next(_CATALOGUE_VERSIONS)
@@ -159,13 +174,18 @@ class _Transaction:
     def lock_resources(self, resource_ids: Collection[str]) -> None:
         # The storage-wide lock, held for the whole transaction, already covers every resource. What is left
         # of the port's sorted order is the refusal: the ids are checked in that order, so a missing one is
-        # reported as the SQL adapters report it (the smallest, in code point order).
-        self._readable()
-        for rid in resource_ids_to_lock(resource_ids):
-            self.get_resource(rid)
+        # reported as the SQL adapters report it (the smallest, in code point order). After commit the
+        # locks are gone, so a lock then is refused, as a write.
+        rids = resource_ids_to_lock(resource_ids)
+        data = self._writable()
+        for rid in rids:
+            if rid not in data.resources:
+                msg = f"no resource {rid!r}"
+                raise NotFoundError(msg, resource_id=rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
-        wanted = set(resource_ids)
+        wanted = set(check_ids(resource_ids, "resource id"))
+        window = check_kind(window, Interval, "window")
         return [
             load
             for booking in self._readable().bookings.values()
@@ -176,16 +196,18 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         data = self._writable()
-        # The blocked time first: buffers reaching outside the accepted range raise OutOfRangeError here.
-        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        # Every argument first, as every adapter checks them: the booking, its blocked time (buffers reaching
+        # outside the accepted range raise OutOfRangeError), now, exclude; only then the resources.
+        booking, window, now, excluded = check_reserve(booking, now, exclude)
         # In sorted order, so that of several missing resources the smallest is named, as by the SQL adapters.
         resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
-        skip = {booking.id, *excluded_ids(exclude)}
-        nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
+        skip = {booking.id, *excluded}
+        nearby = [ld for ld in self.loads(list(resources), window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         data.bookings[booking.id] = booking
 
     def get_booking(self, booking_id: str) -> Booking:
+        booking_id = check_id(booking_id, "booking id")
         try:
             return self._readable().bookings[booking_id]
         except KeyError:
@@ -193,16 +215,20 @@ class _Transaction:
             raise NotFoundError(msg, booking_id=booking_id) from None
 
     def find_bookings(self, query: BookingQuery) -> list[Booking]:
+        query = check_kind(query, BookingQuery, "query")
         found = [b for b in self._readable().bookings.values() if query.matches(b)]
         return sorted(found, key=lambda b: (b.start, b.id))
 
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
         data = self._writable()
+        booking = check_kind(booking, Booking, "booking")
+        expected_version = check_version(expected_version, "expected_version")
         stored = self.get_booking(booking.id)
         check_update(stored, booking, expected_version)
         data.bookings[booking.id] = booking
 
     def due_holds(self, now: datetime) -> list[Booking]:
+        now = check_instant(now)
         due = [
             b
             for b in self._readable().bookings.values()
@@ -213,18 +239,21 @@ class _Transaction:
     # --- log, outbox, idempotency --------------------------------------------------------------------------
 
     def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
-        self._writable().transitions.extend(records)
+        data = self._writable()
+        data.transitions.extend(check_records(records))  # every record checked before any is kept
 
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        booking_id = check_id_or_none(booking_id, "booking id")
         return [r for r in self._readable().transitions if booking_id is None or r.booking_id == booking_id]
 
     def list_transitions_of(self, booking_ids: Collection[str]) -> list[TransitionRecord]:
         """The log of the bookings named (`slotengine.ports.TransitionsOf`), in the order written."""
-        wanted = frozenset(booking_ids)
+        wanted = frozenset(check_ids(booking_ids, "booking id"))
         return [r for r in self._readable().transitions if r.booking_id in wanted]
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         data = self._writable()
+        messages = check_messages(messages)  # read once: a generator is read to the end here, not twice
         # Every id is checked before any is written: a refused call appends nothing (the port's contract).
         ids: set[str] = set()
         for message in messages:
@@ -236,6 +265,7 @@ class _Transaction:
             data.outbox[message.id] = message
 
     def list_outbox(self, *, pending_only: bool = False, booking_id: str | None = None) -> list[OutboxMessage]:
+        booking_id = check_id_or_none(booking_id, "booking id")
         messages = list(self._readable().outbox.values())
         if booking_id is not None:
             messages = [m for m in messages if m.booking_id == booking_id]
@@ -249,6 +279,7 @@ class _Transaction:
         return [m for m in self.list_outbox(pending_only=True) if m.due_at <= now]
 
     def update_outbox(self, message: OutboxMessage) -> None:
+        message = check_kind(message, OutboxMessage, "message")
         data = self._writable()
         if message.id not in data.outbox:
             msg = f"no outbox message {message.id!r}"
@@ -256,6 +287,8 @@ class _Transaction:
         data.outbox[message.id] = message
 
     def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        expected = check_kind(expected, OutboxMessage, "expected")
+        message = check_kind(message, OutboxMessage, "message")
         data = self._writable()
         if message.id not in data.outbox:
             msg = f"no outbox message {message.id!r}"
@@ -266,9 +299,11 @@ class _Transaction:
         return True
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        key = check_id(key, "idempotency key")
         return self._readable().idempotency.get(key)
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
+        record = check_kind(record, IdempotencyRecord, "record")
         data = self._writable()
         if record.key in data.idempotency:
             msg = f"idempotency key {record.key!r} was used meanwhile"
@@ -319,8 +354,8 @@ class MemoryStorage:
     """
 
     def __init__(self) -> None:
-        # Re-entrant only so that `close` works inside a transaction, as before; a nested transaction is refused
-        # by `_local.busy` before it reaches the lock.
+        # Re-entrant, so that a subclass may hold it around `transaction` (a test double that loads its data under
+        # it); `close` inside a transaction and a nested transaction are refused by `_local.busy` before the lock.
         self._lock = threading.RLock()
         self._local = threading.local()
         self._tenants: dict[str, _Tenant] = {}
@@ -358,7 +393,18 @@ class MemoryStorage:
     """A booking's whole write in one transaction (`slotengine.ports.ReserveAndRecord`)."""
 
     def close(self) -> None:
-        """Forget everything."""
+        """
+        Forget everything; the storage cannot be used afterwards (closing twice is harmless).
+
+        Waits for a transaction open in another thread to end.
+
+        Raises:
+            StorageError: called inside one of this storage's transactions in this thread (as SQLite: that
+                transaction's commit would otherwise publish its tenant into the closed storage).
+        """
+        if getattr(self._local, "busy", False):
+            msg = "cannot close the storage inside one of its transactions"
+            raise StorageError(msg)
         with self._lock:
             self._closed = True
             self._tenants.clear()

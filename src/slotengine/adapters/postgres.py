@@ -153,7 +153,16 @@ from slotengine.ports import (
     BookingQuery,
     IdempotencyRecord,
     check_document,
+    check_id_or_none,
+    check_ids,
+    check_instant,
+    check_kind,
+    check_messages,
+    check_records,
+    check_reserve,
+    check_reserve_and_record,
     check_update,
+    check_version,
     created_bounds,
     due_bound,
     excluded_ids,
@@ -605,7 +614,6 @@ _RESERVE_FUNCTION_V6: Final[LiteralString] = _edited(
         END IF;
 """,
 )
-"""The function as this version writes it (schema version 6): version 5's, and each resource's widest interval."""
 """The function as schema version 6 created it: version 5's, and each resource's widest blocked interval."""
 
 _RESERVE_FUNCTION: Final[LiteralString] = _edited(
@@ -1143,11 +1151,16 @@ class _Transaction:
             raise StorageError(msg)
         return self._conn
 
-    def _writable(self) -> Connection:
+    def _open(self) -> Connection:
+        """The connection, if this transaction may still write (not committed); a write after commit is refused."""
         conn = self._usable()  # a transaction that is over says so, whether or not it was committed
         if self.state != "open":
             msg = "this transaction was already committed; open a new one"
             raise StorageError(msg)
+        return conn
+
+    def _writable(self) -> Connection:
+        conn = self._open()
         if conn.autocommit:
             # The database transaction starts at the first write or lock. Reads before it ran one statement at
             # a time, which at READ COMMITTED sees exactly what they would have seen inside it (each statement
@@ -1250,12 +1263,13 @@ class _Transaction:
             raise _corrupt("business", exc) from None
 
     def put_business(self, business: Business) -> None:
+        doc = dumps(business_to_dict(check_kind(business, Business, "business")))
         self._write(
             """
             INSERT INTO businesses (tenant_id, doc) VALUES (%s, %s::jsonb)
             ON CONFLICT (tenant_id) DO UPDATE SET doc = excluded.doc
             """,
-            (self._tenant, dumps(business_to_dict(business))),
+            (self._tenant, doc),
         )
 
     def _resource(self, row: tuple[Any, ...]) -> Resource:
@@ -1265,6 +1279,7 @@ class _Transaction:
             raise _corrupt("resource", exc) from None
 
     def get_resource(self, resource_id: str) -> Resource:
+        resource_id = check_id(resource_id, "resource id")
         row = self._one("SELECT doc FROM resources WHERE tenant_id = %s AND id = %s", (self._tenant, resource_id))
         if row is None:
             msg = f"no resource {resource_id!r}"
@@ -1277,6 +1292,7 @@ class _Transaction:
 
     def put_resource(self, resource: Resource) -> None:
         # A new resource goes last (a fresh seq); a replaced one keeps its place.
+        resource = check_kind(resource, Resource, "resource")
         self._write(
             """
             INSERT INTO resources (tenant_id, id, capacity, doc) VALUES (%s, %s, %s, %s::jsonb)
@@ -1297,6 +1313,7 @@ class _Transaction:
             raise _corrupt("service", exc) from None
 
     def get_service(self, service_id: str) -> Service:
+        service_id = check_id(service_id, "service id")
         row = self._one("SELECT doc FROM services WHERE tenant_id = %s AND id = %s", (self._tenant, service_id))
         if row is None:
             msg = f"no service {service_id!r}"
@@ -1308,6 +1325,7 @@ class _Transaction:
         return [self._service(row) for row in rows]
 
     def put_service(self, service: Service) -> None:
+        service = check_kind(service, Service, "service")
         self._write(
             """
             INSERT INTO services (tenant_id, id, doc) VALUES (%s, %s, %s::jsonb)
@@ -1369,7 +1387,11 @@ class _Transaction:
         return rids, locks
 
     def lock_resources(self, resource_ids: Collection[str]) -> None:
-        rids, steps = self._lock_steps(resource_ids)
+        # The ids first (read once), then the transaction: after commit its locks are gone, so a lock is refused
+        # as a write is, even of resources it held.
+        rids = resource_ids_to_lock(resource_ids)
+        self._open()
+        rids, steps = self._lock_steps(rids)
         if not rids:
             return
         # The locks and the check that the resources exist go in one round trip, the locks first.
@@ -1385,7 +1407,8 @@ class _Transaction:
                 raise NotFoundError(msg, resource_id=rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
-        rids = sorted(set(resource_ids))
+        rids = check_ids(resource_ids, "resource id")
+        window = check_kind(window, Interval, "window")
         if not rids:
             return []
         return self._loads(self._all(_LOADS, (self._tenant, rids, window.start, window.end)))
@@ -1410,12 +1433,13 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         self._writable()
-        # Before the locks are counted as held: an OutOfRangeError here leaves the transaction as it was.
-        blocked = _blocked(booking)
+        # Every argument before the locks are counted as held (the checks every adapter makes, in their order):
+        # an InvalidInputError or OutOfRangeError here leaves the transaction as it was.
+        booking, blocked, now, excluded = check_reserve(booking, now, exclude)
         _rids, locks = self._locks_wanted(booking.resource_ids)
         try:
             request = _reserve_request(
-                booking, now=now, exclude=exclude, locks=locks, seen=self._seen.get(booking.id), blocked=blocked
+                booking, now=now, exclude=excluded, locks=locks, seen=self._seen.get(booking.id), blocked=blocked
             )
         except BaseException:
             self._locked.difference_update(locks)  # never asked for: a later call must take them
@@ -1456,6 +1480,7 @@ class _Transaction:
             raise _corrupt("booking", exc) from None
 
     def get_booking(self, booking_id: str) -> Booking:
+        booking_id = check_id(booking_id, "booking id")
         row = self._one("SELECT doc FROM bookings WHERE tenant_id = %s AND id = %s", (self._tenant, booking_id))
         if row is None:
             msg = f"no booking {booking_id!r}"
@@ -1468,6 +1493,7 @@ class _Transaction:
         # SQL narrows with the indexed columns; BookingQuery.matches stays the definition of the answer. The
         # WHERE clause holds only the filters given, each a constant fragment with bound values: a
         # `%s IS NULL OR` predicate fits no index in a generic plan.
+        query = check_kind(query, BookingQuery, "query")
         period = query.period
         clauses: list[sql.Composable] = []
         params: dict[str, Any] = {"tenant": self._tenant}
@@ -1557,6 +1583,8 @@ class _Transaction:
 
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
         self._writable()
+        booking = check_kind(booking, Booking, "booking")
+        expected_version = check_version(expected_version, "expected_version")
         stored = self.get_booking(booking.id)
         check_update(stored, booking, expected_version)
         row = self._booking_row(booking)
@@ -1592,6 +1620,7 @@ class _Transaction:
         self._seen[booking.id] = booking.version
 
     def due_holds(self, now: datetime) -> list[Booking]:
+        now = check_instant(now)  # a naive now would be read in the session's zone
         rows = self._all(
             """
             SELECT doc FROM bookings
@@ -1611,6 +1640,7 @@ class _Transaction:
 
     def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
         self._writable()
+        records = check_records(records)  # read once: the statement below reads them twice
         if not records:
             return
         # The documents travel as one JSON array, not a text[]: psycopg quotes every '"' of a text[] element
@@ -1637,6 +1667,7 @@ class _Transaction:
             raise _corrupt("transition", exc) from None
 
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        booking_id = check_id_or_none(booking_id, "booking id")
         rows = self._all(
             """
             SELECT doc FROM transitions
@@ -1654,7 +1685,7 @@ class _Transaction:
         It searches ``transitions_by_booking`` per id; the rows are put in ``seq`` order here, so that no plan
         walks the tenant's whole log in the primary key's order to save a sort.
         """
-        ids = sorted(set(booking_ids))
+        ids = check_ids(booking_ids, "booking id")
         if not ids:
             return []
         rows = self._all(
@@ -1666,6 +1697,7 @@ class _Transaction:
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
+        messages = check_messages(messages)  # read once, every message checked before any is sent
         if not messages:
             return
         rows = [self._outbox_row(message) for message in messages]
@@ -1720,6 +1752,7 @@ class _Transaction:
         # in a generic plan). The booking filter runs in the server, so only the booking's own documents are
         # sent and decoded; its pending messages (the engine's read on every cancel, reschedule and expiry)
         # come from outbox_pending_by_booking, whose expression this repeats exactly.
+        booking_id = check_id_or_none(booking_id, "booking id")
         if booking_id is not None and pending_only:
             rows = self._all(
                 """
@@ -1777,6 +1810,7 @@ class _Transaction:
         return self._write("DELETE FROM idempotency WHERE tenant_id = %s AND created_at < %s", (self._tenant, before))
 
     def update_outbox(self, message: OutboxMessage) -> None:
+        message = check_kind(message, OutboxMessage, "message")
         self._writable()
         changed = self._write(
             """
@@ -1790,6 +1824,8 @@ class _Transaction:
             raise NotFoundError(msg)
 
     def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        expected = check_kind(expected, OutboxMessage, "expected")
+        message = check_kind(message, OutboxMessage, "message")
         self._writable()
         row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
         # Under READ COMMITTED a writer that waited for the row re-reads it: after another's swap, doc differs.
@@ -1806,6 +1842,7 @@ class _Transaction:
         return changed == 1
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        key = check_id(key, "idempotency key")
         row = self._one(
             """
             SELECT key, request_hash, booking_id, result, created_at FROM idempotency
@@ -1818,6 +1855,7 @@ class _Transaction:
         return IdempotencyRecord(row[0], row[1], row[2], row[3], to_utc(row[4]))
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
+        record = check_kind(record, IdempotencyRecord, "record")
         # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key and then inserts nothing.
         changed = self._write(
             """
@@ -2315,32 +2353,41 @@ class PostgresStorage:
         capacity check, the writes (with the idempotency record, if any) and the commit take one round trip.
 
         Raises:
-            CatalogueChangedError, ConflictError, NotFoundError, ConcurrencyError: see the port; nothing was
-                written.
+            InvalidInputError, CatalogueChangedError, ConflictError, NotFoundError, ConcurrencyError: see the port;
+                nothing was written.
             StorageError: the storage is closed or failed, or a transaction of it is open in this thread.
         """
         check_id(tenant, "tenant")
+        # The arguments before anything else, as `reserve_and_record_in` checks them for the other adapters.
+        given = check_reserve_and_record(
+            booking,
+            now=now,
+            transitions=transitions,
+            outbox=outbox,
+            catalogue_version=catalogue_version,
+            idempotency=idempotency,
+        )
         if getattr(self._local, "busy", False):
             msg = "a transaction of this storage is already open in this thread; transactions do not nest"
             raise StorageError(msg)
         request = _reserve_request(
-            booking,
-            now=now,
-            locks=_locks_for(tenant, booking.resource_ids),
-            catalogue=catalogue_version,
-            transitions=transitions,
-            outbox=outbox,
-            idempotency=idempotency,
+            given.booking,
+            now=given.now,
+            locks=_locks_for(tenant, given.booking.resource_ids),
+            catalogue=given.catalogue_version,
+            transitions=given.transitions,
+            outbox=given.outbox,
+            idempotency=given.idempotency,
         )
         with self._pooled() as conn:
             try:
                 outcome = _reserve_at_once(conn, tenant, request)
             except ConcurrencyError as exc:
-                if idempotency is None or exc.details.get("sqlstate") != _KEY_TAKEN:
+                if given.idempotency is None or exc.details.get("sqlstate") != _KEY_TAKEN:
                     raise
-                msg = f"idempotency key {idempotency.key!r} was used meanwhile"  # put_idempotency's words
+                msg = f"idempotency key {given.idempotency.key!r} was used meanwhile"  # put_idempotency's words
                 raise ConcurrencyError(msg, sqlstate=_KEY_TAKEN) from None
-        _reserved(outcome, booking)
+        _reserved(outcome, given.booking)
 
     def check_locking(self, *, timeout: timedelta = timedelta(milliseconds=200)) -> None:
         """
@@ -2393,7 +2440,14 @@ class PostgresStorage:
 
         The storage cannot be used afterwards; closing twice is harmless. ``with PostgresStorage(...) as s:``
         closes it at the end of the block.
+
+        Raises:
+            StorageError: called inside one of this storage's transactions in this thread (as SQLite: that
+                transaction goes on; close the storage after its block).
         """
+        if getattr(self._local, "busy", False):
+            msg = "cannot close the storage inside one of its transactions"
+            raise StorageError(msg)
         with self._guard:
             self._closed = True
             pool, self._pool = self._pool, None

@@ -83,10 +83,17 @@ from slotengine.ports import (
     BookingQuery,
     IdempotencyRecord,
     check_document,
+    check_id_or_none,
+    check_ids,
+    check_instant,
+    check_kind,
+    check_messages,
+    check_records,
+    check_reserve,
     check_update,
+    check_version,
     created_bounds,
     due_bound,
-    excluded_ids,
     finished_before,
     reserve_and_record_in,
     resource_ids_to_lock,
@@ -564,10 +571,12 @@ class _Transaction:
             raise _corrupt("business", exc) from None
 
     def put_business(self, business: Business) -> None:
+        doc = dumps(business_to_dict(check_kind(business, Business, "business")))
+        self._writable()
         self._catalogue_written = True
         self._write(
             "INSERT INTO businesses (tenant, doc) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc",
-            (self._tenant, dumps(business_to_dict(business))),
+            (self._tenant, doc),
         )
 
     def _resource(self, row: Any) -> Resource:
@@ -587,6 +596,7 @@ class _Transaction:
         return resource
 
     def get_resource(self, resource_id: str) -> Resource:
+        resource_id = check_id(resource_id, "resource id")
         row = self._one("SELECT doc FROM resources WHERE tenant = ? AND id = ?", (self._tenant, resource_id))
         if row is None:
             msg = f"no resource {resource_id!r}"
@@ -599,6 +609,8 @@ class _Transaction:
 
     def put_resource(self, resource: Resource) -> None:
         # A new resource goes last; a replaced one keeps its place (and its widest booking so far).
+        resource = check_kind(resource, Resource, "resource")
+        self._writable()
         self._catalogue_written = True
         self._write(
             """
@@ -616,6 +628,7 @@ class _Transaction:
             raise _corrupt("service", exc) from None
 
     def get_service(self, service_id: str) -> Service:
+        service_id = check_id(service_id, "service id")
         row = self._one("SELECT doc FROM services WHERE tenant = ? AND id = ?", (self._tenant, service_id))
         if row is None:
             msg = f"no service {service_id!r}"
@@ -627,6 +640,8 @@ class _Transaction:
         return [self._service(row) for row in rows]
 
     def put_service(self, service: Service) -> None:
+        service = check_kind(service, Service, "service")
+        self._writable()
         self._catalogue_written = True
         self._write(
             """
@@ -641,16 +656,20 @@ class _Transaction:
 
     def lock_resources(self, resource_ids: Collection[str]) -> None:
         # BEGIN IMMEDIATE already holds the database's only write lock for the whole transaction; what is
-        # left is MemoryStorage's answer for a resource that does not exist.
-        for rid in resource_ids_to_lock(resource_ids):
+        # left is MemoryStorage's answer for a resource that does not exist, and the refusal after commit.
+        rids = resource_ids_to_lock(resource_ids)
+        self._writable()
+        for rid in rids:
             if self._one("SELECT 1 FROM resources WHERE tenant = ? AND id = ?", (self._tenant, rid)) is None:
                 msg = f"no resource {rid!r}"
                 raise NotFoundError(msg, resource_id=rid)
 
     def loads(self, resource_ids: Collection[str], window: Interval) -> list[Load]:
+        rids = check_ids(resource_ids, "resource id")
+        window = check_kind(window, Interval, "window")
         start, end = to_micros(window.start), to_micros(window.end)
         found: list[Load] = []
-        for rid in sorted(set(resource_ids)):
+        for rid in rids:
             widest = self._one("SELECT max_blocked_us FROM resources WHERE tenant = ? AND id = ?", (self._tenant, rid))
             if widest is None:
                 continue
@@ -685,11 +704,12 @@ class _Transaction:
 
     def reserve(self, booking: Booking, *, now: datetime, exclude: Collection[str] = ()) -> None:
         self._writable()
-        # The blocked time first: buffers reaching outside the accepted range raise OutOfRangeError here.
-        window = Interval(booking.start - booking.buffer_before, booking.end + booking.buffer_after)
+        # Every argument first, as every adapter checks them: the booking, its blocked time (buffers reaching
+        # outside the accepted range raise OutOfRangeError), now, exclude; only then the resources.
+        booking, window, now, excluded = check_reserve(booking, now, exclude)
         resources = {rid: self.get_resource(rid) for rid in sorted(set(booking.resource_ids))}
-        skip = {booking.id, *excluded_ids(exclude)}
-        nearby = [ld for ld in self.loads(resources, window) if ld.booking_id not in skip]
+        skip = {booking.id, *excluded}
+        nearby = [ld for ld in self.loads(list(resources), window) if ld.booking_id not in skip]
         check_capacity(booking, resources, nearby, now=now)
         self._put_booking(booking)
         blocked_start, blocked_end = to_micros(window.start), to_micros(window.end)
@@ -756,6 +776,7 @@ class _Transaction:
             raise _corrupt("booking", exc) from None
 
     def get_booking(self, booking_id: str) -> Booking:
+        booking_id = check_id(booking_id, "booking id")
         row = self._one("SELECT doc FROM bookings WHERE tenant = ? AND id = ?", (self._tenant, booking_id))
         if row is None:
             msg = f"no booking {booking_id!r}"
@@ -770,6 +791,7 @@ class _Transaction:
         # here, so the customer and reference statements have no ORDER BY: without ANALYZE's statistics SQLite
         # would rather read the whole tenant in bookings_by_start's order.
         # A period (the booked time overlaps it) or else a blocked window (the time with buffers overlaps it).
+        query = check_kind(query, BookingQuery, "query")
         period = query.period if query.period is not None else query.blocked
         created_from, created_to = (None, None) if query.created is None else created_bounds(query.created)
         params = {
@@ -877,6 +899,8 @@ class _Transaction:
 
     def update_booking(self, booking: Booking, *, expected_version: int) -> None:
         self._writable()
+        booking = check_kind(booking, Booking, "booking")
+        expected_version = check_version(expected_version, "expected_version")
         stored = self.get_booking(booking.id)
         check_update(stored, booking, expected_version)
         row = self._booking_row(booking)
@@ -916,6 +940,7 @@ class _Transaction:
                 )
 
     def due_holds(self, now: datetime) -> list[Booking]:
+        now = check_instant(now)
         rows = self._all(
             """
             SELECT doc FROM bookings
@@ -935,14 +960,19 @@ class _Transaction:
 
     def append_transitions(self, records: Sequence[TransitionRecord]) -> None:
         self._writable()
-        for record in records:
+        # Every record checked and encoded before the first is written: a refused call appends nothing.
+        rows = [
+            {"tenant": self._tenant, "booking_id": record.booking_id, "doc": dumps(transition_to_dict(record))}
+            for record in check_records(records)
+        ]
+        for row in rows:
             self._write(
                 """
                 INSERT INTO transitions (tenant, seq, booking_id, doc)
                 VALUES (:tenant, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transitions WHERE tenant = :tenant),
                         :booking_id, :doc)
                 """,
-                {"tenant": self._tenant, "booking_id": record.booking_id, "doc": dumps(transition_to_dict(record))},
+                row,
             )
 
     def _transition(self, row: Any) -> TransitionRecord:
@@ -952,6 +982,7 @@ class _Transaction:
             raise _corrupt("transition", exc) from None
 
     def list_transitions(self, booking_id: str | None = None) -> list[TransitionRecord]:
+        booking_id = check_id_or_none(booking_id, "booking id")
         if booking_id is None:
             rows = self._all("SELECT doc FROM transitions WHERE tenant = ? ORDER BY seq", (self._tenant,))
         else:
@@ -970,7 +1001,7 @@ class _Transaction:
         SQLite's JSON functions, one search per id. The rows are put in ``seq`` order here: with an ``ORDER BY
         seq``, SQLite may rather walk the tenant's whole log in the primary key's order.
         """
-        ids = sorted(set(booking_ids))
+        ids = check_ids(booking_ids, "booking id")
         if not ids:
             return []
         if self._json1:
@@ -994,6 +1025,7 @@ class _Transaction:
 
     def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._writable()
+        messages = check_messages(messages)  # read once: a generator is read to the end here, not twice
         # Every id is checked before any is written (the write lock is held): a refused call appends nothing.
         ids: set[str] = set()
         for message in messages:
@@ -1001,14 +1033,15 @@ class _Transaction:
                 msg = f"outbox message {message.id!r} exists already"
                 raise StorageError(msg)
             ids.add(message.id)
-        for message in messages:
+        rows = [self._outbox_row(message) for message in messages]
+        for row in rows:
             self._write(
                 """
                 INSERT INTO outbox (tenant, id, seq, sent, failed, doc)
                 VALUES (:tenant, :id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = :tenant),
                         :sent, :failed, :doc)
                 """,
-                self._outbox_row(message),
+                row,
             )
 
     def _outbox_row(self, message: OutboxMessage) -> dict[str, Any]:
@@ -1030,6 +1063,7 @@ class _Transaction:
         # One constant statement per combination of filters: a predicate behind `NOT ? OR` would keep SQLite
         # from the partial indexes. The booking's pending messages (the engine's read on every cancel,
         # reschedule and expiry) come from outbox_pending_by_booking, whose expression this repeats exactly.
+        booking_id = check_id_or_none(booking_id, "booking id")
         by_booking = booking_id is not None and self._json1
         if by_booking and pending_only:
             rows = self._all(
@@ -1095,6 +1129,7 @@ class _Transaction:
         return self._write("DELETE FROM idempotency WHERE tenant = ? AND created_at_us < ?", (self._tenant, cut))
 
     def update_outbox(self, message: OutboxMessage) -> None:
+        message = check_kind(message, OutboxMessage, "message")
         self._writable()
         changed = self._write(
             "UPDATE outbox SET sent = :sent, failed = :failed, doc = :doc WHERE tenant = :tenant AND id = :id",
@@ -1105,6 +1140,8 @@ class _Transaction:
             raise NotFoundError(msg)
 
     def swap_outbox(self, expected: OutboxMessage, message: OutboxMessage) -> bool:
+        expected = check_kind(expected, OutboxMessage, "expected")
+        message = check_kind(message, OutboxMessage, "message")
         self._writable()
         row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
         changed = self._write(
@@ -1120,6 +1157,7 @@ class _Transaction:
         return changed == 1
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        key = check_id(key, "idempotency key")
         row = self._one(
             """
             SELECT key, request_hash, booking_id, result, created_at_us FROM idempotency
@@ -1132,6 +1170,7 @@ class _Transaction:
         return IdempotencyRecord(row[0], row[1], row[2], row[3], from_micros(row[4]))
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
+        record = check_kind(record, IdempotencyRecord, "record")
         changed = self._write(
             """
             INSERT INTO idempotency (tenant, key, request_hash, booking_id, result, created_at_us)
@@ -1182,9 +1221,18 @@ class _Transaction:
 # --- the storage -------------------------------------------------------------------------------------------------
 
 
+_MAX_TIMEOUT: Final = (2**31 - 1) / 1000
+"""The longest busy timeout in seconds: SQLite keeps it as an int of milliseconds (PostgreSQL's lock_timeout too)."""
+
+
 def _check_timeout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        msg = f"timeout must be a non-negative number of seconds, got {value!r}"
+    # Compared before any conversion: an int beyond a float's range (10**400) is refused, not an OverflowError,
+    # and a value past SQLite's int of milliseconds would wrap around to no wait at all.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _MAX_TIMEOUT:
+        msg = (
+            f"timeout must be a number of seconds from 0 to {_MAX_TIMEOUT} (SQLite's longest busy timeout, "
+            f"2^31-1 ms, PostgreSQL's longest lock_timeout too), got {value!r}"
+        )
         raise InvalidInputError(msg, field="timeout")
     return float(value)
 

@@ -690,15 +690,27 @@ def check_rollback_on_exception(factory: StorageFactory) -> None:
 
 @_check
 def check_committed_transaction_refuses_writes(factory: StorageFactory) -> None:
-    """After `commit` a transaction is over: a further write raises `StorageError` (reference behaviour)."""
+    """
+    After `commit` a transaction is over: a further write raises `StorageError` (reference behaviour).
+
+    A lock too, of a resource that exists or not, held before or not: the commit ended the locks, so a use case
+    that went on would read and write without them.
+    """
     with _made(factory) as storage, storage.transaction("alpha") as tx:
         tx.put_resource(Resource("r1", "Box"))
+        tx.lock_resources(["r1"])
         tx.commit()
         _raises(
             "a write after commit raises StorageError (it would be lost or escape the transaction)",
             StorageError,
             lambda: tx.put_resource(Resource("r2", "Box")),
         )
+        for ids in (["r1"], ["nope"], []):
+            _raises(
+                f"lock_resources({ids}) after commit raises StorageError (the locks ended with the commit)",
+                StorageError,
+                functools.partial(tx.lock_resources, ids),
+            )
 
 
 _THREAD_WAIT: Final = 60.0
@@ -2855,6 +2867,419 @@ def check_naive_instants_are_refused(factory: StorageFactory) -> None:
             storage,
             "alpha",
             lambda tx: tx.put_idempotency(record),
+        )
+
+
+_NAIVE: Final = datetime(2030, 6, 3, 8)  # noqa: DTZ001 - an instant without a time zone, to be refused
+_NOT_INSTANTS: Final[tuple[object, ...]] = (_NAIVE, date(2030, 6, 3), None, "2030-06-03T08:00:00+00:00", 0)
+"""What a port method must refuse where it takes an instant (``now``): `InvalidInputError`, never a raw error."""
+_SHIFTABLE_NOT_INSTANTS: Final = _NOT_INSTANTS[:2]
+"""
+Those of them a wrapper may shift by a timedelta on its way to the adapter (a naive datetime and a date stay such).
+
+`reserve` is checked with these only, so that a test double that shifts ``now`` (``now - timedelta(...)``) fails the
+clause it breaks, not this one.
+"""
+
+
+def _bad(value: object) -> Any:
+    """*value*, typed as anything, so that a check can hand a port method what its signature does not allow."""
+    return value
+
+
+@_check
+def check_reserve_checks_its_arguments_first(factory: StorageFactory) -> None:
+    """
+    `reserve` refuses a bad argument with `InvalidInputError` before it looks for a resource, writing nothing.
+
+    A ``now`` that is no aware datetime (naive, None, text), a *booking* that is no `Booking`, an *exclude* that is
+    no collection of booking ids: refused whatever else is wrong with the call (a missing resource is
+    `NotFoundError` only once the arguments are good), so every adapter names the same fault. A naive ``now``
+    written anyway counted holds against the wrong instant. `reserve_and_record` (optional) checks its arguments
+    the same way, and its records and catalogue version too.
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        fits = _booking("b1", at(10), at(11))
+        nowhere = _booking("b2", at(12), at(13), resources=["ghost"])
+        refusals: list[tuple[str, Callable[[StorageTransaction], object]]] = [
+            *(
+                (f"reserve with now={now!r}", functools.partial(_reserving_bad_now, fits, now))
+                for now in _SHIFTABLE_NOT_INSTANTS
+            ),
+            *(
+                (f"reserve on a missing resource with now={now!r}", functools.partial(_reserving_bad_now, nowhere, now))
+                for now in _SHIFTABLE_NOT_INSTANTS
+            ),
+            ("reserve of a booking id, not a Booking", lambda tx: tx.reserve(_bad("b1"), now=at(8))),
+            ("reserve of None", lambda tx: tx.reserve(_bad(None), now=at(8))),
+            ("reserve with exclude=5", lambda tx: tx.reserve(fits, now=at(8), exclude=_bad(5))),
+            ("reserve with exclude='b1' (one text)", lambda tx: tx.reserve(fits, now=at(8), exclude="b1")),
+            ("reserve with exclude=[1]", lambda tx: tx.reserve(fits, now=at(8), exclude=_bad([1]))),
+            (
+                "reserve on a missing resource with exclude=5",
+                lambda tx: tx.reserve(nowhere, now=at(8), exclude=_bad(5)),
+            ),
+        ]
+        for what, work in refusals:
+            _refused(f"{what} raises InvalidInputError", InvalidInputError, storage, "alpha", work)
+        _reserve(storage, "alpha", fits, now=at(8), clause="reserve with good arguments after refused ones is accepted")
+
+        if not isinstance(storage, ReserveAndRecord):
+            return
+        version = _version(storage, "alpha")
+        free = _booking("b3", at(14), at(15))
+        good: dict[str, Any] = {
+            "now": at(8),
+            "transitions": [_record("b3", Action.BOOK)],
+            "outbox": [_message("m1", booking_id="b3")],
+            "catalogue_version": version,
+        }
+        calls: list[tuple[str, Booking, dict[str, Any]]] = [
+            *((f"now={now!r}", free, {"now": now}) for now in _NOT_INSTANTS),
+            *((f"now={now!r} on a missing resource", nowhere, {"now": now}) for now in _SHIFTABLE_NOT_INSTANTS),
+            *(
+                (f"catalogue_version={v!r}", free, {"catalogue_version": v})
+                for v in (str(version), float(version), version == 1, None, 2**70)
+            ),
+            ("a stale catalogue_version given as text", free, {"catalogue_version": str(version + 1)}),
+            ("catalogue_version as text on a missing resource", nowhere, {"catalogue_version": str(version)}),
+            ("transitions=['junk']", free, {"transitions": ["junk"]}),
+            ("transitions holding a record and junk", free, {"transitions": [_record("b3"), "junk"]}),
+            ("outbox='m1' (one text)", free, {"outbox": "m1"}),
+            ("outbox holding a message and a record", free, {"outbox": [_message("m1"), _record("b3")]}),
+            ("idempotency='k1'", free, {"idempotency": "k1"}),
+        ]
+        for what, booking, changes in calls:
+            before = _state(storage, "alpha")
+            arguments = {**good, **changes}
+            _raises(
+                f"reserve_and_record with {what} raises InvalidInputError",
+                InvalidInputError,
+                functools.partial(storage.reserve_and_record, "alpha", booking, **arguments),
+            )
+            _expect(f"reserve_and_record with {what} writes nothing", before, _state(storage, "alpha"))
+        _raises(
+            "reserve_and_record of a booking id, not a Booking, raises InvalidInputError",
+            InvalidInputError,
+            functools.partial(storage.reserve_and_record, "alpha", _bad("b3"), **good),
+        )
+
+
+def _reserving_bad_now(booking: Booking, now: object, tx: StorageTransaction) -> None:
+    tx.reserve(booking, now=_bad(now))
+
+
+@_check
+def check_values_of_the_wrong_kind_are_refused(factory: StorageFactory) -> None:
+    """
+    A write given a value of the wrong kind raises `InvalidInputError` and keeps nothing, on every adapter.
+
+    A storage that keeps whatever it is given (a `Service` among the resources, None as the business, a text in
+    the log) breaks every later read; one that fails inside with an `AttributeError` leaks a raw error. Appends are
+    all or nothing: a list whose last item is wrong appends none of the others (seen in the same transaction,
+    which goes on). Version numbers are an `int`: ``True``, ``1.0`` and ``"1"`` are refused, not compared (a
+    text compared with a number is a concurrent change that never happened, which the engine retries).
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        stored = _booking("b1", at(10), at(11))
+        _reserve(storage, "alpha", stored, now=at(8))
+        _in(storage, "alpha", lambda tx: tx.append_outbox([_message("m1")]))
+        changed = attrs.evolve(stored, status=BookingStatus.PAID, version=2)
+        message = _message("m1", attempts=1)
+        refusals: list[tuple[str, Callable[[StorageTransaction], object]]] = [
+            ("put_business(None)", lambda tx: tx.put_business(_bad(None))),
+            ("put_business of a Resource", lambda tx: tx.put_business(_bad(Resource("r9", "Box")))),
+            ("put_resource of a Service", lambda tx: tx.put_resource(_bad(_service("s9")))),
+            ("put_resource of an id", lambda tx: tx.put_resource(_bad("r9"))),
+            ("put_service of a Resource", lambda tx: tx.put_service(_bad(Resource("r9", "Box")))),
+            ("put_service(None)", lambda tx: tx.put_service(_bad(None))),
+            ("update_booking of an id", lambda tx: tx.update_booking(_bad("b1"), expected_version=1)),
+            (
+                "update_booking of a missing booking's id",
+                lambda tx: tx.update_booking(_bad("nope"), expected_version=1),
+            ),
+            *(
+                (
+                    f"update_booking with expected_version={v!r}",
+                    functools.partial(_updating_bad_version, changed, v),
+                )
+                for v in (True, 1.0, "1", None, 2**70)
+            ),
+            (
+                "update_booking of a missing booking with expected_version='1'",
+                functools.partial(_updating_bad_version, attrs.evolve(changed, id="nope"), "1"),
+            ),
+            ("find_bookings(None)", lambda tx: tx.find_bookings(_bad(None))),
+            ("find_bookings of a dict", lambda tx: tx.find_bookings(_bad({"customer_id": "c1"}))),
+            ("append_transitions(['junk'])", lambda tx: tx.append_transitions(_bad(["junk"]))),
+            ("append_transitions of a record", lambda tx: tx.append_transitions(_bad(_record("b1")))),
+            ("append_outbox('m2') (one text)", lambda tx: tx.append_outbox(_bad("m2"))),
+            ("append_outbox of a transition record", lambda tx: tx.append_outbox(_bad([_record("b1")]))),
+            ("update_outbox of an id", lambda tx: tx.update_outbox(_bad("m1"))),
+            ("put_idempotency of a key", lambda tx: tx.put_idempotency(_bad("k1"))),
+        ]
+        for what, work in refusals:
+            _refused(f"{what} raises InvalidInputError", InvalidInputError, storage, "alpha", work)
+
+        before = _state(storage, "alpha")
+
+        def all_or_nothing(tx: StorageTransaction) -> None:
+            appends: list[tuple[str, Callable[[], object]]] = [
+                (
+                    "append_transitions of a record and then junk",
+                    lambda: tx.append_transitions(_bad([_record("b1"), "junk"])),
+                ),
+                (
+                    "append_transitions of records and then None",
+                    lambda: tx.append_transitions(_bad([_record("b1"), _record("b1", Action.CONFIRM), None])),
+                ),
+                (
+                    "append_outbox of a new message and then junk",
+                    lambda: tx.append_outbox(_bad([_message("m2"), "junk"])),
+                ),
+            ]
+            for what, call in appends:
+                _raises(f"{what} raises InvalidInputError", InvalidInputError, call)
+                _expect(f"{what} appends nothing (seen in the same transaction)", before, _snapshot(tx))
+            if isinstance(tx, OutboxClaims):
+                _raises(
+                    "swap_outbox of ids raises InvalidInputError",
+                    InvalidInputError,
+                    lambda: tx.swap_outbox(_bad("m1"), _bad("m1")),
+                )
+            tx.append_transitions([_record("b1")])
+            tx.update_outbox(message)
+            tx.commit()
+
+        _in(storage, "alpha", all_or_nothing, commit=False)
+        after = _state(storage, "alpha")
+        _expect(
+            "after refused appends the transaction goes on and commits its later writes",
+            ([_record("b1")], [message]),
+            (after["transitions"], after["outbox"]),
+        )
+
+
+def _updating_bad_version(booking: Booking, version: object, tx: StorageTransaction) -> None:
+    tx.update_booking(booking, expected_version=_bad(version))
+
+
+@_check
+def check_every_collection_is_read_once(factory: StorageFactory) -> None:
+    """
+    A generator is as good as a list wherever the port takes a collection: it is read once, to the end.
+
+    An adapter that reads it twice (checks the ids, then writes) finds it empty the second time and reports
+    success having written nothing: a booking committed without its messages.
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+        made = _booking("b1", at(10), at(11), resources=["r1", "r2"])
+        records = [_record("b1"), _record("b1", Action.CONFIRM)]
+        messages = [_message("m1"), _message("m2", booking_id="b2")]
+
+        def work(tx: StorageTransaction) -> dict[str, object]:
+            tx.lock_resources(_bad(rid for rid in ("r2", "r1")))
+            tx.reserve(made, now=at(8), exclude=_bad(b for b in ("x", "y")))
+            tx.append_transitions(_bad(r for r in records))
+            tx.append_outbox(_bad(m for m in messages))
+            return {
+                "loads": _sorted_loads(tx.loads(_bad(r for r in ("r1", "r2")), Interval(at(9), at(12)))),
+                "log": _transitions_of(tx, _bad(b for b in ("b1", "b2"))),
+            }
+
+        seen = _in(storage, "alpha", work)
+        state = _state(storage, "alpha")
+        _expect("append_transitions of a generator appends every record", records, state["transitions"])
+        _expect("append_outbox of a generator appends every message", messages, state["outbox"])
+        _expect(
+            "loads and list_transitions_of read a generator of ids whole",
+            {"loads": _sorted_loads(made.loads()), "log": records},
+            seen,
+        )
+        if not isinstance(storage, ReserveAndRecord):
+            return
+        later = _booking("b2", at(12), at(13))
+        at_once_records = [_record("b2", Action.BOOK)]
+        at_once_messages = [_message("m3", booking_id="b2"), _message("m4", booking_id="b2")]
+        storage.reserve_and_record(
+            "alpha",
+            later,
+            now=at(8),
+            transitions=_bad(r for r in at_once_records),
+            outbox=_bad(m for m in at_once_messages),
+            catalogue_version=_version(storage, "alpha"),
+        )
+        state = _state(storage, "alpha")
+        _expect(
+            "reserve_and_record of generators writes the booking with every record and message",
+            ([made, later], [*records, *at_once_records], [*messages, *at_once_messages]),
+            (state["bookings"], state["transitions"], state["outbox"]),
+        )
+
+
+@_check
+def check_reads_check_their_arguments(factory: StorageFactory) -> None:
+    """
+    A read given a bad id, one text for a collection of ids, or a naive instant raises `InvalidInputError`.
+
+    On every adapter alike. Ids are checked as every value's ids are (`slotengine.model.check_id`): not empty,
+    without NUL or a lone surrogate (which SQL storages cannot even compare), text and nothing else. A text given
+    where a collection of ids is expected is refused, not read as a set of its letters (``"bb"`` naming ``"b"``).
+    `list_transitions_of` (optional) is held to it where the storage offers it.
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1})
+        _reserve(storage, "alpha", _booking("b", at(10), at(11)), now=at(8))
+        _in(storage, "alpha", lambda tx: tx.append_transitions([_record("b"), _record("bb")]))
+        offers_transitions_of = _in(storage, "alpha", lambda tx: isinstance(tx, TransitionsOf), commit=False)
+        window = Interval(at(9), at(12))
+        bad_ids: tuple[object, ...] = ("", "a\x00", "\ud800", [1], None, 7)
+        refusals: list[tuple[str, Callable[[StorageTransaction], object]]] = []
+        for bad in bad_ids:
+            refusals += [
+                (f"get_booking({bad!r})", functools.partial(_call, "get_booking", bad)),
+                (f"get_resource({bad!r})", functools.partial(_call, "get_resource", bad)),
+                (f"get_service({bad!r})", functools.partial(_call, "get_service", bad)),
+                (f"get_idempotency({bad!r})", functools.partial(_call, "get_idempotency", bad)),
+                (f"loads([{bad!r}], window)", functools.partial(_loads_of, [bad], window)),
+            ]
+            if bad is not None:
+                refusals += [
+                    (f"list_transitions({bad!r})", functools.partial(_call, "list_transitions", bad)),
+                    (f"list_outbox(booking_id={bad!r})", functools.partial(_outbox_of, bad)),
+                ]
+            if offers_transitions_of:
+                refusals.append((f"list_transitions_of([{bad!r}])", functools.partial(_transitions_of_bad, [bad])))
+        if offers_transitions_of:
+            refusals += [
+                ("list_transitions_of('bb') (one text)", functools.partial(_transitions_of_bad, "bb")),
+                ("list_transitions_of(['b', 1])", functools.partial(_transitions_of_bad, ["b", 1])),
+                ("list_transitions_of(5)", functools.partial(_transitions_of_bad, 5)),
+            ]
+        refusals += [
+            ("loads('r1', window) (one text)", functools.partial(_loads_of, "r1", window)),
+            ("loads(['r1', 1], window)", functools.partial(_loads_of, ["r1", 1], window)),
+            ("loads(['r1'], a tuple of instants)", functools.partial(_loads_of, ["r1"], (at(9), at(12)))),
+            ("lock_resources('r1') (one text)", lambda tx: tx.lock_resources("r1")),
+            ("lock_resources(['a\x00'])", lambda tx: tx.lock_resources(["a\x00"])),
+            ("lock_resources(['\ud800'])", lambda tx: tx.lock_resources(["\ud800"])),
+            *((f"due_holds({now!r})", functools.partial(_due_holds_at, now)) for now in _NOT_INSTANTS),
+        ]
+        for what, work in refusals:
+            _refused(f"{what} raises InvalidInputError", InvalidInputError, storage, "alpha", work)
+
+
+def _call(method: str, value: object, tx: StorageTransaction) -> object:
+    return getattr(tx, method)(value)
+
+
+def _loads_of(resource_ids: object, window: object, tx: StorageTransaction) -> object:
+    return tx.loads(_bad(resource_ids), _bad(window))
+
+
+def _transitions_of_bad(booking_ids: object, tx: StorageTransaction) -> object:
+    return tx.list_transitions_of(_bad(booking_ids))  # type: ignore[attr-defined]
+
+
+def _outbox_of(booking_id: object, tx: StorageTransaction) -> object:
+    return tx.list_outbox(booking_id=_bad(booking_id))
+
+
+def _due_holds_at(now: object, tx: StorageTransaction) -> object:
+    return tx.due_holds(_bad(now))
+
+
+@_check
+def check_update_booking_never_takes_time_again(factory: StorageFactory) -> None:
+    """
+    `update_booking` refuses to make a booking take time it did not (`InvalidInputError`): only `reserve` may.
+
+    A cancelled or expired booking made live, a hold made firm, a hold kept longer: the time may be another
+    booking's now (a hold counts only until it lapses, and a booking may have taken its place since), and an
+    update checks no capacity. A change that takes less time (a hold cancelled, or held shorter) is an update.
+    """
+    with _made(factory) as storage:
+        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+        pre = BookingStatus.PRE_BOOKING
+        lapsed = _booking("h1", at(10), at(11), status=pre, hold_until=at(9, 30))
+        _reserve(storage, "alpha", lapsed, now=at(9))
+        _reserve(storage, "alpha", _booking("b2", at(10), at(11)), now=at(9, 45), clause="a lapsed hold's time is free")
+        cancelled = _booking("c1", at(12), at(13), status=BookingStatus.CANCELLED)
+        expired = _booking("e1", at(12), at(13), status=BookingStatus.EXPIRED)
+        held = _booking("h3", at(14), at(15), resources=["r2"], status=pre, hold_until=at(12))
+        _in(storage, "alpha", _reserving_all([cancelled, expired], now=at(9)))
+        _reserve(storage, "alpha", _booking("b4", at(12), at(13)), now=at(9))
+        _reserve(storage, "alpha", held, now=at(9))
+        takes_more: list[tuple[str, Booking, dict[str, Any]]] = [
+            ("a lapsed hold made confirmed", lapsed, {"status": BookingStatus.CONFIRMED, "hold_until": None}),
+            ("a lapsed hold made paid", lapsed, {"status": BookingStatus.PAID, "hold_until": None}),
+            ("a lapsed hold held again", lapsed, {"hold_until": at(23)}),
+            ("a cancelled booking made confirmed", cancelled, {"status": BookingStatus.CONFIRMED}),
+            ("a cancelled booking made a hold", cancelled, {"status": pre, "hold_until": at(23)}),
+            ("an expired booking made a hold", expired, {"status": pre, "hold_until": at(23)}),
+            ("an expired booking made paid", expired, {"status": BookingStatus.PAID}),
+            ("a hold made firm before it lapses", held, {"status": BookingStatus.CONFIRMED, "hold_until": None}),
+            ("a hold kept a microsecond longer", held, {"hold_until": at(12) + US}),
+        ]
+        for what, stored, changed in takes_more:
+            _refused(
+                f"update_booking of {what} raises InvalidInputError (use reserve, which checks capacity)",
+                InvalidInputError,
+                storage,
+                "alpha",
+                _updating(attrs.evolve(stored, version=2, **changed), expected_version=1),
+            )
+        latest = held
+        takes_no_more: list[tuple[str, dict[str, Any]]] = [
+            ("a hold kept as long, with other notes", {"notes": "called"}),
+            ("a hold made shorter", {"hold_until": at(11)}),
+            ("a hold cancelled", {"status": BookingStatus.CANCELLED, "hold_until": None}),
+        ]
+        for what, changed in takes_no_more:
+            following = attrs.evolve(latest, version=latest.version + 1, **changed)
+            _update(
+                storage,
+                "alpha",
+                following,
+                expected_version=latest.version,
+                clause=f"update_booking of {what} (it takes no more time) is accepted",
+            )
+            latest = following
+        _update(
+            storage,
+            "alpha",
+            attrs.evolve(cancelled, notes="refunded", version=2),
+            expected_version=1,
+            clause="update_booking of a cancelled booking that stays cancelled is accepted",
+        )
+
+
+@_check
+def check_close_inside_a_transaction_is_refused(factory: StorageFactory) -> None:
+    """
+    `close` inside one of the storage's transactions (same thread) raises `StorageError`; the transaction goes on.
+
+    A storage closed under an open transaction would lose it, or have its commit bring a tenant back into a
+    closed storage. Closed after the transaction's block, the storage refuses new transactions.
+    """
+    with _made(factory) as storage:
+        kept = [Resource("r1", "Box"), Resource("r2", "Later")]
+        with storage.transaction("alpha") as tx:
+            tx.put_resource(kept[0])
+            _raises("close inside a transaction raises StorageError", StorageError, storage.close)
+            tx.put_resource(kept[1])
+            tx.commit()
+        _expect(
+            "the transaction goes on after a refused close, and commits", kept, _state(storage, "alpha")["resources"]
+        )
+        storage.close()
+        _raises(
+            "a transaction of a closed storage raises StorageError",
+            StorageError,
+            lambda: _in(storage, "alpha", lambda tx: tx.list_resources()),
         )
 
 
