@@ -319,6 +319,15 @@ def _counted(name: str) -> Callable[..., object]:
     return write
 
 
+def _half_written(tx: object, booking: Booking, *, now: datetime, exclude: object = ()) -> None:
+    """A reserve that writes a booking's first resource in lock order before checking the rest."""
+    if len(booking.assignments) > 1:
+        first = min(range(len(booking.assignments)), key=lambda i: booking.assignments[i].resource_ids)
+        part = attrs.evolve(booking, assignments=(booking.assignments[first],), units=(booking.units[first],))
+        tx.reserve(part, now=now, exclude=exclude)  # type: ignore[attr-defined]
+    tx.reserve(booking, now=now, exclude=exclude)  # type: ignore[attr-defined]
+
+
 MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "holds count one microsecond too long": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now - US, exclude=exclude)),
@@ -418,6 +427,11 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "outbox messages read twice (a generator's are lost)": (
         mutant(append_outbox=lambda tx, messages: tx.append_outbox(list(messages)[:0] or messages)),
         {"check_every_collection_is_read_once"},
+    ),
+    "a two-need booking written need by need in lock order": (
+        mutant(reserve=_half_written),
+        # (it also writes before checking now and exclude)
+        {"check_transaction_survives_refusals", "check_reserve_checks_its_arguments_first"},
     ),
     "documents listed backwards": (
         mutant(list_documents=lambda tx, kind: tx.list_documents(kind)[::-1]),

@@ -844,10 +844,11 @@ def check_transaction_survives_refusals(factory: StorageFactory) -> None:
     A refused call writes nothing and leaves its transaction usable: later writes commit normally.
 
     A booking with two needs is refused whole: one whose first need fits and whose second does not leaves
-    no booking, and no load, of its first need behind (an adapter that writes need by need must undo them).
+    no booking, and no load, of its first need behind (an adapter that writes need by need must undo them),
+    whichever comes first: the booking's order of needs, or the sorted order resources are locked in.
     """
     with _made(factory) as storage:
-        _setup(storage, "alpha", {"r1": 1, "r2": 1})
+        _setup(storage, "alpha", {"r0": 1, "r1": 1, "r2": 1})
         _reserve(storage, "alpha", _booking("b1", at(10), at(11)), now=at(8))
         _in(storage, "alpha", lambda tx: tx.put_idempotency(IdempotencyRecord("k1", "h", "b1", "{}", at(8))))
         before = _state(storage, "alpha")
@@ -862,6 +863,10 @@ def check_transaction_survives_refusals(factory: StorageFactory) -> None:
             BookingStatus.CONFIRMED,
             CREATED,
         )
+        # the free resource sorts first: an adapter checking and writing in lock order writes r0, then meets r1
+        sorted_split = attrs.evolve(
+            split, id="b6", assignments=(Assignment(0, "full", ("r1",)), Assignment(1, "free", ("r0",)))
+        )
 
         def work(tx: StorageTransaction) -> None:
             refusals: list[tuple[str, type[BaseException], Callable[[], object]]] = [
@@ -872,6 +877,11 @@ def check_transaction_survives_refusals(factory: StorageFactory) -> None:
                     "reserve of a booking whose first need fits and whose second is full",
                     ConflictError,
                     lambda: tx.reserve(split, now=at(8)),
+                ),
+                (
+                    "reserve of a booking whose first resource in sorted order fits and whose last is full",
+                    ConflictError,
+                    lambda: tx.reserve(sorted_split, now=at(8)),
                 ),
                 (
                     "reserve on a missing resource",
