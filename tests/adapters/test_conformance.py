@@ -16,6 +16,7 @@ import functools
 import multiprocessing
 import os
 import pickle
+import re
 import sys
 import threading
 import time
@@ -328,6 +329,55 @@ def _half_written(tx: object, booking: Booking, *, now: datetime, exclude: objec
     tx.reserve(booking, now=now, exclude=exclude)  # type: ignore[attr-defined]
 
 
+def _like(pattern: str) -> re.Pattern[str]:
+    """A regular expression matching what ``LIKE`` *pattern* does in SQLite, case-sensitive and without ESCAPE."""
+    return re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern), re.DOTALL)
+
+
+def _like_on(field: str) -> Callable[..., object]:
+    """
+    A find_bookings that matches *field* with SQLite's ``LIKE`` (``PRAGMA case_sensitive_like``, no ESCAPE clause).
+
+    A backslash is a plain character there, so every hostile string still finds its own row: only another row that
+    ``%`` or ``_`` reaches tells it from ``=``.
+    """
+
+    def find(tx: Any, query: object) -> object:
+        value = getattr(query, field) if isinstance(query, BookingQuery) else None
+        if value is None:
+            return tx.find_bookings(query)
+        pattern = _like(value)
+        found = tx.find_bookings(attrs.evolve(query, **{field: None}))  # type: ignore[arg-type]
+        return [b for b in found if getattr(b, field) is not None and pattern.fullmatch(getattr(b, field))]
+
+    return find
+
+
+def _folded_key_reader(tx: Any, key: object) -> object:
+    """A get_idempotency under a case-insensitive collation: "KEY" finds "key"'s record."""
+    tx.get_idempotency(key)  # its checks
+    folded = [r for k, r in tx._readable().idempotency.items() if k.casefold() == str(key).casefold()]
+    return folded[0] if folded else None
+
+
+def _folded_key_writer(tx: Any, record: object) -> None:
+    """A put_idempotency under a case-insensitive collation: "KEY" collides with "key"."""
+    if isinstance(record, IdempotencyRecord) and _folded_key_reader(tx, record.key) is not None:
+        raise ConcurrencyError(f"idempotency key {record.key!r} was used meanwhile")
+    tx.put_idempotency(record)
+
+
+def _first_excluded_only(tx: Any, booking: Booking, *, now: datetime, exclude: object = ()) -> None:
+    """A reserve that honours only the first id of exclude."""
+    tx.reserve(booking, now=now, exclude=list(exclude)[:1] if isinstance(exclude, list | tuple) else exclude)
+
+
+def _documents_by_prefix(tx: Any, kind: str) -> object:
+    """A list_documents that lists every kind starting with *kind* (``LIKE kind || '%'``)."""
+    tx.list_documents(kind)  # its checks
+    return sorted((k, body) for (c, k), body in tx._readable().documents.items() if c.startswith(kind))
+
+
 MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
     "holds count one microsecond too long": (
         mutant(reserve=lambda tx, b, *, now, exclude=(): tx.reserve(b, now=now - US, exclude=exclude)),
@@ -437,6 +487,35 @@ MUTANTS: dict[str, tuple[StorageFactory, set[str]]] = {
         mutant(list_documents=lambda tx, kind: tx.list_documents(kind)[::-1]),
         {"check_documents"},
     ),
+    "ties on start ordered by id case-insensitively (a collation that is not binary)": (
+        mutant(find_bookings=lambda tx, q: sorted(tx.find_bookings(q), key=lambda b: (b.start, b.id.casefold()))),
+        {"check_find_bookings"},
+    ),
+    "due holds tied on hold_until ordered by id case-insensitively": (
+        mutant(due_holds=lambda tx, now: sorted(tx.due_holds(now), key=lambda b: (b.hold_until, b.id.casefold()))),
+        {"check_due_holds"},
+    ),
+    "idempotency keys compared case-insensitively": (
+        mutant(get_idempotency=_folded_key_reader, put_idempotency=_folded_key_writer),
+        {"check_idempotency_records"},
+    ),
+    "source matched with SQLite's LIKE (no ESCAPE)": (
+        mutant(find_bookings=_like_on("source")),
+        {"check_hostile_strings_round_trip"},
+    ),
+    "external_ref matched with SQLite's LIKE (no ESCAPE)": (
+        mutant(find_bookings=_like_on("external_ref")),
+        {"check_hostile_strings_round_trip"},
+    ),
+    "service_id matched with SQLite's LIKE (no ESCAPE)": (
+        mutant(find_bookings=_like_on("service_id")),
+        {"check_hostile_strings_round_trip"},
+    ),
+    "exclude honoured for its first id only": (
+        mutant(reserve=_first_excluded_only),
+        {"check_reserve_honours_exclude"},
+    ),
+    "documents listed by kind prefix": (mutant(list_documents=_documents_by_prefix), {"check_documents"}),
 }
 
 

@@ -1783,8 +1783,23 @@ def check_reserve_honours_exclude(factory: StorageFactory) -> None:
             exclude=["a"],
             clause="a booking named in exclude does not count",
         )
+        _refused(
+            "exclude naming one of two bookings in the way does not hide the other",
+            ConflictError,
+            storage,
+            "alpha",
+            lambda tx: tx.reserve(_booking("c", at(10, 45), at(11, 15)), now=at(8), exclude=["b"]),
+        )
+        _reserve(
+            storage,
+            "alpha",
+            _booking("c", at(10, 45), at(11, 15)),
+            now=at(8),
+            exclude=["zzz", "b", "a"],
+            clause="every booking named in exclude does not count, not only the first",
+        )
         ids = _ids(storage, "alpha")
-        _expect("a booking excluded from the count is still stored", ["a", "b"], ids)
+        _expect("a booking excluded from the count is still stored", ["a", "b", "c"], ids)
 
 
 @_check
@@ -2019,11 +2034,16 @@ def check_find_bookings(factory: StorageFactory) -> None:
     `find_bookings` returns what `BookingQuery.matches` accepts, ordered by start, then id.
 
     A period matches the booked interval, a blocked window the interval with its buffers, and ``created`` the
-    creation time; windows that only buffers reach tell the first two apart.
+    creation time; windows that only buffers reach tell the first two apart. Ties on start are ordered by id in
+    code point order (binary, "C" collation): "Z1" < "a1" < "b00", which a case-insensitive collation reverses.
     """
     with _made(factory) as storage:
         _setup(storage, "alpha", {"r1": UNLIMITED, "r2": UNLIMITED, "r3": UNLIMITED})
-        bookings = _varied_bookings()
+        bookings = [
+            *_varied_bookings(),
+            _booking("Z1", at(10), at(10, 30), resources=("r2",), customer_id="C1"),
+            _booking("a1", at(10), at(10, 15), resources=("r3",)),
+        ]
         _in(storage, "alpha", _reserving_all(bookings, now=at(8)))
         periods = [
             None,
@@ -2073,7 +2093,7 @@ def check_find_bookings(factory: StorageFactory) -> None:
 
 @_check
 def check_due_holds(factory: StorageFactory) -> None:
-    """`due_holds(now)` returns the pre-bookings with ``hold_until <= now``, oldest first (ties by id)."""
+    """`due_holds(now)` returns the pre-bookings with ``hold_until <= now``, oldest first (ties by id, code points)."""
     with _made(factory) as storage:
         _setup(storage, "alpha", {"r1": UNLIMITED})
         expiry = at(9, 30, micro=1)
@@ -2083,6 +2103,7 @@ def check_due_holds(factory: StorageFactory) -> None:
             _booking("h-now", at(11), at(12), status=pre, hold_until=expiry),
             _booking("h-b", at(9), at(10), status=pre, hold_until=at(9)),
             _booking("h-a", at(12), at(13), status=pre, hold_until=at(9)),
+            _booking("H-c", at(14), at(15), status=pre, hold_until=at(9)),  # "H-c" < "h-a" in code point order
             _booking("h-early", at(13), at(14), status=pre, hold_until=expiry - US),
             _booking("firm", at(10), at(11)),
             _booking("gone", at(10), at(11), status=BookingStatus.EXPIRED),
@@ -2093,12 +2114,13 @@ def check_due_holds(factory: StorageFactory) -> None:
             for now, names in [
                 (at(8), []),
                 (at(9) - US, []),
-                (at(9), ["h-a", "h-b"]),
-                (expiry, ["h-a", "h-b", "h-early", "h-now"]),
-                (at(20), ["h-a", "h-b", "h-early", "h-now", "h-late"]),
+                (at(9), ["H-c", "h-a", "h-b"]),
+                (expiry, ["H-c", "h-a", "h-b", "h-early", "h-now"]),
+                (at(20), ["H-c", "h-a", "h-b", "h-early", "h-now", "h-late"]),
             ]:
                 _expect(
-                    f"due_holds({now:%H:%M:%S.%f}) lists holds with hold_until <= now, oldest first, ties by id",
+                    f"due_holds({now:%H:%M:%S.%f}) lists holds with hold_until <= now, oldest first, ties by id "
+                    "in code point order",
                     [by_name[n] for n in names],
                     tx.due_holds(now),
                 )
@@ -2439,7 +2461,12 @@ def check_retention(factory: StorageFactory) -> None:
 
 @_check
 def check_idempotency_records(factory: StorageFactory) -> None:
-    """An idempotency key is saved once: saving it again raises `ConcurrencyError` and keeps the first."""
+    """
+    An idempotency key is saved once: saving it again raises `ConcurrencyError` and keeps the first.
+
+    Keys are compared exactly: "key" and "KEY" are two records (a case-insensitive collation would replay one
+    call's result for another).
+    """
     with _made(factory) as storage:
         record = IdempotencyRecord("key", "hash", "b1", '{"status": "ok"}', at(8, micro=7))
         other = IdempotencyRecord("key", "other hash", "b2", "{}", at(9))
@@ -2462,9 +2489,22 @@ def check_idempotency_records(factory: StorageFactory) -> None:
             lambda tx: tx.put_idempotency(other),
         )
         _in(storage, "alpha", lambda tx: tx.put_idempotency(attrs.evolve(record, key="k2")), commit=False)
+        upper = attrs.evolve(other, key="KEY")
+
+        def cased(tx: StorageTransaction) -> None:
+            _expect("a key differing only in case is not saved yet", None, tx.get_idempotency("KEY"))
+            try:
+                tx.put_idempotency(upper)
+            except ConcurrencyError as exc:
+                msg = f"keys are case-sensitive: put_idempotency of 'KEY' next to 'key' raised ConcurrencyError: {exc}"
+                raise AssertionError(msg) from exc
+
+        _in(storage, "alpha", cased)
         with storage.transaction("alpha") as tx:
             _expect("a saved record round-trips exactly", record, tx.get_idempotency("key"))
             _expect("a record put without commit is not saved", None, tx.get_idempotency("k2"))
+            _expect("keys are case-sensitive: 'KEY' is a record of its own", upper, tx.get_idempotency("KEY"))
+            _expect("keys are case-sensitive: 'Key' was never saved", None, tx.get_idempotency("Key"))
 
 
 def _rich_schedule(zone: str) -> Schedule:
@@ -2812,6 +2852,24 @@ def check_hostile_strings_round_trip(factory: StorageFactory) -> None:
                 dict(_EMPTY),
                 _snapshot(tx),
             )
+        # LIKE metacharacters in every text filter of find_bookings: each value finds its own booking only, and a
+        # pattern stored nowhere finds nothing (a\c is ac to a LIKE whose escape is a backslash)
+        values = ["a_c", "abc", "a%c", "axyzc", "a\\c", "ac", "a\\\\c", "a\\%c", "A_C"]
+        like = [
+            _booking(f"like-{i}", at(10), at(11), source=v, external_ref=v, service_id=v, customer_id=v)
+            for i, v in enumerate(values)
+        ]
+        _setup(storage, "like", {"r1": UNLIMITED})
+        _in(storage, "like", _reserving_all(like, now=at(8)))
+        with storage.transaction("like") as tx:
+            for field in ("customer_id", "source", "external_ref", "service_id"):
+                for value in [*values, "a%", "%", "_bc", "a\\_c", "a__c", "a\\"]:
+                    _expect(
+                        f"find_bookings by {field} {value!r} finds exactly the bookings whose {field} is that text "
+                        "(LIKE metacharacters %, _ and \\ are plain characters)",
+                        [b for b in like if getattr(b, field) == value],
+                        tx.find_bookings(_query(field, value)),
+                    )
         long_id = "x" * 200
         long_notes = "é" * 10_000
 
@@ -3333,6 +3391,9 @@ def check_documents(factory: StorageFactory) -> None:
             tx.put_document("event", "B", "")
             tx.put_document("event", "\u00e9", big)
             tx.put_document("waitlist", "a", "other kind")
+            tx.put_document("event.template", "a", "longer kind")
+            tx.put_document("even", "z", "shorter kind")
+            tx.put_document("even_", "y", "a kind that is a LIKE pattern of event")
             _expect("a transaction reads its own document", hostile, tx.get_document("event", "a"))
 
         _in(storage, "alpha", write)
@@ -3346,6 +3407,11 @@ def check_documents(factory: StorageFactory) -> None:
                 "list_documents lists one kind of one tenant by key, in code point order",
                 [("B", ""), ("a", hostile), ("b", '{"v": 1}'), ("\u00e9", big)],
                 tx.list_documents("event"),
+            )
+            _expect(
+                "list_documents lists its kind exactly, not the kinds it is a prefix of",
+                ([("z", "shorter kind")], [("a", "longer kind")], [("y", "a kind that is a LIKE pattern of event")]),
+                (tx.list_documents("even"), tx.list_documents("event.template"), tx.list_documents("even_")),
             )
         with storage.transaction("beta") as tx:
             _expect("documents are scoped by tenant", [("a", "beta's")], tx.list_documents("event"))
