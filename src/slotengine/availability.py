@@ -293,11 +293,7 @@ class Assignment:
 
 
 def _slot_assignments(value: object) -> tuple[Assignment, ...]:
-    given = tuple(value) if isinstance(value, Iterable) and not isinstance(value, str) else None
-    if given is None or not all(isinstance(a, Assignment) for a in given):
-        msg = f"a slot's assignments are a sequence of Assignment values, not {value!r}"
-        raise InvalidInputError(msg, field="assignments")
-    return given
+    return tuple_of(value, Assignment, "assignments", label="a slot's assignments")
 
 
 def _slot_start(value: object) -> datetime:

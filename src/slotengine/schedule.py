@@ -249,17 +249,7 @@ def _merge(ranges: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
 
 
 def _ranges(value: object) -> tuple[TimeRange, ...]:
-    if isinstance(value, TimeRange):
-        return (value,)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        msg = f"hours are given as TimeRange values, not {type(value).__name__} {value!r}"
-        raise _err(msg, field="ranges")
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, TimeRange):
-            msg = f"hours are given as TimeRange values, not {type(item).__name__} {item!r}"
-            raise _err(msg, field="ranges")
-    return _merge(items)
+    return _merge(tuple_of(value, TimeRange, "ranges", label="hours", single=True))
 
 
 def _fmt_ranges(ranges: tuple[TimeRange, ...]) -> str:
