@@ -36,7 +36,7 @@ from slotengine.authorization import Actor, AllowAll, AuthorizationPolicy, Permi
 from slotengine.availability import Availability, Explanation, Load, Slot, Strategy, whole_days
 from slotengine.booking import Booking, Payment, PaymentKind, Source
 from slotengine.business import Business
-from slotengine.codec import booking_from_dict, booking_to_dict, dumps, loads
+from slotengine.codec import _dumps_made, booking_from_dict, booking_to_dict, dumps, loads
 from slotengine.errors import (
     ConcurrencyError,
     ConflictError,
@@ -547,7 +547,7 @@ class BookingEngine:
             if replayed is not None:
                 return replayed
             booking = use_case(tx, now)
-            tx.put_idempotency(IdempotencyRecord(key, digest, booking.id, dumps(booking_to_dict(booking)), now))
+            tx.put_idempotency(IdempotencyRecord(key, digest, booking.id, _dumps_made(booking_to_dict(booking)), now))
             return booking
 
         try:
@@ -631,7 +631,7 @@ class BookingEngine:
                 now,
                 now,
                 message_id,
-                dumps({**payload, "channel": "event"}),
+                _dumps_made({**payload, "channel": "event"}),
             )
         ]
         rules = self._rules(catalogue, booking)
@@ -1140,7 +1140,7 @@ class BookingEngine:
             saved = (
                 None
                 if keyed is None
-                else IdempotencyRecord(keyed[0], keyed[1], booking.id, dumps(booking_to_dict(booking)), now)
+                else IdempotencyRecord(keyed[0], keyed[1], booking.id, _dumps_made(booking_to_dict(booking)), now)
             )
         except SlotEngineError:
             return None

@@ -122,6 +122,7 @@ from slotengine.booking import Booking
 from slotengine.business import Business
 from slotengine.capacity import capacity_conflict
 from slotengine.codec import (
+    _dumps_made,
     booking_from_dict,
     booking_to_dict,
     business_from_dict,
@@ -983,14 +984,15 @@ def _reserve_request(
         }
     )
     records = ",".join(
-        f'{{"booking_id":{_json_text(r.booking_id)},"doc":{dumps(transition_to_dict(r))}}}' for r in transitions
+        f'{{"booking_id":{_json_text(r.booking_id)},"doc":{_dumps_made(transition_to_dict(r))}}}' for r in transitions
     )
     messages = ",".join(
         f'{{"id":{_json_text(m.id)},"sent":{"true" if m.sent_at is not None else "false"},'
-        f'"failed":{"true" if m.failed_at is not None else "false"},"doc":{dumps(outbox_to_dict(m))}}}'
+        f'"failed":{"true" if m.failed_at is not None else "false"},"doc":{_dumps_made(outbox_to_dict(m))}}}'
         for m in outbox
     )
-    return f'{head[:-1]},"doc":{dumps(booking_to_dict(booking))},"transitions":[{records}],"outbox":[{messages}]}}'
+    doc = _dumps_made(booking_to_dict(booking))
+    return f'{head[:-1]},"doc":{doc},"transitions":[{records}],"outbox":[{messages}]}}'
 
 
 def _reserved(outcome: object, booking: Booking) -> None:
@@ -1470,7 +1472,7 @@ class _Transaction:
             "external_ref": booking.external_ref,
             "service_id": booking.service_id,
             "version": booking.version,
-            "doc": dumps(booking_to_dict(booking)),
+            "doc": _dumps_made(booking_to_dict(booking)),
         }
 
     def _booking(self, row: tuple[Any, ...]) -> Booking:
@@ -1656,7 +1658,7 @@ class _Transaction:
             (
                 self._tenant,
                 [r.booking_id for r in records],
-                _json_array([dumps(transition_to_dict(r)) for r in records]),
+                _json_array([_dumps_made(transition_to_dict(r)) for r in records]),
             ),
         )
 
@@ -1738,7 +1740,7 @@ class _Transaction:
             "id": message.id,
             "sent": message.sent_at is not None,
             "failed": message.failed_at is not None,
-            "doc": dumps(outbox_to_dict(message)),
+            "doc": _dumps_made(outbox_to_dict(message)),
         }
 
     def _message(self, row: tuple[Any, ...]) -> OutboxMessage:
@@ -1827,7 +1829,7 @@ class _Transaction:
         expected = check_kind(expected, OutboxMessage, "expected")
         message = check_kind(message, OutboxMessage, "message")
         self._writable()
-        row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
+        row = {**self._outbox_row(message), "expected": _dumps_made(outbox_to_dict(expected))}
         # Under READ COMMITTED a writer that waited for the row re-reads it: after another's swap, doc differs.
         changed = self._write(
             """

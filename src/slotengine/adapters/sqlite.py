@@ -59,6 +59,7 @@ from slotengine.booking import Booking
 from slotengine.business import Business
 from slotengine.capacity import check_capacity
 from slotengine.codec import (
+    _dumps_made,
     booking_from_dict,
     booking_to_dict,
     business_from_dict,
@@ -766,7 +767,7 @@ class _Transaction:
             "external_ref": booking.external_ref,
             "service_id": booking.service_id,
             "version": booking.version,
-            "doc": dumps(booking_to_dict(booking)),
+            "doc": _dumps_made(booking_to_dict(booking)),
         }
 
     def _booking(self, row: Any) -> Booking:
@@ -962,7 +963,7 @@ class _Transaction:
         self._writable()
         # Every record checked and encoded before the first is written: a refused call appends nothing.
         rows = [
-            {"tenant": self._tenant, "booking_id": record.booking_id, "doc": dumps(transition_to_dict(record))}
+            {"tenant": self._tenant, "booking_id": record.booking_id, "doc": _dumps_made(transition_to_dict(record))}
             for record in check_records(records)
         ]
         for row in rows:
@@ -1050,7 +1051,7 @@ class _Transaction:
             "id": message.id,
             "sent": int(message.sent_at is not None),
             "failed": int(message.failed_at is not None),
-            "doc": dumps(outbox_to_dict(message)),
+            "doc": _dumps_made(outbox_to_dict(message)),
         }
 
     def _message(self, row: Any) -> OutboxMessage:
@@ -1143,7 +1144,7 @@ class _Transaction:
         expected = check_kind(expected, OutboxMessage, "expected")
         message = check_kind(message, OutboxMessage, "message")
         self._writable()
-        row = {**self._outbox_row(message), "expected": dumps(outbox_to_dict(expected))}
+        row = {**self._outbox_row(message), "expected": _dumps_made(outbox_to_dict(expected))}
         changed = self._write(
             """
             UPDATE outbox SET sent = :sent, failed = :failed, doc = :doc
