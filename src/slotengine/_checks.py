@@ -47,7 +47,10 @@ def tuple_of(
     if single and isinstance(value, kind):
         return (value,)
     name = label or field
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+    # A tuple or a list, what nearly every caller passes, skips the two checks against abstract classes.
+    if type(value) is not tuple and type(value) is not list and (
+        isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable)
+    ):
         msg = (
             f"{name} must be a collection of {kind.__name__} values, "
             f"not {type(value).__name__} {shown(value, short=True)}"

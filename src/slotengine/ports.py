@@ -342,6 +342,8 @@ def resource_ids_to_lock(resource_ids: Collection[str]) -> list[str]:
 def excluded_ids(exclude: object) -> list[str]:
     """The booking ids a `StorageTransaction.reserve` leaves out of its check, sorted; anything else is refused."""
     given: object = exclude
+    if type(given) is tuple and not given:  # nearly every call: nothing excluded
+        return []
     ids = tuple(given) if isinstance(given, Iterable) and not isinstance(given, str) else None
     if ids is None or not all(isinstance(b, str) for b in ids):
         msg = f"exclude must be a collection of booking ids (str), got {_shown(given)}"
