@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import math
+import socket
 import socketserver
 import sys
 import threading
@@ -695,6 +696,67 @@ class TestWebhook:
             webhook.send(event({"channel": "event"}))
 
             assert timer.monotonic() - began < 2
+
+    def test_a_resolver_that_does_not_answer_is_cut_off_at_the_timeout(self, monkeypatch):
+        """The name lookup counts in the timeout: a resolver that hangs held a send for as long as it liked."""
+        real, release = socket.getaddrinfo, threading.Event()
+
+        def hanging(host, *args, **kwargs):
+            if host == "hooks.example":
+                release.wait(10)
+                raise socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution")
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", hanging)
+        webhook = WebhookNotifier("http://hooks.example:8080/secret-path", secret=SECRET, timeout=0.5)
+        began = timer.monotonic()
+        try:
+            with pytest.raises(DeliveryError, match=r"did not answer within 0\.5 s") as info:
+                webhook.send(event({"channel": "event"}))
+            took = timer.monotonic() - began
+        finally:
+            release.set()
+
+        assert took < 3  # the resolver would have taken ten seconds
+        assert not info.value.permanent
+        assert "secret-path" not in str(info.value)
+
+    def test_a_name_that_cannot_be_looked_up_is_a_retryable_failure(self, monkeypatch):
+        """A resolver's refusal is a DeliveryError naming its kind, retried later; no part of the URL is quoted."""
+
+        def refusing(*_args, **_kwargs):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        monkeypatch.setattr(socket, "getaddrinfo", refusing)
+        webhook = WebhookNotifier("https://hooks.example/secret-path", secret=SECRET, timeout=2)
+
+        with pytest.raises(DeliveryError, match="webhook delivery failed: gaierror") as info:
+            webhook.send(event({"channel": "event"}))
+
+        assert not info.value.permanent
+        assert "hooks.example" not in str(info.value)
+
+    def test_a_host_name_is_looked_up_and_each_of_its_addresses_tried(self, monkeypatch):
+        """A name with an address nobody listens on first, then the receiver's: the message is delivered."""
+        real, looked_up = socket.getaddrinfo, []
+        with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as probe:
+            closed_port = probe.server_address[1]
+        with raw_receiver([b"HTTP/1.1 204 No Content\r\n\r\n"]) as receiver:
+            port = receiver.server_address[1]
+
+            def two_addresses(host, wanted, *args, **kwargs):
+                if host != "hooks.example":
+                    return real(host, wanted, *args, **kwargs)
+                looked_up.append(wanted)
+                nobody = real("127.0.0.1", closed_port, *args, **kwargs)
+                return nobody + real("127.0.0.1", port, *args, **kwargs)
+
+            monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+            webhook = WebhookNotifier(f"http://hooks.example:{port}/hook", secret=SECRET, timeout=5)
+
+            webhook.send(event({"channel": "event"}))  # a 204: delivered, after a refused first address
+
+        assert looked_up == [port]
 
     def test_unreachable_receiver(self):
         """Nobody listening: a DeliveryError naming no URL."""

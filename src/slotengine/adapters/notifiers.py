@@ -36,6 +36,7 @@ import smtplib
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -575,12 +576,71 @@ class _DeadlineSocket:
         self._sock.close()
 
 
+def _addresses(host: str, port: int, deadline: _Deadline) -> list[Any]:
+    """
+    *host*'s addresses for a TCP connection to *port*, looked up within *deadline*.
+
+    The system's resolver has no timeout of its own (a resolver that does not answer held a send for as long as
+    it liked), so the lookup runs in a daemon thread that is waited for only until the deadline; a lookup that
+    is still running then is left to finish on its own. An IP address needs no lookup and gets no thread.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[Any] = []
+    failed: list[OSError] = []
+
+    def look_up() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failed.append(exc)
+
+    lookup = threading.Thread(target=look_up, name="slotengine-webhook-lookup", daemon=True)
+    lookup.start()
+    lookup.join(deadline.left())
+    if lookup.is_alive():
+        msg = "the webhook's host name was not looked up in time"
+        raise TimeoutError(msg)
+    if failed:
+        raise failed[0]
+    return found
+
+
+def _connect_within(
+    address: tuple[str, int], timeout: object = None, source_address: Any = None, *, deadline: _Deadline
+) -> socket.socket:
+    """`socket.create_connection` with the name lookup and every connection attempt bounded by *deadline*."""
+    del timeout  # the deadline's time left replaces it, attempt by attempt
+    host, port = address
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in _addresses(host, port, deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(deadline.left())
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            if isinstance(exc, TimeoutError):
+                raise
+        else:
+            return sock
+    raise last if last is not None else OSError("the webhook's host name has no address")
+
+
 class _BoundedHTTP(http.client.HTTPConnection):
-    """An HTTP connection whose whole request, from connecting to reading the answer, has one deadline."""
+    """An HTTP connection whose whole request, from looking its host up to reading the answer, has one deadline."""
 
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self.deadline = deadline
+        self._create_connection = functools.partial(_connect_within, deadline=deadline)
 
     def connect(self) -> None:
         self.timeout = self.deadline.left()  # connecting (and TLS) wait at most the time left, each step
@@ -631,9 +691,9 @@ class WebhookNotifier:
     ``X-Slotengine-Dedupe-Key``. Redirects are not followed. Receivers check the signature with
     `verify_signature` and drop a dedupe key they have seen (the relay delivers at least once).
 
-    *timeout* (seconds, more than 0 and at most an hour) bounds each request as a whole, from connecting to
-    the end of the answer, so a receiver that trickles its answer cannot hold the relay up; at most 64 KiB
-    of the answer is read (only its status matters).
+    *timeout* (seconds, more than 0 and at most an hour) bounds each request as a whole, from looking up the
+    host name to the end of the answer, so neither a resolver that does not answer nor a receiver that trickles
+    its answer can hold the relay up; at most 64 KiB of the answer is read (only its status matters).
 
     Raises:
         InvalidInputError: the URL is not http(s), holds a user name or password, or has a malformed host or
