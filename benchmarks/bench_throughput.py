@@ -636,6 +636,46 @@ SERVER_ONLY_SCRIPTS = {
 }
 
 
+def record_requests(storage: Any, requests: int) -> list[str]:
+    """
+    The `slotengine_reserve` requests of *requests* uniform-load bookings through *storage* (a `PostgresStorage`),
+    recorded in place of being sent: nothing is written but the replay tenant's catalogue.
+    """
+    setup_tenant(storage, "replay", "uniform")
+    engine = BookingEngine(storage, clock=FrozenClock(NOW), tenant="replay", default_actor=Actor.system("replay"))
+    engine.find_slots("s-r00", Interval(FIRST_DAY, FIRST_DAY + timedelta(days=1)))
+    recorded: list[str] = []
+    original_at_once = postgres_module._reserve_at_once
+
+    def record(*args: Any) -> Any:  # (connection, tenant, request): nothing is written
+        recorded.append(args[2])
+        return "ok"
+
+    postgres_module._reserve_at_once = record
+    try:
+        rng = random.Random(SEED)
+        while len(recorded) < requests:
+            _engine_call(engine, "uniform", rng)
+    finally:
+        postgres_module._reserve_at_once = original_at_once
+    return recorded
+
+
+def load_requests(conn: Any, recorded: list[str]) -> None:
+    """Make the bare table and ``bench_requests`` (the *recorded* requests, numbered from 1) in *conn*'s schema."""
+    conn.execute(RAW_TABLE)
+    conn.execute("CREATE TABLE bench_requests (id bigint PRIMARY KEY, body jsonb NOT NULL)")
+    # Kept as written, not compressed: a request of about 2.4 KB would be, and slotengine_reserve would then
+    # decompress it again on every one of its ~30 reads of a field (`p_request->>'id'`...), which a request
+    # arriving from a client never pays (measured: 0.80 against 1.21 ms of server CPU per call).
+    conn.execute("ALTER TABLE bench_requests ALTER COLUMN body SET STORAGE PLAIN")
+    conn.execute("CREATE SEQUENCE bench_next_request")
+    with conn.cursor().copy("COPY bench_requests (id, body) FROM STDIN") as copy:
+        for n, request in enumerate(recorded, 1):
+            copy.write_row((n, request))
+    conn.execute("ANALYZE bench_requests")
+
+
 def server_only(seconds: float, requests: int = 50_000) -> None:
     """
     The server's side alone: pgbench (PostgreSQL's C client, whose own cost is next to nothing) replays recorded
@@ -648,37 +688,13 @@ def server_only(seconds: float, requests: int = 50_000) -> None:
     schema = f"slotengine_bench_{uuid.uuid4().hex[:12]}"
     try:
         storage = PostgresStorage(DSN, schema=schema, max_size=1)
-        setup_tenant(storage, "replay", "uniform")
-        engine = BookingEngine(storage, clock=FrozenClock(NOW), tenant="replay", default_actor=Actor.system("replay"))
-        engine.find_slots("s-r00", Interval(FIRST_DAY, FIRST_DAY + timedelta(days=1)))
-        recorded: list[str] = []
-        original_at_once = postgres_module._reserve_at_once
-
-        def record(*args: Any) -> Any:  # (connection, tenant, request): nothing is written
-            recorded.append(args[2])
-            return "ok"
-
-        postgres_module._reserve_at_once = record
         try:
-            rng = random.Random(SEED)
-            while len(recorded) < requests:
-                _engine_call(engine, "uniform", rng)
+            recorded = record_requests(storage, requests)
         finally:
-            postgres_module._reserve_at_once = original_at_once
             storage.close()
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            conn.execute(RAW_TABLE)
-            conn.execute("CREATE TABLE bench_requests (id bigint PRIMARY KEY, body jsonb NOT NULL)")
-            # Kept as written, not compressed: a request of about 2.4 KB would be, and slotengine_reserve would then
-            # decompress it again on every one of its ~30 reads of a field (`p_request->>'id'`...), which a request
-            # arriving from a client never pays (measured: 0.80 against 1.21 ms of server CPU per call).
-            conn.execute("ALTER TABLE bench_requests ALTER COLUMN body SET STORAGE PLAIN")
-            conn.execute("CREATE SEQUENCE bench_next_request")
-            with conn.cursor().copy("COPY bench_requests (id, body) FROM STDIN") as copy:
-                for n, request in enumerate(recorded, 1):
-                    copy.write_row((n, request))
-            conn.execute("ANALYZE bench_requests")
+            load_requests(conn, recorded)
         print(f"{len(recorded):,} recorded requests, {seconds:.0f} s per cell, pgbench -M prepared")
         print("clients  slotengine rows/s  calls/s  srv ms   bare INSERT rows/s  calls/s  srv ms   double  eng/raw")
         with tempfile.TemporaryDirectory(prefix="slotengine-bench-") as tmp:

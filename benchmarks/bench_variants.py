@@ -23,53 +23,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import statistics
 import sys
 import tempfile
 import uuid
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 import bench_throughput as bt
-from slotengine.authorization import Actor
-from slotengine.engine import BookingEngine
-from slotengine.intervals import Interval
-from slotengine.testing.clock import FrozenClock
 
 
 def record(requests: int) -> list[str]:
     """The engine's `slotengine_reserve` requests for *requests* uniform-load bookings (nothing is written)."""
     schema = f"slotengine_variants_rec_{uuid.uuid4().hex[:8]}"
     storage = bt.PostgresStorage(bt.DSN, schema=schema, max_size=1)
-    original = bt.postgres_module._reserve_at_once
-    recorded: list[str] = []
-
-    def keep(*args: Any) -> Any:  # (connection, tenant, request)
-        recorded.append(args[2])
-        return "ok"
-
     try:
-        bt.setup_tenant(storage, "replay", "uniform")
-        engine = BookingEngine(
-            storage, clock=FrozenClock(bt.NOW), tenant="replay", default_actor=Actor.system("replay")
-        )
-        engine.find_slots("s-r00", Interval(bt.FIRST_DAY, bt.FIRST_DAY + timedelta(days=1)))
-        bt.postgres_module._reserve_at_once = keep
-        rng = random.Random(bt.SEED)
-        while len(recorded) < requests:
-            bt._engine_call(engine, "uniform", rng)
+        return bt.record_requests(storage, requests)
     finally:
-        bt.postgres_module._reserve_at_once = original
         storage.close()
         with psycopg.connect(bt.DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    return recorded
 
 
 def make(name: str, statements: list[str], recorded: list[str]) -> str:
@@ -85,17 +61,11 @@ def make(name: str, statements: list[str], recorded: list[str]) -> str:
         for statement in statements:
             if not statement.startswith("POST "):
                 conn.execute(statement.encode())
-        conn.execute(bt.RAW_TABLE)
-        conn.execute("CREATE TABLE bench_requests (id bigint PRIMARY KEY, body jsonb NOT NULL)")
-        conn.execute("ALTER TABLE bench_requests ALTER COLUMN body SET STORAGE PLAIN")  # see bench_throughput
-        conn.execute("CREATE SEQUENCE bench_next_request")
-        with conn.cursor().copy("COPY bench_requests (id, body) FROM STDIN") as copy:
-            for n, request in enumerate(recorded, 1):
-                copy.write_row((n, request))
+        bt.load_requests(conn, recorded)
         for statement in statements:
             if statement.startswith("POST "):
                 conn.execute(statement.removeprefix("POST ").encode())
-        conn.execute("ANALYZE bench_requests")
+                conn.execute("ANALYZE bench_requests")
     print(f"variant {name}: schema {schema}", flush=True)
     return schema
 
