@@ -20,7 +20,7 @@ import pytest
 from conftest import WASH, at, business, state_hash
 from slotengine.adapters.notifiers import ConsoleNotifier, DeliveryError
 from slotengine.authorization import Actor, Permission
-from slotengine.engine import BookingEngine
+from slotengine.engine import BookingEngine, DispatchReport
 from slotengine.errors import InvalidInputError, PermissionDeniedError
 from slotengine.events import EventDesk
 from slotengine.jobs import run_jobs
@@ -57,27 +57,47 @@ def reminders_of(engine: BookingEngine, booking_id: str) -> list[OutboxMessage]:
     return [m for m in engine.outbox() if m.booking_id == booking_id and m.topic.startswith("remind.")]
 
 
+def cancel_bob_during_anns_send(storage: object) -> tuple[BookingEngine, str, str, RecordingNotifier, DispatchReport]:
+    """Ann's and Bob's reminders are due in one batch; while Ann's is being sent, Bob cancels (another request)."""
+    engine, clock = shop(storage)
+    ann = engine.book("wash", at(3, 12), customer_id="ann")
+    bob = engine.book("wash", at(3, 12), customer_id="bob")
+    engine.dispatch_due(RecordingNotifier())  # the booking events
+    clock.set(at(3, 10))
+
+    class Busy(RecordingNotifier):
+        def send(self, message: OutboxMessage) -> None:
+            if message.booking_id == ann.id:
+                engine.cancel(bob.id, reason="changed plans")
+            super().send(message)
+
+    notifier = Busy()
+    return engine, ann.id, bob.id, notifier, engine.dispatch_due(notifier)
+
+
+def cancel_bob_during_a_failed_send(storage: object) -> tuple[BookingEngine, str, DispatchReport]:
+    """Bob's reminder is due; the channel fails it just as Bob cancels."""
+    engine, clock = shop(storage)
+    bob = engine.book("wash", at(3, 12), customer_id="bob")
+    engine.dispatch_due(RecordingNotifier())
+    clock.set(at(3, 10))
+
+    class Failing:
+        def send(self, message: OutboxMessage) -> None:
+            engine.cancel(bob.id, reason="changed plans")
+            raise DeliveryError("timeout")
+
+    return engine, bob.id, engine.dispatch_due(Failing())
+
+
 class TestWithdrawnWhileTheBatchIsSent:
     def test_a_reminder_withdrawn_by_a_cancellation_during_an_earlier_send_is_not_sent(self, storage) -> None:
         """Bob cancels while Ann's reminder is being sent: his, claimed in the same batch, is not sent."""
-        engine, clock = shop(storage)
-        ann = engine.book("wash", at(3, 12), customer_id="ann")
-        bob = engine.book("wash", at(3, 12), customer_id="bob")
-        engine.dispatch_due(RecordingNotifier())  # the booking events
-        clock.set(at(3, 10))
+        engine, ann, bob, notifier, report = cancel_bob_during_anns_send(storage)
 
-        class Busy(RecordingNotifier):
-            def send(self, message: OutboxMessage) -> None:
-                if message.booking_id == ann.id:  # meanwhile, in another request, Bob cancels
-                    engine.cancel(bob.id, reason="changed plans")
-                super().send(message)
-
-        notifier = Busy()
-        report = engine.dispatch_due(notifier)
-
-        assert [ann.id] == [m.booking_id for m in notifier.sent]
+        assert [ann] == [m.booking_id for m in notifier.sent]
         assert 1 == report.sent
-        [withdrawn] = reminders_of(engine, bob.id)
+        [withdrawn] = reminders_of(engine, bob)
         assert withdrawn.sent_at is None
         assert withdrawn.failed_at is not None
         assert withdrawn.last_error == "withdrawn: the booking was cancelled"
@@ -306,20 +326,10 @@ class TestARuleNarrowedToOtherServices:
 class TestTheReportCountsWhatWasWritten:
     def test_a_retry_overtaken_by_a_withdrawal_is_not_counted(self, storage) -> None:
         """The channel fails as the booking is cancelled: the withdrawal stands, and no retry is reported."""
-        engine, clock = shop(storage)
-        bob = engine.book("wash", at(3, 12), customer_id="bob")
-        engine.dispatch_due(RecordingNotifier())
-        clock.set(at(3, 10))
-
-        class Failing:
-            def send(self, message: OutboxMessage) -> None:
-                engine.cancel(bob.id, reason="changed plans")
-                raise DeliveryError("timeout")
-
-        report = engine.dispatch_due(Failing())
+        engine, bob, report = cancel_bob_during_a_failed_send(storage)
 
         assert (0, 0) == (report.retried, report.failed)
-        [reminder] = reminders_of(engine, bob.id)
+        [reminder] = reminders_of(engine, bob)
         assert (0, "withdrawn: the booking was cancelled") == (reminder.attempts, reminder.last_error)
         assert reminder.failed_at is not None
 
@@ -376,20 +386,10 @@ class TestAStorageThatCannotClaim:
         """Without compare-and-set the retry's write compares with the stored message: the withdrawal stands."""
         from slotengine.adapters.memory import MemoryStorage
 
-        engine, clock = shop(NoClaims(MemoryStorage()))
-        bob = engine.book("wash", at(3, 12), customer_id="bob")
-        engine.dispatch_due(RecordingNotifier())
-        clock.set(at(3, 10))
-
-        class Failing:
-            def send(self, message: OutboxMessage) -> None:
-                engine.cancel(bob.id, reason="changed plans")
-                raise DeliveryError("timeout")
-
-        report = engine.dispatch_due(Failing())
+        engine, bob, report = cancel_bob_during_a_failed_send(NoClaims(MemoryStorage()))
 
         assert (0, 0) == (report.retried, report.failed)
-        [reminder] = reminders_of(engine, bob.id)
+        [reminder] = reminders_of(engine, bob)
         assert (0, "withdrawn: the booking was cancelled") == (reminder.attempts, reminder.last_error)
         assert reminder.failed_at is not None
 
@@ -397,23 +397,10 @@ class TestAStorageThatCannotClaim:
         """The last look before each send works without claims too."""
         from slotengine.adapters.memory import MemoryStorage
 
-        engine, clock = shop(NoClaims(MemoryStorage()))
-        ann = engine.book("wash", at(3, 12), customer_id="ann")
-        bob = engine.book("wash", at(3, 12), customer_id="bob")
-        engine.dispatch_due(RecordingNotifier())
-        clock.set(at(3, 10))
+        engine, ann, bob, notifier, _report = cancel_bob_during_anns_send(NoClaims(MemoryStorage()))
 
-        class Busy(RecordingNotifier):
-            def send(self, message: OutboxMessage) -> None:
-                if message.booking_id == ann.id:
-                    engine.cancel(bob.id, reason="changed plans")
-                super().send(message)
-
-        notifier = Busy()
-        engine.dispatch_due(notifier)
-
-        assert [ann.id] == [m.booking_id for m in notifier.sent]
-        [withdrawn] = reminders_of(engine, bob.id)
+        assert [ann] == [m.booking_id for m in notifier.sent]
+        [withdrawn] = reminders_of(engine, bob)
         assert (None, "withdrawn: the booking was cancelled") == (withdrawn.sent_at, withdrawn.last_error)
 
 
