@@ -499,7 +499,13 @@ class TestPostgres:
         plans = pg_plans(big, pg_schema, "t", lambda tx: tx.find_bookings(query))
 
         assert 1 == len(plans)
-        bounded = {"bookings_by_start", "booking_resources_by_start", "booking_resources_pkey", "seq:resources"}
+        bounded = {
+            "bookings_by_start",
+            "bookings_pkey",
+            "booking_resources_no_overlap",
+            "booking_resources_pkey",
+            "seq:resources",
+        }
         assert set(plans[0]) <= bounded  # by the period, on one side or the other; never a resource's history
 
     @pytest.mark.parametrize("field", ["period", "blocked"])
@@ -553,9 +559,9 @@ class TestPostgres:
 
     def test_a_version_5_schema_is_migrated_keeping_its_rows(self, pg_schema: str) -> None:
         """
-        Version 5 -> 6 -> 7: the outbox index, each resource's widest interval from the bookings already there,
-        the cohort index and a resource's rows by start; every row stays, the catalogue's version does not move,
-        and opening again changes nothing.
+        Version 5 -> ... -> 9: the outbox index, each resource's widest interval from the bookings already there,
+        the cohort index, and a resource's rows in one GiST index (by start in version 7); every row stays, the
+        catalogue's version does not move, and opening again changes nothing.
         """
         long_one = booking("long", BASE - 9 * 24 * H, 10 * 24 * H, buffer=H)
         with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
@@ -600,7 +606,8 @@ class TestPostgres:
                 indexes = conn.execute(
                     "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
                     " AND indexname IN ('outbox_pending_by_booking', 'bookings_by_created', 'booking_resources_by_start',"
-                    " 'booking_resources_by_resource') ORDER BY indexname",
+                    " 'booking_resources_by_resource', 'booking_resources_live', 'booking_resources_no_overlap')"
+                    " ORDER BY indexname",
                     (pg_schema,),
                 ).fetchall()
 
@@ -609,4 +616,4 @@ class TestPostgres:
             assert [("r1", (10 * 24 + 2) * 3600 * 10**6), ("r2", 3600 * 10**6), ("r3", 0)] == widest
             assert [("m0",)] == pending
             assert [(v,) for v in range(1, postgres_module.SCHEMA_VERSION + 1)] == versions
-            assert [("booking_resources_by_start",), ("bookings_by_created",), ("outbox_pending_by_booking",)] == indexes
+            assert [("booking_resources_no_overlap",), ("bookings_by_created",), ("outbox_pending_by_booking",)] == indexes
