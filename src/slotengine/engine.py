@@ -1112,9 +1112,10 @@ class BookingEngine:
         storage writes the booking, its record and its messages at once, after checking under the resources'
         locks that the catalogue is unchanged and the booking fits. For the strategies that do not look at
         the load (first available, preferred), a booking that fits is exactly the one the usual way would
-        choose: the first candidate in the strategy's order that is free. Anything else (a start the solver
-        refuses, a full resource, a changed catalogue, a concurrent writer) goes the usual way, which reads
-        the load under the locks, explains a refusal and retries; a start found full goes the usual way
+        choose: the first candidate in the strategy's order that is free. A full resource is explained at once
+        from the load read without locks (`_refuse_at_once`), unless the start fits another candidate. Anything
+        else (a start the solver refuses, a changed catalogue, a concurrent writer) goes the usual way, which
+        reads the load under the locks, explains a refusal and retries; a start found full goes the usual way
         straight away for a minute (`_FULL_FOR`), so a contested slot costs one round trip less per refusal.
         A keyed call (*keyed*: the idempotency key and the request's hash) saves its record in the same call;
         a key the storage has already goes the usual way, which replays its first result or refuses.
@@ -1158,10 +1159,44 @@ class BookingEngine:
             if len(snapshot.full) >= _FULL_KEPT:
                 snapshot.full.clear()
             snapshot.full[service_id, start, duration] = now
+            if keyed is None:  # a keyed call goes the usual way, which looks its key up first
+                self._refuse_at_once(snapshot, now, service, start, duration, pins, strategy, ranked)
             return None
         except (NotFoundError, ConcurrencyError):
             return None
         return booking
+
+    def _refuse_at_once(
+        self,
+        snapshot: _Catalogue,
+        now: datetime,
+        service: Service,
+        start: datetime,
+        duration: timedelta | None,
+        pins: tuple[str, ...],
+        strategy: Strategy,
+        ranked: Sequence[str],
+    ) -> None:
+        """
+        Raise the refusal of a start the one-call write just found full, explained from the load read now.
+
+        As the usual way refuses a start found full (without the resources' locks: a refusal needs none), but
+        against *snapshot* without reading the catalogue's version again: the storage checks the version before
+        capacity (`ReserveAndRecord`), so its refusal said the snapshot was current. Return if the start fits
+        after all (another resource of the pool, a booking gone meanwhile) or the read failed: the usual way
+        then books it under the locks, or reads again.
+        """
+        chosen = service.duration if duration is None else duration
+        window = Interval(start, start + chosen)
+        span = _span(service, window)
+        try:
+            with self._tx() as tx:
+                found = tx.loads([r.id for r in snapshot.pool(service)], _reach(service, window, strategy) or span)
+        except ConcurrencyError:
+            return  # the usual way reads it again, and retries
+        self._view(snapshot, now, service, span, found).check(
+            service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
+        )
 
     def _override_slot(
         self,

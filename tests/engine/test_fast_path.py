@@ -384,3 +384,70 @@ class TestAStartFoundFullIsRefusedWithoutLocks:
 
         assert locks + 1 == storage.locks
         assert ("c2", at(2, 9)) == (second.customer_id, second.start)
+
+
+class Reads:
+    """A storage whose transactions count the catalogue versions, loads and locks they read or take."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.counts = {"version": 0, "loads": 0, "locks": 0}
+        self.reserve_and_record = inner.reserve_and_record
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Any]:
+        with self.inner.transaction(tenant) as tx:
+            for name, method in (("version", "catalogue_version"), ("loads", "loads"), ("locks", "lock_resources")):
+                tx.__dict__[method] = self._counting(name, getattr(tx, method))
+            yield tx
+
+    def _counting(self, name: str, method: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            self.counts[name] += 1
+            return method(*args)
+
+        return counted
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestAOneCallRefusalIsExplainedAtOnce:
+    def _engines(self, boxes: int) -> tuple[BookingEngine, BookingEngine, Reads]:
+        """An engine that set the catalogue up on a memory storage, and a second one reading it through `Reads`."""
+        resources = [Resource(f"box{n}", f"Box {n}", type="box") for n in range(1, boxes + 1)]
+        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
+        inner = MemoryStorage()
+        first = _engine(inner, FrozenClock(at(2, 8)), (resources, services))
+        counted = Reads(inner)
+        second = BookingEngine(counted, clock=FrozenClock(at(2, 8)), tenant="fast", default_actor=Actor.system("t"))
+        second.find_slots("wash", Interval(at(2, 9), at(2, 12)))  # its catalogue, cached
+        return first, second, counted
+
+    def test_the_refusal_reads_the_load_once_and_neither_the_version_nor_a_lock(self) -> None:
+        """The one-call write said the start is full: the load is read once, and the refusal is the usual way's."""
+        first, second, counted = self._engines(1)
+        first.book("wash", at(2, 9), customer_id="c1")
+        counted.counts.update(version=0, loads=0, locks=0)
+
+        with pytest.raises(ConflictError) as at_once:
+            second.book("wash", at(2, 9), customer_id="c2")
+        reads = dict(counted.counts)
+        usual = BookingEngine(Transactional(counted.inner), clock=FrozenClock(at(2, 8)), tenant="fast")
+        with pytest.raises(ConflictError) as the_usual_way:
+            usual.book("wash", at(2, 9), customer_id="c2", actor=Actor.system("t"))
+
+        assert {"version": 0, "loads": 1, "locks": 0} == reads
+        assert str(the_usual_way.value) == str(at_once.value)
+        assert the_usual_way.value.details == at_once.value.details
+
+    def test_a_start_full_on_the_first_resource_is_booked_on_another(self) -> None:
+        """Found full on the resource the one call chose, the start still fits another: booked, under the locks."""
+        first, second, counted = self._engines(2)
+        first.book("wash", at(2, 9), customer_id="c1", pin=["box1"])
+        counted.counts.update(version=0, loads=0, locks=0)
+
+        booked = second.book("wash", at(2, 9), customer_id="c2")
+
+        assert ("box2",) == booked.resource_ids
+        assert 1 == counted.counts["locks"]
