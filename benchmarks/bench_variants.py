@@ -2,7 +2,7 @@
 Schema variants of the PostgreSQL booking write, replayed in turns against the bare INSERT (server only).
 
 Run it with ``python benchmarks/bench_variants.py benchmarks/variants.json`` (about 2 minutes for the file's
-seven variants at 1 round; ``--rounds 4`` as in benchmarks/README's fifteenth round). PostgreSQL comes from
+eight variants at 1 round; ``--rounds 4`` as in benchmarks/README's fifteenth round). PostgreSQL comes from
 ``SLOTENGINE_BENCH_POSTGRES_DSN`` as for bench_throughput.py, and pgbench must be on PATH.
 
 The engine's requests for bench_throughput's uniform load are recorded once (nothing written). Every variant
