@@ -1159,8 +1159,9 @@ class BookingEngine:
             if len(snapshot.full) >= _FULL_KEPT:
                 snapshot.full.clear()
             snapshot.full[service_id, start, duration] = now
-            if keyed is None:  # a keyed call goes the usual way, which looks its key up first
-                self._refuse_at_once(snapshot, now, service, start, duration, pins, strategy, ranked)
+            # A keyed call goes the usual way, which looks its key up first.
+            if keyed is None and self._refuse_at_once(snapshot, now, service, start, duration, pins, strategy, ranked):
+                del snapshot.full[service_id, start, duration]  # it fits: the usual way goes straight to the locks
             return None
         except (NotFoundError, ConcurrencyError):
             return None
@@ -1176,15 +1177,15 @@ class BookingEngine:
         pins: tuple[str, ...],
         strategy: Strategy,
         ranked: Sequence[str],
-    ) -> None:
+    ) -> bool:
         """
         Raise the refusal of a start the one-call write just found full, explained from the load read now.
 
         As the usual way refuses a start found full (without the resources' locks: a refusal needs none), but
         against *snapshot* without reading the catalogue's version again: the storage checks the version before
-        capacity (`ReserveAndRecord`), so its refusal said the snapshot was current. Return if the start fits
-        after all (another resource of the pool, a booking gone meanwhile) or the read failed: the usual way
-        then books it under the locks, or reads again.
+        capacity (`ReserveAndRecord`), so its refusal said the snapshot was current. Return True if the start
+        fits after all (another resource of the pool, a booking gone meanwhile), False if the read failed: the
+        usual way then books it under the locks, or reads again.
         """
         chosen = service.duration if duration is None else duration
         window = Interval(start, start + chosen)
@@ -1193,10 +1194,11 @@ class BookingEngine:
             with self._tx() as tx:
                 found = tx.loads([r.id for r in snapshot.pool(service)], _reach(service, window, strategy) or span)
         except ConcurrencyError:
-            return  # the usual way reads it again, and retries
+            return False  # the usual way reads it again, and retries
         self._view(snapshot, now, service, span, found).check(
             service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
         )
+        return True
 
     def _override_slot(
         self,
