@@ -791,14 +791,17 @@ class BookingEngine:
         *,
         ignore: Collection[str] = (),
         reach: Interval | None = None,
+        catalogue: _Catalogue | None = None,
     ) -> Availability:
         """
         Build the solver's view of *service*'s pools around *window*, from storage.
 
         *reach*: the only time whose loads the questions asked of it depend on (see `_reach`); without it, the
-        loads of the whole span around *window* are read.
+        loads of the whole span around *window* are read. *catalogue*: a snapshot known to be current, used
+        instead of the one *tx* reads.
         """
-        catalogue = self._catalogue(tx)
+        if catalogue is None:
+            catalogue = self._catalogue(tx)
         span = _span(service, window)
         pool = catalogue.pool(service)
         found = [ld for ld in tx.loads([r.id for r in pool], reach or span) if ld.booking_id not in ignore]
@@ -1189,15 +1192,13 @@ class BookingEngine:
         """
         chosen = service.duration if duration is None else duration
         window = Interval(start, start + chosen)
-        span = _span(service, window)
+        reach = _reach(service, window, strategy)
         try:
             with self._tx() as tx:
-                found = tx.loads([r.id for r in snapshot.pool(service)], _reach(service, window, strategy) or span)
+                view = self._availability(tx, now, service, window, reach=reach, catalogue=snapshot)
         except ConcurrencyError:
             return False  # the usual way reads it again, and retries
-        self._view(snapshot, now, service, span, found).check(
-            service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked
-        )
+        view.check(service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked)
         return True
 
     def _override_slot(
