@@ -648,7 +648,7 @@ class TestSchema:
         assert again == saved
         assert ["first", "second"] == ids  # the refused third wrote nothing
         assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
-        assert SCHEMA_VERSION == 10
+        assert SCHEMA_VERSION == 11
         assert f"ERRCODE = '{postgres_module._KEY_TAKEN}'" in postgres_module._RESERVE_FUNCTION
 
     def test_a_version_8_schema_keeps_its_guarantee_in_one_gist_index(self, fresh_schema: str) -> None:
@@ -748,6 +748,51 @@ class TestSchema:
         assert [("firm", BookingStatus.CONFIRMED, None), ("held", BookingStatus.PRE_BOOKING, at(2, 9))] == found
         assert [("firm", "r3", 2), ("held", "r2", 1)] == loads
         assert 6 == len(refused)
+
+    def test_a_version_10_schema_gets_the_one_resource_read(self, fresh_schema: str) -> None:
+        """
+        Version 10 -> 11: slotengine_reserve reads a booking of one resource without aggregates; bookings of one
+        resource and of several are refused, and written, as before.
+        """
+        with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
+            _schema_at_version(conn, fresh_schema, 10)
+            _three_resources(conn)
+            request = postgres_module._reserve_request(booking("firm", at(3, 10), at(3, 11)), now=at(2, 8))
+            assert ("ok",) == conn.execute("SELECT slotengine_reserve('t', %s::jsonb)", (request,)).fetchone()
+
+        storage = PostgresStorage(DSN, schema=fresh_schema, max_size=2)
+        answers = []
+        try:
+            for b in (
+                booking("late", at(3, 10, 30), at(3, 11, 30)),  # r1 is taken by firm
+                booking("nowhere", at(3, 10), at(3, 11), resources=("r9",)),
+                booking("pair", at(3, 10), at(3, 11), resources=("r1", "r2")),  # r1 again, with another
+                booking("r2-alone", at(3, 10), at(3, 11), resources=("r2",)),
+                booking("pair-later", at(3, 12), at(3, 13), resources=("r2", "r3")),
+            ):
+                try:
+                    with storage.transaction("t") as tx:
+                        tx.reserve(b, now=at(2, 8))
+                        tx.commit()
+                    answers.append((b.id, "ok"))
+                except (ConflictError, NotFoundError) as exc:
+                    answers.append((b.id, type(exc).__name__))
+            with raw(fresh_schema) as conn:
+                source = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'slotengine_reserve'").fetchone()
+                versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        finally:
+            storage.close()
+
+        assert [
+            ("late", "ConflictError"),
+            ("nowhere", "NotFoundError"),
+            ("pair", "ConflictError"),
+            ("r2-alone", "ok"),
+            ("pair-later", "ok"),
+        ] == answers
+        assert source is not None
+        assert "jsonb_array_length(p_request->'loads') = 1" in source[0]
+        assert [(v,) for v in range(1, 12)] == versions
 
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
         """Opening an existing schema never re-creates it or loses data, however often."""

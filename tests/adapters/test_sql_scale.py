@@ -545,6 +545,22 @@ class TestPostgres:
         assert [("r1", 4 * 3600 * 10**6), ("r2", 4 * 3600 * 10**6), ("r3", 0)] == widest
         assert version == after
 
+    def test_a_booking_of_one_resource_widens_it_and_is_found_by_a_later_period(self, pg_schema: str) -> None:
+        """A booking of one resource (version 11's read without aggregates) widens it as a booking of two does."""
+        storage = PostgresStorage(DSN, schema=pg_schema, max_size=2)
+        try:
+            setup(storage, "t", [booking("long", BASE, 10 * H, buffer=H, resources=("r2",))], [])
+            with storage.transaction("t") as tx:
+                found = [b.id for b in tx.find_bookings(BookingQuery(period=Interval(BASE + 8 * H, BASE + 9 * H)))]
+        finally:
+            storage.close()
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+            widest = conn.execute("SELECT id, max_blocked_us FROM resources ORDER BY id").fetchall()
+
+        assert [("r1", 0), ("r2", 12 * 3600 * 10**6), ("r3", 0)] == widest
+        assert ["long"] == found  # it started eight hours before the period
+
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(history=histories(), queries=st.lists(QUERIES, min_size=1, max_size=6))
     def test_same_answers_as_memory(

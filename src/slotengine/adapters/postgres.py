@@ -178,7 +178,7 @@ from slotengine.ports import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 11
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -723,9 +723,9 @@ _RESERVE_READS_V9: Final[LiteralString] = _edited(
         END IF;
 """,
 )
-"""Version 8's function with version 9's reads (`_RESERVE_FUNCTION` below adds its writes)."""
+"""Version 8's function with version 9's reads (`_RESERVE_FUNCTION_V9` below adds its writes)."""
 
-_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+_RESERVE_FUNCTION_V9: Final[LiteralString] = _edited(
     _RESERVE_READS_V9,
     """            ORDER BY a.n
         )
@@ -756,6 +756,56 @@ The booking write as version 9 makes it: version 8's in four statements instead 
 (the catalogue's version, the loads and the resources in one; a new booking's rows in the statement that writes
 it; the excluded bookings read only when there are some).
 """
+
+_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+    _edited(
+        _RESERVE_FUNCTION_V9,
+        "        v_widens boolean := false;\n",
+        "        v_widens boolean := false;\n        v_cap integer;\n",
+    ),
+    """        -- In one statement: the catalogue's version; the resources, in the order the booking first takes
+        -- them, with the units it takes on each; their capacities, one primary-key lookup each (OFFSET 0
+        -- keeps it a lookup: a join's plan could scan the tenant's resources); and the first one missing.
+        SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
+               array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
+               array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
+               min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
+        INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
+        FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
+              FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
+              GROUP BY l->>0) AS w
+        LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
+                           FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
+""",
+    """        -- In one statement: the catalogue's version; the resources, in the order the booking first takes
+        -- them, with the units it takes on each; their capacities; and the first one missing. A booking of
+        -- one resource (most are) reads them with two primary-key lookups: the general statement's
+        -- aggregates cost a third of the function's reads to set up.
+        IF jsonb_array_length(p_request->'loads') = 1 THEN
+            v_rids := ARRAY[p_request->'loads'->0->>0];
+            v_units := ARRAY[(p_request->'loads'->0->>1)::integer::bigint];
+            SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant), r.capacity,
+                   coalesce(r.max_blocked_us < v_span, false), CASE WHEN r.found IS NULL THEN v_rids[1] END
+            INTO v_version, v_cap, v_widens, v_missing
+            FROM (SELECT 1) AS one
+            LEFT JOIN (SELECT capacity, max_blocked_us, true AS found
+                       FROM resources WHERE tenant_id = p_tenant AND id = v_rids[1]) AS r ON true;
+            v_caps := ARRAY[v_cap];
+        ELSE
+            SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
+                   array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
+                   array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
+                   min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
+            INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
+            FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
+                  FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
+                  GROUP BY l->>0) AS w
+            LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
+                               FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
+        END IF;
+""",
+)
+"""The booking write as version 11 makes it: version 9's, with a booking of one resource read without aggregates."""
 
 # Version 4: a booking's whole write in one statement, and the load read from one table.
 #
@@ -863,7 +913,7 @@ _SCHEMA_V7: Final[tuple[LiteralString, ...]] = (
 # Version 8: the booking write with 64-bit sums, refused outside READ COMMITTED (`_RESERVE_FUNCTION_V8`).
 _SCHEMA_V8: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION_V8,)
 
-# Version 9: fewer index entries per booking, and the booking write in fewer statements (`_RESERVE_FUNCTION`).
+# Version 9: fewer index entries per booking, and the booking write in fewer statements (`_RESERVE_FUNCTION_V9`).
 #
 # * A resource row had three indexes besides its key: the exclusion constraint's (GiST, its live exclusive rows),
 #   the capacity check's (GiST, its live rows) and a resource's rows by start (B-tree, every row). One GiST index
@@ -887,7 +937,7 @@ _SCHEMA_V9: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX bookings_by_customer ON bookings (tenant_id, customer_id) WHERE customer_id IS NOT NULL",
     "DROP INDEX bookings_by_external_ref",
     "CREATE INDEX bookings_by_external_ref ON bookings (tenant_id, external_ref) WHERE external_ref IS NOT NULL",
-    _RESERVE_FUNCTION,
+    _RESERVE_FUNCTION_V9,
 )
 
 # Version 10: what a column must hold is said by its type, not by a table's CHECK constraints. PostgreSQL reads
@@ -940,6 +990,11 @@ _SCHEMA_V10: Final[tuple[LiteralString, ...]] = (
     "ALTER DOMAIN row_position ADD CONSTRAINT row_position_not_negative CHECK (VALUE >= 0)",
 )
 
+# Version 11: a booking of one resource reads the catalogue's version and the resource in a statement without
+# aggregates (`_RESERVE_FUNCTION`). Measured in one backend, 1,000 calls alternated with version 10's function:
+# 209 -> 194 us a call; the general statement (a booking of several resources) is unchanged.
+_SCHEMA_V11: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
+
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     0: _SCHEMA_V1,
     1: _SCHEMA_V2,
@@ -951,6 +1006,7 @@ _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     7: _SCHEMA_V8,
     8: _SCHEMA_V9,
     9: _SCHEMA_V10,
+    10: _SCHEMA_V11,
 }
 
 _SESSION: Final = (
