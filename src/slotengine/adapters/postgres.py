@@ -660,6 +660,23 @@ _PLACE_ROWS: Final[LiteralString] = """
             FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)"""
 """The rows of a booking's loads, as `slotengine_reserve` (version 9) writes them for a new or a replaced booking."""
 
+_CATALOGUE_READ: Final[LiteralString] = """\
+        SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
+               array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
+               array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
+               min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
+        INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
+        FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
+              FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
+              GROUP BY l->>0) AS w
+        LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
+                           FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
+"""
+"""
+The catalogue's version, a booking's resources (in the order it first takes them, with the units it takes on
+each), their capacities and the first one missing, in one statement of `slotengine_reserve` (version 9).
+"""
+
 _RESERVE_READS_V9: Final[LiteralString] = _edited(
     _edited(
         _edited(
@@ -707,17 +724,9 @@ _RESERVE_READS_V9: Final[LiteralString] = _edited(
     """        -- In one statement: the catalogue's version; the resources, in the order the booking first takes
         -- them, with the units it takes on each; their capacities, one primary-key lookup each (OFFSET 0
         -- keeps it a lookup: a join's plan could scan the tenant's resources); and the first one missing.
-        SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
-               array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
-               array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
-               min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
-        INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
-        FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
-              FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
-              GROUP BY l->>0) AS w
-        LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
-                           FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
-        IF jsonb_typeof(p_request->'catalogue') = 'number'
+"""
+    + _CATALOGUE_READ
+    + """        IF jsonb_typeof(p_request->'catalogue') = 'number'
            AND coalesce(v_version, 0) <> (p_request->>'catalogue')::bigint THEN
             RETURN jsonb_build_object('outcome', 'stale', 'version', coalesce(v_version, 0))::text;
         END IF;
@@ -763,24 +772,9 @@ _RESERVE_FUNCTION: Final[LiteralString] = _edited(
         "        v_widens boolean := false;\n",
         "        v_widens boolean := false;\n        v_cap integer;\n",
     ),
-    """        -- In one statement: the catalogue's version; the resources, in the order the booking first takes
-        -- them, with the units it takes on each; their capacities, one primary-key lookup each (OFFSET 0
-        -- keeps it a lookup: a join's plan could scan the tenant's resources); and the first one missing.
-        SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
-               array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
-               array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
-               min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
-        INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
-        FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
-              FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
-              GROUP BY l->>0) AS w
-        LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
-                           FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
-""",
-    """        -- In one statement: the catalogue's version; the resources, in the order the booking first takes
-        -- them, with the units it takes on each; their capacities; and the first one missing. A booking of
-        -- one resource (most are) reads them with two primary-key lookups: the general statement's
-        -- aggregates cost a third of the function's reads to set up.
+    _CATALOGUE_READ,
+    """        -- A booking of one resource (most are) reads them with two primary-key lookups: the general
+        -- statement's aggregates cost a third of the function's reads to set up.
         IF jsonb_array_length(p_request->'loads') = 1 THEN
             v_rids := ARRAY[p_request->'loads'->0->>0];
             v_units := ARRAY[(p_request->'loads'->0->>1)::integer::bigint];
@@ -792,18 +786,12 @@ _RESERVE_FUNCTION: Final[LiteralString] = _edited(
                        FROM resources WHERE tenant_id = p_tenant AND id = v_rids[1]) AS r ON true;
             v_caps := ARRAY[v_cap];
         ELSE
-            SELECT (SELECT version FROM catalogue_versions WHERE tenant_id = p_tenant),
-                   array_agg(w.rid ORDER BY w.first), array_agg(w.units ORDER BY w.first),
-                   array_agg(r.capacity ORDER BY w.first), coalesce(bool_or(r.max_blocked_us < v_span), false),
-                   min(w.rid COLLATE "C") FILTER (WHERE r.found IS NULL)
-            INTO v_version, v_rids, v_units, v_caps, v_widens, v_missing
-            FROM (SELECT l->>0 AS rid, sum((l->>1)::integer)::bigint AS units, min(n) AS first
-                  FROM jsonb_array_elements(p_request->'loads') WITH ORDINALITY AS a(l, n)
-                  GROUP BY l->>0) AS w
-            LEFT JOIN LATERAL (SELECT capacity, max_blocked_us, true AS found
-                               FROM resources WHERE tenant_id = p_tenant AND id = w.rid OFFSET 0) AS r ON true;
+            -- (the general statement)
         END IF;
-""",
+""".replace(
+        "            -- (the general statement)\n",
+        ("\n" + _CATALOGUE_READ).replace("\n        ", "\n            ")[1:],  # one level deeper
+    ),
 )
 """The booking write as version 11 makes it: version 9's, with a booking of one resource read without aggregates."""
 
