@@ -8,6 +8,7 @@ right if no value of these kinds can make a document with a key that is not a st
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -147,3 +148,65 @@ def test_dumps_still_refuses_a_key_that_is_not_a_string(doc: dict[Any, Any]) -> 
     """`dumps`, which any document may reach, keeps its walk: JSON would write 1 as "1" and read back another key."""
     with pytest.raises(InvalidInputError, match="not a string"):
         codec.dumps(doc)
+
+
+def _floats_in(doc: Any) -> bool:
+    if isinstance(doc, float):
+        return True
+    if isinstance(doc, dict):
+        return any(_floats_in(v) for v in doc.values())
+    if isinstance(doc, list | tuple):
+        return any(_floats_in(v) for v in doc)
+    return False
+
+
+def test_the_postgres_request_carries_the_documents_dumps_writes() -> None:
+    """
+    PostgreSQL's request, written by orjson, reads back as the documents `dumps` writes, whatever they hold.
+
+    orjson writes a NaN float as null where `dumps` refuses it: the documents hold no float at all.
+    """
+    postgres = pytest.importorskip("slotengine.adapters.postgres", reason="needs slotengine[postgres]")
+
+    @given(st.data(), st.sampled_from(STEPS), ANY_TEXT, ANY_TEXT, st.none() | IDS)
+    def check(data: st.DataObject, step: tuple[Any, Any, Any], reason: str, payload: str, key: str | None) -> None:
+        try:
+            booking = data.draw(bookings())
+            before, action, after = step
+            record = TransitionRecord(booking.id, before, after, action, booking.created_at, booking.id, reason)
+            message = OutboxMessage(
+                booking.id, "booking.book", booking.id, BASE, BASE, booking.id, codec.dumps({"text": payload})
+            )
+            keyed = None if key is None else postgres.IdempotencyRecord(key, "h", booking.id, reason, BASE)
+        except SlotEngineError:  # fields the values' own checks refuse: nothing to store
+            return
+        docs = [codec.booking_to_dict(booking), codec.transition_to_dict(record), codec.outbox_to_dict(message)]
+        assert not any(_floats_in(doc) for doc in docs)
+        text = postgres._reserve_request(booking, now=BASE, transitions=[record], outbox=[message], idempotency=keyed)
+        request = json.loads(text)
+
+        assert [json.loads(codec.dumps(doc)) for doc in docs] == [
+            request["doc"],
+            request["transitions"][0]["doc"],
+            request["outbox"][0]["doc"],
+        ]
+        assert (request["id"], request["outbox"][0]["id"]) == (booking.id, message.id)
+        assert request["idempotency"] == (
+            None
+            if keyed is None
+            else {"key": key, "hash": "h", "booking_id": booking.id, "result": reason, "created_at": BASE.isoformat()}
+        )
+
+    check()
+
+
+def test_the_postgres_request_falls_back_to_dumps_for_what_orjson_refuses() -> None:
+    """An integer beyond 64 bits, which orjson refuses, is written as `dumps` writes it; a circular one refused."""
+    postgres = pytest.importorskip("slotengine.adapters.postgres", reason="needs slotengine[postgres]")
+    big = {"n": 2**70, "m": [-(2**64)]}
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+
+    assert json.loads(postgres._request_text(big)) == big
+    with pytest.raises(InvalidInputError, match="cannot store"):
+        postgres._request_text(circular)

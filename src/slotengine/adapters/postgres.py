@@ -109,6 +109,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, LiteralString, Self
 
 try:
+    import orjson
     import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -116,7 +117,7 @@ try:
     from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     msg = (
-        "PostgresStorage needs psycopg 3 and psycopg_pool: install slotengine[postgres] "
+        "PostgresStorage needs psycopg 3, psycopg_pool and orjson: install slotengine[postgres] "
         "(in a clone of slotengine: pip install -e '.[postgres]')"
     )
     raise ImportError(msg) from exc
@@ -1138,9 +1139,21 @@ def _json_array(documents: Sequence[str]) -> str:
     return "[" + ",".join(documents) + "]"
 
 
-_HEAD_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_json_text: Final = json.encoder.encode_basestring
-"""A string as JSON text (what ``json.dumps(text, ensure_ascii=False)`` gives, without making an encoder)."""
+def _request_text(request: dict[str, Any]) -> str:
+    """
+    Return *request* (a `slotengine_reserve` request) as JSON text, written by orjson.
+
+    The server reads it into ``jsonb``, which keeps neither key order nor spacing, so any encoder that writes
+    the same values will do, and orjson writes a booking's request in a tenth of the time `json` takes (a
+    booking's documents were a tenth of its Python on the way to storage). The documents hold no float (the
+    codec writes amounts and durations as strings and integers), the one value orjson writes differently
+    (NaN as null). What orjson refuses goes to `slotengine.codec`'s encoder, which writes it (an integer
+    beyond 64 bits) or raises `InvalidInputError` for it as every adapter does.
+    """
+    try:
+        return orjson.dumps(request).decode()
+    except orjson.JSONEncodeError:
+        return _dumps_made(request)
 
 
 def _blocked(booking: Booking) -> Interval:
@@ -1172,16 +1185,17 @@ def _reserve_request(
     """
     Return the JSON text of one `slotengine_reserve` request: a booking, its loads, locks and records.
 
-    Stored documents are spliced in as made by `slotengine.codec.dumps` (never encoded twice); instants travel
-    as ISO 8601 text with their offset, which PostgreSQL reads to the microsecond. *blocked* is the booking's
-    `_blocked` time, if the caller built it already; it is built here otherwise.
+    The stored documents are the codec's (``*_to_dict``), written with the rest in one pass (`_request_text`);
+    instants travel as ISO 8601 text with their offset, which PostgreSQL reads to the microsecond. *blocked*
+    is the booking's `_blocked` time, if the caller built it already; it is built here otherwise.
 
     Raises:
         OutOfRangeError: the booking's buffers reach outside the accepted range (nothing was sent).
+        InvalidInputError: a document holds what JSON cannot write (see `slotengine.codec.dumps`).
     """
     hold = booking.hold_until
     span = _blocked(booking) if blocked is None else blocked  # OutOfRangeError before anything is sent
-    head = _HEAD_ENCODER.encode(
+    return _request_text(
         {
             "id": booking.id,
             "status": booking.status.value,
@@ -1214,18 +1228,14 @@ def _reserve_request(
                 "result": idempotency.result,
                 "created_at": idempotency.created_at.isoformat(),
             },
+            "doc": booking_to_dict(booking),
+            "transitions": [{"booking_id": r.booking_id, "doc": transition_to_dict(r)} for r in transitions],
+            "outbox": [
+                {"id": m.id, "sent": m.sent_at is not None, "failed": m.failed_at is not None, "doc": outbox_to_dict(m)}
+                for m in outbox
+            ],
         }
     )
-    records = ",".join(
-        f'{{"booking_id":{_json_text(r.booking_id)},"doc":{_dumps_made(transition_to_dict(r))}}}' for r in transitions
-    )
-    messages = ",".join(
-        f'{{"id":{_json_text(m.id)},"sent":{"true" if m.sent_at is not None else "false"},'
-        f'"failed":{"true" if m.failed_at is not None else "false"},"doc":{_dumps_made(outbox_to_dict(m))}}}'
-        for m in outbox
-    )
-    doc = _dumps_made(booking_to_dict(booking))
-    return f'{head[:-1]},"doc":{doc},"transitions":[{records}],"outbox":[{messages}]}}'
 
 
 def _reserved(outcome: object, booking: Booking) -> None:
