@@ -99,6 +99,9 @@ _ONE_DAY: Final = timedelta(days=1)
 _US: Final = timedelta(microseconds=1)
 _HOURS_KEPT: Final = 4096
 """How many (schedule, zone, span) opening hours a catalogue snapshot keeps (`_Catalogue.opening`)."""
+_BLOCK: Final = timedelta(days=28)
+"""The opening hours a catalogue snapshot works out at once (`_Catalogue.opening`): four weeks, from 1970."""
+_BLOCKS_KEPT: Final = 512
 _FULL_KEPT: Final = 1024
 """How many starts found full a catalogue snapshot remembers (`_Catalogue.full`)."""
 _FULL_FOR: Final = timedelta(seconds=60)
@@ -184,6 +187,10 @@ class _Catalogue:
     hours: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
         factory=dict, eq=False, repr=False
     )
+    blocks: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
+    """Opening hours and time off over whole `_BLOCK`s, which `opening` cuts its spans from."""
     full: dict[tuple[str, datetime, timedelta | None], datetime] = attrs.field(factory=dict, eq=False, repr=False)
     """When the one-call write last found (service, start, duration) full (`BookingEngine._create_at_once`)."""
 
@@ -202,6 +209,24 @@ class _Catalogue:
         resources = tuple(tx.list_resources())
         services = {s.id: s for s in tx.list_services()}
         return cls(version, business, resources, {r.id: r for r in resources}, services)
+
+    def _block_hours(
+        self, resource: Resource, business: Business, schedule_key: tuple[int, str | None], block: Interval
+    ) -> tuple[IntervalSet, IntervalSet]:
+        """The opening hours and time off of *resource* over one whole `_BLOCK` (memoized, see `opening`)."""
+        key = (*schedule_key, block.start, block.end)
+        whole = self.blocks.get(key)
+        if whole is None:
+            opened = effective_hours(resource.schedule, business.hours, block)
+            own = resource.schedule.time_off if resource.schedule is not None else ()
+            # Whole days off are days where the hours are kept, as `effective_hours` applies them: the resource's
+            # own schedule's zone, or the business's for a resource that inherits its hours.
+            zone = (resource.schedule or business.hours).tz
+            entries = (*own, *business.hours.time_off)
+            if len(self.blocks) >= _BLOCKS_KEPT:
+                self.blocks.clear()
+            whole = self.blocks[key] = (opened, time_off_within(entries, zone, block))
+        return whole
 
     def get_business(self, tenant: str) -> Business:
         if self.business is None:
@@ -229,22 +254,21 @@ class _Catalogue:
 
         Both depend on the catalogue alone (the resource's schedule and zone, the business's hours), so a
         snapshot keeps them for the spans it was asked about (whole days, `_span`: every question about one
-        day shares one), at most `_HOURS_KEPT`; then it starts again.
+        day shares one), at most `_HOURS_KEPT`; then it starts again. A span is cut from the hours of the
+        whole `_BLOCK`s around it, worked out once: expanding a schedule costs mostly per call and per day
+        visited (two days before a window, one after), and the spans of neighbouring days overlap by days.
+        What a window holds does not depend on the window around it (expansion is additive: property-tested).
         """
         # Resources without hours of their own share the business's: one entry serves them all.
-        key = (id(resource.schedule) if resource.schedule is not None else 0, resource.zone, span.start, span.end)
+        own_key = id(resource.schedule) if resource.schedule is not None else 0
+        key = (own_key, resource.zone, span.start, span.end)
         found = self.hours.get(key)
         if found is None:
-            opened = effective_hours(resource.schedule, business.hours, span)
-            own = resource.schedule.time_off if resource.schedule is not None else ()
-            # Whole days off are days where the hours are kept, as `effective_hours` applies them: the resource's
-            # own schedule's zone, or the business's for a resource that inherits its hours.
-            zone = (resource.schedule or business.hours).tz
-            entries = (*own, *business.hours.time_off)
-            off = time_off_within(entries, zone, span)
+            parts = [self._block_hours(resource, business, (own_key, resource.zone), block) for block in _blocks(span)]
+            opened, off = [whole[0].clip(span) for whole in parts], [whole[1].clip(span) for whole in parts]
             if len(self.hours) >= _HOURS_KEPT:
                 self.hours.clear()
-            found = self.hours[key] = (opened, off)
+            found = self.hours[key] = (opened[0].union(*opened[1:]), off[0].union(*off[1:]))
         return found
 
     def preferred(self, service: Service, ids: Sequence[str]) -> tuple[str, ...]:
@@ -2452,6 +2476,15 @@ def _span(service: Service, window: Interval) -> Interval:
     first = max(start.replace(hour=0, minute=0, second=0, microsecond=0), MIN_INSTANT)
     last = end.replace(hour=0, minute=0, second=0, microsecond=0)
     return Interval(first, min(last if last == end else last + _ONE_DAY, MAX_INSTANT))
+
+
+def _blocks(span: Interval) -> Iterator[Interval]:
+    """The whole `_BLOCK`s (counted from 1970, within the accepted range of instants) that *span* overlaps."""
+    first = MIN_INSTANT + ((span.start - MIN_INSTANT) // _BLOCK) * _BLOCK
+    while first < span.end:
+        last = min(first + _BLOCK, MAX_INSTANT)
+        yield Interval(first, last)
+        first = last
 
 
 def _reach(service: Service, window: Interval, strategy: Strategy) -> Interval | None:

@@ -517,6 +517,22 @@ class IntervalSet:
         hi += hi % 2
         return IntervalSet._from_bounds(self._bounds[lo:hi])
 
+    def clip(self, interval: Interval) -> IntervalSet:
+        """Return the part of this set inside *interval* (``self & IntervalSet([interval])``, by bisection)."""
+        interval = check_interval(interval, "interval")
+        lo, hi = to_micros(interval.start), to_micros(interval.end)
+        bounds = self._bounds
+        first = bisect_right(bounds, lo)
+        first -= first & 1  # inside a piece at lo: from that piece's start, cut to lo below
+        last = bisect_left(bounds, hi)
+        last += last & 1  # inside a piece at hi: to that piece's end, cut to hi below
+        if first >= last:
+            return IntervalSet._from_bounds(())
+        cut = list(bounds[first:last])
+        cut[0] = max(cut[0], lo)
+        cut[-1] = min(cut[-1], hi)
+        return IntervalSet._from_bounds(tuple(cut))
+
     @property
     def total_duration(self) -> timedelta:
         """The sum of the lengths of all intervals."""

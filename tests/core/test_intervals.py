@@ -496,6 +496,15 @@ class TestIntervalSetQueries:
         assert not (pieces - other).overlaps(other)
         assert not other.overlaps(pieces - other)
 
+    @given(interval_sets(), intervals())
+    def test_clip_is_the_part_inside_the_interval(self, pieces, interval):
+        """`clip` keeps exactly the minutes of the set inside the interval (oracle), as ``&`` with it does."""
+        inside = oracle.minute_set(pieces) & oracle.minute_set(interval)
+
+        assert inside == oracle.minute_set(pieces.clip(interval))
+        assert pieces & IntervalSet([interval]) == pieces.clip(interval)
+        assert pieces.clip(interval).to_micros() == (pieces & IntervalSet([interval])).to_micros()
+
     @given(interval_sets())
     def test_iteration_and_total_duration(self, pieces):
         """

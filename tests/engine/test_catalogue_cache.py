@@ -15,22 +15,25 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import POSTGRES_DSN, POSTGRES_SKIP, WASH, at, business, storage_factories
 from slotengine.adapters.sqlite import SCHEMA_VERSION, SQLiteStorage
 from slotengine.authorization import Actor
 from slotengine.business import Business
-from slotengine.engine import BookingEngine
+from slotengine.engine import BookingEngine, _Catalogue
 from slotengine.errors import ConflictError, NotFoundError
 from slotengine.intervals import Interval
 from slotengine.model import Resource
 from slotengine.ports import CatalogueVersions
-from slotengine.schedule import Schedule, TimeRange, WeeklyHours
+from slotengine.schedule import Schedule, TimeRange, WeeklyHours, effective_hours, time_off_within
+from slotengine.testing._schedule_strategies import schedules
 from slotengine.testing.clock import FrozenClock
 
 MORNINGS = Schedule("Europe/Paris", WeeklyHours.weekdays(TimeRange(time(9), time(12))))
@@ -463,3 +466,49 @@ class TestSQLiteTriggers:
         again.close()
 
         assert before == after
+
+
+class TestOpeningHours:
+    """A snapshot works out opening hours in four-week blocks and cuts each question's span from them."""
+
+    @settings(max_examples=150)
+    @given(schedules(), st.booleans(), st.data())
+    def test_a_span_cut_from_blocks_is_the_span_worked_out_alone(
+        self, hours: Schedule, own: bool, data: st.DataObject
+    ) -> None:
+        """
+        Whatever the schedules, the span's days and length (within a block, across one or several), the hours
+        and time off a snapshot gives for a span are `effective_hours` and `time_off_within` of that span alone.
+        """
+        business = Business("Biz", hours.zone, hours)
+        zone = hours.zone if not own else data.draw(st.sampled_from(["Europe/Paris", "Asia/Tokyo", "UTC"]))
+        schedule = data.draw(schedules(st.just(zone))) if own else None
+        resource = Resource("r", "R", schedule=schedule)
+        catalogue = _Catalogue(1, business, (resource,), {"r": resource}, {})
+        near = [datetime.combine(o.day, time(), UTC) for o in hours.overrides]  # the schedule's rules are near them
+        first = data.draw(st.sampled_from([*near, datetime(2026, 3, 2, tzinfo=UTC)]))
+        for _ in range(3):  # the second and third spans may reuse the first one's blocks
+            start = first + timedelta(days=data.draw(st.integers(-40, 40)))
+            span = Interval(start, start + timedelta(days=data.draw(st.integers(1, 70))))
+            own_time_off = schedule.time_off if schedule is not None else ()
+            expected = (
+                effective_hours(schedule, hours, span),
+                time_off_within((*own_time_off, *hours.time_off), (schedule or hours).tz, span),
+            )
+
+            assert expected == catalogue.opening(resource, business, span)
+
+    def test_a_span_across_a_block_boundary_joins_its_pieces(self) -> None:
+        """Open round the clock: the piece that runs through a block's end comes back whole, not cut in two."""
+        always = Schedule("UTC", WeeklyHours.every_day(TimeRange(time(0), time(0))))
+        resource = Resource("r", "R")
+        business = Business("Biz", "UTC", always)
+        catalogue = _Catalogue(1, business, (resource,), {"r": resource}, {})
+        boundary = datetime(1970, 1, 1, tzinfo=UTC) + 735 * timedelta(days=28)  # the 736th block's start
+        span = Interval(boundary - timedelta(days=2), boundary + timedelta(days=3))
+
+        opened, off = catalogue.opening(resource, business, span)
+
+        assert [span] == list(opened)
+        assert not off
+        assert 2 == len(catalogue.blocks)
