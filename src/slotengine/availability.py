@@ -824,6 +824,8 @@ class _Plan:
         "_assignments",
         "_bookable",
         "_count",
+        "_fixed",
+        "_fixed_known",
         "_points",
         "base",
         "binds",
@@ -831,7 +833,6 @@ class _Plan:
         "earliest",
         "fast",
         "first_orders",
-        "fixed",
         "latest",
         "length",
         "mine",
@@ -891,10 +892,21 @@ class _Plan:
         self._points: _Points | None = None
         self._count: int | None = None
         self._asked = 0
-        self.fixed: tuple[Assignment, ...] | None = None
-        """With no choice to make (every free resource of every need is taken), the one assignment there is."""
-        if self.fast and not self.binds and all(np.want == len(np.others) for np in self.needs):
-            self.fixed = self.pick_bookable(self.first_orders)
+        self._fixed: tuple[Assignment, ...] | None = None
+        self._fixed_known = False
+
+    @property
+    def fixed(self) -> tuple[Assignment, ...] | None:
+        """
+        With no choice to make (every free resource of every need is taken), the one assignment there is.
+
+        Worked out when first asked (listing asks; a point question, which chooses at its start, does not).
+        """
+        if not self._fixed_known:
+            if self.fast and not self.binds and all(np.want == len(np.others) for np in self.needs):
+                self._fixed = self.pick_bookable(self.first_orders)
+            self._fixed_known = True
+        return self._fixed
 
     def _binds(self, service: Service) -> bool:
         """

@@ -30,7 +30,7 @@ from slotengine.business import Business
 from slotengine.engine import BookingEngine, _Catalogue
 from slotengine.errors import ConflictError, NotFoundError
 from slotengine.intervals import Interval
-from slotengine.model import Resource
+from slotengine.model import Need, Resource, Service
 from slotengine.ports import CatalogueVersions
 from slotengine.schedule import Schedule, TimeRange, WeeklyHours, effective_hours, time_off_within
 from slotengine.testing._schedule_strategies import schedules
@@ -512,3 +512,38 @@ class TestOpeningHours:
         assert [span] == list(opened)
         assert not off
         assert 2 == len(catalogue.blocks)
+
+
+class TestPools:
+    """A snapshot's pool of a service: the resources that can serve one of its needs, in catalogue order."""
+
+    @given(st.data())
+    def test_a_pool_looked_up_by_named_ids_is_the_pool_every_resource_is_tested_for(self, data: st.DataObject) -> None:
+        """
+        Needs that name their resources are answered by looking those up (unknown ids, types and attributes
+        included); the pool is exactly the resources, in catalogue order, that some need matches.
+        """
+        ids = data.draw(st.lists(st.sampled_from([f"r{i}" for i in range(8)]), unique=True, min_size=1))
+        kinds = st.sampled_from(["box", "bay"])
+        types = st.none() | kinds
+        resources = tuple(
+            Resource(rid, rid.upper(), type=data.draw(kinds), attributes={"big": data.draw(st.booleans())})
+            for rid in ids
+        )
+        needs = [
+            Need(
+                resource_ids=data.draw(st.sets(st.sampled_from([f"r{i}" for i in range(10)]), min_size=1)),
+                type=data.draw(types),
+                attributes=data.draw(st.sampled_from([{}, {"big": True}])),
+            )
+            for _ in range(data.draw(st.integers(1, 3)))
+        ]
+        if data.draw(st.booleans()):  # a need by type alone: every resource is tested
+            needs.append(Need(type="box"))
+        service = Service("s", "S", needs=needs, duration=timedelta(minutes=30))
+        catalogue = _Catalogue(1, None, resources, {r.id: r for r in resources}, {"s": service})
+
+        expected = tuple(r for r in resources if any(n.matches(r) for n in needs))
+
+        assert expected == catalogue.pool(service)
+        assert expected == catalogue.pool(service)  # memoized
