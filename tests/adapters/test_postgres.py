@@ -1847,10 +1847,12 @@ class TestLocks:
         assert storage.schema in repr(storage)
 
 
-def test_importing_without_psycopg_says_what_to_install() -> None:
-    """Without psycopg, importing the adapter raises ImportError naming the extra; `import slotengine` still works."""
+@pytest.mark.parametrize("missing", [("psycopg", "psycopg_pool"), ("orjson",)])
+def test_importing_without_psycopg_says_what_to_install(missing: tuple[str, ...]) -> None:
+    """Without psycopg or orjson, importing the adapter raises ImportError naming the extra; the core still imports."""
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in missing)
     code = (
-        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg_pool'] = None\n"
+        f"import sys; {blocked}\n"
         "import slotengine, slotengine.engine\n"
         "try:\n"
         "    import slotengine.adapters.postgres\n"
