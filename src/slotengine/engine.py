@@ -184,8 +184,12 @@ class _Catalogue:
     by_id: Mapping[str, Resource]
     services: Mapping[str, Service]
     pools: dict[str, tuple[Resource, ...]] = attrs.field(factory=dict, eq=False, repr=False)
-    positions: dict[str, int] = attrs.field(factory=dict, eq=False, repr=False)
-    """Each resource's place in catalogue order, once a pool needed it (`pool`)."""
+    positions: dict[str, int] = attrs.field(
+        default=attrs.Factory(lambda self: {r.id: i for i, r in enumerate(self.resources)}, takes_self=True),
+        eq=False,
+        repr=False,
+    )
+    """Each resource's place in catalogue order (`pool`)."""
     hours: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
         factory=dict, eq=False, repr=False
     )
@@ -316,8 +320,6 @@ class _Catalogue:
             candidates: Iterable[Resource] = self.resources
             if all(n.resource_ids for n in needs):
                 # Only the resources a need names can match it: look those up rather than test every resource.
-                if not self.positions:
-                    self.positions.update((r.id, i) for i, r in enumerate(self.resources))
                 named = {rid for n in needs for rid in n.resource_ids if rid in self.positions}
                 candidates = [self.by_id[rid] for rid in sorted(named, key=self.positions.__getitem__)]
             pool = tuple(r for r in candidates if any(n.matches(r) for n in needs))
