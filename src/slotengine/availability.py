@@ -240,6 +240,27 @@ class Load:
             ),
         )
 
+    @classmethod
+    def _from_micros(
+        cls,
+        booking_id: str,
+        resource_id: str,
+        booked: tuple[int, int],
+        blocked: tuple[int, int],
+        units: int,
+        hold_until: int | None,
+    ) -> Load:
+        """A load from a storage's integer microseconds: the booked and the blocked interval, the hold's expiry."""
+        return cls(
+            booking_id,
+            resource_id,
+            Interval(from_micros(booked[0]), from_micros(booked[1])),
+            units=units,
+            buffer_before=(booked[0] - blocked[0]) * _US,
+            buffer_after=(blocked[1] - booked[1]) * _US,
+            hold_until=None if hold_until is None else from_micros(hold_until),
+        )
+
     def is_live(self, now: datetime) -> bool:
         """Return whether this load takes time at *now* (a firm booking, or a hold that has not expired)."""
         if self.hold_until is None:

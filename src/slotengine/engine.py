@@ -1194,12 +1194,15 @@ class BookingEngine:
                 catalogue_version=snapshot.version,
                 idempotency=saved,
             )
-        except ConflictError:
+        except ConflictError as refused:
             if len(snapshot.full) >= _FULL_KEPT:
                 snapshot.full.clear()
             snapshot.full[service_id, start, duration] = now
             # A keyed call goes the usual way, which looks its key up first.
-            if keyed is None and self._refuse_at_once(snapshot, now, service, start, duration, pins, strategy, ranked):
+            told = refused.details.get("loads")
+            if keyed is None and self._refuse_at_once(
+                snapshot, now, service, start, duration, pins, strategy, ranked, told if type(told) is tuple else None
+            ):
                 del snapshot.full[service_id, start, duration]  # it fits: the usual way goes straight to the locks
             return None
         except (NotFoundError, ConcurrencyError):
@@ -1216,6 +1219,7 @@ class BookingEngine:
         pins: tuple[str, ...],
         strategy: Strategy,
         ranked: Sequence[str],
+        told: tuple[Load, ...] | None = None,
     ) -> bool:
         """
         Raise the refusal of a start the one-call write just found full, explained from the load read now.
@@ -1225,10 +1229,21 @@ class BookingEngine:
         capacity (`ReserveAndRecord`), so its refusal said the snapshot was current. Return True if the start
         fits after all (another resource of the pool, a booking gone meanwhile), False if the read failed: the
         usual way then books it under the locks, or reads again.
+
+        *told*: the loads the refusal came with (``details["loads"]``: the refused resource's, over the
+        booking's blocked time, read under its lock), if the storage gives them. When that resource is the
+        whole pool and that time is all a check reads (`_reach`), they are what the read would return, and
+        nothing is read.
         """
         chosen = service.duration if duration is None else duration
         window = Interval(start, start + chosen)
         reach = _reach(service, window, strategy)
+        pool = snapshot.pool(service)
+        if told is not None and reach is not None and len(pool) == 1 and len(service.needs) == 1:
+            found = [ld for ld in told if ld.resource_id == pool[0].id]
+            view = self._view(snapshot, now, service, _span(service, window), found)
+            view.check(service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked)
+            return True
         try:
             with self._tx() as tx:
                 view = self._availability(tx, now, service, window, reach=reach, catalogue=snapshot)

@@ -904,7 +904,10 @@ class ReserveAndRecord(Protocol):
         Raises:
             InvalidInputError: an argument is not acceptable (`check_reserve_and_record`).
             CatalogueChangedError: the catalogue is at another version (it changed since it was read).
-            ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`).
+            ConflictError: some resource would be over capacity (as `StorageTransaction.reserve`). An adapter
+                may add ``details["loads"]``: a tuple of the refused resource's `Load`s over the booking's blocked
+                time, as `StorageTransaction.loads` would read them then; the engine explains the refusal from
+                them instead of reading the load again.
             NotFoundError: a resource of the booking does not exist (named as `StorageTransaction.reserve` names it).
             OutOfRangeError: the booking's buffers reach outside the accepted range (as `StorageTransaction.reserve`).
             ConcurrencyError: a concurrent writer got in the way (as `Storage.transaction`), or the

@@ -648,7 +648,7 @@ class TestSchema:
         assert again == saved
         assert ["first", "second"] == ids  # the refused third wrote nothing
         assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
-        assert SCHEMA_VERSION == 11
+        assert SCHEMA_VERSION == 12
         assert f"ERRCODE = '{postgres_module._KEY_TAKEN}'" in postgres_module._RESERVE_FUNCTION
 
     def test_a_version_8_schema_keeps_its_guarantee_in_one_gist_index(self, fresh_schema: str) -> None:
@@ -792,7 +792,44 @@ class TestSchema:
         ] == answers
         assert source is not None
         assert "jsonb_array_length(p_request->'loads') = 1" in source[0]
-        assert [(v,) for v in range(1, 12)] == versions
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
+
+    def test_a_version_11_schema_gets_refusals_that_say_what_is_in_the_way(self, fresh_schema: str) -> None:
+        """
+        Version 11 -> 12: a one-call refusal brings the refused resource's loads (a firm booking with a buffer, a
+        live hold), the same as `loads` reads; a booking of a transaction refuses as before, without them.
+        """
+        with psycopg.connect(DSN, autocommit=True) as conn, conn.transaction():
+            _schema_at_version(conn, fresh_schema, 11)
+            _three_resources(conn)
+            firm = booking("firm", at(3, 10), at(3, 11), resources=("r3",), units=2, buffer_after=timedelta(minutes=5))
+            held = booking(
+                "held", at(3, 10), at(3, 12), resources=("r3",), status=BookingStatus.PRE_BOOKING, hold_until=at(2, 9)
+            )
+            for b in (firm, held):
+                request = postgres_module._reserve_request(b, now=at(2, 8))
+                assert ("ok",) == conn.execute("SELECT slotengine_reserve('t', %s::jsonb)", (request,)).fetchone()
+
+        storage = PostgresStorage(DSN, schema=fresh_schema, max_size=2)
+        late = booking("late", at(3, 10, 30), at(3, 11, 30), resources=("r3",))
+        try:
+            with storage.transaction("t") as tx:
+                version = tx.catalogue_version()
+                read = tx.loads(["r3"], Interval(at(3, 10, 30), at(3, 11, 30)))
+            with pytest.raises(ConflictError) as at_once:
+                storage.reserve_and_record("t", late, now=at(2, 8), transitions=[], outbox=[], catalogue_version=version)
+            with pytest.raises(ConflictError) as in_a_transaction, storage.transaction("t") as tx:
+                tx.reserve(late, now=at(2, 8))
+            with raw(fresh_schema) as conn:
+                versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        finally:
+            storage.close()
+
+        assert ["firm", "held"] == [ld.booking_id for ld in read]
+        assert tuple(read) == at_once.value.details["loads"]
+        assert "loads" not in in_a_transaction.value.details
+        assert str(in_a_transaction.value) == str(at_once.value)
+        assert [(v,) for v in range(1, SCHEMA_VERSION + 1)] == versions
 
     def test_reopening_is_idempotent(self, engine: BookingEngine, storage: PostgresStorage, schema: str) -> None:
         """Opening an existing schema never re-creates it or loses data, however often."""
@@ -2183,6 +2220,34 @@ class TestParityWithMemory:
                         )
                     )
             assert answers[0] == answers[1]
+
+    @settings(max_examples=40, deadline=None)
+    @given(data=st.data())
+    def test_a_one_call_refusal_carries_the_loads_a_read_would_find(
+        self, shared: PostgresStorage, data: st.DataObject
+    ) -> None:
+        """
+        A refusal of the one-call write brings the refused resource's loads over the booking's blocked time:
+        exactly what `loads` then reads there, in its order (holds lapsed or not, buffers, units, zones).
+        """
+        tenant = uuid.uuid4().hex
+        catalogue(shared, tenant, CAPACITIES)
+        now = BASE + data.draw(st.integers(-3_600_000_000, 3_600_000_000)) * US
+        for i in range(data.draw(st.integers(1, 12))):
+            with contextlib.suppress(ConflictError), shared.transaction(tenant) as tx:
+                tx.reserve(data.draw(bookings_strategy(i)), now=now)
+                tx.commit()
+        with shared.transaction(tenant) as tx:
+            version = tx.catalogue_version()
+        asked = attrs.evolve(data.draw(bookings_strategy(99)), status=BookingStatus.CONFIRMED, hold_until=None)
+        try:
+            shared.reserve_and_record(tenant, asked, now=now, transitions=[], outbox=[], catalogue_version=version)
+        except ConflictError as refused:
+            rid = refused.details["resource_id"]
+            with shared.transaction(tenant) as tx:
+                read = tx.loads([rid], Interval(asked.start - asked.buffer_before, asked.end + asked.buffer_after))
+            assert [_load_key(ld) for ld in read] == [_load_key(ld) for ld in refused.details["loads"]]
+            assert {ld.booking_id for ld in read} >= set(refused.details["booking_ids"])
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=st.data())

@@ -427,11 +427,11 @@ class _Counting:
 
 
 class TestAOneCallRefusalIsExplainedAtOnce:
-    def _engines(self, boxes: int) -> tuple[BookingEngine, BookingEngine, Reads]:
-        """An engine that set the catalogue up on a memory storage, and a second one reading it through `Reads`."""
+    def _engines(self, boxes: int, inner: Any = None) -> tuple[BookingEngine, BookingEngine, Reads]:
+        """An engine that set the catalogue up on a storage (memory), and a second one reading it through `Reads`."""
         resources = [Resource(f"box{n}", f"Box {n}", type="box") for n in range(1, boxes + 1)]
-        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M)]
-        inner = MemoryStorage()
+        services = [Service("wash", "Wash", needs=[Need(type="box")], duration=30 * M, buffer_after=10 * M)]
+        inner = MemoryStorage() if inner is None else inner
         first = _engine(inner, FrozenClock(at(2, 8)), (resources, services))
         counted = Reads(inner)
         second = BookingEngine(counted, clock=FrozenClock(at(2, 8)), tenant="fast", default_actor=Actor.system("t"))
@@ -454,6 +454,37 @@ class TestAOneCallRefusalIsExplainedAtOnce:
         assert {"version": 0, "loads": 1, "locks": 0} == reads
         assert str(the_usual_way.value) == str(at_once.value)
         assert the_usual_way.value.details == at_once.value.details
+
+    @pytest.mark.skipif(not POSTGRES_DSN, reason=POSTGRES_SKIP)
+    @pytest.mark.parametrize(
+        ("taken_by", "minute", "said"),
+        [("book", 0, "is booked (id1)"), ("hold", 0, "is held by id1 until"), ("book", 30, "too close to id1")],
+    )
+    def test_with_postgresql_the_refusal_reads_nothing(self, taken_by: str, minute: int, said: str) -> None:
+        """
+        PostgreSQL's refusal brings what is in the way (a booking, or a hold and its expiry): with one resource to
+        choose from, the refusal is explained from it, without a transaction, in the usual way's words.
+        """
+        factory = postgres_factory()
+        assert factory is not None
+        inner = factory()  # type: ignore[operator]
+        try:
+            first, second, counted = self._engines(1, inner)
+            getattr(first, taken_by)("wash", at(2, 9, minute), customer_id="c1")  # 9:00 and its buffer reach 9:40
+            counted.counts.update(version=0, loads=0, locks=0)
+            with pytest.raises(ConflictError) as at_once:
+                second.book("wash", at(2, 9), customer_id="c2")
+            reads = dict(counted.counts)
+            usual = BookingEngine(Transactional(inner), clock=FrozenClock(at(2, 8)), tenant="fast")
+            with pytest.raises(ConflictError) as the_usual_way:
+                usual.book("wash", at(2, 9), customer_id="c2", actor=Actor.system("t"))
+        finally:
+            inner.close()
+
+        assert {"version": 0, "loads": 0, "locks": 0} == reads
+        assert str(the_usual_way.value) == str(at_once.value)
+        assert the_usual_way.value.details == at_once.value.details
+        assert said in str(at_once.value)
 
     def test_a_start_full_on_the_first_resource_is_booked_on_another(self) -> None:
         """Found full on the resource the one call chose, the start still fits another: booked, under the locks."""

@@ -179,7 +179,7 @@ from slotengine.ports import (
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "resource_lock_key", "tenant_lock_key"]
 
-SCHEMA_VERSION: Final = 11
+SCHEMA_VERSION: Final = 12
 """The schema version this module writes (the highest row of ``schema_version``); newer schemas are refused."""
 
 _MIGRATION_LOCK: Final = int.from_bytes(
@@ -767,7 +767,7 @@ The booking write as version 9 makes it: version 8's in four statements instead 
 it; the excluded bookings read only when there are some).
 """
 
-_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+_RESERVE_FUNCTION_V11: Final[LiteralString] = _edited(
     _edited(
         _RESERVE_FUNCTION_V9,
         "        v_widens boolean := false;\n",
@@ -795,6 +795,30 @@ _RESERVE_FUNCTION: Final[LiteralString] = _edited(
     ),
 )
 """The booking write as version 11 makes it: version 9's, with a booking of one resource read without aggregates."""
+
+_RESERVE_FUNCTION: Final[LiteralString] = _edited(
+    _RESERVE_FUNCTION_V11,
+    """                    'in_the_way', coalesce(to_jsonb(v_in_way), '[]'::jsonb))::text;
+""",
+    """                    'in_the_way', coalesce(to_jsonb(v_in_way), '[]'::jsonb),
+                    -- What `loads` would read of the resource over the blocked time, in its order, so the
+                    -- caller can explain the refusal without reading it again: booking, booked and blocked
+                    -- bounds in microseconds since 1970, units, the hold's expiry.
+                    'loads', (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                                      br.booking_id, e.booked_start, e.booked_end, e.blocked_start, e.blocked_end,
+                                      br.units, e.hold) ORDER BY lower(br.during), br.booking_id, br.pos), '[]')
+                              FROM booking_resources AS br,
+                                   LATERAL (SELECT (extract(epoch FROM lower(br.booked)) * 1000000)::bigint,
+                                                   (extract(epoch FROM upper(br.booked)) * 1000000)::bigint,
+                                                   (extract(epoch FROM lower(br.during)) * 1000000)::bigint,
+                                                   (extract(epoch FROM upper(br.during)) * 1000000)::bigint,
+                                                   (extract(epoch FROM br.hold_until) * 1000000)::bigint)
+                                       AS e(booked_start, booked_end, blocked_start, blocked_end, hold)
+                              WHERE br.tenant_id = p_tenant AND br.resource_id = v_rids[i] AND br.live
+                                AND br.during && v_blocked))::text;
+""",
+)
+"""The booking write as version 12 makes it: version 11's, with a refusal's loads in its answer."""
 
 # Version 4: a booking's whole write in one statement, and the load read from one table.
 #
@@ -980,9 +1004,13 @@ _SCHEMA_V10: Final[tuple[LiteralString, ...]] = (
 )
 
 # Version 11: a booking of one resource reads the catalogue's version and the resource in a statement without
-# aggregates (`_RESERVE_FUNCTION`). Measured in one backend, 1,000 calls alternated with version 10's function:
+# aggregates (`_RESERVE_FUNCTION_V11`). Measured in one backend, 1,000 calls alternated with version 10's function:
 # 209 -> 194 us a call; the general statement (a booking of several resources) is unchanged.
-_SCHEMA_V11: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
+_SCHEMA_V11: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION_V11,)
+
+# Version 12: a refusal says what is in the way, as `loads` reads it (`_RESERVE_FUNCTION`), so the engine
+# explains it without a transaction of its own (a refusal cost about three bookings' Python that way).
+_SCHEMA_V12: Final[tuple[LiteralString, ...]] = (_RESERVE_FUNCTION,)
 
 _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     0: _SCHEMA_V1,
@@ -996,6 +1024,7 @@ _MIGRATIONS: Final[dict[int, tuple[LiteralString, ...]]] = {
     8: _SCHEMA_V9,
     9: _SCHEMA_V10,
     10: _SCHEMA_V11,
+    11: _SCHEMA_V12,
 }
 
 _SESSION: Final = (
@@ -1238,15 +1267,20 @@ def _reserve_request(
     )
 
 
-def _reserved(outcome: object, booking: Booking) -> None:
-    """Return if `slotengine_reserve` wrote *booking* (it said ``ok``); raise the error for what it said instead."""
+def _reserved(outcome: object, booking: Booking, *, with_loads: bool = False) -> None:
+    """
+    Return if `slotengine_reserve` wrote *booking* (it said ``ok``); raise the error for what it said instead.
+
+    *with_loads*: a refusal carries, as ``details["loads"]``, the refused resource's loads over the booking's
+    blocked time that the function read under the locks (`ReserveAndRecord.reserve_and_record`).
+    """
     if outcome == "ok":
         return
     parsed = json.loads(outcome) if isinstance(outcome, str) else None
     answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     kind = answer.get("outcome")
     if kind == "conflict":
-        raise capacity_conflict(
+        refusal = capacity_conflict(
             booking,
             answer["resource_id"],
             answer["name"],
@@ -1255,6 +1289,9 @@ def _reserved(outcome: object, booking: Booking) -> None:
             answer["units"],
             answer["in_the_way"],
         )
+        if with_loads and isinstance(answer.get("loads"), list):
+            refusal.details["loads"] = _answered_loads(answer["resource_id"], answer["loads"])
+        raise refusal
     if kind == "missing":
         msg = f"no resource {answer['resource_id']!r}"
         raise NotFoundError(msg, resource_id=answer["resource_id"])
@@ -1266,6 +1303,14 @@ def _reserved(outcome: object, booking: Booking) -> None:
         raise CatalogueChangedError(msg, version=answer["version"])
     msg = f"slotengine_reserve answered {outcome!r}, which this slotengine does not understand"
     raise StorageError(msg)
+
+
+def _answered_loads(resource_id: str, rows: list[list[Any]]) -> tuple[Load, ...]:
+    """The loads of a refusal's answer (booking, booked and blocked bounds in microseconds, units, hold)."""
+    return tuple(
+        Load._from_micros(booking_id, resource_id, (start, end), (blocked_start, blocked_end), units, hold)
+        for booking_id, start, end, blocked_start, blocked_end, units, hold in rows
+    )
 
 
 _RESERVE_STATEMENT: Final = b"slotengine_reserve_one"
@@ -2630,7 +2675,7 @@ class PostgresStorage:
                     raise
                 msg = f"idempotency key {given.idempotency.key!r} was used meanwhile"  # put_idempotency's words
                 raise ConcurrencyError(msg, sqlstate=_KEY_TAKEN) from None
-        _reserved(outcome, given.booking)
+        _reserved(outcome, given.booking, with_loads=True)
 
     def check_locking(self, *, timeout: timedelta = timedelta(milliseconds=200)) -> None:
         """

@@ -690,16 +690,8 @@ class _Transaction:
                 {"tenant": self._tenant, "rid": rid, "lowest": start - widest[0], "end": end, "start": start},
             )
             found.extend(
-                Load(
-                    booking_id,
-                    rid,
-                    Interval(from_micros(start_us), from_micros(end_us)),
-                    units=units,
-                    buffer_before=(start_us - blocked_start_us) * _US,
-                    buffer_after=(blocked_end_us - end_us) * _US,
-                    hold_until=None if hold_us is None else from_micros(hold_us),
-                )
-                for booking_id, units, start_us, end_us, blocked_start_us, blocked_end_us, hold_us in rows
+                Load._from_micros(booking_id, rid, (booked_s, booked_e), (blocked_s, blocked_e), units, hold)
+                for booking_id, units, booked_s, booked_e, blocked_s, blocked_e, hold in rows
             )
         return found
 
