@@ -184,12 +184,6 @@ class _Catalogue:
     by_id: Mapping[str, Resource]
     services: Mapping[str, Service]
     pools: dict[str, tuple[Resource, ...]] = attrs.field(factory=dict, eq=False, repr=False)
-    positions: dict[str, int] = attrs.field(
-        default=attrs.Factory(lambda self: {r.id: i for i, r in enumerate(self.resources)}, takes_self=True),
-        eq=False,
-        repr=False,
-    )
-    """Each resource's place in catalogue order (`pool`)."""
     hours: dict[tuple[int, str | None, datetime, datetime], tuple[IntervalSet, IntervalSet]] = attrs.field(
         factory=dict, eq=False, repr=False
     )
@@ -217,10 +211,10 @@ class _Catalogue:
         return cls(version, business, resources, {r.id: r for r in resources}, services)
 
     def _block_hours(
-        self, resource: Resource, business: Business, schedule_key: tuple[int, str | None], block: Interval
+        self, resource: Resource, business: Business, own_key: int, block: Interval
     ) -> tuple[IntervalSet, IntervalSet]:
         """The opening hours and time off of *resource* over one whole `_BLOCK` (memoized, see `opening`)."""
-        key = (*schedule_key, block.start, block.end)
+        key = (own_key, resource.zone, block.start, block.end)
         whole = self.blocks.get(key)
         if whole is None:
             opened = effective_hours(resource.schedule, business.hours, block)
@@ -270,7 +264,7 @@ class _Catalogue:
         key = (own_key, resource.zone, span.start, span.end)
         found = self.hours.get(key)
         if found is None:
-            parts = [self._block_hours(resource, business, (own_key, resource.zone), block) for block in _blocks(span)]
+            parts = [self._block_hours(resource, business, own_key, block) for block in _blocks(span)]
             opened, off = [whole[0].clip(span) for whole in parts], [whole[1].clip(span) for whole in parts]
             if len(self.hours) >= _HOURS_KEPT:
                 self.hours.clear()
@@ -319,9 +313,9 @@ class _Catalogue:
             needs = service.needs
             candidates: Iterable[Resource] = self.resources
             if all(n.resource_ids for n in needs):
-                # Only the resources a need names can match it: look those up rather than test every resource.
-                named = {rid for n in needs for rid in n.resource_ids if rid in self.positions}
-                candidates = [self.by_id[rid] for rid in sorted(named, key=self.positions.__getitem__)]
+                # Only the resources a need names can match it: test those alone, in catalogue order.
+                named = frozenset().union(*(n.resource_ids for n in needs))
+                candidates = [r for r in self.resources if r.id in named]
             pool = tuple(r for r in candidates if any(n.matches(r) for n in needs))
             if self.services.get(service.id) is service:
                 self.pools[service.id] = pool
@@ -1242,13 +1236,12 @@ class BookingEngine:
         if told is not None and reach is not None and len(pool) == 1 and len(service.needs) == 1:
             found = [ld for ld in told if ld.resource_id == pool[0].id]
             view = self._view(snapshot, now, service, _span(service, window), found)
-            view.check(service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked)
-            return True
-        try:
-            with self._tx() as tx:
-                view = self._availability(tx, now, service, window, reach=reach, catalogue=snapshot)
-        except ConcurrencyError:
-            return False  # the usual way reads it again, and retries
+        else:
+            try:
+                with self._tx() as tx:
+                    view = self._availability(tx, now, service, window, reach=reach, catalogue=snapshot)
+            except ConcurrencyError:
+                return False  # the usual way reads it again, and retries
         view.check(service, start, duration=duration, pin=pins, strategy=strategy, preferred=ranked)
         return True
 
